@@ -1,0 +1,96 @@
+"""The theoretical throughput bound of a run (design.md, "Performance thinking").
+
+bound_tps = parallelism / service_time, where parallelism is the smallest of
+- the usable concurrency of the ordering: distinct keys (key), partitions (partition), or no
+  limit (unordered);
+- max_in_flight;
+- the engine's slots: 1 for baseline, the async engine's concurrency, workers x per-worker
+  concurrency for the process engine;
+- for CPU work, the cores that can run the kernel at once: one for baseline; for the async
+  engine's thread pool all cores only when the kernel releases the GIL (the native build),
+  otherwise one; for the process engine min(workers, cores).
+
+Efficiency = measured throughput / bound. The bound ignores the coordinating loop's own cost,
+which is exactly what efficiency below 1 then shows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EngineShape:
+    """How much work a mode can run at once (resolved defaults, not None)."""
+
+    mode: str
+    max_in_flight: int
+    concurrency: int  # async: concurrent handler calls / thread-pool size
+    workers: int  # process: worker processes
+    worker_concurrency: int  # process: records per worker
+
+    def slots(self) -> int:
+        if self.mode == "baseline":
+            return 1
+        if self.mode == "async":
+            return self.concurrency
+        if self.mode == "process":
+            return self.workers * self.worker_concurrency
+        raise ValueError(f"unknown mode {self.mode!r}")
+
+
+def usable_concurrency(ordering: str, *, num_keys: int, num_partitions: int,
+                       num_messages: int) -> int:
+    """How many records the ordering lets run at once (never more than there are records)."""
+    if ordering == "key":
+        limit = num_keys
+    elif ordering == "partition":
+        limit = num_partitions
+    elif ordering == "unordered":
+        limit = num_messages
+    else:
+        raise ValueError(f"ordering must be key, partition or unordered; got {ordering!r}")
+    return max(1, min(limit, num_messages))
+
+
+def cpu_parallelism(shape: EngineShape, cores: int, kernel_releases_gil: bool) -> int:
+    """Cores that can execute the CPU kernel at once in this mode."""
+    if shape.mode == "baseline":
+        return 1
+    if shape.mode == "async":
+        return min(cores, shape.concurrency) if kernel_releases_gil else 1
+    return min(cores, shape.workers)
+
+
+@dataclass(frozen=True)
+class Bound:
+    parallelism: int
+    service_time_s: float
+    bound_tps: float
+
+
+def compute_bound(shape: EngineShape, *, workload: str, ordering: str, num_keys: int,
+                  num_partitions: int, num_messages: int, service_time_s: float, cores: int,
+                  kernel_releases_gil: bool) -> Bound:
+    """The bound of one run; `ordering` is what the mode really guarantees (baseline processes
+    one record at a time, which satisfies every ordering, and its slots are 1 anyway)."""
+    limits = [
+        usable_concurrency(ordering, num_keys=num_keys, num_partitions=num_partitions,
+                           num_messages=num_messages),
+        shape.max_in_flight if shape.mode != "baseline" else 1,
+        shape.slots(),
+    ]
+    if workload == "cpu":
+        limits.append(cpu_parallelism(shape, cores, kernel_releases_gil))
+    parallelism = max(1, min(limits))
+    bound_tps = parallelism / service_time_s if service_time_s > 0 else math.inf
+    return Bound(parallelism, service_time_s, bound_tps)
+
+
+def efficiency(throughput_tps: float, bound_tps: float) -> float:
+    """Measured / bound; NaN (null in JSON) when either is unknown or the bound is infinite
+    (a zero-work run has no meaningful bound)."""
+    if not math.isfinite(throughput_tps) or not math.isfinite(bound_tps) or bound_tps <= 0:
+        return math.nan
+    return throughput_tps / bound_tps

@@ -1,0 +1,121 @@
+"""The loopback delay server behind the `io` workload.
+
+Wire format (fixed size, so neither side needs framing logic): the client sends 8 bytes, a
+big-endian unsigned 32-bit delay in microseconds followed by a 32-bit token; the server answers
+with the same 8 bytes after the delay. Each connection carries one request at a time, so a
+client that wants N concurrent waits holds N connections (the clients in bench/workloads.py pool
+them per thread or per asyncio task).
+
+The server runs its own event loop in a daemon thread of the bench process, so it handles
+thousands of concurrent connections with one thread; the alternative, a thread per connection,
+would make the server itself the bottleneck of the workload it is meant to measure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+import threading
+from types import TracebackType
+
+REQUEST = struct.Struct("!II")  # delay_us, token
+REQUEST_SIZE = REQUEST.size
+_BACKLOG = 4096
+
+
+def encode_request(delay_us: int, token: int = 0) -> bytes:
+    """The 8-byte request asking the server to answer after `delay_us` microseconds."""
+    return REQUEST.pack(delay_us, token & 0xFFFFFFFF)
+
+
+class DelayServer:
+    """A TCP server on 127.0.0.1 that answers each request after the delay it names.
+
+    Owned by the thread that calls start()/stop(); the event loop and every connection live in
+    the server's own daemon thread.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._host = host
+        self._port = port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.requests_served = 0  # written by the server thread only
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) the server listens on; valid after start()."""
+        if self._server is None:
+            raise RuntimeError("DelayServer is not started")
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return host, port
+
+    def start(self, timeout: float = 10.0) -> DelayServer:
+        self._thread = threading.Thread(target=self._run, name="bench-io-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("the io delay server did not start in time")
+        if self._error is not None:
+            raise RuntimeError(f"the io delay server failed to start: {self._error}")
+        return self
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        with contextlib.suppress(RuntimeError):  # loop already closed
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        self._loop = self._thread = None
+
+    def __enter__(self) -> DelayServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            self._server = loop.run_until_complete(
+                asyncio.start_server(self._serve, self._host, self._port, backlog=_BACKLOG))
+        except OSError as exc:
+            self._error = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            self._server.close()
+            for task in asyncio.all_tasks(loop):
+                task.cancel()
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(asyncio.sleep(0))
+            loop.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            import socket
+
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            while True:
+                request = await reader.readexactly(REQUEST_SIZE)
+                delay_us, _token = REQUEST.unpack(request)
+                if delay_us:
+                    await asyncio.sleep(delay_us / 1_000_000)
+                writer.write(request)
+                self.requests_served += 1
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass  # the client closed its pooled connection: normal end
+        finally:
+            writer.close()

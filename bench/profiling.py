@@ -1,0 +1,137 @@
+"""yappi profiling of a benchmark run: one .prof file (pstat format) per mode, per-worker files
+for the process engine, and the top-N table on stdout.
+
+--profile-threads   profile every thread (yappi profile_threads=True); otherwise only the thread
+                    that starts the profile (the one calling run()).
+--profile-greenlets coroutine-aware accounting: yappi is switched to its greenlet context backend
+                    when the `greenlet` package is present (each greenlet becomes a context, as
+                    threads are), and every sample is tagged with the asyncio task that ran it,
+                    so the top-N output also lists the busiest tasks. Without the option yappi
+                    still measures coroutines correctly (wall time excludes suspended time), but
+                    all tasks of a thread are merged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import yappi
+
+
+@dataclass(frozen=True)
+class ProfileSettings:
+    directory: Path
+    clock: str = "wall"
+    top_n: int = 20
+    threads: bool = False
+    greenlets: bool = False
+
+
+def profile_path(directory: Path, mode: str, workload: str | None) -> Path:
+    """pyrallel-<mode>.prof, or pyrallel-<mode>-<workload>.prof when several workloads run."""
+    suffix = f"-{workload}" if workload else ""
+    return directory / f"pyrallel-{mode}{suffix}.prof"
+
+
+def _asyncio_task_tag() -> int:
+    """yappi tag callback: the id of the asyncio task running now (0 outside any task)."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running loop in this thread
+        return 0
+    return id(task) if task is not None else 0
+
+
+def _configure(settings: ProfileSettings) -> None:
+    yappi.clear_stats()
+    yappi.set_clock_type(settings.clock)
+    if settings.greenlets:
+        backend = "greenlet" if importlib.util.find_spec("greenlet") else "native_thread"
+        yappi.set_context_backend(backend)
+        yappi.set_tag_callback(_asyncio_task_tag)
+    else:
+        yappi.set_context_backend("native_thread")
+        yappi.set_tag_callback(None)
+
+
+def _top_table(stats: yappi.YFuncStats, top_n: int) -> str:
+    buffer = io.StringIO()
+    stats.sort("ttot", "desc")
+    buffer.write(f"{'ttot s':>10} {'tsub s':>10} {'calls':>10}  function\n")
+    for index, func in enumerate(stats):
+        if index >= top_n:
+            break
+        name = f"{func.name} ({Path(func.module).name}:{func.lineno})"
+        buffer.write(f"{func.ttot:10.4f} {func.tsub:10.4f} {func.ncall:10d}  {name}\n")
+    return buffer.getvalue()
+
+
+def _top_tasks(top_n: int) -> str:
+    """Busiest asyncio tasks by total time (tags set by _asyncio_task_tag)."""
+    totals: dict[int, float] = {}
+    for func in yappi.get_func_stats():
+        if func.tag:
+            totals[func.tag] = totals.get(func.tag, 0.0) + func.tsub
+    if not totals:
+        return ""
+    busiest = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)[: max(top_n, 1)]
+    lines = [f"asyncio tasks profiled: {len(totals)}; busiest (own time, s):"]
+    lines += [f"  task {tag:#x}: {seconds:.4f}" for tag, seconds in busiest]
+    return "\n".join(lines) + "\n"
+
+
+@contextlib.contextmanager
+def profiled(settings: ProfileSettings, path: Path, title: str) -> Iterator[None]:
+    """Profile the body with yappi, save `path` (pstat), print the top-N functions."""
+    _configure(settings)
+    yappi.start(builtins=False, profile_threads=settings.threads)
+    try:
+        yield
+    finally:
+        yappi.stop()
+        stats = yappi.get_func_stats()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stats.save(str(path), type="pstat")
+        if settings.top_n:
+            print(f"\n--- profile {title}: top {settings.top_n} by total time "
+                  f"({settings.clock} clock) -> {path}")
+            print(_top_table(stats, settings.top_n), end="")
+            if settings.greenlets:
+                print(_top_tasks(settings.top_n), end="")
+        yappi.clear_stats()
+
+
+# --- process-engine workers (run inside each worker process; picklable via partial) ---------
+
+def start_worker_profile(clock: str, threads: bool) -> None:
+    """worker_init hook: start yappi in this worker process."""
+    yappi.clear_stats()
+    yappi.set_clock_type(clock)
+    yappi.start(builtins=False, profile_threads=threads)
+
+
+def stop_worker_profile(directory: str, stem: str) -> None:
+    """worker_exit hook: save <directory>/<stem>-worker-<pid>.prof."""
+    yappi.stop()
+    target = Path(directory) / f"{stem}-worker-{os.getpid()}.prof"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    yappi.get_func_stats().save(str(target), type="pstat")
+    yappi.clear_stats()
+
+
+def worker_profiles(directory: Path, stem: str) -> list[Path]:
+    """The per-worker files a process run left behind."""
+    return sorted(directory.glob(f"{stem}-worker-*.prof"))
+
+
+def clear_worker_profiles(directory: Path, stem: str) -> None:
+    """Remove per-worker files of an earlier invocation so they are not reported as this one's."""
+    for stale in worker_profiles(directory, stem):
+        stale.unlink(missing_ok=True)

@@ -1,0 +1,184 @@
+"""The benchmark's results file: one run's result record, the environment metadata, the writer.
+
+Shape of the file (orjson, indented): {"metadata": {...}, "results": [RunResult, ...]}.
+Readers (compare, report) only need `results[*].run_type/workload` and the numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.cli import DEFAULT_RESULTS_DIR
+
+
+@dataclass
+class RunResult:
+    """One mode on one workload. NaN numbers (no data) are written as null."""
+
+    run_type: str  # baseline | async | process
+    workload: str  # sleep | cpu | io
+    topic: str
+    group_id: str
+    ordering: str
+    messages_expected: int
+    messages_processed: int
+    total_time_sec: float  # first record received -> last record completed
+    throughput_tps: float
+    avg_processing_ms: float
+    p50_processing_ms: float
+    p95_processing_ms: float
+    p99_processing_ms: float
+    max_processing_ms: float
+    join_time_sec: float  # run start -> first partition assignment
+    wall_time_sec: float  # run start -> run() returned (join + processing + shutdown)
+    bound_tps: float
+    bound_parallelism: int
+    service_time_ms: float
+    efficiency: float
+    ordering_violations: int
+    duplicates: int
+    missing: int
+    failed: int  # completions with ok=False
+    complete: bool
+    profile_files: list[str] = dataclasses.field(default_factory=list)
+    engine_stats: dict[str, Any] = dataclasses.field(default_factory=dict)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def default_output_path(now: dt.datetime | None = None) -> Path:
+    """bench/results/<UTC timestamp>.json (relative to the working directory)."""
+    now = now or dt.datetime.now(dt.UTC)
+    return DEFAULT_RESULTS_DIR / f"{now.strftime('%Y%m%dT%H%M%SZ')}.json"
+
+
+def _clean(value: Any) -> Any:
+    """NaN/inf are not JSON; orjson would write null for NaN anyway, but be explicit for inf."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def build_document(metadata: dict[str, Any], results: list[RunResult]) -> dict[str, Any]:
+    return {"metadata": _clean(metadata), "results": [_clean(r.to_dict()) for r in results]}
+
+
+def write_results(path: Path, metadata: dict[str, Any], results: list[RunResult]) -> Path:
+    """Write the results file (creating its directory); returns the path written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = orjson.dumps(build_document(metadata, results),
+                        option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(data + b"\n")
+    tmp.replace(path)  # a reader never sees half a file
+    return path
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """Read a results file, checking the top-level shape so callers get a clear error."""
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
+        raise ValueError(f"{path}: not a benchmark results file (no 'results' list)")
+    doc.setdefault("metadata", {})
+    return doc
+
+
+# --- environment metadata ------------------------------------------------------------------
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, check=False, cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = out.stdout.strip()
+    if out.returncode != 0 or not commit:
+        return None
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, timeout=5, check=False,
+                           cwd=Path(__file__).resolve().parent)
+    return commit + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _codec_implementation() -> str:
+    try:
+        from pyrallel_consumer.codec import IMPLEMENTATION
+    except ImportError:
+        return "unavailable"
+    return str(IMPLEMENTATION)
+
+
+def _kafka_versions() -> dict[str, str]:
+    import confluent_kafka
+
+    return {"confluent_kafka": confluent_kafka.version()[0],
+            "librdkafka": confluent_kafka.libversion()[0]}
+
+
+def _event_loop() -> str:
+    try:
+        import uvloop
+    except ImportError:
+        return "asyncio"
+    return f"uvloop {uvloop.__version__}"
+
+
+def environment_metadata() -> dict[str, Any]:
+    """Where and with what the benchmark ran, so results compare across machines/commits."""
+    from bench.workloads import cpu_kernel_implementation
+
+    return {
+        "utc_time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "git_commit": _git_commit(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "python_executable_prefix": sys.prefix != sys.base_prefix and "venv" or "system",
+        **_kafka_versions(),
+        "codec": _codec_implementation(),
+        "cpu_kernel": cpu_kernel_implementation(),
+        "event_loop": _event_loop(),
+        "cpu_model": _cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_bytes": _memory_bytes(),
+        "os": platform.platform(),
+    }

@@ -1,0 +1,164 @@
+"""Primary benchmark entry: baseline, async and process modes on the same workload.
+
+    python -m bench.run_parallel_benchmark [options]      (also: python -m bench, pyrallel-bench)
+
+Exit status: 0 every run processed every record; 1 a run was incomplete or failed (its partial
+results are still written), or the broker could not be started or reached; 2 bad options;
+130 interrupted (partial results written).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bench import modes, table, topics, workloads
+from bench.cli import BenchOptions, parse_args
+from bench.io_server import DelayServer
+from bench.results import (
+    RunResult,
+    default_output_path,
+    environment_metadata,
+    write_results,
+)
+
+log = logging.getLogger("bench")
+
+EXIT_OK, EXIT_INCOMPLETE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+@dataclass(frozen=True)
+class BrokerInfo:
+    bootstrap_servers: str
+    kind: str  # kafka | tansu | external
+    version: str
+
+
+def _start_broker(opts: BenchOptions, stack: contextlib.ExitStack) -> BrokerInfo:
+    """The cluster given by --bootstrap-servers, else an embedded broker for this invocation."""
+    if opts.bootstrap_servers:
+        return BrokerInfo(opts.bootstrap_servers, "external", "unknown")
+    from bench.broker import resolve_default_kind, start_broker
+
+    kind = resolve_default_kind() if opts.broker_kind == "auto" else opts.broker_kind
+    print(f"starting embedded {kind} broker ...", file=sys.stderr, flush=True)
+    handle = stack.enter_context(start_broker(kind))
+    return BrokerInfo(handle.bootstrap_servers, handle.kind, str(handle.version))
+
+
+def _failed_result(spec: modes.RunSpec, opts: BenchOptions, error: str) -> RunResult:
+    nan = float("nan")
+    return RunResult(
+        run_type=spec.mode, workload=spec.workload, topic=spec.topic, group_id=spec.group_id,
+        ordering=opts.ordering, messages_expected=opts.num_messages, messages_processed=0,
+        total_time_sec=nan, throughput_tps=nan, avg_processing_ms=nan, p50_processing_ms=nan,
+        p95_processing_ms=nan, p99_processing_ms=nan, max_processing_ms=nan, join_time_sec=nan,
+        wall_time_sec=nan, bound_tps=nan, bound_parallelism=0, service_time_ms=nan,
+        efficiency=nan, ordering_violations=0, duplicates=0, missing=opts.num_messages,
+        failed=0, complete=False, error=error)
+
+
+def _calibrate_cpu(opts: BenchOptions) -> float | None:
+    if "cpu" not in opts.workloads:
+        return None
+    seconds = workloads.measure_cpu_service_time(opts.worker_cpu_iterations)
+    print(f"cpu workload: {seconds * 1000:.3f} ms per record on one core "
+          f"({workloads.cpu_kernel_implementation()} kernel, {opts.worker_cpu_iterations} "
+          f"iterations) -> {1 / seconds:,.0f} records/s/core", flush=True)
+    return seconds
+
+
+def run_benchmark(opts: BenchOptions) -> int:
+    """Run every selected workload x mode; write the JSON after each run; return exit status."""
+    output = opts.json_output or default_output_path()
+    run_id = uuid.uuid4().hex[:8]
+    metadata: dict[str, Any] = environment_metadata()
+    metadata["run_id"] = run_id
+    metadata["options"] = opts.to_dict()
+    results: list[RunResult] = []
+    status = EXIT_OK
+    with contextlib.ExitStack() as stack:
+        try:
+            broker = _start_broker(opts, stack)
+        except Exception as exc:  # BrokerError and anything the launcher raises
+            print(f"error: could not start the embedded broker: {exc}", file=sys.stderr)
+            return EXIT_INCOMPLETE
+        metadata["broker"] = {"kind": broker.kind, "version": broker.version,
+                              "bootstrap_servers": broker.bootstrap_servers}
+        print(f"broker: {broker.kind} {broker.version} at {broker.bootstrap_servers}",
+              flush=True)
+        try:
+            topics.check_reachable(broker.bootstrap_servers, opts.timeout_sec)
+        except topics.BenchSetupError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_INCOMPLETE
+        ctx = modes.RunContext(
+            options=opts, bootstrap_servers=broker.bootstrap_servers, broker_kind=broker.kind,
+            io_address=None, cpu_service_s=_calibrate_cpu(opts), cores=modes.default_cores(),
+            kernel_releases_gil=workloads.cpu_kernel_implementation() == "native",
+            profile=modes.profile_settings(opts))
+        if "io" in opts.workloads:
+            server = stack.enter_context(DelayServer())
+            ctx.io_address = server.address
+            metadata["io_server"] = f"{server.address[0]}:{server.address[1]}"
+        metadata["cpu_service_ms"] = (ctx.cpu_service_s * 1000 if ctx.cpu_service_s else None)
+        metadata["cpu_kernel_releases_gil"] = ctx.kernel_releases_gil
+        try:
+            for workload in opts.workloads:
+                for mode in opts.modes:
+                    result = _one_run(modes.run_names(opts, mode, workload, run_id), ctx)
+                    results.append(result)
+                    write_results(output, metadata, results)  # partial results survive
+                    if not result.complete:
+                        status = EXIT_INCOMPLETE
+                        print(f"warning: {mode}/{workload}: {result.error}", file=sys.stderr)
+        except KeyboardInterrupt:
+            print("interrupted: writing the results so far", file=sys.stderr)
+            status = EXIT_INTERRUPTED
+    metadata["finished_utc_time"] = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+    write_results(output, metadata, results)
+    if results:
+        print()
+        print(table.results_table([r.to_dict() for r in results]))
+    print(f"\nJSON summary written to {output}")
+    return status
+
+
+def _one_run(spec: modes.RunSpec, ctx: modes.RunContext) -> RunResult:
+    opts = ctx.options
+    print(f"\n== {spec.mode} / {spec.workload}: topic {spec.topic}, group {spec.group_id}",
+          flush=True)
+    try:
+        expected = modes.prepare_topic(spec, ctx)
+    except Exception as exc:  # topic or produce failure: record it, run the rest
+        return _failed_result(spec, opts, f"setup failed: {exc}")
+    result = modes.run_mode(spec, ctx, expected)
+    print(f"   {result.messages_processed}/{expected} records, "
+          f"{table.fmt_number(result.throughput_tps)} TPS "
+          f"(bound {table.fmt_number(result.bound_tps, 1)}), "
+          f"p99 {table.fmt_number(result.p99_processing_ms, 1)} ms, "
+          f"join {table.fmt_number(result.join_time_sec)} s", flush=True)
+    return result
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+def main(argv: Sequence[str] | None = None, *, force_profile: bool = False,
+         prog: str | None = None) -> int:
+    opts = parse_args(argv, prog=prog or "python -m bench.run_parallel_benchmark",
+                      force_profile=force_profile)
+    configure_logging(opts.log_level)
+    return run_benchmark(opts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Numbers of one run, computed from the completions the consumer reported.
+
+Pure functions over plain data (no Kafka, no clock), so they are tested against known inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionSample:
+    """What the bench keeps of one `Completion` (a tuple-sized copy: the run may be long)."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    received_at: float  # time.monotonic() when the consumer received the record
+    completed_at: float  # time.monotonic() when the handler finished
+    ok: bool = True
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100) with linear interpolation between closest ranks.
+
+    The same definition as numpy's default ("linear"), so results compare with other tools.
+    NaN for no data: a missing number must not look like a zero latency.
+    """
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile must be within 0..100, got {q}")
+    n = len(sorted_values)
+    if n == 0:
+        return math.nan
+    rank = (n - 1) * q / 100
+    low = math.floor(rank)
+    high = min(low + 1, n - 1)
+    fraction = rank - low
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * fraction
+
+
+@dataclass(frozen=True)
+class LatencySummary:
+    count: int
+    avg_ms: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+def summarize_latencies(latencies_s: Iterable[float]) -> LatencySummary:
+    """Average, p50/p95/p99 and maximum of per-record processing times, in milliseconds."""
+    values = sorted(value * 1000 for value in latencies_s)
+    if not values:
+        nan = math.nan
+        return LatencySummary(0, nan, nan, nan, nan, nan)
+    return LatencySummary(
+        count=len(values),
+        avg_ms=math.fsum(values) / len(values),
+        p50_ms=percentile(values, 50),
+        p95_ms=percentile(values, 95),
+        p99_ms=percentile(values, 99),
+        max_ms=values[-1],
+    )
+
+
+@dataclass(frozen=True)
+class Correctness:
+    ordering_violations: int
+    duplicates: int
+    missing: int
+    unique_processed: int
+
+
+def ordering_violations(samples: Sequence[CompletionSample], ordering: str) -> int:
+    """Completions that finished before an earlier offset of the same key (or partition).
+
+    Records of one key (key ordering) or one partition (partition ordering) must complete in
+    offset order. Samples are taken in completion-time order; within each group every offset
+    must be higher than the highest seen so far, and each one that is not counts once.
+    Duplicates (a redone record) are not violations and are counted apart.
+    """
+    if ordering == "unordered":
+        return 0
+    highest: dict[tuple[int, bytes | None], int] = {}
+    seen: set[tuple[int, int]] = set()
+    violations = 0
+    for sample in sorted(samples, key=lambda s: s.completed_at):
+        ident = (sample.partition, sample.offset)
+        if ident in seen:
+            continue
+        seen.add(ident)
+        group = (sample.partition, sample.key if ordering == "key" else None)
+        previous = highest.get(group)
+        if previous is not None and sample.offset < previous:
+            violations += 1
+        else:
+            highest[group] = sample.offset
+    return violations
+
+
+def check_correctness(samples: Sequence[CompletionSample], expected: int,
+                      ordering: str) -> Correctness:
+    """Ordering violations, duplicates (a (partition, offset) completed more than once) and
+    missing records (produced but never completed)."""
+    unique = {(s.partition, s.offset) for s in samples}
+    return Correctness(
+        ordering_violations=ordering_violations(samples, ordering),
+        duplicates=len(samples) - len(unique),
+        missing=max(0, expected - len(unique)),
+        unique_processed=len(unique),
+    )
+
+
+@dataclass(frozen=True)
+class Throughput:
+    processing_time_s: float  # first record received -> last record completed
+    throughput_tps: float
+
+
+def throughput(samples: Sequence[CompletionSample]) -> Throughput:
+    """Messages per second over the processing window (join time excluded)."""
+    if not samples:
+        return Throughput(0.0, 0.0)
+    start = min(s.received_at for s in samples)
+    end = max(s.completed_at for s in samples)
+    span = end - start
+    unique = len({(s.partition, s.offset) for s in samples})
+    return Throughput(span, unique / span if span > 0 else math.nan)

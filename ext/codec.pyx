@@ -1,0 +1,704 @@
+# cython: language_level=3
+"""The process engine's IPC codec, compiled: msgpack bytes written and read directly.
+
+The wire format is plain msgpack (the package's `packb(obj, use_bin_type=True)`), so this module
+and its twin in pyrallel_consumer/codec.py produce identical bytes and read each other's output:
+
+    record batch (parent -> worker):
+        [0, [[work_id, topic, partition, offset, key, value, headers, timestamp], ...]]
+        headers = [[name, value], ...] or nil; key, value and header values are bin or nil
+    result batch (worker -> parent):
+        [1, [[work_id, ok, error], ...]]       error = traceback text (str) or nil
+
+Why not the msgpack package here: it needs a list of lists built per record before packing and
+hands back lists that must be turned into Records after unpacking. This module reads the Record
+attributes straight into a growable byte buffer, and builds Records straight from the bytes.
+
+Encoding writes the same minimal forms the msgpack package picks (fixint before int8/uint8, str8
+for 32..255 byte strings, and so on). Decoding accepts every msgpack form of the expected types,
+checks the bounds of every read and the type of every field, and raises CodecError (from
+pyrallel_consumer.codec) with the byte position for anything else; it never reads past the input.
+
+This module is imported by pyrallel_consumer.codec; use that facade rather than this module.
+"""
+
+from cpython.bool cimport PyBool_Check
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_Check, PyByteArray_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_Check, PyLong_FromLongLong, PyLong_FromUnsignedLongLong
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_Check, PyUnicode_DecodeUTF8
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcmp, memcpy
+
+import types
+
+from pyrallel_consumer.record import Record
+
+cdef extern from *:
+    """
+    /* Allocate an instance without running __init__ (what object.__new__ does, minus the
+       argument checks), and get/set a slot through its member descriptor, skipping the type
+       attribute lookup that getattr/setattr would do. */
+    static PyObject *pyrallel_alloc_instance(PyObject *type) {
+        PyTypeObject *t = (PyTypeObject *)type;
+        return t->tp_alloc(t, 0);
+    }
+    static int pyrallel_set_slot(PyObject *descr, PyObject *obj, PyObject *value) {
+        return Py_TYPE(descr)->tp_descr_set(descr, obj, value);
+    }
+    """
+    object pyrallel_alloc_instance(object type)
+    int pyrallel_set_slot(object descr, object obj, object value) except -1
+
+cdef enum:
+    RECORD_BATCH = 0     # batch tags: the first item of the top-level array
+    RESULT_BATCH = 1
+    RECORD_FIELDS = 8    # items per record / per result
+    RESULT_FIELDS = 3
+    NAME_CACHE_SIZE = 8  # header positions whose names are remembered between records
+
+# Records are built by setting their slots directly; that needs Record to be exactly the slotted
+# class in record.py. If it ever stops being one, decoding falls back to calling Record(...).
+cdef object _RECORD = Record
+cdef bint _FAST_RECORD = False
+cdef object _SET_TOPIC, _SET_PARTITION, _SET_OFFSET, _SET_KEY, _SET_VALUE, _SET_HEADERS
+cdef object _SET_TIMESTAMP
+
+
+def _init_record_slots():
+    global _FAST_RECORD, _SET_TOPIC, _SET_PARTITION, _SET_OFFSET, _SET_KEY, _SET_VALUE
+    global _SET_HEADERS, _SET_TIMESTAMP
+    names = ("topic", "partition", "offset", "key", "value", "headers", "timestamp")
+    slots = [Record.__dict__.get(name) for name in names]
+    if not all(isinstance(slot, types.MemberDescriptorType) for slot in slots):
+        _FAST_RECORD = False
+        return
+    (_SET_TOPIC, _SET_PARTITION, _SET_OFFSET, _SET_KEY, _SET_VALUE, _SET_HEADERS,
+     _SET_TIMESTAMP) = slots
+    _FAST_RECORD = True
+
+
+_init_record_slots()
+
+cdef object _codec_error_type = None
+
+
+cdef object _error(str message):
+    """CodecError(message). Imported on first use: codec.py imports this module."""
+    global _codec_error_type
+    if _codec_error_type is None:
+        from pyrallel_consumer.codec import CodecError
+        _codec_error_type = CodecError
+    return _codec_error_type(message)
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding: a growable buffer and the msgpack forms the package would choose.
+
+
+cdef struct _Writer:
+    uint8_t *data
+    Py_ssize_t size
+    Py_ssize_t capacity
+
+
+cdef int _writer_init(_Writer *w, Py_ssize_t capacity) except -1:
+    w.data = <uint8_t *>PyMem_Malloc(capacity)
+    if w.data == NULL:
+        raise MemoryError()
+    w.size = 0
+    w.capacity = capacity
+    return 0
+
+
+cdef int _grow(_Writer *w, Py_ssize_t extra) except -1:
+    cdef Py_ssize_t capacity = w.capacity * 2
+    cdef uint8_t *data
+    if capacity < w.size + extra:
+        capacity = w.size + extra
+    data = <uint8_t *>PyMem_Realloc(w.data, capacity)
+    if data == NULL:
+        raise MemoryError()
+    w.data = data
+    w.capacity = capacity
+    return 0
+
+
+cdef inline int _reserve(_Writer *w, Py_ssize_t extra) except -1:
+    if w.size + extra > w.capacity:
+        return _grow(w, extra)
+    return 0
+
+
+cdef inline void _store16(uint8_t *p, uint16_t x) noexcept:
+    p[0] = <uint8_t>(x >> 8)
+    p[1] = <uint8_t>x
+
+
+cdef inline void _store32(uint8_t *p, uint32_t x) noexcept:
+    p[0] = <uint8_t>(x >> 24)
+    p[1] = <uint8_t>(x >> 16)
+    p[2] = <uint8_t>(x >> 8)
+    p[3] = <uint8_t>x
+
+
+cdef inline void _store64(uint8_t *p, uint64_t x) noexcept:
+    _store32(p, <uint32_t>(x >> 32))
+    _store32(p + 4, <uint32_t>x)
+
+
+cdef inline int _write_byte(_Writer *w, uint8_t b) except -1:
+    _reserve(w, 1)
+    w.data[w.size] = b
+    w.size += 1
+    return 0
+
+
+cdef inline int _write_header(_Writer *w, Py_ssize_t length, uint8_t fix_base, uint8_t fix_limit,
+                              uint8_t code8, uint8_t code16, uint8_t code32) except -1:
+    """The length prefix of a str, bin or array (code8 == 0: the form has no 8-bit length)."""
+    cdef uint8_t *p
+    _reserve(w, 5)
+    p = w.data + w.size
+    if length < fix_limit:
+        p[0] = fix_base | <uint8_t>length
+        w.size += 1
+    elif length < 0x100 and code8:
+        p[0] = code8
+        p[1] = <uint8_t>length
+        w.size += 2
+    elif length < 0x10000:
+        p[0] = code16
+        _store16(p + 1, <uint16_t>length)
+        w.size += 3
+    elif length <= 0xFFFFFFFF:
+        p[0] = code32
+        _store32(p + 1, <uint32_t>length)
+        w.size += 5
+    else:
+        raise _error(f"a string, bytes or list of {length} items is too long for msgpack")
+    return 0
+
+
+cdef inline int _write_array_header(_Writer *w, Py_ssize_t length) except -1:
+    return _write_header(w, length, 0x90, 16, 0, 0xdc, 0xdd)
+
+
+cdef int _write_int(_Writer *w, object value, str field) except -1:
+    cdef int overflow = 0
+    cdef long long x
+    cdef uint8_t *p
+    if not PyLong_Check(value) or PyBool_Check(value):
+        raise _error(f"{field} must be an int, got {type(value).__name__}")
+    x = PyLong_AsLongLongAndOverflow(value, &overflow)
+    if overflow:
+        return _write_big_int(w, value, overflow, field)
+    _reserve(w, 9)
+    p = w.data + w.size
+    if x < -32:
+        if x < -32768:
+            if x < -2147483648:
+                p[0] = 0xd3
+                _store64(p + 1, <uint64_t>x)
+                w.size += 9
+            else:
+                p[0] = 0xd2
+                _store32(p + 1, <uint32_t>x)
+                w.size += 5
+        elif x < -128:
+            p[0] = 0xd1
+            _store16(p + 1, <uint16_t>x)
+            w.size += 3
+        else:
+            p[0] = 0xd0
+            p[1] = <uint8_t>x
+            w.size += 2
+    elif x < 128:
+        p[0] = <uint8_t>x  # positive or negative fixint
+        w.size += 1
+    elif x < 0x100:
+        p[0] = 0xcc
+        p[1] = <uint8_t>x
+        w.size += 2
+    elif x < 0x10000:
+        p[0] = 0xcd
+        _store16(p + 1, <uint16_t>x)
+        w.size += 3
+    elif x < 0x100000000:
+        p[0] = 0xce
+        _store32(p + 1, <uint32_t>x)
+        w.size += 5
+    else:
+        p[0] = 0xcf
+        _store64(p + 1, <uint64_t>x)
+        w.size += 9
+    return 0
+
+
+cdef int _write_big_int(_Writer *w, object value, int overflow, str field) except -1:
+    # Above the long long range msgpack still has uint64; below it there is nothing.
+    if overflow < 0 or value > 0xFFFFFFFFFFFFFFFF:
+        raise _error(f"{field} {value} does not fit in a msgpack integer (int64 or uint64)")
+    _reserve(w, 9)
+    w.data[w.size] = 0xcf
+    _store64(w.data + w.size + 1, <uint64_t>value)
+    w.size += 9
+    return 0
+
+
+cdef inline int _write_raw(_Writer *w, const char *data, Py_ssize_t size) except -1:
+    _reserve(w, size)
+    memcpy(w.data + w.size, data, size)
+    w.size += size
+    return 0
+
+
+cdef int _write_str(_Writer *w, object value, str field) except -1:
+    cdef Py_ssize_t size
+    cdef const char *data
+    if not PyUnicode_Check(value):
+        raise _error(f"{field} must be a str, got {type(value).__name__}")
+    try:
+        data = PyUnicode_AsUTF8AndSize(value, &size)  # cached on the str; no copy for ASCII
+    except UnicodeEncodeError as exc:
+        raise _error(f"{field} is not encodable as UTF-8: {exc}") from exc
+    _write_header(w, size, 0xa0, 32, 0xd9, 0xda, 0xdb)
+    return _write_raw(w, data, size)
+
+
+cdef int _write_optional_str(_Writer *w, object value, str field) except -1:
+    if value is None:
+        return _write_byte(w, 0xc0)
+    return _write_str(w, value, field)
+
+
+cdef int _write_optional_bin(_Writer *w, object value, str field) except -1:
+    if value is None:
+        return _write_byte(w, 0xc0)
+    if PyBytes_Check(value):
+        _write_header(w, PyBytes_GET_SIZE(value), 0xc4, 0, 0xc4, 0xc5, 0xc6)
+        return _write_raw(w, PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value))
+    if PyByteArray_Check(value):
+        _write_header(w, PyByteArray_GET_SIZE(value), 0xc4, 0, 0xc4, 0xc5, 0xc6)
+        return _write_raw(w, PyByteArray_AS_STRING(value), PyByteArray_GET_SIZE(value))
+    raise _error(f"{field} must be bytes or None, got {type(value).__name__}")
+
+
+cdef int _write_headers(_Writer *w, object headers) except -1:
+    cdef Py_ssize_t i, n
+    if headers is None:
+        return _write_byte(w, 0xc0)
+    if type(headers) is not list and type(headers) is not tuple:
+        raise _error(f"headers must be a list of (name, value) pairs, got {type(headers).__name__}")
+    n = len(headers)
+    _write_array_header(w, n)
+    for i in range(n):
+        header = headers[i]
+        if (type(header) is not tuple and type(header) is not list) or len(header) != 2:
+            raise _error(f"header {i} must be a (name, value) pair, got {header!r:.80}")
+        _write_byte(w, 0x92)
+        _write_str(w, header[0], "header name")
+        _write_optional_bin(w, header[1], "header value")
+    return 0
+
+
+cdef inline object _as_sequence(object items, str what):
+    if type(items) is list or type(items) is tuple:
+        return items
+    try:
+        return list(items)
+    except TypeError as exc:
+        raise _error(f"{what} must be a sequence, got {type(items).__name__}") from exc
+
+
+cdef inline object _pair_at(object items, Py_ssize_t i, Py_ssize_t size, str what):
+    entry = items[i]
+    if (type(entry) is not tuple and type(entry) is not list) or len(entry) != size:
+        raise _error(f"{what} {i} must be a tuple of {size} items, got {entry!r:.80}")
+    return entry
+
+
+def encode_records(items) -> bytes:
+    """Encode [(work_id, Record), ...] as a record batch; same bytes as msgpack.packb."""
+    cdef _Writer w
+    cdef Py_ssize_t i, n
+    items = _as_sequence(items, "items")
+    n = len(items)
+    _writer_init(&w, 64 + 160 * n)
+    try:
+        _write_byte(&w, 0x92)
+        _write_byte(&w, RECORD_BATCH)
+        _write_array_header(&w, n)
+        for i in range(n):
+            entry = _pair_at(items, i, 2, "item")
+            record = entry[1]
+            _reserve(&w, 1)
+            w.data[w.size] = 0x90 | RECORD_FIELDS
+            w.size += 1
+            _write_int(&w, entry[0], "work_id")
+            _write_str(&w, record.topic, "topic")
+            _write_int(&w, record.partition, "partition")
+            _write_int(&w, record.offset, "offset")
+            _write_optional_bin(&w, record.key, "key")
+            _write_optional_bin(&w, record.value, "value")
+            _write_headers(&w, record.headers)
+            _write_int(&w, record.timestamp, "timestamp")
+        return PyBytes_FromStringAndSize(<char *>w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+
+def encode_results(results) -> bytes:
+    """Encode [(work_id, ok, error), ...] as a result batch; same bytes as msgpack.packb."""
+    cdef _Writer w
+    cdef Py_ssize_t i, n
+    results = _as_sequence(results, "results")
+    n = len(results)
+    _writer_init(&w, 64 + 16 * n)
+    try:
+        _write_byte(&w, 0x92)
+        _write_byte(&w, RESULT_BATCH)
+        _write_array_header(&w, n)
+        for i in range(n):
+            entry = _pair_at(results, i, 3, "result")
+            _write_byte(&w, 0x90 | RESULT_FIELDS)
+            _write_int(&w, entry[0], "work_id")
+            ok = entry[1]
+            if not PyBool_Check(ok):
+                raise _error(f"ok must be a bool, got {type(ok).__name__}")
+            _write_byte(&w, 0xc3 if ok else 0xc2)
+            _write_optional_str(&w, entry[2], "error")
+        return PyBytes_FromStringAndSize(<char *>w.data, w.size)
+    finally:
+        PyMem_Free(w.data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding: a cursor over the input; every read checks that its bytes are there first.
+
+
+cdef struct _Reader:
+    const uint8_t *start
+    const uint8_t *pos
+    const uint8_t *end
+
+
+cdef object _truncated(_Reader *r, str field):
+    return _error(f"truncated input: {field} runs past the end of the {r.end - r.start} bytes")
+
+
+cdef object _unexpected(_Reader *r, str field, str expected):
+    return _error(
+        f"expected {expected} for {field} at byte {r.pos - r.start}, "
+        f"got msgpack type byte 0x{r.pos[0]:02x}"
+    )
+
+
+cdef inline int _need(_Reader *r, Py_ssize_t size, str field) except -1:
+    if r.end - r.pos < size:
+        raise _truncated(r, field)
+    return 0
+
+
+cdef inline uint16_t _load16(const uint8_t *p) noexcept:
+    return (<uint16_t>p[0] << 8) | p[1]
+
+
+cdef inline uint32_t _load32(const uint8_t *p) noexcept:
+    return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
+
+
+cdef inline uint64_t _load64(const uint8_t *p) noexcept:
+    return (<uint64_t>_load32(p) << 32) | _load32(p + 4)
+
+
+cdef Py_ssize_t _read_length(_Reader *r, uint8_t code, uint8_t code8, uint8_t code16,
+                             uint8_t code32, str field) except -1:
+    """The length after a str/bin/array type byte (already checked to be one of the codes)."""
+    cdef Py_ssize_t length
+    if code == code8 and code8:
+        _need(r, 2, field)
+        length = r.pos[1]
+        r.pos += 2
+    elif code == code16:
+        _need(r, 3, field)
+        length = _load16(r.pos + 1)
+        r.pos += 3
+    else:
+        _need(r, 5, field)
+        length = _load32(r.pos + 1)
+        r.pos += 5
+    return length
+
+
+cdef Py_ssize_t _read_array_header(_Reader *r, str field) except -1:
+    cdef uint8_t code
+    cdef Py_ssize_t length
+    _need(r, 1, field)
+    code = r.pos[0]
+    if 0x90 <= code <= 0x9f:
+        r.pos += 1
+        return code & 0x0f
+    if code != 0xdc and code != 0xdd:
+        raise _unexpected(r, field, "an array")
+    length = _read_length(r, code, 0, 0xdc, 0xdd, field)
+    # Every item takes at least one byte: a count beyond what is left is corrupt, and must not
+    # make us loop (or allocate) for billions of items.
+    if length > r.end - r.pos:
+        raise _error(f"{field} claims {length} items but only {r.end - r.pos} bytes remain")
+    return length
+
+
+cdef int _read_fixed_array(_Reader *r, Py_ssize_t size, str field) except -1:
+    cdef Py_ssize_t length = _read_array_header(r, field)
+    if length != size:
+        raise _error(f"{field} must have {size} items, got {length} (ending at byte "
+                     f"{r.pos - r.start})")
+    return 0
+
+
+cdef object _read_int(_Reader *r, str field):
+    cdef uint8_t code
+    cdef const uint8_t *p
+    _need(r, 1, field)
+    p = r.pos
+    code = p[0]
+    if code <= 0x7f:
+        r.pos += 1
+        return PyLong_FromLongLong(code)
+    if code >= 0xe0:
+        r.pos += 1
+        return PyLong_FromLongLong(<int8_t>code)
+    if code == 0xcc:
+        _need(r, 2, field)
+        r.pos += 2
+        return PyLong_FromLongLong(p[1])
+    if code == 0xd0:
+        _need(r, 2, field)
+        r.pos += 2
+        return PyLong_FromLongLong(<int8_t>p[1])
+    if code == 0xcd:
+        _need(r, 3, field)
+        r.pos += 3
+        return PyLong_FromLongLong(_load16(p + 1))
+    if code == 0xd1:
+        _need(r, 3, field)
+        r.pos += 3
+        return PyLong_FromLongLong(<int16_t>_load16(p + 1))
+    if code == 0xce:
+        _need(r, 5, field)
+        r.pos += 5
+        return PyLong_FromLongLong(_load32(p + 1))
+    if code == 0xd2:
+        _need(r, 5, field)
+        r.pos += 5
+        return PyLong_FromLongLong(<int32_t>_load32(p + 1))
+    if code == 0xcf:
+        _need(r, 9, field)
+        r.pos += 9
+        return PyLong_FromUnsignedLongLong(_load64(p + 1))
+    if code == 0xd3:
+        _need(r, 9, field)
+        r.pos += 9
+        return PyLong_FromLongLong(<int64_t>_load64(p + 1))
+    raise _unexpected(r, field, "an integer")
+
+
+cdef Py_ssize_t _read_str_header(_Reader *r, str field) except -1:
+    """Consume a str type and length; check the bytes are there. Returns the length."""
+    cdef uint8_t code
+    cdef Py_ssize_t length
+    _need(r, 1, field)
+    code = r.pos[0]
+    if 0xa0 <= code <= 0xbf:
+        length = code & 0x1f
+        r.pos += 1
+    elif code == 0xd9 or code == 0xda or code == 0xdb:
+        length = _read_length(r, code, 0xd9, 0xda, 0xdb, field)
+    else:
+        raise _unexpected(r, field, "a string")
+    _need(r, length, field)
+    return length
+
+
+cdef object _decode_utf8(_Reader *r, Py_ssize_t length, str field):
+    try:
+        value = PyUnicode_DecodeUTF8(<const char *>r.pos, length, NULL)
+    except UnicodeDecodeError as exc:
+        raise _error(f"{field} at byte {r.pos - r.start} is not valid UTF-8: {exc}") from exc
+    r.pos += length
+    return value
+
+
+cdef object _read_str(_Reader *r, str field):
+    return _decode_utf8(r, _read_str_header(r, field), field)
+
+
+cdef struct _NameCache:
+    # The last string decoded in this position: its bytes (inside the input) and its object.
+    const uint8_t *data
+    Py_ssize_t size
+
+
+cdef object _read_cached_str(_Reader *r, _NameCache *cache, list objects, Py_ssize_t slot,
+                             str field):
+    """A string that usually repeats from one record to the next (the topic, header names):
+    reuse the previous str object when the bytes match instead of decoding a new one."""
+    cdef Py_ssize_t length = _read_str_header(r, field)
+    if cache.data != NULL and cache.size == length and memcmp(cache.data, r.pos, length) == 0:
+        r.pos += length
+        return objects[slot]
+    cache.data = r.pos
+    cache.size = length
+    value = _decode_utf8(r, length, field)
+    objects[slot] = value
+    return value
+
+
+cdef object _read_optional_bin(_Reader *r, str field):
+    cdef uint8_t code
+    cdef Py_ssize_t length
+    _need(r, 1, field)
+    code = r.pos[0]
+    if code == 0xc0:
+        r.pos += 1
+        return None
+    if code != 0xc4 and code != 0xc5 and code != 0xc6:
+        raise _unexpected(r, field, "bytes or nil")
+    length = _read_length(r, code, 0xc4, 0xc5, 0xc6, field)
+    _need(r, length, field)
+    value = PyBytes_FromStringAndSize(<const char *>r.pos, length)
+    r.pos += length
+    return value
+
+
+cdef object _read_optional_str(_Reader *r, str field):
+    _need(r, 1, field)
+    if r.pos[0] == 0xc0:
+        r.pos += 1
+        return None
+    return _read_str(r, field)
+
+
+cdef object _read_headers(_Reader *r, _NameCache *caches, list names):
+    cdef Py_ssize_t i, n
+    _need(r, 1, "headers")
+    if r.pos[0] == 0xc0:
+        r.pos += 1
+        return None
+    n = _read_array_header(r, "headers")
+    headers = []
+    for i in range(n):
+        _read_fixed_array(r, 2, "header")
+        if i < NAME_CACHE_SIZE:
+            name = _read_cached_str(r, &caches[i], names, i, "header name")
+        else:
+            name = _read_str(r, "header name")
+        headers.append((name, _read_optional_bin(r, "header value")))
+    return headers
+
+
+cdef int _read_batch_start(_Reader *r, long tag, str batch) except -1:
+    """`[tag, [` : returns via r the position of the item list; checks the tag."""
+    _read_fixed_array(r, 2, batch)
+    _need(r, 1, "batch tag")
+    if r.pos[0] != tag:
+        if r.pos[0] == RECORD_BATCH or r.pos[0] == RESULT_BATCH:
+            kind = "record" if r.pos[0] == RECORD_BATCH else "result"
+            raise _error(f"expected a {batch} (tag {tag}), got a {kind} batch (tag {r.pos[0]})")
+        raise _unexpected(r, "batch tag", f"{tag}")
+    r.pos += 1
+    return 0
+
+
+cdef int _open_input(object data, Py_buffer *view, _Reader *r) except -1:
+    if PyObject_GetBuffer(data, view, PyBUF_SIMPLE) < 0:
+        return -1
+    r.start = <const uint8_t *>view.buf
+    r.pos = r.start
+    r.end = r.start + view.len
+    return 0
+
+
+cdef int _check_end(_Reader *r) except -1:
+    if r.pos != r.end:
+        raise _error(f"{r.end - r.pos} unexpected bytes after the batch (at byte "
+                     f"{r.pos - r.start})")
+    return 0
+
+
+cdef object _new_record(topic, partition, offset, key, value, headers, timestamp):
+    if not _FAST_RECORD:
+        return _RECORD(topic, partition, offset, key, value, headers, timestamp)
+    record = pyrallel_alloc_instance(_RECORD)
+    pyrallel_set_slot(_SET_TOPIC, record, topic)
+    pyrallel_set_slot(_SET_PARTITION, record, partition)
+    pyrallel_set_slot(_SET_OFFSET, record, offset)
+    pyrallel_set_slot(_SET_KEY, record, key)
+    pyrallel_set_slot(_SET_VALUE, record, value)
+    pyrallel_set_slot(_SET_HEADERS, record, headers)
+    pyrallel_set_slot(_SET_TIMESTAMP, record, timestamp)
+    return record
+
+
+def decode_records(data) -> list:
+    """Decode a record batch into [(work_id, Record), ...]; raises CodecError if malformed."""
+    cdef Py_buffer view
+    cdef _Reader r
+    cdef Py_ssize_t i, n
+    cdef _NameCache topic_cache
+    cdef _NameCache name_caches[NAME_CACHE_SIZE]
+    topic_cache.data = NULL
+    for i in range(NAME_CACHE_SIZE):
+        name_caches[i].data = NULL
+    topics = [None]
+    names = [None] * NAME_CACHE_SIZE
+    out = []
+    _open_input(data, &view, &r)
+    try:
+        _read_batch_start(&r, RECORD_BATCH, "record batch")
+        n = _read_array_header(&r, "records")
+        for i in range(n):
+            _read_fixed_array(&r, RECORD_FIELDS, "record")
+            work_id = _read_int(&r, "work_id")
+            topic = _read_cached_str(&r, &topic_cache, topics, 0, "topic")
+            partition = _read_int(&r, "partition")
+            offset = _read_int(&r, "offset")
+            key = _read_optional_bin(&r, "key")
+            value = _read_optional_bin(&r, "value")
+            headers = _read_headers(&r, name_caches, names)
+            timestamp = _read_int(&r, "timestamp")
+            out.append((work_id, _new_record(topic, partition, offset, key, value, headers,
+                                             timestamp)))
+        _check_end(&r)
+        return out
+    finally:
+        PyBuffer_Release(&view)
+
+
+def decode_results(data) -> list:
+    """Decode a result batch into [(work_id, ok, error), ...]; raises CodecError if malformed."""
+    cdef Py_buffer view
+    cdef _Reader r
+    cdef Py_ssize_t i, n
+    cdef uint8_t code
+    out = []
+    _open_input(data, &view, &r)
+    try:
+        _read_batch_start(&r, RESULT_BATCH, "result batch")
+        n = _read_array_header(&r, "results")
+        for i in range(n):
+            _read_fixed_array(&r, RESULT_FIELDS, "result")
+            work_id = _read_int(&r, "work_id")
+            _need(&r, 1, "ok")
+            code = r.pos[0]
+            if code != 0xc2 and code != 0xc3:
+                raise _unexpected(&r, "ok", "a bool")
+            r.pos += 1
+            out.append((work_id, code == 0xc3, _read_optional_str(&r, "error")))
+        _check_end(&r)
+        return out
+    finally:
+        PyBuffer_Release(&view)

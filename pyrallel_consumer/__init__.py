@@ -1,0 +1,23 @@
+"""Pyrallel Consumer: process Kafka records concurrently with per-key or per-partition order and
+commits that lose nothing and redo little."""
+
+from pyrallel_consumer.completion import Completion
+from pyrallel_consumer.consumer import ParallelConsumer
+from pyrallel_consumer.errors import (
+    DeadLetterError,
+    KafkaFatalError,
+    ProcessingError,
+    PyrallelError,
+)
+from pyrallel_consumer.record import Record
+
+__all__ = [
+    "Completion",
+    "DeadLetterError",
+    "KafkaFatalError",
+    "ParallelConsumer",
+    "ProcessingError",
+    "PyrallelError",
+    "Record",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,259 @@
+"""The process engine's IPC codec: record batches to the workers, result batches back.
+
+The wire format is plain msgpack, exactly the bytes of ``msgpack.packb(obj, use_bin_type=True)``:
+
+    record batch (parent -> worker):
+        [0, [[work_id, topic, partition, offset, key, value, headers, timestamp], ...]]
+        work_id, partition, offset, timestamp: int; topic: str; key, value: bytes | None;
+        headers: [[name: str, value: bytes | None], ...] | None
+    result batch (worker -> parent):
+        [1, [[work_id, ok, error], ...]]        ok: bool; error: traceback text | None
+
+Two implementations behind one interface (the functions below and ``load_codec``):
+
+- ``native``: the Cython module ``pyrallel_consumer._codec`` (ext/codec.pyx), which writes the
+  msgpack bytes straight from Record attributes and builds Records straight from the bytes.
+- ``msgpack``: this module's pure-Python twin on the msgpack package; always available.
+
+Both produce identical bytes, decode each other's output, and raise ``CodecError`` for input
+that is not a well-formed batch (bad msgpack, wrong shape, wrong field type, trailing bytes),
+and for records they cannot encode (a field of the wrong type, an int beyond uint64).
+
+``PYRALLEL_CODEC`` picks the implementation when this module is imported: ``auto`` (default:
+native if built, else msgpack), ``native`` (ImportError if not built) or ``msgpack``.
+``IMPLEMENTATION`` says which one the module-level functions use.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import Any, Protocol
+
+import msgpack
+
+from pyrallel_consumer.record import Record
+
+__all__ = [
+    "IMPLEMENTATION",
+    "Codec",
+    "CodecError",
+    "Result",
+    "available_codecs",
+    "decode_records",
+    "decode_results",
+    "encode_records",
+    "encode_results",
+    "load_codec",
+]
+
+RECORD_BATCH = 0
+RESULT_BATCH = 1
+
+Result = tuple[int, bool, str | None]  # (work_id, ok, error traceback text or None)
+
+ENV_VAR = "PYRALLEL_CODEC"
+CHOICES = ("auto", "native", "msgpack")
+
+
+class CodecError(ValueError):
+    """A batch could not be encoded or decoded; the message says what was wrong, and where."""
+
+
+class Codec(Protocol):
+    """What ``load_codec`` returns: the four batch functions of one implementation."""
+
+    name: str
+
+    def encode_records(self, items: Sequence[tuple[int, Record]]) -> bytes: ...
+
+    def decode_records(self, data: bytes) -> list[tuple[int, Record]]: ...
+
+    def encode_results(self, results: Sequence[Result]) -> bytes: ...
+
+    def decode_results(self, data: bytes) -> list[Result]: ...
+
+
+# --- the msgpack-package twin ---------------------------------------------------------------
+
+_packb = msgpack.packb
+_unpackb = msgpack.unpackb
+
+# What msgpack raises for bytes it cannot unpack (ExtraData, FormatError and StackError are
+# ValueError subclasses) or objects it cannot pack (TypeError, OverflowError, and
+# UnicodeEncodeError, which is a ValueError).
+_MSGPACK_ERRORS = (ValueError, TypeError, OverflowError)
+
+
+def _msgpack_encode_records(items: Sequence[tuple[int, Record]]) -> bytes:
+    try:
+        batch = [
+            [work_id, r.topic, r.partition, r.offset, r.key, r.value, r.headers, r.timestamp]
+            for work_id, r in items
+        ]
+        return _packb([RECORD_BATCH, batch], use_bin_type=True)
+    except _MSGPACK_ERRORS as exc:
+        raise CodecError(f"cannot encode record batch: {exc}") from exc
+
+
+def _msgpack_encode_results(results: Sequence[Result]) -> bytes:
+    try:
+        return _packb([RESULT_BATCH, [list(result) for result in results]], use_bin_type=True)
+    except _MSGPACK_ERRORS as exc:
+        raise CodecError(f"cannot encode result batch: {exc}") from exc
+
+
+def _unpack_batch(data: bytes, tag: int, kind: str) -> Any:
+    try:
+        batch = _unpackb(data, raw=False, use_list=False)
+    except Exception as exc:  # ValueError subclasses mostly; whatever it is, it is the bytes
+        raise CodecError(f"malformed {kind}: {type(exc).__name__}: {exc}") from exc
+    if type(batch) is not tuple or len(batch) != 2 or type(batch[1]) is not tuple:
+        raise CodecError(f"malformed {kind}: expected [{tag}, [...]], got {batch!r:.100}")
+    if type(batch[0]) is not int or batch[0] != tag:
+        raise CodecError(f"malformed {kind}: expected tag {tag}, got {batch[0]!r:.100}")
+    return batch[1]
+
+
+def _bad_field(kind: str, index: int, item: object) -> CodecError:
+    return CodecError(f"malformed {kind}: item {index} has the wrong shape or types: {item!r:.200}")
+
+
+def _valid_headers(headers: Any) -> bool:
+    if headers is None:
+        return True
+    if type(headers) is not tuple:
+        return False
+    for header in headers:
+        if (
+            type(header) is not tuple
+            or len(header) != 2
+            or type(header[0]) is not str
+            or (header[1] is not None and type(header[1]) is not bytes)
+        ):
+            return False
+    return True
+
+
+def _msgpack_decode_records(data: bytes) -> list[tuple[int, Record]]:
+    out = []
+    for index, item in enumerate(_unpack_batch(data, RECORD_BATCH, "record batch")):
+        # Checked as strictly as the native decoder, so both reject the same inputs.
+        if type(item) is not tuple or len(item) != 8:
+            raise _bad_field("record batch", index, item)
+        work_id, topic, partition, offset, key, value, headers, timestamp = item
+        if not (
+            type(work_id) is int
+            and type(topic) is str
+            and type(partition) is int
+            and type(offset) is int
+            and (key is None or type(key) is bytes)
+            and (value is None or type(value) is bytes)
+            and type(timestamp) is int
+            and _valid_headers(headers)
+        ):
+            raise _bad_field("record batch", index, item)
+        out.append(
+            (
+                work_id,
+                Record(
+                    topic,
+                    partition,
+                    offset,
+                    key,
+                    value,
+                    None if headers is None else list(headers),
+                    timestamp,
+                ),
+            )
+        )
+    return out
+
+
+def _msgpack_decode_results(data: bytes) -> list[Result]:
+    out: list[Result] = []
+    for index, item in enumerate(_unpack_batch(data, RESULT_BATCH, "result batch")):
+        if (
+            type(item) is not tuple
+            or len(item) != 3
+            or type(item[0]) is not int
+            or type(item[1]) is not bool
+            or (item[2] is not None and type(item[2]) is not str)
+        ):
+            raise _bad_field("result batch", index, item)
+        out.append(item)
+    return out
+
+
+# --- selection -------------------------------------------------------------------------------
+
+_MSGPACK_CODEC = SimpleNamespace(
+    name="msgpack",
+    encode_records=_msgpack_encode_records,
+    decode_records=_msgpack_decode_records,
+    encode_results=_msgpack_encode_results,
+    decode_results=_msgpack_decode_results,
+)
+
+
+def _load_native() -> Codec:
+    try:
+        from pyrallel_consumer import _codec  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise ImportError(
+            "the native codec (pyrallel_consumer._codec) is not built: run `make build-ext` "
+            f"(python setup.py build_ext --inplace), or set {ENV_VAR}=msgpack"
+        ) from exc
+    codec: Codec = SimpleNamespace(  # type: ignore[assignment]
+        name="native",
+        encode_records=_codec.encode_records,
+        decode_records=_codec.decode_records,
+        encode_results=_codec.encode_results,
+        decode_results=_codec.decode_results,
+    )
+    return codec
+
+
+def load_codec(name: str = "auto") -> Codec:
+    """Return one implementation: "native", "msgpack", or "auto" (native if built).
+
+    Raises ImportError for "native" when the extension is not built, ValueError for a name
+    that is not one of those three.
+    """
+    if name == "msgpack":
+        return _MSGPACK_CODEC  # type: ignore[return-value]
+    if name == "native":
+        return _load_native()
+    if name == "auto":
+        try:
+            return _load_native()
+        except ImportError:
+            return _MSGPACK_CODEC  # type: ignore[return-value]
+    raise ValueError(f"codec must be one of {', '.join(CHOICES)}, got {name!r}")
+
+
+def available_codecs() -> list[str]:
+    """The implementations that can be loaded here: always "msgpack", "native" when built."""
+    names = ["msgpack"]
+    try:
+        _load_native()
+    except ImportError:
+        return names
+    return ["native", *names]
+
+
+def _from_environment() -> Codec:
+    name = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
+    if name not in CHOICES:
+        raise ValueError(f"{ENV_VAR} must be one of {', '.join(CHOICES)}, got {name!r}")
+    return load_codec(name)
+
+
+_selected = _from_environment()
+
+IMPLEMENTATION: str = _selected.name
+encode_records = _selected.encode_records
+decode_records = _selected.decode_records
+encode_results = _selected.encode_results
+decode_results = _selected.decode_results

@@ -1,0 +1,202 @@
+"""Options of a ParallelConsumer, validated when the object is built (before anything connects)."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Engine = Literal["baseline", "async", "process"]
+Ordering = Literal["key", "partition", "unordered"]
+OnFailure = Literal["dead_letter", "stop", "skip"]
+
+ENGINES: tuple[str, ...] = ("baseline", "async", "process")
+ORDERINGS: tuple[str, ...] = ("key", "partition", "unordered")
+ON_FAILURE: tuple[str, ...] = ("dead_letter", "stop", "skip")
+
+# librdkafka settings the consumer owns: offsets are stored and committed by the control plane only.
+_FORCED_KAFKA_SETTINGS = {"enable.auto.commit": False, "enable.auto.offset.store": False}
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Retries of a failing handler call: exponential backoff with full jitter, capped."""
+
+    retries: int = 3
+    backoff_initial_s: float = 0.1
+    backoff_max_s: float = 10.0
+    jitter: float = 0.5  # fraction of each delay that is randomised
+
+    def delay(self, attempt: int, rand: float) -> float:
+        """Delay before retry number `attempt` (1-based); `rand` is uniform in [0, 1)."""
+        base = min(self.backoff_max_s, self.backoff_initial_s * (2 ** (attempt - 1)))
+        return base * (1.0 - self.jitter * rand)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerConfig:
+    """Everything a ParallelConsumer needs besides the handler, validated in `build`."""
+
+    kafka_config: dict[str, Any]
+    topics: tuple[str, ...]
+    engine: Engine
+    ordering: Ordering
+    max_in_flight: int
+    concurrency: int | None
+    workers: int
+    worker_concurrency: int
+    batch_size: int
+    batch_max_wait_s: float
+    retry: RetryPolicy
+    on_failure: OnFailure
+    dlq_topic: str | None
+    commit_interval_s: float
+    drain_timeout_s: float
+    revoke_grace_s: float
+    poll_batch_size: int
+    codec: str
+
+    @property
+    def group_id(self) -> str:
+        return str(self.kafka_config["group.id"])
+
+    @property
+    def cooperative(self) -> bool:
+        strategy = str(self.kafka_config.get("partition.assignment.strategy", ""))
+        return "cooperative" in strategy
+
+
+def _require_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _require_float(name: str, value: object, minimum: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return float(value)
+
+
+def _require_choice(name: str, value: object, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+    return str(value)
+
+
+def _validate_kafka_config(kafka_config: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(kafka_config, Mapping):
+        raise TypeError(
+            f"kafka_config must be a dict of librdkafka settings, got {type(kafka_config).__name__}"
+        )
+    config = dict(kafka_config)
+    for required in ("bootstrap.servers", "group.id"):
+        if not config.get(required):
+            raise ValueError(f"kafka_config needs {required!r} (e.g. {{{required!r}: ...}})")
+    for key, forced in _FORCED_KAFKA_SETTINGS.items():
+        given = config.get(key, forced)
+        if str(given).lower() not in (str(forced).lower(),):
+            raise ValueError(
+                f"kafka_config {key!r} must be {forced!r}: ParallelConsumer stores and commits "
+                "offsets itself, only after records complete; remove the setting"
+            )
+        config[key] = forced
+    if "on_commit" in config:
+        raise ValueError("kafka_config 'on_commit' is not supported: use stats() for commits")
+    return config
+
+
+def validate_handler(handler: object, engine: str) -> None:
+    if not callable(handler):
+        raise TypeError(f"handler must be callable, got {type(handler).__name__}")
+    if engine == "baseline" and inspect.iscoroutinefunction(handler):
+        raise ValueError(
+            "handler is an async function but engine='baseline' runs plain functions; "
+            "use engine='async' (or 'process') for async handlers"
+        )
+
+
+def build_config(
+    kafka_config: Mapping[str, Any],
+    *,
+    topics: Sequence[str],
+    engine: str = "async",
+    ordering: str = "key",
+    max_in_flight: int = 1000,
+    concurrency: int | None = None,
+    workers: int | None = None,
+    worker_concurrency: int | None = None,
+    batch_size: int = 64,
+    batch_max_wait_s: float = 0.002,
+    retries: int = 3,
+    retry_backoff_s: float = 0.1,
+    retry_backoff_max_s: float = 10.0,
+    on_failure: str | None = None,
+    dlq_topic: str | None = None,
+    commit_interval_s: float = 1.0,
+    drain_timeout_s: float = 30.0,
+    revoke_grace_s: float = 10.0,
+    poll_batch_size: int = 500,
+    codec: str | None = None,
+) -> ConsumerConfig:
+    """Validate every option and return the frozen config; errors name the option."""
+    kafka = _validate_kafka_config(kafka_config)
+    if isinstance(topics, str) or not isinstance(topics, Sequence) or not topics:
+        raise ValueError("topics must be a non-empty list of topic names, e.g. topics=['orders']")
+    for topic in topics:
+        if not isinstance(topic, str) or not topic:
+            raise ValueError(f"topics must hold non-empty strings, got {topic!r}")
+    engine = _require_choice("engine", engine, ENGINES)
+    ordering = _require_choice("ordering", ordering, ORDERINGS)
+    max_in_flight = _require_int("max_in_flight", max_in_flight, 1)
+    cores = os.cpu_count() or 1
+    if concurrency is not None:  # None: the async engine picks per handler kind
+        concurrency = _require_int("concurrency", concurrency, 1)
+    workers = _require_int("workers", cores if workers is None else workers, 1)
+    worker_concurrency = _require_int(
+        "worker_concurrency", 16 if worker_concurrency is None else worker_concurrency, 1
+    )
+    batch_size = _require_int("batch_size", batch_size, 1)
+    batch_max_wait_s = _require_float("batch_max_wait_s", batch_max_wait_s, 0.0)
+    retry = RetryPolicy(
+        retries=_require_int("retries", retries, 0),
+        backoff_initial_s=_require_float("retry_backoff_s", retry_backoff_s, 0.0),
+        backoff_max_s=_require_float("retry_backoff_max_s", retry_backoff_max_s, 0.0),
+    )
+    if dlq_topic is not None and (not isinstance(dlq_topic, str) or not dlq_topic):
+        raise ValueError(f"dlq_topic must be a non-empty topic name or None, got {dlq_topic!r}")
+    if on_failure is None:
+        on_failure = "dead_letter" if dlq_topic else "stop"
+    on_failure = _require_choice("on_failure", on_failure, ON_FAILURE)
+    if on_failure == "dead_letter" and not dlq_topic:
+        raise ValueError("on_failure='dead_letter' needs dlq_topic='<topic name>'")
+    if dlq_topic in topics:
+        raise ValueError(f"dlq_topic {dlq_topic!r} must differ from the consumed topics")
+    codec = codec if codec is not None else os.environ.get("PYRALLEL_CODEC", "auto")
+    return ConsumerConfig(
+        kafka_config=kafka,
+        topics=tuple(topics),
+        engine=engine,  # type: ignore[arg-type]
+        ordering=ordering,  # type: ignore[arg-type]
+        max_in_flight=max_in_flight,
+        concurrency=concurrency,
+        workers=workers,
+        worker_concurrency=worker_concurrency,
+        batch_size=batch_size,
+        batch_max_wait_s=batch_max_wait_s,
+        retry=retry,
+        on_failure=on_failure,  # type: ignore[arg-type]
+        dlq_topic=dlq_topic,
+        commit_interval_s=_require_float("commit_interval_s", commit_interval_s, 0.0),
+        drain_timeout_s=_require_float("drain_timeout_s", drain_timeout_s, 0.0),
+        revoke_grace_s=_require_float("revoke_grace_s", revoke_grace_s, 0.0),
+        poll_batch_size=_require_int("poll_batch_size", poll_batch_size, 1),
+        codec=_require_choice("codec", codec, ("auto", "native", "msgpack")),
+    )
+

@@ -1,0 +1,143 @@
+"""ParallelConsumer: the public entry point. Validates options, picks the engine, runs the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from types import FrameType, TracebackType
+from typing import Any
+
+from pyrallel_consumer.config import ConsumerConfig, build_config, validate_handler
+from pyrallel_consumer.control.coordinator import Coordinator, OnAssign, OnComplete
+from pyrallel_consumer.engines.base import Engine, Handler
+
+
+def _make_engine(
+    handler: Handler,
+    config: ConsumerConfig,
+    worker_init: Callable[[], None] | None,
+    worker_exit: Callable[[], None] | None,
+) -> Engine:
+    # Imported here so the control plane never imports an engine module at import time.
+    if config.engine == "baseline":
+        from pyrallel_consumer.engines.baseline import BaselineEngine
+
+        return BaselineEngine(handler, config)
+    if config.engine == "async":
+        from pyrallel_consumer.engines.asyncio_engine import AsyncEngine
+
+        return AsyncEngine(handler, config)
+    from pyrallel_consumer.engines.process import ProcessEngine
+
+    return ProcessEngine(handler, config, worker_init=worker_init, worker_exit=worker_exit)
+
+
+class ParallelConsumer:
+    """Consume `topics` and call `handler(record)` concurrently, keeping `ordering`.
+
+    Offsets are committed only up to the lowest incomplete record of each partition (at least
+    once); completed records above it travel in the commit metadata, so a restart redoes only
+    what was in flight. See README for every option.
+    """
+
+    def __init__(
+        self,
+        kafka_config: Mapping[str, Any],
+        *,
+        topics: Sequence[str],
+        handler: Handler,
+        engine: str = "async",
+        ordering: str = "key",
+        max_in_flight: int = 1000,
+        on_complete: OnComplete | None = None,
+        on_assign: OnAssign | None = None,
+        worker_init: Callable[[], None] | None = None,
+        worker_exit: Callable[[], None] | None = None,
+        **options: Any,
+    ) -> None:
+        self.config = build_config(
+            kafka_config,
+            topics=topics,
+            engine=engine,
+            ordering=ordering,
+            max_in_flight=max_in_flight,
+            **options,
+        )
+        validate_handler(handler, self.config.engine)
+        for name, hook in (("worker_init", worker_init), ("worker_exit", worker_exit)):
+            if hook is not None and not callable(hook):
+                raise TypeError(f"{name} must be a callable or None, got {type(hook).__name__}")
+        self._engine = _make_engine(handler, self.config, worker_init, worker_exit)
+        self._coordinator = Coordinator(self.config, self._engine, on_complete, on_assign)
+        self._started = False
+
+    def run(self, max_records: int | None = None, timeout: float | None = None) -> int:
+        """Consume until `max_records` records completed, `timeout` seconds passed, stop() was
+        called or SIGINT/SIGTERM arrived; then drain, commit and close. Returns the number of
+        records completed. Raises ProcessingError when a record failed with on_failure='stop'.
+        """
+        if max_records is not None and max_records < 1:
+            raise ValueError(f"max_records must be >= 1 or None, got {max_records}")
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be > 0 seconds or None, got {timeout}")
+        if self._started:
+            raise RuntimeError("a ParallelConsumer runs once; create a new one to run again")
+        self._started = True
+        restore = self._install_signal_handlers()
+        try:
+            return self._coordinator.run(max_records, timeout)
+        finally:
+            restore()
+
+    async def run_async(self, max_records: int | None = None, timeout: float | None = None) -> int:
+        """`run` on a worker thread, awaitable from an event loop; cancelling it stops the
+        consumer cleanly."""
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(None, self.run, max_records, timeout)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            self.stop()
+            await future
+            raise
+
+    def stop(self) -> None:
+        """Ask the loop to stop; safe from any thread or a signal handler."""
+        self._coordinator.request_stop()
+
+    def stats(self) -> dict[str, Any]:
+        """In-flight, completed, committed offsets, lag per partition, retries, dead-lettered,
+        paused partitions and engine facts. Safe to call from another thread."""
+        return {
+            "engine": self.config.engine,
+            "ordering": self.config.ordering,
+            **self._coordinator.stats(),
+        }
+
+    def __enter__(self) -> ParallelConsumer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _install_signal_handlers(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            self.stop()
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore

@@ -1,0 +1,113 @@
+"""Offset tracking for one assigned partition.
+
+Owned by the control thread: only the thread running the poll loop reads or writes it, so it
+needs no lock. One object per assignment: a partition revoked and assigned again gets a new
+object, and work carries a reference to the object it was created under. A completion whose
+object is `revoked` is fenced off, which is the assignment epoch without a counter to compare.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from pyrallel_consumer.control import offset_metadata
+
+
+class PartitionState:
+    """Which offsets of one partition were received and which completed.
+
+    Offsets may have gaps (compaction, transaction markers), so the committable position is
+    derived from the offsets actually received: the lowest received offset still incomplete,
+    or one past the highest received when all completed.
+    """
+
+    __slots__ = (
+        "_done",
+        "_pending",
+        "_skip",
+        "blocked",
+        "committed",
+        "committed_metadata",
+        "epoch",
+        "next_offset",
+        "partition",
+        "paused",
+        "revoked",
+        "topic",
+    )
+
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        epoch: int,
+        committed: int | None = None,
+        skip: set[int] | None = None,
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.epoch = epoch
+        self._pending: deque[int] = deque()  # received, not yet known complete, increasing
+        self._done: set[int] = set()  # completed offsets still behind an incomplete one
+        self._skip = skip or set()  # completed before a restart, read from commit metadata
+        self.next_offset: int | None = None  # one past the highest offset received
+        self.committed = committed  # the position last committed (or found committed)
+        self.committed_metadata = ""
+        self.blocked = False  # metadata did not fit: take no new records until the gap closes
+        self.paused = False
+        self.revoked = False
+
+    def receive(self, offset: int) -> bool:
+        """Track a received offset; False means it completed before a restart: skip it."""
+        self.next_offset = offset + 1
+        if offset in self._skip:
+            self._skip.discard(offset)
+            if self._pending:
+                self._done.add(offset)
+                self._pending.append(offset)
+            return False
+        self._pending.append(offset)
+        return True
+
+    def complete(self, offset: int) -> None:
+        pending = self._pending
+        if pending and pending[0] == offset:
+            pending.popleft()
+            done = self._done
+            while pending and pending[0] in done:
+                done.discard(pending.popleft())
+        else:
+            self._done.add(offset)
+
+    @property
+    def position(self) -> int | None:
+        """The offset to commit: everything below it completed. None before any record."""
+        if self._pending:
+            return self._pending[0]
+        return self.next_offset
+
+    @property
+    def incomplete(self) -> int:
+        return len(self._pending) - len(self._done)
+
+    @property
+    def completed_above(self) -> int:
+        return len(self._done)
+
+    def commit_point(self) -> tuple[int, str] | None:
+        """(position, metadata) to commit, or None when nothing changed since the last commit.
+
+        Sets `blocked` when the completed set no longer fits the metadata limit.
+        """
+        position = self.position
+        if position is None:
+            return None
+        metadata, fits = offset_metadata.encode(position, self._done)
+        self.blocked = not fits
+        if position == self.committed and metadata == self.committed_metadata:
+            return None
+        return position, metadata
+
+    def mark_committed(self, position: int, metadata: str) -> None:
+        self.committed = position
+        self.committed_metadata = metadata

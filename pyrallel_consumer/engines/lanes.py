@@ -1,0 +1,194 @@
+"""Lane bookkeeping and the two lane runners (threads for plain handlers, coroutines for async).
+
+A lane is the unit of ordering: at most one item of a lane runs at a time, in submission order.
+The runner that finishes an item of a lane takes the next item of that lane itself (a per-lane
+worker loop), handing it back to the shared ready queue only when other lanes wait, for fairness.
+Both runners are also used inside process-engine workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Hashable
+from queue import SimpleQueue
+
+from pyrallel_consumer.config import RetryPolicy
+from pyrallel_consumer.engines.attempts import call_with_retries, call_with_retries_async
+from pyrallel_consumer.engines.base import SKIPPED, Done, Handler, WorkItem
+
+Report = Callable[[Done], None]
+
+
+class Lanes:
+    """Items waiting behind the running item of their lane. Not thread-safe: callers lock."""
+
+    __slots__ = ("_waiting",)
+
+    def __init__(self) -> None:
+        self._waiting: dict[Hashable, deque[WorkItem]] = {}
+
+    def admit(self, item: WorkItem) -> bool:
+        """True when the item may run now; otherwise it waits for its lane."""
+        lane = item.lane
+        if lane is None:
+            return True
+        waiting = self._waiting.get(lane)
+        if waiting is None:
+            self._waiting[lane] = deque()
+            return True
+        waiting.append(item)
+        return False
+
+    def release(self, lane: Hashable | None) -> WorkItem | None:
+        """The item of `lane` that may run now that the previous one finished, if any."""
+        if lane is None:
+            return None
+        waiting = self._waiting[lane]
+        if waiting:
+            return waiting.popleft()
+        del self._waiting[lane]
+        return None
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+
+def _skipped(item: WorkItem) -> Done:
+    return Done(item.id, SKIPPED, 0, time.monotonic())
+
+
+class ThreadLaneRunner:
+    """Plain handlers on a fixed pool of threads: real parallelism when the handler releases
+    the GIL (I/O, sleeps, the Cython CPU kernel)."""
+
+    def __init__(self, handler: Handler, policy: RetryPolicy, threads: int, report: Report) -> None:
+        self._handler = handler
+        self._policy = policy
+        self._report = report
+        self._lanes = Lanes()
+        self._lock = threading.Lock()
+        self._ready: SimpleQueue[WorkItem | None] = SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"pyrallel-worker-{i}", daemon=True)
+            for i in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, items: list[WorkItem]) -> None:
+        with self._lock:
+            ready = [item for item in items if self._lanes.admit(item)]
+        for item in ready:
+            self._ready.put(item)
+
+    def _work(self) -> None:
+        handler, policy, report = self._handler, self._policy, self._report
+        while True:
+            item = self._ready.get()
+            if item is None:
+                return  # close() queues one None per thread, behind the ready work
+            while item is not None:
+                if item.cancelled:
+                    report(_skipped(item))
+                else:
+                    status, attempts, error = call_with_retries(handler, item.record, policy)
+                    report(Done(item.id, status, attempts, time.monotonic(), error))
+                with self._lock:
+                    following = self._lanes.release(item.lane)
+                if following is not None and not self._ready.empty():
+                    self._ready.put(following)  # let waiting lanes go first
+                    following = None
+                item = following
+
+    def close(self, timeout: float) -> None:
+        for _ in self._threads:
+            self._ready.put(None)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed (the fast path), else the standard loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
+
+
+class CoroutineLaneRunner:
+    """`async def` handlers on an event loop in its own thread, `concurrency` coroutines."""
+
+    def __init__(
+        self, handler: Handler, policy: RetryPolicy, concurrency: int, report: Report
+    ) -> None:
+        self._handler = handler
+        self._policy = policy
+        self._report = report
+        self._concurrency = concurrency
+        self._lanes = Lanes()
+        self.loop = new_event_loop()
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run_loop, name="pyrallel-loop", daemon=True)
+        self._thread.start()
+        self._started.wait()
+
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self._ready: asyncio.Queue[WorkItem | None] = asyncio.Queue()
+        self._workers = [self.loop.create_task(self._work()) for _ in range(self._concurrency)]
+        self.loop.call_soon(self._started.set)
+        self.loop.run_forever()
+
+    def submit(self, items: list[WorkItem]) -> None:
+        self.loop.call_soon_threadsafe(self._admit, items)
+
+    def _admit(self, items: list[WorkItem]) -> None:
+        lanes, ready = self._lanes, self._ready
+        for item in items:
+            if lanes.admit(item):
+                ready.put_nowait(item)
+
+    async def _work(self) -> None:
+        handler, policy, report, ready = self._handler, self._policy, self._report, self._ready
+        while True:
+            item = await ready.get()
+            if item is None:
+                return
+            while item is not None:
+                if item.cancelled:
+                    report(_skipped(item))
+                else:
+                    status, attempts, error = await call_with_retries_async(
+                        handler, item.record, policy
+                    )
+                    report(Done(item.id, status, attempts, time.monotonic(), error))
+                following = self._lanes.release(item.lane)
+                if following is not None and not ready.empty():
+                    ready.put_nowait(following)
+                    following = None
+                item = following
+
+    async def _shutdown(self) -> None:
+        for _ in self._workers:
+            self._ready.put_nowait(None)
+        await asyncio.gather(*self._workers, return_exceptions=True)
+
+    def close(self, timeout: float) -> None:
+        if not self._thread.is_alive():
+            return
+        future = asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop)
+        try:
+            future.result(timeout)
+        except TimeoutError:
+            for task in self._workers:
+                self.loop.call_soon_threadsafe(task.cancel)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self.loop.close()

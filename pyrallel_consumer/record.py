@@ -1,0 +1,61 @@
+"""The record a handler receives: one Kafka message, detached from librdkafka."""
+
+from __future__ import annotations
+
+Headers = list[tuple[str, bytes | None]]
+
+
+class Record:
+    """One consumed Kafka record.
+
+    A plain slotted class rather than a dataclass: it is built once per record on the hot path
+    (and by the Cython codec in worker processes), so construction must be cheap.
+    """
+
+    __slots__ = ("headers", "key", "offset", "partition", "timestamp", "topic", "value")
+
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None = None,
+        timestamp: int = 0,
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.timestamp = timestamp  # milliseconds since the epoch, as Kafka stores it
+
+    def __repr__(self) -> str:
+        return (
+            f"Record(topic={self.topic!r}, partition={self.partition}, offset={self.offset}, "
+            f"key={self.key!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Record):
+            return NotImplemented
+        return (
+            self.topic == other.topic
+            and self.partition == other.partition
+            and self.offset == other.offset
+            and self.key == other.key
+            and self.value == other.value
+            and self.headers == other.headers
+            and self.timestamp == other.timestamp
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+    def __reduce__(self) -> tuple[type[Record], tuple[object, ...]]:
+        return (
+            Record,
+            (self.topic, self.partition, self.offset, self.key, self.value, self.headers,
+             self.timestamp),
+        )
