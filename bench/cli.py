@@ -63,6 +63,7 @@ class BenchOptions:
     concurrency: int | None
     workers: int | None
     worker_concurrency: int | None
+    kafka_config: tuple[tuple[str, str], ...]
     json_output: Path | None
     log_level: str
     no_progress: bool
@@ -129,6 +130,24 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _kafka_setting(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. fetch.wait.max.ms=10), "
+                                         f"got {text!r}")
+    return key.strip(), value.strip()
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows real defaults only: flags, lists and "None = decided at run time" stay unlabelled
+    (their help text says what happens)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False, []) or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The argument parser of `python -m bench` / `python -m bench.run_parallel_benchmark`."""
     parser = argparse.ArgumentParser(
@@ -138,7 +157,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
             "modes on the same workload. Subcommands of `python -m bench`: "
             "`compare A.json B.json`, `report FILES... --out DIR`."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     general = parser.add_argument_group("general")
     general.add_argument(
@@ -180,6 +199,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                           help="delay of the loopback server answering the io workload")
 
     engine = parser.add_argument_group("consumer settings")
+    engine.add_argument("--kafka-config", metavar="KEY=VALUE", type=_kafka_setting,
+                        action="append", default=[],
+                        help="extra librdkafka consumer setting, passed through (repeatable)")
     engine.add_argument("--ordering", choices=ORDERINGS, default="key",
                         help="ordering guarantee of the parallel modes")
     engine.add_argument("--max-in-flight", type=_positive_int, default=DEFAULT_MAX_IN_FLIGHT,
@@ -254,4 +276,5 @@ def parse_args(argv: Sequence[str] | None = None, *, prog: str | None = None,
     if force_profile:
         ns.profile = True
     _validate(parser, ns)
+    ns.kafka_config = tuple(ns.kafka_config)
     return BenchOptions(**vars(ns))

@@ -6,17 +6,28 @@ with the same 8 bytes after the delay. Each connection carries one request at a 
 client that wants N concurrent waits holds N connections (the clients in bench/workloads.py pool
 them per thread or per asyncio task).
 
-The server runs its own event loop in a daemon thread of the bench process, so it handles
-thousands of concurrent connections with one thread; the alternative, a thread per connection,
-would make the server itself the bottleneck of the workload it is meant to measure.
+The server is one event loop (uvloop when installed), so it handles thousands of concurrent
+connections with one thread; a thread per connection would make the server itself the bottleneck
+of the workload it is meant to measure. The bench runs it in a child process
+(`DelayServerProcess`): in a thread of the bench process it would compete for the GIL with the
+consumer being measured. `DelayServer` (a thread) is for tests and embedding.
+
+Command line: `python -m bench.io_server [--host H] [--port N]` prints `port=N` once listening
+and serves until stdin closes or SIGTERM.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import os
+import socket
 import struct
+import subprocess
+import sys
 import threading
+from collections.abc import Sequence
 from types import TracebackType
 
 REQUEST = struct.Struct("!II")  # delay_us, token
@@ -104,8 +115,6 @@ class DelayServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sock = writer.get_extra_info("socket")
         if sock is not None:
-            import socket
-
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             while True:
@@ -113,9 +122,92 @@ class DelayServer:
                 delay_us, _token = REQUEST.unpack(request)
                 if delay_us:
                     await asyncio.sleep(delay_us / 1_000_000)
+                self.requests_served += 1  # before the reply: a client may look right after
                 writer.write(request)
-                self.requests_served += 1
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass  # the client closed its pooled connection: normal end
         finally:
             writer.close()
+
+
+class DelayServerProcess:
+    """The delay server in a child process (`python -m bench.io_server`), owned by the caller."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self._host = host
+        self._process: subprocess.Popen[str] | None = None
+        self._port: int | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self._port is None:
+            raise RuntimeError("DelayServerProcess is not started")
+        return self._host, self._port
+
+    def start(self, timeout: float = 15.0) -> DelayServerProcess:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "bench.io_server", "--host", self._host],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        assert self._process.stdout is not None
+        ready = threading.Event()
+        lines: list[str] = []
+
+        def read_first_line() -> None:
+            assert self._process is not None and self._process.stdout is not None
+            lines.append(self._process.stdout.readline())
+            ready.set()
+
+        threading.Thread(target=read_first_line, daemon=True).start()
+        if not ready.wait(timeout) or not lines[0].startswith("port="):
+            self.stop()
+            raise RuntimeError("the io delay server process did not start")
+        self._port = int(lines[0].strip().split("=", 1)[1])
+        return self
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        with contextlib.suppress(OSError):
+            assert process.stdin is not None
+            process.stdin.close()  # the child exits when its stdin closes
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def __enter__(self) -> DelayServerProcess:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def _install_uvloop() -> None:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.io_server",
+                                     description="Loopback delay server of the io workload.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    _install_uvloop()
+    server = DelayServer(args.host, args.port).start()
+    print(f"port={server.address[1]}", flush=True)
+    # Serve until the parent closes our stdin (or dies): no orphan servers after a crash.
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.stdin.read()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

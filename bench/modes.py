@@ -26,6 +26,7 @@ log = logging.getLogger("bench")
 
 # tansu holds every group join for about session.timeout.ms / 2 (design.md, Brokers).
 TANSU_SESSION_TIMEOUT_MS = 6000
+DRAIN_TIMEOUT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ def kafka_config(ctx: RunContext, group_id: str) -> dict[str, Any]:
     if ctx.broker_kind == "tansu":
         config["session.timeout.ms"] = TANSU_SESSION_TIMEOUT_MS
         config["heartbeat.interval.ms"] = 1000
+    config.update(dict(ctx.options.kafka_config))  # the user's --kafka-config wins
     return config
 
 
@@ -116,7 +118,11 @@ class _Collector:
 
 def _engine_kwargs(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
     opts = ctx.options
-    kwargs: dict[str, Any] = {"max_in_flight": opts.max_in_flight}
+    # --timeout-sec bounds the whole run: when it expires, in-flight records are abandoned after
+    # a short drain instead of the library's default 30 s (the benchmark is at-least-once and
+    # its topics are throwaway, so nothing of value is lost).
+    kwargs: dict[str, Any] = {"max_in_flight": opts.max_in_flight,
+                              "drain_timeout_s": DRAIN_TIMEOUT_S}
     if spec.mode == "async" and opts.concurrency is not None:
         kwargs["concurrency"] = opts.concurrency
     if spec.mode == "process":
@@ -133,7 +139,7 @@ def _engine_kwargs(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
 
 
 def _consume(spec: RunSpec, ctx: RunContext, handler: Callable[..., Any],
-             collector: _Collector) -> tuple[int, dict[str, Any]]:
+             collector: _Collector, expected: int) -> tuple[int, dict[str, Any]]:
     from pyrallel_consumer import ParallelConsumer
 
     opts = ctx.options
@@ -142,7 +148,7 @@ def _consume(spec: RunSpec, ctx: RunContext, handler: Callable[..., Any],
         ordering=opts.ordering, on_complete=collector.on_complete,
         on_assign=collector.on_assign, **_engine_kwargs(spec, ctx))
     with consumer:
-        processed = consumer.run(max_records=opts.num_messages, timeout=opts.timeout_sec)
+        processed = consumer.run(max_records=expected, timeout=opts.timeout_sec)
         try:
             engine_stats = dict(consumer.stats())
         except Exception:  # stats are informative only; never lose a result over them
@@ -156,7 +162,7 @@ def engine_shape(mode: str, opts: BenchOptions, engine_stats: dict[str, Any],
     documented default (workers = cores, worker_concurrency = 16, async concurrency <=
     max_in_flight)."""
     def pick(name: str, option: int | None, default: int) -> int:
-        for source in (engine_stats, engine_stats.get("engine") or {}):
+        for source in (engine_stats.get("engine_info"), engine_stats):
             if isinstance(source, dict) and isinstance(source.get(name), int):
                 return int(source[name])
         return option if option is not None else default
@@ -190,12 +196,12 @@ def run_mode(spec: RunSpec, ctx: RunContext, expected: int) -> RunResult:
                 path = ctx.profile.directory / f"{spec.profile_stem}.prof"
                 profiling.clear_worker_profiles(ctx.profile.directory, spec.profile_stem)
                 with profiling.profiled(ctx.profile, path, f"{spec.mode}/{spec.workload}"):
-                    _, engine_stats = _consume(spec, ctx, handler, collector)
+                    _, engine_stats = _consume(spec, ctx, handler, collector, expected)
                 profile_files.append(str(path))
                 profile_files += [str(p) for p in profiling.worker_profiles(
                     ctx.profile.directory, spec.profile_stem)]
             else:
-                _, engine_stats = _consume(spec, ctx, handler, collector)
+                _, engine_stats = _consume(spec, ctx, handler, collector, expected)
     except Exception as exc:  # a failed run is a result too: record it and go on
         log.debug("run %s/%s failed", spec.mode, spec.workload, exc_info=True)
         error = f"{type(exc).__name__}: {exc}"
@@ -227,10 +233,15 @@ def summarize(spec: RunSpec, ctx: RunContext, collector: _Collector, expected: i
         cores=ctx.cores, kernel_releases_gil=ctx.kernel_releases_gil)
     join = (collector.first_assign_at - started) if collector.first_assign_at else math.nan
     complete = (error is None and check.missing == 0 and collector.failed == 0)
+    # The consumer turns SIGINT into a clean stop, so an interrupted run just returns early:
+    # early and short without an error means the user stopped it, not the timeout.
+    interrupted = (not complete and error is None and collector.failed == 0
+                   and wall < opts.timeout_sec * 0.95)
     if not complete and error is None:
+        reason = ("stopped early (interrupted)" if interrupted
+                  else f"within --timeout-sec {opts.timeout_sec:g}")
         error = (f"incomplete: {check.unique_processed} of {expected} records processed "
-                 f"within --timeout-sec {opts.timeout_sec:g}"
-                 + (f"; {collector.failed} failed" if collector.failed else ""))
+                 f"{reason}" + (f"; {collector.failed} failed" if collector.failed else ""))
     return RunResult(
         run_type=spec.mode, workload=spec.workload, topic=spec.topic, group_id=spec.group_id,
         ordering=opts.ordering, messages_expected=expected,
@@ -244,6 +255,7 @@ def summarize(spec: RunSpec, ctx: RunContext, collector: _Collector, expected: i
         efficiency=bounds.efficiency(rate.throughput_tps, bound.bound_tps),
         ordering_violations=check.ordering_violations, duplicates=check.duplicates,
         missing=check.missing, failed=collector.failed, complete=complete,
+        interrupted=interrupted,
         profile_files=profile_files, engine_stats=_jsonable(engine_stats), error=error,
     )
 

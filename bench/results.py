@@ -12,7 +12,6 @@ import math
 import os
 import platform
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,7 @@ class RunResult:
     missing: int
     failed: int  # completions with ok=False
     complete: bool
+    interrupted: bool = False  # run() returned early without an error: stop()/SIGINT
     profile_files: list[str] = dataclasses.field(default_factory=list)
     engine_stats: dict[str, Any] = dataclasses.field(default_factory=dict)
     error: str | None = None
@@ -152,8 +152,12 @@ def _codec_implementation() -> str:
 def _kafka_versions() -> dict[str, str]:
     import confluent_kafka
 
-    return {"confluent_kafka": confluent_kafka.version()[0],
-            "librdkafka": confluent_kafka.libversion()[0]}
+    def first(value: object) -> str:  # version()/libversion() give (str, int) tuples
+        return str(value[0]) if isinstance(value, tuple) else str(value)
+
+    return {"confluent_kafka": getattr(confluent_kafka, "__version__", None)
+            or first(confluent_kafka.version()),
+            "librdkafka": first(confluent_kafka.libversion())}
 
 
 def _event_loop() -> str:
@@ -172,7 +176,6 @@ def environment_metadata() -> dict[str, Any]:
         "utc_time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "git_commit": _git_commit(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "python_executable_prefix": sys.prefix != sys.base_prefix and "venv" or "system",
         **_kafka_versions(),
         "codec": _codec_implementation(),
         "cpu_kernel": cpu_kernel_implementation(),

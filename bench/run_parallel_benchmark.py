@@ -20,7 +20,7 @@ from typing import Any
 
 from bench import modes, table, topics, workloads
 from bench.cli import BenchOptions, parse_args
-from bench.io_server import DelayServer
+from bench.io_server import DelayServerProcess
 from bench.results import (
     RunResult,
     default_output_path,
@@ -104,7 +104,7 @@ def run_benchmark(opts: BenchOptions) -> int:
             kernel_releases_gil=workloads.cpu_kernel_implementation() == "native",
             profile=modes.profile_settings(opts))
         if "io" in opts.workloads:
-            server = stack.enter_context(DelayServer())
+            server = stack.enter_context(DelayServerProcess())
             ctx.io_address = server.address
             metadata["io_server"] = f"{server.address[0]}:{server.address[1]}"
         metadata["cpu_service_ms"] = (ctx.cpu_service_s * 1000 if ctx.cpu_service_s else None)
@@ -118,6 +118,8 @@ def run_benchmark(opts: BenchOptions) -> int:
                     if not result.complete:
                         status = EXIT_INCOMPLETE
                         print(f"warning: {mode}/{workload}: {result.error}", file=sys.stderr)
+                    if result.interrupted:
+                        raise KeyboardInterrupt
         except KeyboardInterrupt:
             print("interrupted: writing the results so far", file=sys.stderr)
             status = EXIT_INTERRUPTED

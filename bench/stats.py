@@ -123,7 +123,7 @@ class Throughput:
 def throughput(samples: Sequence[CompletionSample]) -> Throughput:
     """Messages per second over the processing window (join time excluded)."""
     if not samples:
-        return Throughput(0.0, 0.0)
+        return Throughput(math.nan, math.nan)  # no data is not a zero throughput
     start = min(s.received_at for s in samples)
     end = max(s.completed_at for s in samples)
     span = end - start

@@ -48,9 +48,13 @@ cdef extern from *:
     static int pyrallel_set_slot(PyObject *descr, PyObject *obj, PyObject *value) {
         return Py_TYPE(descr)->tp_descr_set(descr, obj, value);
     }
+    static PyObject *pyrallel_get_slot(PyObject *descr, PyObject *obj) {
+        return Py_TYPE(descr)->tp_descr_get(descr, obj, (PyObject *)Py_TYPE(obj));
+    }
     """
     object pyrallel_alloc_instance(object type)
     int pyrallel_set_slot(object descr, object obj, object value) except -1
+    object pyrallel_get_slot(object descr, object obj)
 
 cdef enum:
     RECORD_BATCH = 0     # batch tags: the first item of the top-level array
@@ -63,26 +67,33 @@ cdef enum:
 # class in record.py. If it ever stops being one, decoding falls back to calling Record(...).
 cdef object _RECORD = Record
 cdef bint _FAST_RECORD = False
-cdef object _SET_TOPIC, _SET_PARTITION, _SET_OFFSET, _SET_KEY, _SET_VALUE, _SET_HEADERS
-cdef object _SET_TIMESTAMP
+cdef object _SLOT_TOPIC, _SLOT_PARTITION, _SLOT_OFFSET, _SLOT_KEY, _SLOT_VALUE, _SLOT_HEADERS
+cdef object _SLOT_TIMESTAMP  # the member descriptors of the Record slots
 
 
-def _init_record_slots():
-    global _FAST_RECORD, _SET_TOPIC, _SET_PARTITION, _SET_OFFSET, _SET_KEY, _SET_VALUE
-    global _SET_HEADERS, _SET_TIMESTAMP
+cdef _init_record_slots():
+    global _FAST_RECORD, _SLOT_TOPIC, _SLOT_PARTITION, _SLOT_OFFSET, _SLOT_KEY, _SLOT_VALUE
+    global _SLOT_HEADERS, _SLOT_TIMESTAMP
     names = ("topic", "partition", "offset", "key", "value", "headers", "timestamp")
     slots = [Record.__dict__.get(name) for name in names]
     if not all(isinstance(slot, types.MemberDescriptorType) for slot in slots):
         _FAST_RECORD = False
         return
-    (_SET_TOPIC, _SET_PARTITION, _SET_OFFSET, _SET_KEY, _SET_VALUE, _SET_HEADERS,
-     _SET_TIMESTAMP) = slots
+    (_SLOT_TOPIC, _SLOT_PARTITION, _SLOT_OFFSET, _SLOT_KEY, _SLOT_VALUE, _SLOT_HEADERS,
+     _SLOT_TIMESTAMP) = slots
     _FAST_RECORD = True
 
 
 _init_record_slots()
 
 cdef object _codec_error_type = None
+
+
+cdef object _in_item(object exc, str what, Py_ssize_t index):
+    """Re-raise a CodecError with the batch item it happened in; anything else unchanged."""
+    if index >= 0 and _codec_error_type is not None and type(exc) is _codec_error_type:
+        return _error(f"{what} {index}: {exc}")
+    return exc
 
 
 cdef object _error(str message):
@@ -327,6 +338,7 @@ def encode_records(items) -> bytes:
     items = _as_sequence(items, "items")
     n = len(items)
     _writer_init(&w, 64 + 160 * n)
+    i = -1  # the item being worked on, for error messages
     try:
         _write_byte(&w, 0x92)
         _write_byte(&w, RECORD_BATCH)
@@ -338,14 +350,25 @@ def encode_records(items) -> bytes:
             w.data[w.size] = 0x90 | RECORD_FIELDS
             w.size += 1
             _write_int(&w, entry[0], "work_id")
-            _write_str(&w, record.topic, "topic")
-            _write_int(&w, record.partition, "partition")
-            _write_int(&w, record.offset, "offset")
-            _write_optional_bin(&w, record.key, "key")
-            _write_optional_bin(&w, record.value, "value")
-            _write_headers(&w, record.headers)
-            _write_int(&w, record.timestamp, "timestamp")
+            if _FAST_RECORD and type(record) is _RECORD:  # read the slots without the lookup
+                _write_str(&w, pyrallel_get_slot(_SLOT_TOPIC, record), "topic")
+                _write_int(&w, pyrallel_get_slot(_SLOT_PARTITION, record), "partition")
+                _write_int(&w, pyrallel_get_slot(_SLOT_OFFSET, record), "offset")
+                _write_optional_bin(&w, pyrallel_get_slot(_SLOT_KEY, record), "key")
+                _write_optional_bin(&w, pyrallel_get_slot(_SLOT_VALUE, record), "value")
+                _write_headers(&w, pyrallel_get_slot(_SLOT_HEADERS, record))
+                _write_int(&w, pyrallel_get_slot(_SLOT_TIMESTAMP, record), "timestamp")
+            else:
+                _write_str(&w, record.topic, "topic")
+                _write_int(&w, record.partition, "partition")
+                _write_int(&w, record.offset, "offset")
+                _write_optional_bin(&w, record.key, "key")
+                _write_optional_bin(&w, record.value, "value")
+                _write_headers(&w, record.headers)
+                _write_int(&w, record.timestamp, "timestamp")
         return PyBytes_FromStringAndSize(<char *>w.data, w.size)
+    except ValueError as exc:  # CodecError is one: say which item could not be encoded
+        raise _in_item(exc, "item", i) from exc.__cause__
     finally:
         PyMem_Free(w.data)
 
@@ -357,6 +380,7 @@ def encode_results(results) -> bytes:
     results = _as_sequence(results, "results")
     n = len(results)
     _writer_init(&w, 64 + 16 * n)
+    i = -1  # the item being worked on, for error messages
     try:
         _write_byte(&w, 0x92)
         _write_byte(&w, RESULT_BATCH)
@@ -371,6 +395,8 @@ def encode_results(results) -> bytes:
             _write_byte(&w, 0xc3 if ok else 0xc2)
             _write_optional_str(&w, entry[2], "error")
         return PyBytes_FromStringAndSize(<char *>w.data, w.size)
+    except ValueError as exc:
+        raise _in_item(exc, "result", i) from exc.__cause__
     finally:
         PyMem_Free(w.data)
 
@@ -601,15 +627,13 @@ cdef object _read_headers(_Reader *r, _NameCache *caches, list names):
 
 
 cdef int _read_batch_start(_Reader *r, long tag, str batch) except -1:
-    """`[tag, [` : returns via r the position of the item list; checks the tag."""
+    """Consume `[tag, ` and check the tag (any msgpack int form, as msgpack would accept)."""
     _read_fixed_array(r, 2, batch)
-    _need(r, 1, "batch tag")
-    if r.pos[0] != tag:
-        if r.pos[0] == RECORD_BATCH or r.pos[0] == RESULT_BATCH:
-            kind = "record" if r.pos[0] == RECORD_BATCH else "result"
-            raise _error(f"expected a {batch} (tag {tag}), got a {kind} batch (tag {r.pos[0]})")
-        raise _unexpected(r, "batch tag", f"{tag}")
-    r.pos += 1
+    found = _read_int(r, "batch tag")
+    if found != tag:
+        kinds = {RECORD_BATCH: "a record batch", RESULT_BATCH: "a result batch"}
+        raise _error(f"expected a {batch} (tag {tag}), got {kinds.get(found, 'an unknown tag')} "
+                     f"(tag {found})")
     return 0
 
 
@@ -633,13 +657,13 @@ cdef object _new_record(topic, partition, offset, key, value, headers, timestamp
     if not _FAST_RECORD:
         return _RECORD(topic, partition, offset, key, value, headers, timestamp)
     record = pyrallel_alloc_instance(_RECORD)
-    pyrallel_set_slot(_SET_TOPIC, record, topic)
-    pyrallel_set_slot(_SET_PARTITION, record, partition)
-    pyrallel_set_slot(_SET_OFFSET, record, offset)
-    pyrallel_set_slot(_SET_KEY, record, key)
-    pyrallel_set_slot(_SET_VALUE, record, value)
-    pyrallel_set_slot(_SET_HEADERS, record, headers)
-    pyrallel_set_slot(_SET_TIMESTAMP, record, timestamp)
+    pyrallel_set_slot(_SLOT_TOPIC, record, topic)
+    pyrallel_set_slot(_SLOT_PARTITION, record, partition)
+    pyrallel_set_slot(_SLOT_OFFSET, record, offset)
+    pyrallel_set_slot(_SLOT_KEY, record, key)
+    pyrallel_set_slot(_SLOT_VALUE, record, value)
+    pyrallel_set_slot(_SLOT_HEADERS, record, headers)
+    pyrallel_set_slot(_SLOT_TIMESTAMP, record, timestamp)
     return record
 
 
@@ -657,6 +681,7 @@ def decode_records(data) -> list:
     names = [None] * NAME_CACHE_SIZE
     out = []
     _open_input(data, &view, &r)
+    i = -1  # the item being worked on, for error messages
     try:
         _read_batch_start(&r, RECORD_BATCH, "record batch")
         n = _read_array_header(&r, "records")
@@ -672,8 +697,11 @@ def decode_records(data) -> list:
             timestamp = _read_int(&r, "timestamp")
             out.append((work_id, _new_record(topic, partition, offset, key, value, headers,
                                              timestamp)))
+        i = -1
         _check_end(&r)
         return out
+    except ValueError as exc:
+        raise _in_item(exc, "record", i) from exc.__cause__
     finally:
         PyBuffer_Release(&view)
 
@@ -686,6 +714,7 @@ def decode_results(data) -> list:
     cdef uint8_t code
     out = []
     _open_input(data, &view, &r)
+    i = -1  # the item being worked on, for error messages
     try:
         _read_batch_start(&r, RESULT_BATCH, "result batch")
         n = _read_array_header(&r, "results")
@@ -698,7 +727,10 @@ def decode_results(data) -> list:
                 raise _unexpected(&r, "ok", "a bool")
             r.pos += 1
             out.append((work_id, code == 0xc3, _read_optional_str(&r, "error")))
+        i = -1
         _check_end(&r)
         return out
+    except ValueError as exc:
+        raise _in_item(exc, "result", i) from exc.__cause__
     finally:
         PyBuffer_Release(&view)

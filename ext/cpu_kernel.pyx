@@ -11,12 +11,14 @@ Definition (shared with the hashlib twin in bench/cpu_kernel.py, which is the re
 
 SHA-256 (FIPS 180-4) is written out here rather than linked from OpenSSL's libcrypto: hashlib
 would hold the GIL for short inputs, and libcrypto needs its headers and a link flag on every
-build machine (they are not in a python:*-slim image). The portable C below runs at about the
-speed of hashlib's call overhead per round, which is what the workload is meant to cost; the
-point of the native kernel is that the whole loop, including the first hash of the payload,
-runs inside `with nogil:`, so N threads use N cores.
+build machine (they are not in a python:*-slim image). The portable C below does one round in
+about 0.22 us here, against about 0.31 us for a hashlib round called from Python (hashlib uses
+the CPU's SHA instructions, but pays for a Python call and a bytes object per round). The point
+of the native kernel is that the whole loop, including the first hash of the payload, runs
+inside `with nogil:`, so N threads use N cores.
 """
 
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
@@ -150,4 +152,4 @@ def sha256_chain(const unsigned char[::1] payload not None, long long iterations
         data = &payload[0]
     with nogil:
         _sha256_chain(data, size, iterations, out)
-    return bytes(out[:32])
+    return PyBytes_FromStringAndSize(<char *>out, 32)

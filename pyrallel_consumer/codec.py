@@ -16,8 +16,12 @@ Two implementations behind one interface (the functions below and ``load_codec``
 - ``msgpack``: this module's pure-Python twin on the msgpack package; always available.
 
 Both produce identical bytes, decode each other's output, and raise ``CodecError`` for input
-that is not a well-formed batch (bad msgpack, wrong shape, wrong field type, trailing bytes),
-and for records they cannot encode (a field of the wrong type, an int beyond uint64).
+that is not a well-formed batch (bad msgpack, wrong shape, wrong field type, trailing bytes) and
+for what msgpack cannot encode (an int outside int64/uint64, a str that is not valid Unicode).
+When encoding, the native codec also rejects a field of the wrong type (say a str key), with a
+CodecError naming the item and the field; the twin packs whatever msgpack can, and the decoders
+reject it on the other side. Decoding never trusts a length: the native reader checks the bounds
+of every read, and the twin relies on msgpack's own checks.
 
 ``PYRALLEL_CODEC`` picks the implementation when this module is imported: ``auto`` (default:
 native if built, else msgpack), ``native`` (ImportError if not built) or ``msgpack``.
@@ -26,10 +30,11 @@ native if built, else msgpack), ``native`` (ImportError if not built) or ``msgpa
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Sequence
-from types import SimpleNamespace
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import msgpack
 
@@ -61,18 +66,15 @@ class CodecError(ValueError):
     """A batch could not be encoded or decoded; the message says what was wrong, and where."""
 
 
-class Codec(Protocol):
-    """What ``load_codec`` returns: the four batch functions of one implementation."""
+@dataclass(frozen=True)
+class Codec:
+    """One implementation, as ``load_codec`` returns it: its name and the four batch functions."""
 
     name: str
-
-    def encode_records(self, items: Sequence[tuple[int, Record]]) -> bytes: ...
-
-    def decode_records(self, data: bytes) -> list[tuple[int, Record]]: ...
-
-    def encode_results(self, results: Sequence[Result]) -> bytes: ...
-
-    def decode_results(self, data: bytes) -> list[Result]: ...
+    encode_records: Callable[[Sequence[tuple[int, Record]]], bytes]
+    decode_records: Callable[[bytes], list[tuple[int, Record]]]
+    encode_results: Callable[[Sequence[Result]], bytes]
+    decode_results: Callable[[bytes], list[Result]]
 
 
 # --- the msgpack-package twin ---------------------------------------------------------------
@@ -99,7 +101,8 @@ def _msgpack_encode_records(items: Sequence[tuple[int, Record]]) -> bytes:
 
 def _msgpack_encode_results(results: Sequence[Result]) -> bytes:
     try:
-        return _packb([RESULT_BATCH, [list(result) for result in results]], use_bin_type=True)
+        # msgpack packs the (work_id, ok, error) tuples as arrays, as it does lists.
+        return _packb([RESULT_BATCH, list(results)], use_bin_type=True)
     except _MSGPACK_ERRORS as exc:
         raise CodecError(f"cannot encode result batch: {exc}") from exc
 
@@ -188,7 +191,7 @@ def _msgpack_decode_results(data: bytes) -> list[Result]:
 
 # --- selection -------------------------------------------------------------------------------
 
-_MSGPACK_CODEC = SimpleNamespace(
+_MSGPACK_CODEC = Codec(
     name="msgpack",
     encode_records=_msgpack_encode_records,
     decode_records=_msgpack_decode_records,
@@ -199,20 +202,19 @@ _MSGPACK_CODEC = SimpleNamespace(
 
 def _load_native() -> Codec:
     try:
-        from pyrallel_consumer import _codec  # type: ignore[attr-defined]
+        _codec = importlib.import_module("pyrallel_consumer._codec")
     except ImportError as exc:
         raise ImportError(
             "the native codec (pyrallel_consumer._codec) is not built: run `make build-ext` "
             f"(python setup.py build_ext --inplace), or set {ENV_VAR}=msgpack"
         ) from exc
-    codec: Codec = SimpleNamespace(  # type: ignore[assignment]
+    return Codec(
         name="native",
         encode_records=_codec.encode_records,
         decode_records=_codec.decode_records,
         encode_results=_codec.encode_results,
         decode_results=_codec.decode_results,
     )
-    return codec
 
 
 def load_codec(name: str = "auto") -> Codec:
@@ -222,14 +224,14 @@ def load_codec(name: str = "auto") -> Codec:
     that is not one of those three.
     """
     if name == "msgpack":
-        return _MSGPACK_CODEC  # type: ignore[return-value]
+        return _MSGPACK_CODEC
     if name == "native":
         return _load_native()
     if name == "auto":
         try:
             return _load_native()
         except ImportError:
-            return _MSGPACK_CODEC  # type: ignore[return-value]
+            return _MSGPACK_CODEC
     raise ValueError(f"codec must be one of {', '.join(CHOICES)}, got {name!r}")
 
 

@@ -44,6 +44,8 @@ class ConsumerConfig:
     engine: Engine
     ordering: Ordering
     max_in_flight: int
+    buffer_size: int
+    buffer_max_bytes: int
     concurrency: int | None
     workers: int
     worker_concurrency: int
@@ -129,6 +131,8 @@ def build_config(
     engine: str = "async",
     ordering: str = "key",
     max_in_flight: int = 1000,
+    buffer_size: int = 50_000,
+    buffer_max_bytes: int = 64 * 1024 * 1024,
     concurrency: int | None = None,
     workers: int | None = None,
     worker_concurrency: int | None = None,
@@ -155,6 +159,9 @@ def build_config(
     engine = _require_choice("engine", engine, ENGINES)
     ordering = _require_choice("ordering", ordering, ORDERINGS)
     max_in_flight = _require_int("max_in_flight", max_in_flight, 1)
+    # Records held beyond max_in_flight, so the in-flight window can be spread over many keys.
+    buffer_size = _require_int("buffer_size", buffer_size, 0)
+    buffer_max_bytes = _require_int("buffer_max_bytes", buffer_max_bytes, 1)
     cores = os.cpu_count() or 1
     if concurrency is not None:  # None: the async engine picks per handler kind
         concurrency = _require_int("concurrency", concurrency, 1)
@@ -185,6 +192,8 @@ def build_config(
         engine=engine,  # type: ignore[arg-type]
         ordering=ordering,  # type: ignore[arg-type]
         max_in_flight=max_in_flight,
+        buffer_size=buffer_size,
+        buffer_max_bytes=buffer_max_bytes,
         concurrency=concurrency,
         workers=workers,
         worker_concurrency=worker_concurrency,
@@ -199,4 +208,3 @@ def build_config(
         poll_batch_size=_require_int("poll_batch_size", poll_batch_size, 1),
         codec=_require_choice("codec", codec, ("auto", "native", "msgpack")),
     )
-

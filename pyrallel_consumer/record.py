@@ -56,6 +56,13 @@ class Record:
     def __reduce__(self) -> tuple[type[Record], tuple[object, ...]]:
         return (
             Record,
-            (self.topic, self.partition, self.offset, self.key, self.value, self.headers,
-             self.timestamp),
+            (
+                self.topic,
+                self.partition,
+                self.offset,
+                self.key,
+                self.value,
+                self.headers,
+                self.timestamp,
+            ),
         )

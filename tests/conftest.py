@@ -228,9 +228,9 @@ def produce_records(
             if err is not None:
                 errors.append(err)
                 return
-            delivered[index] = ProducedRecord(
-                topic, msg.partition(), msg.offset(), msg.key(), msg.value()
-            )
+            partition, offset, value = msg.partition(), msg.offset(), msg.value()
+            assert partition is not None and offset is not None and value is not None
+            delivered[index] = ProducedRecord(topic, partition, offset, msg.key(), value)
 
         return report
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from dataclasses import asdict, dataclass
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +20,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException
 from pyrallel_consumer.completion import Completion
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.control import offset_metadata
+from pyrallel_consumer.control.backlog import Backlog
 from pyrallel_consumer.control.dead_letter import DeadLetterPublisher
 from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.engines.base import FAILED, OK, Done, Engine, WorkItem
@@ -38,26 +39,21 @@ BUSY_WAIT_S = 0.02  # wait for completions when Kafka had nothing new
 COMMITTED_TIMEOUT_S = 10.0
 
 
+@dataclass(slots=True)
 class Counters:
     """Totals since start; written by the control thread, read by stats()."""
 
-    __slots__ = (
-        "completed",
-        "dead_lettered",
-        "failed",
-        "fenced",
-        "received",
-        "retries",
-        "skipped",
-        "skipped_from_metadata",
-    )
-
-    def __init__(self) -> None:
-        for name in self.__slots__:
-            setattr(self, name, 0)
+    received: int = 0
+    completed: int = 0
+    retries: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    skipped: int = 0  # cancelled on revoke before they started
+    skipped_from_metadata: int = 0  # completed before a restart, per the commit metadata
+    fenced: int = 0  # reported after their partition was revoked
 
     def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return asdict(self)
 
 
 class Coordinator:
@@ -77,7 +73,7 @@ class Coordinator:
         self._lane_of = lane_function(config.ordering)
         self._partitions: dict[TP, PartitionState] = {}
         self._in_flight: dict[int, WorkItem] = {}  # submitted to the engine, not reported yet
-        self._backlog: deque[WorkItem] = deque()  # received, waiting for in-flight room
+        self._backlog = Backlog()  # received, waiting for in-flight room
         self._dead_lettering = 0  # failed records whose dead letter is not acknowledged yet
         self._next_id = 0
         self._epoch = 0
@@ -149,12 +145,18 @@ class Coordinator:
                 self._commit(consumer)
                 next_commit = now + self.config.commit_interval_s
             self._apply_pauses(consumer)
-            busy = bool(self._in_flight) or self._paused_for_capacity
-            messages = consumer.consume(batch, 0 if busy else IDLE_POLL_S)
-            if messages:
-                self._receive(messages)
-            elif busy:
-                self.engine.wait(BUSY_WAIT_S)
+            # consume() with a timeout waits for a *full* batch, so it is only ever called
+            # with 0; poll() is the blocking call that returns on the first record.
+            messages = consumer.consume(batch, 0)
+            if not messages:
+                if self._in_flight or self._paused_for_capacity:
+                    self.engine.wait(BUSY_WAIT_S)
+                    continue
+                first = consumer.poll(IDLE_POLL_S)
+                if first is None:
+                    continue
+                messages = [first, *consumer.consume(batch - 1, 0)] if batch > 1 else [first]
+            self._receive(messages)
 
     def _drain(self, consumer: Consumer) -> None:
         """Stop taking records; let in-flight work finish within drain_timeout_s."""
@@ -206,7 +208,7 @@ class Coordinator:
                 timestamp,
             )
             self._next_id += 1
-            backlog.append(WorkItem(self._next_id, lane_of(record), record, state, received_at))
+            backlog.add(WorkItem(self._next_id, lane_of(record), record, state, received_at))
         counters.received += len(messages)
         self._submit_backlog()
 
@@ -214,8 +216,8 @@ class Coordinator:
         room = self.config.max_in_flight - len(self._in_flight) - self._dead_lettering
         if room <= 0 or not self._backlog:
             return
-        backlog, in_flight = self._backlog, self._in_flight
-        items = [backlog.popleft() for _ in range(min(room, len(backlog)))]
+        in_flight = self._in_flight
+        items = self._backlog.take(room)
         for item in items:
             in_flight[item.id] = item
         self.engine.submit(items)
@@ -287,9 +289,7 @@ class Coordinator:
             self._dead_letters.publish(record, error, done.attempts, delivered)
         else:
             self._fail(
-                ProcessingError(
-                    record.topic, record.partition, record.offset, done.attempts, error
-                )
+                ProcessingError(record.topic, record.partition, record.offset, done.attempts, error)
             )
 
     def _fail(self, error: Exception) -> None:
@@ -307,7 +307,9 @@ class Coordinator:
             if point is None or state.revoked:
                 continue
             position, metadata = point
-            offsets.append(TopicPartition(state.topic, state.partition, position, metadata=metadata))
+            offsets.append(
+                TopicPartition(state.topic, state.partition, position, metadata=metadata)
+            )
             points.append((state, position, metadata))
         if not offsets:
             return
@@ -321,10 +323,14 @@ class Coordinator:
             state.mark_committed(position, metadata)
 
     def _apply_pauses(self, consumer: Consumer) -> None:
-        capacity = self.config.max_in_flight + self.config.poll_batch_size
-        full = len(self._in_flight) + len(self._backlog) + self._dead_lettering >= capacity
+        capacity = self.config.max_in_flight + self.config.buffer_size
+        full = (
+            len(self._in_flight) + len(self._backlog) + self._dead_lettering >= capacity
+            or self._backlog.bytes >= self.config.buffer_max_bytes
+        )
         self._paused_for_capacity = full
-        to_pause, to_resume = [], []
+        to_pause: list[PartitionState] = []
+        to_resume: list[PartitionState] = []
         for state in self._partitions.values():
             want = full or state.blocked
             if want != state.paused:
@@ -361,7 +367,9 @@ class Coordinator:
                 try:
                     skip = offset_metadata.decode(position, tp.metadata)
                 except offset_metadata.MetadataError as exc:
-                    log.warning("ignoring commit metadata of %s[%d]: %s", tp.topic, tp.partition, exc)
+                    log.warning(
+                        "ignoring commit metadata of %s[%d]: %s", tp.topic, tp.partition, exc
+                    )
             state = PartitionState(tp.topic, tp.partition, self._epoch, position, skip)
             if position is not None:
                 state.mark_committed(position, tp.metadata or "")
@@ -401,7 +409,7 @@ class Coordinator:
         detached = set(map(id, states))
         if not detached:
             return states
-        self._backlog = deque(i for i in self._backlog if id(i.owner) not in detached)
+        self._backlog.remove_if(lambda item: id(item.owner) in detached)
         for item in self._in_flight.values():
             if id(item.owner) in detached:
                 item.cancelled = True

@@ -30,7 +30,7 @@ def producer_config(kafka_config: Mapping[str, Any]) -> dict[str, Any]:
 
 def dead_letter_headers(
     record: Record, error: str, attempts: int
-) -> list[tuple[str, bytes | None]]:
+) -> list[tuple[str, str | bytes | None]]:
     last_line = error.strip().splitlines()[-1] if error.strip() else ""
     return [
         *(record.headers or []),

@@ -9,10 +9,12 @@ import base64
 import os
 import re
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -89,6 +91,33 @@ def test_parser_defaults() -> None:
     assert (args.kind, args.port, args.data_dir) == (None, None, None)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--kind", "redpanda"])
+
+
+@pytest.mark.parametrize(("returncode", "published"), [(143, True), (0, True), (-9, False)])
+def test_class_data_archive_is_published_only_after_a_clean_exit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, returncode: int, published: bool
+) -> None:
+    monkeypatch.setattr(broker_module, "_java_version_output", lambda java: "java 17")
+    libs = tmp_path / "libs"
+    flags, on_exit = broker_module._cds_flags("/opt/java", libs, "broker")
+    staging = Path(flags[0].split("=", 1)[1])
+    assert flags[0].startswith("-XX:ArchiveClassesAtExit=") and staging.parent == tmp_path
+    staging.write_bytes(b"archive")  # what the JVM writes at exit
+    on_exit(returncode)
+    archives = list(tmp_path.glob("broker-*.jsa"))
+    assert len(archives) == (1 if published else 0)
+    assert not staging.exists()
+    if published:
+        flags, _ = broker_module._cds_flags("/opt/java", libs, "broker")
+        assert flags[0] == f"-XX:SharedArchiveFile={archives[0]}"
+
+
+def test_class_data_archive_can_be_turned_off(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(broker_module.CDS_ENV, "0")
+    flags, _ = broker_module._cds_flags("/opt/java", tmp_path / "libs", "broker")
+    assert flags == []
 
 
 # ------------------------------------------------------------------------------ defaults, errors
@@ -262,8 +291,33 @@ def test_kafka_data_dir_survives_restart(tmp_path: Path) -> None:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_not_ready_in_time_names_the_log_and_leaves_no_process() -> None:
+    live_before = set(broker_module._LIVE_HANDLES)  # the session brokers, if started
     with pytest.raises(BrokerError, match=r"did not answer .* within .*log: (\S+)") as info:
         start_broker("kafka", ready_timeout=0.01)
     log_path = Path(re.search(r"log: (\S+)", str(info.value)).group(1))  # type: ignore[union-attr]
     assert log_path.is_file()
-    assert not [h for h in broker_module._LIVE_HANDLES if h.is_running()]
+    assert live_before == broker_module._LIVE_HANDLES, "the failed broker is still registered"
+    assert not (log_path.parent / "data").exists()
+    shutil.rmtree(log_path.parent)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_cli_signal_during_startup_leaves_nothing_behind() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.broker", "--kind", "kafka"],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not _child_pids(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    children = _child_pids(proc.pid)
+    assert children, "the launcher started no broker process"
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert stdout == ""
+    assert not any(_alive(pid) for pid in children), "broker process left behind"

@@ -1,0 +1,58 @@
+"""The theoretical bound and efficiency (design.md, Performance thinking)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bench.bounds import EngineShape, compute_bound, efficiency, usable_concurrency
+
+
+def shape(mode: str, *, max_in_flight: int = 1000, concurrency: int = 256, workers: int = 2,
+          worker_concurrency: int = 16) -> EngineShape:
+    return EngineShape(mode, max_in_flight, concurrency, workers, worker_concurrency)
+
+
+def bound(mode_shape: EngineShape, workload: str = "sleep", ordering: str = "key",
+          keys: int = 100, partitions: int = 4, service: float = 0.005, cores: int = 2,
+          gil_free: bool = True) -> tuple[int, float]:
+    b = compute_bound(mode_shape, workload=workload, ordering=ordering, num_keys=keys,
+                      num_partitions=partitions, num_messages=2000, service_time_s=service,
+                      cores=cores, kernel_releases_gil=gil_free)
+    return b.parallelism, b.bound_tps
+
+
+def test_usable_concurrency_by_ordering() -> None:
+    assert usable_concurrency("key", num_keys=100, num_partitions=4, num_messages=2000) == 100
+    assert usable_concurrency("partition", num_keys=100, num_partitions=4,
+                              num_messages=2000) == 4
+    assert usable_concurrency("unordered", num_keys=100, num_partitions=4,
+                              num_messages=2000) == 2000
+    assert usable_concurrency("key", num_keys=100, num_partitions=4, num_messages=10) == 10
+    with pytest.raises(ValueError):
+        usable_concurrency("nope", num_keys=1, num_partitions=1, num_messages=1)
+
+
+def test_sleep_bounds_per_mode() -> None:
+    assert bound(shape("baseline")) == (1, pytest.approx(200))
+    assert bound(shape("async")) == (100, pytest.approx(20_000))  # keys limit
+    assert bound(shape("async"), ordering="partition") == (4, pytest.approx(800))
+    assert bound(shape("async", max_in_flight=10), ordering="unordered") == (10, 2000)
+    # process: 2 workers x 16 = 32 slots < 100 keys
+    assert bound(shape("process")) == (32, pytest.approx(6400))
+
+
+def test_cpu_bounds_use_cores() -> None:
+    service = 0.001  # 1000 records/s on one core
+    assert bound(shape("baseline"), "cpu", service=service) == (1, pytest.approx(1000))
+    assert bound(shape("async"), "cpu", service=service) == (2, pytest.approx(2000))
+    # a kernel holding the GIL runs on one core in threads, but not across processes
+    assert bound(shape("async"), "cpu", service=service, gil_free=False)[0] == 1
+    assert bound(shape("process", workers=4), "cpu", service=service)[0] == 2
+
+
+def test_efficiency() -> None:
+    assert efficiency(150, 200) == pytest.approx(0.75)
+    assert math.isnan(efficiency(150, math.inf))
+    assert math.isnan(efficiency(math.nan, 200))

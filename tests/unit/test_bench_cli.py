@@ -1,0 +1,112 @@
+"""Option parsing and validation of the benchmark runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.cli import parse_args
+
+
+def test_defaults_match_the_benchmark_document() -> None:
+    opts = parse_args([])
+    assert opts.bootstrap_servers is None
+    assert opts.workload == "sleep"
+    assert opts.worker_sleep_ms == 5.0
+    assert opts.worker_cpu_iterations == 1000
+    assert opts.worker_io_sleep_ms == 5.0
+    assert opts.log_level == "WARNING"
+    assert opts.profile is False
+    assert opts.profile_dir == Path("bench/results/profiles")
+    assert opts.profile_clock == "wall"
+    assert opts.json_output is None
+    assert (opts.num_messages, opts.num_keys, opts.num_partitions) == (2000, 100, 4)
+    assert opts.ordering == "key"
+    assert opts.modes == ["baseline", "async", "process"]
+    assert opts.workloads == ["sleep"]
+
+
+def test_all_workloads_run_in_the_documented_order() -> None:
+    assert parse_args(["--workload", "all"]).workloads == ["sleep", "cpu", "io"]
+
+
+def test_every_documented_option_is_accepted() -> None:
+    opts = parse_args([
+        "--bootstrap-servers", "localhost:9092", "--num-messages", "100000",
+        "--num-keys", "10", "--num-partitions", "8", "--topic-prefix", "p.x_y-z",
+        "--timeout-sec", "30", "--skip-baseline", "--skip-async", "--skip-reset",
+        "--workload", "io", "--worker-sleep-ms", "1", "--worker-cpu-iterations", "2000",
+        "--worker-io-sleep-ms", "0", "--json-output", "out.json", "--log-level", "debug",
+        "--profile", "--profile-dir", "profiles", "--profile-clock", "cpu",
+        "--profile-top-n", "0", "--profile-threads", "--profile-greenlets",
+        "--profile-process-workers", "--ordering", "unordered", "--max-in-flight", "50",
+        "--concurrency", "8", "--workers", "2", "--worker-concurrency", "4", "--no-progress",
+    ])
+    assert opts.modes == ["process"]
+    assert opts.log_level == "DEBUG"
+    assert opts.json_output == Path("out.json")
+    assert opts.profile_top_n == 0 and opts.profile_process_workers
+    assert opts.to_dict()["profile_dir"] == "profiles"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--num-messages", "0"], "--num-messages"),
+        (["--num-messages", "ten"], "--num-messages"),
+        (["--num-keys", "-1"], "--num-keys"),
+        (["--num-partitions", "0"], "--num-partitions"),
+        (["--timeout-sec", "0"], "--timeout-sec"),
+        (["--timeout-sec", "nan"], "--timeout-sec"),
+        (["--worker-sleep-ms", "-5"], "--worker-sleep-ms"),
+        (["--worker-cpu-iterations", "0"], "--worker-cpu-iterations"),
+        (["--workload", "disk"], "--workload"),
+        (["--profile-clock", "gpu"], "--profile-clock"),
+        (["--profile-top-n", "-1"], "--profile-top-n"),
+        (["--ordering", "random"], "--ordering"),
+        (["--log-level", "LOUD"], "--log-level"),
+        (["--skip-baseline", "--skip-async", "--skip-process"], "nothing to run"),
+        (["--topic-prefix", "bad prefix"], "--topic-prefix"),
+        (["--bootstrap-servers", "localhost"], "--bootstrap-servers"),
+        (["--bootstrap-servers", "host:99999"], "--bootstrap-servers"),
+        (["--bootstrap-servers", "h:1", "--broker-kind", "tansu"], "--broker-kind"),
+        (["--profile-threads"], "--profile-threads needs --profile"),
+        (["--profile-process-workers"], "--profile-process-workers needs --profile"),
+    ],
+)
+def test_bad_values_exit_2_naming_the_option(argv: list[str], message: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse_args(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_legacy_runner_forces_profile() -> None:
+    opts = parse_args(["--profile-threads"], force_profile=True)
+    assert opts.profile and opts.profile_threads
+
+
+def test_json_output_directory_rejected(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--json-output", str(tmp_path)])
+    assert "--json-output" in capsys.readouterr().err
+
+
+def test_help_states_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse_args(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for text in ("--num-messages", "default: 2000", "--profile-process-workers", "WARNING"):
+        assert text in out
+
+
+def test_kafka_config_passthrough(capsys: pytest.CaptureFixture[str]) -> None:
+    opts = parse_args(["--kafka-config", "fetch.wait.max.ms=5", "--kafka-config", "a.b = c"])
+    assert opts.kafka_config == (("fetch.wait.max.ms", "5"), ("a.b", "c"))
+    with pytest.raises(SystemExit):
+        parse_args(["--kafka-config", "novalue"])
+    assert "--kafka-config" in capsys.readouterr().err
