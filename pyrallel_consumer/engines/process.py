@@ -1,0 +1,226 @@
+"""The process engine: handlers run in worker processes, records travel as msgpack batches.
+
+Lanes are sharded over workers by hash, so every record of a lane goes to the same worker, which
+keeps the lane's order itself (see process_worker). Per worker, at most `max_outstanding` records
+are in the pipe or running; the rest wait in the parent, so a slow worker cannot swallow
+unbounded work. A worker that dies is detected by end-of-file on its pipe, replaced, and its
+outstanding records are sent again to the replacement (at-least-once: they are redone).
+
+Threads: the control thread calls submit/drain/wait/close; one reader thread per worker
+receives results. A per-worker lock guards its outstanding table, backlog and pipe writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from itertools import count
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from pyrallel_consumer.codec import load_codec
+from pyrallel_consumer.config import ConsumerConfig
+from pyrallel_consumer.engines.asyncio_engine import CompletionQueue
+from pyrallel_consumer.engines.base import FAILED, OK, SKIPPED, Done, Engine, Handler, WorkItem
+from pyrallel_consumer.engines.process_worker import SHUTDOWN, WorkerSpec, worker_main
+
+log = logging.getLogger("pyrallel_consumer.process")
+
+# spawn, not fork: the parent runs librdkafka threads, and forking a threaded process can
+# deadlock the child on a lock some other thread held at fork time.
+_CONTEXT = multiprocessing.get_context("spawn")
+
+
+class _Worker:
+    """Parent-side handle of one worker process and the records it owns."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.lock = threading.Lock()
+        self.outstanding: dict[int, WorkItem] = {}  # sent, no result yet (insertion = send order)
+        self.waiting: deque[WorkItem] = deque()  # assigned to this worker, not sent yet
+        self.process: BaseProcess | None = None
+        self.conn: Connection | None = None
+        self.reader: threading.Thread | None = None
+        self.restarts = 0
+
+
+class ProcessEngine(Engine):
+    name = "process"
+
+    def __init__(
+        self,
+        handler: Handler,
+        config: ConsumerConfig,
+        worker_init: Callable[[], None] | None = None,
+        worker_exit: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(handler, config)
+        self.codec = load_codec(config.codec)
+        self._spec = WorkerSpec(
+            handler=handler,
+            ordering=config.ordering,
+            retry=config.retry,
+            concurrency=config.worker_concurrency,
+            codec=self.codec.name,
+            batch_size=config.batch_size,
+            batch_max_wait_s=config.batch_max_wait_s,
+            worker_init=worker_init,
+            worker_exit=worker_exit,
+        )
+        self.max_outstanding = max(config.batch_size, 4 * config.worker_concurrency)
+        self._completions = CompletionQueue()
+        self._workers = [_Worker(i) for i in range(config.workers)]
+        self._round_robin = count()
+        self._closing = False
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for worker in self._workers:
+            self._spawn(worker)
+
+    def _spawn(self, worker: _Worker) -> None:
+        parent_end, child_end = _CONTEXT.Pipe(duplex=True)
+        process = _CONTEXT.Process(
+            target=worker_main,
+            args=(child_end, self._spec),
+            name=f"pyrallel-worker-{worker.index}",
+            daemon=True,
+        )
+        process.start()
+        child_end.close()  # so the parent sees end-of-file when the child dies
+        worker.process, worker.conn = process, parent_end
+        worker.reader = threading.Thread(
+            target=self._read,
+            args=(worker, parent_end),
+            name=f"pyrallel-reader-{worker.index}",
+            daemon=True,
+        )
+        worker.reader.start()
+
+    def close(self, timeout: float) -> None:
+        self._closing = True
+        deadline = time.monotonic() + timeout
+        for worker in self._workers:
+            with worker.lock:
+                if worker.conn is not None:
+                    try:
+                        worker.conn.send_bytes(SHUTDOWN)
+                    except OSError:
+                        pass
+        for worker in self._workers:
+            if worker.process is None:
+                continue
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                log.warning("worker %d did not exit in time; killing it", worker.process.pid)
+                worker.process.kill()
+                worker.process.join(5)
+            if worker.reader is not None:
+                worker.reader.join(5)
+
+    # ---- work ------------------------------------------------------------------------------
+
+    def submit(self, items: list[WorkItem]) -> None:
+        workers = self._workers
+        n = len(workers)
+        touched: set[int] = set()
+        for item in items:
+            index = next(self._round_robin) % n if item.lane is None else hash(item.lane) % n
+            workers[index].waiting.append(item)
+            touched.add(index)
+        for index in touched:
+            self._pump(workers[index])
+
+    def _pump(self, worker: _Worker) -> None:
+        """Send waiting records while the worker has room, in batches of batch_size."""
+        with worker.lock:
+            if worker.conn is None:
+                return  # being replaced; the reader pumps once the new worker is up
+            room = self.max_outstanding - len(worker.outstanding)
+            while room > 0 and worker.waiting:
+                batch = []
+                while worker.waiting and len(batch) < min(room, self.config.batch_size):
+                    item = worker.waiting.popleft()
+                    if item.cancelled:
+                        self._completions.put(Done(item.id, SKIPPED, 0, time.monotonic()))
+                        continue
+                    batch.append(item)
+                if not batch:
+                    continue
+                for item in batch:
+                    worker.outstanding[item.id] = item
+                room -= len(batch)
+                try:
+                    worker.conn.send_bytes(
+                        self.codec.encode_records([(item.id, item.record) for item in batch])
+                    )
+                except OSError:
+                    return  # the worker died; its reader sees EOF and replaces it
+
+    def _read(self, worker: _Worker, conn: Connection) -> None:
+        failed_attempts = self.config.retry.retries + 1
+        decode = self.codec.decode_results
+        while True:
+            try:
+                data = conn.recv_bytes()
+            except (EOFError, OSError):
+                break
+            now = time.monotonic()
+            with worker.lock:
+                for work_id, ok, error in decode(data):
+                    if worker.outstanding.pop(work_id, None) is None:
+                        continue
+                    if ok:
+                        self._completions.put(Done(work_id, OK, 1, now))
+                    else:
+                        self._completions.put(Done(work_id, FAILED, failed_attempts, now, error))
+            self._pump(worker)
+        if not self._closing:
+            self._replace(worker)
+
+    def _replace(self, worker: _Worker) -> None:
+        """The worker died: start another and give it the dead one's records, in order."""
+        assert worker.process is not None
+        worker.process.join(5)
+        log.warning(
+            "worker %d (pid %s) died with exit code %s; restarting it and redoing %d records",
+            worker.index,
+            worker.process.pid,
+            worker.process.exitcode,
+            len(worker.outstanding),
+        )
+        with worker.lock:
+            worker.conn = None
+            redo = list(worker.outstanding.values())
+            worker.outstanding.clear()
+            worker.waiting.extendleft(reversed(redo))
+            worker.restarts += 1
+        self._spawn(worker)
+        self._pump(worker)
+
+    def drain(self) -> list[Done]:
+        return self._completions.drain()
+
+    def wait(self, timeout: float) -> None:
+        self._completions.wait(timeout)
+
+    def worker_pids(self) -> list[int]:
+        return [w.process.pid for w in self._workers if w.process is not None and w.process.pid]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "engine": self.name,
+            "workers": len(self._workers),
+            "worker_concurrency": self.config.worker_concurrency,
+            "codec": self.codec.name,
+            "max_outstanding_per_worker": self.max_outstanding,
+            "worker_restarts": sum(w.restarts for w in self._workers),
+            "worker_pids": self.worker_pids(),
+        }

@@ -1,0 +1,114 @@
+"""The worker process of the process engine.
+
+Receives record batches over its pipe, runs them with the same lane runners as the async engine
+(threads for plain handlers, an event loop for `async def` ones), and sends results back in
+micro-batches: a batch goes out when `batch_size` results are ready or `batch_max_wait_s` after
+the first one, whichever comes first. An empty message from the parent means "finish and exit";
+end-of-file on the pipe means the parent died, and the worker exits at once (no orphans).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+
+from pyrallel_consumer.codec import Codec, load_codec
+from pyrallel_consumer.config import RetryPolicy
+from pyrallel_consumer.engines.base import OK, Done, Handler, WorkItem
+from pyrallel_consumer.engines.lanes import CoroutineLaneRunner, ThreadLaneRunner
+from pyrallel_consumer.ordering import lane_function
+
+SHUTDOWN = b""
+CLOSE_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker needs; pickled to the child at spawn."""
+
+    handler: Handler
+    ordering: str
+    retry: RetryPolicy
+    concurrency: int
+    codec: str
+    batch_size: int
+    batch_max_wait_s: float
+    worker_init: Callable[[], None] | None = None
+    worker_exit: Callable[[], None] | None = None
+
+
+class ResultSender:
+    """Collects results from runner threads; one thread encodes and sends them in batches."""
+
+    def __init__(self, conn: Connection, codec: Codec, batch_size: int, max_wait: float) -> None:
+        self._conn = conn
+        self._codec = codec
+        self._batch_size = batch_size
+        self._max_wait = max_wait
+        self._pending: list[tuple[int, bool, str | None]] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="pyrallel-results", daemon=True)
+        self._thread.start()
+
+    def report(self, done: Done) -> None:
+        with self._cond:
+            self._pending.append((done.id, done.status == OK, done.error))
+            if len(self._pending) == 1 or len(self._pending) >= self._batch_size:
+                self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if not self._pending:
+                    return  # closed and flushed
+                if len(self._pending) < self._batch_size and not self._closed:
+                    self._cond.wait(self._max_wait)  # gather a fuller batch
+                batch, self._pending = self._pending, []
+            try:
+                self._conn.send_bytes(self._codec.encode_results(batch))
+            except OSError:
+                os._exit(1)  # the parent is gone
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+
+
+def worker_main(conn: Connection, spec: WorkerSpec) -> None:
+    """Entry point of a worker process."""
+    if spec.worker_init is not None:
+        spec.worker_init()
+    codec = load_codec(spec.codec)
+    lane_of = lane_function(spec.ordering)
+    sender = ResultSender(conn, codec, spec.batch_size, spec.batch_max_wait_s)
+    runner_type = (
+        CoroutineLaneRunner if inspect.iscoroutinefunction(spec.handler) else ThreadLaneRunner
+    )
+    runner = runner_type(spec.handler, spec.retry, spec.concurrency, sender.report)
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            os._exit(1)  # the parent died: exit now rather than linger as an orphan
+        if data == SHUTDOWN:
+            break
+        runner.submit(
+            [
+                WorkItem(work_id, lane_of(record), record, None, 0.0)
+                for work_id, record in codec.decode_records(data)
+            ]
+        )
+    runner.close(CLOSE_TIMEOUT_S)
+    sender.close()
+    if spec.worker_exit is not None:
+        spec.worker_exit()
+    conn.close()
