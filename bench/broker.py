@@ -155,7 +155,7 @@ class BrokerError(RuntimeError):
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: handles live in a set of running brokers
 class BrokerHandle:
     """A running broker. Stop it with :meth:`stop` or by leaving the ``with`` block.
 
@@ -205,9 +205,6 @@ class BrokerHandle:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-    def __hash__(self) -> int:
-        return id(self)
 
 
 # Brokers started by this interpreter, stopped at exit so that a forgotten handle or an

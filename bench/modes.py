@@ -132,7 +132,7 @@ def _engine_kwargs(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
             kwargs["worker_concurrency"] = opts.worker_concurrency
         if ctx.profile is not None and opts.profile_process_workers:
             kwargs["worker_init"] = functools.partial(
-                profiling.start_worker_profile, ctx.profile.clock, ctx.profile.threads)
+                profiling.start_worker_profile, ctx.profile.clock)
             kwargs["worker_exit"] = functools.partial(
                 profiling.stop_worker_profile, str(ctx.profile.directory), spec.profile_stem)
     return kwargs

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file path (python bench/x.py): make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.run_parallel_benchmark import main as run_main
 

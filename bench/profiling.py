@@ -110,11 +110,15 @@ def profiled(settings: ProfileSettings, path: Path, title: str) -> Iterator[None
 
 # --- process-engine workers (run inside each worker process; picklable via partial) ---------
 
-def start_worker_profile(clock: str, threads: bool) -> None:
-    """worker_init hook: start yappi in this worker process."""
+def start_worker_profile(clock: str) -> None:
+    """worker_init hook: start yappi in this worker process.
+
+    Every thread is profiled regardless of --profile-threads: a worker runs its handlers in
+    threads, so its main thread alone would show nothing but waiting for the next batch.
+    """
     yappi.clear_stats()
     yappi.set_clock_type(clock)
-    yappi.start(builtins=False, profile_threads=threads)
+    yappi.start(builtins=False, profile_threads=True)
 
 
 def stop_worker_profile(directory: str, stem: str) -> None:

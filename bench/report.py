@@ -26,10 +26,6 @@ MODE_ORDER = ("baseline", "async", "process")
 WORKLOAD_ORDER = ("sleep", "cpu", "io")
 
 
-def _label(path: Path, doc: dict[str, Any], many: bool) -> str:
-    return path.stem if many else ""
-
-
 def _series(docs: list[tuple[str, dict[str, Any]]]) -> tuple[list[str], list[tuple[str, str]]]:
     """Workloads (x groups) and (file label, mode) bars present in the data, in a fixed order."""
     workloads: set[str] = set()
@@ -124,8 +120,9 @@ def markdown_summary(docs: list[tuple[Path, dict[str, Any]]], charts: list[str])
 def build_report(files: Sequence[Path], out_dir: Path) -> list[Path]:
     """Write the charts and summary.md; returns the files written."""
     docs = [(path, load_results(path)) for path in files]
+    # Bars are labelled by file only when several files are charted together.
     many = len(docs) > 1
-    labelled = [(_label(path, doc, many), doc) for path, doc in docs]
+    labelled = [(path.stem if many else "", doc) for path, doc in docs]
     if many and len({label for label, _ in labelled}) < len(labelled):
         labelled = [(f"{i + 1}:{label}", doc) for i, (label, doc) in enumerate(labelled)]
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,11 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+if __package__ in (None, ""):  # run as a file path (python bench/x.py): make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import modes, table, topics, workloads
 from bench.cli import BenchOptions, parse_args

@@ -12,6 +12,7 @@ receives results. A per-worker lock guards its outstanding table, backlog and pi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import threading
@@ -110,10 +111,8 @@ class ProcessEngine(Engine):
         for worker in self._workers:
             with worker.lock:
                 if worker.conn is not None:
-                    try:
+                    with contextlib.suppress(OSError):  # already dead: nothing to stop
                         worker.conn.send_bytes(SHUTDOWN)
-                    except OSError:
-                        pass
         for worker in self._workers:
             if worker.process is None:
                 continue
@@ -145,7 +144,7 @@ class ProcessEngine(Engine):
                 return  # being replaced; the reader pumps once the new worker is up
             room = self.max_outstanding - len(worker.outstanding)
             while room > 0 and worker.waiting:
-                batch = []
+                batch: list[WorkItem] = []
                 while worker.waiting and len(batch) < min(room, self.config.batch_size):
                     item = worker.waiting.popleft()
                     if item.cancelled:

@@ -79,3 +79,18 @@ def test_duplicates_and_missing() -> None:
     assert result.unique_processed == 2
     assert result.missing == 2
     assert result.ordering_violations == 0
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 5)), min_size=1, max_size=60))
+def test_in_order_completions_never_violate(pairs: list[tuple[int, int]]) -> None:
+    # Offsets assigned in production order; completing in offset order per partition is legal.
+    samples = [_s(partition, offset, b"k%d" % key, done=float(offset))
+               for offset, (partition, key) in enumerate(pairs)]
+    assert ordering_violations(samples, "key") == 0
+    assert ordering_violations(samples, "partition") == 0
+    reversed_samples = [_s(s.partition, s.offset, s.key, done=-s.completed_at) for s in samples]
+    per_partition = {}
+    for s in samples:
+        per_partition.setdefault(s.partition, []).append(s)
+    expected = sum(len(group) - 1 for group in per_partition.values())
+    assert ordering_violations(reversed_samples, "partition") == expected

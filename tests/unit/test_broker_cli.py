@@ -160,6 +160,24 @@ def test_missing_maven_error_says_what_to_do(
         ensure_kafka_jars()
 
 
+def test_failed_jar_download_error_shows_maven_output(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A stand-in mvn that fails as a real one does without network access.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    mvn = bin_dir / "mvn"
+    mvn.write_text(
+        "#!/bin/sh\necho '[ERROR] Could not resolve dependencies: network down'\nexit 1\n"
+    )
+    mvn.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PYRALLEL_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(BrokerError, match=r"(?s)Maven could not download.*--kind tansu.*down"):
+        ensure_kafka_jars()
+    assert list((tmp_path / "cache").iterdir()) == [], "a partial download was left in the cache"
+
+
 def test_java_too_old_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(broker_module, "_java_major", lambda java: 11)
     monkeypatch.setenv("JAVA_HOME", "/nonexistent")
