@@ -128,6 +128,9 @@ def run_benchmark(opts: BenchOptions) -> int:
             print("interrupted: writing the results so far", file=sys.stderr)
             status = EXIT_INTERRUPTED
     metadata["finished_utc_time"] = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+    planned = len(opts.workloads) * len(opts.modes)
+    metadata["complete"] = (status == EXIT_OK and len(results) == planned
+                            and all(r.complete for r in results))
     write_results(output, metadata, results)
     if results:
         print()

@@ -8,7 +8,8 @@ and its twin in pyrallel_consumer/codec.py produce identical bytes and read each
         [0, [[work_id, topic, partition, offset, key, value, headers, timestamp], ...]]
         headers = [[name, value], ...] or nil; key, value and header values are bin or nil
     result batch (worker -> parent):
-        [1, [[work_id, ok, error], ...]]       error = traceback text (str) or nil
+        [1, [[work_id, ok, attempts, error], ...]]
+        ok = bool; attempts = handler attempts (int >= 0); error = traceback text (str) or nil
 
 Why not the msgpack package here: it needs a list of lists built per record before packing and
 hands back lists that must be turned into Records after unpacking. This module reads the Record
@@ -60,7 +61,7 @@ cdef enum:
     RECORD_BATCH = 0     # batch tags: the first item of the top-level array
     RESULT_BATCH = 1
     RECORD_FIELDS = 8    # items per record / per result
-    RESULT_FIELDS = 3
+    RESULT_FIELDS = 4
     NAME_CACHE_SIZE = 8  # header positions whose names are remembered between records
 
 # Records are built by setting their slots directly; that needs Record to be exactly the slotted
@@ -248,6 +249,13 @@ cdef int _write_int(_Writer *w, object value, str field) except -1:
     return 0
 
 
+cdef int _write_uint(_Writer *w, object value, str field) except -1:
+    """An int that must not be negative (a count): _write_int plus the sign check."""
+    if PyLong_Check(value) and not PyBool_Check(value) and value < 0:
+        raise _error(f"{field} must be >= 0, got {value}")
+    return _write_int(w, value, field)
+
+
 cdef int _write_big_int(_Writer *w, object value, int overflow, str field) except -1:
     # Above the long long range msgpack still has uint64; below it there is nothing.
     if overflow < 0 or value > 0xFFFFFFFFFFFFFFFF:
@@ -374,26 +382,28 @@ def encode_records(items) -> bytes:
 
 
 def encode_results(results) -> bytes:
-    """Encode [(work_id, ok, error), ...] as a result batch; same bytes as msgpack.packb."""
+    """Encode [(work_id, ok, attempts, error), ...] as a result batch; same bytes as
+    msgpack.packb. attempts must be an int >= 0 (a bool is not one)."""
     cdef _Writer w
     cdef Py_ssize_t i, n
     results = _as_sequence(results, "results")
     n = len(results)
-    _writer_init(&w, 64 + 16 * n)
+    _writer_init(&w, 64 + 20 * n)
     i = -1  # the item being worked on, for error messages
     try:
         _write_byte(&w, 0x92)
         _write_byte(&w, RESULT_BATCH)
         _write_array_header(&w, n)
         for i in range(n):
-            entry = _pair_at(results, i, 3, "result")
+            entry = _pair_at(results, i, RESULT_FIELDS, "result")
             _write_byte(&w, 0x90 | RESULT_FIELDS)
             _write_int(&w, entry[0], "work_id")
             ok = entry[1]
             if not PyBool_Check(ok):
                 raise _error(f"ok must be a bool, got {type(ok).__name__}")
             _write_byte(&w, 0xc3 if ok else 0xc2)
-            _write_optional_str(&w, entry[2], "error")
+            _write_uint(&w, entry[2], "attempts")
+            _write_optional_str(&w, entry[3], "error")
         return PyBytes_FromStringAndSize(<char *>w.data, w.size)
     except ValueError as exc:
         raise _in_item(exc, "result", i) from exc.__cause__
@@ -530,6 +540,18 @@ cdef object _read_int(_Reader *r, str field):
         r.pos += 9
         return PyLong_FromLongLong(<int64_t>_load64(p + 1))
     raise _unexpected(r, field, "an integer")
+
+
+cdef object _read_uint(_Reader *r, str field):
+    """An int that must not be negative (a count), in any msgpack int form."""
+    cdef const uint8_t *p
+    _need(r, 1, field)
+    p = r.pos
+    value = _read_int(r, field)
+    # Only negative fixint and the int8..int64 forms can hold a negative value.
+    if (p[0] >= 0xe0 or 0xd0 <= p[0] <= 0xd3) and value < 0:
+        raise _error(f"{field} at byte {p - r.start} must be >= 0, got {value}")
+    return value
 
 
 cdef Py_ssize_t _read_str_header(_Reader *r, str field) except -1:
@@ -707,7 +729,8 @@ def decode_records(data) -> list:
 
 
 def decode_results(data) -> list:
-    """Decode a result batch into [(work_id, ok, error), ...]; raises CodecError if malformed."""
+    """Decode a result batch into [(work_id, ok, attempts, error), ...]; raises CodecError if
+    malformed (including a negative attempts)."""
     cdef Py_buffer view
     cdef _Reader r
     cdef Py_ssize_t i, n
@@ -726,7 +749,8 @@ def decode_results(data) -> list:
             if code != 0xc2 and code != 0xc3:
                 raise _unexpected(&r, "ok", "a bool")
             r.pos += 1
-            out.append((work_id, code == 0xc3, _read_optional_str(&r, "error")))
+            attempts = _read_uint(&r, "attempts")
+            out.append((work_id, code == 0xc3, attempts, _read_optional_str(&r, "error")))
         i = -1
         _check_end(&r)
         return out

@@ -7,7 +7,8 @@ The wire format is plain msgpack, exactly the bytes of ``msgpack.packb(obj, use_
         work_id, partition, offset, timestamp: int; topic: str; key, value: bytes | None;
         headers: [[name: str, value: bytes | None], ...] | None
     result batch (worker -> parent):
-        [1, [[work_id, ok, error], ...]]        ok: bool; error: traceback text | None
+        [1, [[work_id, ok, attempts, error], ...]]
+        work_id: int; ok: bool; attempts: handler attempts, int >= 0; error: traceback text | None
 
 Two implementations behind one interface (the functions below and ``load_codec``):
 
@@ -18,10 +19,11 @@ Two implementations behind one interface (the functions below and ``load_codec``
 Both produce identical bytes, decode each other's output, and raise ``CodecError`` for input
 that is not a well-formed batch (bad msgpack, wrong shape, wrong field type, trailing bytes) and
 for what msgpack cannot encode (an int outside int64/uint64, a str that is not valid Unicode).
-When encoding, the native codec also rejects a field of the wrong type (say a str key), with a
-CodecError naming the item and the field; the twin packs whatever msgpack can, and the decoders
-reject it on the other side. Decoding never trusts a length: the native reader checks the bounds
-of every read, and the twin relies on msgpack's own checks.
+When encoding, the native codec also rejects a field of the wrong type (say a str key, or
+attempts that is a bool or negative), with a CodecError naming the item and the field; the twin
+packs whatever msgpack can, and the decoders reject it on the other side. Decoding never trusts
+a length: the native reader checks the bounds of every read, and the twin relies on msgpack's
+own checks.
 
 ``PYRALLEL_CODEC`` picks the implementation when this module is imported: ``auto`` (default:
 native if built, else msgpack), ``native`` (ImportError if not built) or ``msgpack``.
@@ -56,7 +58,8 @@ __all__ = [
 RECORD_BATCH = 0
 RESULT_BATCH = 1
 
-Result = tuple[int, bool, str | None]  # (work_id, ok, error traceback text or None)
+# (work_id, ok, attempts: how many times the handler ran, >= 0, error traceback text or None)
+Result = tuple[int, bool, int, str | None]
 
 ENV_VAR = "PYRALLEL_CODEC"
 CHOICES = ("auto", "native", "msgpack")
@@ -101,7 +104,7 @@ def _msgpack_encode_records(items: Sequence[tuple[int, Record]]) -> bytes:
 
 def _msgpack_encode_results(results: Sequence[Result]) -> bytes:
     try:
-        # msgpack packs the (work_id, ok, error) tuples as arrays, as it does lists.
+        # msgpack packs the (work_id, ok, attempts, error) tuples as arrays, as it does lists.
         return _packb([RESULT_BATCH, list(results)], use_bin_type=True)
     except _MSGPACK_ERRORS as exc:
         raise CodecError(f"cannot encode result batch: {exc}") from exc
@@ -179,10 +182,12 @@ def _msgpack_decode_results(data: bytes) -> list[Result]:
     for index, item in enumerate(_unpack_batch(data, RESULT_BATCH, "result batch")):
         if (
             type(item) is not tuple
-            or len(item) != 3
+            or len(item) != 4
             or type(item[0]) is not int
             or type(item[1]) is not bool
-            or (item[2] is not None and type(item[2]) is not str)
+            or type(item[2]) is not int
+            or item[2] < 0
+            or (item[3] is not None and type(item[3]) is not str)
         ):
             raise _bad_field("result batch", index, item)
         out.append(item)

@@ -164,7 +164,6 @@ class ProcessEngine(Engine):
                     return  # the worker died; its reader sees EOF and replaces it
 
     def _read(self, worker: _Worker, conn: Connection) -> None:
-        failed_attempts = self.config.retry.retries + 1
         decode = self.codec.decode_results
         while True:
             try:
@@ -173,13 +172,10 @@ class ProcessEngine(Engine):
                 break
             now = time.monotonic()
             with worker.lock:
-                for work_id, ok, error in decode(data):
-                    if worker.outstanding.pop(work_id, None) is None:
-                        continue
-                    if ok:
-                        self._completions.put(Done(work_id, OK, 1, now))
-                    else:
-                        self._completions.put(Done(work_id, FAILED, failed_attempts, now, error))
+                for work_id, ok, attempts, error in decode(data):
+                    if worker.outstanding.pop(work_id, None) is not None:
+                        status = OK if ok else FAILED
+                        self._completions.put(Done(work_id, status, attempts, now, error))
             self._pump(worker)
         if not self._closing:
             self._replace(worker)

@@ -49,7 +49,7 @@ class ResultSender:
         self._codec = codec
         self._batch_size = batch_size
         self._max_wait = max_wait
-        self._pending: list[tuple[int, bool, str | None]] = []
+        self._pending: list[tuple[int, bool, int, str | None]] = []
         self._cond = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="pyrallel-results", daemon=True)
@@ -57,7 +57,7 @@ class ResultSender:
 
     def report(self, done: Done) -> None:
         with self._cond:
-            self._pending.append((done.id, done.status == OK, done.error))
+            self._pending.append((done.id, done.status == OK, done.attempts, done.error))
             if len(self._pending) == 1 or len(self._pending) >= self._batch_size:
                 self._cond.notify()
 

@@ -55,6 +55,7 @@ def test_all_workloads_all_modes(kafka_broker: Any, tmp_path: Path) -> None:
         assert result["ordering_violations"] == 0, label
         assert result["throughput_tps"] > 0 and result["bound_tps"] > 0, label
         assert result["topic"].endswith(f"-{result['run_type']}-{result['workload']}")
+    assert doc["metadata"]["complete"] is True
     assert status == 0
 
 
@@ -69,7 +70,9 @@ def test_timeout_writes_partial_results(kafka_broker: Any, tmp_path: Path) -> No
         "--json-output", str(out), "--no-progress",
     ])
     assert status == 1
-    (result,) = _load(out)["results"]
+    doc = _load(out)
+    assert doc["metadata"]["complete"] is False
+    (result,) = doc["results"]
     assert result["complete"] is False
     assert 0 < result["messages_processed"] < 200
     assert "timeout" in result["error"]

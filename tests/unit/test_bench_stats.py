@@ -89,7 +89,7 @@ def test_in_order_completions_never_violate(pairs: list[tuple[int, int]]) -> Non
     assert ordering_violations(samples, "key") == 0
     assert ordering_violations(samples, "partition") == 0
     reversed_samples = [_s(s.partition, s.offset, s.key, done=-s.completed_at) for s in samples]
-    per_partition = {}
+    per_partition: dict[int, list[CompletionSample]] = {}
     for s in samples:
         per_partition.setdefault(s.partition, []).append(s)
     expected = sum(len(group) - 1 for group in per_partition.values())

@@ -53,7 +53,10 @@ records = st.builds(
     timestamp=wire_ints,
 )
 record_batches = st.lists(st.tuples(wire_ints, records), max_size=20)
-result_batches = st.lists(st.tuples(wire_ints, st.booleans(), st.none() | long_texts), max_size=20)
+attempts = st.integers(0, UINT64_MAX)
+result_batches = st.lists(
+    st.tuples(wire_ints, st.booleans(), attempts, st.none() | long_texts), max_size=20
+)
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -76,7 +79,7 @@ def reference_records(items: list[tuple[int, Record]]) -> bytes:
     return msgpack.packb([0, batch], use_bin_type=True)
 
 
-def reference_results(results: list[tuple[int, bool, str | None]]) -> bytes:
+def reference_results(results: list[tuple[int, bool, int, str | None]]) -> bytes:
     return msgpack.packb([1, [list(r) for r in results]], use_bin_type=True)
 
 
@@ -153,6 +156,10 @@ def test_array_length_boundaries(codec, count: int) -> None:
     data = codec.encode_records(items)
     assert data == reference_records(items)
     assert codec.decode_records(data) == items
+    results = [(i, i % 2 == 0, i % 5, None if i % 3 else "boom") for i in range(count)]
+    data = codec.encode_results(results)
+    assert data == reference_results(results)
+    assert codec.decode_results(data) == results
 
 
 @pytest.mark.parametrize(
@@ -188,6 +195,30 @@ def test_integer_forms_match_msgpack(codec, value: int) -> None:
     data = codec.encode_records(items)
     assert data == reference_records(items)
     assert codec.decode_records(data) == items
+    results = [(value, True, max(value, 0), None)]
+    data = codec.encode_results(results)
+    assert data == reference_results(results)
+    assert codec.decode_results(data) == results
+
+
+@pytest.mark.parametrize("value", [0, 1, 127, 128, 255, 256, 65_535, 65_536, 2**32, UINT64_MAX])
+def test_attempts_forms_match_msgpack(codec, value: int) -> None:
+    results = [(1, False, value, "Traceback ..."), (2, True, value, None)]
+    data = codec.encode_results(results)
+    assert data == reference_results(results)
+    assert codec.decode_results(data) == results
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x92\x01\x91\x94\x01\xc3\xd0\x05\xc0",  # attempts 5 as int8
+        b"\x92\x01\x91\x94\x01\xc3\xd3\x00\x00\x00\x00\x00\x00\x00\x05\xc0",  # as int64
+        b"\x92\x01\x91\x94\x01\xc3\xcd\x00\x05\xc0",  # as uint16
+    ],
+)
+def test_attempts_in_any_non_negative_int_form_decodes(codec, data: bytes) -> None:
+    assert codec.decode_results(data) == [(1, True, 5, None)]
 
 
 def test_decoded_headers_are_lists_of_tuples(codec) -> None:
@@ -218,7 +249,9 @@ def test_integer_out_of_msgpack_range_raises_codec_error(codec, bad: int) -> Non
     with pytest.raises(CodecError):
         codec.encode_records([(1, Record("t", 0, bad, None, None))])
     with pytest.raises(CodecError):
-        codec.encode_results([(bad, True, None)])
+        codec.encode_results([(bad, True, 1, None)])
+    with pytest.raises(CodecError):
+        codec.encode_results([(1, True, bad, None)])
 
 
 def test_unencodable_text_raises_codec_error(codec) -> None:
@@ -245,6 +278,28 @@ def test_native_rejects_wrong_field_types_naming_the_field(record: Record, field
         load_codec("native").encode_records([(1, record)])
 
 
+@needs_native
+@pytest.mark.parametrize(
+    ("result", "field"),
+    [
+        (("1", True, 1, None), "work_id"),
+        ((True, True, 1, None), "work_id"),  # bool is not a work_id
+        ((1, 1, 1, None), "ok"),
+        ((1, True, "1", None), "attempts"),
+        ((1, True, 1.0, None), "attempts"),
+        ((1, True, True, None), "attempts"),  # bool is not a count
+        ((1, True, None, None), "attempts"),
+        ((1, True, -1, None), "attempts"),
+        ((1, True, 1, b"boom"), "error"),
+        ((1, True, None), "4 items"),  # the old three-field shape
+        ((1, True, 1, None, 0), "4 items"),
+    ],
+)
+def test_native_rejects_wrong_result_fields_naming_the_field(result: tuple, field: str) -> None:
+    with pytest.raises(CodecError, match=f"result 1: .*{field}"):
+        load_codec("native").encode_results([(0, True, 0, None), result])
+
+
 # --- malformed input -------------------------------------------------------------------------
 
 
@@ -253,7 +308,7 @@ def test_every_truncation_raises_codec_error(codec) -> None:
     for end in range(len(data)):
         with pytest.raises(CodecError):
             codec.decode_records(data[:end])
-    results = codec.encode_results([(1, True, None), (2, False, "Traceback ...")])
+    results = codec.encode_results([(1, True, 1, None), (2, False, 3, "Traceback ...")])
     for end in range(len(results)):
         with pytest.raises(CodecError):
             codec.decode_results(results[:end])
@@ -266,7 +321,7 @@ def test_trailing_bytes_raise_codec_error(codec) -> None:
 
 def test_wrong_batch_kind_raises_codec_error(codec) -> None:
     with pytest.raises(CodecError, match="tag"):
-        codec.decode_records(codec.encode_results([(1, True, None)]))
+        codec.decode_records(codec.encode_results([(1, True, 1, None)]))
     with pytest.raises(CodecError, match="tag"):
         codec.decode_results(codec.encode_records(sample_batch()))
 
@@ -298,7 +353,25 @@ def test_wrong_shapes_raise_codec_error(codec, obj: object) -> None:
 
 @pytest.mark.parametrize(
     "obj",
-    [[1, [[1, 1, None]]], [1, [[1, True, b"x"]]], [1, [[1, True]]], [1, [["1", True, None]]]],
+    [
+        [1, [[1, True, None]]],  # the old three-field shape
+        [1, [[1, True, 1, None, None]]],  # 5 fields
+        [1, [[1, True]]],
+        [1, [[1, 1, 1, None]]],  # int ok
+        [1, [[1, True, 1, b"x"]]],  # error as bin
+        [1, [["1", True, 1, None]]],  # str work_id
+        [1, [[True, True, 1, None]]],  # bool work_id
+        [1, [[1, True, None, None]]],  # nil attempts
+        [1, [[1, True, True, None]]],  # bool attempts
+        [1, [[1, True, 1.0, None]]],  # float attempts
+        [1, [[1, True, "1", None]]],  # str attempts
+        [1, [[1, True, -1, None]]],  # negative attempts (fixint)
+        [1, [[1, True, -200, None]]],  # negative attempts (int16)
+        [1, [[1, True, INT64_MIN, None]]],  # negative attempts (int64)
+        [1, [[1, True, 1, None], [2, False, -1, "x"]]],  # a later item is bad
+        [1, {}],
+        [0, []],  # record batch tag
+    ],
 )
 def test_wrong_result_shapes_raise_codec_error(codec, obj: object) -> None:
     with pytest.raises(CodecError):
@@ -350,6 +423,21 @@ def test_both_implementations_agree_on_corrupted_batches(items, position: int, b
     native, twin = load_codec("native"), load_codec("msgpack")
     assert _outcome(native.decode_records, bytes(data)) == _outcome(
         twin.decode_records, bytes(data)
+    )
+
+
+@needs_native
+@SETTINGS
+@given(results=result_batches.filter(bool), position=st.integers(0), byte=st.integers(0, 255))
+def test_both_implementations_agree_on_corrupted_result_batches(
+    results, position: int, byte: int
+) -> None:
+    """Flip one byte: both must reject it, or both decode it to the same results."""
+    data = bytearray(reference_results(results))
+    data[position % len(data)] = byte
+    native, twin = load_codec("native"), load_codec("msgpack")
+    assert _outcome(native.decode_results, bytes(data)) == _outcome(
+        twin.decode_results, bytes(data)
     )
 
 

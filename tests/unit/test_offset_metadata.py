@@ -1,0 +1,149 @@
+"""Commit metadata: encode/decode round trips (property-based) and malformed input."""
+
+from __future__ import annotations
+
+import base64
+import string
+import zlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pyrallel_consumer.control.offset_metadata import (
+    BITSET,
+    MAX_METADATA_BYTES,
+    RUN_LENGTH,
+    VERSION,
+    MetadataError,
+    decode,
+    encode,
+)
+
+BASE64_ALPHABET = set(string.ascii_letters + string.digits + "+/=")
+
+positions = st.integers(min_value=0, max_value=2**62)
+# Offsets relative to position + 1: dense small sets and huge sparse ones.
+dense_relative = st.sets(st.integers(min_value=0, max_value=5_000), max_size=3_000)
+sparse_relative = st.sets(st.integers(min_value=0, max_value=2**40), max_size=2_000)
+relative_sets = st.one_of(dense_relative, sparse_relative)
+
+
+def _check_shape(text: str, limit: int = MAX_METADATA_BYTES) -> None:
+    assert len(text) <= limit
+    assert text.isascii()
+    assert set(text) <= BASE64_ALPHABET
+    if text:
+        base64.b64decode(text, validate=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(position=positions, relative=relative_sets)
+def test_round_trip(position: int, relative: set[int]) -> None:
+    completed = {position + 1 + r for r in relative}
+    text, complete = encode(position, completed)
+    _check_shape(text)
+    decoded = decode(position, text)
+    if complete:
+        assert decoded == completed
+    else:
+        assert decoded < completed  # a strict, non-empty-gap prefix of what completed
+        # The prefix is a prefix: everything kept is below everything dropped.
+        dropped = completed - decoded
+        assert not decoded or max(decoded) < min(dropped)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    position=positions,
+    relative=relative_sets,
+    below=st.sets(st.integers(min_value=0, max_value=1_000), max_size=50),
+)
+def test_offsets_at_or_below_position_are_ignored(
+    position: int, relative: set[int], below: set[int]
+) -> None:
+    above = {position + 1 + r for r in relative}
+    at_or_below = {position - b for b in below if position - b >= 0}
+    text, complete = encode(position, above | at_or_below)
+    assert (text, complete) == encode(position, above)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    position=positions,
+    relative=relative_sets,
+    limit=st.integers(min_value=0, max_value=600),
+)
+def test_small_limits_are_respected(position: int, relative: set[int], limit: int) -> None:
+    completed = {position + 1 + r for r in relative}
+    text, complete = encode(position, completed, limit=limit)
+    _check_shape(text, limit)
+    decoded = decode(position, text)
+    assert decoded <= completed
+    if complete:
+        assert decoded == completed
+
+
+def test_empty_set_encodes_to_empty_string() -> None:
+    assert encode(42, []) == ("", True)
+    assert decode(42, "") == set()
+    assert decode(42, None) == set()
+
+
+def test_huge_sparse_set_does_not_fit_and_is_cut_to_a_prefix() -> None:
+    # 20,000 random-ish offsets far apart: incompressible, far more than 4096 bytes of varints.
+    completed = {1_000 + i * 7_919 + (i * i) % 1_013 for i in range(20_000)}
+    text, complete = encode(999, completed)
+    assert not complete
+    _check_shape(text)
+    decoded = decode(999, text)
+    assert decoded
+    assert decoded == {o for o in completed if o <= max(decoded)}
+
+
+def test_dense_large_set_fits() -> None:
+    # 100,000 completed offsets with a regular gap pattern compress very well.
+    completed = {o for o in range(1, 200_001) if o % 2 == 0}
+    text, complete = encode(0, completed)
+    assert complete
+    _check_shape(text)
+    assert decode(0, text) == completed
+
+
+def test_header_carries_the_version() -> None:
+    text, _ = encode(10, {12, 13, 20})
+    raw = base64.b64decode(text)
+    assert raw[0] >> 4 == VERSION
+    assert (raw[0] >> 1) & 0x7 in (BITSET, RUN_LENGTH)
+
+
+def _raw(header: int, payload: bytes) -> str:
+    return base64.b64encode(bytes([header]) + payload).decode()
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        "not base64!!",
+        "é",
+        "AAAA",  # version 0
+        _raw((VERSION + 1) << 4, b"\x01"),  # newer version
+        _raw((VERSION << 4) | (5 << 1), b"\x01"),  # unknown encoding
+        _raw((VERSION << 4) | (BITSET << 1) | 1, b"not zlib"),  # bad compression
+        _raw((VERSION << 4) | (RUN_LENGTH << 1), b"\x80"),  # truncated varint
+        _raw((VERSION << 4) | (RUN_LENGTH << 1), b"\xff" * 12),  # overlong varint
+    ],
+)
+def test_malformed_metadata_raises(metadata: str) -> None:
+    with pytest.raises(MetadataError):
+        decode(0, metadata)
+
+
+def test_metadata_error_is_a_value_error() -> None:
+    assert issubclass(MetadataError, ValueError)
+
+
+def test_compressed_bitset_round_trips() -> None:
+    payload = bytes([0b1010_0001]) + bytes(100)
+    text = _raw((VERSION << 4) | (BITSET << 1) | 1, zlib.compress(payload))
+    assert decode(100, text) == {101, 106, 108}
