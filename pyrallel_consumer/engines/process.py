@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import pickle
 import threading
 import time
 from collections import deque
@@ -35,6 +36,16 @@ log = logging.getLogger("pyrallel_consumer.process")
 # spawn, not fork: the parent runs librdkafka threads, and forking a threaded process can
 # deadlock the child on a lock some other thread held at fork time.
 _CONTEXT = multiprocessing.get_context("spawn")
+
+
+def _require_picklable(name: str, value: object) -> None:
+    try:
+        pickle.dumps(value)
+    except Exception as exc:
+        raise TypeError(
+            f"engine='process' sends {name} to worker processes, so it must be picklable: a "
+            f"module-level function or a functools.partial of one, not {value!r} ({exc})"
+        ) from exc
 
 
 class _Worker:
@@ -62,6 +73,12 @@ class ProcessEngine(Engine):
         worker_exit: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(handler, config)
+        for name, value in (
+            ("handler", handler),
+            ("worker_init", worker_init),
+            ("worker_exit", worker_exit),
+        ):
+            _require_picklable(name, value)
         self.codec = load_codec(config.codec)
         self._spec = WorkerSpec(
             handler=handler,
