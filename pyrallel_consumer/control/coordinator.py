@@ -130,7 +130,10 @@ class Coordinator:
     def _loop(self, consumer: Consumer, max_records: int | None, deadline: float | None) -> None:
         clock = self._clock
         next_commit = clock() + self.config.commit_interval_s
-        batch = self.config.poll_batch_size
+        per_turn = self.engine.records_per_turn
+        batch = (
+            min(per_turn, self.config.poll_batch_size) if per_turn else self.config.poll_batch_size
+        )
         while not self._stop.is_set():
             self._handle(self.engine.drain())
             if self._dead_letters is not None:
@@ -214,6 +217,8 @@ class Coordinator:
 
     def _submit_backlog(self) -> None:
         room = self.config.max_in_flight - len(self._in_flight) - self._dead_lettering
+        if self.engine.records_per_turn is not None:
+            room = min(room, self.engine.records_per_turn)
         if room <= 0 or not self._backlog:
             return
         in_flight = self._in_flight

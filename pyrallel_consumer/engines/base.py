@@ -61,6 +61,10 @@ class Engine(abc.ABC):
     """Runs a handler over submitted work, honouring lanes; reports completions."""
 
     name: str = "engine"
+    # Records the control plane fetches and submits per loop turn; None: as many as fit.
+    # The inline baseline takes one, so it is the classic consume-one-handle-one loop: a
+    # record's latency is its own handling, and stop()/timeouts are seen between records.
+    records_per_turn: int | None = None
 
     def __init__(self, handler: Handler, config: ConsumerConfig) -> None:
         self.handler = handler

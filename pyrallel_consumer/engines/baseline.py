@@ -12,6 +12,7 @@ class BaselineEngine(Engine):
     """Runs every submitted item before `submit` returns: trivially ordered, no concurrency."""
 
     name = "baseline"
+    records_per_turn = 1
 
     def start(self) -> None:
         self._done: list[Done] = []

@@ -18,7 +18,6 @@ import multiprocessing
 import pickle
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from itertools import count
 from multiprocessing.connection import Connection
@@ -27,6 +26,7 @@ from typing import Any
 
 from pyrallel_consumer.codec import load_codec
 from pyrallel_consumer.config import ConsumerConfig
+from pyrallel_consumer.control.backlog import Backlog
 from pyrallel_consumer.engines.asyncio_engine import CompletionQueue
 from pyrallel_consumer.engines.base import FAILED, OK, SKIPPED, Done, Engine, Handler, WorkItem
 from pyrallel_consumer.engines.process_worker import SHUTDOWN, WorkerSpec, worker_main
@@ -55,7 +55,9 @@ class _Worker:
         self.index = index
         self.lock = threading.Lock()
         self.outstanding: dict[int, WorkItem] = {}  # sent, no result yet (insertion = send order)
-        self.waiting: deque[WorkItem] = deque()  # assigned to this worker, not sent yet
+        # Assigned to this worker, not sent yet; taken round-robin across lanes so one long lane
+        # cannot fill the worker's outstanding window while other lanes wait behind it.
+        self.waiting = Backlog()
         self.process: BaseProcess | None = None
         self.conn: Connection | None = None
         self.reader: threading.Thread | None = None
@@ -149,7 +151,7 @@ class ProcessEngine(Engine):
         touched: set[int] = set()
         for item in items:
             index = next(self._round_robin) % n if item.lane is None else hash(item.lane) % n
-            workers[index].waiting.append(item)
+            workers[index].waiting.add(item)
             touched.add(index)
         for index in touched:
             self._pump(workers[index])
@@ -162,12 +164,11 @@ class ProcessEngine(Engine):
             room = self.max_outstanding - len(worker.outstanding)
             while room > 0 and worker.waiting:
                 batch: list[WorkItem] = []
-                while worker.waiting and len(batch) < min(room, self.config.batch_size):
-                    item = worker.waiting.popleft()
+                for item in worker.waiting.take(min(room, self.config.batch_size)):
                     if item.cancelled:
                         self._completions.put(Done(item.id, SKIPPED, 0, time.monotonic()))
-                        continue
-                    batch.append(item)
+                    else:
+                        batch.append(item)
                 if not batch:
                     continue
                 for item in batch:
@@ -210,9 +211,12 @@ class ProcessEngine(Engine):
         )
         with worker.lock:
             worker.conn = None
-            redo = list(worker.outstanding.values())
+            # Lane order holds: the outstanding records of a lane precede its waiting ones.
+            waiting = worker.waiting
+            worker.waiting = Backlog()
+            for item in [*worker.outstanding.values(), *waiting.take(len(waiting))]:
+                worker.waiting.add(item)
             worker.outstanding.clear()
-            worker.waiting.extendleft(reversed(redo))
             worker.restarts += 1
         self._spawn(worker)
         self._pump(worker)

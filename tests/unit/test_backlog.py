@@ -1,0 +1,99 @@
+"""Backlog: lanes taken round-robin, unordered records in bulk, revoked records dropped."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from pyrallel_consumer.control.backlog import Backlog
+from pyrallel_consumer.engines.base import WorkItem
+from pyrallel_consumer.record import Record
+
+_ids = iter(range(1, 1_000_000))
+
+
+def item(lane: Hashable | None, offset: int, partition: int = 0, value: bytes = b"v") -> WorkItem:
+    record = Record("t", partition, offset, b"k", value)
+    return WorkItem(next(_ids), lane, record, owner=partition, received_at=0.0)
+
+
+def offsets(items: list[WorkItem]) -> list[tuple[Hashable | None, int]]:
+    return [(i.lane, i.record.offset) for i in items]
+
+
+def test_round_robin_across_lanes_keeps_lane_order() -> None:
+    backlog = Backlog()
+    for lane, offset in [("a", 1), ("a", 2), ("a", 3), ("b", 4), ("c", 5), ("c", 6)]:
+        backlog.add(item(lane, offset))
+    assert len(backlog) == 6
+    taken = backlog.take(10)
+    assert offsets(taken) == [("a", 1), ("b", 4), ("c", 5), ("a", 2), ("c", 6), ("a", 3)]
+    assert len(backlog) == 0
+    assert backlog.bytes == 0
+
+
+def test_take_respects_limit_and_resumes_the_rotation() -> None:
+    backlog = Backlog()
+    for lane, offset in [("a", 1), ("a", 2), ("b", 3), ("b", 4), ("c", 5)]:
+        backlog.add(item(lane, offset))
+    assert offsets(backlog.take(2)) == [("a", 1), ("b", 3)]
+    assert len(backlog) == 3
+    assert offsets(backlog.take(2)) == [("c", 5), ("a", 2)]
+    assert offsets(backlog.take(5)) == [("b", 4)]
+    assert backlog.take(5) == []
+
+
+def test_unordered_records_are_taken_in_bulk() -> None:
+    backlog = Backlog()
+    for offset in range(5):
+        backlog.add(item(None, offset))
+    backlog.add(item("k", 99))
+    taken = backlog.take(4)
+    assert offsets(taken) == [(None, 0), (None, 1), (None, 2), (None, 3)]
+    assert offsets(backlog.take(4)) == [("k", 99), (None, 4)]
+
+
+def test_bytes_track_key_and_value_sizes() -> None:
+    backlog = Backlog()
+    backlog.add(item("a", 1, value=b"x" * 10))  # key b"k": 11 bytes
+    backlog.add(item("b", 2, value=b"x" * 20))
+    assert backlog.bytes == 32
+    backlog.take(1)
+    assert backlog.bytes == 21
+
+
+def test_remove_if_drops_matching_and_keeps_the_rest_in_order() -> None:
+    backlog = Backlog()
+    for lane, offset, partition in [
+        ("a", 1, 0),
+        ("a", 2, 1),
+        ("a", 3, 0),
+        ("b", 4, 1),
+        ("c", 5, 0),
+        (None, 6, 1),
+        (None, 7, 0),
+    ]:
+        backlog.add(item(lane, offset, partition))
+    backlog.remove_if(lambda i: i.record.partition == 1)
+    assert len(backlog) == 4
+    assert backlog.bytes == 4 * 2
+    assert offsets(backlog.take(10)) == [("a", 1), ("c", 5), (None, 7), ("a", 3)]
+    assert len(backlog) == 0
+
+
+def test_remove_if_then_add_to_a_removed_lane() -> None:
+    backlog = Backlog()
+    backlog.add(item("a", 1, 1))
+    backlog.add(item("b", 2, 0))
+    backlog.remove_if(lambda i: i.record.partition == 1)
+    backlog.add(item("a", 3, 0))
+    assert offsets(backlog.take(10)) == [("b", 2), ("a", 3)]
+
+
+def test_clear() -> None:
+    backlog = Backlog()
+    for offset in range(3):
+        backlog.add(item("a", offset))
+    backlog.clear()
+    assert len(backlog) == 0
+    assert backlog.bytes == 0
+    assert backlog.take(3) == []

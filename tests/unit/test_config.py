@@ -1,0 +1,140 @@
+"""Configuration is validated when the object is built; errors name the option."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pyrallel_consumer import ParallelConsumer
+from pyrallel_consumer.config import build_config
+
+KAFKA = {"bootstrap.servers": "127.0.0.1:1", "group.id": "g"}
+
+
+def handler(record: Any) -> None:
+    pass
+
+
+async def async_handler(record: Any) -> None:
+    pass
+
+
+def build(**overrides: Any) -> Any:
+    options: dict[str, Any] = {"topics": ["t"]}
+    options.update(overrides)
+    kafka = options.pop("kafka_config", KAFKA)
+    return build_config(kafka, **options)
+
+
+def test_defaults() -> None:
+    config = build()
+    assert config.engine == "async"
+    assert config.ordering == "key"
+    assert config.on_failure == "stop"
+    assert config.kafka_config["enable.auto.commit"] is False
+    assert config.kafka_config["enable.auto.offset.store"] is False
+    assert config.group_id == "g"
+    assert not config.cooperative
+    assert build(dlq_topic="dlq").on_failure == "dead_letter"
+    cooperative = {**KAFKA, "partition.assignment.strategy": "cooperative-sticky"}
+    assert build(kafka_config=cooperative).cooperative
+
+
+BAD_OPTIONS: list[tuple[dict[str, Any], type[Exception], str]] = [
+    ({"engine": "threads"}, ValueError, "engine"),
+    ({"ordering": "total"}, ValueError, "ordering"),
+    ({"max_in_flight": 0}, ValueError, "max_in_flight"),
+    ({"max_in_flight": "10"}, TypeError, "max_in_flight"),
+    ({"max_in_flight": True}, TypeError, "max_in_flight"),
+    ({"max_in_flight": 1.5}, TypeError, "max_in_flight"),
+    ({"buffer_size": -1}, ValueError, "buffer_size"),
+    ({"buffer_max_bytes": 0}, ValueError, "buffer_max_bytes"),
+    ({"concurrency": 0}, ValueError, "concurrency"),
+    ({"workers": 0}, ValueError, "workers"),
+    ({"worker_concurrency": 0}, ValueError, "worker_concurrency"),
+    ({"batch_size": 0}, ValueError, "batch_size"),
+    ({"batch_max_wait_s": -1}, ValueError, "batch_max_wait_s"),
+    ({"retries": -1}, ValueError, "retries"),
+    ({"retries": "3"}, TypeError, "retries"),
+    ({"retry_backoff_s": -0.1}, ValueError, "retry_backoff_s"),
+    ({"retry_backoff_s": "fast"}, TypeError, "retry_backoff_s"),
+    ({"retry_backoff_max_s": -1}, ValueError, "retry_backoff_max_s"),
+    ({"on_failure": "ignore"}, ValueError, "on_failure"),
+    ({"on_failure": "dead_letter"}, ValueError, "dlq_topic"),
+    ({"dlq_topic": ""}, ValueError, "dlq_topic"),
+    ({"dlq_topic": 5}, ValueError, "dlq_topic"),
+    ({"dlq_topic": "t"}, ValueError, "dlq_topic"),
+    ({"commit_interval_s": -1}, ValueError, "commit_interval_s"),
+    ({"drain_timeout_s": -1}, ValueError, "drain_timeout_s"),
+    ({"revoke_grace_s": -1}, ValueError, "revoke_grace_s"),
+    ({"poll_batch_size": 0}, ValueError, "poll_batch_size"),
+    ({"codec": "json"}, ValueError, "codec"),
+    ({"topics": []}, ValueError, "topics"),
+    ({"topics": "orders"}, ValueError, "topics"),
+    ({"topics": ["ok", ""]}, ValueError, "topics"),
+    ({"kafka_config": "localhost:9092"}, TypeError, "kafka_config"),
+    ({"kafka_config": {"group.id": "g"}}, ValueError, "bootstrap.servers"),
+    ({"kafka_config": {"bootstrap.servers": "x"}}, ValueError, "group.id"),
+    ({"kafka_config": {**KAFKA, "enable.auto.commit": True}}, ValueError, "enable.auto.commit"),
+    (
+        {"kafka_config": {**KAFKA, "enable.auto.offset.store": "true"}},
+        ValueError,
+        "enable.auto.offset.store",
+    ),
+    ({"kafka_config": {**KAFKA, "on_commit": print}}, ValueError, "on_commit"),
+]
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "name"),
+    BAD_OPTIONS,
+    ids=[f"{name}-{i}" for i, (_, _, name) in enumerate(BAD_OPTIONS)],
+)
+def test_bad_option_raises_naming_it(
+    options: dict[str, Any], error: type[Exception], name: str
+) -> None:
+    with pytest.raises(error, match=name.replace(".", r"\.")):
+        build(**options)
+
+
+def test_allowed_values_are_listed() -> None:
+    with pytest.raises(ValueError, match="'baseline', 'async', 'process'"):
+        build(engine="nope")
+    with pytest.raises(ValueError, match="'key', 'partition', 'unordered'"):
+        build(ordering="nope")
+
+
+def test_unknown_option_is_rejected() -> None:
+    with pytest.raises(TypeError, match="max_inflight"):
+        ParallelConsumer(KAFKA, topics=["t"], handler=handler, max_inflight=10)
+
+
+def test_consumer_validates_before_connecting() -> None:
+    # Port 1 has no broker: building must fail on the option, not on a connection.
+    with pytest.raises(ValueError, match="ordering"):
+        ParallelConsumer(KAFKA, topics=["t"], handler=handler, ordering="total")
+    with pytest.raises(TypeError, match="handler"):
+        ParallelConsumer(KAFKA, topics=["t"], handler="not callable")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="baseline"):
+        ParallelConsumer(KAFKA, topics=["t"], handler=async_handler, engine="baseline")
+    with pytest.raises(TypeError, match="worker_init"):
+        ParallelConsumer(KAFKA, topics=["t"], handler=handler, worker_init=3)  # type: ignore[arg-type]
+
+
+def test_run_arguments_are_validated() -> None:
+    consumer = ParallelConsumer(KAFKA, topics=["t"], handler=handler, engine="baseline")
+    with pytest.raises(ValueError, match="max_records"):
+        consumer.run(max_records=0)
+    with pytest.raises(ValueError, match="timeout"):
+        consumer.run(timeout=0)
+
+
+def test_retry_delay_is_exponential_capped_and_jittered() -> None:
+    policy = build(retry_backoff_s=0.1, retry_backoff_max_s=0.5).retry
+    assert policy.delay(1, 0.0) == pytest.approx(0.1)
+    assert policy.delay(2, 0.0) == pytest.approx(0.2)
+    assert policy.delay(3, 0.0) == pytest.approx(0.4)
+    assert policy.delay(4, 0.0) == pytest.approx(0.5)
+    assert policy.delay(10, 0.0) == pytest.approx(0.5)
+    assert 0.05 <= policy.delay(1, 0.999) < 0.1

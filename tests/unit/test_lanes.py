@@ -1,0 +1,303 @@
+"""Lanes and the two lane runners: one item per lane at a time, in order; lanes in parallel."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterator
+from typing import Any
+
+import pytest
+
+from pyrallel_consumer.config import RetryPolicy
+from pyrallel_consumer.engines.base import FAILED, OK, SKIPPED, Done, WorkItem
+from pyrallel_consumer.engines.lanes import CoroutineLaneRunner, Lanes, ThreadLaneRunner
+from pyrallel_consumer.record import Record
+
+WAIT_S = 30.0  # generous upper bound for a condition; never a timing assertion
+NO_RETRY = RetryPolicy(retries=0, backoff_initial_s=0.0)
+
+
+class Reports:
+    """Collects Done reports from runner threads."""
+
+    def __init__(self) -> None:
+        self.done: list[Done] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, done: Done) -> None:
+        with self._cond:
+            self.done.append(done)
+            self._cond.notify_all()
+
+    def wait_for(self, count: int) -> list[Done]:
+        with self._cond:
+            assert self._cond.wait_for(lambda: len(self.done) >= count, WAIT_S), (
+                f"{len(self.done)} of {count} reports"
+            )
+            return list(self.done)
+
+
+def make_items(lanes: int, per_lane: int, start_id: int = 1) -> list[WorkItem]:
+    """Items interleaved across lanes: lane i gets offsets i, i + lanes, ..."""
+    items = []
+    next_id = start_id
+    for n in range(per_lane):
+        for lane in range(lanes):
+            offset = n * lanes + lane
+            record = Record("t", 0, offset, f"k{lane}".encode(), b"v")
+            items.append(WorkItem(next_id, ("t", 0, lane), record, None, 0.0))
+            next_id += 1
+    return items
+
+
+# ---- Lanes -----------------------------------------------------------------------------------
+
+
+def _work(lane: Hashable | None, id: int) -> WorkItem:
+    return WorkItem(id, lane, Record("t", 0, id, None, None), None, 0.0)
+
+
+def test_lanes_admit_first_and_queue_the_rest() -> None:
+    lanes = Lanes()
+    a1, a2, a3, b1 = _work("a", 1), _work("a", 2), _work("a", 3), _work("b", 4)
+    assert lanes.admit(a1)
+    assert not lanes.admit(a2)
+    assert not lanes.admit(a3)
+    assert lanes.admit(b1)
+    assert len(lanes) == 2
+    assert lanes.release("a") is a2
+    assert lanes.release("a") is a3
+    assert lanes.release("a") is None
+    assert lanes.release("b") is None
+    assert len(lanes) == 0
+    assert lanes.admit(_work("a", 5))  # a lane that drained starts over
+
+
+def test_unordered_items_always_run() -> None:
+    lanes = Lanes()
+    assert all(lanes.admit(_work(None, i)) for i in range(5))
+    assert lanes.release(None) is None
+    assert len(lanes) == 0
+
+
+# ---- runners ---------------------------------------------------------------------------------
+
+
+class Trace:
+    """Start/end of every handler call, to check overlap and order per lane."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.events: list[tuple[str, Hashable, int]] = []
+        self.active: dict[Hashable, int] = {}
+        self.overlaps: list[tuple[Hashable, int]] = []
+        self.max_active = 0
+
+    def begin(self, record: Record) -> None:
+        with self.lock:
+            lane = record.key
+            self.events.append(("start", lane, record.offset))
+            self.active[lane] = self.active.get(lane, 0) + 1
+            if self.active[lane] > 1:
+                self.overlaps.append((lane, record.offset))
+            self.max_active = max(self.max_active, sum(self.active.values()))
+
+    def end(self, record: Record) -> None:
+        with self.lock:
+            self.active[record.key] -= 1
+            self.events.append(("end", record.key, record.offset))
+
+    def starts_by_lane(self) -> dict[Hashable, list[int]]:
+        by_lane: dict[Hashable, list[int]] = {}
+        for kind, lane, offset in self.events:
+            if kind == "start":
+                by_lane.setdefault(lane, []).append(offset)
+        return by_lane
+
+
+def sync_traced(trace: Trace, pause: float = 0.001) -> Callable[[Record], None]:
+    def handler(record: Record) -> None:
+        trace.begin(record)
+        time.sleep(pause)
+        trace.end(record)
+
+    return handler
+
+
+def async_traced(trace: Trace, pause: float = 0.001) -> Callable[[Record], Any]:
+    async def handler(record: Record) -> None:
+        trace.begin(record)
+        await asyncio.sleep(pause)
+        trace.end(record)
+
+    return handler
+
+
+RunnerFactory = Callable[[Callable[[Record], Any], RetryPolicy, int, Reports], Any]
+
+
+def _thread_runner(handler: Any, policy: RetryPolicy, n: int, report: Reports) -> Any:
+    return ThreadLaneRunner(handler, policy, n, report)
+
+
+def _coroutine_runner(handler: Any, policy: RetryPolicy, n: int, report: Reports) -> Any:
+    return CoroutineLaneRunner(handler, policy, n, report)
+
+
+RUNNERS = {
+    "threads": (_thread_runner, sync_traced),
+    "coroutines": (_coroutine_runner, async_traced),
+}
+
+
+@pytest.fixture(params=sorted(RUNNERS))
+def runner_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def closing() -> Iterator[list[Any]]:
+    runners: list[Any] = []
+    yield runners
+    for runner in runners:
+        runner.close(5.0)
+
+
+def test_lane_items_never_overlap_and_run_in_order(runner_kind: str, closing: list[Any]) -> None:
+    factory, traced = RUNNERS[runner_kind]
+    trace, reports = Trace(), Reports()
+    runner = factory(traced(trace), NO_RETRY, 8, reports)
+    closing.append(runner)
+    items = make_items(lanes=6, per_lane=25)
+    # Submitted in several batches, as the control plane does.
+    for start in range(0, len(items), 17):
+        runner.submit(items[start : start + 17])
+    done = reports.wait_for(len(items))
+    assert sorted(d.id for d in done) == sorted(i.id for i in items)
+    assert all(d.status == OK and d.attempts == 1 for d in done)
+    assert trace.overlaps == []
+    for lane, started in trace.starts_by_lane().items():
+        assert started == sorted(started), f"lane {lane!r} ran out of order: {started}"
+    assert trace.max_active > 1  # lanes did run concurrently
+
+
+def test_different_lanes_run_concurrently_threads(closing: list[Any]) -> None:
+    # Each of 4 lanes waits at a barrier for the other 3: only concurrent execution passes.
+    barrier = threading.Barrier(4, timeout=WAIT_S)
+
+    def handler(record: Record) -> None:
+        barrier.wait()
+
+    reports = Reports()
+    runner = ThreadLaneRunner(handler, NO_RETRY, 4, reports)
+    closing.append(runner)
+    runner.submit(make_items(lanes=4, per_lane=1))
+    done = reports.wait_for(4)
+    assert [d.status for d in done] == [OK] * 4
+
+
+def test_different_lanes_run_concurrently_coroutines(closing: list[Any]) -> None:
+    arrived: list[int] = []
+    everyone = asyncio.Event()  # created lazily on the runner's loop below
+
+    async def handler(record: Record) -> None:
+        arrived.append(record.offset)
+        if len(arrived) == 4:
+            everyone.set()
+        await asyncio.wait_for(everyone.wait(), WAIT_S)
+
+    reports = Reports()
+    runner = CoroutineLaneRunner(handler, NO_RETRY, 4, reports)
+    closing.append(runner)
+    runner.submit(make_items(lanes=4, per_lane=1))
+    done = reports.wait_for(4)
+    assert [d.status for d in done] == [OK] * 4
+
+
+def test_cancelled_items_are_reported_skipped(runner_kind: str, closing: list[Any]) -> None:
+    gate = threading.Event()
+    calls: list[int] = []
+
+    def blocking(record: Record) -> None:
+        calls.append(record.offset)
+        if record.offset == 0:
+            assert gate.wait(WAIT_S)
+
+    async def blocking_async(record: Record) -> None:
+        calls.append(record.offset)
+        if record.offset == 0:
+            await asyncio.get_running_loop().run_in_executor(None, gate.wait, WAIT_S)
+
+    reports = Reports()
+    if runner_kind == "threads":
+        runner: Any = ThreadLaneRunner(blocking, NO_RETRY, 2, reports)
+    else:
+        runner = CoroutineLaneRunner(blocking_async, NO_RETRY, 2, reports)
+    closing.append(runner)
+    items = make_items(lanes=1, per_lane=4)  # one lane: items 2-4 wait behind the first
+    runner.submit(items)
+    deadline = time.monotonic() + WAIT_S
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert calls == [0]
+    for waiting in items[1:3]:
+        waiting.cancelled = True  # as the control plane does on revoke
+    gate.set()
+    done = {d.id: d for d in reports.wait_for(4)}
+    assert done[items[0].id].status == OK
+    assert done[items[1].id].status == SKIPPED
+    assert done[items[2].id].status == SKIPPED
+    assert done[items[3].id].status == OK
+    assert calls == [0, 3]
+
+
+def test_submitted_cancelled_item_is_skipped_without_calling(
+    runner_kind: str, closing: list[Any]
+) -> None:
+    factory, traced = RUNNERS[runner_kind]
+    trace, reports = Trace(), Reports()
+    runner = factory(traced(trace), NO_RETRY, 2, reports)
+    closing.append(runner)
+    items = make_items(lanes=2, per_lane=1)
+    items[0].cancelled = True
+    runner.submit(items)
+    done = {d.id: d for d in reports.wait_for(2)}
+    assert done[items[0].id].status == SKIPPED
+    assert done[items[0].id].attempts == 0
+    assert done[items[1].id].status == OK
+    assert [o for _, _, o in trace.events] == [1, 1]
+
+
+def test_failures_retry_within_the_lane(runner_kind: str, closing: list[Any]) -> None:
+    order: list[tuple[int, int]] = []
+    attempts: dict[int, int] = {}
+
+    def flaky(record: Record) -> None:
+        attempts[record.offset] = attempts.get(record.offset, 0) + 1
+        order.append((record.offset, attempts[record.offset]))
+        if record.offset == 0 and attempts[0] < 3:
+            raise RuntimeError("flaky")
+        if record.offset == 1:
+            raise ValueError("always")
+
+    async def flaky_async(record: Record) -> None:
+        flaky(record)
+
+    policy = RetryPolicy(retries=2, backoff_initial_s=0.0)
+    reports = Reports()
+    if runner_kind == "threads":
+        runner: Any = ThreadLaneRunner(flaky, policy, 2, reports)
+    else:
+        runner = CoroutineLaneRunner(flaky_async, policy, 2, reports)
+    closing.append(runner)
+    items = make_items(lanes=1, per_lane=3)
+    runner.submit(items)
+    done = {d.id: d for d in reports.wait_for(3)}
+    first, second, third = (done[i.id] for i in items)
+    assert (first.status, first.attempts) == (OK, 3)
+    assert (second.status, second.attempts) == (FAILED, 3)
+    assert second.error is not None and "ValueError: always" in second.error
+    assert (third.status, third.attempts) == (OK, 1)
+    assert order == [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3), (2, 1)]

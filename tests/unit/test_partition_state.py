@@ -1,0 +1,127 @@
+"""PartitionState: which offsets were received and completed, and what to commit."""
+
+from __future__ import annotations
+
+import random
+
+from pyrallel_consumer.control.offset_metadata import MAX_METADATA_BYTES, decode
+from pyrallel_consumer.control.partition_state import PartitionState
+
+
+def new_state(committed: int | None = None, skip: set[int] | None = None) -> PartitionState:
+    return PartitionState("t", 0, epoch=1, committed=committed, skip=skip)
+
+
+def test_nothing_received_commits_nothing() -> None:
+    state = new_state()
+    assert state.position is None
+    assert state.commit_point() is None
+
+
+def test_position_is_lowest_incomplete_offset() -> None:
+    state = new_state()
+    for offset in range(5):
+        assert state.receive(offset)
+    assert state.position == 0
+    state.complete(2)
+    state.complete(1)
+    assert state.position == 0
+    assert state.incomplete == 3
+    assert state.completed_above == 2
+    point = state.commit_point()
+    assert point is not None
+    position, metadata = point
+    assert position == 0
+    assert decode(0, metadata) == {1, 2}
+    state.complete(0)
+    assert state.position == 3
+    assert state.completed_above == 0
+    state.complete(4)
+    state.complete(3)
+    assert state.position == 5
+    assert state.commit_point() == (5, "")
+
+
+def test_gaps_in_offsets_are_not_waited_for() -> None:
+    # Compaction and transaction markers leave holes: only received offsets count.
+    state = new_state()
+    for offset in (10, 13, 17):
+        state.receive(offset)
+    state.complete(10)
+    assert state.position == 13
+    state.complete(17)
+    point = state.commit_point()
+    assert point is not None
+    assert point[0] == 13
+    assert decode(13, point[1]) == {17}
+    state.complete(13)
+    assert state.position == 18
+    assert state.incomplete == 0
+
+
+def test_skip_set_from_metadata() -> None:
+    state = new_state(committed=5, skip={7, 8})
+    assert state.receive(5)
+    assert state.receive(6)
+    assert not state.receive(7)
+    assert not state.receive(8)
+    assert state.receive(9)
+    assert state.position == 5
+    state.complete(5)
+    assert state.position == 6
+    point = state.commit_point()
+    assert point is not None
+    assert decode(point[0], point[1]) == {7, 8}  # the skipped ones are still reported done
+    state.complete(6)
+    assert state.position == 9
+    state.complete(9)
+    assert state.position == 10
+
+
+def test_skipped_offset_with_nothing_pending_advances_position() -> None:
+    state = new_state(committed=5, skip={6})
+    assert state.receive(5)
+    state.complete(5)
+    assert not state.receive(6)
+    assert state.position == 7
+    assert state.commit_point() == (7, "")
+
+
+def test_commit_point_none_when_unchanged() -> None:
+    state = new_state()
+    state.receive(0)
+    state.receive(1)
+    state.complete(1)
+    point = state.commit_point()
+    assert point is not None
+    state.mark_committed(*point)
+    assert state.committed == 0
+    assert state.commit_point() is None
+    state.complete(0)
+    assert state.commit_point() == (2, "")
+
+
+def test_blocked_when_metadata_does_not_fit_and_unblocked_when_gap_closes() -> None:
+    state = new_state()
+    rng = random.Random(3)
+    count = 40_000
+    for offset in range(count):
+        state.receive(offset)
+    # Offset 0 stays incomplete; a random half of the rest complete: incompressible gaps.
+    completed = {o for o in range(1, count) if rng.random() < 0.5}
+    for offset in sorted(completed):
+        state.complete(offset)
+    point = state.commit_point()
+    assert point is not None
+    position, metadata = point
+    assert position == 0
+    assert state.blocked
+    assert len(metadata) <= MAX_METADATA_BYTES
+    assert decode(0, metadata) <= completed
+    state.complete(0)
+    for offset in range(1, count):
+        if offset not in completed:
+            state.complete(offset)
+    point = state.commit_point()
+    assert point == (count, "")
+    assert not state.blocked
