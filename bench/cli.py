@@ -207,7 +207,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     engine.add_argument("--max-in-flight", type=_positive_int, default=DEFAULT_MAX_IN_FLIGHT,
                         help="records in flight at once (async and process modes)")
     engine.add_argument("--concurrency", type=_positive_int, default=None,
-                        help="async mode: concurrent handler calls (default: library default)")
+                        help="async mode: concurrent handler calls (default: the number of cores "
+                             "for the cpu workload, else the library default)")
     engine.add_argument("--workers", type=_positive_int, default=None,
                         help="process mode: worker processes (default: library default, cores)")
     engine.add_argument("--worker-concurrency", type=_positive_int, default=None,

@@ -1,0 +1,215 @@
+"""The engine contract, run against every in-process engine with a fake handler (no Kafka).
+
+Lanes: items sharing a lane run one at a time in submission order; retries happen inside the
+lane; a handler failing every attempt is reported FAILED after retries + 1 attempts with the
+exception in the error text; cancelled items are reported SKIPPED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from pyrallel_consumer.config import build_config
+from pyrallel_consumer.engines.asyncio_engine import AsyncEngine
+from pyrallel_consumer.engines.base import FAILED, OK, SKIPPED, Done, Engine, WorkItem
+from pyrallel_consumer.engines.baseline import BaselineEngine
+from pyrallel_consumer.ordering import lane_function
+from pyrallel_consumer.record import Record
+
+WAIT_S = 30.0
+
+
+class Recorder:
+    """What the fake handler saw: calls in order, and overlap per lane."""
+
+    def __init__(self, fail: Callable[[Record, int], bool] | None = None) -> None:
+        self.lock = threading.Lock()
+        self.calls: list[tuple[int, int]] = []  # (offset, attempt)
+        self.attempts: dict[int, int] = {}
+        self.running: dict[Any, int] = {}
+        self.overlaps: list[int] = []
+        self.fail = fail or (lambda record, attempt: False)
+
+    def begin(self, record: Record) -> int:
+        with self.lock:
+            attempt = self.attempts[record.offset] = self.attempts.get(record.offset, 0) + 1
+            self.calls.append((record.offset, attempt))
+            lane = record.key
+            self.running[lane] = self.running.get(lane, 0) + 1
+            if self.running[lane] > 1:
+                self.overlaps.append(record.offset)
+            return attempt
+
+    def end(self, record: Record, attempt: int) -> None:
+        with self.lock:
+            self.running[record.key] -= 1
+        if self.fail(record, attempt):
+            raise RuntimeError(f"boom at offset {record.offset} attempt {attempt}")
+
+
+def sync_handler(recorder: Recorder) -> Callable[[Record], None]:
+    def handle(record: Record) -> None:
+        attempt = recorder.begin(record)
+        time.sleep(random.random() * 0.001)
+        recorder.end(record, attempt)
+
+    return handle
+
+
+def async_handler(recorder: Recorder) -> Callable[[Record], Any]:
+    async def handle(record: Record) -> None:
+        attempt = recorder.begin(record)
+        await asyncio.sleep(random.random() * 0.001)
+        recorder.end(record, attempt)
+
+    return handle
+
+
+ENGINES = {
+    "baseline": (BaselineEngine, sync_handler),
+    "async-coroutines": (AsyncEngine, async_handler),
+    "async-threads": (AsyncEngine, sync_handler),
+}
+
+
+@pytest.fixture(params=sorted(ENGINES))
+def engine_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def engines() -> Iterator[list[Engine]]:
+    started: list[Engine] = []
+    yield started
+    for engine in started:
+        engine.close(5.0)
+
+
+def make_engine(
+    kind: str, recorder: Recorder, engines: list[Engine], ordering: str = "key", **options: Any
+) -> Engine:
+    engine_class, make_handler = ENGINES[kind]
+    options.setdefault("retries", 2)
+    options.setdefault("retry_backoff_s", 0.0)
+    config = build_config(
+        {"bootstrap.servers": "127.0.0.1:1", "group.id": "g"},
+        topics=["t"],
+        engine=engine_class.name,
+        ordering=ordering,
+        **options,
+    )
+    engine = engine_class(make_handler(recorder), config)
+    engine.start()
+    engines.append(engine)
+    return engine
+
+
+def make_items(count: int, keys: int, ordering: str = "key") -> list[WorkItem]:
+    lane_of = lane_function(ordering)
+    items = []
+    for offset in range(count):
+        record = Record("t", 0, offset, f"key-{offset % keys}".encode(), b"v")
+        items.append(WorkItem(offset + 1, lane_of(record), record, None, 0.0))
+    return items
+
+
+def collect(engine: Engine, count: int) -> dict[int, Done]:
+    reports: dict[int, Done] = {}
+    deadline = time.monotonic() + WAIT_S
+    while len(reports) < count and time.monotonic() < deadline:
+        for done in engine.drain():
+            assert done.id not in reports, f"item {done.id} reported twice"
+            reports[done.id] = done
+        if len(reports) < count:
+            engine.wait(0.05)
+    assert len(reports) == count, f"{len(reports)} of {count} reported"
+    return reports
+
+
+def test_lane_order_preserved(engine_kind: str, engines: list[Engine]) -> None:
+    recorder = Recorder()
+    engine = make_engine(engine_kind, recorder, engines)
+    items = make_items(600, keys=10)
+    for start in range(0, len(items), 64):
+        engine.submit(items[start : start + 64])
+    reports = collect(engine, len(items))
+    assert all(d.status == OK and d.attempts == 1 and d.error is None for d in reports.values())
+    assert recorder.overlaps == []
+    per_key: dict[int, list[int]] = {}
+    for offset, _ in recorder.calls:
+        per_key.setdefault(offset % 10, []).append(offset)
+    for key, offsets in per_key.items():
+        assert offsets == sorted(offsets), f"key-{key} out of order"
+        assert len(offsets) == 60
+
+
+def test_unordered_runs_everything(engine_kind: str, engines: list[Engine]) -> None:
+    recorder = Recorder()
+    engine = make_engine(engine_kind, recorder, engines, ordering="unordered")
+    items = make_items(300, keys=3, ordering="unordered")
+    engine.submit(items)
+    reports = collect(engine, len(items))
+    assert {d.status for d in reports.values()} == {OK}
+    assert sorted(o for o, _ in recorder.calls) == list(range(300))
+
+
+def test_retries_then_failed_with_error_text(engine_kind: str, engines: list[Engine]) -> None:
+    # Offset 3 always fails; offset 5 fails twice then succeeds.
+    recorder = Recorder(
+        fail=lambda record, attempt: record.offset == 3 or (record.offset == 5 and attempt <= 2)
+    )
+    engine = make_engine(engine_kind, recorder, engines, retries=2)
+    items = make_items(20, keys=2)  # offsets 3, 5, 7, ... share key-1
+    engine.submit(items)
+    reports = collect(engine, len(items))
+    failed = reports[items[3].id]
+    assert failed.status == FAILED
+    assert failed.attempts == 3  # retries + 1
+    assert failed.error is not None
+    assert "RuntimeError" in failed.error
+    assert "boom at offset 3 attempt 3" in failed.error
+    recovered = reports[items[5].id]
+    assert (recovered.status, recovered.attempts, recovered.error) == (OK, 3, None)
+    others = [d for i, d in reports.items() if i not in (items[3].id, items[5].id)]
+    assert all(d.status == OK and d.attempts == 1 for d in others)
+    # Retries stay inside the lane: key-1 ran 3, 3, 3, 5, 5, 5, 7, ... in that order.
+    key1 = [offset for offset, _ in recorder.calls if offset % 2 == 1]
+    assert key1 == [1, 3, 3, 3, 5, 5, 5, *range(7, 20, 2)]
+
+
+def test_zero_retries_fails_after_one_attempt(engine_kind: str, engines: list[Engine]) -> None:
+    recorder = Recorder(fail=lambda record, attempt: True)
+    engine = make_engine(engine_kind, recorder, engines, retries=0)
+    items = make_items(3, keys=3)
+    engine.submit(items)
+    reports = collect(engine, 3)
+    assert all(d.status == FAILED and d.attempts == 1 for d in reports.values())
+
+
+def test_cancelled_items_reported_skipped(engine_kind: str, engines: list[Engine]) -> None:
+    recorder = Recorder()
+    engine = make_engine(engine_kind, recorder, engines)
+    items = make_items(10, keys=2)
+    for item in items[::3]:
+        item.cancelled = True
+    engine.submit(items)
+    reports = collect(engine, len(items))
+    for item in items:
+        status = reports[item.id].status
+        assert status == (SKIPPED if item.cancelled else OK)
+    called = sorted(offset for offset, _ in recorder.calls)
+    assert called == [i.record.offset for i in items if not i.cancelled]
+
+
+def test_drain_never_blocks_and_wait_returns(engine_kind: str, engines: list[Engine]) -> None:
+    engine = make_engine(engine_kind, Recorder(), engines)
+    assert engine.drain() == []
+    engine.wait(0.01)  # nothing submitted: returns after the timeout
+    assert engine.describe()["engine"] == ENGINES[engine_kind][0].name
