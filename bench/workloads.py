@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bench import cpu_kernel
 from bench.io_server import REQUEST_SIZE, encode_request
 
 PAYLOAD_SIZE = 100
@@ -49,23 +50,13 @@ async def sleep_async(sleep_s: float, record: Any) -> None:
 
 # --- cpu -----------------------------------------------------------------------------------
 
-def _kernel() -> Callable[[bytes, int], bytes]:
-    from bench.cpu_kernel import sha256_chain
-
-    return sha256_chain
-
-
 def cpu_kernel_implementation() -> str:
-    """"native" when the Cython kernel is built, else the hashlib fallback's name."""
-    try:
-        from bench.cpu_kernel import IMPLEMENTATION
-    except ImportError:
-        return "unavailable"
-    return str(IMPLEMENTATION)
+    """"native" when the Cython kernel is built, else "python" (the hashlib fallback)."""
+    return str(cpu_kernel.IMPLEMENTATION)
 
 
 def cpu_sync(iterations: int, record: Any) -> None:
-    _kernel()(record.value or b"", iterations)
+    cpu_kernel.sha256_chain(record.value or b"", iterations)
 
 
 def measure_cpu_service_time(iterations: int, rounds: int = 5,
@@ -76,7 +67,7 @@ def measure_cpu_service_time(iterations: int, rounds: int = 5,
     The best of a few short rounds is kept: on a noisy machine the fastest round is the closest
     to the kernel's real cost, and a bound must not be lowered by a neighbour's load.
     """
-    chain = _kernel()
+    chain = cpu_kernel.sha256_chain
     payload = make_value(0)
     chain(payload, iterations)  # warm up (imports, caches)
     best = float("inf")
