@@ -65,6 +65,36 @@ clean:
 distclean: clean
 	rm -rf $(VENV)
 
-# Container targets: see images/README.md (added with the images).
-images bench-docker:
-	@echo "make $@: not available yet, see images/README.md" >&2; exit 1
+# Container images: see images/README.md. BASE_IMAGE=... / KAFKA_IMAGE=... override the bases;
+# bench-docker takes BENCH_ARGS, BENCH_CPUSET, BENCH_MEM_LIMIT, BROKER_CPUSET, BROKER_MEM_LIMIT.
+DOCKER ?= docker
+PROJECT_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE_TAG ?= $(PROJECT_VERSION)
+BASE_IMAGE ?=
+KAFKA_IMAGE ?=
+BENCH_MODES := baseline async process
+GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+COMPOSE := $(DOCKER) compose -f images/compose.yaml
+
+images: install
+	$(PY) images/build_wheels.py
+	$(DOCKER) build -f images/Dockerfile.base -t pyrallel/bench-base:$(IMAGE_TAG) \
+		--build-arg VERSION=$(PROJECT_VERSION) --build-arg GIT_COMMIT=$(GIT_COMMIT) \
+		$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) images
+	@set -e; for mode in $(BENCH_MODES); do \
+		echo "$(DOCKER) build -f images/Dockerfile.$$mode -t pyrallel/bench-$$mode:$(IMAGE_TAG) images"; \
+		$(DOCKER) build -f images/Dockerfile.$$mode -t pyrallel/bench-$$mode:$(IMAGE_TAG) \
+			--build-arg PYRALLEL_BASE=pyrallel/bench-base:$(IMAGE_TAG) \
+			--build-arg VERSION=$(PROJECT_VERSION) images; \
+	done
+	$(DOCKER) build -f images/Dockerfile.broker -t pyrallel/bench-broker:$(IMAGE_TAG) \
+		--build-arg VERSION=$(PROJECT_VERSION) \
+		$(if $(KAFKA_IMAGE),--build-arg KAFKA_IMAGE=$(KAFKA_IMAGE)) images
+
+# Broker, then baseline -> async -> process one at a time; results in bench/results/<run id>-<mode>.json.
+bench-docker:
+	@mkdir -p bench/results
+	export PYRALLEL_UID=$$(id -u) PYRALLEL_GID=$$(id -g) PYRALLEL_IMAGE_TAG=$(IMAGE_TAG) \
+		PYRALLEL_RUN_ID=$${PYRALLEL_RUN_ID:-$$(date -u +%Y%m%dT%H%M%SZ)}; \
+	$(COMPOSE) up --abort-on-container-failure --exit-code-from process baseline async process; \
+	status=$$?; $(COMPOSE) down --volumes; exit $$status

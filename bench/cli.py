@@ -9,10 +9,11 @@ fast with a message naming the option (argparse exits with status 2).
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from pyrallel_consumer.config import usable_cores
 
 MODES = ("baseline", "async", "process")
 WORKLOADS = ("sleep", "cpu", "io")
@@ -264,9 +265,9 @@ def _validate(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> None:
     if profiling_extras and not ns.profile:
         option = "--" + profiling_extras[0].replace("_", "-")
         parser.error(f"{option} needs --profile")
-    if ns.workers is not None and ns.workers > 4 * (os.cpu_count() or 1) + 64:
+    if ns.workers is not None and ns.workers > 4 * usable_cores() + 64:
         parser.error(f"--workers: {ns.workers} is far more processes than this machine's "
-                     f"{os.cpu_count()} cores can run")
+                     f"{usable_cores()} cores can run")
 
 
 def parse_args(argv: Sequence[str] | None = None, *, prog: str | None = None,

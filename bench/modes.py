@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
 import time
 import traceback
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from bench import bounds, profiling, stats, topics, workloads
 from bench.cli import BenchOptions
 from bench.progress import Progress
 from bench.results import RunResult
+from pyrallel_consumer.config import usable_cores
 
 log = logging.getLogger("bench")
 
@@ -276,7 +276,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def default_cores() -> int:
-    return os.cpu_count() or 1
+    return usable_cores()
 
 
 def profile_settings(opts: BenchOptions) -> profiling.ProfileSettings | None:

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from bench.cli import DEFAULT_RESULTS_DIR
+from pyrallel_consumer.config import usable_cores
 
 
 @dataclass
@@ -110,14 +111,15 @@ def load_results(path: Path) -> dict[str, Any]:
 # --- environment metadata ------------------------------------------------------------------
 
 def _git_commit() -> str | None:
+    """HEAD of the checkout, or $PYRALLEL_GIT_COMMIT (set by the images, which have no .git)."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                              timeout=5, check=False, cwd=Path(__file__).resolve().parent)
     except (OSError, subprocess.SubprocessError):
-        return None
+        return os.environ.get("PYRALLEL_GIT_COMMIT")
     commit = out.stdout.strip()
     if out.returncode != 0 or not commit:
-        return None
+        return os.environ.get("PYRALLEL_GIT_COMMIT")
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True, timeout=5, check=False,
                            cwd=Path(__file__).resolve().parent)
@@ -181,7 +183,7 @@ def environment_metadata() -> dict[str, Any]:
         "cpu_kernel": cpu_kernel_implementation(),
         "event_loop": _event_loop(),
         "cpu_model": _cpu_model(),
-        "cores": os.cpu_count(),
+        "cores": usable_cores(),
         "memory_bytes": _memory_bytes(),
         "os": platform.platform(),
     }

@@ -70,6 +70,15 @@ class ConsumerConfig:
         return "cooperative" in strategy
 
 
+def usable_cores() -> int:
+    """CPUs this process may run on: the affinity mask (a container's cpuset), not the host's
+    count that os.cpu_count() reports."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _require_int(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
@@ -162,7 +171,7 @@ def build_config(
     # Records held beyond max_in_flight, so the in-flight window can be spread over many keys.
     buffer_size = _require_int("buffer_size", buffer_size, 0)
     buffer_max_bytes = _require_int("buffer_max_bytes", buffer_max_bytes, 1)
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     if concurrency is not None:  # None: the async engine picks per handler kind
         concurrency = _require_int("concurrency", concurrency, 1)
     workers = _require_int("workers", cores if workers is None else workers, 1)

@@ -1,0 +1,46 @@
+"""Run by test_consumer_crash in a subprocess: a ParallelConsumer (async engine, key order) that
+appends every handled record as "partition offset" to a file, one flushed line per record.
+
+    python crash_worker.py BOOTSTRAP TOPIC GROUP OUTPUT_FILE
+
+Runs until SIGKILL (the crash) or SIGTERM (a clean stop: drain, commit, close).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+
+from pyrallel_consumer import ParallelConsumer, Record
+
+
+def main(bootstrap: str, topic: str, group: str, output: str) -> int:
+    out = open(output, "a", buffering=1)  # noqa: SIM115  # lives as long as the process
+
+    async def handle(record: Record) -> None:
+        await asyncio.sleep(0.001 + random.random() * 0.002)
+        out.write(f"{record.partition} {record.offset}\n")
+        out.flush()
+
+    consumer = ParallelConsumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 1000,
+        },
+        topics=[topic],
+        handler=handle,
+        engine="async",
+        ordering="key",
+        commit_interval_s=0.2,
+    )
+    consumer.run()
+    out.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:5]))

