@@ -1,8 +1,8 @@
 """`python -m bench`: the benchmark runner, plus the `compare` and `report` subcommands.
 
-    python -m bench [runner options]             same as python -m bench.run_parallel_benchmark
-    python -m bench compare A.json B.json        side-by-side table with B/A ratios
-    python -m bench report FILES... --out DIR    PNG charts and a markdown summary
+python -m bench [runner options]             same as python -m bench.run_parallel_benchmark
+python -m bench compare A.json B.json        side-by-side table with B/A ratios
+python -m bench report FILES... --out DIR    PNG charts and a markdown summary
 """
 
 from __future__ import annotations

@@ -40,8 +40,9 @@ class EngineShape:
         raise ValueError(f"unknown mode {self.mode!r}")
 
 
-def usable_concurrency(ordering: str, *, num_keys: int, num_partitions: int,
-                       num_messages: int) -> int:
+def usable_concurrency(
+    ordering: str, *, num_keys: int, num_partitions: int, num_messages: int
+) -> int:
     """How many records the ordering lets run at once (never more than there are records)."""
     if ordering == "key":
         limit = num_keys
@@ -70,14 +71,24 @@ class Bound:
     bound_tps: float
 
 
-def compute_bound(shape: EngineShape, *, workload: str, ordering: str, num_keys: int,
-                  num_partitions: int, num_messages: int, service_time_s: float, cores: int,
-                  kernel_releases_gil: bool) -> Bound:
+def compute_bound(
+    shape: EngineShape,
+    *,
+    workload: str,
+    ordering: str,
+    num_keys: int,
+    num_partitions: int,
+    num_messages: int,
+    service_time_s: float,
+    cores: int,
+    kernel_releases_gil: bool,
+) -> Bound:
     """The bound of one run; `ordering` is what the mode really guarantees (baseline processes
     one record at a time, which satisfies every ordering, and its slots are 1 anyway)."""
     limits = [
-        usable_concurrency(ordering, num_keys=num_keys, num_partitions=num_partitions,
-                           num_messages=num_messages),
+        usable_concurrency(
+            ordering, num_keys=num_keys, num_partitions=num_partitions, num_messages=num_messages
+        ),
         shape.max_in_flight if shape.mode != "baseline" else 1,
         shape.slots(),
     ]

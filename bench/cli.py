@@ -79,8 +79,11 @@ class BenchOptions:
     @property
     def modes(self) -> list[str]:
         """The modes to run, in the document's order (baseline, async, process)."""
-        skipped = {"baseline": self.skip_baseline, "async": self.skip_async,
-                   "process": self.skip_process}
+        skipped = {
+            "baseline": self.skip_baseline,
+            "async": self.skip_async,
+            "process": self.skip_process,
+        }
         return [mode for mode in MODES if not skipped[mode]]
 
     @property
@@ -134,8 +137,9 @@ def _positive_float(text: str) -> float:
 def _kafka_setting(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. fetch.wait.max.ms=10), "
-                                         f"got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected KEY=VALUE (e.g. fetch.wait.max.ms=10), got {text!r}"
+        )
     return key.strip(), value.strip()
 
 
@@ -162,116 +166,221 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     general = parser.add_argument_group("general")
     general.add_argument(
-        "--bootstrap-servers", default=None,
+        "--bootstrap-servers",
+        default=None,
         help="Kafka cluster to use (host:port[,host:port]); default: start an embedded broker "
-             "(Apache Kafka when Java and Maven are available, else tansu)")
-    general.add_argument("--broker-kind", choices=BROKER_KINDS, default="auto",
-                         help="embedded broker to start when --bootstrap-servers is not given")
-    general.add_argument("--num-messages", type=_positive_int, default=DEFAULT_NUM_MESSAGES,
-                         help="records produced and consumed per run")
-    general.add_argument("--num-keys", type=_positive_int, default=DEFAULT_NUM_KEYS,
-                         help="distinct record keys")
-    general.add_argument("--num-partitions", type=_positive_int,
-                         default=DEFAULT_NUM_PARTITIONS, help="partitions of each topic")
-    general.add_argument("--topic-prefix", default=DEFAULT_TOPIC_PREFIX,
-                         help="prefix of topic and consumer group names")
-    general.add_argument("--timeout-sec", type=_positive_float, default=DEFAULT_TIMEOUT_SEC,
-                         help="limit per run (join + processing); also the broker connect limit")
+        "(Apache Kafka when Java and Maven are available, else tansu)",
+    )
+    general.add_argument(
+        "--broker-kind",
+        choices=BROKER_KINDS,
+        default="auto",
+        help="embedded broker to start when --bootstrap-servers is not given",
+    )
+    general.add_argument(
+        "--num-messages",
+        type=_positive_int,
+        default=DEFAULT_NUM_MESSAGES,
+        help="records produced and consumed per run",
+    )
+    general.add_argument(
+        "--num-keys", type=_positive_int, default=DEFAULT_NUM_KEYS, help="distinct record keys"
+    )
+    general.add_argument(
+        "--num-partitions",
+        type=_positive_int,
+        default=DEFAULT_NUM_PARTITIONS,
+        help="partitions of each topic",
+    )
+    general.add_argument(
+        "--topic-prefix",
+        default=DEFAULT_TOPIC_PREFIX,
+        help="prefix of topic and consumer group names",
+    )
+    general.add_argument(
+        "--timeout-sec",
+        type=_positive_float,
+        default=DEFAULT_TIMEOUT_SEC,
+        help="limit per run (join + processing); also the broker connect limit",
+    )
     for mode in MODES:
         general.add_argument(f"--skip-{mode}", action="store_true", help=f"do not run {mode}")
-    general.add_argument("--skip-reset", action="store_true",
-                         help="keep existing topics and consumer groups (no delete/recreate)")
-    general.add_argument("--json-output", type=Path, default=None,
-                         help="JSON summary path (default bench/results/<UTC timestamp>.json)")
-    general.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default="WARNING",
-                         help="logging level; DEBUG materially reduces throughput")
-    general.add_argument("--no-progress", action="store_true",
-                         help="no progress bar (it is also off when stderr is not a TTY)")
+    general.add_argument(
+        "--skip-reset",
+        action="store_true",
+        help="keep existing topics and consumer groups (no delete/recreate)",
+    )
+    general.add_argument(
+        "--json-output",
+        type=Path,
+        default=None,
+        help="JSON summary path (default bench/results/<UTC timestamp>.json)",
+    )
+    general.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default="WARNING",
+        help="logging level; DEBUG materially reduces throughput",
+    )
+    general.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (it is also off when stderr is not a TTY)",
+    )
 
     workload = parser.add_argument_group("workload (applies to every mode)")
     workload.add_argument(
-        "--workload", choices=WORKLOAD_CHOICES, default="sleep",
-        help="per-record work; 'all' runs sleep, cpu, io in turn with suffixed topic/group names")
-    workload.add_argument("--worker-sleep-ms", type=_non_negative_float, default=5.0,
-                          help="per-record sleep of the sleep workload")
-    workload.add_argument("--worker-cpu-iterations", type=_positive_int, default=1000,
-                          help="SHA-256 chain iterations of the cpu workload")
-    workload.add_argument("--worker-io-sleep-ms", type=_non_negative_float, default=5.0,
-                          help="delay of the loopback server answering the io workload")
+        "--workload",
+        choices=WORKLOAD_CHOICES,
+        default="sleep",
+        help="per-record work; 'all' runs sleep, cpu, io in turn with suffixed topic/group names",
+    )
+    workload.add_argument(
+        "--worker-sleep-ms",
+        type=_non_negative_float,
+        default=5.0,
+        help="per-record sleep of the sleep workload",
+    )
+    workload.add_argument(
+        "--worker-cpu-iterations",
+        type=_positive_int,
+        default=1000,
+        help="SHA-256 chain iterations of the cpu workload",
+    )
+    workload.add_argument(
+        "--worker-io-sleep-ms",
+        type=_non_negative_float,
+        default=5.0,
+        help="delay of the loopback server answering the io workload",
+    )
 
     engine = parser.add_argument_group("consumer settings")
-    engine.add_argument("--kafka-config", metavar="KEY=VALUE", type=_kafka_setting,
-                        action="append", default=[],
-                        help="extra librdkafka consumer setting, passed through (repeatable)")
-    engine.add_argument("--ordering", choices=ORDERINGS, default="key",
-                        help="ordering guarantee of the parallel modes")
-    engine.add_argument("--max-in-flight", type=_positive_int, default=DEFAULT_MAX_IN_FLIGHT,
-                        help="records in flight at once (async and process modes)")
-    engine.add_argument("--concurrency", type=_positive_int, default=None,
-                        help="async mode: concurrent handler calls (default: the number of cores "
-                             "for the cpu workload, else the library default)")
-    engine.add_argument("--workers", type=_positive_int, default=None,
-                        help="process mode: worker processes (default: library default, cores)")
-    engine.add_argument("--worker-concurrency", type=_positive_int, default=None,
-                        help="process mode: records in flight per worker (default: library)")
+    engine.add_argument(
+        "--kafka-config",
+        metavar="KEY=VALUE",
+        type=_kafka_setting,
+        action="append",
+        default=[],
+        help="extra librdkafka consumer setting, passed through (repeatable)",
+    )
+    engine.add_argument(
+        "--ordering",
+        choices=ORDERINGS,
+        default="key",
+        help="ordering guarantee of the parallel modes",
+    )
+    engine.add_argument(
+        "--max-in-flight",
+        type=_positive_int,
+        default=DEFAULT_MAX_IN_FLIGHT,
+        help="records in flight at once (async and process modes)",
+    )
+    engine.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=None,
+        help="async mode: concurrent handler calls (default: the number of cores "
+        "for the cpu workload, else the library default)",
+    )
+    engine.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="process mode: worker processes (default: library default, cores)",
+    )
+    engine.add_argument(
+        "--worker-concurrency",
+        type=_positive_int,
+        default=None,
+        help="process mode: records in flight per worker (default: library)",
+    )
 
     profile = parser.add_argument_group("profiling (yappi)")
-    profile.add_argument("--profile", action="store_true",
-                         help="profile each mode's main process into <profile-dir>/"
-                              "pyrallel-<mode>.prof (pstat format)")
-    profile.add_argument("--profile-dir", type=Path, default=DEFAULT_PROFILE_DIR,
-                         help="directory of the .prof files")
-    profile.add_argument("--profile-clock", choices=PROFILE_CLOCKS, default="wall",
-                         help="yappi clock")
-    profile.add_argument("--profile-top-n", type=_non_negative_int, default=20,
-                         help="print the top-N functions by total time (0 to skip)")
-    profile.add_argument("--profile-threads", action="store_true",
-                         help="profile every thread, not only the main one")
-    profile.add_argument("--profile-greenlets", action="store_true",
-                         help="coroutine-aware profiling: account time per asyncio task "
-                              "(yappi greenlet context backend when gevent greenlets exist)")
-    profile.add_argument("--profile-process-workers", action="store_true",
-                         help="process mode: also profile each worker process into "
-                              "pyrallel-process-worker-<pid>.prof (may be unstable on some "
-                              "platforms)")
+    profile.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile each mode's main process into <profile-dir>/"
+        "pyrallel-<mode>.prof (pstat format)",
+    )
+    profile.add_argument(
+        "--profile-dir", type=Path, default=DEFAULT_PROFILE_DIR, help="directory of the .prof files"
+    )
+    profile.add_argument(
+        "--profile-clock", choices=PROFILE_CLOCKS, default="wall", help="yappi clock"
+    )
+    profile.add_argument(
+        "--profile-top-n",
+        type=_non_negative_int,
+        default=20,
+        help="print the top-N functions by total time (0 to skip)",
+    )
+    profile.add_argument(
+        "--profile-threads", action="store_true", help="profile every thread, not only the main one"
+    )
+    profile.add_argument(
+        "--profile-greenlets",
+        action="store_true",
+        help="coroutine-aware profiling: account time per asyncio task "
+        "(yappi greenlet context backend when gevent greenlets exist)",
+    )
+    profile.add_argument(
+        "--profile-process-workers",
+        action="store_true",
+        help="process mode: also profile each worker process into "
+        "pyrallel-process-worker-<pid>.prof (may be unstable on some "
+        "platforms)",
+    )
     return parser
 
 
 def _validate(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> None:
     """Cross-option checks argparse cannot express; each error names the option."""
     if ns.skip_baseline and ns.skip_async and ns.skip_process:
-        parser.error("--skip-baseline, --skip-async and --skip-process together leave "
-                     "nothing to run")
+        parser.error(
+            "--skip-baseline, --skip-async and --skip-process together leave nothing to run"
+        )
     prefix: str = ns.topic_prefix
     if not prefix or len(prefix) > _TOPIC_PREFIX_MAX or not set(prefix) <= _TOPIC_CHARS:
-        parser.error(f"--topic-prefix: {prefix!r} must be 1-{_TOPIC_PREFIX_MAX} characters "
-                     "of a-z A-Z 0-9 . _ -")
+        parser.error(
+            f"--topic-prefix: {prefix!r} must be 1-{_TOPIC_PREFIX_MAX} characters "
+            "of a-z A-Z 0-9 . _ -"
+        )
     if ns.bootstrap_servers is not None:
         servers = [s.strip() for s in ns.bootstrap_servers.split(",")]
         for server in servers:
             host, sep, port = server.rpartition(":")
             if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-                parser.error(f"--bootstrap-servers: {server!r} is not host:port "
-                             "(e.g. localhost:9092)")
+                parser.error(
+                    f"--bootstrap-servers: {server!r} is not host:port (e.g. localhost:9092)"
+                )
         if ns.broker_kind != "auto":
-            parser.error("--broker-kind selects an embedded broker; it cannot be combined "
-                         "with --bootstrap-servers")
+            parser.error(
+                "--broker-kind selects an embedded broker; it cannot be combined "
+                "with --bootstrap-servers"
+            )
     if ns.json_output is not None and ns.json_output.exists() and ns.json_output.is_dir():
         parser.error(f"--json-output: {ns.json_output} is a directory; give a file path")
     if ns.profile_dir.exists() and not ns.profile_dir.is_dir():
         parser.error(f"--profile-dir: {ns.profile_dir} exists and is not a directory")
-    profiling_extras = [name for name in ("profile_threads", "profile_greenlets",
-                                          "profile_process_workers") if getattr(ns, name)]
+    profiling_extras = [
+        name
+        for name in ("profile_threads", "profile_greenlets", "profile_process_workers")
+        if getattr(ns, name)
+    ]
     if profiling_extras and not ns.profile:
         option = "--" + profiling_extras[0].replace("_", "-")
         parser.error(f"{option} needs --profile")
     if ns.workers is not None and ns.workers > 4 * usable_cores() + 64:
-        parser.error(f"--workers: {ns.workers} is far more processes than this machine's "
-                     f"{usable_cores()} cores can run")
+        parser.error(
+            f"--workers: {ns.workers} is far more processes than this machine's "
+            f"{usable_cores()} cores can run"
+        )
 
 
-def parse_args(argv: Sequence[str] | None = None, *, prog: str | None = None,
-               force_profile: bool = False) -> BenchOptions:
+def parse_args(
+    argv: Sequence[str] | None = None, *, prog: str | None = None, force_profile: bool = False
+) -> BenchOptions:
     """Parse and validate; exits with status 2 and a message naming the option on bad input."""
     parser = build_parser(prog)
     ns = parser.parse_args(argv)

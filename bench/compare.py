@@ -24,8 +24,16 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("p99_processing_ms", "P99 ms"),
     ("join_time_sec", "Join s"),
 )
-METADATA_KEYS = ("git_commit", "cpu_model", "cores", "python", "librdkafka", "codec",
-                 "cpu_kernel", "os")
+METADATA_KEYS = (
+    "git_commit",
+    "cpu_model",
+    "cores",
+    "python",
+    "librdkafka",
+    "codec",
+    "cpu_kernel",
+    "os",
+)
 
 
 def ratio(a: Any, b: Any) -> float:
@@ -47,15 +55,17 @@ def _broker(meta: dict[str, Any]) -> str:
 
 
 def metadata_diff(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str, str]]:
-    rows = [(key, str(a.get(key)), str(b.get(key))) for key in METADATA_KEYS
-            if a.get(key) != b.get(key)]
+    rows = [
+        (key, str(a.get(key)), str(b.get(key))) for key in METADATA_KEYS if a.get(key) != b.get(key)
+    ]
     if _broker(a) != _broker(b):
         rows.append(("broker", _broker(a), _broker(b)))
     options_a, options_b = a.get("options") or {}, b.get("options") or {}
     for key in sorted(set(options_a) | set(options_b)):
         if key != "json_output" and options_a.get(key) != options_b.get(key):
-            rows.append((f"--{key.replace('_', '-')}", str(options_a.get(key)),
-                         str(options_b.get(key))))
+            rows.append(
+                (f"--{key.replace('_', '-')}", str(options_a.get(key)), str(options_b.get(key)))
+            )
     return rows
 
 
@@ -71,8 +81,11 @@ def compare_table(a: dict[str, Any], b: dict[str, Any]) -> str:
         ra, rb = index_a.get(key, {}), index_b.get(key, {})
         row = [key[0], key[1]]
         for field, _ in METRICS:
-            row += [fmt_number(ra.get(field)), fmt_number(rb.get(field)),
-                    fmt_number(ratio(ra.get(field), rb.get(field)), 2)]
+            row += [
+                fmt_number(ra.get(field)),
+                fmt_number(rb.get(field)),
+                fmt_number(ratio(ra.get(field), rb.get(field)), 2),
+            ]
         rows.append(row)
     return render(headers, rows, right_align_from=2)
 
@@ -84,14 +97,19 @@ def compare_files(path_a: Path, path_b: Path) -> str:
     if diff:
         lines.append("")
         lines.append(render(["differs", "A", "B"], diff))
-    lines += ["", compare_table(a, b),
-              "", "B/A > 1: B is higher (better for TPS/Eff, worse for ms and s)."]
+    lines += [
+        "",
+        compare_table(a, b),
+        "",
+        "B/A > 1: B is higher (better for TPS/Eff, worse for ms and s).",
+    ]
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench compare",
-                                     description="Compare two benchmark results files.")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench compare", description="Compare two benchmark results files."
+    )
     parser.add_argument("a", type=Path, help="the reference results file (A)")
     parser.add_argument("b", type=Path, help="the results file compared with it (B)")
     args = parser.parse_args(argv)

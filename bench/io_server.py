@@ -86,8 +86,12 @@ class DelayServer:
     def __enter__(self) -> DelayServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     def _run(self) -> None:
@@ -95,7 +99,8 @@ class DelayServer:
         self._loop = loop
         try:
             self._server = loop.run_until_complete(
-                asyncio.start_server(self._serve, self._host, self._port, backlog=_BACKLOG))
+                asyncio.start_server(self._serve, self._host, self._port, backlog=_BACKLOG)
+            )
         except OSError as exc:
             self._error = exc
             self._ready.set()
@@ -147,8 +152,11 @@ class DelayServerProcess:
     def start(self, timeout: float = 15.0) -> DelayServerProcess:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "bench.io_server", "--host", self._host],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        )
         assert self._process.stdout is not None
         ready = threading.Event()
         lines: list[str] = []
@@ -181,8 +189,12 @@ class DelayServerProcess:
     def __enter__(self) -> DelayServerProcess:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
 
@@ -194,8 +206,9 @@ def _install_uvloop() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.io_server",
-                                     description="Loopback delay server of the io workload.")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.io_server", description="Loopback delay server of the io workload."
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)

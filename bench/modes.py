@@ -87,10 +87,16 @@ def kafka_config(ctx: RunContext, group_id: str) -> dict[str, Any]:
 def prepare_topic(spec: RunSpec, ctx: RunContext) -> int:
     """Reset (unless --skip-reset) and fill the topic; returns the records produced."""
     opts = ctx.options
-    topics.reset_topic(ctx.bootstrap_servers, spec.topic, opts.num_partitions, opts.timeout_sec,
-                       delete_first=not opts.skip_reset)
-    return topics.produce_records(ctx.bootstrap_servers, spec.topic, opts.num_messages,
-                                  opts.num_keys, opts.timeout_sec)
+    topics.reset_topic(
+        ctx.bootstrap_servers,
+        spec.topic,
+        opts.num_partitions,
+        opts.timeout_sec,
+        delete_first=not opts.skip_reset,
+    )
+    return topics.produce_records(
+        ctx.bootstrap_servers, spec.topic, opts.num_messages, opts.num_keys, opts.timeout_sec
+    )
 
 
 class _Collector:
@@ -106,9 +112,16 @@ class _Collector:
         ok = bool(completion.ok)
         if not ok:
             self.failed += 1
-        self.samples.append(stats.CompletionSample(
-            completion.partition, completion.offset, completion.key, completion.received_at,
-            completion.completed_at, ok))
+        self.samples.append(
+            stats.CompletionSample(
+                completion.partition,
+                completion.offset,
+                completion.key,
+                completion.received_at,
+                completion.completed_at,
+                ok,
+            )
+        )
         self._progress.advance()
 
     def on_assign(self, partitions: list[tuple[str, int]]) -> None:
@@ -121,8 +134,10 @@ def _engine_kwargs(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
     # --timeout-sec bounds the whole run: when it expires, in-flight records are abandoned after
     # a short drain instead of the library's default 30 s (the benchmark is at-least-once and
     # its topics are throwaway, so nothing of value is lost).
-    kwargs: dict[str, Any] = {"max_in_flight": opts.max_in_flight,
-                              "drain_timeout_s": DRAIN_TIMEOUT_S}
+    kwargs: dict[str, Any] = {
+        "max_in_flight": opts.max_in_flight,
+        "drain_timeout_s": DRAIN_TIMEOUT_S,
+    }
     if spec.mode == "async" and opts.concurrency is not None:
         kwargs["concurrency"] = opts.concurrency
     elif spec.mode == "async" and spec.workload == "cpu":
@@ -136,21 +151,34 @@ def _engine_kwargs(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
             kwargs["worker_concurrency"] = opts.worker_concurrency
         if ctx.profile is not None and opts.profile_process_workers:
             kwargs["worker_init"] = functools.partial(
-                profiling.start_worker_profile, ctx.profile.clock)
+                profiling.start_worker_profile, ctx.profile.clock
+            )
             kwargs["worker_exit"] = functools.partial(
-                profiling.stop_worker_profile, str(ctx.profile.directory), spec.profile_stem)
+                profiling.stop_worker_profile, str(ctx.profile.directory), spec.profile_stem
+            )
     return kwargs
 
 
-def _consume(spec: RunSpec, ctx: RunContext, handler: Callable[..., Any],
-             collector: _Collector, expected: int) -> tuple[int, dict[str, Any]]:
+def _consume(
+    spec: RunSpec,
+    ctx: RunContext,
+    handler: Callable[..., Any],
+    collector: _Collector,
+    expected: int,
+) -> tuple[int, dict[str, Any]]:
     from pyrallel_consumer import ParallelConsumer
 
     opts = ctx.options
     consumer = ParallelConsumer(
-        kafka_config(ctx, spec.group_id), topics=[spec.topic], handler=handler, engine=spec.mode,
-        ordering=opts.ordering, on_complete=collector.on_complete,
-        on_assign=collector.on_assign, **_engine_kwargs(spec, ctx))
+        kafka_config(ctx, spec.group_id),
+        topics=[spec.topic],
+        handler=handler,
+        engine=spec.mode,
+        ordering=opts.ordering,
+        on_complete=collector.on_complete,
+        on_assign=collector.on_assign,
+        **_engine_kwargs(spec, ctx),
+    )
     with consumer:
         processed = consumer.run(max_records=expected, timeout=opts.timeout_sec)
         try:
@@ -160,11 +188,13 @@ def _consume(spec: RunSpec, ctx: RunContext, handler: Callable[..., Any],
     return processed, engine_stats
 
 
-def engine_shape(mode: str, opts: BenchOptions, engine_stats: dict[str, Any],
-                 cores: int) -> bounds.EngineShape:
+def engine_shape(
+    mode: str, opts: BenchOptions, engine_stats: dict[str, Any], cores: int
+) -> bounds.EngineShape:
     """The engine's real limits: what stats() reports, else the option, else the library's
     documented default (workers = cores, worker_concurrency = 16, async concurrency <=
     max_in_flight)."""
+
     def pick(name: str, option: int | None, default: int) -> int:
         for source in (engine_stats.get("engine_info"), engine_stats):
             if isinstance(source, dict) and isinstance(source.get(name), int):
@@ -184,11 +214,14 @@ def run_mode(spec: RunSpec, ctx: RunContext, expected: int) -> RunResult:
     """Consume `expected` records of spec.topic with spec.mode and measure them."""
     opts = ctx.options
     handler = workloads.make_handler(
-        spec.workload, spec.mode, sleep_ms=opts.worker_sleep_ms,
-        cpu_iterations=opts.worker_cpu_iterations, io_sleep_ms=opts.worker_io_sleep_ms,
-        io_address=ctx.io_address)
-    progress = Progress(expected, f"{spec.mode}/{spec.workload}",
-                        Progress.wanted(opts.no_progress))
+        spec.workload,
+        spec.mode,
+        sleep_ms=opts.worker_sleep_ms,
+        cpu_iterations=opts.worker_cpu_iterations,
+        io_sleep_ms=opts.worker_io_sleep_ms,
+        io_address=ctx.io_address,
+    )
+    progress = Progress(expected, f"{spec.mode}/{spec.workload}", Progress.wanted(opts.no_progress))
     collector = _Collector(progress)
     profile_files: list[str] = []
     error: str | None = None
@@ -202,8 +235,10 @@ def run_mode(spec: RunSpec, ctx: RunContext, expected: int) -> RunResult:
                 with profiling.profiled(ctx.profile, path, f"{spec.mode}/{spec.workload}"):
                     _, engine_stats = _consume(spec, ctx, handler, collector, expected)
                 profile_files.append(str(path))
-                profile_files += [str(p) for p in profiling.worker_profiles(
-                    ctx.profile.directory, spec.profile_stem)]
+                profile_files += [
+                    str(p)
+                    for p in profiling.worker_profiles(ctx.profile.directory, spec.profile_stem)
+                ]
             else:
                 _, engine_stats = _consume(spec, ctx, handler, collector, expected)
     except Exception as exc:  # a failed run is a result too: record it and go on
@@ -214,13 +249,22 @@ def run_mode(spec: RunSpec, ctx: RunContext, expected: int) -> RunResult:
     finally:
         workloads.close_async_connections()
     wall = time.monotonic() - started
-    return summarize(spec, ctx, collector, expected, engine_stats, wall, started,
-                     profile_files, error)
+    return summarize(
+        spec, ctx, collector, expected, engine_stats, wall, started, profile_files, error
+    )
 
 
-def summarize(spec: RunSpec, ctx: RunContext, collector: _Collector, expected: int,
-              engine_stats: dict[str, Any], wall: float, started: float,
-              profile_files: list[str], error: str | None) -> RunResult:
+def summarize(
+    spec: RunSpec,
+    ctx: RunContext,
+    collector: _Collector,
+    expected: int,
+    engine_stats: dict[str, Any],
+    wall: float,
+    started: float,
+    profile_files: list[str],
+    error: str | None,
+) -> RunResult:
     """Turn the collected completions into the run's result record."""
     opts = ctx.options
     samples = collector.samples
@@ -228,39 +272,69 @@ def summarize(spec: RunSpec, ctx: RunContext, collector: _Collector, expected: i
     rate = stats.throughput(samples)
     check = stats.check_correctness(samples, expected, opts.ordering)
     shape = engine_shape(spec.mode, opts, engine_stats, ctx.cores)
-    service = workloads.service_time_s(spec.workload, sleep_ms=opts.worker_sleep_ms,
-                                       io_sleep_ms=opts.worker_io_sleep_ms,
-                                       cpu_service_s=ctx.cpu_service_s)
+    service = workloads.service_time_s(
+        spec.workload,
+        sleep_ms=opts.worker_sleep_ms,
+        io_sleep_ms=opts.worker_io_sleep_ms,
+        cpu_service_s=ctx.cpu_service_s,
+    )
     bound = bounds.compute_bound(
-        shape, workload=spec.workload, ordering=opts.ordering, num_keys=opts.num_keys,
-        num_partitions=opts.num_partitions, num_messages=expected, service_time_s=service,
-        cores=ctx.cores, kernel_releases_gil=ctx.kernel_releases_gil)
+        shape,
+        workload=spec.workload,
+        ordering=opts.ordering,
+        num_keys=opts.num_keys,
+        num_partitions=opts.num_partitions,
+        num_messages=expected,
+        service_time_s=service,
+        cores=ctx.cores,
+        kernel_releases_gil=ctx.kernel_releases_gil,
+    )
     join = (collector.first_assign_at - started) if collector.first_assign_at else math.nan
-    complete = (error is None and check.missing == 0 and collector.failed == 0)
+    complete = error is None and check.missing == 0 and collector.failed == 0
     # The consumer turns SIGINT into a clean stop, so an interrupted run just returns early:
     # early and short without an error means the user stopped it, not the timeout.
-    interrupted = (not complete and error is None and collector.failed == 0
-                   and wall < opts.timeout_sec * 0.95)
+    interrupted = (
+        not complete and error is None and collector.failed == 0 and wall < opts.timeout_sec * 0.95
+    )
     if not complete and error is None:
-        reason = ("stopped early (interrupted)" if interrupted
-                  else f"within --timeout-sec {opts.timeout_sec:g}")
-        error = (f"incomplete: {check.unique_processed} of {expected} records processed "
-                 f"{reason}" + (f"; {collector.failed} failed" if collector.failed else ""))
+        reason = (
+            "stopped early (interrupted)"
+            if interrupted
+            else f"within --timeout-sec {opts.timeout_sec:g}"
+        )
+        error = f"incomplete: {check.unique_processed} of {expected} records processed {reason}" + (
+            f"; {collector.failed} failed" if collector.failed else ""
+        )
     return RunResult(
-        run_type=spec.mode, workload=spec.workload, topic=spec.topic, group_id=spec.group_id,
-        ordering=opts.ordering, messages_expected=expected,
+        run_type=spec.mode,
+        workload=spec.workload,
+        topic=spec.topic,
+        group_id=spec.group_id,
+        ordering=opts.ordering,
+        messages_expected=expected,
         messages_processed=check.unique_processed,
-        total_time_sec=rate.processing_time_s, throughput_tps=rate.throughput_tps,
-        avg_processing_ms=latency.avg_ms, p50_processing_ms=latency.p50_ms,
-        p95_processing_ms=latency.p95_ms, p99_processing_ms=latency.p99_ms,
-        max_processing_ms=latency.max_ms, join_time_sec=join, wall_time_sec=wall,
-        bound_tps=bound.bound_tps, bound_parallelism=bound.parallelism,
+        total_time_sec=rate.processing_time_s,
+        throughput_tps=rate.throughput_tps,
+        avg_processing_ms=latency.avg_ms,
+        p50_processing_ms=latency.p50_ms,
+        p95_processing_ms=latency.p95_ms,
+        p99_processing_ms=latency.p99_ms,
+        max_processing_ms=latency.max_ms,
+        join_time_sec=join,
+        wall_time_sec=wall,
+        bound_tps=bound.bound_tps,
+        bound_parallelism=bound.parallelism,
         service_time_ms=service * 1000,
         efficiency=bounds.efficiency(rate.throughput_tps, bound.bound_tps),
-        ordering_violations=check.ordering_violations, duplicates=check.duplicates,
-        missing=check.missing, failed=collector.failed, complete=complete,
+        ordering_violations=check.ordering_violations,
+        duplicates=check.duplicates,
+        missing=check.missing,
+        failed=collector.failed,
+        complete=complete,
         interrupted=interrupted,
-        profile_files=profile_files, engine_stats=_jsonable(engine_stats), error=error,
+        profile_files=profile_files,
+        engine_stats=_jsonable(engine_stats),
+        error=error,
     )
 
 
@@ -282,6 +356,10 @@ def default_cores() -> int:
 def profile_settings(opts: BenchOptions) -> profiling.ProfileSettings | None:
     if not opts.profile:
         return None
-    return profiling.ProfileSettings(directory=Path(opts.profile_dir), clock=opts.profile_clock,
-                                     top_n=opts.profile_top_n, threads=opts.profile_threads,
-                                     greenlets=opts.profile_greenlets)
+    return profiling.ProfileSettings(
+        directory=Path(opts.profile_dir),
+        clock=opts.profile_clock,
+        top_n=opts.profile_top_n,
+        threads=opts.profile_threads,
+        greenlets=opts.profile_greenlets,
+    )

@@ -100,8 +100,10 @@ def profiled(settings: ProfileSettings, path: Path, title: str) -> Iterator[None
         path.parent.mkdir(parents=True, exist_ok=True)
         stats.save(str(path), type="pstat")
         if settings.top_n:
-            print(f"\n--- profile {title}: top {settings.top_n} by total time "
-                  f"({settings.clock} clock) -> {path}")
+            print(
+                f"\n--- profile {title}: top {settings.top_n} by total time "
+                f"({settings.clock} clock) -> {path}"
+            )
             print(_top_table(stats, settings.top_n), end="")
             if settings.greenlets:
                 print(_top_tasks(settings.top_n), end="")
@@ -109,6 +111,7 @@ def profiled(settings: ProfileSettings, path: Path, title: str) -> Iterator[None
 
 
 # --- process-engine workers (run inside each worker process; picklable via partial) ---------
+
 
 def start_worker_profile(clock: str) -> None:
     """worker_init hook: start yappi in this worker process.

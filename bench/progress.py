@@ -21,8 +21,15 @@ class Progress:
         if enabled:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, desc=description, unit="msg", file=sys.stderr,
-                             leave=False, dynamic_ncols=True, mininterval=0.25)
+            self._bar = tqdm(
+                total=total,
+                desc=description,
+                unit="msg",
+                file=sys.stderr,
+                leave=False,
+                dynamic_ncols=True,
+                mininterval=0.25,
+            )
 
     @staticmethod
     def wanted(no_progress: bool) -> bool:
@@ -48,6 +55,10 @@ class Progress:
     def __enter__(self) -> Progress:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()

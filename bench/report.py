@@ -52,8 +52,7 @@ def _value(doc: dict[str, Any], mode: str, workload: str, field: str) -> float:
     return math.nan
 
 
-def plot_chart(docs: list[tuple[str, dict[str, Any]]], field: str, ylabel: str,
-               path: Path) -> None:
+def plot_chart(docs: list[tuple[str, dict[str, Any]]], field: str, ylabel: str, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -68,8 +67,12 @@ def plot_chart(docs: list[tuple[str, dict[str, Any]]], field: str, ylabel: str,
         xs = [x + (i - (len(bars) - 1) / 2) * width for x in range(len(workloads))]
         name = f"{mode} ({label})" if label else mode
         rects = ax.bar(xs, [0 if math.isnan(h) else h for h in heights], width, label=name)
-        ax.bar_label(rects, labels=["n/a" if math.isnan(h) else f"{h:,.0f}" for h in heights],
-                     fontsize=7, padding=2)
+        ax.bar_label(
+            rects,
+            labels=["n/a" if math.isnan(h) else f"{h:,.0f}" for h in heights],
+            fontsize=7,
+            padding=2,
+        )
     ax.set_xticks(range(len(workloads)), workloads)
     ax.set_ylabel(ylabel)
     ax.set_title(ylabel.split(" (")[0] + " per mode and workload")
@@ -84,22 +87,29 @@ def plot_chart(docs: list[tuple[str, dict[str, Any]]], field: str, ylabel: str,
 def _settings(meta: dict[str, Any]) -> str:
     options = meta.get("options") or {}
     broker = meta.get("broker") or {}
-    return (f"{options.get('num_messages', '?')} messages, {options.get('num_keys', '?')} keys, "
-            f"{options.get('num_partitions', '?')} partitions, ordering "
-            f"{options.get('ordering', '?')}; broker {broker.get('kind', '?')} "
-            f"{broker.get('version', '')}; {meta.get('cores', '?')} cores "
-            f"({meta.get('cpu_model', '?')}); Python {meta.get('python', '?')}; codec "
-            f"{meta.get('codec', '?')}, cpu kernel {meta.get('cpu_kernel', '?')}; commit "
-            f"{meta.get('git_commit') or 'n/a'}; {meta.get('utc_time', '?')}")
+    return (
+        f"{options.get('num_messages', '?')} messages, {options.get('num_keys', '?')} keys, "
+        f"{options.get('num_partitions', '?')} partitions, ordering "
+        f"{options.get('ordering', '?')}; broker {broker.get('kind', '?')} "
+        f"{broker.get('version', '')}; {meta.get('cores', '?')} cores "
+        f"({meta.get('cpu_model', '?')}); Python {meta.get('python', '?')}; codec "
+        f"{meta.get('codec', '?')}, cpu kernel {meta.get('cpu_kernel', '?')}; commit "
+        f"{meta.get('git_commit') or 'n/a'}; {meta.get('utc_time', '?')}"
+    )
 
 
 def markdown_summary(docs: list[tuple[Path, dict[str, Any]]], charts: list[str]) -> str:
     lines = ["# Benchmark report", ""]
     for path, doc in docs:
-        lines += [f"## {path.name}", "", _settings(doc["metadata"]), "",
-                  "| mode | workload | records | TPS | bound TPS | efficiency | avg ms | p99 ms "
-                  "| join s | complete |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+        lines += [
+            f"## {path.name}",
+            "",
+            _settings(doc["metadata"]),
+            "",
+            "| mode | workload | records | TPS | bound TPS | efficiency | avg ms | p99 ms "
+            "| join s | complete |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
         for r in doc["results"]:
             lines.append(
                 f"| {r.get('run_type')} | {r.get('workload')} | "
@@ -107,13 +117,18 @@ def markdown_summary(docs: list[tuple[Path, dict[str, Any]]], charts: list[str])
                 f"{fmt_number(r.get('throughput_tps'))} | {fmt_number(r.get('bound_tps'), 1)} | "
                 f"{fmt_number(r.get('efficiency'))} | {fmt_number(r.get('avg_processing_ms'))} | "
                 f"{fmt_number(r.get('p99_processing_ms'))} | "
-                f"{fmt_number(r.get('join_time_sec'))} | {fmt_number(r.get('complete'))} |")
+                f"{fmt_number(r.get('join_time_sec'))} | {fmt_number(r.get('complete'))} |"
+            )
         lines.append("")
     lines += ["## Charts", ""]
     lines += [f"![{name}]({name})" for name in charts]
-    lines += ["", "TPS counts records per second from the first record received to the last "
-              "completed; latency is each record's time from receipt to completion (queueing "
-              "plus execution), so more in-flight work raises both TPS and latency.", ""]
+    lines += [
+        "",
+        "TPS counts records per second from the first record received to the last "
+        "completed; latency is each record's time from receipt to completion (queueing "
+        "plus execution), so more in-flight work raises both TPS and latency.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -137,8 +152,9 @@ def build_report(files: Sequence[Path], out_dir: Path) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench report",
-                                     description="Charts and a markdown summary of results.")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench report", description="Charts and a markdown summary of results."
+    )
     parser.add_argument("files", nargs="+", type=Path, help="benchmark results JSON files")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     args = parser.parse_args(argv)

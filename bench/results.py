@@ -86,8 +86,9 @@ def build_document(metadata: dict[str, Any], results: list[RunResult]) -> dict[s
 def write_results(path: Path, metadata: dict[str, Any], results: list[RunResult]) -> Path:
     """Write the results file (creating its directory); returns the path written."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = orjson.dumps(build_document(metadata, results),
-                        option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+    data = orjson.dumps(
+        build_document(metadata, results), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+    )
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_bytes(data + b"\n")
     tmp.replace(path)  # a reader never sees half a file
@@ -110,19 +111,31 @@ def load_results(path: Path) -> dict[str, Any]:
 
 # --- environment metadata ------------------------------------------------------------------
 
+
 def _git_commit() -> str | None:
     """HEAD of the checkout, or $PYRALLEL_GIT_COMMIT (set by the images, which have no .git)."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, check=False, cwd=Path(__file__).resolve().parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+            cwd=Path(__file__).resolve().parent,
+        )
     except (OSError, subprocess.SubprocessError):
         return os.environ.get("PYRALLEL_GIT_COMMIT")
     commit = out.stdout.strip()
     if out.returncode != 0 or not commit:
         return os.environ.get("PYRALLEL_GIT_COMMIT")
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True, timeout=5, check=False,
-                           cwd=Path(__file__).resolve().parent)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        timeout=5,
+        check=False,
+        cwd=Path(__file__).resolve().parent,
+    )
     return commit + ("-dirty" if dirty.stdout.strip() else "")
 
 
@@ -157,9 +170,11 @@ def _kafka_versions() -> dict[str, str]:
     def first(value: object) -> str:  # version()/libversion() give (str, int) tuples
         return str(value[0]) if isinstance(value, tuple) else str(value)
 
-    return {"confluent_kafka": getattr(confluent_kafka, "__version__", None)
-            or first(confluent_kafka.version()),
-            "librdkafka": first(confluent_kafka.libversion())}
+    return {
+        "confluent_kafka": getattr(confluent_kafka, "__version__", None)
+        or first(confluent_kafka.version()),
+        "librdkafka": first(confluent_kafka.libversion()),
+    }
 
 
 def _event_loop() -> str:

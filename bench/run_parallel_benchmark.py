@@ -59,22 +59,45 @@ def _start_broker(opts: BenchOptions, stack: contextlib.ExitStack) -> BrokerInfo
 def _failed_result(spec: modes.RunSpec, opts: BenchOptions, error: str) -> RunResult:
     nan = float("nan")
     return RunResult(
-        run_type=spec.mode, workload=spec.workload, topic=spec.topic, group_id=spec.group_id,
-        ordering=opts.ordering, messages_expected=opts.num_messages, messages_processed=0,
-        total_time_sec=nan, throughput_tps=nan, avg_processing_ms=nan, p50_processing_ms=nan,
-        p95_processing_ms=nan, p99_processing_ms=nan, max_processing_ms=nan, join_time_sec=nan,
-        wall_time_sec=nan, bound_tps=nan, bound_parallelism=0, service_time_ms=nan,
-        efficiency=nan, ordering_violations=0, duplicates=0, missing=opts.num_messages,
-        failed=0, complete=False, error=error)
+        run_type=spec.mode,
+        workload=spec.workload,
+        topic=spec.topic,
+        group_id=spec.group_id,
+        ordering=opts.ordering,
+        messages_expected=opts.num_messages,
+        messages_processed=0,
+        total_time_sec=nan,
+        throughput_tps=nan,
+        avg_processing_ms=nan,
+        p50_processing_ms=nan,
+        p95_processing_ms=nan,
+        p99_processing_ms=nan,
+        max_processing_ms=nan,
+        join_time_sec=nan,
+        wall_time_sec=nan,
+        bound_tps=nan,
+        bound_parallelism=0,
+        service_time_ms=nan,
+        efficiency=nan,
+        ordering_violations=0,
+        duplicates=0,
+        missing=opts.num_messages,
+        failed=0,
+        complete=False,
+        error=error,
+    )
 
 
 def _calibrate_cpu(opts: BenchOptions) -> float | None:
     if "cpu" not in opts.workloads:
         return None
     seconds = workloads.measure_cpu_service_time(opts.worker_cpu_iterations)
-    print(f"cpu workload: {seconds * 1000:.3f} ms per record on one core "
-          f"({workloads.cpu_kernel_implementation()} kernel, {opts.worker_cpu_iterations} "
-          f"iterations) -> {1 / seconds:,.0f} records/s/core", flush=True)
+    print(
+        f"cpu workload: {seconds * 1000:.3f} ms per record on one core "
+        f"({workloads.cpu_kernel_implementation()} kernel, {opts.worker_cpu_iterations} "
+        f"iterations) -> {1 / seconds:,.0f} records/s/core",
+        flush=True,
+    )
     return seconds
 
 
@@ -93,25 +116,32 @@ def run_benchmark(opts: BenchOptions) -> int:
         except Exception as exc:  # BrokerError and anything the launcher raises
             print(f"error: could not start the embedded broker: {exc}", file=sys.stderr)
             return EXIT_INCOMPLETE
-        metadata["broker"] = {"kind": broker.kind, "version": broker.version,
-                              "bootstrap_servers": broker.bootstrap_servers}
-        print(f"broker: {broker.kind} {broker.version} at {broker.bootstrap_servers}",
-              flush=True)
+        metadata["broker"] = {
+            "kind": broker.kind,
+            "version": broker.version,
+            "bootstrap_servers": broker.bootstrap_servers,
+        }
+        print(f"broker: {broker.kind} {broker.version} at {broker.bootstrap_servers}", flush=True)
         try:
             topics.check_reachable(broker.bootstrap_servers, opts.timeout_sec)
         except topics.BenchSetupError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_INCOMPLETE
         ctx = modes.RunContext(
-            options=opts, bootstrap_servers=broker.bootstrap_servers, broker_kind=broker.kind,
-            io_address=None, cpu_service_s=_calibrate_cpu(opts), cores=modes.default_cores(),
+            options=opts,
+            bootstrap_servers=broker.bootstrap_servers,
+            broker_kind=broker.kind,
+            io_address=None,
+            cpu_service_s=_calibrate_cpu(opts),
+            cores=modes.default_cores(),
             kernel_releases_gil=workloads.cpu_kernel_implementation() == "native",
-            profile=modes.profile_settings(opts))
+            profile=modes.profile_settings(opts),
+        )
         if "io" in opts.workloads:
             server = stack.enter_context(DelayServerProcess())
             ctx.io_address = server.address
             metadata["io_server"] = f"{server.address[0]}:{server.address[1]}"
-        metadata["cpu_service_ms"] = (ctx.cpu_service_s * 1000 if ctx.cpu_service_s else None)
+        metadata["cpu_service_ms"] = ctx.cpu_service_s * 1000 if ctx.cpu_service_s else None
         metadata["cpu_kernel_releases_gil"] = ctx.kernel_releases_gil
         try:
             for workload in opts.workloads:
@@ -129,8 +159,9 @@ def run_benchmark(opts: BenchOptions) -> int:
             status = EXIT_INTERRUPTED
     metadata["finished_utc_time"] = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
     planned = len(opts.workloads) * len(opts.modes)
-    metadata["complete"] = (status == EXIT_OK and len(results) == planned
-                            and all(r.complete for r in results))
+    metadata["complete"] = (
+        status == EXIT_OK and len(results) == planned and all(r.complete for r in results)
+    )
     write_results(output, metadata, results)
     if results:
         print()
@@ -141,30 +172,37 @@ def run_benchmark(opts: BenchOptions) -> int:
 
 def _one_run(spec: modes.RunSpec, ctx: modes.RunContext) -> RunResult:
     opts = ctx.options
-    print(f"\n== {spec.mode} / {spec.workload}: topic {spec.topic}, group {spec.group_id}",
-          flush=True)
+    print(
+        f"\n== {spec.mode} / {spec.workload}: topic {spec.topic}, group {spec.group_id}", flush=True
+    )
     try:
         expected = modes.prepare_topic(spec, ctx)
     except Exception as exc:  # topic or produce failure: record it, run the rest
         return _failed_result(spec, opts, f"setup failed: {exc}")
     result = modes.run_mode(spec, ctx, expected)
-    print(f"   {result.messages_processed}/{expected} records, "
-          f"{table.fmt_number(result.throughput_tps)} TPS "
-          f"(bound {table.fmt_number(result.bound_tps, 1)}), "
-          f"p99 {table.fmt_number(result.p99_processing_ms, 1)} ms, "
-          f"join {table.fmt_number(result.join_time_sec)} s", flush=True)
+    print(
+        f"   {result.messages_processed}/{expected} records, "
+        f"{table.fmt_number(result.throughput_tps)} TPS "
+        f"(bound {table.fmt_number(result.bound_tps, 1)}), "
+        f"p99 {table.fmt_number(result.p99_processing_ms, 1)} ms, "
+        f"join {table.fmt_number(result.join_time_sec)} s",
+        flush=True,
+    )
     return result
 
 
 def configure_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level),
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, level), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
 
 
-def main(argv: Sequence[str] | None = None, *, force_profile: bool = False,
-         prog: str | None = None) -> int:
-    opts = parse_args(argv, prog=prog or "python -m bench.run_parallel_benchmark",
-                      force_profile=force_profile)
+def main(
+    argv: Sequence[str] | None = None, *, force_profile: bool = False, prog: str | None = None
+) -> int:
+    opts = parse_args(
+        argv, prog=prog or "python -m bench.run_parallel_benchmark", force_profile=force_profile
+    )
     configure_logging(opts.log_level)
     return run_benchmark(opts)
 

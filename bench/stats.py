@@ -101,8 +101,9 @@ def ordering_violations(samples: Sequence[CompletionSample], ordering: str) -> i
     return violations
 
 
-def check_correctness(samples: Sequence[CompletionSample], expected: int,
-                      ordering: str) -> Correctness:
+def check_correctness(
+    samples: Sequence[CompletionSample], expected: int, ordering: str
+) -> Correctness:
     """Ordering violations, duplicates (a (partition, offset) completed more than once) and
     missing records (produced but never completed)."""
     unique = {(s.partition, s.offset) for s in samples}

@@ -18,8 +18,7 @@ def fmt_number(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
-def render(headers: Sequence[str], rows: Sequence[Sequence[str]],
-           right_align_from: int = 0) -> str:
+def render(headers: Sequence[str], rows: Sequence[Sequence[str]], right_align_from: int = 0) -> str:
     """Columns padded to their widest cell; numeric columns (index >= right_align_from) are
     right-aligned so digits line up."""
     widths = [len(h) for h in headers]
@@ -28,8 +27,10 @@ def render(headers: Sequence[str], rows: Sequence[Sequence[str]],
             widths[i] = max(widths[i], len(cell))
 
     def line(cells: Sequence[str]) -> str:
-        parts = [cell.rjust(widths[i]) if i >= right_align_from else cell.ljust(widths[i])
-                 for i, cell in enumerate(cells)]
+        parts = [
+            cell.rjust(widths[i]) if i >= right_align_from else cell.ljust(widths[i])
+            for i, cell in enumerate(cells)
+        ]
         return " | ".join(parts).rstrip()
 
     out = [line(headers), "-+-".join("-" * w for w in widths)]
@@ -60,7 +61,12 @@ RESULT_COLUMNS: tuple[tuple[str, str, int], ...] = (
 def results_table(results: Sequence[dict[str, Any]]) -> str:
     """The console summary of a benchmark invocation (one row per mode and workload)."""
     headers = ["Run", "Workload", *(c[0] for c in RESULT_COLUMNS)]
-    rows = [[r.get("run_type", "?"), r.get("workload", "?"),
-             *(fmt_number(r.get(name), digits) for _, name, digits in RESULT_COLUMNS)]
-            for r in results]
+    rows = [
+        [
+            r.get("run_type", "?"),
+            r.get("workload", "?"),
+            *(fmt_number(r.get(name), digits) for _, name, digits in RESULT_COLUMNS),
+        ]
+        for r in results
+    ]
     return render(headers, rows, right_align_from=2)

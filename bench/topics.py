@@ -21,14 +21,19 @@ class BenchSetupError(RuntimeError):
 
 def check_reachable(bootstrap_servers: str, timeout_s: float) -> None:
     """Fail within `timeout_s` with the address in the message when no broker answers."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers,
-                         "socket.connection.setup.timeout.ms": max(1000, int(timeout_s * 1000))})
+    admin = AdminClient(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "socket.connection.setup.timeout.ms": max(1000, int(timeout_s * 1000)),
+        }
+    )
     try:
         admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:
         raise BenchSetupError(
             f"cannot reach a Kafka broker at {bootstrap_servers} within {timeout_s:g} s "
-            f"({exc.args[0] if exc.args else exc})") from None
+            f"({exc.args[0] if exc.args else exc})"
+        ) from None
 
 
 def _topic_exists(admin: AdminClient, topic: str, timeout_s: float) -> bool:
@@ -36,8 +41,14 @@ def _topic_exists(admin: AdminClient, topic: str, timeout_s: float) -> bool:
     return topic in metadata.topics and metadata.topics[topic].error is None
 
 
-def reset_topic(bootstrap_servers: str, topic: str, partitions: int, timeout_s: float,
-                *, delete_first: bool = True) -> None:
+def reset_topic(
+    bootstrap_servers: str,
+    topic: str,
+    partitions: int,
+    timeout_s: float,
+    *,
+    delete_first: bool = True,
+) -> None:
     """Delete `topic` (when asked) and create it with `partitions` partitions.
 
     Deletion is asynchronous on Apache Kafka: creating the same name right after can fail with
@@ -55,8 +66,9 @@ def reset_topic(bootstrap_servers: str, topic: str, partitions: int, timeout_s: 
     elif _topic_exists(admin, topic, timeout_s):
         return
     while True:
-        future = admin.create_topics([NewTopic(topic, partitions, 1)],
-                                     operation_timeout=timeout_s)[topic]
+        future = admin.create_topics([NewTopic(topic, partitions, 1)], operation_timeout=timeout_s)[
+            topic
+        ]
         try:
             future.result(timeout=timeout_s)
         except KafkaException as exc:
@@ -66,31 +78,47 @@ def reset_topic(bootstrap_servers: str, topic: str, partitions: int, timeout_s: 
             if code == KafkaError.TOPIC_ALREADY_EXISTS and time.monotonic() < deadline:
                 time.sleep(0.2)
                 continue
-            raise BenchSetupError(f"cannot create topic {topic} with {partitions} partitions: "
-                                  f"{exc}") from None
+            raise BenchSetupError(
+                f"cannot create topic {topic} with {partitions} partitions: {exc}"
+            ) from None
         break
     _wait_for_leaders(admin, topic, partitions, deadline)
 
 
-def _wait_for_leaders(admin: AdminClient, topic: str, partitions: int,
-                      deadline: float) -> None:
+def _wait_for_leaders(admin: AdminClient, topic: str, partitions: int, deadline: float) -> None:
     """Producing right after creation can race the partition leaders' election."""
     while time.monotonic() < deadline:
         metadata = admin.list_topics(topic, timeout=5).topics.get(topic)
-        if (metadata is not None and metadata.error is None
-                and len(metadata.partitions) == partitions
-                and all(p.leader >= 0 for p in metadata.partitions.values())):
+        if (
+            metadata is not None
+            and metadata.error is None
+            and len(metadata.partitions) == partitions
+            and all(p.leader >= 0 for p in metadata.partitions.values())
+        ):
             return
         time.sleep(0.1)
     raise BenchSetupError(f"topic {topic} has no leader for every partition in time")
 
 
-def produce_records(bootstrap_servers: str, topic: str, num_messages: int, num_keys: int,
-                    timeout_s: float, on_progress: Callable[[int], None] | None = None) -> int:
+def produce_records(
+    bootstrap_servers: str,
+    topic: str,
+    num_messages: int,
+    num_keys: int,
+    timeout_s: float,
+    on_progress: Callable[[int], None] | None = None,
+) -> int:
     """Produce `num_messages` records over `num_keys` keys; returns how many were delivered."""
-    producer = Producer({"bootstrap.servers": bootstrap_servers, "linger.ms": 5,
-                         "batch.num.messages": 10000, "acks": "all",
-                         "enable.idempotence": False, "compression.type": "none"})
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "linger.ms": 5,
+            "batch.num.messages": 10000,
+            "acks": "all",
+            "enable.idempotence": False,
+            "compression.type": "none",
+        }
+    )
     failures: list[str] = []
     delivered = 0
 
@@ -104,8 +132,12 @@ def produce_records(bootstrap_servers: str, topic: str, num_messages: int, num_k
     for seq in range(num_messages):
         while True:
             try:
-                producer.produce(topic, key=make_key(seq, num_keys), value=make_value(seq),
-                                 on_delivery=on_delivery)
+                producer.produce(
+                    topic,
+                    key=make_key(seq, num_keys),
+                    value=make_value(seq),
+                    on_delivery=on_delivery,
+                )
                 break
             except BufferError:  # local queue full: let deliveries drain
                 producer.poll(0.05)
@@ -117,5 +149,6 @@ def produce_records(bootstrap_servers: str, topic: str, num_messages: int, num_k
     if failures or remaining:
         raise BenchSetupError(
             f"producing to {topic} failed: {delivered} of {num_messages} delivered, "
-            f"{remaining} still queued; first error: {failures[0] if failures else 'timeout'}")
+            f"{remaining} still queued; first error: {failures[0] if failures else 'timeout'}"
+        )
     return delivered

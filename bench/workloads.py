@@ -40,6 +40,7 @@ def make_key(seq: int, num_keys: int) -> bytes:
 
 # --- sleep ---------------------------------------------------------------------------------
 
+
 def sleep_sync(sleep_s: float, record: Any) -> None:
     time.sleep(sleep_s)
 
@@ -50,8 +51,9 @@ async def sleep_async(sleep_s: float, record: Any) -> None:
 
 # --- cpu -----------------------------------------------------------------------------------
 
+
 def cpu_kernel_implementation() -> str:
-    """"native" when the Cython kernel is built, else "python" (the hashlib fallback)."""
+    """ "native" when the Cython kernel is built, else "python" (the hashlib fallback)."""
     return str(cpu_kernel.IMPLEMENTATION)
 
 
@@ -59,8 +61,9 @@ def cpu_sync(iterations: int, record: Any) -> None:
     cpu_kernel.sha256_chain(record.value or b"", iterations)
 
 
-def measure_cpu_service_time(iterations: int, rounds: int = 5,
-                             round_seconds: float = 0.05) -> float:
+def measure_cpu_service_time(
+    iterations: int, rounds: int = 5, round_seconds: float = 0.05
+) -> float:
     """Seconds per record of the cpu workload on one core, with the bench's own payload.
 
     Measured at start so the bound of the cpu workload reflects this machine and this kernel.
@@ -85,6 +88,7 @@ def measure_cpu_service_time(iterations: int, rounds: int = 5,
 
 
 # --- io ------------------------------------------------------------------------------------
+
 
 class _SyncConnections(threading.local):
     """One blocking connection per thread (and per process: a forked child must not share its
@@ -191,8 +195,16 @@ def close_async_connections() -> None:
 
 # --- selection -----------------------------------------------------------------------------
 
-def make_handler(workload: str, mode: str, *, sleep_ms: float, cpu_iterations: int,
-                 io_sleep_ms: float, io_address: tuple[str, int] | None) -> Callable[..., Any]:
+
+def make_handler(
+    workload: str,
+    mode: str,
+    *,
+    sleep_ms: float,
+    cpu_iterations: int,
+    io_sleep_ms: float,
+    io_address: tuple[str, int] | None,
+) -> Callable[..., Any]:
     """The handler of `workload` for `mode` (see the module docstring for the flavours)."""
     asynchronous = mode == "async"
     if workload == "sleep":
@@ -208,8 +220,9 @@ def make_handler(workload: str, mode: str, *, sleep_ms: float, cpu_iterations: i
     raise ValueError(f"workload must be one of sleep, cpu, io; got {workload!r}")
 
 
-def service_time_s(workload: str, *, sleep_ms: float, io_sleep_ms: float,
-                   cpu_service_s: float | None) -> float:
+def service_time_s(
+    workload: str, *, sleep_ms: float, io_sleep_ms: float, cpu_service_s: float | None
+) -> float:
     """Time one record takes on an idle, dedicated executor (the bound's denominator)."""
     if workload == "sleep":
         return sleep_ms / 1000

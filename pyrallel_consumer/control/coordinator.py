@@ -23,7 +23,7 @@ from pyrallel_consumer.control import offset_metadata
 from pyrallel_consumer.control.backlog import Backlog
 from pyrallel_consumer.control.dead_letter import DeadLetterPublisher
 from pyrallel_consumer.control.partition_state import PartitionState
-from pyrallel_consumer.engines.base import FAILED, OK, Done, Engine, WorkItem
+from pyrallel_consumer.engines.base import FAILED, OK, SKIPPED, Done, Engine, WorkItem
 from pyrallel_consumer.errors import DeadLetterError, KafkaFatalError, ProcessingError
 from pyrallel_consumer.ordering import lane_function
 from pyrallel_consumer.record import Record
@@ -146,6 +146,7 @@ class Coordinator:
             self._submit_backlog()
             if now >= next_commit:
                 self._commit(consumer)
+                self._refresh_watermarks(consumer)
                 next_commit = now + self.config.commit_interval_s
             self._apply_pauses(consumer)
             # consume() with a timeout waits for a *full* batch, so it is only ever called
@@ -236,8 +237,11 @@ class Coordinator:
             if item is None:
                 continue
             state: PartitionState = item.owner
-            if state.revoked:
-                counters.fenced += 1  # its partition moved on; the new owner redoes it
+            if state.revoked:  # its partition moved on; the new owner redoes it
+                if done.status == SKIPPED:
+                    counters.skipped += 1
+                else:
+                    counters.fenced += 1
                 continue
             if done.attempts > 1:
                 counters.retries += done.attempts - 1
@@ -303,6 +307,18 @@ class Coordinator:
         self._stop.set()
 
     # ---- commits and pauses ----------------------------------------------------------------
+
+    def _refresh_watermarks(self, consumer: Consumer) -> None:
+        """Cache high watermarks for stats(): librdkafka calls from another thread were seen
+        to block for over a minute during a rebalance, so stats() only reads this snapshot."""
+        for state in self._partitions.values():
+            try:
+                _, high = consumer.get_watermark_offsets(
+                    TopicPartition(state.topic, state.partition), cached=True
+                )
+            except KafkaException:
+                continue
+            state.high_watermark = high if high != OFFSET_INVALID else None
 
     def _commit(self, consumer: Consumer, states: list[PartitionState] | None = None) -> None:
         offsets = []
@@ -432,18 +448,10 @@ class Coordinator:
             log.warning("kafka: %s", error.str())
 
     def stats(self) -> dict[str, Any]:
-        consumer = self._consumer
         partitions = {}
         for (topic, partition), state in list(self._partitions.items()):
-            lag = None
-            if consumer is not None and state.position is not None:
-                try:
-                    _, high = consumer.get_watermark_offsets(
-                        TopicPartition(topic, partition), cached=True
-                    )
-                    lag = max(0, high - state.position) if high != OFFSET_INVALID else None
-                except (KafkaException, RuntimeError):
-                    lag = None
+            position, high = state.position, state.high_watermark
+            lag = max(0, high - position) if high is not None and position is not None else None
             partitions[f"{topic}[{partition}]"] = {
                 "position": state.position,
                 "committed": state.committed,

@@ -24,6 +24,10 @@ VERSION = 1
 BITSET = 0
 RUN_LENGTH = 1
 MAX_METADATA_BYTES = 4096
+# zlib never compresses better than about 1032:1, so a bitset longer than this many times the
+# limit cannot fit however regular it is; building it would only cost memory (a gap of 2**40
+# offsets in a compacted topic would mean a 128 GiB bitset).
+_ZLIB_MAX_RATIO = 1100
 
 
 class MetadataError(ValueError):
@@ -61,9 +65,12 @@ def _run_lengths(relative: list[int]) -> bytes:
     return bytes(out)
 
 
-def _pack(relative: list[int]) -> str:
+def _pack(relative: list[int], limit: int) -> str:
+    payloads = [(RUN_LENGTH, _run_lengths(relative))]
+    if (relative[-1] >> 3) + 1 <= _ZLIB_MAX_RATIO * limit:
+        payloads.append((BITSET, _bitset(relative)))
     candidates = []
-    for encoding, payload in ((BITSET, _bitset(relative)), (RUN_LENGTH, _run_lengths(relative))):
+    for encoding, payload in payloads:
         candidates.append((encoding, 0, payload))
         candidates.append((encoding, 1, zlib.compress(payload, 6)))
     encoding, compressed, payload = min(candidates, key=lambda c: len(c[2]))
@@ -83,13 +90,13 @@ def encode(
     relative = sorted(o - position - 1 for o in completed if o > position)
     if not relative:
         return "", True
-    text = _pack(relative)
+    text = _pack(relative, limit)
     if len(text) <= limit:
         return text, True
     # Halve the prefix until it fits: a shorter prefix never encodes larger.
     keep = len(relative) // 2
     while keep:
-        text = _pack(relative[:keep])
+        text = _pack(relative[:keep], limit)
         if len(text) <= limit:
             return text, False
         keep //= 2

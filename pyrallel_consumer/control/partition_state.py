@@ -29,6 +29,7 @@ class PartitionState:
         "committed",
         "committed_metadata",
         "epoch",
+        "high_watermark",
         "next_offset",
         "partition",
         "paused",
@@ -56,6 +57,7 @@ class PartitionState:
         self.blocked = False  # metadata did not fit: take no new records until the gap closes
         self.paused = False
         self.revoked = False
+        self.high_watermark: int | None = None  # refreshed by the control thread, for lag
 
     def receive(self, offset: int) -> bool:
         """Track a received offset; False means it completed before a restart: skip it."""

@@ -13,14 +13,39 @@ from bench.run_parallel_benchmark import main
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RESULT_FIELDS = (
-    "run_type", "workload", "topic", "messages_processed", "total_time_sec", "throughput_tps",
-    "avg_processing_ms", "p50_processing_ms", "p95_processing_ms", "p99_processing_ms",
-    "max_processing_ms", "join_time_sec", "bound_tps", "efficiency", "ordering_violations",
-    "duplicates", "missing", "complete",
+    "run_type",
+    "workload",
+    "topic",
+    "messages_processed",
+    "total_time_sec",
+    "throughput_tps",
+    "avg_processing_ms",
+    "p50_processing_ms",
+    "p95_processing_ms",
+    "p99_processing_ms",
+    "max_processing_ms",
+    "join_time_sec",
+    "bound_tps",
+    "efficiency",
+    "ordering_violations",
+    "duplicates",
+    "missing",
+    "complete",
 )
 METADATA_FIELDS = (
-    "utc_time", "git_commit", "python", "confluent_kafka", "librdkafka", "codec", "cpu_kernel",
-    "cpu_model", "cores", "memory_bytes", "os", "broker", "options",
+    "utc_time",
+    "git_commit",
+    "python",
+    "confluent_kafka",
+    "librdkafka",
+    "codec",
+    "cpu_kernel",
+    "cpu_model",
+    "cores",
+    "memory_bytes",
+    "os",
+    "broker",
+    "options",
 )
 
 
@@ -31,21 +56,42 @@ def _load(path: Path) -> dict[str, Any]:
 
 def test_all_workloads_all_modes(kafka_broker: Any, tmp_path: Path) -> None:
     out = tmp_path / "results.json"
-    status = main([
-        "--bootstrap-servers", kafka_broker.bootstrap_servers, "--num-messages", "200",
-        "--num-keys", "20", "--num-partitions", "4", "--workload", "all",
-        "--worker-sleep-ms", "1", "--worker-io-sleep-ms", "1", "--worker-cpu-iterations", "100",
-        "--timeout-sec", "60", "--topic-prefix", f"bench-it-{tmp_path.name}",
-        "--json-output", str(out), "--no-progress",
-    ])
+    status = main(
+        [
+            "--bootstrap-servers",
+            kafka_broker.bootstrap_servers,
+            "--num-messages",
+            "200",
+            "--num-keys",
+            "20",
+            "--num-partitions",
+            "4",
+            "--workload",
+            "all",
+            "--worker-sleep-ms",
+            "1",
+            "--worker-io-sleep-ms",
+            "1",
+            "--worker-cpu-iterations",
+            "100",
+            "--timeout-sec",
+            "60",
+            "--topic-prefix",
+            f"bench-it-{tmp_path.name}",
+            "--json-output",
+            str(out),
+            "--no-progress",
+        ]
+    )
     doc = _load(out)
     assert set(doc) == {"metadata", "results"}
     for field in METADATA_FIELDS:
         assert field in doc["metadata"], field
     assert doc["metadata"]["broker"]["bootstrap_servers"] == kafka_broker.bootstrap_servers
     runs = [(r["run_type"], r["workload"]) for r in doc["results"]]
-    assert runs == [(m, w) for w in ("sleep", "cpu", "io") for m in ("baseline", "async",
-                                                                      "process")]
+    assert runs == [
+        (m, w) for w in ("sleep", "cpu", "io") for m in ("baseline", "async", "process")
+    ]
     for result in doc["results"]:
         for field in RESULT_FIELDS:
             assert field in result, field
@@ -62,13 +108,29 @@ def test_all_workloads_all_modes(kafka_broker: Any, tmp_path: Path) -> None:
 def test_timeout_writes_partial_results(kafka_broker: Any, tmp_path: Path) -> None:
     # One partition in partition order: 200 records x 100 ms one at a time cannot finish in 4 s.
     out = tmp_path / "partial.json"
-    status = main([
-        "--bootstrap-servers", kafka_broker.bootstrap_servers, "--num-messages", "200",
-        "--num-partitions", "1", "--ordering", "partition", "--worker-sleep-ms", "100",
-        "--timeout-sec", "4", "--skip-baseline", "--skip-process",
-        "--topic-prefix", f"bench-to-{tmp_path.name}",
-        "--json-output", str(out), "--no-progress",
-    ])
+    status = main(
+        [
+            "--bootstrap-servers",
+            kafka_broker.bootstrap_servers,
+            "--num-messages",
+            "200",
+            "--num-partitions",
+            "1",
+            "--ordering",
+            "partition",
+            "--worker-sleep-ms",
+            "100",
+            "--timeout-sec",
+            "4",
+            "--skip-baseline",
+            "--skip-process",
+            "--topic-prefix",
+            f"bench-to-{tmp_path.name}",
+            "--json-output",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert status == 1
     doc = _load(out)
     assert doc["metadata"]["complete"] is False

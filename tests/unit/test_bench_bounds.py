@@ -9,26 +9,47 @@ import pytest
 from bench.bounds import EngineShape, compute_bound, efficiency, usable_concurrency
 
 
-def shape(mode: str, *, max_in_flight: int = 1000, concurrency: int = 256, workers: int = 2,
-          worker_concurrency: int = 16) -> EngineShape:
+def shape(
+    mode: str,
+    *,
+    max_in_flight: int = 1000,
+    concurrency: int = 256,
+    workers: int = 2,
+    worker_concurrency: int = 16,
+) -> EngineShape:
     return EngineShape(mode, max_in_flight, concurrency, workers, worker_concurrency)
 
 
-def bound(mode_shape: EngineShape, workload: str = "sleep", ordering: str = "key",
-          keys: int = 100, partitions: int = 4, service: float = 0.005, cores: int = 2,
-          gil_free: bool = True) -> tuple[int, float]:
-    b = compute_bound(mode_shape, workload=workload, ordering=ordering, num_keys=keys,
-                      num_partitions=partitions, num_messages=2000, service_time_s=service,
-                      cores=cores, kernel_releases_gil=gil_free)
+def bound(
+    mode_shape: EngineShape,
+    workload: str = "sleep",
+    ordering: str = "key",
+    keys: int = 100,
+    partitions: int = 4,
+    service: float = 0.005,
+    cores: int = 2,
+    gil_free: bool = True,
+) -> tuple[int, float]:
+    b = compute_bound(
+        mode_shape,
+        workload=workload,
+        ordering=ordering,
+        num_keys=keys,
+        num_partitions=partitions,
+        num_messages=2000,
+        service_time_s=service,
+        cores=cores,
+        kernel_releases_gil=gil_free,
+    )
     return b.parallelism, b.bound_tps
 
 
 def test_usable_concurrency_by_ordering() -> None:
     assert usable_concurrency("key", num_keys=100, num_partitions=4, num_messages=2000) == 100
-    assert usable_concurrency("partition", num_keys=100, num_partitions=4,
-                              num_messages=2000) == 4
-    assert usable_concurrency("unordered", num_keys=100, num_partitions=4,
-                              num_messages=2000) == 2000
+    assert usable_concurrency("partition", num_keys=100, num_partitions=4, num_messages=2000) == 4
+    assert (
+        usable_concurrency("unordered", num_keys=100, num_partitions=4, num_messages=2000) == 2000
+    )
     assert usable_concurrency("key", num_keys=100, num_partitions=4, num_messages=10) == 10
     with pytest.raises(ValueError):
         usable_concurrency("nope", num_keys=1, num_partitions=1, num_messages=1)

@@ -16,12 +16,22 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_unreachable_broker_fails_within_timeout(tmp_path: object,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreachable_broker_fails_within_timeout(
+    tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
     address = f"127.0.0.1:{_closed_port()}"
     start = time.monotonic()
-    status = main(["--bootstrap-servers", address, "--timeout-sec", "2", "--no-progress",
-                   "--json-output", f"{tmp_path}/r.json"])
+    status = main(
+        [
+            "--bootstrap-servers",
+            address,
+            "--timeout-sec",
+            "2",
+            "--no-progress",
+            "--json-output",
+            f"{tmp_path}/r.json",
+        ]
+    )
     assert status == 1
     assert time.monotonic() - start < 10
     assert address in capsys.readouterr().err

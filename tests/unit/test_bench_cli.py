@@ -32,17 +32,58 @@ def test_all_workloads_run_in_the_documented_order() -> None:
 
 
 def test_every_documented_option_is_accepted() -> None:
-    opts = parse_args([
-        "--bootstrap-servers", "localhost:9092", "--num-messages", "100000",
-        "--num-keys", "10", "--num-partitions", "8", "--topic-prefix", "p.x_y-z",
-        "--timeout-sec", "30", "--skip-baseline", "--skip-async", "--skip-reset",
-        "--workload", "io", "--worker-sleep-ms", "1", "--worker-cpu-iterations", "2000",
-        "--worker-io-sleep-ms", "0", "--json-output", "out.json", "--log-level", "debug",
-        "--profile", "--profile-dir", "profiles", "--profile-clock", "cpu",
-        "--profile-top-n", "0", "--profile-threads", "--profile-greenlets",
-        "--profile-process-workers", "--ordering", "unordered", "--max-in-flight", "50",
-        "--concurrency", "8", "--workers", "2", "--worker-concurrency", "4", "--no-progress",
-    ])
+    opts = parse_args(
+        [
+            "--bootstrap-servers",
+            "localhost:9092",
+            "--num-messages",
+            "100000",
+            "--num-keys",
+            "10",
+            "--num-partitions",
+            "8",
+            "--topic-prefix",
+            "p.x_y-z",
+            "--timeout-sec",
+            "30",
+            "--skip-baseline",
+            "--skip-async",
+            "--skip-reset",
+            "--workload",
+            "io",
+            "--worker-sleep-ms",
+            "1",
+            "--worker-cpu-iterations",
+            "2000",
+            "--worker-io-sleep-ms",
+            "0",
+            "--json-output",
+            "out.json",
+            "--log-level",
+            "debug",
+            "--profile",
+            "--profile-dir",
+            "profiles",
+            "--profile-clock",
+            "cpu",
+            "--profile-top-n",
+            "0",
+            "--profile-threads",
+            "--profile-greenlets",
+            "--profile-process-workers",
+            "--ordering",
+            "unordered",
+            "--max-in-flight",
+            "50",
+            "--concurrency",
+            "8",
+            "--workers",
+            "2",
+            "--worker-concurrency",
+            "4",
+            "--no-progress",
+        ]
+    )
     assert opts.modes == ["process"]
     assert opts.log_level == "DEBUG"
     assert opts.json_output == Path("out.json")
@@ -75,8 +116,9 @@ def test_every_documented_option_is_accepted() -> None:
         (["--profile-process-workers"], "--profile-process-workers needs --profile"),
     ],
 )
-def test_bad_values_exit_2_naming_the_option(argv: list[str], message: str,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_values_exit_2_naming_the_option(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exc:
         parse_args(argv)
     assert exc.value.code == 2
@@ -88,8 +130,7 @@ def test_legacy_runner_forces_profile() -> None:
     assert opts.profile and opts.profile_threads
 
 
-def test_json_output_directory_rejected(tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_output_directory_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         parse_args(["--json-output", str(tmp_path)])
     assert "--json-output" in capsys.readouterr().err

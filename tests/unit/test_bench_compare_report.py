@@ -13,20 +13,36 @@ from bench.results import write_results
 
 
 def _files(tmp_path: Path) -> tuple[Path, Path]:
-    meta_a = {"git_commit": "aaa", "cores": 2, "options": {"num_messages": 10},
-              "broker": {"kind": "kafka", "version": "4.1"}}
-    meta_b = {"git_commit": "bbb", "cores": 2, "options": {"num_messages": 10},
-              "broker": {"kind": "kafka", "version": "4.1"}}
-    a = write_results(tmp_path / "a.json", meta_a, [
-        sample_result(run_type="baseline", throughput_tps=100.0, p99_processing_ms=10.0),
-        sample_result(run_type="async", throughput_tps=1000.0, p99_processing_ms=50.0),
-        sample_result(run_type="async", workload="cpu", throughput_tps=500.0),
-    ])
-    b = write_results(tmp_path / "b.json", meta_b, [
-        sample_result(run_type="baseline", throughput_tps=150.0, p99_processing_ms=5.0),
-        sample_result(run_type="async", throughput_tps=2000.0, p99_processing_ms=None),
-        sample_result(run_type="process", throughput_tps=700.0),
-    ])
+    meta_a = {
+        "git_commit": "aaa",
+        "cores": 2,
+        "options": {"num_messages": 10},
+        "broker": {"kind": "kafka", "version": "4.1"},
+    }
+    meta_b = {
+        "git_commit": "bbb",
+        "cores": 2,
+        "options": {"num_messages": 10},
+        "broker": {"kind": "kafka", "version": "4.1"},
+    }
+    a = write_results(
+        tmp_path / "a.json",
+        meta_a,
+        [
+            sample_result(run_type="baseline", throughput_tps=100.0, p99_processing_ms=10.0),
+            sample_result(run_type="async", throughput_tps=1000.0, p99_processing_ms=50.0),
+            sample_result(run_type="async", workload="cpu", throughput_tps=500.0),
+        ],
+    )
+    b = write_results(
+        tmp_path / "b.json",
+        meta_b,
+        [
+            sample_result(run_type="baseline", throughput_tps=150.0, p99_processing_ms=5.0),
+            sample_result(run_type="async", throughput_tps=2000.0, p99_processing_ms=None),
+            sample_result(run_type="process", throughput_tps=700.0),
+        ],
+    )
     return a, b
 
 

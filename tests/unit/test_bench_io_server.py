@@ -47,8 +47,10 @@ def test_sync_client_reuses_its_connection_per_thread() -> None:
 def test_many_concurrent_sync_clients_wait_in_parallel() -> None:
     with DelayServer() as server:
         host, port = server.address
-        threads = [threading.Thread(target=workloads.io_sync,
-                                    args=(host, port, 100_000, _record(i))) for i in range(50)]
+        threads = [
+            threading.Thread(target=workloads.io_sync, args=(host, port, 100_000, _record(i)))
+            for i in range(50)
+        ]
         start = time.monotonic()
         for thread in threads:
             thread.start()
@@ -66,8 +68,9 @@ def test_async_client_pools_connections() -> None:
 
         async def burst() -> float:
             start = time.monotonic()
-            await asyncio.gather(*(workloads.io_async(host, port, 50_000, _record(i))
-                                   for i in range(200)))
+            await asyncio.gather(
+                *(workloads.io_async(host, port, 50_000, _record(i)) for i in range(200))
+            )
             return time.monotonic() - start
 
         async def main() -> tuple[float, float, int]:
@@ -97,15 +100,17 @@ def test_handlers_by_mode() -> None:
             handler = workloads.make_handler(workload, mode, **kwargs)
             assert not inspect.iscoroutinefunction(handler)
     with pytest.raises(ValueError, match="io workload"):
-        workloads.make_handler("io", "async", sleep_ms=1, cpu_iterations=1, io_sleep_ms=1,
-                               io_address=None)
+        workloads.make_handler(
+            "io", "async", sleep_ms=1, cpu_iterations=1, io_sleep_ms=1, io_address=None
+        )
 
 
 def test_handlers_pickle_for_the_process_engine() -> None:
     import pickle
 
-    handler = workloads.make_handler("io", "process", sleep_ms=1, cpu_iterations=10,
-                                     io_sleep_ms=1, io_address=("127.0.0.1", 5))
+    handler = workloads.make_handler(
+        "io", "process", sleep_ms=1, cpu_iterations=10, io_sleep_ms=1, io_address=("127.0.0.1", 5)
+    )
     assert pickle.loads(pickle.dumps(handler)).args == ("127.0.0.1", 5, 1000)
 
 
@@ -113,8 +118,7 @@ def test_cpu_handler_and_service_time() -> None:
     workloads.cpu_sync(100, _record())
     seconds = workloads.measure_cpu_service_time(100, rounds=2, round_seconds=0.01)
     assert 0 < seconds < 0.1
-    assert workloads.service_time_s("sleep", sleep_ms=5, io_sleep_ms=1,
-                                    cpu_service_s=None) == 0.005
+    assert workloads.service_time_s("sleep", sleep_ms=5, io_sleep_ms=1, cpu_service_s=None) == 0.005
     assert workloads.make_value(12)[:13] == b"000000000012:"
     assert len(workloads.make_value(1)) == workloads.PAYLOAD_SIZE
 

@@ -18,8 +18,9 @@ def _busy() -> None:
     sum(range(10_000))
 
 
-def test_profiled_writes_pstat_and_prints_top_n(tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_profiled_writes_pstat_and_prints_top_n(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     settings = profiling.ProfileSettings(directory=tmp_path, top_n=5, greenlets=True)
     path = profiling.profile_path(tmp_path, "async", "io")
     assert path.name == "pyrallel-async-io.prof"

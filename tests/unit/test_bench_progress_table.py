@@ -38,6 +38,7 @@ def test_tables_align() -> None:
     text = render(["a", "num"], [["x", "1"], ["long", "1,000"]], right_align_from=1)
     lines = text.splitlines()
     assert lines[2].endswith("    1") and lines[3].endswith("1,000")
-    table = results_table([sample_result().to_dict(), sample_result(run_type="process",
-                                                                    complete=False).to_dict()])
+    table = results_table(
+        [sample_result().to_dict(), sample_result(run_type="process", complete=False).to_dict()]
+    )
     assert "Bound TPS" in table and "process" in table and "NO" in table

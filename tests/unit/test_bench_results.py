@@ -18,17 +18,33 @@ from bench.results import (
 )
 
 REQUIRED_FIELDS = (
-    "run_type", "workload", "topic", "messages_processed", "total_time_sec", "throughput_tps",
-    "avg_processing_ms", "p50_processing_ms", "p95_processing_ms", "p99_processing_ms",
-    "max_processing_ms", "join_time_sec", "bound_tps", "efficiency", "ordering_violations",
-    "duplicates", "missing", "complete",
+    "run_type",
+    "workload",
+    "topic",
+    "messages_processed",
+    "total_time_sec",
+    "throughput_tps",
+    "avg_processing_ms",
+    "p50_processing_ms",
+    "p95_processing_ms",
+    "p99_processing_ms",
+    "max_processing_ms",
+    "join_time_sec",
+    "bound_tps",
+    "efficiency",
+    "ordering_violations",
+    "duplicates",
+    "missing",
+    "complete",
 )
 
 
 def test_written_file_has_metadata_and_results(tmp_path: Path) -> None:
-    path = write_results(tmp_path / "sub" / "r.json", {"utc_time": "x", "options": {"a": 1}},
-                         [sample_result(), sample_result(efficiency=math.nan,
-                                                         bound_tps=math.inf, complete=False)])
+    path = write_results(
+        tmp_path / "sub" / "r.json",
+        {"utc_time": "x", "options": {"a": 1}},
+        [sample_result(), sample_result(efficiency=math.nan, bound_tps=math.inf, complete=False)],
+    )
     doc = orjson.loads(path.read_bytes())
     assert set(doc) == {"metadata", "results"}
     assert doc["metadata"]["options"] == {"a": 1}
@@ -61,8 +77,19 @@ def test_default_path_is_a_utc_timestamp() -> None:
 
 def test_environment_metadata_fields() -> None:
     meta = environment_metadata()
-    for key in ("utc_time", "git_commit", "python", "confluent_kafka", "librdkafka", "codec",
-                "cpu_kernel", "cpu_model", "cores", "memory_bytes", "os"):
+    for key in (
+        "utc_time",
+        "git_commit",
+        "python",
+        "confluent_kafka",
+        "librdkafka",
+        "codec",
+        "cpu_kernel",
+        "cpu_model",
+        "cores",
+        "memory_bytes",
+        "os",
+    ):
         assert key in meta
     assert meta["cores"] >= 1
     orjson.dumps(meta)  # serialisable as is

@@ -31,8 +31,10 @@ def test_percentile_matches_linear_interpolation() -> None:
         percentile(values, 101)
 
 
-@given(st.lists(st.floats(min_value=0, max_value=1e6), min_size=1, max_size=200),
-       st.floats(min_value=0, max_value=100))
+@given(
+    st.lists(st.floats(min_value=0, max_value=1e6), min_size=1, max_size=200),
+    st.floats(min_value=0, max_value=100),
+)
 def test_percentile_stays_within_the_data(values: list[float], q: float) -> None:
     ordered = sorted(values)
     assert ordered[0] <= percentile(ordered, q) <= ordered[-1]
@@ -48,8 +50,9 @@ def test_latency_summary_in_milliseconds() -> None:
     assert math.isnan(summarize_latencies([]).avg_ms)
 
 
-def _s(partition: int, offset: int, key: bytes | None, done: float,
-       received: float = 0.0) -> CompletionSample:
+def _s(
+    partition: int, offset: int, key: bytes | None, done: float, received: float = 0.0
+) -> CompletionSample:
     return CompletionSample(partition, offset, key, received, done)
 
 
@@ -62,8 +65,13 @@ def test_throughput_spans_first_receipt_to_last_completion() -> None:
 
 
 def test_ordering_violations_per_key_and_per_partition() -> None:
-    samples = [_s(0, 0, b"a", 1), _s(0, 2, b"a", 2), _s(0, 1, b"b", 3), _s(0, 4, b"a", 4),
-               _s(0, 3, b"a", 5)]  # offset 3 of key a completes after 4: one violation
+    samples = [
+        _s(0, 0, b"a", 1),
+        _s(0, 2, b"a", 2),
+        _s(0, 1, b"b", 3),
+        _s(0, 4, b"a", 4),
+        _s(0, 3, b"a", 5),
+    ]  # offset 3 of key a completes after 4: one violation
     assert ordering_violations(samples, "key") == 1
     # per partition: 1 after 2, and 3 after 4
     assert ordering_violations(samples, "partition") == 2
@@ -84,8 +92,10 @@ def test_duplicates_and_missing() -> None:
 @given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 5)), min_size=1, max_size=60))
 def test_in_order_completions_never_violate(pairs: list[tuple[int, int]]) -> None:
     # Offsets assigned in production order; completing in offset order per partition is legal.
-    samples = [_s(partition, offset, b"k%d" % key, done=float(offset))
-               for offset, (partition, key) in enumerate(pairs)]
+    samples = [
+        _s(partition, offset, b"k%d" % key, done=float(offset))
+        for offset, (partition, key) in enumerate(pairs)
+    ]
     assert ordering_violations(samples, "key") == 0
     assert ordering_violations(samples, "partition") == 0
     reversed_samples = [_s(s.partition, s.offset, s.key, done=-s.completed_at) for s in samples]
