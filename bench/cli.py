@@ -280,7 +280,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--concurrency",
         type=_positive_int,
         default=None,
-        help="async mode: concurrent handler calls (default: the number of cores "
+        help="async mode: concurrent handler calls (default: 2 x cores "
         "for the cpu workload, else the library default)",
     )
     engine.add_argument(
@@ -293,7 +293,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--worker-concurrency",
         type=_positive_int,
         default=None,
-        help="process mode: records in flight per worker (default: library)",
+        help="process mode: records in flight per worker (default: 2 for the cpu workload, "
+        "else the library default, 16)",
     )
 
     profile = parser.add_argument_group("profiling (yappi)")
