@@ -214,6 +214,8 @@ class Coordinator:
             self._next_id += 1
             backlog.add(WorkItem(self._next_id, lane_of(record), record, state, received_at))
         counters.received += len(messages)
+        for state in partitions.values():
+            state.check_fit()
         self._submit_backlog()
 
     def _submit_backlog(self) -> None:

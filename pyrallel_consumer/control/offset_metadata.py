@@ -24,6 +24,9 @@ VERSION = 1
 BITSET = 0
 RUN_LENGTH = 1
 MAX_METADATA_BYTES = 4096
+# Any completed set within this many offsets of the position fits: the raw bitset is at most
+# 3/4 of the limit minus the header byte, so its base64 text is within the limit.
+ALWAYS_FITS_SPAN = (MAX_METADATA_BYTES * 3 // 4 - 1) * 8
 # zlib never compresses better than about 1032:1, so a bitset longer than this many times the
 # limit cannot fit however regular it is; building it would only cost memory (a gap of 2**40
 # offsets in a compacted topic would mean a 128 GiB bitset).

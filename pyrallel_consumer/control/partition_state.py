@@ -22,6 +22,7 @@ class PartitionState:
     """
 
     __slots__ = (
+        "_checked_span",
         "_done",
         "_pending",
         "_skip",
@@ -55,6 +56,7 @@ class PartitionState:
         self.committed = committed  # the position last committed (or found committed)
         self.committed_metadata = ""
         self.blocked = False  # metadata did not fit: take no new records until the gap closes
+        self._checked_span = 0
         self.paused = False
         self.revoked = False
         self.high_watermark: int | None = None  # refreshed by the control thread, for lag
@@ -109,6 +111,21 @@ class PartitionState:
         if position == self.committed and metadata == self.committed_metadata:
             return None
         return position, metadata
+
+    def check_fit(self) -> None:
+        """Re-check `blocked` between commits once the open span could outgrow the metadata.
+
+        Below ALWAYS_FITS_SPAN offsets even an incompressible bitset fits, so no encoding is
+        needed; above it, encode again only after the span grew by a quarter, so a fast
+        partition is blocked within a poll batch or two rather than at the next commit.
+        """
+        position, next_offset = self.position, self.next_offset
+        if position is None or next_offset is None:
+            return
+        span = next_offset - position
+        if span > offset_metadata.ALWAYS_FITS_SPAN and span >= self._checked_span * 1.25:
+            self._checked_span = span
+            self.commit_point()
 
     def mark_committed(self, position: int, metadata: str) -> None:
         self.committed = position
