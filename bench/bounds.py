@@ -4,11 +4,8 @@ bound_tps = parallelism / service_time, where parallelism is the smallest of
 - the usable concurrency of the ordering: distinct keys (key), partitions (partition), or no
   limit (unordered);
 - max_in_flight;
-- the engine's slots: 1 for baseline, the async engine's concurrency, workers x per-worker
-  concurrency for the process engine;
-- for CPU work, the cores that can run the kernel at once: one for baseline; for the async
-  engine's thread pool all cores only when the kernel releases the GIL (the native build),
-  otherwise one; for the process engine min(workers, cores).
+- the engine's slots and, for CPU work, the cores that can run the kernel at once; both come
+  from the library's engine registry (pyrallel_consumer/engines/registry.py).
 
 Efficiency = measured throughput / bound. The bound ignores the coordinating loop's own cost,
 which is exactly what efficiency below 1 then shows.
@@ -18,6 +15,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+from pyrallel_consumer.engines.registry import Capacity, engine_spec
 
 
 @dataclass(frozen=True)
@@ -30,14 +29,11 @@ class EngineShape:
     workers: int  # process: worker processes
     worker_concurrency: int  # process: records per worker
 
+    def capacity(self) -> Capacity:
+        return Capacity(self.max_in_flight, self.concurrency, self.workers, self.worker_concurrency)
+
     def slots(self) -> int:
-        if self.mode == "baseline":
-            return 1
-        if self.mode == "async":
-            return self.concurrency
-        if self.mode == "process":
-            return self.workers * self.worker_concurrency
-        raise ValueError(f"unknown mode {self.mode!r}")
+        return engine_spec(self.mode).slots(self.capacity())
 
 
 def usable_concurrency(
@@ -57,11 +53,7 @@ def usable_concurrency(
 
 def cpu_parallelism(shape: EngineShape, cores: int, kernel_releases_gil: bool) -> int:
     """Cores that can execute the CPU kernel at once in this mode."""
-    if shape.mode == "baseline":
-        return 1
-    if shape.mode == "async":
-        return min(cores, shape.concurrency) if kernel_releases_gil else 1
-    return min(cores, shape.workers)
+    return engine_spec(shape.mode).cpu_cores(shape.capacity(), cores, kernel_releases_gil)
 
 
 @dataclass(frozen=True)
@@ -89,7 +81,7 @@ def compute_bound(
         usable_concurrency(
             ordering, num_keys=num_keys, num_partitions=num_partitions, num_messages=num_messages
         ),
-        shape.max_in_flight if shape.mode != "baseline" else 1,
+        shape.max_in_flight,
         shape.slots(),
     ]
     if workload == "cpu":

@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pyrallel_consumer.config import usable_cores
+from pyrallel_consumer.engines.registry import ENGINE_NAMES
 
-MODES = ("baseline", "async", "process")
+MODES = ENGINE_NAMES
 WORKLOADS = ("sleep", "cpu", "io")
 WORKLOAD_CHOICES = (*WORKLOADS, "all")
 ORDERINGS = ("key", "partition", "unordered")

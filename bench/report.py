@@ -16,13 +16,14 @@ from typing import Any
 
 from bench.results import load_results
 from bench.table import fmt_number
+from pyrallel_consumer.engines.registry import ENGINE_NAMES
 
 CHARTS: tuple[tuple[str, str, str], ...] = (
     # file name, result field, y label
     ("throughput.png", "throughput_tps", "throughput (records/s)"),
     ("p99_latency.png", "p99_processing_ms", "p99 processing time (ms)"),
 )
-MODE_ORDER = ("baseline", "async", "process")
+MODE_ORDER = ENGINE_NAMES
 WORKLOAD_ORDER = ("sleep", "cpu", "io")
 
 

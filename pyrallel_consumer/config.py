@@ -8,11 +8,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Engine = Literal["baseline", "async", "process"]
+from pyrallel_consumer.engines.registry import ENGINE_NAMES, engine_spec
+
 Ordering = Literal["key", "partition", "unordered"]
 OnFailure = Literal["dead_letter", "stop", "skip"]
 
-ENGINES: tuple[str, ...] = ("baseline", "async", "process")
 ORDERINGS: tuple[str, ...] = ("key", "partition", "unordered")
 ON_FAILURE: tuple[str, ...] = ("dead_letter", "stop", "skip")
 
@@ -41,7 +41,7 @@ class ConsumerConfig:
 
     kafka_config: dict[str, Any]
     topics: tuple[str, ...]
-    engine: Engine
+    engine: str  # a name in engines.registry.ENGINES
     ordering: Ordering
     max_in_flight: int
     buffer_size: int
@@ -126,10 +126,11 @@ def _validate_kafka_config(kafka_config: Mapping[str, Any]) -> dict[str, Any]:
 def validate_handler(handler: object, engine: str) -> None:
     if not callable(handler):
         raise TypeError(f"handler must be callable, got {type(handler).__name__}")
-    if engine == "baseline" and inspect.iscoroutinefunction(handler):
+    if inspect.iscoroutinefunction(handler) and not engine_spec(engine).accepts_coroutines:
+        takes = [name for name in ENGINE_NAMES if engine_spec(name).accepts_coroutines]
         raise ValueError(
-            "handler is an async function but engine='baseline' runs plain functions; "
-            "use engine='async' (or 'process') for async handlers"
+            f"handler is an async function but engine={engine!r} runs plain functions; "
+            f"use engine={' or '.join(map(repr, takes))} for async handlers"
         )
 
 
@@ -165,7 +166,7 @@ def build_config(
     for topic in topics:
         if not isinstance(topic, str) or not topic:
             raise ValueError(f"topics must hold non-empty strings, got {topic!r}")
-    engine = _require_choice("engine", engine, ENGINES)
+    engine = _require_choice("engine", engine, ENGINE_NAMES)
     ordering = _require_choice("ordering", ordering, ORDERINGS)
     max_in_flight = _require_int("max_in_flight", max_in_flight, 1)
     # Records held beyond max_in_flight, so the in-flight window can be spread over many keys.
@@ -198,7 +199,7 @@ def build_config(
     return ConsumerConfig(
         kafka_config=kafka,
         topics=tuple(topics),
-        engine=engine,  # type: ignore[arg-type]
+        engine=engine,
         ordering=ordering,  # type: ignore[arg-type]
         max_in_flight=max_in_flight,
         buffer_size=buffer_size,

@@ -9,29 +9,10 @@ from collections.abc import Callable, Mapping, Sequence
 from types import FrameType, TracebackType
 from typing import Any
 
-from pyrallel_consumer.config import ConsumerConfig, build_config, validate_handler
+from pyrallel_consumer.config import build_config, validate_handler
 from pyrallel_consumer.control.coordinator import Coordinator, OnAssign, OnComplete
-from pyrallel_consumer.engines.base import Engine, Handler
-
-
-def _make_engine(
-    handler: Handler,
-    config: ConsumerConfig,
-    worker_init: Callable[[], None] | None,
-    worker_exit: Callable[[], None] | None,
-) -> Engine:
-    # Imported here so the control plane never imports an engine module at import time.
-    if config.engine == "baseline":
-        from pyrallel_consumer.engines.baseline import BaselineEngine
-
-        return BaselineEngine(handler, config)
-    if config.engine == "async":
-        from pyrallel_consumer.engines.asyncio_engine import AsyncEngine
-
-        return AsyncEngine(handler, config)
-    from pyrallel_consumer.engines.process import ProcessEngine
-
-    return ProcessEngine(handler, config, worker_init=worker_init, worker_exit=worker_exit)
+from pyrallel_consumer.engines.base import Handler
+from pyrallel_consumer.engines.registry import engine_spec
 
 
 class ParallelConsumer:
@@ -69,7 +50,9 @@ class ParallelConsumer:
         for name, hook in (("worker_init", worker_init), ("worker_exit", worker_exit)):
             if hook is not None and not callable(hook):
                 raise TypeError(f"{name} must be a callable or None, got {type(hook).__name__}")
-        self._engine = _make_engine(handler, self.config, worker_init, worker_exit)
+        self._engine = engine_spec(self.config.engine).create(
+            handler, self.config, worker_init, worker_exit
+        )
         self._coordinator = Coordinator(self.config, self._engine, on_complete, on_assign)
         self._started = False
 

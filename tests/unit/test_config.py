@@ -138,3 +138,20 @@ def test_retry_delay_is_exponential_capped_and_jittered() -> None:
     assert policy.delay(4, 0.0) == pytest.approx(0.5)
     assert policy.delay(10, 0.0) == pytest.approx(0.5)
     assert 0.05 <= policy.delay(1, 0.999) < 0.1
+
+
+def test_engine_registry_is_the_one_list_of_engines() -> None:
+    from pyrallel_consumer.engines.base import Engine
+    from pyrallel_consumer.engines.registry import ENGINE_NAMES, ENGINES, Capacity, engine_spec
+
+    assert ENGINE_NAMES == ("baseline", "async", "process")
+    capacity = Capacity(max_in_flight=100, concurrency=8, workers=2, worker_concurrency=4)
+    assert [ENGINES[name].slots(capacity) for name in ENGINE_NAMES] == [1, 8, 8]
+    assert [ENGINES[name].cpu_cores(capacity, 4, True) for name in ENGINE_NAMES] == [1, 4, 2]
+    assert ENGINES["async"].cpu_cores(capacity, 4, False) == 1
+    for name in ENGINE_NAMES:
+        config = build_config(KAFKA, topics=["t"], engine=name)
+        engine = engine_spec(name).create(print, config)
+        assert isinstance(engine, Engine) and engine.name == name
+    with pytest.raises(ValueError, match="engine must be one of 'baseline', 'async', 'process'"):
+        engine_spec("threads")
