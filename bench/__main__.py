@@ -14,11 +14,11 @@ from collections.abc import Sequence
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "compare":
-        from bench.compare import main as compare_main
+        from bench.output.compare import main as compare_main
 
         return compare_main(args[1:])
     if args and args[0] == "report":
-        from bench.report import main as report_main
+        from bench.output.report import main as report_main
 
         return report_main(args[1:])
     from bench.run_parallel_benchmark import main as run_main

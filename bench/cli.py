@@ -13,12 +13,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bench.output.results import DEFAULT_RESULTS_DIR
+from bench.workloads import WORKLOAD_NAMES, WORKLOADS
 from pyrallel_consumer.config import usable_cores
 from pyrallel_consumer.engines.registry import ENGINE_NAMES
 
+# A mode is a run of one engine: the modes are the library's engines, in registry order.
 MODES = ENGINE_NAMES
-WORKLOADS = ("sleep", "cpu", "io")
-WORKLOAD_CHOICES = (*WORKLOADS, "all")
+WORKLOAD_CHOICES = (*WORKLOAD_NAMES, "all")
 ORDERINGS = ("key", "partition", "unordered")
 BROKER_KINDS = ("auto", "kafka", "tansu")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -32,8 +34,7 @@ DEFAULT_NUM_KEYS = 100
 DEFAULT_NUM_PARTITIONS = 4
 DEFAULT_TIMEOUT_SEC = 120.0
 DEFAULT_TOPIC_PREFIX = "pyrallel-benchmark"
-DEFAULT_PROFILE_DIR = Path("bench") / "results" / "profiles"
-DEFAULT_RESULTS_DIR = Path("bench") / "results"
+DEFAULT_PROFILE_DIR = DEFAULT_RESULTS_DIR / "profiles"
 DEFAULT_MAX_IN_FLIGHT = 1000
 
 # Kafka topic names: at most 249 characters of [a-zA-Z0-9._-]; the bench appends suffixes.
@@ -52,9 +53,7 @@ class BenchOptions:
     num_partitions: int
     topic_prefix: str
     timeout_sec: float
-    skip_baseline: bool
-    skip_async: bool
-    skip_process: bool
+    skipped_modes: tuple[str, ...]  # from the --skip-<mode> flags
     skip_reset: bool
     workload: str
     worker_sleep_ms: float
@@ -79,43 +78,46 @@ class BenchOptions:
 
     @property
     def modes(self) -> list[str]:
-        """The modes to run, in the document's order (baseline, async, process)."""
-        skipped = {
-            "baseline": self.skip_baseline,
-            "async": self.skip_async,
-            "process": self.skip_process,
-        }
-        return [mode for mode in MODES if not skipped[mode]]
+        """The modes (engine names) to run, in registry order (baseline, async, process)."""
+        return [mode for mode in MODES if mode not in self.skipped_modes]
 
     @property
     def workloads(self) -> list[str]:
-        """`all` expands to sleep -> cpu -> io, in that order."""
-        return list(WORKLOADS) if self.workload == "all" else [self.workload]
+        """`all` expands to every workload in registry order (sleep -> cpu -> io)."""
+        return list(WORKLOAD_NAMES) if self.workload == "all" else [self.workload]
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-friendly copy (paths as strings) for the results metadata."""
-        data = asdict(self)
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in data.items()}
+        """JSON-friendly copy (paths as strings) for the results metadata; the skipped modes
+        appear as one `skip_<mode>` flag each, as the command line spells them."""
+        data: dict[str, object] = {}
+        for key, value in asdict(self).items():
+            if key == "skipped_modes":
+                data.update({_skip_dest(mode): mode in self.skipped_modes for mode in MODES})
+            else:
+                data[key] = str(value) if isinstance(value, Path) else value
+        return data
+
+
+def _skip_dest(mode: str) -> str:
+    return f"skip_{mode}"
+
+
+def _whole_number(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be {minimum} or more, got {value}")
+    return value
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+    return _whole_number(text, 1)
 
 
 def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+    return _whole_number(text, 0)
 
 
 def _non_negative_float(text: str) -> float:
@@ -205,7 +207,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="limit per run (join + processing); also the broker connect limit",
     )
     for mode in MODES:
-        general.add_argument(f"--skip-{mode}", action="store_true", help=f"do not run {mode}")
+        general.add_argument(
+            f"--skip-{mode}", dest=_skip_dest(mode), action="store_true", help=f"do not run {mode}"
+        )
     general.add_argument(
         "--skip-reset",
         action="store_true",
@@ -235,7 +239,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--workload",
         choices=WORKLOAD_CHOICES,
         default="sleep",
-        help="per-record work; 'all' runs sleep, cpu, io in turn with suffixed topic/group names",
+        help="per-record work ("
+        + "; ".join(f"{name}: {w.summary}" for name, w in WORKLOADS.items())
+        + f"); 'all' runs {', '.join(WORKLOAD_NAMES)} in turn with suffixed topic/group names",
     )
     workload.add_argument(
         "--worker-sleep-ms",
@@ -338,10 +344,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 def _validate(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> None:
     """Cross-option checks argparse cannot express; each error names the option."""
-    if ns.skip_baseline and ns.skip_async and ns.skip_process:
-        parser.error(
-            "--skip-baseline, --skip-async and --skip-process together leave nothing to run"
-        )
+    if all(getattr(ns, _skip_dest(mode)) for mode in MODES):
+        flags = ", ".join(f"--skip-{mode}" for mode in MODES)
+        parser.error(f"{flags} together leave nothing to run")
     prefix: str = ns.topic_prefix
     if not prefix or len(prefix) > _TOPIC_PREFIX_MAX or not set(prefix) <= _TOPIC_CHARS:
         parser.error(
@@ -390,4 +395,6 @@ def parse_args(
         ns.profile = True
     _validate(parser, ns)
     ns.kafka_config = tuple(ns.kafka_config)
-    return BenchOptions(**vars(ns))
+    fields = vars(ns)
+    fields["skipped_modes"] = tuple(mode for mode in MODES if fields.pop(_skip_dest(mode)))
+    return BenchOptions(**fields)

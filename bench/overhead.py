@@ -18,8 +18,8 @@ from collections.abc import Iterator, Sequence
 
 from confluent_kafka import Consumer
 
-from bench import topics
 from bench.broker import resolve_default_kind, start_broker
+from bench.run import topics
 from pyrallel_consumer import Completion, ParallelConsumer
 
 PARTITIONS = 8

@@ -22,15 +22,16 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file path (python bench/x.py): make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import modes, table, topics, workloads
 from bench.cli import BenchOptions, parse_args
-from bench.io_server import DelayServerProcess
-from bench.results import (
-    RunResult,
-    default_output_path,
-    environment_metadata,
-    write_results,
-)
+from bench.output import table
+from bench.output.environment import environment_metadata
+from bench.output.results import RunResult, default_output_path, write_results
+from bench.run import topics
+from bench.run.context import RunContext, RunSpec, profile_settings, run_names
+from bench.run.mode import prepare_topic, run_mode
+from bench.run.summary import failed_result
+from bench.workloads import WORKLOADS, Workload, WorkloadSettings, workload_class
+from pyrallel_consumer.config import usable_cores
 
 log = logging.getLogger("bench")
 
@@ -56,49 +57,26 @@ def _start_broker(opts: BenchOptions, stack: contextlib.ExitStack) -> BrokerInfo
     return BrokerInfo(handle.bootstrap_servers, handle.kind, str(handle.version))
 
 
-def _failed_result(spec: modes.RunSpec, opts: BenchOptions, error: str) -> RunResult:
-    nan = float("nan")
-    return RunResult(
-        run_type=spec.mode,
-        workload=spec.workload,
-        topic=spec.topic,
-        group_id=spec.group_id,
-        ordering=opts.ordering,
-        messages_expected=opts.num_messages,
-        messages_processed=0,
-        total_time_sec=nan,
-        throughput_tps=nan,
-        avg_processing_ms=nan,
-        p50_processing_ms=nan,
-        p95_processing_ms=nan,
-        p99_processing_ms=nan,
-        max_processing_ms=nan,
-        join_time_sec=nan,
-        wall_time_sec=nan,
-        bound_tps=nan,
-        bound_parallelism=0,
-        service_time_ms=nan,
-        efficiency=nan,
-        ordering_violations=0,
-        duplicates=0,
-        missing=opts.num_messages,
-        failed=0,
-        complete=False,
-        error=error,
+def _set_up_workloads(
+    opts: BenchOptions, stack: contextlib.ExitStack, metadata: dict[str, Any]
+) -> dict[str, Workload]:
+    """Set up the selected workloads (in registry order) until the stack closes; record what
+    every workload reports about itself, selected or not, in the metadata."""
+    settings = WorkloadSettings(
+        sleep_ms=opts.worker_sleep_ms,
+        cpu_iterations=opts.worker_cpu_iterations,
+        io_sleep_ms=opts.worker_io_sleep_ms,
     )
-
-
-def _calibrate_cpu(opts: BenchOptions) -> float | None:
-    if "cpu" not in opts.workloads:
-        return None
-    seconds = workloads.measure_cpu_service_time(opts.worker_cpu_iterations)
-    print(
-        f"cpu workload: {seconds * 1000:.3f} ms per record on one core "
-        f"({workloads.cpu_kernel_implementation()} kernel, {opts.worker_cpu_iterations} "
-        f"iterations) -> {1 / seconds:,.0f} records/s/core",
-        flush=True,
-    )
-    return seconds
+    selected = {name: workload_class(name)(settings) for name in opts.workloads}
+    for workload in selected.values():
+        stack.enter_context(workload)
+        line = workload.describe()
+        if line:
+            print(line, flush=True)
+    for name in WORKLOADS:
+        workload = selected.get(name) or WORKLOADS[name](settings)
+        metadata.update(workload.metadata())
+    return selected
 
 
 def run_benchmark(opts: BenchOptions) -> int:
@@ -127,26 +105,18 @@ def run_benchmark(opts: BenchOptions) -> int:
         except topics.BenchSetupError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_INCOMPLETE
-        ctx = modes.RunContext(
+        ctx = RunContext(
             options=opts,
             bootstrap_servers=broker.bootstrap_servers,
             broker_kind=broker.kind,
-            io_address=None,
-            cpu_service_s=_calibrate_cpu(opts),
-            cores=modes.default_cores(),
-            kernel_releases_gil=workloads.cpu_kernel_implementation() == "native",
-            profile=modes.profile_settings(opts),
+            workloads=_set_up_workloads(opts, stack, metadata),
+            cores=usable_cores(),
+            profile=profile_settings(opts),
         )
-        if "io" in opts.workloads:
-            server = stack.enter_context(DelayServerProcess())
-            ctx.io_address = server.address
-            metadata["io_server"] = f"{server.address[0]}:{server.address[1]}"
-        metadata["cpu_service_ms"] = ctx.cpu_service_s * 1000 if ctx.cpu_service_s else None
-        metadata["cpu_kernel_releases_gil"] = ctx.kernel_releases_gil
         try:
             for workload in opts.workloads:
                 for mode in opts.modes:
-                    result = _one_run(modes.run_names(opts, mode, workload, run_id), ctx)
+                    result = _one_run(run_names(opts, mode, workload, run_id), ctx)
                     results.append(result)
                     write_results(output, metadata, results)  # partial results survive
                     if not result.complete:
@@ -170,16 +140,16 @@ def run_benchmark(opts: BenchOptions) -> int:
     return status
 
 
-def _one_run(spec: modes.RunSpec, ctx: modes.RunContext) -> RunResult:
-    opts = ctx.options
+def _one_run(spec: RunSpec, ctx: RunContext) -> RunResult:
     print(
-        f"\n== {spec.mode} / {spec.workload}: topic {spec.topic}, group {spec.group_id}", flush=True
+        f"\n== {spec.engine} / {spec.workload}: topic {spec.topic}, group {spec.group_id}",
+        flush=True,
     )
     try:
-        expected = modes.prepare_topic(spec, ctx)
+        expected = prepare_topic(spec, ctx)
     except Exception as exc:  # topic or produce failure: record it, run the rest
-        return _failed_result(spec, opts, f"setup failed: {exc}")
-    result = modes.run_mode(spec, ctx, expected)
+        return failed_result(spec, ctx.options, f"setup failed: {exc}")
+    result = run_mode(spec, ctx, expected)
     print(
         f"   {result.messages_processed}/{expected} records, "
         f"{table.fmt_number(result.throughput_tps)} TPS "

@@ -7,7 +7,7 @@ Fixtures (all brokers are real; the Kafka protocol is never faked):
     environment variable ``PYRALLEL_KAFKA_BOOTSTRAP=host:port`` an external cluster is used
     instead. If neither works the tests *fail* with the reason: they are never skipped.
 ``tansu_broker`` (session) -> BrokerInfo
-    tansu (memory storage). See ``bench/broker.py`` for the Kafka features it lacks.
+    tansu (memory storage). See ``bench/broker/__init__.py`` for the Kafka features it lacks.
 ``broker`` (session, parametrized ``kafka`` / ``tansu``) -> BrokerInfo
     For contract tests that must hold on every broker.
 ``new_topic`` (function) -> ``new_topic(broker, partitions=1, *, prefix=None, config=None) -> str``

@@ -1,7 +1,8 @@
 """Smoke tests of the real brokers with confluent-kafka: the ground the library stands on.
 
-They also pin the tansu limits documented in bench/broker.py, so a tansu upgrade that fixes
-(or changes) one of them shows up as a failing test here rather than as a surprise elsewhere.
+They also pin the tansu limits documented in bench/broker/__init__.py, so a tansu upgrade that
+fixes (or changes) one of them shows up as a failing test here rather than as a surprise
+elsewhere.
 """
 
 from __future__ import annotations

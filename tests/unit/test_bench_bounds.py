@@ -6,22 +6,22 @@ import math
 
 import pytest
 
-from bench.bounds import EngineShape, compute_bound, efficiency, usable_concurrency
+from bench.measure.bounds import EngineShape, compute_bound, efficiency, usable_concurrency
 
 
 def shape(
-    mode: str,
+    engine: str,
     *,
     max_in_flight: int = 1000,
     concurrency: int = 256,
     workers: int = 2,
     worker_concurrency: int = 16,
 ) -> EngineShape:
-    return EngineShape(mode, max_in_flight, concurrency, workers, worker_concurrency)
+    return EngineShape(engine, max_in_flight, concurrency, workers, worker_concurrency)
 
 
 def bound(
-    mode_shape: EngineShape,
+    engine_shape: EngineShape,
     workload: str = "sleep",
     ordering: str = "key",
     keys: int = 100,
@@ -31,15 +31,15 @@ def bound(
     gil_free: bool = True,
 ) -> tuple[int, float]:
     b = compute_bound(
-        mode_shape,
-        workload=workload,
+        engine_shape,
         ordering=ordering,
         num_keys=keys,
         num_partitions=partitions,
         num_messages=2000,
         service_time_s=service,
+        cpu_bound=workload == "cpu",
         cores=cores,
-        kernel_releases_gil=gil_free,
+        releases_gil=gil_free,
     )
     return b.parallelism, b.bound_tps
 
@@ -55,7 +55,7 @@ def test_usable_concurrency_by_ordering() -> None:
         usable_concurrency("nope", num_keys=1, num_partitions=1, num_messages=1)
 
 
-def test_sleep_bounds_per_mode() -> None:
+def test_sleep_bounds_per_engine() -> None:
     assert bound(shape("baseline")) == (1, pytest.approx(200))
     assert bound(shape("async")) == (100, pytest.approx(20_000))  # keys limit
     assert bound(shape("async"), ordering="partition") == (4, pytest.approx(800))

@@ -89,6 +89,14 @@ def test_every_documented_option_is_accepted() -> None:
     assert opts.json_output == Path("out.json")
     assert opts.profile_top_n == 0 and opts.profile_process_workers
     assert opts.to_dict()["profile_dir"] == "profiles"
+    # the results format records one flag per mode, as the command line spells it
+    flags = {k: v for k, v in opts.to_dict().items() if k.startswith("skip_")}
+    assert flags == {
+        "skip_baseline": True,
+        "skip_async": True,
+        "skip_process": False,
+        "skip_reset": True,
+    }
 
 
 @pytest.mark.parametrize(

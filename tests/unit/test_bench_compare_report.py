@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from test_bench_samples import sample_result
 
-from bench import compare, report
 from bench.__main__ import main as bench_main
-from bench.results import write_results
+from bench.output import compare, report
+from bench.output.results import write_results
 
 
 def _files(tmp_path: Path) -> tuple[Path, Path]:

@@ -1,137 +1,131 @@
-"""The loopback delay server and the io workload clients (sync and async)."""
+"""The loopback delay server and the io workload's clients (sync and async).
+
+The server's wait is replaced by a gate that records each requested delay and holds every wait
+until a whole group of them is pending at once: a server or client that handled requests one at
+a time would never fill the group (the gate's limit then fails the test). No wall-clock asserts.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 import threading
-import time
 
-import pytest
-
-from bench import workloads
-from bench.io_server import REQUEST_SIZE, DelayServer, encode_request
+from bench.workloads import io
+from bench.workloads.io_server import REQUEST_SIZE, DelayServer, DelayServerProcess, encode_request
 from pyrallel_consumer.record import Record
+
+GATE_LIMIT_S = 30.0  # a failure guard only: a healthy gate opens as soon as its group is in
+
+
+class GatedWait:
+    """Stands in for asyncio.sleep in the server's event loop (its only user)."""
+
+    def __init__(self, group: int = 1) -> None:
+        self.group = group
+        self.delays: list[float] = []
+        self.peak = 0
+        self._pending = 0
+        self._open: asyncio.Event | None = None
+
+    async def __call__(self, seconds: float) -> None:
+        if self._open is None:
+            self._open = asyncio.Event()
+        self.delays.append(seconds)
+        self._pending += 1
+        self.peak = max(self.peak, self._pending)
+        if self._pending == self.group:
+            self._open.set()
+        await asyncio.wait_for(self._open.wait(), GATE_LIMIT_S)
+        self._pending -= 1
+        if self._pending == 0:
+            self._open.clear()  # the next group waits for its own members
 
 
 def _record(offset: int = 7) -> Record:
     return Record("t", 0, offset, b"k", b"v")
 
 
-def test_round_trip_really_waits() -> None:
-    with DelayServer() as server:
-        host, port = server.address
-        with socket.create_connection((host, port)) as sock:
-            request = encode_request(30_000, 42)
-            start = time.monotonic()
-            sock.sendall(request)
-            reply = b""
-            while len(reply) < REQUEST_SIZE:
-                reply += sock.recv(REQUEST_SIZE)
-            elapsed = time.monotonic() - start
-    assert reply == request
-    assert elapsed >= 0.029
+def _round_trip(address: tuple[str, int], request: bytes) -> bytes:
+    with socket.create_connection(address) as sock:
+        sock.sendall(request)
+        reply = b""
+        while len(reply) < REQUEST_SIZE:
+            reply += sock.recv(REQUEST_SIZE)
+    return reply
+
+
+def test_reply_comes_after_the_requested_wait() -> None:
+    wait = GatedWait()
+    with DelayServer(wait=wait) as server:
+        request = encode_request(30_000, 42)
+        assert _round_trip(server.address, request) == request
+        assert _round_trip(server.address, encode_request(0, 1)) == encode_request(0, 1)
+        assert server.requests_served == 2
+    assert wait.delays == [0.03]  # a zero delay answers at once
 
 
 def test_sync_client_reuses_its_connection_per_thread() -> None:
-    with DelayServer() as server:
+    wait = GatedWait()
+    with DelayServer(wait=wait) as server:
         host, port = server.address
-        start = time.monotonic()
         for offset in range(5):
-            workloads.io_sync(host, port, 10_000, _record(offset))
-        assert time.monotonic() - start >= 0.049
+            io.io_sync(host, port, 10_000, _record(offset))
         assert server.requests_served == 5
-        assert len([k for k in workloads._sync_connections.by_address if k[2] == port]) == 1
+        assert len([k for k in io._sync_connections.by_address if k[2] == port]) == 1
+    assert wait.delays == [0.01] * 5
 
 
 def test_many_concurrent_sync_clients_wait_in_parallel() -> None:
-    with DelayServer() as server:
+    wait = GatedWait(group=50)
+    errors: list[BaseException] = []
+
+    def client(offset: int) -> None:
+        try:
+            io.io_sync(host, port, 100_000, _record(offset))
+        except BaseException as exc:
+            errors.append(exc)
+
+    with DelayServer(wait=wait) as server:
         host, port = server.address
-        threads = [
-            threading.Thread(target=workloads.io_sync, args=(host, port, 100_000, _record(i)))
-            for i in range(50)
-        ]
-        start = time.monotonic()
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(50)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        elapsed = time.monotonic() - start
-    # 50 waits of 100 ms overlap: far less than the 5 s they would take one after another
-    assert 0.099 <= elapsed < 2.0
-    assert server.requests_served == 50
+        assert not errors
+        assert server.requests_served == 50
+    assert wait.peak == 50  # all 50 waits were pending at once
 
 
 def test_async_client_pools_connections() -> None:
-    with DelayServer() as server:
+    wait = GatedWait(group=200)
+    with DelayServer(wait=wait) as server:
         host, port = server.address
 
-        async def burst() -> float:
-            start = time.monotonic()
-            await asyncio.gather(
-                *(workloads.io_async(host, port, 50_000, _record(i)) for i in range(200))
-            )
-            return time.monotonic() - start
+        async def burst() -> None:
+            await asyncio.gather(*(io.io_async(host, port, 50_000, _record(i)) for i in range(200)))
 
-        async def main() -> tuple[float, float, int]:
-            first = await burst()
-            pool = workloads._async_pool(host, port)
+        async def main() -> tuple[int, int]:
+            await burst()
+            pool = io._async_pool(host, port)
             size = len(pool.idle)
-            second = await burst()
-            assert len(pool.idle) == size  # the second burst reused the pooled connections
-            return first, second, size
+            await burst()
+            return size, len(pool.idle)
 
-        first, second, size = asyncio.run(main())
-        workloads.close_async_connections()
-    assert size == 200
-    assert 0.049 <= second < 2.0 and first >= 0.049
-    assert server.requests_served == 400
-
-
-def test_handlers_by_mode() -> None:
-    import inspect
-
-    kwargs = dict(sleep_ms=1, cpu_iterations=10, io_sleep_ms=1, io_address=("127.0.0.1", 1))
-    assert inspect.iscoroutinefunction(workloads.make_handler("sleep", "async", **kwargs))
-    assert inspect.iscoroutinefunction(workloads.make_handler("io", "async", **kwargs))
-    assert not inspect.iscoroutinefunction(workloads.make_handler("cpu", "async", **kwargs))
-    for mode in ("baseline", "process"):
-        for workload in ("sleep", "cpu", "io"):
-            handler = workloads.make_handler(workload, mode, **kwargs)
-            assert not inspect.iscoroutinefunction(handler)
-    with pytest.raises(ValueError, match="io workload"):
-        workloads.make_handler(
-            "io", "async", sleep_ms=1, cpu_iterations=1, io_sleep_ms=1, io_address=None
-        )
-
-
-def test_handlers_pickle_for_the_process_engine() -> None:
-    import pickle
-
-    handler = workloads.make_handler(
-        "io", "process", sleep_ms=1, cpu_iterations=10, io_sleep_ms=1, io_address=("127.0.0.1", 5)
-    )
-    assert pickle.loads(pickle.dumps(handler)).args == ("127.0.0.1", 5, 1000)
-
-
-def test_cpu_handler_and_service_time() -> None:
-    workloads.cpu_sync(100, _record())
-    seconds = workloads.measure_cpu_service_time(100, rounds=2, round_seconds=0.01)
-    assert 0 < seconds < 0.1
-    assert workloads.service_time_s("sleep", sleep_ms=5, io_sleep_ms=1, cpu_service_s=None) == 0.005
-    assert workloads.make_value(12)[:13] == b"000000000012:"
-    assert len(workloads.make_value(1)) == workloads.PAYLOAD_SIZE
+        first_size, second_size = asyncio.run(main())
+        io.close_async_connections()
+        assert server.requests_served == 400
+    assert first_size == 200  # one connection per concurrent request
+    assert second_size == first_size  # the second burst reused them
+    assert wait.peak == 200
 
 
 def test_server_process_round_trip_and_clean_stop() -> None:
-    from bench.io_server import DelayServerProcess
-
     server = DelayServerProcess().start()
     try:
         host, port = server.address
-        start = time.monotonic()
-        workloads.io_sync(host, port, 20_000, _record())
-        assert time.monotonic() - start >= 0.019
+        io.io_sync(host, port, 1_000, _record())
     finally:
         process = server._process
         server.stop()

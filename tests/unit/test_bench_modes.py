@@ -1,4 +1,5 @@
-"""Turning collected completions into a run result (no broker: the consumer is not started)."""
+"""One mode's run without a broker: names, consumer settings, and turning collected completions
+into a result (the consumer is not started)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import math
 
 import pytest
 
-from bench import modes
 from bench.cli import parse_args
-from bench.progress import Progress
+from bench.output.progress import Progress
+from bench.run import context, mode, summary
+from bench.run.collector import Collector
+from bench.workloads import WORKLOADS, Workload, WorkloadSettings
+from bench.workloads.cpu import CpuWorkload
 
 
 class FakeCompletion:
@@ -19,21 +23,32 @@ class FakeCompletion:
         self.received_at, self.completed_at, self.ok = received, done, ok
 
 
-def _context(*argv: str) -> modes.RunContext:
+class MeasuredCpu(CpuWorkload):
+    """The cpu workload with a known service time instead of a measured one."""
+
+    def set_up(self) -> None:
+        self._service_s = 0.001
+
+
+def _context(*argv: str) -> context.RunContext:
     opts = parse_args(["--num-messages", "4", "--num-keys", "2", *argv])
-    return modes.RunContext(
+    settings = WorkloadSettings(sleep_ms=opts.worker_sleep_ms)
+    workloads: dict[str, Workload] = {
+        name: cls(settings) for name, cls in WORKLOADS.items() if name != "cpu"
+    }
+    workloads["cpu"] = cpu = MeasuredCpu(settings)
+    cpu.set_up()
+    return context.RunContext(
         options=opts,
         bootstrap_servers="127.0.0.1:1",
         broker_kind="tansu",
-        io_address=None,
-        cpu_service_s=0.001,
+        workloads=workloads,
         cores=2,
-        kernel_releases_gil=True,
     )
 
 
-def _collector(completions: list[FakeCompletion]) -> modes._Collector:
-    collector = modes._Collector(Progress(len(completions), "t", enabled=False))
+def _collector(completions: list[FakeCompletion]) -> Collector:
+    collector = Collector(Progress(len(completions), "t", enabled=False))
     collector.on_assign([])  # an empty assignment is not the join
     assert collector.first_assign_at is None
     collector.on_assign([("t", 0)])
@@ -44,11 +59,11 @@ def _collector(completions: list[FakeCompletion]) -> modes._Collector:
 
 def test_names_carry_the_workload_suffix_and_run_id() -> None:
     ctx = _context("--workload", "all")
-    spec = modes.run_names(ctx.options, "async", "io", "abc")
+    spec = context.run_names(ctx.options, "async", "io", "abc")
     assert spec.topic == "pyrallel-benchmark-async-io"
     assert spec.group_id == "pyrallel-benchmark-async-io-group-abc"
     assert spec.profile_stem == "pyrallel-async-io"
-    plain = modes.run_names(_context("--skip-reset").options, "process", "sleep", "abc")
+    plain = context.run_names(_context("--skip-reset").options, "process", "sleep", "abc")
     assert (plain.topic, plain.group_id) == (
         "pyrallel-benchmark-process",
         "pyrallel-benchmark-process-group",
@@ -57,31 +72,44 @@ def test_names_carry_the_workload_suffix_and_run_id() -> None:
 
 def test_tansu_gets_a_short_session_and_user_settings_win() -> None:
     ctx = _context("--kafka-config", "fetch.wait.max.ms=5")
-    config = modes.kafka_config(ctx, "g")
-    assert config["session.timeout.ms"] == modes.TANSU_SESSION_TIMEOUT_MS
+    config = context.kafka_config(ctx, "g")
+    assert config["session.timeout.ms"] == context.TANSU_SESSION_TIMEOUT_MS
     assert config["fetch.wait.max.ms"] == "5"
     assert config["auto.offset.reset"] == "earliest"
 
 
+def test_engine_options_take_the_workloads_preferences_then_the_users() -> None:
+    ctx = _context()
+    cpu = context.run_names(ctx.options, "async", "cpu", "x")
+    assert mode.engine_options(cpu, ctx) == {
+        "max_in_flight": 1000,
+        "drain_timeout_s": mode.DRAIN_TIMEOUT_S,
+        "concurrency": 4,  # 2 x cores
+        "worker_concurrency": 2,
+    }
+    ctx = _context("--worker-concurrency", "8", "--workers", "3")
+    sleep = context.run_names(ctx.options, "process", "sleep", "x")
+    options = mode.engine_options(sleep, ctx)
+    assert (options["workers"], options["worker_concurrency"]) == (3, 8)
+    assert "concurrency" not in options  # unset: the library's default
+
+
 def test_summary_of_a_complete_run() -> None:
     ctx = _context()
-    spec = modes.run_names(ctx.options, "process", "sleep", "x")
+    spec = context.run_names(ctx.options, "process", "sleep", "x")
     collector = _collector(
         [FakeCompletion(0, i, b"k%d" % (i % 2), 10.0, 10.0 + 0.01 * (i + 1)) for i in range(4)]
     )
-    stats = {"engine_info": {"workers": 3, "worker_concurrency": 1}}
-    result = modes.summarize(
-        spec,
-        ctx,
-        collector,
-        4,
-        stats,
-        wall=1.0,
+    assert collector.first_assign_at is not None
+    outcome = summary.RunOutcome(
         started=collector.first_assign_at - 0.5,
-        profile_files=[],
-        error=None,
+        engine_options={},
+        wall_s=1.0,
+        engine_stats={"engine_info": {"workers": 3, "worker_concurrency": 1}},
     )
+    result = summary.summarize(spec, ctx, collector, 4, outcome)
     assert result.complete and result.error is None
+    assert result.run_type == "process"
     assert result.messages_processed == 4 and result.missing == 0
     assert result.total_time_sec == pytest.approx(0.04)
     assert result.throughput_tps == pytest.approx(100)
@@ -92,36 +120,38 @@ def test_summary_of_a_complete_run() -> None:
     assert result.efficiency == pytest.approx(0.25)
 
 
+def test_cpu_bound_counts_the_cores_the_engine_can_use() -> None:
+    ctx = _context()
+    spec = context.run_names(ctx.options, "baseline", "cpu", "x")
+    collector = _collector([FakeCompletion(0, 0, b"k", 1.0, 1.001)])
+    outcome = summary.RunOutcome(started=0.0, engine_options={}, wall_s=1.0)
+    result = summary.summarize(spec, ctx, collector, 1, outcome)
+    assert result.service_time_ms == pytest.approx(1.0)
+    assert result.bound_parallelism == 1 and result.bound_tps == pytest.approx(1000)
+
+
 def test_summary_of_a_timed_out_run() -> None:
     ctx = _context("--timeout-sec", "1")
-    spec = modes.run_names(ctx.options, "async", "cpu", "x")
+    spec = context.run_names(ctx.options, "async", "cpu", "x")
     collector = _collector([FakeCompletion(0, 0, b"k", 1.0, 1.5)])
-    result = modes.summarize(
-        spec, ctx, collector, 4, {}, wall=2.0, started=0.0, profile_files=[], error=None
-    )
+    late = summary.RunOutcome(started=0.0, engine_options={}, wall_s=2.0)
+    result = summary.summarize(spec, ctx, collector, 4, late)
     assert not result.complete and not result.interrupted
     assert result.missing == 3
     assert "1 of 4" in (result.error or "") and "--timeout-sec" in (result.error or "")
-    early = modes.summarize(
-        spec, ctx, collector, 4, {}, wall=0.2, started=0.0, profile_files=[], error=None
-    )
-    assert early.interrupted
+    early = summary.RunOutcome(started=0.0, engine_options={}, wall_s=0.2)
+    assert summary.summarize(spec, ctx, collector, 4, early).interrupted
 
 
 def test_summary_of_a_failed_run_has_no_numbers() -> None:
     ctx = _context()
-    spec = modes.run_names(ctx.options, "async", "sleep", "x")
-    collector = modes._Collector(Progress(1, "t", enabled=False))
-    result = modes.summarize(
-        spec,
-        ctx,
-        collector,
-        4,
-        {},
-        wall=0.1,
-        started=0.0,
-        profile_files=[],
-        error="ValueError: boom",
+    spec = context.run_names(ctx.options, "async", "sleep", "x")
+    collector = Collector(Progress(1, "t", enabled=False))
+    outcome = summary.RunOutcome(
+        started=0.0, engine_options={}, wall_s=0.1, error="ValueError: boom"
     )
+    result = summary.summarize(spec, ctx, collector, 4, outcome)
     assert not result.complete and result.error == "ValueError: boom"
     assert math.isnan(result.throughput_tps) and math.isnan(result.join_time_sec)
+    never = summary.failed_result(spec, ctx.options, "setup failed: x")
+    assert never.missing == 4 and not never.complete and never.run_type == "async"

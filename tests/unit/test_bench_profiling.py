@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import profiling
+from bench.measure import profiling
 
 
 def _busy() -> None:
@@ -22,7 +22,7 @@ def test_profiled_writes_pstat_and_prints_top_n(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = profiling.ProfileSettings(directory=tmp_path, top_n=5, greenlets=True)
-    path = profiling.profile_path(tmp_path, "async", "io")
+    path = profiling.profile_path(tmp_path, "pyrallel-async-io")
     assert path.name == "pyrallel-async-io.prof"
     with profiling.profiled(settings, path, "async/io"):
         _busy()

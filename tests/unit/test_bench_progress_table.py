@@ -7,8 +7,8 @@ import math
 import pytest
 from test_bench_samples import sample_result
 
-from bench.progress import Progress
-from bench.table import fmt_number, render, results_table
+from bench.output.progress import Progress
+from bench.output.table import fmt_number, render, results_table
 
 
 def test_progress_counts_in_batches(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,12 +10,8 @@ import orjson
 import pytest
 from test_bench_samples import sample_result
 
-from bench.results import (
-    default_output_path,
-    environment_metadata,
-    load_results,
-    write_results,
-)
+from bench.output.environment import environment_metadata
+from bench.output.results import default_output_path, load_results, write_results
 
 REQUIRED_FIELDS = (
     "run_type",

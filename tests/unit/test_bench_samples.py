@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.results import RunResult
+from bench.output.results import RunResult
 
 
 def sample_result(**overrides: Any) -> RunResult:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench.stats import (
+from bench.measure.stats import (
     CompletionSample,
     check_correctness,
     ordering_violations,

@@ -20,19 +20,20 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from bench import broker as broker_module
 from bench.broker import (
     HOST,
     BrokerError,
-    build_parser,
     ensure_kafka_jars,
-    kafka_server_properties,
+    kafka_jar_dir,
     kafka_version,
-    new_cluster_id,
-    parse_java_major,
     resolve_default_kind,
     start_broker,
 )
+from bench.broker import java as java_runtime
+from bench.broker.cli import build_parser
+from bench.broker.jars import POM_PATH
+from bench.broker.kafka import kafka_server_properties, new_cluster_id
+from bench.broker.supervise import LIVE_HANDLES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = re.compile(r"^bootstrap\.servers=127\.0\.0\.1:(\d+)\n$")
@@ -51,12 +52,12 @@ READY_LINE = re.compile(r"^bootstrap\.servers=127\.0\.0\.1:(\d+)\n$")
     ],
 )
 def test_parse_java_major(output: str, major: int) -> None:
-    assert parse_java_major(output) == major
+    assert java_runtime.parse_java_major(output) == major
 
 
 def test_parse_java_major_rejects_garbage() -> None:
     with pytest.raises(BrokerError, match="cannot read the Java version"):
-        parse_java_major("command not found")
+        java_runtime.parse_java_major("command not found")
 
 
 def test_cluster_id_is_kafka_uuid_format() -> None:
@@ -81,7 +82,8 @@ def test_server_properties_describe_one_loopback_node(tmp_path: Path) -> None:
 
 
 def test_kafka_version_comes_from_the_pom() -> None:
-    pom = (REPO_ROOT / "bench" / "pom.xml").read_text()
+    assert POM_PATH == REPO_ROOT / "bench" / "broker" / "pom.xml"
+    pom = POM_PATH.read_text()
     assert f"<kafka.version>{kafka_version()}</kafka.version>" in pom
     assert kafka_version().startswith("4.")
 
@@ -97,9 +99,9 @@ def test_parser_defaults() -> None:
 def test_class_data_archive_is_published_only_after_a_clean_exit(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, returncode: int, published: bool
 ) -> None:
-    monkeypatch.setattr(broker_module, "_java_version_output", lambda java: "java 17")
+    monkeypatch.setattr(java_runtime, "java_version_output", lambda java: "java 17")
     libs = tmp_path / "libs"
-    flags, on_exit = broker_module._cds_flags("/opt/java", libs, "broker")
+    flags, on_exit = java_runtime.cds_flags("/opt/java", libs, "broker")
     staging = Path(flags[0].split("=", 1)[1])
     assert flags[0].startswith("-XX:ArchiveClassesAtExit=") and staging.parent == tmp_path
     staging.write_bytes(b"archive")  # what the JVM writes at exit
@@ -108,15 +110,15 @@ def test_class_data_archive_is_published_only_after_a_clean_exit(
     assert len(archives) == (1 if published else 0)
     assert not staging.exists()
     if published:
-        flags, _ = broker_module._cds_flags("/opt/java", libs, "broker")
+        flags, _ = java_runtime.cds_flags("/opt/java", libs, "broker")
         assert flags[0] == f"-XX:SharedArchiveFile={archives[0]}"
 
 
 def test_class_data_archive_can_be_turned_off(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv(broker_module.CDS_ENV, "0")
-    flags, _ = broker_module._cds_flags("/opt/java", tmp_path / "libs", "broker")
+    monkeypatch.setenv(java_runtime.CDS_ENV, "0")
+    flags, _ = java_runtime.cds_flags("/opt/java", tmp_path / "libs", "broker")
     assert flags == []
 
 
@@ -128,13 +130,13 @@ def _no_java() -> str:
 
 
 def test_default_kind_is_tansu_without_java(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(broker_module, "_find_java", _no_java)
+    monkeypatch.setattr(java_runtime, "find_java", _no_java)
     assert resolve_default_kind() == "tansu"
 
 
 def test_default_kind_is_kafka_with_java_and_maven(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(broker_module, "_find_java", lambda: "/opt/java")
-    monkeypatch.setattr(broker_module.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(java_runtime, "find_java", lambda: "/opt/java")
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
     assert resolve_default_kind() == "kafka"
 
 
@@ -142,10 +144,10 @@ def test_default_kind_without_maven_depends_on_the_jar_cache(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("PYRALLEL_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(broker_module, "_find_java", lambda: "/opt/java")
-    monkeypatch.setattr(broker_module.shutil, "which", lambda name: None)
+    monkeypatch.setattr(java_runtime, "find_java", lambda: "/opt/java")
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     assert resolve_default_kind() == "tansu"
-    jar_dir = broker_module.kafka_jar_dir()
+    jar_dir = kafka_jar_dir()
     (jar_dir / "libs").mkdir(parents=True)
     (jar_dir / ".complete").write_text("done")
     assert resolve_default_kind() == "kafka"
@@ -155,7 +157,7 @@ def test_missing_maven_error_says_what_to_do(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("PYRALLEL_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(broker_module.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(BrokerError, match=r"Maven \(mvn\) is not installed.*--kind tansu"):
         ensure_kafka_jars()
 
@@ -179,11 +181,11 @@ def test_failed_jar_download_error_shows_maven_output(
 
 
 def test_java_too_old_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(broker_module, "_java_major", lambda java: 11)
+    monkeypatch.setattr(java_runtime, "java_major", lambda java: 11)
     monkeypatch.setenv("JAVA_HOME", "/nonexistent")
-    monkeypatch.setattr(broker_module.shutil, "which", lambda name: "/usr/bin/java")
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/java")
     with pytest.raises(BrokerError, match=r"needs Java 17\+.*Java 11.*--kind tansu"):
-        broker_module._find_java()
+        java_runtime.find_java()
 
 
 def test_port_taken_error() -> None:
@@ -318,12 +320,12 @@ def test_kafka_data_dir_survives_restart(tmp_path: Path) -> None:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_not_ready_in_time_names_the_log_and_leaves_no_process() -> None:
-    live_before = set(broker_module._LIVE_HANDLES)  # the session brokers, if started
+    live_before = set(LIVE_HANDLES)  # the session brokers, if started
     with pytest.raises(BrokerError, match=r"did not answer .* within .*log: (\S+)") as info:
         start_broker("kafka", ready_timeout=0.01)
     log_path = Path(re.search(r"log: (\S+)", str(info.value)).group(1))  # type: ignore[union-attr]
     assert log_path.is_file()
-    assert live_before == broker_module._LIVE_HANDLES, "the failed broker is still registered"
+    assert live_before == LIVE_HANDLES, "the failed broker is still registered"
     assert not (log_path.parent / "data").exists()
     shutil.rmtree(log_path.parent)
 

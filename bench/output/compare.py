@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.results import load_results
-from bench.table import fmt_number, render
+from bench.output.results import load_results
+from bench.output.table import fmt_number, render
 
 METRICS: tuple[tuple[str, str], ...] = (
     ("throughput_tps", "TPS"),

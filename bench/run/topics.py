@@ -12,7 +12,7 @@ from collections.abc import Callable
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from bench.workloads import make_key, make_value
+from bench.workloads.payload import make_key, make_value
 
 
 class BenchSetupError(RuntimeError):

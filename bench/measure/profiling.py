@@ -34,10 +34,9 @@ class ProfileSettings:
     greenlets: bool = False
 
 
-def profile_path(directory: Path, mode: str, workload: str | None) -> Path:
-    """pyrallel-<mode>.prof, or pyrallel-<mode>-<workload>.prof when several workloads run."""
-    suffix = f"-{workload}" if workload else ""
-    return directory / f"pyrallel-{mode}{suffix}.prof"
+def profile_path(directory: Path, stem: str) -> Path:
+    """<directory>/<stem>.prof; the stem is pyrallel-<mode>[-<workload>] (bench/run/context.py)."""
+    return directory / f"{stem}.prof"
 
 
 def _asyncio_task_tag() -> int:

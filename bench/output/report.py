@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.results import load_results
-from bench.table import fmt_number
+from bench.output.results import load_results
+from bench.output.table import fmt_number
+from bench.workloads import WORKLOAD_NAMES
 from pyrallel_consumer.engines.registry import ENGINE_NAMES
 
 CHARTS: tuple[tuple[str, str, str], ...] = (
@@ -23,8 +24,10 @@ CHARTS: tuple[tuple[str, str, str], ...] = (
     ("throughput.png", "throughput_tps", "throughput (records/s)"),
     ("p99_latency.png", "p99_processing_ms", "p99 processing time (ms)"),
 )
+# Bars and groups in registry order; names a file holds that no registry knows (an older or
+# newer bench) go last.
 MODE_ORDER = ENGINE_NAMES
-WORKLOAD_ORDER = ("sleep", "cpu", "io")
+WORKLOAD_ORDER = WORKLOAD_NAMES
 
 
 def _series(docs: list[tuple[str, dict[str, Any]]]) -> tuple[list[str], list[tuple[str, str]]]:

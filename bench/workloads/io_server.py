@@ -3,8 +3,8 @@
 Wire format (fixed size, so neither side needs framing logic): the client sends 8 bytes, a
 big-endian unsigned 32-bit delay in microseconds followed by a 32-bit token; the server answers
 with the same 8 bytes after the delay. Each connection carries one request at a time, so a
-client that wants N concurrent waits holds N connections (the clients in bench/workloads.py pool
-them per thread or per asyncio task).
+client that wants N concurrent waits holds N connections (the clients in bench/workloads/io.py
+pool them per thread or per asyncio task).
 
 The server is one event loop (uvloop when installed), so it handles thousands of concurrent
 connections with one thread; a thread per connection would make the server itself the bottleneck
@@ -12,8 +12,8 @@ of the workload it is meant to measure. The bench runs it in a child process
 (`DelayServerProcess`): in a thread of the bench process it would compete for the GIL with the
 consumer being measured. `DelayServer` (a thread) is for tests and embedding.
 
-Command line: `python -m bench.io_server [--host H] [--port N]` prints `port=N` once listening
-and serves until stdin closes or SIGTERM.
+Command line: `python -m bench.workloads.io_server [--host H] [--port N]` prints `port=N` once
+listening and serves until stdin closes or SIGTERM.
 """
 
 from __future__ import annotations
@@ -21,18 +21,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import socket
 import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from types import TracebackType
 
 REQUEST = struct.Struct("!II")  # delay_us, token
 REQUEST_SIZE = REQUEST.size
 _BACKLOG = 4096
+_BENCH_PARENT = Path(__file__).resolve().parents[2]
 
 
 def encode_request(delay_us: int, token: int = 0) -> bytes:
@@ -44,12 +45,20 @@ class DelayServer:
     """A TCP server on 127.0.0.1 that answers each request after the delay it names.
 
     Owned by the thread that calls start()/stop(); the event loop and every connection live in
-    the server's own daemon thread.
+    the server's own daemon thread. `wait(seconds)` is how a request waits (asyncio.sleep; tests
+    pass their own to observe the waits instead of timing them).
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        wait: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
         self._host = host
         self._port = port
+        self._wait = wait
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -126,7 +135,7 @@ class DelayServer:
                 request = await reader.readexactly(REQUEST_SIZE)
                 delay_us, _token = REQUEST.unpack(request)
                 if delay_us:
-                    await asyncio.sleep(delay_us / 1_000_000)
+                    await self._wait(delay_us / 1_000_000)
                 self.requests_served += 1  # before the reply: a client may look right after
                 writer.write(request)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
@@ -136,7 +145,8 @@ class DelayServer:
 
 
 class DelayServerProcess:
-    """The delay server in a child process (`python -m bench.io_server`), owned by the caller."""
+    """The delay server in a child process (`python -m bench.workloads.io_server`), owned by the
+    caller."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         self._host = host
@@ -151,11 +161,11 @@ class DelayServerProcess:
 
     def start(self, timeout: float = 15.0) -> DelayServerProcess:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "bench.io_server", "--host", self._host],
+            [sys.executable, "-m", "bench.workloads.io_server", "--host", self._host],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+            cwd=_BENCH_PARENT,  # `bench` importable even when it is not installed
         )
         assert self._process.stdout is not None
         ready = threading.Event()
@@ -207,7 +217,8 @@ def _install_uvloop() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bench.io_server", description="Loopback delay server of the io workload."
+        prog="python -m bench.workloads.io_server",
+        description="Loopback delay server of the io workload.",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)

@@ -21,9 +21,9 @@ from pyrallel_consumer.engines.registry import Capacity, engine_spec
 
 @dataclass(frozen=True)
 class EngineShape:
-    """How much work a mode can run at once (resolved defaults, not None)."""
+    """How much work an engine can run at once (resolved defaults, not None)."""
 
-    mode: str
+    engine: str
     max_in_flight: int
     concurrency: int  # async: concurrent handler calls / thread-pool size
     workers: int  # process: worker processes
@@ -33,7 +33,12 @@ class EngineShape:
         return Capacity(self.max_in_flight, self.concurrency, self.workers, self.worker_concurrency)
 
     def slots(self) -> int:
-        return engine_spec(self.mode).slots(self.capacity())
+        """Records the engine can handle at once."""
+        return engine_spec(self.engine).slots(self.capacity())
+
+    def cpu_cores(self, cores: int, releases_gil: bool) -> int:
+        """Cores that can execute CPU-bound handler code at once with this engine."""
+        return engine_spec(self.engine).cpu_cores(self.capacity(), cores, releases_gil)
 
 
 def usable_concurrency(
@@ -51,11 +56,6 @@ def usable_concurrency(
     return max(1, min(limit, num_messages))
 
 
-def cpu_parallelism(shape: EngineShape, cores: int, kernel_releases_gil: bool) -> int:
-    """Cores that can execute the CPU kernel at once in this mode."""
-    return engine_spec(shape.mode).cpu_cores(shape.capacity(), cores, kernel_releases_gil)
-
-
 @dataclass(frozen=True)
 class Bound:
     parallelism: int
@@ -66,17 +66,22 @@ class Bound:
 def compute_bound(
     shape: EngineShape,
     *,
-    workload: str,
     ordering: str,
     num_keys: int,
     num_partitions: int,
     num_messages: int,
     service_time_s: float,
-    cores: int,
-    kernel_releases_gil: bool,
+    cpu_bound: bool = False,
+    cores: int = 1,
+    releases_gil: bool = False,
 ) -> Bound:
-    """The bound of one run; `ordering` is what the mode really guarantees (baseline processes
-    one record at a time, which satisfies every ordering, and its slots are 1 anyway)."""
+    """The bound of one run; `ordering` is what the engine really guarantees (baseline processes
+    one record at a time, which satisfies every ordering, and its slots are 1 anyway).
+
+    `cpu_bound`: the work needs a core per record in progress (bench.workloads' Workload
+    .cpu_bound), so the `cores` the engine can run it on also limit the parallelism;
+    `releases_gil`: whether threads can run it on several cores at once.
+    """
     limits = [
         usable_concurrency(
             ordering, num_keys=num_keys, num_partitions=num_partitions, num_messages=num_messages
@@ -84,8 +89,8 @@ def compute_bound(
         shape.max_in_flight,
         shape.slots(),
     ]
-    if workload == "cpu":
-        limits.append(cpu_parallelism(shape, cores, kernel_releases_gil))
+    if cpu_bound:
+        limits.append(shape.cpu_cores(cores, releases_gil))
     parallelism = max(1, min(limits))
     bound_tps = parallelism / service_time_s if service_time_s > 0 else math.inf
     return Bound(parallelism, service_time_s, bound_tps)
