@@ -1,5 +1,5 @@
 """The `io` workload: each record makes a round trip to a loopback delay server
-(bench/workloads/io_server.py) that answers after `--worker-io-sleep-ms`.
+(bench/io_server.py) that answers after `--worker-io-sleep-ms`.
 
 Blocking sockets in baseline, process workers and the async engine's thread pool; asyncio
 streams on the engines that run coroutines. Connections are pooled per thread (sync) or per
@@ -16,8 +16,8 @@ import socket
 import threading
 from typing import Any
 
+from bench.io_server import REQUEST_SIZE, DelayServerProcess, encode_request
 from bench.workloads.base import Handler, Workload, WorkloadSettings, wants_coroutine
-from bench.workloads.io_server import REQUEST_SIZE, DelayServerProcess, encode_request
 
 
 class _SyncConnections(threading.local):

@@ -11,8 +11,8 @@ import asyncio
 import socket
 import threading
 
+from bench.io_server import REQUEST_SIZE, DelayServer, DelayServerProcess, encode_request
 from bench.workloads import io
-from bench.workloads.io_server import REQUEST_SIZE, DelayServer, DelayServerProcess, encode_request
 from pyrallel_consumer.record import Record
 
 GATE_LIMIT_S = 30.0  # a failure guard only: a healthy gate opens as soon as its group is in

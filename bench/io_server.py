@@ -12,7 +12,7 @@ of the workload it is meant to measure. The bench runs it in a child process
 (`DelayServerProcess`): in a thread of the bench process it would compete for the GIL with the
 consumer being measured. `DelayServer` (a thread) is for tests and embedding.
 
-Command line: `python -m bench.workloads.io_server [--host H] [--port N]` prints `port=N` once
+Command line: `python -m bench.io_server [--host H] [--port N]` prints `port=N` once
 listening and serves until stdin closes or SIGTERM.
 """
 
@@ -33,7 +33,7 @@ from types import TracebackType
 REQUEST = struct.Struct("!II")  # delay_us, token
 REQUEST_SIZE = REQUEST.size
 _BACKLOG = 4096
-_BENCH_PARENT = Path(__file__).resolve().parents[2]
+_BENCH_PARENT = Path(__file__).resolve().parents[1]
 
 
 def encode_request(delay_us: int, token: int = 0) -> bytes:
@@ -145,7 +145,7 @@ class DelayServer:
 
 
 class DelayServerProcess:
-    """The delay server in a child process (`python -m bench.workloads.io_server`), owned by the
+    """The delay server in a child process (`python -m bench.io_server`), owned by the
     caller."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
@@ -161,7 +161,7 @@ class DelayServerProcess:
 
     def start(self, timeout: float = 15.0) -> DelayServerProcess:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "bench.workloads.io_server", "--host", self._host],
+            [sys.executable, "-m", "bench.io_server", "--host", self._host],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -217,7 +217,7 @@ def _install_uvloop() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bench.workloads.io_server",
+        prog="python -m bench.io_server",
         description="Loopback delay server of the io workload.",
     )
     parser.add_argument("--host", default="127.0.0.1")
