@@ -7,5 +7,5 @@ profiler runner `python -m bench.profile_benchmark_yappi`. See bench/README.md.
 Layers point down: the scripts use `cli` (options) and `run/` (one mode on one workload);
 `run/` uses `cli`'s options, `workloads/`, `measure/` and `output/`; `output/` takes the
 workload order from `workloads/`; `workloads/`, `measure/` and `broker/` use only the library
-(and `cpu_kernel`). Nothing outside `bench` and the tests imports it.
+(and `cpu_kernel`, `io_server`). Nothing outside `bench` and the tests imports it.
 """
