@@ -48,7 +48,7 @@ def test_default_dependency_group_brings_the_bench_extra_and_the_documented_tool
         Requirement(spec).name: Requirement(spec) for spec in PYPROJECT["dependency-groups"]["dev"]
     }
     assert requirements["pyrallel-consumer"].extras == {"bench"}
-    for tool in ("snakeviz", "pytest", "setuptools", "cython"):
+    for tool in ("snakeviz", "pytest", "setuptools", "cython", "pip"):
         assert tool in requirements, f"{tool} missing from the dev group"
     assert "yappi>=1.6" in PYPROJECT["project"]["optional-dependencies"]["bench"]
 
