@@ -1,5 +1,6 @@
 # Pyrallel Consumer: every command runs from the repo's own virtualenv (.venv), which
-# `install` creates on first use. `make test` and `make bench` work on a fresh clone.
+# `install` creates on first use, with uv when it is installed and venv + pip otherwise.
+# `make test` and `make bench` work on a fresh clone, and after `uv run` made the .venv.
 #
 #   make bench ARGS="--num-messages 100000"   benchmark on an embedded broker (or --bootstrap-servers)
 #   make test PYTEST_ARGS="-m 'not slow'"      tests (integration ones start real brokers)
