@@ -1,17 +1,22 @@
 # Pyrallel Consumer: every command runs from the repo's own virtualenv (.venv), which
-# `install` creates on first use. `make test` and `make bench` work on a fresh clone.
+# `install` creates on first use, with uv when it is installed and venv + pip otherwise.
+# `make test` and `make bench` work on a fresh clone, and after `uv run` made the .venv.
 #
 #   make bench ARGS="--num-messages 100000"   benchmark on an embedded broker (or --bootstrap-servers)
 #   make test PYTEST_ARGS="-m 'not slow'"      tests (integration ones start real brokers)
 #   make broker KIND=tansu                     a local broker in the foreground
 
 PYTHON ?= python3
-VENV := .venv
+# Another virtualenv (e.g. VENV=.venv-3.12 PYTHON=python3.12) keeps interpreters side by side.
+VENV ?= .venv
 PY := $(VENV)/bin/python
+# uv when it is on PATH (UV= forces pip, UV=/path/to/uv picks one); pip otherwise.
+UV ?= $(shell command -v uv 2>/dev/null)
 # Stamps make `install` incremental: reinstall only when the metadata or the native sources change.
 INSTALL_STAMP := $(VENV)/.pyrallel-installed
 EXT_STAMP := $(VENV)/.pyrallel-ext-built
 SETUP_PY := $(wildcard setup.py)
+UV_LOCK := $(wildcard uv.lock)
 EXT_SOURCES := $(wildcard ext/*.pyx ext/*.pxd)
 DOCKERFILES := $(wildcard images/*Dockerfile*)
 
@@ -24,12 +29,25 @@ BROKER_ARGS ?=
 
 install: $(INSTALL_STAMP) $(EXT_STAMP)
 
-$(INSTALL_STAMP): pyproject.toml $(SETUP_PY)
+# The editable install builds the Cython extensions in place (both routes), so it also stamps them.
+# uv: `uv sync` from uv.lock, into $(VENV), leaving packages it did not install (--inexact).
+# pip: a virtualenv made by uv has no pip (ensurepip adds it); --group needs pip 25.1+.
+# PYTHONWARNINGS hides setuptools' "Editable installation" notice, which pip 26 prints.
+$(INSTALL_STAMP): pyproject.toml $(SETUP_PY) $(UV_LOCK)
+ifneq ($(UV),)
+	@test -x $(PY) || $(UV) venv --quiet --python $(PYTHON) $(VENV)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --inexact
+else
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -e '.[bench,dev]'
-	@touch $@
+	@$(PY) -m pip --version >/dev/null 2>&1 || $(PY) -m ensurepip >/dev/null
+	@$(PY) -m pip install --disable-pip-version-check -q 'pip>=25.1'
+	PYTHONWARNINGS='ignore:Editable installation' \
+		$(PY) -m pip install --disable-pip-version-check -q -e '.[bench]' --group dev
+endif
+	@touch $@ $(EXT_STAMP)
 
-$(EXT_STAMP): $(INSTALL_STAMP) $(EXT_SOURCES)
+# Rebuilds the extensions after an edit of ext/ (the install above built them the first time).
+$(EXT_STAMP): $(EXT_SOURCES) | $(INSTALL_STAMP)
 	@$(MAKE) --no-print-directory build-ext
 	@touch $@
 

@@ -35,6 +35,8 @@ def _ext_modules() -> list[Extension]:
     ]
     return cythonize(
         extensions,
+        # No "Compiling ... because it depends on ..." / "Cythonizing" lines; errors still print.
+        quiet=True,
         compiler_directives={
             "language_level": 3,
             # Bounds checks stay on: they cost next to nothing on list and tuple indexing, and

@@ -1,0 +1,124 @@
+"""The packaging contract: supported Pythons, what uv and pip install, the docs' commands.
+
+- the metadata declares Python 3.11, 3.12 and 3.13;
+- uv's default dependency group brings the bench extra and the tools the docs name (snakeviz for
+  `uv run snakeviz <prof>`; setuptools and Cython for `make build-ext` on Python 3.12+);
+- `make install` runs uv when uv is on PATH and venv + pip otherwise (checked with `make -n` and
+  a PATH holding only the tools the Makefile calls, plus a stand-in `uv` or not);
+- the committed uv.lock matches pyproject.toml (`uv lock --check`, when uv is installed);
+- every command in a README code block runs as written after `make install`: none starts with
+  a bare `python`, which only works inside an activated virtualenv.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+
+REPO = Path(__file__).resolve().parents[2]
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+SUPPORTED = ("3.11", "3.12", "3.13")
+READMES = (REPO / "README.md", REPO / "bench" / "README.md", REPO / "images" / "README.md")
+# The Makefile's own calls while it parses and during `make -n install`.
+MAKE_TOOLS = ("make", "sh", "sed", "git")
+
+
+def test_metadata_declares_every_supported_python() -> None:
+    project = PYPROJECT["project"]
+    requires = SpecifierSet(project["requires-python"])
+    assert all(requires.contains(f"{version}.0") for version in SUPPORTED)
+    assert not requires.contains("3.10.0")
+    classifiers = set(project["classifiers"])
+    for version in SUPPORTED:
+        assert f"Programming Language :: Python :: {version}" in classifiers
+
+
+def test_default_dependency_group_brings_the_bench_extra_and_the_documented_tools() -> None:
+    default_groups = PYPROJECT["tool"]["uv"]["default-groups"]
+    assert default_groups == ["dev"]
+    requirements = {
+        Requirement(spec).name: Requirement(spec) for spec in PYPROJECT["dependency-groups"]["dev"]
+    }
+    assert requirements["pyrallel-consumer"].extras == {"bench"}
+    for tool in ("snakeviz", "pytest", "setuptools", "cython", "pip"):
+        assert tool in requirements, f"{tool} missing from the dev group"
+    assert "yappi>=1.6" in PYPROJECT["project"]["optional-dependencies"]["bench"]
+
+
+def _dry_run_install(tmp_path: Path, *, with_uv: bool) -> str:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in MAKE_TOOLS:
+        found = shutil.which(tool)
+        assert found, f"{tool} is needed to run the Makefile"
+        (bin_dir / tool).symlink_to(found)
+    if with_uv:  # never run under -n: it only has to be found
+        fake_uv = bin_dir / "uv"
+        fake_uv.write_text("#!/bin/sh\nexit 1\n")
+        fake_uv.chmod(0o755)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"UV", "MAKEFLAGS", "MAKELEVEL", "MFLAGS", "VENV", "PYTHON"}
+    }
+    env["PATH"] = str(bin_dir)
+    result = subprocess.run(
+        ["make", "-n", "install", f"VENV={tmp_path / 'venv'}", "PYTHON=python3"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        executable=str(bin_dir / "make"),
+    )
+    return result.stdout
+
+
+def test_make_install_uses_uv_when_it_is_on_path(tmp_path: Path) -> None:
+    commands = _dry_run_install(tmp_path, with_uv=True)
+    assert re.search(r"/uv venv .*--python python3", commands)
+    assert re.search(r"UV_PROJECT_ENVIRONMENT=\S+/venv \S+/uv sync", commands)
+    assert "pip install" not in commands
+
+
+def test_make_install_uses_venv_and_pip_without_uv(tmp_path: Path) -> None:
+    commands = _dry_run_install(tmp_path, with_uv=False)
+    assert "python3 -m venv" in commands
+    assert "-m ensurepip" in commands  # a virtualenv made by uv has no pip
+    assert "pip install --disable-pip-version-check -q -e '.[bench]' --group dev" in commands
+    assert "uv " not in commands
+
+
+def test_uv_lock_matches_pyproject() -> None:
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.skip("uv is not installed (.ci/run installs it)")
+    result = subprocess.run(
+        [uv, "lock", "--check"], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, f"uv.lock is stale, run `uv lock`:\n{result.stderr}"
+
+
+def _code_lines(markdown: str) -> list[str]:
+    """Lines of fenced code blocks and of 4-space indented blocks (commands in both)."""
+    lines, fenced = [], False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif fenced or line.startswith("    "):
+            lines.append(line.strip())
+    return lines
+
+
+@pytest.mark.parametrize("readme", READMES, ids=lambda path: str(path.relative_to(REPO)))
+def test_readme_commands_do_not_need_an_activated_virtualenv(readme: Path) -> None:
+    bare = [line for line in _code_lines(readme.read_text()) if re.match(r"python3?(\s|$)", line)]
+    assert bare == [], f"use .venv/bin/python or uv run python in {readme}: {bare}"
