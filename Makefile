@@ -13,7 +13,7 @@ INSTALL_STAMP := $(VENV)/.pyrallel-installed
 EXT_STAMP := $(VENV)/.pyrallel-ext-built
 SETUP_PY := $(wildcard setup.py)
 EXT_SOURCES := $(wildcard ext/*.pyx ext/*.pxd)
-DOCKERFILES := $(wildcard images/*Dockerfile*)
+DOCKERFILES := $(wildcard images/*Dockerfile* images/local/Dockerfile*)
 
 ARGS ?=
 PYTEST_ARGS ?=

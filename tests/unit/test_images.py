@@ -79,7 +79,8 @@ def exec_form(instructions: list[tuple[str, str]], keyword: str) -> list[str] | 
 
 
 def all_dockerfiles() -> list[Path]:
-    return sorted(IMAGES.glob("Dockerfile*"))
+    """The images' Dockerfiles and the local Kafka base's (images/local)."""
+    return sorted([*IMAGES.glob("Dockerfile*"), *IMAGES.glob("local/Dockerfile*")])
 
 
 def test_there_is_a_dockerfile_per_mode_plus_base_and_broker() -> None:
@@ -102,6 +103,7 @@ def run_entrypoint(
         f"#!{sys.executable}\nimport json, sys\nprint(json.dumps(sys.argv[1:]))\n"
     )
     fake_python.chmod(0o755)
+    (tmp_path / "results").mkdir(exist_ok=True)
     environment = {
         "PATH": f"{fake_bin}{os.pathsep}/usr/bin{os.pathsep}/bin",
         "PYRALLEL_RESULTS_DIR": str(tmp_path / "results"),
@@ -128,11 +130,12 @@ def test_mode_image_entrypoint_runs_exactly_that_mode(mode: str, tmp_path: Path)
     instructions = dockerfile_instructions(IMAGES / f"Dockerfile.{mode}")
     entrypoint = exec_form(instructions, "ENTRYPOINT")
     assert entrypoint == ["bench-entrypoint", mode]
+    # The base installs the script into its venv, whose bin/ is first on PATH.
     base = dockerfile_instructions(IMAGES / "Dockerfile.base")
-    copies = [rest for kw, rest in base if kw == "COPY"]
-    assert any(
-        rest.endswith("bench-entrypoint.sh /usr/local/bin/bench-entrypoint") for rest in copies
-    ), copies
+    runs = " ".join(rest for kw, rest in base if kw == "RUN")
+    assert "install -m 0755 /build/bench-entrypoint.sh /opt/pyrallel/bin/bench-entrypoint" in runs
+    env = " ".join(rest for kw, rest in base if kw == "ENV")
+    assert "PATH=/opt/pyrallel/bin:${PATH}" in env
 
     user_args = [*(exec_form(instructions, "CMD") or []), "--num-messages", "500"]
     command = exec_command(tmp_path, [*entrypoint[1:], *user_args])
@@ -203,7 +206,8 @@ def test_base_image_installs_offline_as_a_non_root_user() -> None:
     assert args["BASE_IMAGE"].startswith("python:3.11.") and "bookworm" in args["BASE_IMAGE"]
     assert args["VERSION"] == VERSION
     runs = " ".join(rest for kw, rest in instructions if kw == "RUN")
-    assert "--no-index" in runs and "--find-links /wheels" in runs and "--no-cache-dir" in runs
+    assert "--no-index" in runs and "--find-links /build/wheels" in runs
+    assert "--no-cache-dir" in runs
     user = [rest for kw, rest in instructions if kw == "USER"][-1]
     assert user.split(":")[0] not in ("root", "0")
     assert ("VOLUME", '["/results"]') in instructions
@@ -219,8 +223,10 @@ def test_broker_image_is_pinned_kafka_kraft_single_node_with_healthcheck() -> No
     assert settings["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
     assert settings["KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS"] == "0"
     assert "PLAINTEXT://broker:9092" in settings["KAFKA_ADVERTISED_LISTENERS"]
+    # The probe needs only the broker's own jars (kafka-configs.sh), so the local base has it.
     assert any(
-        kw == "HEALTHCHECK" and "kafka-broker-api-versions" in rest for kw, rest in instructions
+        kw == "HEALTHCHECK" and "/opt/kafka/bin/kafka-configs.sh" in rest
+        for kw, rest in instructions
     )
 
 
@@ -231,7 +237,7 @@ def test_images_pass_no_docker_build_context_beyond_wheels_and_entrypoint() -> N
         if line.strip() and not line.startswith("#")
     ]
     assert patterns[0] == "*"
-    assert set(patterns[1:]) == {"!wheels/*.whl", "!bench-entrypoint.sh"}
+    assert set(patterns[1:]) == {"!wheels/*.whl", "!bench-entrypoint.sh", "!check-base.sh"}
 
 
 # --- compose ----------------------------------------------------------------------------------
@@ -375,3 +381,122 @@ def test_wheelhouse_if_built_installs_offline() -> None:
     assert len(projects) == 1 and f"-{VERSION}-" in projects[0].name
     build_wheels.check_project_wheel(projects[0])
     build_wheels.check_offline_install(wheelhouse)
+
+
+# --- builder independence (classic builder, BuildKit, Podman) ------------------------------------
+
+BUILDKIT_ONLY = ("--mount", "--chmod", "--link", "--security", "--network", "<<")
+
+
+def stages(path: Path) -> list[list[tuple[str, str]]]:
+    """The instructions of each FROM stage (ARGs before the first FROM are left out)."""
+    found: list[list[tuple[str, str]]] = []
+    for keyword, rest in dockerfile_instructions(path):
+        if keyword == "FROM":
+            found.append([])
+        if found:
+            found[-1].append((keyword, rest))
+    return found
+
+
+@pytest.mark.parametrize("dockerfile", all_dockerfiles(), ids=lambda p: p.name)
+def test_dockerfiles_use_nothing_the_classic_builder_lacks(dockerfile: Path) -> None:
+    for keyword, rest in dockerfile_instructions(dockerfile):
+        if keyword in ("RUN", "COPY", "ADD"):
+            flags = [word for word in rest.split() if word.startswith("--") or word == "<<"]
+            used = [f for f in flags if f.split("=")[0] in BUILDKIT_ONLY or f.startswith("<<")]
+            assert not used, f"{dockerfile.name}: {keyword} {rest[:60]} needs BuildKit: {used}"
+
+
+def test_base_installs_in_a_build_stage_and_keeps_no_wheel_in_the_final_image() -> None:
+    build, final = stages(IMAGES / "Dockerfile.base")
+    assert build[0] == ("FROM", "${BASE_IMAGE} AS build")
+    assert ("COPY", "wheels /build/wheels") in build
+    assert final[0] == ("FROM", "${BASE_IMAGE}")
+    copies = [rest for kw, rest in final if kw in ("COPY", "ADD")]
+    assert copies == ["--from=build /opt/pyrallel /opt/pyrallel"]
+    assert not any("wheel" in rest for kw, rest in final if kw in ("RUN", "COPY", "ADD"))
+    # The base is checked before anything else runs in it.
+    first_run = next(rest for kw, rest in build if kw == "RUN")
+    assert first_run.startswith("sh /build/check-base.sh /build/wheels")
+
+
+# --- what BASE_IMAGE must provide (check-base.sh) ------------------------------------------------
+
+
+def run_check_base(tmp_path: Path, python3: str | None, wheel_tag: str = "cp311") -> str:
+    """check-base.sh with PATH holding only `python3` (a script body, or None for none) and a
+    wheelhouse whose project wheel is tagged `wheel_tag`; returns stderr (asserts the status)."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / f"pyrallel_consumer-{VERSION}-{wheel_tag}-{wheel_tag}-linux_x86_64.whl").touch()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("sh", "basename", "cut"):
+        (bin_dir / tool).symlink_to(shutil.which(tool) or f"/bin/{tool}")
+    if python3 is not None:
+        (bin_dir / "python3").write_text(python3)
+        (bin_dir / "python3").chmod(0o755)
+    done = subprocess.run(
+        [str(bin_dir / "sh"), str(IMAGES / "check-base.sh"), str(wheels)],
+        capture_output=True,
+        text=True,
+        env={"PATH": str(bin_dir)},
+        timeout=30,
+        check=False,
+    )
+    return f"{done.returncode}:{done.stderr}"
+
+
+def test_check_base_accepts_a_python_with_venv_of_the_wheels_version(tmp_path: Path) -> None:
+    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    assert run_check_base(tmp_path, f"#!/bin/sh\nexec {sys.executable} \"$@\"\n", tag) == "0:"
+
+
+@pytest.mark.parametrize(
+    ("python3", "tag", "reason"),
+    [
+        (None, "cp311", "it has no python3 on PATH"),
+        (f"#!{sys.executable}\nprint('cp39')\n", "cp311", "its python3 is cp39 but the wheels"),
+        (  # a Debian python3 without python3-venv: `import ensurepip` fails
+            "#!/bin/sh\ncase $2 in *ensurepip*) exit 1;; esac\necho cp311\n",
+            "cp311",
+            "its python3 lacks the venv/ensurepip modules",
+        ),
+    ],
+    ids=["no-python", "other-version", "no-venv"],
+)
+def test_check_base_names_what_the_base_lacks_and_the_fix(
+    tmp_path: Path, python3: str | None, tag: str, reason: str
+) -> None:
+    status, _, stderr = run_check_base(tmp_path, python3, tag).partition(":")
+    assert status == "1"
+    assert f"BASE_IMAGE does not fit: {reason}" in stderr
+    assert "python3-venv" in stderr  # the fix
+
+
+# --- the entrypoint and abbreviated options ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "abbreviated", [["--json", "x.json"], ["--bootstrap", "other:9093"], ["--work", "3"]]
+)
+def test_abbreviated_options_are_rejected_not_silently_overridden(
+    abbreviated: list[str], tmp_path: Path
+) -> None:
+    """The bench takes whole option names only, so the entrypoint's own --json-output or
+    --bootstrap-servers can never win over an abbreviation the caller meant as the same."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.parse_args(abbreviated)
+    assert exit_info.value.code == 2
+    command = exec_command(tmp_path, ["process", *abbreviated], {"BOOTSTRAP_SERVERS": "b:9092"})
+    with pytest.raises(SystemExit):
+        cli.parse_args(command[2:])
+
+
+def test_entrypoint_checks_the_results_directory_before_the_run(tmp_path: Path) -> None:
+    missing = tmp_path / "not-mounted"
+    done = run_entrypoint(tmp_path, ["async"], {"PYRALLEL_RESULTS_DIR": str(missing)})
+    assert done.returncode == 2
+    assert f"the results directory {missing} is not writable" in done.stderr
+    assert done.stdout == ""  # the bench never started
