@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ BUILD_WHEELS = IMAGES_DIR / "build_wheels.py"
 WHEELS_DIR = IMAGES_DIR / "wheels"
 REPOSITORY = "pyrallel/bench"
 KAFKA_VERSION_LABEL = "io.pyrallel.kafka.version"
+_ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # the classic builder colours a step's stderr
 
 Log = Callable[[str], None]
 
@@ -123,14 +125,20 @@ def build_image(
 
 
 def _follow_build(stream: Iterable[Mapping[str, Any]], step: BuildStep, log: Log) -> None:
+    recent: deque[str] = deque(maxlen=5)  # the failing step's own output says why it failed
     for chunk in stream:
         if "error" in chunk:
             detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
-            raise ContainerError(f"building {step.tag} from images/{step.dockerfile}: {detail}")
-        text = str(chunk.get("stream", "")).rstrip()
-        if text:
-            for line in text.splitlines():
-                log(f"   {line}")
+            output = "".join(f"\n  {line}" for line in recent)
+            raise ContainerError(
+                f"building {step.tag} from images/{step.dockerfile}: {detail}; its last "
+                f"output:{output}"
+            )
+        text = _ANSI_COLOUR.sub("", str(chunk.get("stream", ""))).rstrip()
+        for line in filter(None, (line.rstrip() for line in text.splitlines())):
+            log(f"   {line}")
+            if not line.lstrip().startswith(("Removing intermediate container", "--->")):
+                recent.append(line.strip())
 
 
 def healthcheck_warning(image_attrs: Mapping[str, Any]) -> str | None:

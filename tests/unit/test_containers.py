@@ -90,11 +90,18 @@ def test_kafka_version_comes_from_a_versioned_image_reference_only() -> None:
 
 def test_a_build_error_is_raised_with_the_builders_message() -> None:
     step = build.BuildStep("pyrallel/bench-base:t", "Dockerfile.base", {})
-    stream = [{"stream": "Step 1/9 : ARG BASE_IMAGE\n"}, {"error": "x", "errorDetail": {"message": "BASE_IMAGE does not fit"}}]
+    stream = [
+        {"stream": "Step 6/20 : RUN sh /build/check-base.sh /build/wheels\n"},
+        {"stream": "\x1b[91mBASE_IMAGE does not fit: its python3 lacks venv/ensurepip\n\x1b[0m"},
+        {"stream": " ---> Removing intermediate container 2ed7e7bcc642\n"},
+        {"error": "x", "errorDetail": {"message": "returned a non-zero code: 1"}},
+    ]
     lines: list[str] = []
-    with pytest.raises(ContainerError, match="Dockerfile.base: BASE_IMAGE does not fit"):
+    with pytest.raises(ContainerError) as failure:
         build._follow_build(stream, step, lines.append)
-    assert lines == ["   Step 1/9 : ARG BASE_IMAGE"]
+    assert "images/Dockerfile.base: returned a non-zero code: 1" in str(failure.value)
+    assert "BASE_IMAGE does not fit: its python3 lacks" in str(failure.value)  # the reason
+    assert lines[0] == "   Step 6/20 : RUN sh /build/check-base.sh /build/wheels"
 
 
 def test_a_broker_image_without_healthcheck_is_reported_with_the_podman_fix() -> None:
@@ -132,9 +139,7 @@ def test_rootfs_cache_is_keyed_by_suite_and_packages() -> None:
 def test_host_network_broker_listens_on_loopback_only() -> None:
     layout = broker.broker_layout("host", "-Xmx512m", ports=[40001, 40002])
     env = layout.environment
-    assert env["KAFKA_LISTENERS"] == (
-        "PLAINTEXT://127.0.0.1:40001,CONTROLLER://127.0.0.1:40002"
-    )
+    assert env["KAFKA_LISTENERS"] == ("PLAINTEXT://127.0.0.1:40001,CONTROLLER://127.0.0.1:40002")
     assert env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://127.0.0.1:40001"
     assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@127.0.0.1:40002"
     assert layout.bootstrap_servers == layout.probe_address == "127.0.0.1:40001"
@@ -173,7 +178,7 @@ def test_wait_healthy_returns_once_healthy_and_reports_a_dead_broker_with_its_lo
     with pytest.raises(ContainerError, match=r"(?s)stopped \(exited\).*Exiting Kafka"):
         broker.wait_healthy(dead, 60, lambda _: None, lambda: next(clock), lambda _: None)
     sick = FakeBrokerContainer([("running", "unhealthy")])
-    with pytest.raises(ContainerError, match="unhealthy .*could not be established"):
+    with pytest.raises(ContainerError, match=r"unhealthy .*could not be established"):
         broker.wait_healthy(sick, 60, lambda _: None, lambda: next(clock), lambda _: None)
 
 

@@ -450,7 +450,7 @@ def run_check_base(tmp_path: Path, python3: str | None, wheel_tag: str = "cp311"
 
 def test_check_base_accepts_a_python_with_venv_of_the_wheels_version(tmp_path: Path) -> None:
     tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
-    assert run_check_base(tmp_path, f"#!/bin/sh\nexec {sys.executable} \"$@\"\n", tag) == "0:"
+    assert run_check_base(tmp_path, f'#!/bin/sh\nexec {sys.executable} "$@"\n', tag) == "0:"
 
 
 @pytest.mark.parametrize(
