@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shutil
+import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
@@ -316,3 +318,25 @@ def test_driver_checks_bench_options_with_the_bench_parser(
         with pytest.raises(SystemExit):
             driver_cli.check_bench_args(parser, bad)
         assert message in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_targets_call_the_driver_with_extra_build_flags_and_derived_cpusets() -> None:
+    def dry_run(*args: str) -> str:
+        done = subprocess.run(
+            ["make", "-n", "--no-print-directory", *args],
+            cwd=IMAGES.parent,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return " ".join(done.stdout.replace("\\\n", " ").split())
+
+    images = dry_run("images", "LOCAL_BASES=1", "IMAGE_BUILD_FLAGS=--no-cache --build-arg X=1")
+    assert "-m bench.containers images" in images
+    assert "--local-bases" in images and "--no-cache --build-arg X=1" in images
+    bench = dry_run("bench-docker", "BENCH_ARGS=--workload cpu")
+    assert '-m bench.containers run --bench-args "--workload cpu"' in bench
+    assert "--bench-cpuset" not in bench and "--broker-cpuset" not in bench  # derived
+    assert "--broker-cpuset 1" in dry_run("bench-docker", "BROKER_CPUSET=1")

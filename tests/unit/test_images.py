@@ -265,7 +265,9 @@ def test_compose_runs_each_mode_image_after_a_healthy_broker_in_sequence() -> No
         if previous is not None:  # one mode at a time: they never compete for CPU
             assert depends[previous]["condition"] == "service_completed_successfully"
         previous = mode
-        assert compose_default(service["cpuset"]) == "0-1"
+        # Unpinned unless set: fixed CPU numbers would fail on a machine that lacks them.
+        assert compose_default(service["cpuset"]) == ""
+        assert service["environment"]["PYRALLEL_BROKER_KIND"] == "kafka"
         assert re.fullmatch(r"\d+[kmg]", compose_default(service["mem_limit"]))
         assert "../bench/results:/results" in service["volumes"]
         assert compose_default(service["environment"]["BOOTSTRAP_SERVERS"]) == "broker:9092"
@@ -273,8 +275,7 @@ def test_compose_runs_each_mode_image_after_a_healthy_broker_in_sequence() -> No
         cli.parse_args(compose_default(service["command"]).split())
     broker = services["broker"]
     assert broker["hostname"] == "broker"
-    assert broker["cpuset"] and broker["mem_limit"]
-    assert compose_default(broker["cpuset"]) != compose_default(services["async"]["cpuset"])
+    assert broker["cpuset"] == "${BROKER_CPUSET:-}" and broker["mem_limit"]
 
 
 def test_compose_images_are_the_ones_the_dockerfiles_build() -> None:
