@@ -22,7 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.cli import DEFAULT_RESULTS_DIR, MODES, build_parser
+from bench import cli as bench_cli
+from bench.cli import DEFAULT_RESULTS_DIR, MODES
 from bench.containers import build, cpusets, engine, local_bases
 from bench.containers import run as run_module
 
@@ -58,7 +59,7 @@ def _key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
-def build_parser_() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench.containers",
         description="The benchmark in containers, through the docker SDK (Docker or Podman).",
@@ -116,12 +117,8 @@ def check_bench_args(parser: argparse.ArgumentParser, text: str) -> tuple[str, .
     for arg in args:
         if arg.split("=", 1)[0] in DRIVER_OWNED_OPTIONS:
             parser.error(f"--bench-args: {arg.split('=', 1)[0]} is set by the driver itself")
-    bench = build_parser("bench options")
-    bench.exit_on_error = False
-    try:
-        bench.parse_args(args)
-    except argparse.ArgumentError as exc:
-        parser.error(f"--bench-args: {exc}")
+    # Exits with status 2 and the bench's own message on an unknown option or a bad value.
+    bench_cli.build_parser(f"{parser.prog} run --bench-args").parse_args(args)
     return tuple(args)
 
 
@@ -151,7 +148,7 @@ def _images(client: Any, args: argparse.Namespace, tag: str) -> int:
 
 
 def _run(client: Any, info: engine.EngineInfo, args: argparse.Namespace, tag: str) -> int:
-    parser = build_parser_()
+    parser = build_parser()
     bench_args = check_bench_args(parser, args.bench_args)
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
     if not modes or set(modes) - set(MODES):
@@ -195,7 +192,7 @@ def _interrupt_on_sigterm() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser_().parse_args(argv)
+    args = build_parser().parse_args(argv)
     _interrupt_on_sigterm()
     try:
         client = engine.connect()
@@ -207,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(client, info, args, tag)
     except (engine.ContainerError, local_bases.LocalBaseError) as exc:
         log(f"error: {exc}")
+        return 1
+    except engine.DockerError as exc:  # the engine refused a request the checks did not foresee
+        log(f"error: the container engine says: {exc}")
         return 1
     except KeyboardInterrupt:
         log("interrupted")

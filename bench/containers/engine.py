@@ -16,6 +16,12 @@ class ContainerError(RuntimeError):
     """Anything the container driver cannot do; the message names the problem and the fix."""
 
 
+try:  # the SDK's own base error, so callers can catch it without importing docker themselves
+    from docker.errors import DockerException as DockerError
+except ImportError:  # connect() says how to install it
+    DockerError = ContainerError
+
+
 @dataclass(frozen=True)
 class EngineInfo:
     name: str  # "Docker Engine 20.10.24", "Podman Engine 4.3.1"

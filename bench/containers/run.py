@@ -52,6 +52,7 @@ class ModeOutcome:
     mode: str
     exit_code: int
     files: tuple[Path, ...]
+    interrupted: bool = False  # Ctrl-C/SIGTERM stopped it; `files` hold what it measured
 
 
 def mode_environment(
@@ -153,8 +154,8 @@ def run_mode(
     client: Any, mode: str, settings: RunSettings, environment: dict[str, str], log: Log
 ) -> ModeOutcome:
     """Run one mode's container to its end and copy its results out; the container is removed
-    afterwards. Ctrl-C stops it with SIGINT (the bench then writes what it measured so far),
-    collects that, and re-raises."""
+    afterwards. Ctrl-C stops it with SIGINT (the bench then writes what it measured so far) and
+    collects that: the outcome says it was interrupted."""
     tty = sys.stdout.isatty()
     container = client.containers.run(
         image_tag(mode, settings.tag),
@@ -185,9 +186,7 @@ def run_mode(
         files = extract_results(b"".join(bits), settings.results_dir, log)
     finally:
         container.remove(force=True)
-    if interrupted:
-        raise KeyboardInterrupt
-    return ModeOutcome(mode, exit_code, tuple(files))
+    return ModeOutcome(mode, exit_code, tuple(files), interrupted)
 
 
 def _network_options(client: Any, network: str, alias: str | None) -> dict[str, Any]:
@@ -241,6 +240,23 @@ def start_broker(
     return layout.bootstrap_servers, image.labels.get(KAFKA_VERSION_LABEL)
 
 
+def check_images(client: Any, settings: RunSettings) -> None:
+    """Every image of the run exists here (the driver never pulls them): checked up front."""
+    import docker.errors
+
+    missing = []
+    for component in ("broker", *settings.modes):
+        try:
+            client.images.get(image_tag(component, settings.tag))
+        except docker.errors.ImageNotFound:
+            missing.append(image_tag(component, settings.tag))
+    if missing:
+        raise ContainerError(
+            f"missing image(s) {', '.join(missing)}: build them first (make images, or "
+            "python -m bench.containers images; --local-bases without a registry)"
+        )
+
+
 def load_documents(
     outcomes: Sequence[ModeOutcome], settings: RunSettings
 ) -> dict[str, dict[str, Any] | None]:
@@ -257,6 +273,7 @@ def run_benchmark(client: Any, settings: RunSettings, log: Log) -> int:
     """The whole run; exit status 0 when every mode's results are complete and clean, 1 when
     not (the problems are printed), 130 when interrupted (after collecting what was measured)."""
     check_results_dir(settings.results_dir)
+    check_images(client, settings)
     outcomes: list[ModeOutcome] = []
     status = 0
     with contextlib.ExitStack() as stack:
@@ -268,6 +285,8 @@ def run_benchmark(client: Any, settings: RunSettings, log: Log) -> int:
                 outcomes.append(outcome)
                 saved = ", ".join(map(str, outcome.files)) or "none"
                 log(f"{mode}: exit status {outcome.exit_code}, results: {saved}")
+                if outcome.interrupted:
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             status = 130
     documents = load_documents(outcomes, settings)

@@ -304,7 +304,7 @@ def test_measured_results_go_to_a_fallback_when_their_path_fails(
 def test_driver_checks_bench_options_with_the_bench_parser(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    parser = driver_cli.build_parser_()
+    parser = driver_cli.build_parser()
     assert driver_cli.check_bench_args(parser, "--workload cpu --num-messages 50") == (
         "--workload",
         "cpu",
