@@ -171,6 +171,7 @@ def _run(client: Any, info: engine.EngineInfo, args: argparse.Namespace, tag: st
         broker_heap=args.broker_heap,
         ready_timeout_s=args.ready_timeout,
         modes=modes,
+        limits=run_module.podman_limits() if info.is_podman else {},
     )
     log(
         f"run {settings.run_id}: modes {', '.join(modes)} on CPUs {sets.bench} "

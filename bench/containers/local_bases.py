@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -131,15 +132,30 @@ def import_rootfs(client: Any, flavour: Flavour, tarball: Path, suite: str = DEF
     if _image_exists(client, name):
         return name
     repository, _, tag = name.partition(":")
-    client.api.import_image_from_file(
+    answer = client.api.import_image_from_file(
         str(tarball),
         repository=repository,
         tag=tag,
         changes=["ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
     )
-    if not _image_exists(client, name):
-        raise LocalBaseError(f"importing {tarball} as {name} did not create the image")
+    # Podman 4's compatible API ignores `tag` (it tags "latest"): tag the imported id ourselves.
+    image_id = imported_image_id(str(answer))
+    if image_id is None:
+        raise LocalBaseError(f"importing {tarball} as {name} failed: {str(answer).strip()[:300]}")
+    client.images.get(image_id).tag(repository, tag)
     return name
+
+
+def imported_image_id(answer: str) -> str | None:
+    """The image id in an import's answer: JSON lines, one of them {"status": "sha256:..."}."""
+    for line in answer.splitlines():
+        try:
+            status = json.loads(line).get("status", "")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(status, str) and status.startswith("sha256:"):
+            return status
+    return None
 
 
 def _image_exists(client: Any, name: str) -> bool:

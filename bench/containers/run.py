@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import resource
 import sys
 import tarfile
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from bench.containers.engine import ContainerError
 
 RESULTS_IN_CONTAINER = "/results"
 RUN_LABEL = "io.pyrallel.run"
+_MAX_LIMIT = 16384
 Log = Callable[[str], None]
 
 
@@ -45,6 +47,7 @@ class RunSettings:
     broker_heap: str = "-Xms1g -Xmx1g"
     ready_timeout_s: float = 180.0
     modes: tuple[str, ...] = MODES
+    limits: Mapping[str, int] = field(default_factory=dict)  # ulimit name -> soft = hard limit
 
 
 @dataclass(frozen=True)
@@ -125,9 +128,9 @@ def verify_results(documents: Mapping[str, Mapping[str, Any] | None]) -> list[st
             expected, processed = run.get("messages_expected"), run.get("messages_processed")
             if processed != expected:
                 problems.append(f"{where}: {processed} of {expected} records processed")
-            for field in ("missing", "ordering_violations"):
-                if run.get(field) != 0:
-                    problems.append(f"{where}: {field} = {run.get(field)}")
+            for name in ("missing", "ordering_violations"):
+                if run.get(name) != 0:
+                    problems.append(f"{where}: {name} = {run.get(name)}")
             if not run.get("complete"):
                 problems.append(f"{where}: not complete ({run.get('error') or 'no error given'})")
     return problems
@@ -157,23 +160,21 @@ def run_mode(
     afterwards. Ctrl-C stops it with SIGINT (the bench then writes what it measured so far) and
     collects that: the outcome says it was interrupted."""
     tty = sys.stdout.isatty()
-    container = client.containers.run(
+    container = client.containers.create(
         image_tag(mode, settings.tag),
         command=list(settings.bench_args),
         name=f"pyrallel-{settings.run_id}-{mode}",
-        detach=True,
         tty=tty,
-        init=True,
         environment=environment,
         cpuset_cpus=settings.cpusets.bench,
         mem_limit=settings.bench_memory,
         memswap_limit=settings.bench_memory,  # no swap: outgrowing the limit fails visibly
         shm_size="256m",  # process mode: multiprocessing queues
-        labels={RUN_LABEL: settings.run_id},
-        **_network_options(client, settings.network, alias=None),
+        **_common_options(client, settings, alias=None),
     )
     interrupted = False
     try:
+        container.start()
         log(f"== {mode}: container {container.name} on CPUs {settings.cpusets.bench}")
         try:
             _stream_output(container, mode, tty)
@@ -187,6 +188,35 @@ def run_mode(
     finally:
         container.remove(force=True)
     return ModeOutcome(mode, exit_code, tuple(files), interrupted)
+
+
+def podman_limits() -> dict[str, int]:
+    """Open-files and processes limits for Podman's containers: this process's hard limits, at
+    most 16384 each (a benchmark broker or mode needs a few hundred). Rootful Podman otherwise
+    asks for 1048576 files and 4194304 processes, which fails to start any container where its
+    own hard limits are lower ("error setting rlimit type 7: operation not permitted"). Docker
+    needs none: its defaults are the engine's own limits."""
+    limits = {}
+    for name, kind in (("nofile", resource.RLIMIT_NOFILE), ("nproc", resource.RLIMIT_NPROC)):
+        hard = resource.getrlimit(kind)[1]
+        limits[name] = _MAX_LIMIT if hard == resource.RLIM_INFINITY else min(hard, _MAX_LIMIT)
+    return limits
+
+
+def _common_options(client: Any, settings: RunSettings, alias: str | None) -> dict[str, Any]:
+    """What every container of a run shares: an init process (signals, reaping worker
+    processes), the run's label, the resource limits and the network."""
+    import docker.types
+
+    return {
+        "init": True,
+        "labels": {RUN_LABEL: settings.run_id},
+        "ulimits": [
+            docker.types.Ulimit(name=name, soft=limit, hard=limit)
+            for name, limit in settings.limits.items()
+        ],
+        **_network_options(client, settings.network, alias),
+    }
 
 
 def _network_options(client: Any, network: str, alias: str | None) -> dict[str, Any]:
@@ -220,23 +250,22 @@ def start_broker(
     _ensure_network(client, settings.network, stack, log)
     image = client.images.get(image_tag("broker", settings.tag))
     layout = broker_container.broker_layout(settings.network, settings.broker_heap)
-    container = client.containers.run(
+    container = client.containers.create(
         image.id,
         name=f"pyrallel-{settings.run_id}-broker",
-        detach=True,
-        init=True,
         environment=layout.environment,
-        healthcheck=broker_container.healthcheck(layout.probe_address),
+        healthcheck=broker_container.NO_HEALTHCHECK,
         cpuset_cpus=settings.cpusets.broker,
         mem_limit=settings.broker_memory,
         memswap_limit=settings.broker_memory,
-        labels={RUN_LABEL: settings.run_id},
-        **_network_options(client, settings.network, alias=broker_container.BROKER_ALIAS),
+        **_common_options(client, settings, alias=broker_container.BROKER_ALIAS),
     )
-    stack.callback(container.remove, force=True)
-    log(f"broker: container {container.name} on CPUs {settings.cpusets.broker}")
-    waited = broker_container.wait_healthy(container, settings.ready_timeout_s, log)
-    log(f"broker: healthy at {layout.bootstrap_servers} after {waited:.0f} s")
+    stack.callback(container.remove, force=True)  # registered before start: a failed start too
+    container.start()
+    log(f"broker: container {container.name} on CPUs {settings.cpusets.broker}, starting")
+    probe = broker_container.probe_command(layout.probe_address)
+    waited = broker_container.wait_ready(container, probe, settings.ready_timeout_s, log)
+    log(f"broker: answers at {layout.bootstrap_servers} after {waited:.0f} s")
     return layout.bootstrap_servers, image.labels.get(KAFKA_VERSION_LABEL)
 
 

@@ -124,6 +124,12 @@ def test_kafka_base_context_has_the_launcher_executable_and_every_jar(tmp_path: 
         local_bases.kafka_context(tmp_path)
 
 
+def test_the_imported_image_id_is_read_from_the_engines_answer() -> None:
+    answer = '{"status":"sha256:c7ce"}\r\n'
+    assert local_bases.imported_image_id(answer) == "sha256:c7ce"
+    assert local_bases.imported_image_id('{"message":"invalid tar header"}') is None
+
+
 def test_rootfs_cache_is_keyed_by_suite_and_packages() -> None:
     paths = {
         local_bases.rootfs_cache_path(local_bases.PYTHON),
@@ -151,37 +157,59 @@ def test_host_network_broker_listens_on_loopback_only() -> None:
 
 def test_the_drivers_probe_is_the_images_healthcheck() -> None:
     dockerfile = (IMAGES / "Dockerfile.broker").read_text()
-    probe = broker.healthcheck("localhost:29092")["test"][1]
-    assert probe in dockerfile
+    assert broker.probe_command("localhost:29092")[2] in dockerfile
 
 
 class FakeBrokerContainer:
-    """The slice of docker's Container that wait_healthy uses, replaying given states."""
+    """The slice of docker's Container that wait_ready uses: states and probe answers replayed."""
 
-    def __init__(self, states: list[tuple[str, str]]) -> None:
-        self.states = states
+    def __init__(self, states: list[str], probes: list[int]) -> None:
+        self.states, self.probes = states, probes
         self.attrs: dict[str, Any] = {}
+        self.probed: list[list[str]] = []
 
     def reload(self) -> None:
-        status, health = self.states.pop(0) if len(self.states) > 1 else self.states[0]
-        probe = {"Output": "Connection to node -1 could not be established"}
-        self.attrs = {"State": {"Status": status, "Health": {"Status": health, "Log": [probe]}}}
+        status = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+        self.attrs = {"State": {"Status": status}}
+
+    def exec_run(self, command: list[str]) -> tuple[int, bytes]:
+        self.probed.append(command)
+        code = self.probes.pop(0) if len(self.probes) > 1 else self.probes[0]
+        return code, b"" if code == 0 else b"Connection to node -1 could not be established"
 
     def logs(self, tail: int) -> bytes:
         return b"[2026] ERROR Exiting Kafka"
 
 
-def test_wait_healthy_returns_once_healthy_and_reports_a_dead_broker_with_its_logs() -> None:
-    clock = iter(range(100))
-    container = FakeBrokerContainer([("running", "starting"), ("running", "healthy")])
-    waited = broker.wait_healthy(container, 60, lambda _: None, lambda: next(clock), lambda _: None)
-    assert waited > 0
-    dead = FakeBrokerContainer([("running", "starting"), ("exited", "unhealthy")])
+def wait(container: FakeBrokerContainer, timeout_s: float = 60) -> float:
+    clock = iter(range(0, 1000, 5))
+    probe = broker.probe_command("127.0.0.1:4000")
+    return broker.wait_ready(
+        container, probe, timeout_s, lambda _: None, lambda: next(clock), lambda _: None
+    )
+
+
+def test_wait_ready_probes_until_the_broker_answers_and_reports_a_dead_broker() -> None:
+    ready = FakeBrokerContainer(["running"], [1, 1, 0])
+    assert wait(ready) > 0 and len(ready.probed) == 3
+    assert "--bootstrap-server 127.0.0.1:4000" in ready.probed[0][2]
+    dead = FakeBrokerContainer(["running", "exited"], [1])
     with pytest.raises(ContainerError, match=r"(?s)stopped \(exited\).*Exiting Kafka"):
-        broker.wait_healthy(dead, 60, lambda _: None, lambda: next(clock), lambda _: None)
-    sick = FakeBrokerContainer([("running", "unhealthy")])
-    with pytest.raises(ContainerError, match=r"unhealthy .*could not be established"):
-        broker.wait_healthy(sick, 60, lambda _: None, lambda: next(clock), lambda _: None)
+        wait(dead)
+    silent = FakeBrokerContainer(["running"], [1])
+    with pytest.raises(ContainerError, match=r"within 30 s .*could not be established"):
+        wait(silent, timeout_s=30)
+
+
+def test_podman_containers_get_resource_limits_the_engine_can_grant() -> None:
+    import resource
+
+    limits = run_module.podman_limits()
+    assert set(limits) == {"nofile", "nproc"}
+    for name, kind in (("nofile", resource.RLIMIT_NOFILE), ("nproc", resource.RLIMIT_NPROC)):
+        hard = resource.getrlimit(kind)[1]
+        assert 0 < limits[name] <= 16384
+        assert hard == resource.RLIM_INFINITY or limits[name] <= hard
 
 
 # --- results: collected, verified, never lost ---------------------------------------------------
