@@ -18,7 +18,7 @@ EXT_STAMP := $(VENV)/.pyrallel-ext-built
 SETUP_PY := $(wildcard setup.py)
 UV_LOCK := $(wildcard uv.lock)
 EXT_SOURCES := $(wildcard ext/*.pyx ext/*.pxd)
-DOCKERFILES := $(wildcard images/*Dockerfile*)
+DOCKERFILES := $(wildcard images/*Dockerfile* images/local/Dockerfile*)
 
 ARGS ?=
 PYTEST_ARGS ?=
@@ -83,36 +83,37 @@ clean:
 distclean: clean
 	rm -rf $(VENV)
 
-# Container images: see images/README.md. BASE_IMAGE=... / KAFKA_IMAGE=... override the bases;
-# bench-docker takes BENCH_ARGS, BENCH_CPUSET, BENCH_MEM_LIMIT, BROKER_CPUSET, BROKER_MEM_LIMIT.
-DOCKER ?= docker
-PROJECT_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
-IMAGE_TAG ?= $(PROJECT_VERSION)
+# Container images: see images/README.md. Both targets run the Python driver (docker SDK; Docker
+# or Podman through DOCKER_HOST), so neither needs the Compose plugin.
+#   make images [BASE_IMAGE=...] [KAFKA_IMAGE=...] [LOCAL_BASES=1] [IMAGE_BUILD_FLAGS=...]
+#   make bench-docker [BENCH_ARGS=...] [BENCH_CPUSET=...] [BROKER_CPUSET=...] [BENCH_MEM_LIMIT=...]
+#                     [BROKER_MEM_LIMIT=...] [BROKER_HEAP_OPTS=...] [DOCKER_NETWORK=host|NAME]
+# LOCAL_BASES=1 makes the bases here (debootstrap + the Maven Kafka jars) for machines that reach
+# no registry; IMAGE_BUILD_FLAGS adds driver build options (--build-arg K=V, --no-cache, --pull,
+# --build-network host, --reuse-wheels). CPU sets default to a split of the engine's CPUs.
+IMAGE_TAG ?=
 BASE_IMAGE ?=
 KAFKA_IMAGE ?=
-BENCH_MODES := baseline async process
-GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
-COMPOSE := $(DOCKER) compose -f images/compose.yaml
+LOCAL_BASES ?=
+IMAGE_BUILD_FLAGS ?=
+BENCH_ARGS ?= --workload all
+BENCH_CPUSET ?=
+BROKER_CPUSET ?=
+BENCH_MEM_LIMIT ?= 2g
+BROKER_MEM_LIMIT ?= 2g
+BROKER_HEAP_OPTS ?= -Xms1g -Xmx1g
+DOCKER_NETWORK ?= host
+CONTAINERS := $(PY) -m bench.containers $(if $(IMAGE_TAG),--tag $(IMAGE_TAG))
 
 images: install
-	$(PY) images/build_wheels.py
-	$(DOCKER) build -f images/Dockerfile.base -t pyrallel/bench-base:$(IMAGE_TAG) \
-		--build-arg VERSION=$(PROJECT_VERSION) --build-arg GIT_COMMIT=$(GIT_COMMIT) \
-		$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) images
-	@set -e; for mode in $(BENCH_MODES); do \
-		echo "$(DOCKER) build -f images/Dockerfile.$$mode -t pyrallel/bench-$$mode:$(IMAGE_TAG) images"; \
-		$(DOCKER) build -f images/Dockerfile.$$mode -t pyrallel/bench-$$mode:$(IMAGE_TAG) \
-			--build-arg PYRALLEL_BASE=pyrallel/bench-base:$(IMAGE_TAG) \
-			--build-arg VERSION=$(PROJECT_VERSION) images; \
-	done
-	$(DOCKER) build -f images/Dockerfile.broker -t pyrallel/bench-broker:$(IMAGE_TAG) \
-		--build-arg VERSION=$(PROJECT_VERSION) \
-		$(if $(KAFKA_IMAGE),--build-arg KAFKA_IMAGE=$(KAFKA_IMAGE)) images
+	$(CONTAINERS) images $(if $(BASE_IMAGE),--base-image $(BASE_IMAGE)) \
+		$(if $(KAFKA_IMAGE),--kafka-image $(KAFKA_IMAGE)) $(if $(LOCAL_BASES),--local-bases) \
+		$(IMAGE_BUILD_FLAGS)
 
 # Broker, then baseline -> async -> process one at a time; results in bench/results/<run id>-<mode>.json.
-bench-docker:
-	@mkdir -p bench/results
-	export PYRALLEL_UID=$$(id -u) PYRALLEL_GID=$$(id -g) PYRALLEL_IMAGE_TAG=$(IMAGE_TAG) \
-		PYRALLEL_RUN_ID=$${PYRALLEL_RUN_ID:-$$(date -u +%Y%m%dT%H%M%SZ)}; \
-	$(COMPOSE) up --abort-on-container-failure --exit-code-from process baseline async process; \
-	status=$$?; $(COMPOSE) down --volumes; exit $$status
+bench-docker: install
+	$(CONTAINERS) run --bench-args "$(BENCH_ARGS)" --network $(DOCKER_NETWORK) \
+		$(if $(BENCH_CPUSET),--bench-cpuset $(BENCH_CPUSET)) \
+		$(if $(BROKER_CPUSET),--broker-cpuset $(BROKER_CPUSET)) \
+		--bench-memory $(BENCH_MEM_LIMIT) --broker-memory $(BROKER_MEM_LIMIT) \
+		--broker-heap "$(BROKER_HEAP_OPTS)"

@@ -9,6 +9,7 @@ fast with a message naming the option (argparse exits with status 2).
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -166,6 +167,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
             "`compare A.json B.json`, `report FILES... --out DIR`."
         ),
         formatter_class=_HelpFormatter,
+        # Whole option names only: wrappers (the images' entrypoint) look for the options the
+        # caller gave, and an abbreviation they do not recognise would be overridden silently.
+        allow_abbrev=False,
     )
     general = parser.add_argument_group("general")
     general.add_argument(
@@ -368,6 +372,14 @@ def _validate(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> None:
             )
     if ns.json_output is not None and ns.json_output.exists() and ns.json_output.is_dir():
         parser.error(f"--json-output: {ns.json_output} is a directory; give a file path")
+    # Checked before the run so that nothing measured is lost to a results location that the
+    # writer would only discover at the end (results.write_results still has a fallback).
+    unwritable = _unwritable_reason(ns.json_output or DEFAULT_RESULTS_DIR / "results.json")
+    if unwritable is not None:
+        parser.error(
+            f"--json-output: cannot write the results there ({unwritable}); "
+            "give a writable path or fix the directory's permissions"
+        )
     if ns.profile_dir.exists() and not ns.profile_dir.is_dir():
         parser.error(f"--profile-dir: {ns.profile_dir} exists and is not a directory")
     profiling_extras = [
@@ -383,6 +395,19 @@ def _validate(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> None:
             f"--workers: {ns.workers} is far more processes than this machine's "
             f"{usable_cores()} cores can run"
         )
+
+
+def _unwritable_reason(path: Path) -> str | None:
+    """Why the file `path` could not be created (None when it can). Missing parents count as
+    creatable when their nearest existing ancestor is a writable directory."""
+    directory = path.parent
+    while not directory.exists() and directory != directory.parent:
+        directory = directory.parent
+    if not directory.is_dir():
+        return f"{directory} is not a directory"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return f"{directory} is not writable by uid {os.getuid()}"
+    return None
 
 
 def parse_args(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import time
 import uuid
@@ -48,7 +49,13 @@ class BrokerInfo:
 def _start_broker(opts: BenchOptions, stack: contextlib.ExitStack) -> BrokerInfo:
     """The cluster given by --bootstrap-servers, else an embedded broker for this invocation."""
     if opts.bootstrap_servers:
-        return BrokerInfo(opts.bootstrap_servers, "external", "unknown")
+        # What runs behind the address is not visible over the protocol: whoever started it
+        # (the container driver, compose) may say, so results do not read "external unknown".
+        return BrokerInfo(
+            opts.bootstrap_servers,
+            os.environ.get("PYRALLEL_BROKER_KIND", "external"),
+            os.environ.get("PYRALLEL_BROKER_VERSION", "unknown"),
+        )
     from bench.broker import resolve_default_kind, start_broker
 
     kind = resolve_default_kind() if opts.broker_kind == "auto" else opts.broker_kind
@@ -132,7 +139,7 @@ def run_benchmark(opts: BenchOptions) -> int:
     metadata["complete"] = (
         status == EXIT_OK and len(results) == planned and all(r.complete for r in results)
     )
-    write_results(output, metadata, results)
+    output = write_results(output, metadata, results)
     if results:
         print()
         print(table.results_table([r.to_dict() for r in results]))

@@ -14,7 +14,8 @@
 #                             without either, the bench starts an embedded broker in the container
 #   --workers N               process mode: the CPUs this container may use (nproc honours
 #                             --cpuset-cpus; os.cpu_count() would count every CPU of the host)
-# PYRALLEL_RESULTS_DIR defaults to /results, the image's volume.
+# PYRALLEL_RESULTS_DIR defaults to /results, the image's volume; it must be writable (checked
+# before the run, exit status 2 otherwise).
 set -eu
 
 usage="usage: bench-entrypoint baseline|async|process [bench options...]"
@@ -25,7 +26,9 @@ fi
 mode=$1
 shift
 
-# has_option NAME ARGS...: was NAME given, as "NAME VALUE" or "NAME=VALUE"?
+# has_option NAME ARGS...: was NAME given, as "NAME VALUE" or "NAME=VALUE"? Whole names only,
+# as the bench's parser accepts no abbreviations (allow_abbrev=False): `--json` is an error there,
+# never an option this script would miss and override.
 has_option() {
     name=$1
     shift
@@ -56,6 +59,13 @@ results_dir=${PYRALLEL_RESULTS_DIR:-/results}
 run_id=${PYRALLEL_RUN_ID:-$(date -u +%Y%m%dT%H%M%SZ)}
 
 if ! has_option --json-output "$@"; then
+    # Before the run, with the advice that fits a container (the bench checks it too, later).
+    if [ ! -d "$results_dir" ] || [ ! -w "$results_dir" ]; then
+        echo "bench-entrypoint: the results directory $results_dir is not writable by uid" \
+            "$(id -u): mount a directory this uid may write (e.g. run with" \
+            "-u \"\$(id -u):\$(id -g)\" and your own directory), or give --json-output" >&2
+        exit 2
+    fi
     set -- "$@" --json-output "$results_dir/$run_id-$mode.json"
 fi
 if ! has_option --profile-dir "$@"; then

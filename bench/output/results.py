@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,13 +86,37 @@ def build_document(metadata: dict[str, Any], results: list[RunResult]) -> dict[s
 
 
 def write_results(path: Path, metadata: dict[str, Any], results: list[RunResult]) -> Path:
-    """Write the results file (creating its directory); returns the path written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the results file (creating its directory); returns the path written.
+
+    Measured results are never lost to an unwritable location: when `path` cannot be written
+    (OSError), they go to fallback_path(path) instead, with a warning on stderr naming both."""
     data = orjson.dumps(
         build_document(metadata, results), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
     )
+    try:
+        return _write_atomically(path, data + b"\n")
+    except OSError as exc:
+        fallback = fallback_path(path)
+        if fallback == path:
+            raise
+        _write_atomically(fallback, data + b"\n")
+        print(
+            f"warning: could not write the results to {path} ({exc}); wrote them to {fallback}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return fallback
+
+
+def fallback_path(path: Path) -> Path:
+    """Where results go when their own path is unwritable: <temp dir>/pyrallel-results/<name>."""
+    return Path(tempfile.gettempdir()) / "pyrallel-results" / path.name
+
+
+def _write_atomically(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data + b"\n")
+    tmp.write_bytes(data)
     tmp.replace(path)  # a reader never sees half a file
     return path
 

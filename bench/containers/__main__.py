@@ -1,0 +1,7 @@
+"""`python -m bench.containers`: see bench.containers.cli."""
+
+import sys
+
+from bench.containers.cli import main
+
+sys.exit(main())
