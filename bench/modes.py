@@ -11,7 +11,7 @@ import logging
 import math
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,7 +124,7 @@ class _Collector:
         )
         self._progress.advance()
 
-    def on_assign(self, partitions: list[tuple[str, int]]) -> None:
+    def on_assign(self, partitions: Sequence[tuple[str, int]]) -> None:
         if self.first_assign_at is None and partitions:
             self.first_assign_at = time.monotonic()
 
