@@ -25,13 +25,13 @@ COMMITTED_TIMEOUT_S = 10.0
 
 def commit(client: KafkaClient, states: Iterable[PartitionState]) -> None:
     """Commit every partition whose commit point moved; a refused commit is retried by the
-    next one (it carries the same or a later position), so it is logged, not raised."""
+    next one (it carries the same or a later position), so it is logged, not raised.
+    `states` are assigned ones: a revoked state is detached before it is marked revoked."""
     points: list[tuple[PartitionState, CommitPoint]] = []
     for state in states:
         point = state.commit_point()
-        if point is None or state.revoked:
-            continue
-        points.append((state, point))
+        if point is not None:
+            points.append((state, point))
     if not points:
         return
     try:
