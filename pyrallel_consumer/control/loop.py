@@ -67,7 +67,7 @@ class ControlLoop:
         self._client_factory = client_factory
         self._lane_of = lane_function(config.ordering)
         self._partitions: dict[TopicPartitionKey, PartitionState] = {}
-        # Received, waiting for in-flight room.
+        # The backlog: received, not in flight yet (waits for in-flight room).
         self._backlog: Backlog[PartitionState] = Backlog()
         self._next_id = 0
         self._paused_for_capacity = False

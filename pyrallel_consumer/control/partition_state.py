@@ -33,7 +33,7 @@ class PartitionState:
     __slots__ = (
         "_already_completed",
         "_checked_span",
-        "_done",
+        "_completed",
         "_pending",
         "blocked",
         "committed",
@@ -59,7 +59,7 @@ class PartitionState:
         self.partition = partition
         self.epoch = epoch
         self._pending: deque[int] = deque()  # received, not yet known complete, increasing
-        self._done: set[int] = set()  # completed offsets still behind an incomplete one
+        self._completed: set[int] = set()  # completed offsets still behind an incomplete one
         # completed before a restart or rebalance, read from the commit metadata
         self._already_completed = already_completed or set()
         self.next_offset: int | None = None  # one past the highest offset received
@@ -78,7 +78,7 @@ class PartitionState:
         if offset in self._already_completed:
             self._already_completed.discard(offset)
             if self._pending:
-                self._done.add(offset)
+                self._completed.add(offset)
                 self._pending.append(offset)
             return False
         self._pending.append(offset)
@@ -88,11 +88,11 @@ class PartitionState:
         pending = self._pending
         if pending and pending[0] == offset:
             pending.popleft()
-            done = self._done
-            while pending and pending[0] in done:
-                done.discard(pending.popleft())
+            completed = self._completed
+            while pending and pending[0] in completed:
+                completed.discard(pending.popleft())
         else:
-            self._done.add(offset)
+            self._completed.add(offset)
 
     @property
     def position(self) -> int | None:
@@ -103,11 +103,11 @@ class PartitionState:
 
     @property
     def incomplete(self) -> int:
-        return len(self._pending) - len(self._done)
+        return len(self._pending) - len(self._completed)
 
     @property
     def completed_above(self) -> int:
-        return len(self._done)
+        return len(self._completed)
 
     def commit_point(self) -> CommitPoint | None:
         """What to commit, or None when nothing changed since the last commit.
@@ -117,7 +117,7 @@ class PartitionState:
         position = self.position
         if position is None:
             return None
-        metadata, fits = offset_metadata.encode(position, self._done)
+        metadata, fits = offset_metadata.encode(position, self._completed)
         self.blocked = not fits
         if position == self.committed and metadata == self.committed_metadata:
             return None
