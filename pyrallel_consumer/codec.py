@@ -63,7 +63,7 @@ class Result(NamedTuple):
     """A worker's report on one record, as it travels back to the parent."""
 
     work_id: int
-    outcome: int  # `work.Outcome.value`: the codec carries the code, not the enum
+    outcome: int  # a `work.Outcome` (an IntEnum); decoded as its plain int code
     attempts: int  # how many times the handler ran, >= 0
     error: str | None  # the last traceback when the outcome is FAILED
 

@@ -23,15 +23,19 @@ Lane = Hashable | None
 Owner_co = TypeVar("Owner_co", covariant=True)
 
 
-class Outcome(enum.Enum):
-    """What an engine did with one work item. The value is the IPC code (see codec.py)."""
+class Outcome(enum.IntEnum):
+    """What an engine did with one work item.
+
+    An IntEnum because the member is also its IPC code (codec.py): the process engine's
+    workers send it as is, without a per-record conversion.
+    """
 
     SUCCEEDED = 0  # the handler returned, on some attempt
     FAILED = 1  # the handler raised on every attempt; the report's `error` has the last traceback
     CANCELLED = 2  # not started: its partition was revoked before the item's turn came
 
 
-# Code -> Outcome without Enum's call machinery (the process engine maps every result).
+# Code -> Outcome without Enum's call machinery (the process engine maps every result back).
 OUTCOME_BY_CODE: dict[int, Outcome] = {outcome.value: outcome for outcome in Outcome}
 
 

@@ -23,6 +23,11 @@ Clock = Callable[[], float]
 
 BUSY_WAIT_S = 0.02  # how long one wait for reports lasts while work is in flight
 
+# Module constants: an Enum member looked up on its class costs ~150 ns in Python 3.11, and
+# `apply` runs per record.
+_SUCCEEDED = Outcome.SUCCEEDED
+_CANCELLED = Outcome.CANCELLED
+
 
 class Completions:
     """Turns reports into completed offsets, counters and `on_complete` calls."""
@@ -51,7 +56,7 @@ class Completions:
             item = in_flight.pop(report.id, None)
             if item is None:
                 continue
-            if report.outcome is Outcome.CANCELLED:
+            if report.outcome is _CANCELLED:
                 counters.cancelled += 1  # never committed past; the new owner redoes it
                 continue
             if item.owner.revoked:  # its partition moved on; the new owner redoes it
@@ -59,7 +64,7 @@ class Completions:
                 continue
             if report.attempts > 1:
                 counters.retries += report.attempts - 1
-            if report.outcome is Outcome.SUCCEEDED:
+            if report.outcome is _SUCCEEDED:
                 self.complete(item, report, True)
             else:
                 self.failures.failed(item, report)

@@ -26,6 +26,10 @@ class Attempted(NamedTuple):
     error: str | None  # the last traceback when FAILED
 
 
+# The common result, built once: a NamedTuple built per record costs ~0.5 us on the hot path.
+_FIRST_TRY = Attempted(Outcome.SUCCEEDED, 1, None)
+
+
 def _error_text(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc)).rstrip()
 
@@ -41,7 +45,7 @@ def call_with_retries(
         attempt += 1
         try:
             handler(record)
-            return Attempted(Outcome.SUCCEEDED, attempt, None)
+            return _FIRST_TRY if attempt == 1 else Attempted(Outcome.SUCCEEDED, attempt, None)
         except Exception as exc:
             if attempt > policy.retries:
                 return Attempted(Outcome.FAILED, attempt, _error_text(exc))
@@ -58,7 +62,7 @@ async def call_with_retries_async(
         attempt += 1
         try:
             await handler(record)
-            return Attempted(Outcome.SUCCEEDED, attempt, None)
+            return _FIRST_TRY if attempt == 1 else Attempted(Outcome.SUCCEEDED, attempt, None)
         except Exception as exc:
             if attempt > policy.retries:
                 return Attempted(Outcome.FAILED, attempt, _error_text(exc))

@@ -3,9 +3,9 @@
 Lanes are sharded over workers by hash, so every record of a lane goes to the same worker, which
 keeps the lane's order itself (see process_worker). Per worker, at most `max_outstanding` records
 are in the pipe or running; the rest stay in the worker's backlog in the parent, so a slow
-worker cannot swallow
-unbounded work. A worker that dies is detected by end-of-file on its pipe, replaced, and its
-outstanding records are sent again to the replacement (at-least-once: they are redone).
+worker cannot swallow unbounded work. A worker that dies is detected by end-of-file on its
+pipe, replaced, and its outstanding records are sent again to the replacement (at-least-once:
+they are redone).
 
 Threads: the control thread calls submit/reports/wait/close; one reader thread per worker
 receives results. A per-worker lock guards its outstanding table, backlog and pipe writes.
@@ -55,8 +55,7 @@ class _Worker:
     def __init__(self, index: int) -> None:
         self.index = index
         self.lock = threading.Lock()
-        # sent, no result yet (insertion = send order)
-        self.outstanding: dict[int, WorkItem[object]] = {}
+        self.outstanding: dict[int, WorkItem[object]] = {}  # sent, no result (in send order)
         # Assigned to this worker, not sent yet; taken round-robin across lanes so one long lane
         # cannot fill the worker's outstanding window while other lanes wait behind it.
         self.backlog: Backlog[object] = Backlog()
@@ -150,13 +149,18 @@ class ProcessEngine(Engine):
     def submit(self, items: Sequence[WorkItem[object]]) -> None:
         workers = self._workers
         n = len(workers)
-        touched: set[int] = set()
+        per_worker: dict[int, list[WorkItem[object]]] = {}
         for item in items:
             index = next(self._round_robin) % n if item.lane is None else hash(item.lane) % n
-            workers[index].backlog.add(item)
-            touched.add(index)
-        for index in touched:
-            self._pump(workers[index])
+            per_worker.setdefault(index, []).append(item)
+        for index, assigned in per_worker.items():
+            worker = workers[index]
+            # Under the lock: the worker's reader thread takes from the backlog in `_pump`
+            # (unlocked adds raced with it: "pop from an empty deque" under load).
+            with worker.lock:
+                for item in assigned:
+                    worker.backlog.add(item)
+            self._pump(worker)
 
     def _pump(self, worker: _Worker) -> None:
         """Send backlog records while the worker has room, in batches of ipc_batch_size."""

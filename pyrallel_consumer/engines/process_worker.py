@@ -59,9 +59,8 @@ class ResultSender:
 
     def report(self, report: Report) -> None:
         with self._cond:
-            self._pending.append(
-                Result(report.id, report.outcome.value, report.attempts, report.error)
-            )
+            # An Outcome is an int: it travels as its code.
+            self._pending.append(Result(report.id, report.outcome, report.attempts, report.error))
             if len(self._pending) == 1 or len(self._pending) >= self._batch_size:
                 self._cond.notify()
 

@@ -497,3 +497,7 @@ def test_every_outcome_round_trips_as_a_named_result(codec) -> None:
     decoded = codec.decode_results(codec.encode_results(results))
     assert [Outcome(r.outcome) for r in decoded] == list(Outcome)
     assert all(type(r) is Result for r in decoded)
+    # An Outcome is an IntEnum: it encodes exactly as its code.
+    assert codec.encode_results([Result(1, Outcome.CANCELLED, 0, None)]) == codec.encode_results(
+        [Result(1, 2, 0, None)]
+    )
