@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
-from pyrallel_consumer.codec import Codec, Result, load_codec
+from pyrallel_consumer.codec import Codec, ResultFields, load_codec
 from pyrallel_consumer.config import RetryPolicy
 from pyrallel_consumer.engines.base import Handler
 from pyrallel_consumer.engines.lanes import CoroutineLaneRunner, ThreadLaneRunner
@@ -51,7 +51,7 @@ class ResultSender:
         self._codec = codec
         self._batch_size = batch_size
         self._max_wait = max_wait
-        self._pending: list[Result] = []
+        self._pending: list[ResultFields] = []
         self._cond = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="pyrallel-results", daemon=True)
@@ -60,7 +60,7 @@ class ResultSender:
     def report(self, report: Report) -> None:
         with self._cond:
             # An Outcome is an int: it travels as its code.
-            self._pending.append(Result(report.id, report.outcome, report.attempts, report.error))
+            self._pending.append((report.id, report.outcome, report.attempts, report.error))
             if len(self._pending) == 1 or len(self._pending) >= self._batch_size:
                 self._cond.notify()
 
