@@ -69,6 +69,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict pyrallel_consumer
 	@if [ -n "$(DOCKERFILES)" ]; then $(VENV)/bin/hadolint $(DOCKERFILES); fi
 
 # KIND=kafka|tansu; empty lets bench.broker choose (kafka when Java 17 + Maven are usable).

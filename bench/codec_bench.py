@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 import msgpack
 
-from pyrallel_consumer.codec import Codec, available_codecs, load_codec
+from pyrallel_consumer.codec import Codec, Result, available_codecs, load_codec
 from pyrallel_consumer.record import Record
 
 
@@ -86,10 +86,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     items = make_batch(args.records, args.value_size)
-    # (work_id, ok, attempts, error): every tenth record failed after 3 attempts, the rest
-    # succeeded on the first.
+    # Every tenth record failed (outcome 1) after 3 attempts, the rest succeeded (0) on the first.
     results = [
-        (w, i % 10 != 0, 1 if i % 10 else 3, None if i % 10 else "Traceback ...\nValueError: x")
+        Result(w, 0 if i % 10 else 1, 1 if i % 10 else 3, None if i % 10 else "Traceback ...")
         for i, (w, _) in enumerate(items)
     ]
     _check(plain_msgpack_round_trip(items) == items, "plain msgpack")

@@ -31,7 +31,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int, rand: float) -> float:
         """Delay before retry number `attempt` (1-based); `rand` is uniform in [0, 1)."""
-        base = min(self.backoff_max_s, self.backoff_initial_s * (2 ** (attempt - 1)))
+        base = min(self.backoff_max_s, self.backoff_initial_s * 2.0 ** (attempt - 1))
         return base * (1.0 - self.jitter * rand)
 
 
@@ -44,13 +44,13 @@ class ConsumerConfig:
     engine: str  # a name in engines.registry.ENGINES
     ordering: Ordering
     max_in_flight: int
-    buffer_size: int
-    buffer_max_bytes: int
+    backlog_size: int
+    backlog_max_bytes: int
     concurrency: int | None
     workers: int
     worker_concurrency: int
-    batch_size: int
-    batch_max_wait_s: float
+    ipc_batch_size: int
+    ipc_batch_max_wait_s: float
     retry: RetryPolicy
     on_failure: OnFailure
     dlq_topic: str | None
@@ -141,13 +141,13 @@ def build_config(
     engine: str = "async",
     ordering: str = "key",
     max_in_flight: int = 1000,
-    buffer_size: int = 50_000,
-    buffer_max_bytes: int = 64 * 1024 * 1024,
+    backlog_size: int = 50_000,
+    backlog_max_bytes: int = 64 * 1024 * 1024,
     concurrency: int | None = None,
     workers: int | None = None,
     worker_concurrency: int | None = None,
-    batch_size: int = 64,
-    batch_max_wait_s: float = 0.002,
+    ipc_batch_size: int = 64,
+    ipc_batch_max_wait_s: float = 0.002,
     retries: int = 3,
     retry_backoff_s: float = 0.1,
     retry_backoff_max_s: float = 10.0,
@@ -169,9 +169,10 @@ def build_config(
     engine = _require_choice("engine", engine, ENGINE_NAMES)
     ordering = _require_choice("ordering", ordering, ORDERINGS)
     max_in_flight = _require_int("max_in_flight", max_in_flight, 1)
-    # Records held beyond max_in_flight, so the in-flight window can be spread over many keys.
-    buffer_size = _require_int("buffer_size", buffer_size, 0)
-    buffer_max_bytes = _require_int("buffer_max_bytes", buffer_max_bytes, 1)
+    # The backlog: records held beyond max_in_flight, so the in-flight window can be spread
+    # over many keys.
+    backlog_size = _require_int("backlog_size", backlog_size, 0)
+    backlog_max_bytes = _require_int("backlog_max_bytes", backlog_max_bytes, 1)
     cores = usable_cores()
     if concurrency is not None:  # None: the async engine picks per handler kind
         concurrency = _require_int("concurrency", concurrency, 1)
@@ -179,8 +180,8 @@ def build_config(
     worker_concurrency = _require_int(
         "worker_concurrency", 16 if worker_concurrency is None else worker_concurrency, 1
     )
-    batch_size = _require_int("batch_size", batch_size, 1)
-    batch_max_wait_s = _require_float("batch_max_wait_s", batch_max_wait_s, 0.0)
+    ipc_batch_size = _require_int("ipc_batch_size", ipc_batch_size, 1)
+    ipc_batch_max_wait_s = _require_float("ipc_batch_max_wait_s", ipc_batch_max_wait_s, 0.0)
     retry = RetryPolicy(
         retries=_require_int("retries", retries, 0),
         backoff_initial_s=_require_float("retry_backoff_s", retry_backoff_s, 0.0),
@@ -202,13 +203,13 @@ def build_config(
         engine=engine,
         ordering=ordering,  # type: ignore[arg-type]
         max_in_flight=max_in_flight,
-        buffer_size=buffer_size,
-        buffer_max_bytes=buffer_max_bytes,
+        backlog_size=backlog_size,
+        backlog_max_bytes=backlog_max_bytes,
         concurrency=concurrency,
         workers=workers,
         worker_concurrency=worker_concurrency,
-        batch_size=batch_size,
-        batch_max_wait_s=batch_max_wait_s,
+        ipc_batch_size=ipc_batch_size,
+        ipc_batch_max_wait_s=ipc_batch_max_wait_s,
         retry=retry,
         on_failure=on_failure,  # type: ignore[arg-type]
         dlq_topic=dlq_topic,

@@ -10,7 +10,9 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from pyrallel_consumer.config import build_config, validate_handler
-from pyrallel_consumer.control.coordinator import Coordinator, OnAssign, OnComplete
+from pyrallel_consumer.control.completions import OnComplete
+from pyrallel_consumer.control.loop import ControlLoop
+from pyrallel_consumer.control.rebalance import OnAssign
 from pyrallel_consumer.engines.base import Handler
 from pyrallel_consumer.engines.registry import engine_spec
 
@@ -53,7 +55,7 @@ class ParallelConsumer:
         self._engine = engine_spec(self.config.engine).create(
             handler, self.config, worker_init, worker_exit
         )
-        self._coordinator = Coordinator(self.config, self._engine, on_complete, on_assign)
+        self._loop = ControlLoop(self.config, self._engine, on_complete, on_assign)
         self._started = False
 
     def run(self, max_records: int | None = None, timeout: float | None = None) -> int:
@@ -70,7 +72,7 @@ class ParallelConsumer:
         self._started = True
         restore = self._install_signal_handlers()
         try:
-            return self._coordinator.run(max_records, timeout)
+            return self._loop.run(max_records, timeout)
         finally:
             restore()
 
@@ -88,7 +90,7 @@ class ParallelConsumer:
 
     def stop(self) -> None:
         """Ask the loop to stop; safe from any thread or a signal handler."""
-        self._coordinator.request_stop()
+        self._loop.request_stop()
 
     def stats(self) -> dict[str, Any]:
         """In-flight, completed, committed offsets, lag per partition, retries, dead-lettered,
@@ -96,7 +98,7 @@ class ParallelConsumer:
         return {
             "engine": self.config.engine,
             "ordering": self.config.ordering,
-            **self._coordinator.stats(),
+            **self._loop.stats(),
         }
 
     def __enter__(self) -> ParallelConsumer:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 
 from pyrallel_consumer.record import Record
+from pyrallel_consumer.work import Lane
 
-LaneOf = Callable[[Record], Hashable | None]
+LaneOf = Callable[[Record], Lane]
 
 
 def _by_key(record: Record) -> Hashable:

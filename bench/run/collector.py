@@ -4,6 +4,7 @@ when the group first assigned partitions (the end of the join)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from bench.measure.stats import CompletionSample
@@ -35,6 +36,6 @@ class Collector:
         )
         self._progress.advance()
 
-    def on_assign(self, partitions: list[tuple[str, int]]) -> None:
+    def on_assign(self, partitions: Sequence[tuple[str, int]]) -> None:
         if self.first_assign_at is None and partitions:
             self.first_assign_at = time.monotonic()

@@ -1,14 +1,17 @@
 """Writes records that failed every attempt to the dead-letter topic.
 
-A record counts as done only once the broker acknowledged its dead letter, so a crash between
-the failure and the acknowledgement redoes the record instead of losing it.
+A record counts as completed only once the broker acknowledged its dead letter, so a crash
+between the failure and the acknowledgement redoes the record instead of losing it.
+
+Ownership: the control thread calls `publish`, `poll` and `flush`; delivery callbacks run
+inside `poll`/`flush`, so on that thread too.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -20,6 +23,22 @@ log = logging.getLogger(__name__)
 _SHARED_PREFIXES = ("bootstrap.servers", "security.", "sasl.", "ssl.", "client.id", "socket.")
 
 HEADER_PREFIX = "pyrallel."
+
+# Called once per dead letter with None when the broker acknowledged it, else the error text.
+OnDelivered = Callable[[str | None], None]
+
+
+class DeadLetterSink(Protocol):
+    """Where failed records go (`DeadLetterPublisher` in production, a fake in unit tests)."""
+
+    def publish(self, record: Record, error: str, attempts: int, on_delivered: OnDelivered) -> None:
+        """Queue a dead letter; `on_delivered` runs later, inside `poll` or `flush`."""
+
+    def poll(self) -> None:
+        """Serve delivery callbacks that are due; never blocks."""
+
+    def flush(self, timeout: float) -> int:
+        """Wait up to `timeout` seconds for deliveries; returns how many are outstanding."""
 
 
 def producer_config(kafka_config: Mapping[str, Any]) -> dict[str, Any]:
@@ -44,7 +63,7 @@ def dead_letter_headers(
 
 
 class DeadLetterPublisher:
-    """Owned by the control thread: `publish` and `poll` are called from the poll loop only."""
+    """A `DeadLetterSink` producing to `topic` with an idempotent producer."""
 
     def __init__(self, topic: str, kafka_config: Mapping[str, Any]) -> None:
         self.topic = topic
@@ -56,11 +75,11 @@ class DeadLetterPublisher:
         record: Record,
         error: str,
         attempts: int,
-        on_delivered: Callable[[KafkaError | None], None],
+        on_delivered: OnDelivered,
     ) -> None:
         def delivered(err: KafkaError | None, _msg: Message) -> None:
             self.pending -= 1
-            on_delivered(err)
+            on_delivered(None if err is None else err.str())
 
         self.pending += 1
         self._producer.produce(

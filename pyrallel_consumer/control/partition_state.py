@@ -3,14 +3,23 @@
 Owned by the control thread: only the thread running the poll loop reads or writes it, so it
 needs no lock. One object per assignment: a partition revoked and assigned again gets a new
 object, and work carries a reference to the object it was created under. A completion whose
-object is `revoked` is fenced off, which is the assignment epoch without a counter to compare.
+object is `revoked` is fenced, which is the assignment epoch without a counter to compare.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from typing import NamedTuple
 
 from pyrallel_consumer.control import offset_metadata
+
+
+class CommitPoint(NamedTuple):
+    """What to commit for a partition: every offset below `position` completed, and
+    `metadata` encodes the completed offsets above it."""
+
+    position: int
+    metadata: str
 
 
 class PartitionState:
@@ -22,10 +31,10 @@ class PartitionState:
     """
 
     __slots__ = (
+        "_already_completed",
         "_checked_span",
-        "_done",
+        "_completed",
         "_pending",
-        "_skip",
         "blocked",
         "committed",
         "committed_metadata",
@@ -44,14 +53,15 @@ class PartitionState:
         partition: int,
         epoch: int,
         committed: int | None = None,
-        skip: set[int] | None = None,
+        already_completed: set[int] | None = None,
     ) -> None:
         self.topic = topic
         self.partition = partition
         self.epoch = epoch
         self._pending: deque[int] = deque()  # received, not yet known complete, increasing
-        self._done: set[int] = set()  # completed offsets still behind an incomplete one
-        self._skip = skip or set()  # completed before a restart, read from commit metadata
+        self._completed: set[int] = set()  # completed offsets still behind an incomplete one
+        # completed before a restart or rebalance, read from the commit metadata
+        self._already_completed = already_completed or set()
         self.next_offset: int | None = None  # one past the highest offset received
         self.committed = committed  # the position last committed (or found committed)
         self.committed_metadata = ""
@@ -62,12 +72,13 @@ class PartitionState:
         self.high_watermark: int | None = None  # refreshed by the control thread, for lag
 
     def receive(self, offset: int) -> bool:
-        """Track a received offset; False means it completed before a restart: skip it."""
+        """Track a received offset; False means the commit metadata says it already
+        completed (before a restart or rebalance), so it is not handled again."""
         self.next_offset = offset + 1
-        if offset in self._skip:
-            self._skip.discard(offset)
+        if offset in self._already_completed:
+            self._already_completed.discard(offset)
             if self._pending:
-                self._done.add(offset)
+                self._completed.add(offset)
                 self._pending.append(offset)
             return False
         self._pending.append(offset)
@@ -77,11 +88,11 @@ class PartitionState:
         pending = self._pending
         if pending and pending[0] == offset:
             pending.popleft()
-            done = self._done
-            while pending and pending[0] in done:
-                done.discard(pending.popleft())
+            completed = self._completed
+            while pending and pending[0] in completed:
+                completed.discard(pending.popleft())
         else:
-            self._done.add(offset)
+            self._completed.add(offset)
 
     @property
     def position(self) -> int | None:
@@ -92,25 +103,25 @@ class PartitionState:
 
     @property
     def incomplete(self) -> int:
-        return len(self._pending) - len(self._done)
+        return len(self._pending) - len(self._completed)
 
     @property
     def completed_above(self) -> int:
-        return len(self._done)
+        return len(self._completed)
 
-    def commit_point(self) -> tuple[int, str] | None:
-        """(position, metadata) to commit, or None when nothing changed since the last commit.
+    def commit_point(self) -> CommitPoint | None:
+        """What to commit, or None when nothing changed since the last commit.
 
         Sets `blocked` when the completed set no longer fits the metadata limit.
         """
         position = self.position
         if position is None:
             return None
-        metadata, fits = offset_metadata.encode(position, self._done)
+        metadata, fits = offset_metadata.encode(position, self._completed)
         self.blocked = not fits
         if position == self.committed and metadata == self.committed_metadata:
             return None
-        return position, metadata
+        return CommitPoint(position, metadata)
 
     def check_fit(self) -> None:
         """Re-check `blocked` between commits once the open span could outgrow the metadata.

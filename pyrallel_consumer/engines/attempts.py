@@ -11,13 +11,23 @@ import random
 import time
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyrallel_consumer.config import RetryPolicy
-from pyrallel_consumer.engines.base import FAILED, OK
 from pyrallel_consumer.record import Record
+from pyrallel_consumer.work import Outcome
 
-Attempted = tuple[int, int, str | None]  # (status, attempts, error text)
+
+class Attempted(NamedTuple):
+    """The result of calling a handler until it succeeded or the retries ran out."""
+
+    outcome: Outcome  # SUCCEEDED or FAILED
+    attempts: int  # handler calls made, >= 1
+    error: str | None  # the last traceback when FAILED
+
+
+# The common result, built once: a NamedTuple built per record costs ~0.5 us on the hot path.
+_FIRST_TRY = Attempted(Outcome.SUCCEEDED, 1, None)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -35,10 +45,10 @@ def call_with_retries(
         attempt += 1
         try:
             handler(record)
-            return OK, attempt, None
+            return _FIRST_TRY if attempt == 1 else Attempted(Outcome.SUCCEEDED, attempt, None)
         except Exception as exc:
             if attempt > policy.retries:
-                return FAILED, attempt, _error_text(exc)
+                return Attempted(Outcome.FAILED, attempt, _error_text(exc))
         sleep(policy.delay(attempt, random.random()))
 
 
@@ -52,8 +62,8 @@ async def call_with_retries_async(
         attempt += 1
         try:
             await handler(record)
-            return OK, attempt, None
+            return _FIRST_TRY if attempt == 1 else Attempted(Outcome.SUCCEEDED, attempt, None)
         except Exception as exc:
             if attempt > policy.retries:
-                return FAILED, attempt, _error_text(exc)
+                return Attempted(Outcome.FAILED, attempt, _error_text(exc))
         await asyncio.sleep(policy.delay(attempt, random.random()))

@@ -1,64 +1,56 @@
-"""The one interface every engine implements, and the work it receives.
+"""The one interface every engine implements, and the helpers engines share.
 
-Engines never touch the Kafka consumer: the control plane submits `WorkItem`s and drains
-`Done` reports. The ordering contract lives in the lane: items that share a lane run one at a
-time, in submission order; `lane=None` means unordered. That lets an engine keep one worker
-loop per active lane instead of a round trip through the control plane per record.
+Engines never touch the Kafka consumer: the control plane submits `WorkItem`s and takes
+`Report`s (both in `work.py`). The ordering contract lives in the lane: items that share a lane
+run one at a time, in submission order; `lane=None` means unordered. That lets an engine keep
+one worker loop per active lane instead of a round trip through the control plane per record.
 
-Thread ownership: `submit`, `drain`, `wait`, `close` are called by the control thread only.
-Engines run handlers on their own threads/processes and hand results back through `drain`.
+Thread ownership: `submit`, `reports`, `wait`, `close` are called by the control thread only.
+Engines run handlers on their own threads/processes and hand reports back through a
+`ReportQueue`.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Hashable
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.record import Record
-
-# Outcome of a work item, as reported by an engine.
-OK = 0
-FAILED = 1  # the handler raised on every attempt; `error` holds the last traceback
-SKIPPED = 2  # cancelled before it started (its partition was revoked)
+from pyrallel_consumer.work import Report, WorkItem
 
 Handler = Callable[[Record], Any]
 
 
-class WorkItem:
-    """One record submitted to an engine. `cancelled` may be set by the control thread."""
+class ReportQueue:
+    """Reports handed from runner threads to the control thread.
 
-    __slots__ = ("cancelled", "id", "lane", "owner", "received_at", "record")
+    A deque (append/popleft are atomic) plus an event to wake the control thread; the event is
+    cleared before taking, so a report that lands after the clear sets it again.
+    """
 
-    def __init__(
-        self, id: int, lane: Hashable | None, record: Record, owner: Any, received_at: float
-    ) -> None:
-        self.id = id
-        self.lane = lane
-        self.record = record
-        self.owner = owner  # the control plane's PartitionState; engines must not use it
-        self.received_at = received_at
-        self.cancelled = False
+    def __init__(self) -> None:
+        self._items: deque[Report] = deque()
+        self._ready = threading.Event()
 
+    def put(self, report: Report) -> None:
+        self._items.append(report)
+        self._ready.set()
 
-class Done:
-    """An engine's report on one work item."""
+    def take_all(self) -> list[Report]:
+        self._ready.clear()
+        items = self._items
+        return [items.popleft() for _ in range(len(items))]
 
-    __slots__ = ("attempts", "completed_at", "error", "id", "status")
-
-    def __init__(
-        self, id: int, status: int, attempts: int, completed_at: float, error: str | None = None
-    ) -> None:
-        self.id = id
-        self.status = status
-        self.attempts = attempts
-        self.completed_at = completed_at
-        self.error = error
+    def wait(self, timeout: float) -> None:
+        self._ready.wait(timeout)
 
 
 class Engine(abc.ABC):
-    """Runs a handler over submitted work, honouring lanes; reports completions."""
+    """Runs a handler over submitted work, honouring lanes; reports on every item."""
 
     name: str = "engine"
     # Records the control plane fetches and submits per loop turn; None: as many as fit.
@@ -74,13 +66,13 @@ class Engine(abc.ABC):
         """Allocate threads/processes. Called once before the first submit."""
 
     @abc.abstractmethod
-    def submit(self, items: list[WorkItem]) -> None:
+    def submit(self, items: Sequence[WorkItem[object]]) -> None:
         """Accept items for execution. Must not block on handler work (baseline excepted:
         it is the inline reference and runs them before returning)."""
 
     @abc.abstractmethod
-    def drain(self) -> list[Done]:
-        """Reports available now; never blocks."""
+    def reports(self) -> list[Report]:
+        """The reports available now, each item's exactly once; never blocks."""
 
     @abc.abstractmethod
     def wait(self, timeout: float) -> None:

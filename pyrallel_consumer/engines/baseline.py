@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from pyrallel_consumer.engines.attempts import call_with_retries
-from pyrallel_consumer.engines.base import SKIPPED, Done, Engine, WorkItem
+from pyrallel_consumer.engines.base import Engine
+from pyrallel_consumer.work import Outcome, Report, WorkItem
 
 
 class BaselineEngine(Engine):
@@ -15,20 +17,20 @@ class BaselineEngine(Engine):
     records_per_turn = 1
 
     def start(self) -> None:
-        self._done: list[Done] = []
+        self._reports: list[Report] = []
 
-    def submit(self, items: list[WorkItem]) -> None:
-        handler, policy, done = self.handler, self.config.retry, self._done
+    def submit(self, items: Sequence[WorkItem[object]]) -> None:
+        handler, policy, reports = self.handler, self.config.retry, self._reports
         for item in items:
             if item.cancelled:
-                done.append(Done(item.id, SKIPPED, 0, time.monotonic()))
+                reports.append(Report(item.id, Outcome.CANCELLED, 0, time.monotonic()))
                 continue
-            status, attempts, error = call_with_retries(handler, item.record, policy)
-            done.append(Done(item.id, status, attempts, time.monotonic(), error))
+            outcome, attempts, error = call_with_retries(handler, item.record, policy)
+            reports.append(Report(item.id, outcome, attempts, time.monotonic(), error))
 
-    def drain(self) -> list[Done]:
-        done, self._done = self._done, []
-        return done
+    def reports(self) -> list[Report]:
+        reports, self._reports = self._reports, []
+        return reports
 
     def wait(self, timeout: float) -> None:
         """Nothing runs in the background, so there is nothing to wait for."""

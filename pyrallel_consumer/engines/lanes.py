@@ -12,14 +12,16 @@ import asyncio
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Sequence
 from queue import SimpleQueue
 
 from pyrallel_consumer.config import RetryPolicy
 from pyrallel_consumer.engines.attempts import call_with_retries, call_with_retries_async
-from pyrallel_consumer.engines.base import SKIPPED, Done, Handler, WorkItem
+from pyrallel_consumer.engines.base import Handler
+from pyrallel_consumer.work import Lane, Outcome, Report, WorkItem
 
-Report = Callable[[Done], None]
+ReportSink = Callable[[Report], None]
+Item = WorkItem[object]
 
 
 class Lanes:
@@ -28,9 +30,9 @@ class Lanes:
     __slots__ = ("_waiting",)
 
     def __init__(self) -> None:
-        self._waiting: dict[Hashable, deque[WorkItem]] = {}
+        self._waiting: dict[Lane, deque[Item]] = {}
 
-    def admit(self, item: WorkItem) -> bool:
+    def admit(self, item: Item) -> bool:
         """True when the item may run now; otherwise it waits for its lane."""
         lane = item.lane
         if lane is None:
@@ -42,7 +44,7 @@ class Lanes:
         waiting.append(item)
         return False
 
-    def release(self, lane: Hashable | None) -> WorkItem | None:
+    def release(self, lane: Lane) -> Item | None:
         """The item of `lane` that may run now that the previous one finished, if any."""
         if lane is None:
             return None
@@ -56,21 +58,23 @@ class Lanes:
         return len(self._waiting)
 
 
-def _skipped(item: WorkItem) -> Done:
-    return Done(item.id, SKIPPED, 0, time.monotonic())
+def _cancelled(item: Item) -> Report:
+    return Report(item.id, Outcome.CANCELLED, 0, time.monotonic())
 
 
 class ThreadLaneRunner:
     """Plain handlers on a fixed pool of threads: real parallelism when the handler releases
     the GIL (I/O, sleeps, the Cython CPU kernel)."""
 
-    def __init__(self, handler: Handler, policy: RetryPolicy, threads: int, report: Report) -> None:
+    def __init__(
+        self, handler: Handler, policy: RetryPolicy, threads: int, report: ReportSink
+    ) -> None:
         self._handler = handler
         self._policy = policy
         self._report = report
         self._lanes = Lanes()
         self._lock = threading.Lock()
-        self._ready: SimpleQueue[WorkItem | None] = SimpleQueue()
+        self._ready: SimpleQueue[Item | None] = SimpleQueue()
         self._threads = [
             threading.Thread(target=self._work, name=f"pyrallel-worker-{i}", daemon=True)
             for i in range(threads)
@@ -78,7 +82,7 @@ class ThreadLaneRunner:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, items: list[WorkItem]) -> None:
+    def submit(self, items: Sequence[Item]) -> None:
         with self._lock:
             ready = [item for item in items if self._lanes.admit(item)]
         for item in ready:
@@ -92,10 +96,10 @@ class ThreadLaneRunner:
                 return  # close() queues one None per thread, behind the ready work
             while item is not None:
                 if item.cancelled:
-                    report(_skipped(item))
+                    report(_cancelled(item))
                 else:
-                    status, attempts, error = call_with_retries(handler, item.record, policy)
-                    report(Done(item.id, status, attempts, time.monotonic(), error))
+                    outcome, attempts, error = call_with_retries(handler, item.record, policy)
+                    report(Report(item.id, outcome, attempts, time.monotonic(), error))
                 with self._lock:
                     following = self._lanes.release(item.lane)
                 if following is not None and not self._ready.empty():
@@ -125,7 +129,7 @@ class CoroutineLaneRunner:
     """`async def` handlers on an event loop in its own thread, `concurrency` coroutines."""
 
     def __init__(
-        self, handler: Handler, policy: RetryPolicy, concurrency: int, report: Report
+        self, handler: Handler, policy: RetryPolicy, concurrency: int, report: ReportSink
     ) -> None:
         self._handler = handler
         self._policy = policy
@@ -140,15 +144,15 @@ class CoroutineLaneRunner:
 
     def _run_loop(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self._ready: asyncio.Queue[WorkItem | None] = asyncio.Queue()
+        self._ready: asyncio.Queue[Item | None] = asyncio.Queue()
         self._workers = [self.loop.create_task(self._work()) for _ in range(self._concurrency)]
         self.loop.call_soon(self._started.set)
         self.loop.run_forever()
 
-    def submit(self, items: list[WorkItem]) -> None:
+    def submit(self, items: Sequence[Item]) -> None:
         self.loop.call_soon_threadsafe(self._admit, items)
 
-    def _admit(self, items: list[WorkItem]) -> None:
+    def _admit(self, items: Sequence[Item]) -> None:
         lanes, ready = self._lanes, self._ready
         for item in items:
             if lanes.admit(item):
@@ -162,12 +166,12 @@ class CoroutineLaneRunner:
                 return
             while item is not None:
                 if item.cancelled:
-                    report(_skipped(item))
+                    report(_cancelled(item))
                 else:
-                    status, attempts, error = await call_with_retries_async(
+                    outcome, attempts, error = await call_with_retries_async(
                         handler, item.record, policy
                     )
-                    report(Done(item.id, status, attempts, time.monotonic(), error))
+                    report(Report(item.id, outcome, attempts, time.monotonic(), error))
                 following = self._lanes.release(item.lane)
                 if following is not None and not ready.empty():
                     ready.put_nowait(following)

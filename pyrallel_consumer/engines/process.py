@@ -2,11 +2,12 @@
 
 Lanes are sharded over workers by hash, so every record of a lane goes to the same worker, which
 keeps the lane's order itself (see process_worker). Per worker, at most `max_outstanding` records
-are in the pipe or running; the rest wait in the parent, so a slow worker cannot swallow
-unbounded work. A worker that dies is detected by end-of-file on its pipe, replaced, and its
-outstanding records are sent again to the replacement (at-least-once: they are redone).
+are in the pipe or running; the rest stay in the worker's backlog in the parent, so a slow
+worker cannot swallow unbounded work. A worker that dies is detected by end-of-file on its
+pipe, replaced, and its outstanding records are sent again to the replacement (at-least-once:
+they are redone).
 
-Threads: the control thread calls submit/drain/wait/close; one reader thread per worker
+Threads: the control thread calls submit/reports/wait/close; one reader thread per worker
 receives results. A per-worker lock guards its outstanding table, backlog and pipe writes.
 """
 
@@ -18,18 +19,18 @@ import multiprocessing
 import pickle
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import count
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from pyrallel_consumer.backlog import Backlog
 from pyrallel_consumer.codec import load_codec
 from pyrallel_consumer.config import ConsumerConfig
-from pyrallel_consumer.control.backlog import Backlog
-from pyrallel_consumer.engines.asyncio_engine import CompletionQueue
-from pyrallel_consumer.engines.base import FAILED, OK, SKIPPED, Done, Engine, Handler, WorkItem
+from pyrallel_consumer.engines.base import Engine, Handler, ReportQueue
 from pyrallel_consumer.engines.process_worker import SHUTDOWN, WorkerSpec, worker_main
+from pyrallel_consumer.work import OUTCOME_BY_CODE, Outcome, Report, WorkItem
 
 log = logging.getLogger("pyrallel_consumer.process")
 
@@ -54,10 +55,10 @@ class _Worker:
     def __init__(self, index: int) -> None:
         self.index = index
         self.lock = threading.Lock()
-        self.outstanding: dict[int, WorkItem] = {}  # sent, no result yet (insertion = send order)
+        self.outstanding: dict[int, WorkItem[object]] = {}  # sent, no result (in send order)
         # Assigned to this worker, not sent yet; taken round-robin across lanes so one long lane
         # cannot fill the worker's outstanding window while other lanes wait behind it.
-        self.waiting = Backlog()
+        self.backlog: Backlog[object] = Backlog()
         self.process: BaseProcess | None = None
         self.conn: Connection | None = None
         self.reader: threading.Thread | None = None
@@ -88,13 +89,13 @@ class ProcessEngine(Engine):
             retry=config.retry,
             concurrency=config.worker_concurrency,
             codec=self.codec.name,
-            batch_size=config.batch_size,
-            batch_max_wait_s=config.batch_max_wait_s,
+            ipc_batch_size=config.ipc_batch_size,
+            ipc_batch_max_wait_s=config.ipc_batch_max_wait_s,
             worker_init=worker_init,
             worker_exit=worker_exit,
         )
-        self.max_outstanding = max(config.batch_size, 4 * config.worker_concurrency)
-        self._completions = CompletionQueue()
+        self.max_outstanding = max(config.ipc_batch_size, 4 * config.worker_concurrency)
+        self._reports = ReportQueue()
         self._workers = [_Worker(i) for i in range(config.workers)]
         self._round_robin = count()
         self._closing = False
@@ -145,28 +146,33 @@ class ProcessEngine(Engine):
 
     # ---- work ------------------------------------------------------------------------------
 
-    def submit(self, items: list[WorkItem]) -> None:
+    def submit(self, items: Sequence[WorkItem[object]]) -> None:
         workers = self._workers
         n = len(workers)
-        touched: set[int] = set()
+        per_worker: dict[int, list[WorkItem[object]]] = {}
         for item in items:
             index = next(self._round_robin) % n if item.lane is None else hash(item.lane) % n
-            workers[index].waiting.add(item)
-            touched.add(index)
-        for index in touched:
-            self._pump(workers[index])
+            per_worker.setdefault(index, []).append(item)
+        for index, assigned in per_worker.items():
+            worker = workers[index]
+            # Under the lock: the worker's reader thread takes from the backlog in `_pump`
+            # (unlocked adds raced with it: "pop from an empty deque" under load).
+            with worker.lock:
+                for item in assigned:
+                    worker.backlog.add(item)
+            self._pump(worker)
 
     def _pump(self, worker: _Worker) -> None:
-        """Send waiting records while the worker has room, in batches of batch_size."""
+        """Send backlog records while the worker has room, in batches of ipc_batch_size."""
         with worker.lock:
             if worker.conn is None:
                 return  # being replaced; the reader pumps once the new worker is up
             room = self.max_outstanding - len(worker.outstanding)
-            while room > 0 and worker.waiting:
-                batch: list[WorkItem] = []
-                for item in worker.waiting.take(min(room, self.config.batch_size)):
+            while room > 0 and worker.backlog:
+                batch: list[WorkItem[object]] = []
+                for item in worker.backlog.take(min(room, self.config.ipc_batch_size)):
                     if item.cancelled:
-                        self._completions.put(Done(item.id, SKIPPED, 0, time.monotonic()))
+                        self._reports.put(Report(item.id, Outcome.CANCELLED, 0, time.monotonic()))
                     else:
                         batch.append(item)
                 if not batch:
@@ -190,10 +196,10 @@ class ProcessEngine(Engine):
                 break
             now = time.monotonic()
             with worker.lock:
-                for work_id, ok, attempts, error in decode(data):
+                for work_id, code, attempts, error in decode(data):
                     if worker.outstanding.pop(work_id, None) is not None:
-                        status = OK if ok else FAILED
-                        self._completions.put(Done(work_id, status, attempts, now, error))
+                        outcome = OUTCOME_BY_CODE[code]
+                        self._reports.put(Report(work_id, outcome, attempts, now, error))
             self._pump(worker)
         if not self._closing:
             self._replace(worker)
@@ -211,21 +217,21 @@ class ProcessEngine(Engine):
         )
         with worker.lock:
             worker.conn = None
-            # Lane order holds: the outstanding records of a lane precede its waiting ones.
-            waiting = worker.waiting
-            worker.waiting = Backlog()
-            for item in [*worker.outstanding.values(), *waiting.take(len(waiting))]:
-                worker.waiting.add(item)
+            # Lane order holds: the outstanding records of a lane precede its backlog ones.
+            backlog = worker.backlog
+            worker.backlog = Backlog()
+            for item in [*worker.outstanding.values(), *backlog.take(len(backlog))]:
+                worker.backlog.add(item)
             worker.outstanding.clear()
             worker.restarts += 1
         self._spawn(worker)
         self._pump(worker)
 
-    def drain(self) -> list[Done]:
-        return self._completions.drain()
+    def reports(self) -> list[Report]:
+        return self._reports.take_all()
 
     def wait(self, timeout: float) -> None:
-        self._completions.wait(timeout)
+        self._reports.wait(timeout)
 
     def worker_pids(self) -> list[int]:
         return [w.process.pid for w in self._workers if w.process is not None and w.process.pid]

@@ -2,9 +2,10 @@
 
 Receives record batches over its pipe, runs them with the same lane runners as the async engine
 (threads for plain handlers, an event loop for `async def` ones), and sends results back in
-micro-batches: a batch goes out when `batch_size` results are ready or `batch_max_wait_s` after
-the first one, whichever comes first. An empty message from the parent means "finish and exit";
-end-of-file on the pipe means the parent died, and the worker exits at once (no orphans).
+micro-batches: a batch goes out when `ipc_batch_size` results are ready or
+`ipc_batch_max_wait_s` after the first one, whichever comes first. An empty message from the
+parent means "finish and exit"; end-of-file on the pipe means the parent died, and the worker
+exits at once (no orphans).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
-from pyrallel_consumer.codec import Codec, load_codec
+from pyrallel_consumer.codec import Codec, ResultFields, load_codec
 from pyrallel_consumer.config import RetryPolicy
-from pyrallel_consumer.engines.base import OK, Done, Handler, WorkItem
+from pyrallel_consumer.engines.base import Handler
 from pyrallel_consumer.engines.lanes import CoroutineLaneRunner, ThreadLaneRunner
 from pyrallel_consumer.ordering import lane_function
+from pyrallel_consumer.work import Report, WorkItem
 
 SHUTDOWN = b""
 CLOSE_TIMEOUT_S = 60.0
@@ -35,8 +37,8 @@ class WorkerSpec:
     retry: RetryPolicy
     concurrency: int
     codec: str
-    batch_size: int
-    batch_max_wait_s: float
+    ipc_batch_size: int
+    ipc_batch_max_wait_s: float
     worker_init: Callable[[], None] | None = None
     worker_exit: Callable[[], None] | None = None
 
@@ -49,15 +51,16 @@ class ResultSender:
         self._codec = codec
         self._batch_size = batch_size
         self._max_wait = max_wait
-        self._pending: list[tuple[int, bool, int, str | None]] = []
+        self._pending: list[ResultFields] = []
         self._cond = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="pyrallel-results", daemon=True)
         self._thread.start()
 
-    def report(self, done: Done) -> None:
+    def report(self, report: Report) -> None:
         with self._cond:
-            self._pending.append((done.id, done.status == OK, done.attempts, done.error))
+            # An Outcome is an int: it travels as its code.
+            self._pending.append((report.id, report.outcome, report.attempts, report.error))
             if len(self._pending) == 1 or len(self._pending) >= self._batch_size:
                 self._cond.notify()
 
@@ -89,7 +92,7 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
         spec.worker_init()
     codec = load_codec(spec.codec)
     lane_of = lane_function(spec.ordering)
-    sender = ResultSender(conn, codec, spec.batch_size, spec.batch_max_wait_s)
+    sender = ResultSender(conn, codec, spec.ipc_batch_size, spec.ipc_batch_max_wait_s)
     runner_type = (
         CoroutineLaneRunner if inspect.iscoroutinefunction(spec.handler) else ThreadLaneRunner
     )

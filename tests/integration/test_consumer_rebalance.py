@@ -80,7 +80,9 @@ class Run:
             if self.changed.wait_for(condition, WAIT_S):
                 return
             done = {name: len(offsets) for name, offsets in self.completed.items()}
-        states = [{k: c.stats()[k] for k in ("partitions", "fenced", "skipped")} for c in consumers]
+        states = [
+            {k: c.stats()[k] for k in ("partitions", "fenced", "cancelled")} for c in consumers
+        ]
         raise AssertionError(
             f"timed out waiting for {what}: completed {done}, assignments {self.assignments}, "
             f"stats {states}"

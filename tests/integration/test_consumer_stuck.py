@@ -96,7 +96,7 @@ def test_stuck_record_blocks_partition_then_resumes(
         ordering="key",
         # Room for every waiting record of the stuck key, so capacity is not what pauses.
         max_in_flight=30_000,
-        buffer_size=2_000,
+        backlog_size=2_000,
         commit_interval_s=0.2,
     )
     result: dict[str, Any] = {}

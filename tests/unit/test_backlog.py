@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
-from pyrallel_consumer.control.backlog import Backlog
-from pyrallel_consumer.engines.base import WorkItem
+from pyrallel_consumer.backlog import Backlog
 from pyrallel_consumer.record import Record
+from pyrallel_consumer.work import WorkItem
 
 _ids = iter(range(1, 1_000_000))
 

@@ -16,8 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pyrallel_consumer.codec import CodecError, available_codecs, load_codec
+from pyrallel_consumer.codec import CodecError, Result, available_codecs, load_codec
 from pyrallel_consumer.record import Record
+from pyrallel_consumer.work import Outcome
 
 ROOT = Path(__file__).resolve().parents[2]
 NATIVE_BUILT = "native" in available_codecs()
@@ -54,8 +55,9 @@ records = st.builds(
 )
 record_batches = st.lists(st.tuples(wire_ints, records), max_size=20)
 attempts = st.integers(0, UINT64_MAX)
+outcomes = st.integers(0, UINT64_MAX)  # the codec carries any code; work.Outcome has 0..2
 result_batches = st.lists(
-    st.tuples(wire_ints, st.booleans(), attempts, st.none() | long_texts), max_size=20
+    st.builds(Result, wire_ints, outcomes, attempts, st.none() | long_texts), max_size=20
 )
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -79,7 +81,7 @@ def reference_records(items: list[tuple[int, Record]]) -> bytes:
     return msgpack.packb([0, batch], use_bin_type=True)
 
 
-def reference_results(results: list[tuple[int, bool, int, str | None]]) -> bytes:
+def reference_results(results: list[Result]) -> bytes:
     return msgpack.packb([1, [list(r) for r in results]], use_bin_type=True)
 
 
@@ -156,7 +158,7 @@ def test_array_length_boundaries(codec, count: int) -> None:
     data = codec.encode_records(items)
     assert data == reference_records(items)
     assert codec.decode_records(data) == items
-    results = [(i, i % 2 == 0, i % 5, None if i % 3 else "boom") for i in range(count)]
+    results = [Result(i, i % 3, i % 5, None if i % 3 else "boom") for i in range(count)]
     data = codec.encode_results(results)
     assert data == reference_results(results)
     assert codec.decode_results(data) == results
@@ -195,15 +197,15 @@ def test_integer_forms_match_msgpack(codec, value: int) -> None:
     data = codec.encode_records(items)
     assert data == reference_records(items)
     assert codec.decode_records(data) == items
-    results = [(value, True, max(value, 0), None)]
+    results = [(value, 0, max(value, 0), None)]
     data = codec.encode_results(results)
     assert data == reference_results(results)
     assert codec.decode_results(data) == results
 
 
 @pytest.mark.parametrize("value", [0, 1, 127, 128, 255, 256, 65_535, 65_536, 2**32, UINT64_MAX])
-def test_attempts_forms_match_msgpack(codec, value: int) -> None:
-    results = [(1, False, value, "Traceback ..."), (2, True, value, None)]
+def test_outcome_and_attempts_forms_match_msgpack(codec, value: int) -> None:
+    results = [Result(1, 1, value, "Traceback ..."), Result(2, value, value, None)]
     data = codec.encode_results(results)
     assert data == reference_results(results)
     assert codec.decode_results(data) == results
@@ -212,13 +214,13 @@ def test_attempts_forms_match_msgpack(codec, value: int) -> None:
 @pytest.mark.parametrize(
     "data",
     [
-        b"\x92\x01\x91\x94\x01\xc3\xd0\x05\xc0",  # attempts 5 as int8
-        b"\x92\x01\x91\x94\x01\xc3\xd3\x00\x00\x00\x00\x00\x00\x00\x05\xc0",  # as int64
-        b"\x92\x01\x91\x94\x01\xc3\xcd\x00\x05\xc0",  # as uint16
+        b"\x92\x01\x91\x94\x01\x02\xd0\x05\xc0",  # attempts 5 as int8
+        b"\x92\x01\x91\x94\x01\x02\xd3\x00\x00\x00\x00\x00\x00\x00\x05\xc0",  # as int64
+        b"\x92\x01\x91\x94\x01\x02\xcd\x00\x05\xc0",  # as uint16
     ],
 )
 def test_attempts_in_any_non_negative_int_form_decodes(codec, data: bytes) -> None:
-    assert codec.decode_results(data) == [(1, True, 5, None)]
+    assert codec.decode_results(data) == [Result(1, Outcome.CANCELLED.value, 5, None)]
 
 
 def test_decoded_headers_are_lists_of_tuples(codec) -> None:
@@ -249,9 +251,9 @@ def test_integer_out_of_msgpack_range_raises_codec_error(codec, bad: int) -> Non
     with pytest.raises(CodecError):
         codec.encode_records([(1, Record("t", 0, bad, None, None))])
     with pytest.raises(CodecError):
-        codec.encode_results([(bad, True, 1, None)])
+        codec.encode_results([(bad, 0, 1, None)])
     with pytest.raises(CodecError):
-        codec.encode_results([(1, True, bad, None)])
+        codec.encode_results([(1, 0, bad, None)])
 
 
 def test_unencodable_text_raises_codec_error(codec) -> None:
@@ -282,22 +284,23 @@ def test_native_rejects_wrong_field_types_naming_the_field(record: Record, field
 @pytest.mark.parametrize(
     ("result", "field"),
     [
-        (("1", True, 1, None), "work_id"),
-        ((True, True, 1, None), "work_id"),  # bool is not a work_id
-        ((1, 1, 1, None), "ok"),
-        ((1, True, "1", None), "attempts"),
-        ((1, True, 1.0, None), "attempts"),
-        ((1, True, True, None), "attempts"),  # bool is not a count
-        ((1, True, None, None), "attempts"),
-        ((1, True, -1, None), "attempts"),
-        ((1, True, 1, b"boom"), "error"),
-        ((1, True, None), "4 items"),  # the old three-field shape
-        ((1, True, 1, None, 0), "4 items"),
+        (("1", 0, 1, None), "work_id"),
+        ((True, 0, 1, None), "work_id"),  # bool is not a work_id
+        ((1, True, 1, None), "outcome"),  # bool is not an outcome code
+        ((1, -1, 1, None), "outcome"),
+        ((1, 0, "1", None), "attempts"),
+        ((1, 0, 1.0, None), "attempts"),
+        ((1, 0, True, None), "attempts"),  # bool is not a count
+        ((1, 0, None, None), "attempts"),
+        ((1, 0, -1, None), "attempts"),
+        ((1, 0, 1, b"boom"), "error"),
+        ((1, 0, None), "4 items"),  # the old three-field shape
+        ((1, 0, 1, None, 0), "4 items"),
     ],
 )
 def test_native_rejects_wrong_result_fields_naming_the_field(result: tuple, field: str) -> None:
     with pytest.raises(CodecError, match=f"result 1: .*{field}"):
-        load_codec("native").encode_results([(0, True, 0, None), result])
+        load_codec("native").encode_results([(0, 0, 0, None), result])
 
 
 # --- malformed input -------------------------------------------------------------------------
@@ -308,7 +311,7 @@ def test_every_truncation_raises_codec_error(codec) -> None:
     for end in range(len(data)):
         with pytest.raises(CodecError):
             codec.decode_records(data[:end])
-    results = codec.encode_results([(1, True, 1, None), (2, False, 3, "Traceback ...")])
+    results = codec.encode_results([(1, 0, 1, None), (2, 1, 3, "Traceback ...")])
     for end in range(len(results)):
         with pytest.raises(CodecError):
             codec.decode_results(results[:end])
@@ -321,7 +324,7 @@ def test_trailing_bytes_raise_codec_error(codec) -> None:
 
 def test_wrong_batch_kind_raises_codec_error(codec) -> None:
     with pytest.raises(CodecError, match="tag"):
-        codec.decode_records(codec.encode_results([(1, True, 1, None)]))
+        codec.decode_records(codec.encode_results([(1, 0, 1, None)]))
     with pytest.raises(CodecError, match="tag"):
         codec.decode_results(codec.encode_records(sample_batch()))
 
@@ -354,21 +357,22 @@ def test_wrong_shapes_raise_codec_error(codec, obj: object) -> None:
 @pytest.mark.parametrize(
     "obj",
     [
-        [1, [[1, True, None]]],  # the old three-field shape
-        [1, [[1, True, 1, None, None]]],  # 5 fields
+        [1, [[1, 0, None]]],  # the old three-field shape
+        [1, [[1, 0, 1, None, None]]],  # 5 fields
         [1, [[1, True]]],
-        [1, [[1, 1, 1, None]]],  # int ok
-        [1, [[1, True, 1, b"x"]]],  # error as bin
-        [1, [["1", True, 1, None]]],  # str work_id
-        [1, [[True, True, 1, None]]],  # bool work_id
-        [1, [[1, True, None, None]]],  # nil attempts
-        [1, [[1, True, True, None]]],  # bool attempts
-        [1, [[1, True, 1.0, None]]],  # float attempts
-        [1, [[1, True, "1", None]]],  # str attempts
-        [1, [[1, True, -1, None]]],  # negative attempts (fixint)
-        [1, [[1, True, -200, None]]],  # negative attempts (int16)
-        [1, [[1, True, INT64_MIN, None]]],  # negative attempts (int64)
-        [1, [[1, True, 1, None], [2, False, -1, "x"]]],  # a later item is bad
+        [1, [[1, True, 1, None]]],  # bool outcome
+        [1, [[1, -1, 1, None]]],  # negative outcome
+        [1, [[1, 0, 1, b"x"]]],  # error as bin
+        [1, [["1", 0, 1, None]]],  # str work_id
+        [1, [[True, 0, 1, None]]],  # bool work_id
+        [1, [[1, 0, None, None]]],  # nil attempts
+        [1, [[1, 0, True, None]]],  # bool attempts
+        [1, [[1, 0, 1.0, None]]],  # float attempts
+        [1, [[1, 0, "1", None]]],  # str attempts
+        [1, [[1, 0, -1, None]]],  # negative attempts (fixint)
+        [1, [[1, 0, -200, None]]],  # negative attempts (int16)
+        [1, [[1, 0, INT64_MIN, None]]],  # negative attempts (int64)
+        [1, [[1, 0, 1, None], [2, 1, -1, "x"]]],  # a later item is bad
         [1, {}],
         [0, []],  # record batch tag
     ],
@@ -485,3 +489,15 @@ def test_without_the_extension_auto_falls_back_and_native_says_how_to_build(
 def test_load_codec_rejects_unknown_names() -> None:
     with pytest.raises(ValueError, match="codec must be one of"):
         load_codec("json")
+
+
+def test_every_outcome_round_trips_as_a_named_result(codec) -> None:
+    """The result carries the engine's Outcome code, so a cancelled item survives the pipe."""
+    results = [Result(i, outcome.value, i, None) for i, outcome in enumerate(Outcome)]
+    decoded = codec.decode_results(codec.encode_results(results))
+    assert [Outcome(r.outcome) for r in decoded] == list(Outcome)
+    assert all(type(r) is Result for r in decoded)
+    # An Outcome is an IntEnum: it encodes exactly as its code.
+    assert codec.encode_results([Result(1, Outcome.CANCELLED, 0, None)]) == codec.encode_results(
+        [Result(1, 2, 0, None)]
+    )

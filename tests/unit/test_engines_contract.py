@@ -2,7 +2,7 @@
 
 Lanes: items sharing a lane run one at a time in submission order; retries happen inside the
 lane; a handler failing every attempt is reported FAILED after retries + 1 attempts with the
-exception in the error text; cancelled items are reported SKIPPED.
+exception in the error text; cancelled items are reported CANCELLED.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ import pytest
 
 from pyrallel_consumer.config import build_config
 from pyrallel_consumer.engines.asyncio_engine import AsyncEngine
-from pyrallel_consumer.engines.base import FAILED, OK, SKIPPED, Done, Engine, WorkItem
+from pyrallel_consumer.engines.base import Engine
 from pyrallel_consumer.engines.baseline import BaselineEngine
 from pyrallel_consumer.ordering import lane_function
 from pyrallel_consumer.record import Record
+from pyrallel_consumer.work import Outcome, Report, WorkItem
 
 WAIT_S = 30.0
 
@@ -120,11 +121,11 @@ def make_items(count: int, keys: int, ordering: str = "key") -> list[WorkItem]:
     return items
 
 
-def collect(engine: Engine, count: int) -> dict[int, Done]:
-    reports: dict[int, Done] = {}
+def collect(engine: Engine, count: int) -> dict[int, Report]:
+    reports: dict[int, Report] = {}
     deadline = time.monotonic() + WAIT_S
     while len(reports) < count and time.monotonic() < deadline:
-        for done in engine.drain():
+        for done in engine.reports():
             assert done.id not in reports, f"item {done.id} reported twice"
             reports[done.id] = done
         if len(reports) < count:
@@ -140,7 +141,10 @@ def test_lane_order_preserved(engine_kind: str, engines: list[Engine]) -> None:
     for start in range(0, len(items), 64):
         engine.submit(items[start : start + 64])
     reports = collect(engine, len(items))
-    assert all(d.status == OK and d.attempts == 1 and d.error is None for d in reports.values())
+    assert all(
+        d.outcome == Outcome.SUCCEEDED and d.attempts == 1 and d.error is None
+        for d in reports.values()
+    )
     assert recorder.overlaps == []
     per_key: dict[int, list[int]] = {}
     for offset, _ in recorder.calls:
@@ -156,7 +160,7 @@ def test_unordered_runs_everything(engine_kind: str, engines: list[Engine]) -> N
     items = make_items(300, keys=3, ordering="unordered")
     engine.submit(items)
     reports = collect(engine, len(items))
-    assert {d.status for d in reports.values()} == {OK}
+    assert {d.outcome for d in reports.values()} == {Outcome.SUCCEEDED}
     assert sorted(o for o, _ in recorder.calls) == list(range(300))
 
 
@@ -170,15 +174,15 @@ def test_retries_then_failed_with_error_text(engine_kind: str, engines: list[Eng
     engine.submit(items)
     reports = collect(engine, len(items))
     failed = reports[items[3].id]
-    assert failed.status == FAILED
+    assert failed.outcome == Outcome.FAILED
     assert failed.attempts == 3  # retries + 1
     assert failed.error is not None
     assert "RuntimeError" in failed.error
     assert "boom at offset 3 attempt 3" in failed.error
     recovered = reports[items[5].id]
-    assert (recovered.status, recovered.attempts, recovered.error) == (OK, 3, None)
+    assert (recovered.outcome, recovered.attempts, recovered.error) == (Outcome.SUCCEEDED, 3, None)
     others = [d for i, d in reports.items() if i not in (items[3].id, items[5].id)]
-    assert all(d.status == OK and d.attempts == 1 for d in others)
+    assert all(d.outcome == Outcome.SUCCEEDED and d.attempts == 1 for d in others)
     # Retries stay inside the lane: key-1 ran 3, 3, 3, 5, 5, 5, 7, ... in that order.
     key1 = [offset for offset, _ in recorder.calls if offset % 2 == 1]
     assert key1 == [1, 3, 3, 3, 5, 5, 5, *range(7, 20, 2)]
@@ -190,10 +194,10 @@ def test_zero_retries_fails_after_one_attempt(engine_kind: str, engines: list[En
     items = make_items(3, keys=3)
     engine.submit(items)
     reports = collect(engine, 3)
-    assert all(d.status == FAILED and d.attempts == 1 for d in reports.values())
+    assert all(d.outcome == Outcome.FAILED and d.attempts == 1 for d in reports.values())
 
 
-def test_cancelled_items_reported_skipped(engine_kind: str, engines: list[Engine]) -> None:
+def test_cancelled_items_reported_cancelled(engine_kind: str, engines: list[Engine]) -> None:
     recorder = Recorder()
     engine = make_engine(engine_kind, recorder, engines)
     items = make_items(10, keys=2)
@@ -202,14 +206,14 @@ def test_cancelled_items_reported_skipped(engine_kind: str, engines: list[Engine
     engine.submit(items)
     reports = collect(engine, len(items))
     for item in items:
-        status = reports[item.id].status
-        assert status == (SKIPPED if item.cancelled else OK)
+        outcome = reports[item.id].outcome
+        assert outcome == (Outcome.CANCELLED if item.cancelled else Outcome.SUCCEEDED)
     called = sorted(offset for offset, _ in recorder.calls)
     assert called == [i.record.offset for i in items if not i.cancelled]
 
 
-def test_drain_never_blocks_and_wait_returns(engine_kind: str, engines: list[Engine]) -> None:
+def test_reports_never_blocks_and_wait_returns(engine_kind: str, engines: list[Engine]) -> None:
     engine = make_engine(engine_kind, Recorder(), engines)
-    assert engine.drain() == []
+    assert engine.reports() == []
     engine.wait(0.01)  # nothing submitted: returns after the timeout
     assert engine.describe()["engine"] == ENGINES[engine_kind][0].name

@@ -11,27 +11,27 @@ from typing import Any
 import pytest
 
 from pyrallel_consumer.config import RetryPolicy
-from pyrallel_consumer.engines.base import FAILED, OK, SKIPPED, Done, WorkItem
 from pyrallel_consumer.engines.lanes import CoroutineLaneRunner, Lanes, ThreadLaneRunner
 from pyrallel_consumer.record import Record
+from pyrallel_consumer.work import Outcome, Report, WorkItem
 
 WAIT_S = 30.0  # generous upper bound for a condition; never a timing assertion
 NO_RETRY = RetryPolicy(retries=0, backoff_initial_s=0.0)
 
 
 class Reports:
-    """Collects Done reports from runner threads."""
+    """Collects Report reports from runner threads."""
 
     def __init__(self) -> None:
-        self.done: list[Done] = []
+        self.done: list[Report] = []
         self._cond = threading.Condition()
 
-    def __call__(self, done: Done) -> None:
+    def __call__(self, done: Report) -> None:
         with self._cond:
             self.done.append(done)
             self._cond.notify_all()
 
-    def wait_for(self, count: int) -> list[Done]:
+    def wait_for(self, count: int) -> list[Report]:
         with self._cond:
             assert self._cond.wait_for(lambda: len(self.done) >= count, WAIT_S), (
                 f"{len(self.done)} of {count} reports"
@@ -176,7 +176,7 @@ def test_lane_items_never_overlap_and_run_in_order(runner_kind: str, closing: li
         runner.submit(items[start : start + 17])
     done = reports.wait_for(len(items))
     assert sorted(d.id for d in done) == sorted(i.id for i in items)
-    assert all(d.status == OK and d.attempts == 1 for d in done)
+    assert all(d.outcome == Outcome.SUCCEEDED and d.attempts == 1 for d in done)
     assert trace.overlaps == []
     for lane, started in trace.starts_by_lane().items():
         assert started == sorted(started), f"lane {lane!r} ran out of order: {started}"
@@ -195,7 +195,7 @@ def test_different_lanes_run_concurrently_threads(closing: list[Any]) -> None:
     closing.append(runner)
     runner.submit(make_items(lanes=4, per_lane=1))
     done = reports.wait_for(4)
-    assert [d.status for d in done] == [OK] * 4
+    assert [d.outcome for d in done] == [Outcome.SUCCEEDED] * 4
 
 
 def test_different_lanes_run_concurrently_coroutines(closing: list[Any]) -> None:
@@ -213,10 +213,10 @@ def test_different_lanes_run_concurrently_coroutines(closing: list[Any]) -> None
     closing.append(runner)
     runner.submit(make_items(lanes=4, per_lane=1))
     done = reports.wait_for(4)
-    assert [d.status for d in done] == [OK] * 4
+    assert [d.outcome for d in done] == [Outcome.SUCCEEDED] * 4
 
 
-def test_cancelled_items_are_reported_skipped(runner_kind: str, closing: list[Any]) -> None:
+def test_cancelled_items_are_reported_cancelled(runner_kind: str, closing: list[Any]) -> None:
     gate = threading.Event()
     calls: list[int] = []
 
@@ -246,14 +246,14 @@ def test_cancelled_items_are_reported_skipped(runner_kind: str, closing: list[An
         waiting.cancelled = True  # as the control plane does on revoke
     gate.set()
     done = {d.id: d for d in reports.wait_for(4)}
-    assert done[items[0].id].status == OK
-    assert done[items[1].id].status == SKIPPED
-    assert done[items[2].id].status == SKIPPED
-    assert done[items[3].id].status == OK
+    assert done[items[0].id].outcome == Outcome.SUCCEEDED
+    assert done[items[1].id].outcome == Outcome.CANCELLED
+    assert done[items[2].id].outcome == Outcome.CANCELLED
+    assert done[items[3].id].outcome == Outcome.SUCCEEDED
     assert calls == [0, 3]
 
 
-def test_submitted_cancelled_item_is_skipped_without_calling(
+def test_submitted_cancelled_item_is_cancelled_without_calling(
     runner_kind: str, closing: list[Any]
 ) -> None:
     factory, traced = RUNNERS[runner_kind]
@@ -264,9 +264,9 @@ def test_submitted_cancelled_item_is_skipped_without_calling(
     items[0].cancelled = True
     runner.submit(items)
     done = {d.id: d for d in reports.wait_for(2)}
-    assert done[items[0].id].status == SKIPPED
+    assert done[items[0].id].outcome == Outcome.CANCELLED
     assert done[items[0].id].attempts == 0
-    assert done[items[1].id].status == OK
+    assert done[items[1].id].outcome == Outcome.SUCCEEDED
     assert [o for _, _, o in trace.events] == [1, 1]
 
 
@@ -296,8 +296,8 @@ def test_failures_retry_within_the_lane(runner_kind: str, closing: list[Any]) ->
     runner.submit(items)
     done = {d.id: d for d in reports.wait_for(3)}
     first, second, third = (done[i.id] for i in items)
-    assert (first.status, first.attempts) == (OK, 3)
-    assert (second.status, second.attempts) == (FAILED, 3)
+    assert (first.outcome, first.attempts) == (Outcome.SUCCEEDED, 3)
+    assert (second.outcome, second.attempts) == (Outcome.FAILED, 3)
     assert second.error is not None and "ValueError: always" in second.error
-    assert (third.status, third.attempts) == (OK, 1)
+    assert (third.outcome, third.attempts) == (Outcome.SUCCEEDED, 1)
     assert order == [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3), (2, 1)]

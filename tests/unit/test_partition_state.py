@@ -8,8 +8,10 @@ from pyrallel_consumer.control.offset_metadata import MAX_METADATA_BYTES, decode
 from pyrallel_consumer.control.partition_state import PartitionState
 
 
-def new_state(committed: int | None = None, skip: set[int] | None = None) -> PartitionState:
-    return PartitionState("t", 0, epoch=1, committed=committed, skip=skip)
+def new_state(
+    committed: int | None = None, already_completed: set[int] | None = None
+) -> PartitionState:
+    return PartitionState("t", 0, epoch=1, committed=committed, already_completed=already_completed)
 
 
 def test_nothing_received_commits_nothing() -> None:
@@ -59,8 +61,8 @@ def test_gaps_in_offsets_are_not_waited_for() -> None:
     assert state.incomplete == 0
 
 
-def test_skip_set_from_metadata() -> None:
-    state = new_state(committed=5, skip={7, 8})
+def test_already_completed_from_metadata() -> None:
+    state = new_state(committed=5, already_completed={7, 8})
     assert state.receive(5)
     assert state.receive(6)
     assert not state.receive(7)
@@ -71,15 +73,15 @@ def test_skip_set_from_metadata() -> None:
     assert state.position == 6
     point = state.commit_point()
     assert point is not None
-    assert decode(point[0], point[1]) == {7, 8}  # the skipped ones are still reported done
+    assert decode(point[0], point[1]) == {7, 8}  # the already completed ones are still reported
     state.complete(6)
     assert state.position == 9
     state.complete(9)
     assert state.position == 10
 
 
-def test_skipped_offset_with_nothing_pending_advances_position() -> None:
-    state = new_state(committed=5, skip={6})
+def test_already_completed_offset_with_nothing_pending_advances_position() -> None:
+    state = new_state(committed=5, already_completed={6})
     assert state.receive(5)
     state.complete(5)
     assert not state.receive(6)

@@ -1,0 +1,204 @@
+"""The seam between the control plane and Kafka: the consumer calls it makes, as a Protocol.
+
+`ConfluentClient` (confluent-kafka) is the one production implementation; unit tests pass a
+fake through the same `ClientFactory`, so the control plane is tested without a broker. The
+control plane never builds a `confluent_kafka.Consumer` itself.
+
+Ownership: every method is called by the control thread. As in librdkafka, the rebalance
+callbacks given to `subscribe` run inside `consume`/`poll`/`close` on that same thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple, Protocol, cast
+
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
+
+# librdkafka's "end of partition" event: informational, not an error.
+PARTITION_EOF: int = KafkaError._PARTITION_EOF
+
+
+class TopicPartitionKey(NamedTuple):
+    """One partition of a topic: what the control plane keys its state by."""
+
+    topic: str
+    partition: int
+
+
+class CommitOffset(NamedTuple):
+    """What to commit for one partition: the position (next offset to consume) and metadata."""
+
+    topic: str
+    partition: int
+    offset: int
+    metadata: str
+
+
+class CommittedOffset(NamedTuple):
+    """What the group has committed for one partition; `offset` None when nothing was."""
+
+    topic: str
+    partition: int
+    offset: int | None
+    metadata: str
+
+
+class ClientError(Exception):
+    """A consumer call failed for a reason that may pass (a commit during a rebalance, a
+    pause of a partition no longer assigned); the control plane retries or moves on."""
+
+
+class KafkaErrorInfo(Protocol):
+    """The parts of `confluent_kafka.KafkaError` the control plane reads."""
+
+    def fatal(self) -> bool: ...
+    def code(self) -> int: ...
+    def str(self) -> str: ...
+
+
+class Message(Protocol):
+    """The parts of `confluent_kafka.Message` the control plane reads (no copy is made: the
+    real messages satisfy this protocol as they are)."""
+
+    def error(self) -> KafkaErrorInfo | None: ...
+    def topic(self) -> str: ...
+    def partition(self) -> int: ...
+    def offset(self) -> int: ...
+    def key(self) -> bytes | None: ...
+    def value(self) -> bytes | None: ...
+    def headers(self) -> list[tuple[str, bytes | None]] | None: ...
+    def timestamp(self) -> tuple[int, int]: ...
+
+
+PartitionsCallback = Callable[[list[TopicPartitionKey]], None]
+ErrorCallback = Callable[[KafkaErrorInfo], None]
+
+
+class KafkaClient(Protocol):
+    """The consumer calls the control plane makes. Calls raising `ClientError` are named."""
+
+    def subscribe(
+        self,
+        topics: Sequence[str],
+        on_assign: PartitionsCallback,
+        on_revoke: PartitionsCallback,
+        on_lost: PartitionsCallback,
+    ) -> None:
+        """Join the group; the callbacks run inside `consume`/`poll`/`close`."""
+
+    def consume(self, max_records: int, timeout: float) -> Sequence[Message]:
+        """Up to `max_records` messages; waits up to `timeout` seconds for a full batch."""
+
+    def poll(self, timeout: float) -> Message | None:
+        """One message, waiting up to `timeout` seconds for it."""
+
+    def commit(self, offsets: Sequence[CommitOffset]) -> None:
+        """Commit synchronously; `ClientError` when the broker refused or was unreachable."""
+
+    def committed(
+        self, partitions: Sequence[TopicPartitionKey], timeout: float
+    ) -> list[CommittedOffset]:
+        """The group's committed offsets and metadata of `partitions`."""
+
+    def pause(self, partitions: Sequence[TopicPartitionKey]) -> None:
+        """Stop fetching these partitions (`ClientError` if one is not assigned)."""
+
+    def resume(self, partitions: Sequence[TopicPartitionKey]) -> None:
+        """Fetch these partitions again (`ClientError` if one is not assigned)."""
+
+    def high_watermark(self, partition: TopicPartitionKey) -> int | None:
+        """The last known high watermark (cached, no broker round trip); None if unknown."""
+
+    def close(self) -> None:
+        """Leave the group (the revoke callback runs first) and release the consumer."""
+
+
+# Builds a client from the librdkafka settings and the callback for client-level errors.
+ClientFactory = Callable[[Mapping[str, Any], ErrorCallback], KafkaClient]
+
+
+def _keys(partitions: list[TopicPartition]) -> list[TopicPartitionKey]:
+    return [TopicPartitionKey(tp.topic, tp.partition) for tp in partitions]
+
+
+def _topic_partitions(partitions: Sequence[TopicPartitionKey]) -> list[TopicPartition]:
+    return [TopicPartition(topic, partition) for topic, partition in partitions]
+
+
+class ConfluentClient:
+    """`KafkaClient` on a `confluent_kafka.Consumer`; KafkaException becomes `ClientError`."""
+
+    def __init__(self, kafka_config: Mapping[str, Any], on_error: ErrorCallback) -> None:
+        self._consumer = Consumer({**kafka_config, "error_cb": on_error})
+
+    def subscribe(
+        self,
+        topics: Sequence[str],
+        on_assign: PartitionsCallback,
+        on_revoke: PartitionsCallback,
+        on_lost: PartitionsCallback,
+    ) -> None:
+        self._consumer.subscribe(
+            list(topics),
+            on_assign=lambda _consumer, partitions: on_assign(_keys(partitions)),
+            on_revoke=lambda _consumer, partitions: on_revoke(_keys(partitions)),
+            on_lost=lambda _consumer, partitions: on_lost(_keys(partitions)),
+        )
+
+    # The casts narrow confluent-kafka's Optional fields: a consumed message that has no error
+    # always has its topic, partition and offset, and the control plane checks error() first.
+    def consume(self, max_records: int, timeout: float) -> Sequence[Message]:
+        return cast("list[Message]", self._consumer.consume(max_records, timeout))
+
+    def poll(self, timeout: float) -> Message | None:
+        return cast("Message | None", self._consumer.poll(timeout))
+
+    def commit(self, offsets: Sequence[CommitOffset]) -> None:
+        partitions = [
+            TopicPartition(o.topic, o.partition, o.offset, metadata=o.metadata) for o in offsets
+        ]
+        try:
+            self._consumer.commit(offsets=partitions, asynchronous=False)
+        except KafkaException as exc:
+            raise ClientError(str(exc)) from exc
+
+    def committed(
+        self, partitions: Sequence[TopicPartitionKey], timeout: float
+    ) -> list[CommittedOffset]:
+        found = self._consumer.committed(_topic_partitions(partitions), timeout=timeout)
+        return [
+            CommittedOffset(
+                tp.topic, tp.partition, tp.offset if tp.offset >= 0 else None, tp.metadata or ""
+            )
+            for tp in found
+        ]
+
+    def pause(self, partitions: Sequence[TopicPartitionKey]) -> None:
+        try:
+            self._consumer.pause(_topic_partitions(partitions))
+        except KafkaException as exc:
+            raise ClientError(str(exc)) from exc
+
+    def resume(self, partitions: Sequence[TopicPartitionKey]) -> None:
+        try:
+            self._consumer.resume(_topic_partitions(partitions))
+        except KafkaException as exc:
+            raise ClientError(str(exc)) from exc
+
+    def high_watermark(self, partition: TopicPartitionKey) -> int | None:
+        try:
+            _, high = self._consumer.get_watermark_offsets(
+                TopicPartition(partition.topic, partition.partition), cached=True
+            )
+        except KafkaException:
+            return None
+        return None if high == OFFSET_INVALID else int(high)
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def confluent_client(kafka_config: Mapping[str, Any], on_error: ErrorCallback) -> KafkaClient:
+    """The production `ClientFactory`."""
+    return ConfluentClient(kafka_config, on_error)

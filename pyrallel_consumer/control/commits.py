@@ -1,0 +1,93 @@
+"""Commits and positions: committing what completed, reading commits back on assignment,
+pausing and resuming fetches, caching high watermarks.
+
+Ownership: called by the control thread only (the rebalance callbacks included).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+
+from pyrallel_consumer.control import offset_metadata
+from pyrallel_consumer.control.client import (
+    ClientError,
+    CommitOffset,
+    KafkaClient,
+    TopicPartitionKey,
+)
+from pyrallel_consumer.control.partition_state import CommitPoint, PartitionState
+
+log = logging.getLogger("pyrallel_consumer")
+
+COMMITTED_TIMEOUT_S = 10.0
+
+
+def commit(client: KafkaClient, states: Iterable[PartitionState]) -> None:
+    """Commit every partition whose commit point moved; a refused commit is retried by the
+    next one (it carries the same or a later position), so it is logged, not raised.
+    `states` are assigned ones: a revoked state is detached before it is marked revoked."""
+    points: list[tuple[PartitionState, CommitPoint]] = []
+    for state in states:
+        point = state.commit_point()
+        if point is not None:
+            points.append((state, point))
+    if not points:
+        return
+    try:
+        client.commit(
+            [CommitOffset(s.topic, s.partition, p.position, p.metadata) for s, p in points]
+        )
+    except ClientError as exc:
+        log.warning("commit failed (will retry at the next interval): %s", exc)
+        return
+    for state, point in points:
+        state.mark_committed(point.position, point.metadata)
+
+
+def read_committed(
+    client: KafkaClient, partitions: Sequence[TopicPartitionKey], first_epoch: int
+) -> list[PartitionState]:
+    """A fresh state per assigned partition, from the group's committed offset and metadata
+    (the offsets it lists as completed are not handled again). Epochs count up from
+    `first_epoch`."""
+    states = []
+    for epoch, found in enumerate(
+        client.committed(partitions, COMMITTED_TIMEOUT_S), start=first_epoch
+    ):
+        completed: set[int] = set()
+        if found.offset is not None and found.metadata:
+            try:
+                completed = offset_metadata.decode(found.offset, found.metadata)
+            except offset_metadata.MetadataError as exc:
+                log.warning(
+                    "ignoring commit metadata of %s[%d]: %s", found.topic, found.partition, exc
+                )
+        state = PartitionState(found.topic, found.partition, epoch, found.offset, completed)
+        if found.offset is not None:
+            state.mark_committed(found.offset, found.metadata)
+        states.append(state)
+    return states
+
+
+def set_paused(client: KafkaClient, states: Sequence[PartitionState], paused: bool) -> None:
+    """Pause or resume fetching; a failure means the assignment is changing, and the next
+    loop turn decides again."""
+    if not states:
+        return
+    keys = [TopicPartitionKey(s.topic, s.partition) for s in states]
+    try:
+        (client.pause if paused else client.resume)(keys)
+    except ClientError as exc:
+        log.debug("pause/resume of %s failed (assignment changing): %s", keys, exc)
+        return
+    for state in states:
+        state.paused = paused
+
+
+def refresh_watermarks(client: KafkaClient, states: Iterable[PartitionState]) -> None:
+    """Cache high watermarks for stats(), which must not call librdkafka itself."""
+    for state in states:
+        high = client.high_watermark(TopicPartitionKey(state.topic, state.partition))
+        if high is not None:
+            state.high_watermark = high

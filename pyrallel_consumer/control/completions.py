@@ -1,0 +1,107 @@
+"""Applying the engine's reports: fencing, completing records, the failure policy; and the one
+loop that waits for in-flight work (used on revoke and at shutdown).
+
+Ownership: the control thread. `in_flight` is shared with the poll loop, which adds to it on
+submit; this module removes each item when its report arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pyrallel_consumer.completion import Completion
+from pyrallel_consumer.config import ConsumerConfig
+from pyrallel_consumer.control.dead_letter import DeadLetterSink
+from pyrallel_consumer.control.failures import Fail, FailurePolicy
+from pyrallel_consumer.control.partition_state import PartitionState
+from pyrallel_consumer.control.stats import Counters
+from pyrallel_consumer.engines.base import Engine
+from pyrallel_consumer.work import Outcome, Report, WorkItem
+
+OnComplete = Callable[[Completion], None]
+Clock = Callable[[], float]
+
+BUSY_WAIT_S = 0.02  # how long one wait for reports lasts while work is in flight
+
+# Module constants: an Enum member looked up on its class costs ~150 ns in Python 3.11, and
+# `apply` runs per record.
+_SUCCEEDED = Outcome.SUCCEEDED
+_CANCELLED = Outcome.CANCELLED
+
+
+class Completions:
+    """Turns reports into completed offsets, counters and `on_complete` calls."""
+
+    def __init__(
+        self,
+        config: ConsumerConfig,
+        engine: Engine,
+        counters: Counters,
+        dead_letters: DeadLetterSink | None,
+        on_complete: OnComplete | None,
+        fail: Fail,
+        clock: Clock,
+    ) -> None:
+        self._engine = engine
+        self._counters = counters
+        self._on_complete = on_complete
+        self._clock = clock
+        # Submitted to the engine, no report applied yet; keyed by work item id.
+        self.in_flight: dict[int, WorkItem[PartitionState]] = {}
+        self.failures = FailurePolicy(config, counters, dead_letters, self.complete, fail)
+
+    def apply(self, reports: list[Report]) -> None:
+        in_flight, counters = self.in_flight, self._counters
+        for report in reports:
+            item = in_flight.pop(report.id, None)
+            if item is None:
+                continue
+            if report.outcome is _CANCELLED:
+                counters.cancelled += 1  # never committed past; the new owner redoes it
+                continue
+            if item.owner.revoked:  # its partition moved on; the new owner redoes it
+                counters.fenced += 1
+                continue
+            if report.attempts > 1:
+                counters.retries += report.attempts - 1
+            if report.outcome is _SUCCEEDED:
+                self.complete(item, report, True)
+            else:
+                self.failures.failed(item, report)
+
+    def complete(self, item: WorkItem[PartitionState], report: Report, ok: bool) -> None:
+        """Mark the record completed: committable once every record before it is."""
+        record = item.record
+        item.owner.complete(record.offset)
+        self._counters.completed += 1
+        if self._on_complete is not None:
+            self._on_complete(
+                Completion(
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    record.key,
+                    item.received_at,
+                    report.completed_at,
+                    report.attempts,
+                    ok,
+                    report.error,
+                )
+            )
+
+    def settle(
+        self,
+        busy: Callable[[], bool],
+        deadline: float,
+        serve: Callable[[], object] | None = None,
+    ) -> None:
+        """While `busy()` and before `deadline` (clock seconds): wait for reports, apply them,
+        serve dead-letter acknowledgements and, if given, `serve()` (the shutdown drain keeps
+        rebalance callbacks running with it)."""
+        engine, failures, clock = self._engine, self.failures, self._clock
+        while busy() and clock() < deadline:
+            engine.wait(BUSY_WAIT_S)
+            self.apply(engine.reports())
+            failures.poll()
+            if serve is not None:
+                serve()

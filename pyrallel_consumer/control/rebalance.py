@@ -1,0 +1,96 @@
+"""Rebalances: new partition states on assignment; on revocation, stop feeding, cancel what
+has not started, give started work a bounded grace, commit, then fence late reports.
+
+Fencing: each assignment gets a new `PartitionState` and work items point at the state they
+were received under. Once a state is `revoked`, reports on its items are fenced (counted, not
+completed, not committed); the partition's next owner consumes those records again.
+
+Ownership: the control thread. librdkafka runs these callbacks inside consume()/poll()/close().
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from pyrallel_consumer.backlog import Backlog
+from pyrallel_consumer.config import ConsumerConfig
+from pyrallel_consumer.control import commits
+from pyrallel_consumer.control.client import KafkaClient, TopicPartitionKey
+from pyrallel_consumer.control.completions import Clock, Completions
+from pyrallel_consumer.control.partition_state import PartitionState
+
+log = logging.getLogger("pyrallel_consumer")
+
+OnAssign = Callable[[list[TopicPartitionKey]], None]
+
+
+class Rebalancer:
+    """The three rebalance callbacks, over the partitions, backlog and in-flight work."""
+
+    def __init__(
+        self,
+        config: ConsumerConfig,
+        client: KafkaClient,
+        partitions: dict[TopicPartitionKey, PartitionState],
+        backlog: Backlog[PartitionState],
+        completions: Completions,
+        clock: Clock,
+        on_assign: OnAssign | None,
+    ) -> None:
+        self._config = config
+        self._client = client
+        self._partitions = partitions
+        self._backlog = backlog
+        self._completions = completions
+        self._clock = clock
+        self._on_assign = on_assign
+        self._epoch = 0
+
+    def assigned(self, partitions: list[TopicPartitionKey]) -> None:
+        states = commits.read_committed(self._client, partitions, self._epoch + 1)
+        self._epoch += len(states)
+        for state in states:
+            self._partitions[TopicPartitionKey(state.topic, state.partition)] = state
+        log.info("assigned %s", partitions)
+        if self._on_assign is not None:
+            self._on_assign(list(partitions))
+
+    def revoked(self, partitions: list[TopicPartitionKey]) -> None:
+        """Let started work finish within revoke_grace_s, commit synchronously, then fence
+        reports still to come."""
+        states = self.detach(partitions)
+        if not states:
+            return
+        revoked = set(map(id, states))
+        completions = self._completions
+        in_flight = completions.in_flight
+        failures = completions.failures
+
+        def busy() -> bool:
+            return failures.dead_lettering > 0 or any(
+                id(item.owner) in revoked for item in in_flight.values()
+            )
+
+        completions.settle(busy, self._clock() + self._config.revoke_grace_s)
+        commits.commit(self._client, states)
+        for state in states:
+            state.revoked = True  # reports still to come on these are fenced from now on
+        log.info("revoked %s", [(s.topic, s.partition) for s in states])
+
+    def lost(self, partitions: list[TopicPartitionKey]) -> None:
+        for state in self.detach(partitions):
+            state.revoked = True  # another member owns them already: do not commit
+        log.warning("partitions lost: %s", partitions)
+
+    def detach(self, partitions: Sequence[TopicPartitionKey]) -> list[PartitionState]:
+        """Stop feeding these partitions: drop their backlog, cancel work not started yet."""
+        states = [s for key in partitions if (s := self._partitions.pop(key, None))]
+        detached = set(map(id, states))
+        if not detached:
+            return states
+        self._backlog.remove_if(lambda item: id(item.owner) in detached)
+        for item in self._completions.in_flight.values():
+            if id(item.owner) in detached:
+                item.cancelled = True
+        return states

@@ -1,0 +1,83 @@
+"""The words the control plane and the engines share: work item, outcome, report, lane.
+
+A leaf module: it imports only `record`, so both `control/` and `engines/` may import it
+without importing each other. Glossary (README): a *record* is one Kafka message; its *lane*
+is the unit of ordering; a work item is *in flight* from its submission to an engine until the
+engine's report on it is applied.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+from pyrallel_consumer.record import Record
+
+# The unit of ordering: items that share a lane run one at a time, in submission order.
+# None means unordered (no constraint).
+Lane = Hashable | None
+
+# The control plane's bookkeeping object for an item (its partition state). Covariant, so an
+# engine can accept any `WorkItem[object]`; engines never look at the owner.
+Owner_co = TypeVar("Owner_co", covariant=True)
+
+
+class Outcome(enum.IntEnum):
+    """What an engine did with one work item.
+
+    An IntEnum because the member is also its IPC code (codec.py): the process engine's
+    workers send it as is, without a per-record conversion.
+    """
+
+    SUCCEEDED = 0  # the handler returned, on some attempt
+    FAILED = 1  # the handler raised on every attempt; the report's `error` has the last traceback
+    CANCELLED = 2  # not started: its partition was revoked before the item's turn came
+
+
+# Code -> Outcome without Enum's call machinery (the process engine maps every result back).
+OUTCOME_BY_CODE: dict[int, Outcome] = {outcome.value: outcome for outcome in Outcome}
+
+
+class WorkItem(Generic[Owner_co]):
+    """One record submitted to an engine.
+
+    `cancelled` may be set by the control thread while the item waits; an engine that sees it
+    before starting the item reports `Outcome.CANCELLED` instead of running the handler.
+    """
+
+    __slots__ = ("cancelled", "id", "lane", "owner", "received_at", "record")
+
+    def __init__(
+        self, id: int, lane: Lane, record: Record, owner: Owner_co, received_at: float
+    ) -> None:
+        self.id = id
+        self.lane = lane
+        self.record = record
+        self.owner = owner  # the control plane's; engines must not use it
+        self.received_at = received_at  # monotonic seconds
+        self.cancelled = False
+
+
+class Report:
+    """An engine's report on one work item: `attempts` handler calls (0 when cancelled),
+    `completed_at` in monotonic seconds, `error` the last traceback when FAILED."""
+
+    __slots__ = ("attempts", "completed_at", "error", "id", "outcome")
+
+    def __init__(
+        self,
+        id: int,
+        outcome: Outcome,
+        attempts: int,
+        completed_at: float,
+        error: str | None = None,
+    ) -> None:
+        self.id = id
+        self.outcome = outcome
+        self.attempts = attempts
+        self.completed_at = completed_at
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"Report(id={self.id}, outcome={self.outcome.name}, attempts={self.attempts})"
