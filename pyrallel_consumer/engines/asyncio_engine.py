@@ -40,6 +40,10 @@ class CompletionQueue:
     def wait(self, timeout: float) -> None:
         self._ready.wait(timeout)
 
+    def wake(self) -> None:
+        """End a wait() with no report (an engine has news that drain() will raise)."""
+        self._ready.set()
+
 
 class AsyncEngine(Engine):
     name = "async"
