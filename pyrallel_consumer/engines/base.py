@@ -75,12 +75,16 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def submit(self, items: list[WorkItem]) -> None:
-        """Accept items for execution. Must not block on handler work (baseline excepted:
-        it is the inline reference and runs them before returning)."""
+        """Accept items for execution. Must not block on handler work beyond a short, bounded
+        wait (the baseline waits up to its turn budget, so it stays the classic
+        consume-one-handle-one loop): the poll loop must keep serving the group."""
 
     @abc.abstractmethod
     def drain(self) -> list[Done]:
-        """Reports available now; never blocks."""
+        """Reports available now; never blocks. Raises a PyrallelError (once) when the
+        engine cannot go on, e.g. WorkerError from the process engine; the control plane lets
+        it end the run. Items the engine gave up on are reported SKIPPED, so nothing waits
+        for them and none is committed."""
 
     @abc.abstractmethod
     def wait(self, timeout: float) -> None:

@@ -1,37 +1,82 @@
-"""The reference engine: each record handled inline, one at a time, by the control thread."""
+"""The reference engine: one record at a time, in submission order, on one helper thread.
+
+The handler runs on a helper thread rather than the control thread so that a slow handler never
+stops the poll loop: librdkafka drops a member that does not poll within max.poll.interval.ms,
+and its partitions (and the record being handled) go to another member. `submit` still waits
+for the handler, up to TURN_BUDGET_S, so with handlers faster than that the engine is the classic
+consume-one-handle-one loop; a slower handler lets the loop go on serving the group meanwhile,
+and the records it submits then queue here, run one at a time, in order.
+
+Threads: the control thread calls submit/drain/wait/close; the helper thread runs handlers and
+is the only one that touches `_idle` after it was cleared by submit.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
+from queue import SimpleQueue
 
+from pyrallel_consumer.engines.asyncio_engine import CompletionQueue
 from pyrallel_consumer.engines.attempts import call_with_retries
 from pyrallel_consumer.engines.base import SKIPPED, Done, Engine, WorkItem
 
+# How long submit waits for the handler before returning to the poll loop: far below any
+# sensible max.poll.interval.ms, long enough that a fast handler finishes inside it.
+TURN_BUDGET_S = 0.05
+
 
 class BaselineEngine(Engine):
-    """Runs every submitted item before `submit` returns: trivially ordered, no concurrency."""
+    """No concurrency: handler calls never overlap, so every ordering holds trivially."""
 
     name = "baseline"
     records_per_turn = 1
 
     def start(self) -> None:
-        self._done: list[Done] = []
+        self._completions = CompletionQueue()
+        self._queue: SimpleQueue[WorkItem | None] = SimpleQueue()
+        self._idle = threading.Event()  # set when the helper has run everything submitted
+        self._closing = False
+        self._thread = threading.Thread(target=self._work, name="pyrallel-baseline", daemon=True)
+        self._thread.start()
 
     def submit(self, items: list[WorkItem]) -> None:
-        handler, policy, done = self.handler, self.config.retry, self._done
+        """Queue `items` and wait until they ran or TURN_BUDGET_S passed."""
+        self._idle.clear()
         for item in items:
+            self._queue.put(item)
+        self._idle.wait(TURN_BUDGET_S)
+
+    def _work(self) -> None:
+        handler, policy, report, queue = (
+            self.handler,
+            self.config.retry,
+            self._completions.put,
+            self._queue,
+        )
+        while True:
+            item = queue.get()
+            if item is None or self._closing:
+                return
             if item.cancelled:
-                done.append(Done(item.id, SKIPPED, 0, time.monotonic()))
-                continue
-            status, attempts, error = call_with_retries(handler, item.record, policy)
-            done.append(Done(item.id, status, attempts, time.monotonic(), error))
+                report(Done(item.id, SKIPPED, 0, time.monotonic()))
+            else:
+                status, attempts, error = call_with_retries(handler, item.record, policy)
+                report(Done(item.id, status, attempts, time.monotonic(), error))
+            if queue.empty():
+                # A submit racing with this check may see idle early; it then returns before its
+                # record ran, which only means the loop turns once more: reports come via drain.
+                self._idle.set()
 
     def drain(self) -> list[Done]:
-        done, self._done = self._done, []
-        return done
+        return self._completions.drain()
 
     def wait(self, timeout: float) -> None:
-        """Nothing runs in the background, so there is nothing to wait for."""
+        self._completions.wait(timeout)
 
     def close(self, timeout: float) -> None:
-        """Nothing to release."""
+        """Let the running record finish within `timeout`; records queued behind it are
+        abandoned (never started, so never committed)."""
+        self._closing = True
+        self._queue.put(None)
+        self._thread.join(timeout)

@@ -82,6 +82,7 @@ class _Worker:
         self.conn: Connection | None = None
         self.reader: threading.Thread | None = None
         self.ready = False  # the current process said it is ready for records
+        self.given_up = False  # dead for good (see ProcessEngine._give_up)
         self.restarts = 0
         self.deaths_in_a_row = 0  # since a record last completed in this worker
         self.unexplained_in_a_row = 0  # deaths with no record to blame, since one completed
@@ -186,6 +187,11 @@ class ProcessEngine(Engine):
         """Send waiting records while the worker has room, in batches of batch_size; while it
         isolates suspects, one record at a time."""
         with worker.lock:
+            if worker.given_up:
+                now = time.monotonic()
+                for item in worker.waiting.take(len(worker.waiting)):
+                    self._completions.put(Done(item.id, SKIPPED, 0, now))
+                return
             if worker.conn is None or not worker.ready:
                 return  # starting or being replaced; the reader pumps once it is ready
             while worker.suspects:
@@ -326,8 +332,8 @@ class ProcessEngine(Engine):
     def _give_up(self, worker: _Worker, failure: WorkerError) -> None:
         """Stop restarting `worker` and end the run with `failure` (lock held). Its records
         will never run: they are reported as not started, so nothing waits for them and none
-        is committed."""
-        log.error("%s", failure)
+        is committed. drain() raises `failure`, so it is not logged here as well."""
+        worker.given_up = True
         if self._failure is None:
             self._failure = failure
         now = time.monotonic()
