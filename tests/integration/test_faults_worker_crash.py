@@ -26,7 +26,9 @@ from faults_support import (
     committed_offset,
     group_name,
     read_topic,
+    read_trace,
     release,
+    trace,
     wait_for,
 )
 
@@ -37,7 +39,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 RECORDS = 100
 KEYS = 5
 POISON_OFFSET = 37
-HELD_FROM_OFFSET = 200
+HELD_OFFSET = 300
 RUN_TIMEOUT_S = 30.0  # the run must end long before this; today it crash-loops until it
 
 # ---- handlers (module level: worker processes import them) -----------------------------------
@@ -57,11 +59,14 @@ def slow_noop(record: Record) -> None:
     time.sleep(0.002)
 
 
-def block_after_first_records(record: Record) -> None:
-    """Handles the first records of each partition, then holds the rest until released, so
-    the test kills a worker that surely owns records."""
-    if record.offset >= HELD_FROM_OFFSET:
+def hold_one_per_partition(record: Record) -> None:
+    """Holds one record of each partition until released, tracing the pid of the worker that
+    holds it, so the test kills a worker that surely owns records mid-run."""
+    if record.offset == HELD_OFFSET:
+        trace("held", str(os.getpid()))
         block_until_released()
+    else:
+        time.sleep(0.001)
 
 
 def exit_at_start() -> None:
@@ -183,17 +188,14 @@ def test_a_killed_worker_loses_no_record(
     group = group_name("worker-killed")
     completions = Completions()
     consumer = _consumer(
-        kafka_broker, group, topic, block_after_first_records, on_complete=completions
+        kafka_broker, group, topic, hold_one_per_partition, on_complete=completions
     )
     run = RunThread(consumer, max_records=records, timeout=180)
     try:
         wait_for(
-            lambda: len(completions) >= 2 * HELD_FROM_OFFSET,
-            "the records before the held ones",
-            alive=run.alive,
+            lambda: bool(read_trace(tmp_path, "held")), "a worker to hold a record", alive=run.alive
         )
-        engine_info = consumer.stats()["engine_info"]
-        victim = engine_info["worker_pids"][0]
+        victim = int(read_trace(tmp_path, "held")[0])
         os.kill(victim, signal.SIGKILL)
     finally:
         release(tmp_path)
