@@ -62,8 +62,6 @@ class Engine(abc.ABC):
 
     name: str = "engine"
     # Records the control plane fetches and submits per loop turn; None: as many as fit.
-    # The inline baseline takes one, so it is the classic consume-one-handle-one loop: a
-    # record's latency is its own handling, and stop()/timeouts are seen between records.
     records_per_turn: int | None = None
 
     def __init__(self, handler: Handler, config: ConsumerConfig) -> None:
@@ -77,7 +75,7 @@ class Engine(abc.ABC):
     def submit(self, items: list[WorkItem]) -> None:
         """Accept items for execution. Must not block on handler work beyond a short, bounded
         wait (the baseline waits up to its turn budget, so it stays the classic
-        consume-one-handle-one loop): the poll loop must keep serving the group."""
+        consume-handle-commit loop): the poll loop must keep serving the group."""
 
     @abc.abstractmethod
     def drain(self) -> list[Done]:
