@@ -41,20 +41,22 @@ def produce_transactions(broker: Any, topic: str) -> None:
 
 
 def plain_position(broker: Any, topic: str) -> int:
-    """Where a plain read_committed consumer stands after reading everything visible."""
+    """Where a plain read_committed consumer stands once it read everything visible."""
     consumer = Consumer(
         broker.consumer_config(group_name("plain"), **{"isolation.level": "read_committed"})
     )
     consumer.assign([TopicPartition(topic, 0, 0)])
+    seen, position = 0, -1
+
+    def caught_up() -> bool:
+        nonlocal seen, position
+        seen += sum(1 for m in consumer.consume(10, 0.2) if m.error() is None)
+        (tp,) = consumer.position([TopicPartition(topic, 0)])
+        position = tp.offset
+        return seen >= 3 and position == END
+
     try:
-        seen = 0
-        position = -1
-        while seen < 3 or position < END:
-            seen += sum(1 for m in consumer.consume(10, 0.5) if m.error() is None)
-            (tp,) = consumer.position([TopicPartition(topic, 0)])
-            position = tp.offset
-            if seen >= 3 and position == END:
-                break
+        wait_for(caught_up, "a plain consumer to read the topic", state=lambda: (seen, position))
     finally:
         consumer.close()
     return position
