@@ -8,6 +8,7 @@ from pyrallel_consumer.errors import (
     KafkaFatalError,
     ProcessingError,
     PyrallelError,
+    WorkerError,
 )
 from pyrallel_consumer.record import Record
 
@@ -19,5 +20,6 @@ __all__ = [
     "ProcessingError",
     "PyrallelError",
     "Record",
+    "WorkerError",
 ]
 __version__ = "0.1.0"

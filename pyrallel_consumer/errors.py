@@ -29,5 +29,12 @@ class DeadLetterError(PyrallelError):
     """A record could not be written to the dead-letter topic, so it was not committed."""
 
 
+class WorkerError(PyrallelError):
+    """The process engine cannot keep its worker processes running: they die with no record to
+    blame (at startup, in worker_init, killed while idle) more times in a row than the restart
+    budget allows, or the main module starts a consumer at import time. The message names the
+    exit code or signal and the fix."""
+
+
 class KafkaFatalError(PyrallelError):
     """librdkafka reported a fatal error; the consumer cannot continue."""

@@ -127,10 +127,7 @@ class ControlLoop:
     def _loop(self, client: KafkaClient, max_records: int | None, deadline: float | None) -> None:
         clock, engine, completions = self._clock, self.engine, self._completions
         next_commit = clock() + self.config.commit_interval_s
-        per_turn = engine.records_per_turn
-        batch = (
-            min(per_turn, self.config.poll_batch_size) if per_turn else self.config.poll_batch_size
-        )
+        batch = self.config.poll_batch_size
         while not self._stop.is_set():
             completions.apply(engine.reports())
             self._failures.poll()
@@ -215,8 +212,6 @@ class ControlLoop:
 
     def _submit_backlog(self) -> None:
         room = self.config.max_in_flight - len(self._in_flight) - self._failures.dead_lettering
-        if self.engine.records_per_turn is not None:
-            room = min(room, self.engine.records_per_turn)
         if room <= 0 or not self._backlog:
             return
         in_flight = self._in_flight

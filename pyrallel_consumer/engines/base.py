@@ -48,15 +48,15 @@ class ReportQueue:
     def wait(self, timeout: float) -> None:
         self._ready.wait(timeout)
 
+    def wake(self) -> None:
+        """End a wait() with no report (the engine has news that reports() will raise)."""
+        self._ready.set()
+
 
 class Engine(abc.ABC):
     """Runs a handler over submitted work, honouring lanes; reports on every item."""
 
     name: str = "engine"
-    # Records the control plane fetches and submits per loop turn; None: as many as fit.
-    # The inline baseline takes one, so it is the classic consume-one-handle-one loop: a
-    # record's latency is its own handling, and stop()/timeouts are seen between records.
-    records_per_turn: int | None = None
 
     def __init__(self, handler: Handler, config: ConsumerConfig) -> None:
         self.handler = handler
@@ -67,12 +67,16 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def submit(self, items: Sequence[WorkItem[object]]) -> None:
-        """Accept items for execution. Must not block on handler work (baseline excepted:
-        it is the inline reference and runs them before returning)."""
+        """Accept items for execution. Must not block on handler work beyond a short, bounded
+        wait (the baseline waits up to its turn budget, so it stays the classic
+        consume-handle-commit loop): the poll loop must keep serving the group."""
 
     @abc.abstractmethod
     def reports(self) -> list[Report]:
-        """The reports available now, each item's exactly once; never blocks."""
+        """The reports available now, each item's exactly once; never blocks. Raises a
+        PyrallelError (once) when the engine cannot go on, e.g. WorkerError from the process
+        engine; the control plane lets it end the run. Items the engine gave up on are
+        reported CANCELLED, so nothing waits for them and none is committed."""
 
     @abc.abstractmethod
     def wait(self, timeout: float) -> None:

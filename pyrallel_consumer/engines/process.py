@@ -2,13 +2,16 @@
 
 Lanes are sharded over workers by hash, so every record of a lane goes to the same worker, which
 keeps the lane's order itself (see process_worker). Per worker, at most `max_outstanding` records
-are in the pipe or running; the rest stay in the worker's backlog in the parent, so a slow
-worker cannot swallow unbounded work. A worker that dies is detected by end-of-file on its
-pipe, replaced, and its outstanding records are sent again to the replacement (at-least-once:
-they are redone).
+are in the pipe or running; the rest wait in the parent, so a slow worker cannot swallow
+unbounded work. Records go to a worker only after it said it is ready (so a worker that dies
+while starting owns none). A worker that dies is detected by end-of-file on its pipe and
+replaced after a backoff; its outstanding records are redone (at-least-once) under the rules of
+worker_deaths: a record that kills its worker is found, counted as a failed attempt and, after
+the retries, reported failed; deaths with no record to blame end the run past a budget.
 
 Threads: the control thread calls submit/reports/wait/close; one reader thread per worker
-receives results. A per-worker lock guards its outstanding table, backlog and pipe writes.
+receives results and replaces its worker when it dies. A per-worker lock guards its outstanding
+table, backlogs and pipe writes.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import contextlib
 import logging
 import multiprocessing
 import pickle
+import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from itertools import count
 from multiprocessing.connection import Connection
@@ -29,7 +34,16 @@ from pyrallel_consumer.backlog import Backlog
 from pyrallel_consumer.codec import load_codec
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.engines.base import Engine, Handler, ReportQueue
-from pyrallel_consumer.engines.process_worker import SHUTDOWN, WorkerSpec, worker_main
+from pyrallel_consumer.engines.process_worker import READY, SHUTDOWN, WorkerSpec, worker_main
+from pyrallel_consumer.engines.worker_deaths import (
+    MISSING_MAIN_GUARD_EXIT,
+    MISSING_MAIN_GUARD_MESSAGE,
+    RESTART_BUDGET,
+    describe_exit,
+    exit_if_importing_main,
+    restart_delay,
+)
+from pyrallel_consumer.errors import WorkerError
 from pyrallel_consumer.work import OUTCOME_BY_CODE, Outcome, Report, WorkItem
 
 log = logging.getLogger("pyrallel_consumer.process")
@@ -59,10 +73,19 @@ class _Worker:
         # Assigned to this worker, not sent yet; taken round-robin across lanes so one long lane
         # cannot fill the worker's outstanding window while other lanes wait behind it.
         self.backlog: Backlog[object] = Backlog()
+        # Suspects of a death that had several records outstanding: sent one at a time, before
+        # anything in `backlog`, until each completed or was blamed (see worker_deaths).
+        self.isolating: deque[WorkItem[object]] = deque()
+        self.suspects: set[int] = set()  # work ids isolated and not settled yet
+        self.crashes: dict[int, int] = {}  # work id -> deaths blamed on it so far
         self.process: BaseProcess | None = None
         self.conn: Connection | None = None
         self.reader: threading.Thread | None = None
+        self.ready = False  # the current process said it is ready for records
+        self.given_up = False  # dead for good (see ProcessEngine._give_up)
         self.restarts = 0
+        self.deaths_in_a_row = 0  # since a record last completed in this worker
+        self.unexplained_in_a_row = 0  # deaths with no record to blame, since one completed
 
 
 class ProcessEngine(Engine):
@@ -75,6 +98,7 @@ class ProcessEngine(Engine):
         worker_init: Callable[[], None] | None = None,
         worker_exit: Callable[[], None] | None = None,
     ) -> None:
+        exit_if_importing_main()
         super().__init__(handler, config)
         for name, value in (
             ("handler", handler),
@@ -98,7 +122,9 @@ class ProcessEngine(Engine):
         self._reports = ReportQueue()
         self._workers = [_Worker(i) for i in range(config.workers)]
         self._round_robin = count()
-        self._closing = False
+        self._closing = threading.Event()  # set by close: no more restarts, backoffs cut short
+        self._failure: WorkerError | None = None  # raised once by reports()
+        self._failure_raised = False
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -114,9 +140,9 @@ class ProcessEngine(Engine):
             name=f"pyrallel-worker-{worker.index}",
             daemon=True,
         )
-        process.start()
+        _start_ignoring_sigint(process)
         child_end.close()  # so the parent sees end-of-file when the child dies
-        worker.process, worker.conn = process, parent_end
+        worker.process, worker.conn, worker.ready = process, parent_end, False
         worker.reader = threading.Thread(
             target=self._read,
             args=(worker, parent_end),
@@ -126,7 +152,7 @@ class ProcessEngine(Engine):
         worker.reader.start()
 
     def close(self, timeout: float) -> None:
-        self._closing = True
+        self._closing.set()
         deadline = time.monotonic() + timeout
         for worker in self._workers:
             with worker.lock:
@@ -163,10 +189,26 @@ class ProcessEngine(Engine):
             self._pump(worker)
 
     def _pump(self, worker: _Worker) -> None:
-        """Send backlog records while the worker has room, in batches of ipc_batch_size."""
+        """Send backlog records while the worker has room, in batches of ipc_batch_size; while it
+        isolates suspects, one record at a time."""
         with worker.lock:
-            if worker.conn is None:
-                return  # being replaced; the reader pumps once the new worker is up
+            if worker.given_up:
+                now = time.monotonic()
+                for item in worker.backlog.take(len(worker.backlog)):
+                    self._reports.put(Report(item.id, Outcome.CANCELLED, 0, now))
+                return
+            if worker.conn is None or not worker.ready:
+                return  # starting or being replaced; the reader pumps once it is ready
+            while worker.suspects:
+                if worker.outstanding or not worker.isolating:
+                    return  # one suspect at a time, and nothing else until all are settled
+                item = worker.isolating.popleft()
+                if item.cancelled:
+                    worker.suspects.discard(item.id)
+                    self._reports.put(Report(item.id, Outcome.CANCELLED, 0, time.monotonic()))
+                    continue
+                self._send(worker, [item])
+                return
             room = self.max_outstanding - len(worker.outstanding)
             while room > 0 and worker.backlog:
                 batch: list[WorkItem[object]] = []
@@ -177,15 +219,23 @@ class ProcessEngine(Engine):
                         batch.append(item)
                 if not batch:
                     continue
-                for item in batch:
-                    worker.outstanding[item.id] = item
                 room -= len(batch)
-                try:
-                    worker.conn.send_bytes(
-                        self.codec.encode_records([(item.id, item.record) for item in batch])
-                    )
-                except OSError:
-                    return  # the worker died; its reader sees EOF and replaces it
+                if not self._send(worker, batch):
+                    return
+
+    def _send(self, worker: _Worker, batch: list[WorkItem[object]]) -> bool:
+        """Record `batch` as outstanding and write it to the worker (lock held). False when the
+        worker died: its reader sees end-of-file and handles the outstanding records."""
+        assert worker.conn is not None
+        for item in batch:
+            worker.outstanding[item.id] = item
+        try:
+            worker.conn.send_bytes(
+                self.codec.encode_records([(item.id, item.record) for item in batch])
+            )
+        except OSError:
+            return False
+        return True
 
     def _read(self, worker: _Worker, conn: Connection) -> None:
         decode = self.codec.decode_results
@@ -194,47 +244,128 @@ class ProcessEngine(Engine):
                 data = conn.recv_bytes()
             except (EOFError, OSError):
                 break
+            if data == READY:
+                with worker.lock:
+                    worker.ready = True
+                self._pump(worker)
+                continue
             now = time.monotonic()
             with worker.lock:
                 for work_id, code, attempts, error in decode(data):
                     if worker.outstanding.pop(work_id, None) is not None:
+                        worker.suspects.discard(work_id)
+                        attempts += worker.crashes.pop(work_id, 0)
                         outcome = OUTCOME_BY_CODE[code]
                         self._reports.put(Report(work_id, outcome, attempts, now, error))
+                worker.deaths_in_a_row = worker.unexplained_in_a_row = 0
             self._pump(worker)
-        if not self._closing:
+        if not self._closing.is_set():
             self._replace(worker)
 
     def _replace(self, worker: _Worker) -> None:
-        """The worker died: start another and give it the dead one's records, in order."""
+        """The worker died: settle its outstanding records, then start another after a
+        backoff, unless it keeps dying with no record to blame."""
         assert worker.process is not None
         worker.process.join(5)
-        log.warning(
-            "worker %d (pid %s) died with exit code %s; restarting it and redoing %d records",
-            worker.index,
-            worker.process.pid,
-            worker.process.exitcode,
-            len(worker.outstanding),
-        )
+        pid, exitcode = worker.process.pid, worker.process.exitcode
+        cause = describe_exit(exitcode)
         with worker.lock:
             worker.conn = None
-            # Lane order holds: the outstanding records of a lane precede its backlog ones.
-            backlog = worker.backlog
-            worker.backlog = Backlog()
-            for item in [*worker.outstanding.values(), *backlog.take(len(backlog))]:
-                worker.backlog.add(item)
+            suspects = list(worker.outstanding.values())
             worker.outstanding.clear()
+            worker.deaths_in_a_row += 1
+            if not worker.ready and exitcode == MISSING_MAIN_GUARD_EXIT:
+                failure: WorkerError | None = WorkerError(MISSING_MAIN_GUARD_MESSAGE)
+            elif suspects:
+                failure = None
+                self._settle(worker, suspects, pid, cause)
+            else:
+                worker.unexplained_in_a_row += 1
+                failure = None
+                if worker.unexplained_in_a_row > RESTART_BUDGET:
+                    failure = WorkerError(
+                        f"worker {worker.index} of engine='process' died "
+                        f"{worker.unexplained_in_a_row} times in a row with no record to blame "
+                        f"(last: pid {pid}, {cause}); not restarting it. Check worker_init, "
+                        "the imports of the handler's module and the memory limit; the "
+                        "worker's own output (stderr) says more."
+                    )
+            if failure is not None:
+                self._give_up(worker, failure)
+                return
+            delay = restart_delay(worker.deaths_in_a_row)
+        log.warning(
+            "worker %d (pid %s) died with %s; restarting it in %.1f s (%d records to redo)",
+            worker.index,
+            pid,
+            cause,
+            delay,
+            len(suspects),
+        )
+        if self._closing.wait(delay):
+            return
+        with worker.lock:
             worker.restarts += 1
         self._spawn(worker)
-        self._pump(worker)
+
+    def _settle(
+        self, worker: _Worker, suspects: list[WorkItem[object]], pid: int | None, cause: str
+    ) -> None:
+        """Decide what the records a dead worker owned become (lock held)."""
+        if len(suspects) > 1:
+            # Several were running: blame none yet, resend them one at a time (in the order
+            # they were sent, so lane order holds).
+            worker.isolating.extendleft(reversed(suspects))
+            worker.suspects.update(item.id for item in suspects)
+            return
+        (item,) = suspects
+        crashes = worker.crashes.get(item.id, 0) + 1
+        allowed = self.config.retry.retries + 1
+        if crashes < allowed:
+            worker.crashes[item.id] = crashes
+            worker.isolating.appendleft(item)
+            worker.suspects.add(item.id)
+            return
+        worker.crashes.pop(item.id, None)
+        worker.suspects.discard(item.id)
+        error = (
+            f"WorkerDied: worker process {pid} died with {cause} while handling this record "
+            f"alone, {crashes} time(s) (retries={self.config.retry.retries})"
+        )
+        self._reports.put(Report(item.id, Outcome.FAILED, crashes, time.monotonic(), error))
+
+    def _give_up(self, worker: _Worker, failure: WorkerError) -> None:
+        """Stop restarting `worker` and end the run with `failure` (lock held). Its records
+        will never run: they are reported as not started, so nothing waits for them and none
+        is committed. reports() raises `failure`, so it is not logged here as well."""
+        worker.given_up = True
+        if self._failure is None:
+            self._failure = failure
+        now = time.monotonic()
+        abandoned = [*worker.isolating, *worker.backlog.take(len(worker.backlog))]
+        worker.isolating.clear()
+        worker.suspects.clear()
+        for item in abandoned:
+            self._reports.put(Report(item.id, Outcome.CANCELLED, 0, now))
+        self._reports.wake()
 
     def reports(self) -> list[Report]:
+        """Reports available now. Raises WorkerError once when workers cannot be kept running
+        (see worker_deaths); the reports of that moment follow on the next call."""
+        if self._failure is not None and not self._failure_raised:
+            self._failure_raised = True
+            raise self._failure
         return self._reports.take_all()
 
     def wait(self, timeout: float) -> None:
         self._reports.wait(timeout)
 
     def worker_pids(self) -> list[int]:
-        return [w.process.pid for w in self._workers if w.process is not None and w.process.pid]
+        return [
+            w.process.pid
+            for w in self._workers
+            if w.process is not None and w.process.pid and w.process.is_alive()
+        ]
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -246,3 +377,22 @@ class ProcessEngine(Engine):
             "worker_restarts": sum(w.restarts for w in self._workers),
             "worker_pids": self.worker_pids(),
         }
+
+
+def _start_ignoring_sigint(process: BaseProcess) -> None:
+    """Start `process` with SIGINT blocked, so it is never interrupted, even while it imports.
+
+    Ctrl-C in a terminal sends SIGINT to the whole process group; shutdown is the parent's job
+    (drain, commit, then SHUTDOWN to each worker), so a worker must not die of it. The child
+    inherits this thread's signal mask across fork and exec; worker_main then ignores SIGINT
+    and unblocks it. Ignoring it in the parent instead would need the main thread, and a
+    replacement worker is started from a reader thread.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # not POSIX: no process groups to worry about
+        process.start()
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        process.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

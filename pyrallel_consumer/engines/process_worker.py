@@ -4,14 +4,19 @@ Receives record batches over its pipe, runs them with the same lane runners as t
 (threads for plain handlers, an event loop for `async def` ones), and sends results back in
 micro-batches: a batch goes out when `ipc_batch_size` results are ready or
 `ipc_batch_max_wait_s` after the first one, whichever comes first. An empty message from the
+worker, sent once after worker_init, means "ready for records"; an empty message from the
 parent means "finish and exit"; end-of-file on the pipe means the parent died, and the worker
 exits at once (no orphans).
+
+A worker ignores SIGINT: Ctrl-C in a terminal reaches the whole process group, and shutdown is
+the parent's job (it drains, commits, then sends the "finish" message).
 """
 
 from __future__ import annotations
 
 import inspect
 import os
+import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +29,8 @@ from pyrallel_consumer.engines.lanes import CoroutineLaneRunner, ThreadLaneRunne
 from pyrallel_consumer.ordering import lane_function
 from pyrallel_consumer.work import Report, WorkItem
 
-SHUTDOWN = b""
+SHUTDOWN = b""  # parent -> worker: finish the records you have, then exit
+READY = b""  # worker -> parent: initialised, send records
 CLOSE_TIMEOUT_S = 60.0
 
 
@@ -88,10 +94,12 @@ class ResultSender:
 
 def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     """Entry point of a worker process."""
+    _ignore_sigint()
     if spec.worker_init is not None:
         spec.worker_init()
     codec = load_codec(spec.codec)
     lane_of = lane_function(spec.ordering)
+    conn.send_bytes(READY)  # before the sender's thread exists: one writer at a time
     sender = ResultSender(conn, codec, spec.ipc_batch_size, spec.ipc_batch_max_wait_s)
     runner_type = (
         CoroutineLaneRunner if inspect.iscoroutinefunction(spec.handler) else ThreadLaneRunner
@@ -115,3 +123,11 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     if spec.worker_exit is not None:
         spec.worker_exit()
     conn.close()
+
+
+def _ignore_sigint() -> None:
+    """The parent started this process with SIGINT blocked (so it could not arrive during the
+    imports); ignore it from now on, then unblock it, which discards one that is pending."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})

@@ -78,7 +78,7 @@ ENGINES: Mapping[str, EngineSpec] = {
     for spec in (
         EngineSpec(
             name="baseline",
-            summary="inline, one record at a time on the control thread (the reference)",
+            summary="one record at a time on a helper thread, polling on (the reference)",
             module="pyrallel_consumer.engines.baseline",
             class_name="BaselineEngine",
             accepts_coroutines=False,

@@ -1,0 +1,67 @@
+"""What the process engine does when a worker process dies: names the cause, paces restarts,
+and spots the script that starts a consumer at import time.
+
+Rules (the process engine applies them; see process.py):
+- A death with exactly one record outstanding in that worker blames that record: one failed
+  attempt. After `retries` + 1 such attempts the record is reported failed with an error naming
+  the exit code or signal, and the on-failure policy takes it (dead letter, skip, stop).
+- A death with several records outstanding blames none yet: they are resent one at a time
+  (isolation), so a record that kills its worker again is then alone and blamed.
+- A death with no record outstanding (at startup, in worker_init, killed while idle) has no
+  record to blame: after `RESTART_BUDGET` of those in a row the engine gives up with WorkerError.
+- Restarts back off exponentially while deaths follow each other with no record completing.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+
+# Deaths in a row with no record to blame before the engine gives up on the worker.
+RESTART_BUDGET = 5
+RESTART_BACKOFF_INITIAL_S = 0.1
+RESTART_BACKOFF_MAX_S = 5.0
+
+# The exit code of a worker that found itself re-importing a main module which starts a
+# consumer at import time; distinct so the parent can tell this mistake from a crash.
+MISSING_MAIN_GUARD_EXIT = 86
+
+MISSING_MAIN_GUARD_MESSAGE = (
+    "engine='process' could not start its workers: each worker re-imports your main module "
+    "(multiprocessing's spawn start method does), and that module builds and runs the "
+    "ParallelConsumer at import time, so every worker would start consumers of its own. Put "
+    'that code under `if __name__ == "__main__":` in the script you run.'
+)
+
+
+def restart_delay(deaths_in_a_row: int) -> float:
+    """Seconds to wait before restarting a worker after its `deaths_in_a_row`-th death (1-based)
+    with no record completing in between."""
+    exponent = max(0, deaths_in_a_row - 1)
+    return float(min(RESTART_BACKOFF_MAX_S, RESTART_BACKOFF_INITIAL_S * 2**exponent))
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """'exit code 3', 'signal SIGKILL' or 'an unknown cause', from Process.exitcode."""
+    if exitcode is None:
+        return "an unknown cause"
+    if exitcode < 0:
+        try:
+            return f"signal {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+def exit_if_importing_main() -> None:
+    """Called when a process engine is built. In a worker that is still importing the parent's
+    main module (spawn's bootstrap), building one means the script lacks the main guard: exit
+    at once, quietly, with MISSING_MAIN_GUARD_EXIT, and let the parent raise one clear error.
+
+    `_inheriting` is the flag multiprocessing itself checks for this mistake (it is set only
+    while a spawned child unpickles its bootstrap data); no public API tells it apart from a
+    consumer legitimately started inside a user's own child process.
+    """
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        os._exit(MISSING_MAIN_GUARD_EXIT)
