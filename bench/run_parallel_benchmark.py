@@ -27,9 +27,11 @@ from bench.options import BenchOptions
 from bench.output import table
 from bench.output.environment import environment_metadata
 from bench.output.results import RunResult, default_output_path, write_results
+from bench.output.scenario_tables import scenario_tables
 from bench.run import cluster
 from bench.run.context import RunContext, RunSpec, profile_settings, run_names
 from bench.run.mode import run_mode
+from bench.run.scenario_summary import relate_to_one_member
 from bench.workloads import WORKLOADS, Workload, WorkloadSettings, workload_class
 from pyrallel_consumer.config import usable_cores
 
@@ -125,6 +127,7 @@ def run_benchmark(opts: BenchOptions) -> int:
             for spec in _planned_runs(opts, run_id):
                 result = _one_run(spec, ctx)
                 results.append(result)
+                relate_to_one_member(results)
                 write_results(output, metadata, results)  # partial results survive
                 if not result.complete:
                     status = EXIT_INCOMPLETE
@@ -144,7 +147,10 @@ def run_benchmark(opts: BenchOptions) -> int:
     write_results(output, metadata, results)
     if results:
         print()
-        print(table.results_table([r.to_dict() for r in results]))
+        rows = [r.to_dict() for r in results]
+        print(table.results_table(rows))
+        for extra in scenario_tables(rows):
+            print("\n" + extra)
     print(f"\nJSON summary written to {output}")
     return status
 

@@ -5,15 +5,22 @@ over the members (classic or, with `--kafka-config group.protocol=consumer` on A
 KIP-848). Each member is a spawned process running ParallelConsumer with the run's engine; it
 sends its assignments and progress to this process while it runs, and its completions when it
 stops. This process stops every member once the group completed the expected records, or at
-the run's timeout, and starts the open-loop producer once the group has assigned partitions.
+the run's timeout.
+
+The records are produced once the group has settled (every member that can get a partition has
+one, and no assignment came for SETTLE_S): the backlog then, or the open-loop producer starts.
+Otherwise the first member to join would consume alone until the others join, and the group's
+throughput would measure the join, which is reported apart (join and rebalance time).
 """
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +28,13 @@ from bench.measure import profiling
 from bench.measure.stats import CompletionSample
 from bench.output.progress import Progress
 from bench.run.phase import Phase, PhaseSpec
-from bench.run.produce import OpenLoopProducer
+from bench.run.produce import Delivered, OpenLoopProducer
 
 _PROGRESS_EVERY = 100  # completions per progress message of a member
 _POLL_S = 0.2
 # After the run's timeout, members get this long to drain, commit and report before a kill.
 _STOP_GRACE_S = 30.0
+SETTLE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -102,8 +110,14 @@ def _plain(value: Any) -> Any:
     return value if isinstance(value, str | int | float | bool) or value is None else repr(value)
 
 
-def consume_group(spec: PhaseSpec, profile: MemberProfile | None, no_progress: bool) -> Phase:
-    """Run spec.members member processes until the group completed spec.expected records."""
+def consume_group(
+    spec: PhaseSpec,
+    profile: MemberProfile | None,
+    no_progress: bool,
+    backlog: Callable[[], Delivered] | None = None,
+) -> Phase:
+    """Run spec.members member processes until the group completed spec.expected records;
+    `backlog` produces the records of a closed-loop phase once the group settled."""
     context = multiprocessing.get_context("spawn")
     events: Any = context.Queue()
     stop = context.Event()
@@ -122,7 +136,7 @@ def consume_group(spec: PhaseSpec, profile: MemberProfile | None, no_progress: b
         member.start()
     try:
         with Progress(spec.expected, spec.label, Progress.wanted(no_progress)) as progress:
-            _supervise(spec, phase, members, events, stop, producer, progress)
+            _supervise(spec, phase, members, events, stop, producer, backlog, progress)
     finally:
         stop.set()
         for member in members:
@@ -145,11 +159,13 @@ def _supervise(
     events: Any,
     stop: Any,
     producer: OpenLoopProducer | None,
+    backlog: Callable[[], Delivered] | None,
     progress: Progress,
 ) -> None:
     deadline = phase.started + spec.timeout_s
-    # The producer starts once as many members as can get a partition have one.
     needed = min(spec.members, spec.partitions)
+    produced = False
+    last_assign = math.inf
     completed = 0
     done: set[int] = set()
     errors: list[str] = []
@@ -166,8 +182,7 @@ def _supervise(
                 progress.advance(event[2])
             elif kind == "assign":
                 phase.assigned_at[index].append(event[2])
-                if producer is not None and sum(1 for a in phase.assigned_at if a) >= needed:
-                    producer.begin()
+                last_assign = event[2]
             elif kind == "done":
                 done.add(index)
                 phase.member_samples[index] = event[2]
@@ -175,6 +190,16 @@ def _supervise(
                     phase.engine_stats = event[3]
                 if event[4]:
                     errors.append(event[4])
+        settled = sum(1 for a in phase.assigned_at if a) >= needed and now - last_assign >= SETTLE_S
+        if settled and not produced:
+            produced = True
+            if producer is not None:
+                producer.begin()
+            elif backlog is not None:
+                try:
+                    phase.delivered = backlog()
+                except Exception as exc:  # the members would wait for records never produced
+                    errors.append(f"producing failed: {type(exc).__name__}: {exc}")
         if completed >= spec.expected or now >= deadline or errors:
             stop.set()
         if producer is not None and producer.done() and phase.delivered is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from bench.measure import profiling
@@ -89,10 +90,17 @@ def produce_plan(spec: RunSpec, ctx: RunContext, seq_base: int = 0) -> ProducePl
     )
 
 
-def _consume(spec: RunSpec, ctx: RunContext, phase_spec: PhaseSpec) -> Phase:
+def _consume(
+    spec: RunSpec, ctx: RunContext, phase_spec: PhaseSpec, backlog: Callable[[], Delivered] | None
+) -> Phase:
     if spec.members > 1:
         profile = MemberProfile(ctx.profile, spec.profile_stem) if ctx.profile else None
-        return consume_group(phase_spec, profile, ctx.options.no_progress)
+        return consume_group(phase_spec, profile, ctx.options.no_progress, backlog)
+    if backlog is not None:
+        delivered = backlog()
+        phase = _consume(spec, ctx, phase_spec, None)
+        phase.delivered = delivered
+        return phase
     return profiled_consume(
         phase_spec,
         ctx.profile,
@@ -105,11 +113,10 @@ def _consume(spec: RunSpec, ctx: RunContext, phase_spec: PhaseSpec) -> Phase:
 def _phase(
     spec: RunSpec, ctx: RunContext, plan: ProducePlan, handler: Handler, timeout_s: float
 ) -> Phase:
-    """Produce the backlog (closed loop) and consume one phase."""
+    """Consume one phase; a closed-loop phase's backlog is produced first (one consumer) or once
+    the group settled (several members: bench/run/members.py)."""
     setup_s = ctx.options.timeout_sec or SETUP_TIMEOUT_S
-    delivered: Delivered | None = None
-    if plan.rate is None:
-        delivered = produce_backlog(plan, setup_s)
+    backlog = None if plan.rate else functools.partial(produce_backlog, plan, setup_s)
     phase_spec = PhaseSpec(
         plan=plan,
         expected=plan.num_messages,
@@ -123,10 +130,7 @@ def _phase(
         partitions=ctx.options.num_partitions,
         label=f"{spec.engine}/{spec.workload}",
     )
-    phase = _consume(spec, ctx, phase_spec)
-    if delivered is not None:
-        phase.delivered = delivered
-    return phase
+    return _consume(spec, ctx, phase_spec, backlog)
 
 
 def stuck_seq(plan: ProducePlan) -> int:
@@ -157,8 +161,9 @@ def run_mode(spec: RunSpec, ctx: RunContext) -> RunResult:
         )
         phase = _phase(spec, ctx, plan, stuck_handler, timeout)
     except Exception as exc:  # topic or produce failure: record it, run the rest
+        log.debug("setup of %s/%s failed", spec.engine, spec.workload, exc_info=True)
         workload.after_run()
-        return failed_result(spec, opts, f"setup failed: {exc}")
+        return failed_result(spec, opts, f"setup failed: {type(exc).__name__}: {exc}")
     reference: Phase | None = None
     try:
         if opts.stuck_key_ms > 0 and phase.error is None:

@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 from bench.measure import bounds, pacing, scenarios
+from bench.output.results import RunResult
 from bench.run.bound import RunBound
 from bench.run.context import RunContext, RunSpec
 from bench.run.phase import Phase
@@ -139,3 +140,17 @@ def group(
             aggregate_tps, bound.one_member_tps, effective
         ),
     }
+
+
+def relate_to_one_member(results: list[RunResult]) -> None:
+    """Add `speedup_vs_one_member` to each group result whose one-member twin (same mode,
+    workload and rate) ran in the same invocation: aggregate / that run's throughput."""
+    single = {
+        (r.run_type, r.workload, r.rate_tps): r.throughput_tps for r in results if r.members == 1
+    }
+    for r in results:
+        if r.group is not None:
+            one = single.get((r.run_type, r.workload, r.rate_tps))
+            if one is not None:
+                r.group["one_member_tps"] = one
+                r.group["speedup_vs_one_member"] = bounds.efficiency(r.throughput_tps, one)
