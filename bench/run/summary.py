@@ -45,7 +45,14 @@ def summarize(
     # early and short without an error means the user stopped it, not the timeout.
     interrupted = not complete and error is None and failed == 0 and phase.wall_s < timeout_s * 0.95
     if not complete and error is None:
-        reason = "stopped early (interrupted)" if interrupted else f"within {timeout_s:g} s"
+        how = (
+            "--timeout-sec" if opts.timeout_sec else "derived from the bound; --timeout-sec sets it"
+        )
+        reason = (
+            "stopped early (interrupted)"
+            if interrupted
+            else f"within the run's timeout of {timeout_s:g} s ({how})"
+        )
         error = f"incomplete: {check.unique_processed} of {expected} records processed {reason}" + (
             f"; {failed} failed" if failed else ""
         )

@@ -164,7 +164,7 @@ def test_summary_of_a_timed_out_run() -> None:
     late = _summarize(ctx, spec, _phase(collector, started=0.0, wall_s=2.0), 4, 1.0)
     assert not late.complete and not late.interrupted
     assert late.missing == 3
-    assert "1 of 4" in (late.error or "") and "within 1 s" in (late.error or "")
+    assert "1 of 4" in (late.error or "") and "timeout of 1 s (--timeout-sec)" in (late.error or "")
     early = _summarize(ctx, spec, _phase(collector, started=0.0, wall_s=0.2), 4, 1.0)
     assert early.interrupted
 
