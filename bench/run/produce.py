@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -219,6 +220,8 @@ class OpenLoopProducer:
             daemon=True,
         )
         self._plan = plan
+        self._lock = threading.Lock()  # the consumer's thread and a watcher may both ask
+        self._result: Delivered | None = None
 
     def start(self) -> OpenLoopProducer:
         self._process.start()
@@ -229,15 +232,26 @@ class OpenLoopProducer:
 
     def done(self) -> bool:
         """Whether the producer has reported (its result is ready)."""
-        return bool(self._receive.poll())
+        return self._result is not None or bool(self._receive.poll())
 
     def result(self, timeout_s: float) -> Delivered:
-        if self._receive.poll(timeout_s):
-            delivered: Delivered = self._receive.recv()
-        else:
-            delivered = Delivered(self._plan.key_indices(), error="the producer did not report")
-        self.stop()
-        return delivered
+        """The producer's report (waiting up to `timeout_s` for it), then the process is
+        stopped. Safe from several threads: the report is received once and kept."""
+        with self._lock:
+            if self._result is None:
+                if self._receive.poll(timeout_s):
+                    try:
+                        self._result = self._receive.recv()
+                    except EOFError:
+                        self._result = Delivered(
+                            self._plan.key_indices(), error="the producer process died"
+                        )
+                else:
+                    self._result = Delivered(
+                        self._plan.key_indices(), error="the producer did not report"
+                    )
+                self.stop()
+            return self._result
 
     def stop(self) -> None:
         self._start.set()  # a producer still waiting gives up on its own
