@@ -30,7 +30,7 @@ from bench.output.progress import Progress
 from bench.run.phase import Phase, PhaseSpec
 from bench.run.produce import Delivered, OpenLoopProducer
 
-_PROGRESS_EVERY = 100  # completions per progress message of a member
+_PROGRESS_INTERVAL_S = 0.1  # how often a member reports its completions so far
 _POLL_S = 0.2
 # After the run's timeout, members get this long to drain, commit and report before a kill.
 _STOP_GRACE_S = 30.0
@@ -50,19 +50,28 @@ def _member_main(
     from pyrallel_consumer import ParallelConsumer
 
     samples: list[CompletionSample] = []
-    unsent = 0
+    reported = 0
+    finished = threading.Event()
+
+    def report_progress() -> None:
+        # A thread of its own: the last completions of a phase come with no callback after
+        # them, and the parent stops the group only once it has counted every record.
+        nonlocal reported
+        while True:
+            last = finished.wait(_PROGRESS_INTERVAL_S)
+            count = len(samples)  # appended by the consumer's thread; len() is atomic
+            if count > reported:
+                events.put(("progress", index, count - reported))
+                reported = count
+            if last:
+                return
 
     def on_complete(c: Any) -> None:
-        nonlocal unsent
         samples.append(
             CompletionSample(
                 c.partition, c.offset, c.key, c.received_at, c.completed_at, bool(c.ok)
             )
         )
-        unsent += 1
-        if unsent >= _PROGRESS_EVERY:
-            events.put(("progress", index, unsent))
-            unsent = 0
 
     def on_assign(partitions: list[tuple[str, int]]) -> None:
         if partitions:
@@ -70,6 +79,8 @@ def _member_main(
 
     stats: dict[str, Any] = {}
     error = None
+    reporter = threading.Thread(target=report_progress, daemon=True)
+    reporter.start()
     try:
         consumer = ParallelConsumer(
             dict(spec.kafka_config),
@@ -97,7 +108,8 @@ def _member_main(
         stats = dict(consumer.stats())
     except Exception as exc:  # reported to the parent, which records it as the run's error
         error = f"member {index}: {type(exc).__name__}: {exc}"
-    events.put(("progress", index, unsent))
+    finished.set()
+    reporter.join()
     events.put(("done", index, samples, _plain(stats), error))
 
 
