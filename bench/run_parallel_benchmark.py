@@ -101,7 +101,8 @@ def run_benchmark(opts: BenchOptions) -> int:
             "version": broker.version,
             "bootstrap_servers": broker.bootstrap_servers,
         }
-        print(f"broker: {broker.kind} {broker.version} at {broker.bootstrap_servers}", flush=True)
+        named = broker.kind if broker.kind == "external" else f"{broker.kind} {broker.version}"
+        print(f"broker: {named} at {broker.bootstrap_servers}", flush=True)
         try:
             cluster.check_reachable(broker.bootstrap_servers)
         except cluster.BenchSetupError as exc:
