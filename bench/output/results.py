@@ -70,6 +70,18 @@ class RunResult:
         return dataclasses.asdict(self)
 
 
+def jsonable(value: Any) -> Any:
+    """A copy of `value` that JSON (and pickle) can carry: stats() may hold anything, so what
+    is not a plain value is kept as its repr."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return repr(value)
+
+
 def default_output_path(now: dt.datetime | None = None) -> Path:
     """bench/results/<UTC timestamp>.json (relative to the working directory)."""
     now = now or dt.datetime.now(dt.UTC)

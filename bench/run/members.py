@@ -27,6 +27,7 @@ from typing import Any
 from bench.measure import profiling
 from bench.measure.stats import CompletionSample
 from bench.output.progress import Progress
+from bench.output.results import jsonable
 from bench.run.phase import Phase, PhaseSpec
 from bench.run.produce import Delivered, OpenLoopProducer
 
@@ -110,16 +111,7 @@ def _member_main(
         error = f"member {index}: {type(exc).__name__}: {exc}"
     finished.set()
     reporter.join()
-    events.put(("done", index, samples, _plain(stats), error))
-
-
-def _plain(value: Any) -> Any:
-    """stats() reduced to what pickles everywhere (the parent makes it JSON)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value if isinstance(value, str | int | float | bool) or value is None else repr(value)
+    events.put(("done", index, samples, jsonable(stats), error))
 
 
 def consume_group(

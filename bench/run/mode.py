@@ -96,18 +96,17 @@ def _consume(
     if spec.members > 1:
         profile = MemberProfile(ctx.profile, spec.profile_stem) if ctx.profile else None
         return consume_group(phase_spec, profile, ctx.options.no_progress, backlog)
-    if backlog is not None:
-        delivered = backlog()
-        phase = _consume(spec, ctx, phase_spec, None)
-        phase.delivered = delivered
-        return phase
-    return profiled_consume(
+    delivered = backlog() if backlog is not None else None
+    phase = profiled_consume(
         phase_spec,
         ctx.profile,
         spec.profile_stem,
         _worker_hooks(spec, ctx),
         ctx.options.no_progress,
     )
+    if delivered is not None:
+        phase.delivered = delivered
+    return phase
 
 
 def _phase(

@@ -9,7 +9,7 @@ from typing import Any
 
 from bench.measure import bounds, stats
 from bench.options import BenchOptions
-from bench.output.results import RunResult
+from bench.output.results import RunResult, jsonable
 from bench.run import scenario_summary
 from bench.run.bound import run_bound
 from bench.run.context import RunContext, RunSpec
@@ -96,7 +96,7 @@ def summarize(
         open_loop=scenario_summary.open_loop(spec, ctx, plan, phase, bound, service),
         group=scenario_summary.group(spec, ctx, phase, bound, rate.throughput_tps),
         profile_files=phase.profile_files,
-        engine_stats=_jsonable(phase.engine_stats),
+        engine_stats=jsonable(phase.engine_stats),
         error=error,
     )
 
@@ -135,14 +135,3 @@ def failed_result(spec: RunSpec, opts: BenchOptions, error: str) -> RunResult:
         rate_tps=spec.rate,
         error=error,
     )
-
-
-def _jsonable(value: Any) -> Any:
-    """stats() may hold anything; keep what JSON can carry."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return repr(value)

@@ -56,13 +56,12 @@ class KeyDistribution:
 
     def weights(self, num_keys: int) -> list[float]:
         """Relative share of each key index (sums to 1)."""
+        parameter = self.parameter if self.parameter is not None else 0.0
         if self.kind == "zipf":
-            assert self.parameter is not None
-            raw = [1 / (i + 1) ** self.parameter for i in range(num_keys)]
+            raw = [1 / (i + 1) ** parameter for i in range(num_keys)]
         elif self.kind == "hot" and num_keys > 1:
-            assert self.parameter is not None
-            rest = (1 - self.parameter) / (num_keys - 1)
-            raw = [self.parameter] + [rest] * (num_keys - 1)
+            rest = (1 - parameter) / (num_keys - 1)
+            raw = [parameter] + [rest] * (num_keys - 1)
         else:
             raw = [1.0] * num_keys
         total = math.fsum(raw)
