@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -174,6 +175,7 @@ def run_mode(spec: RunSpec, ctx: RunContext) -> RunResult:
             )
     except Exception as exc:  # the first phase still stands; say why the reference is missing
         log.warning("reference phase of %s/%s failed: %s", spec.engine, spec.workload, exc)
+        reference = Phase(time.monotonic(), [], [], error=f"{type(exc).__name__}: {exc}")
     finally:
         workload.after_run()
     return summarize(spec, ctx, plan, phase, reference, options, timeout)

@@ -61,6 +61,7 @@ def stuck_key(
         "reference_complete": (
             reference is not None and reference.error is None and reference.failed == 0
         ),
+        "reference_error": reference.error if reference is not None else None,
     }
 
 
