@@ -168,17 +168,37 @@ def run_mode(spec: RunSpec, ctx: RunContext) -> RunResult:
     try:
         if opts.stuck_key_ms > 0 and phase.error is None:
             print("   reference phase: the same records without the stuck one", flush=True)
-            second = dataclasses.replace(plan, seq_base=opts.num_messages)
-            no_stuck = run_bound(spec, ctx, opts.num_messages, {}, options, with_stuck=False)
-            reference = _phase(
-                spec, ctx, second, handler, run_timeout(spec, ctx, no_stuck, opts.num_messages)
-            )
+            reference = _reference_phase(spec, ctx, plan, handler, options)
     except Exception as exc:  # the first phase still stands; say why the reference is missing
         log.warning("reference phase of %s/%s failed: %s", spec.engine, spec.workload, exc)
         reference = Phase(time.monotonic(), [], [], error=f"{type(exc).__name__}: {exc}")
     finally:
         workload.after_run()
     return summarize(spec, ctx, plan, phase, reference, options, timeout)
+
+
+def _reference_phase(
+    spec: RunSpec,
+    ctx: RunContext,
+    plan: ProducePlan,
+    handler: Handler,
+    options: dict[str, Any],
+) -> Phase:
+    """The same records without the stuck one, on a topic and group of their own (suffix
+    -ref): the same keys land on the same partitions, and no group is reused, since a rejoin
+    of the first phase's group can take long (tansu held it past the timeout with members)."""
+    opts = ctx.options
+    ref = dataclasses.replace(spec, topic=f"{spec.topic}-ref", group_id=f"{spec.group_id}-ref")
+    topics.reset_topic(
+        ctx.bootstrap_servers,
+        ref.topic,
+        opts.num_partitions,
+        opts.timeout_sec or SETUP_TIMEOUT_S,
+        delete_first=not opts.skip_reset,
+    )
+    second = dataclasses.replace(plan, topic=ref.topic, seq_base=opts.num_messages)
+    no_stuck = run_bound(ref, ctx, opts.num_messages, {}, options, with_stuck=False)
+    return _phase(ref, ctx, second, handler, run_timeout(ref, ctx, no_stuck, opts.num_messages))
 
 
 def _print_limits(spec: RunSpec, ctx: RunContext, bound: RunBound, timeout: float) -> None:

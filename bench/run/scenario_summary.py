@@ -22,7 +22,9 @@ FETCH_SETTINGS = {
     "fetch.max.bytes": 52428800,
     "queued.min.messages": 100000,
 }
-REFERENCE_METHOD = "second phase: the same number of records without the stuck one, same group"
+REFERENCE_METHOD = (
+    "second phase: the same records without the stuck one, on a topic and group of their own"
+)
 
 
 def stuck_key(
@@ -40,7 +42,9 @@ def stuck_key(
     if opts.stuck_key_ms <= 0 or phase.delivered is None:
         return None
     index = plan.key_indices().index(STUCK_KEY_INDEX)
-    ident = (phase.delivered.partitions[index], phase.delivered.offsets[index])
+    delivered = phase.delivered
+    known = index < len(delivered.partitions)  # a producer that failed reports no record
+    ident = (delivered.partitions[index], delivered.offsets[index]) if known else (-1, -1)
     window = scenarios.stuck_window(phase.samples, ident, STUCK_KEY)
     reference_tps = (
         scenarios.others_throughput(reference.samples, STUCK_KEY) if reference else math.nan

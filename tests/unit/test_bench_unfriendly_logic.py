@@ -190,3 +190,9 @@ def test_scenario_tables_appear_only_for_options_used() -> None:
     tables = scenario_tables([skewed, looped])
     assert len(tables) == 2
     assert "13.4%" in tables[0] and "async @500/s" in tables[1]
+
+
+def test_stuck_window_without_the_stuck_record_uses_the_run() -> None:
+    samples = [_sample(1, i, b"key-1", 0.0, 0.01 * (i + 1)) for i in range(10)]
+    window = scenarios.stuck_window(samples, (-1, -1), STUCK_KEY)
+    assert window.others == 10 and window.window_s == pytest.approx(0.1)
