@@ -4,8 +4,9 @@ Entry points: `python -m bench` (also `compare` and `report` subcommands),
 `python -m bench.run_parallel_benchmark`, the `pyrallel-bench` script, and the legacy
 profiler runner `python -m bench.profile_benchmark_yappi`. See bench/README.md.
 
-Layers point down: the scripts use `cli` (options) and `run/` (one mode on one workload);
-`run/` uses `cli`'s options, `workloads/`, `measure/` and `output/`; `output/` takes the
-workload order from `workloads/`; `workloads/`, `measure/` and `broker/` use only the library
-(and `cpu_kernel`, `io_server`). Nothing outside `bench` and the tests imports it.
+Layers point down: the scripts use `cli` (parsing, `argtypes`) and `run/` (one mode on one
+workload); `run/` uses `options` (BenchOptions), `workloads/`, `measure/` and `output/`;
+`output/` takes the workload order from `workloads/`; `workloads/`, `measure/` and `broker/`
+use only the library (and `cpu_kernel`, `io_server`). Nothing outside `bench` and the tests
+imports it.
 """

@@ -11,16 +11,23 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bench.argtypes import (
+    int_list,
+    kafka_setting,
+    key_distribution,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    rate_list,
+)
+from bench.options import MODES, BenchOptions, skip_dest
 from bench.output.results import DEFAULT_RESULTS_DIR
 from bench.workloads import WORKLOAD_NAMES, WORKLOADS
 from pyrallel_consumer.config import usable_cores
-from pyrallel_consumer.engines.registry import ENGINE_NAMES
 
-# A mode is a run of one engine: the modes are the library's engines, in registry order.
-MODES = ENGINE_NAMES
 WORKLOAD_CHOICES = (*WORKLOAD_NAMES, "all")
 ORDERINGS = ("key", "partition", "unordered")
 BROKER_KINDS = ("auto", "kafka", "tansu")
@@ -29,11 +36,10 @@ PROFILE_CLOCKS = ("wall", "cpu")
 
 # Defaults the document leaves open: its sample settings (2000 messages, 100 keys, 4 partitions)
 # so that `python -m bench` with no options reproduces the published numbers in well under a
-# minute per mode; the timeout leaves room for the slowest run (baseline sleep: 2000 x 5 ms).
+# minute per mode. The timeout is derived per run from its bound (bench.measure.bounds).
 DEFAULT_NUM_MESSAGES = 2000
 DEFAULT_NUM_KEYS = 100
 DEFAULT_NUM_PARTITIONS = 4
-DEFAULT_TIMEOUT_SEC = 120.0
 DEFAULT_TOPIC_PREFIX = "pyrallel-benchmark"
 DEFAULT_PROFILE_DIR = DEFAULT_RESULTS_DIR / "profiles"
 DEFAULT_MAX_IN_FLIGHT = 1000
@@ -41,110 +47,6 @@ DEFAULT_MAX_IN_FLIGHT = 1000
 # Kafka topic names: at most 249 characters of [a-zA-Z0-9._-]; the bench appends suffixes.
 _TOPIC_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 _TOPIC_PREFIX_MAX = 200
-
-
-@dataclass(frozen=True)
-class BenchOptions:
-    """The validated options of one benchmark invocation (recorded verbatim in the results)."""
-
-    bootstrap_servers: str | None
-    broker_kind: str
-    num_messages: int
-    num_keys: int
-    num_partitions: int
-    topic_prefix: str
-    timeout_sec: float
-    skipped_modes: tuple[str, ...]  # from the --skip-<mode> flags
-    skip_reset: bool
-    workload: str
-    worker_sleep_ms: float
-    worker_cpu_iterations: int
-    worker_io_sleep_ms: float
-    ordering: str
-    max_in_flight: int
-    concurrency: int | None
-    workers: int | None
-    worker_concurrency: int | None
-    kafka_config: tuple[tuple[str, str], ...]
-    json_output: Path | None
-    log_level: str
-    no_progress: bool
-    profile: bool
-    profile_dir: Path
-    profile_clock: str
-    profile_top_n: int
-    profile_threads: bool
-    profile_greenlets: bool
-    profile_process_workers: bool
-
-    @property
-    def modes(self) -> list[str]:
-        """The modes (engine names) to run, in registry order (baseline, async, process)."""
-        return [mode for mode in MODES if mode not in self.skipped_modes]
-
-    @property
-    def workloads(self) -> list[str]:
-        """`all` expands to every workload in registry order (sleep -> cpu -> io)."""
-        return list(WORKLOAD_NAMES) if self.workload == "all" else [self.workload]
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-friendly copy (paths as strings) for the results metadata; the skipped modes
-        appear as one `skip_<mode>` flag each, as the command line spells them."""
-        data: dict[str, object] = {}
-        for key, value in asdict(self).items():
-            if key == "skipped_modes":
-                data.update({_skip_dest(mode): mode in self.skipped_modes for mode in MODES})
-            else:
-                data[key] = str(value) if isinstance(value, Path) else value
-        return data
-
-
-def _skip_dest(mode: str) -> str:
-    return f"skip_{mode}"
-
-
-def _whole_number(text: str, minimum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"must be {minimum} or more, got {value}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    return _whole_number(text, 1)
-
-
-def _non_negative_int(text: str) -> int:
-    return _whole_number(text, 0)
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):  # also rejects NaN
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = _non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
-    return value
-
-
-def _kafka_setting(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(
-            f"expected KEY=VALUE (e.g. fetch.wait.max.ms=10), got {text!r}"
-        )
-    return key.strip(), value.strip()
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -186,16 +88,16 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     general.add_argument(
         "--num-messages",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_NUM_MESSAGES,
         help="records produced and consumed per run",
     )
     general.add_argument(
-        "--num-keys", type=_positive_int, default=DEFAULT_NUM_KEYS, help="distinct record keys"
+        "--num-keys", type=positive_int, default=DEFAULT_NUM_KEYS, help="distinct record keys"
     )
     general.add_argument(
         "--num-partitions",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_NUM_PARTITIONS,
         help="partitions of each topic",
     )
@@ -206,13 +108,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     general.add_argument(
         "--timeout-sec",
-        type=_positive_float,
-        default=DEFAULT_TIMEOUT_SEC,
-        help="limit per run (join + processing); also the broker connect limit",
+        type=positive_float,
+        default=None,
+        help="limit per run (join + processing); default: derived from the run's bound "
+        "(3 x records / bound + producing time + 30 s join allowance), printed per run",
     )
     for mode in MODES:
         general.add_argument(
-            f"--skip-{mode}", dest=_skip_dest(mode), action="store_true", help=f"do not run {mode}"
+            f"--skip-{mode}", dest=skip_dest(mode), action="store_true", help=f"do not run {mode}"
         )
     general.add_argument(
         "--skip-reset",
@@ -249,28 +152,59 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     workload.add_argument(
         "--worker-sleep-ms",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=5.0,
         help="per-record sleep of the sleep workload",
     )
     workload.add_argument(
         "--worker-cpu-iterations",
-        type=_positive_int,
+        type=positive_int,
         default=1000,
         help="SHA-256 chain iterations of the cpu workload",
     )
     workload.add_argument(
         "--worker-io-sleep-ms",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=5.0,
         help="delay of the loopback server answering the io workload",
+    )
+
+    scenario = parser.add_argument_group("scenarios (apply to every mode and workload)")
+    scenario.add_argument(
+        "--key-distribution",
+        type=key_distribution,
+        default="uniform",
+        help="keys of the produced records: uniform, zipf:S (exponent S over --num-keys) or "
+        "hot:F (key-0 carries the fraction F)",
+    )
+    scenario.add_argument(
+        "--stuck-key-ms",
+        type=non_negative_float,
+        default=0.0,
+        help="the first record of one key takes this long instead of the service time "
+        "(0: none); reports the other keys' throughput meanwhile",
+    )
+    scenario.add_argument(
+        "--rate",
+        type=rate_list,
+        default=None,
+        metavar="R[,R...]",
+        help="open loop: produce at R records/s while consuming, one run per value "
+        "(a latency-vs-rate curve); default: closed loop (backlog produced first)",
+    )
+    scenario.add_argument(
+        "--members",
+        type=int_list,
+        default=[1],
+        metavar="N[,N...]",
+        help="consumer processes of the mode in one consumer group, one run per value",
     )
 
     engine = parser.add_argument_group("consumer settings")
     engine.add_argument(
         "--kafka-config",
         metavar="KEY=VALUE",
-        type=_kafka_setting,
+        type=kafka_setting,
         action="append",
         default=[],
         help="extra librdkafka consumer setting, passed through (repeatable)",
@@ -283,26 +217,26 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     engine.add_argument(
         "--max-in-flight",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_IN_FLIGHT,
         help="records in flight at once (async and process modes)",
     )
     engine.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="async mode: concurrent handler calls (default: 2 x cores "
         "for the cpu workload, else the library default)",
     )
     engine.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="process mode: worker processes (default: library default, cores)",
     )
     engine.add_argument(
         "--worker-concurrency",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="process mode: records in flight per worker (default: 2 for the cpu workload, "
         "else the library default, 16)",
@@ -323,7 +257,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     profile.add_argument(
         "--profile-top-n",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=20,
         help="print the top-N functions by total time (0 to skip)",
     )
@@ -348,7 +282,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 def _validate(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> None:
     """Cross-option checks argparse cannot express; each error names the option."""
-    if all(getattr(ns, _skip_dest(mode)) for mode in MODES):
+    if all(getattr(ns, skip_dest(mode)) for mode in MODES):
         flags = ", ".join(f"--skip-{mode}" for mode in MODES)
         parser.error(f"{flags} together leave nothing to run")
     prefix: str = ns.topic_prefix
@@ -420,6 +354,8 @@ def parse_args(
         ns.profile = True
     _validate(parser, ns)
     ns.kafka_config = tuple(ns.kafka_config)
+    ns.rate = tuple(ns.rate or ())
+    ns.members = tuple(ns.members)
     fields = vars(ns)
-    fields["skipped_modes"] = tuple(mode for mode in MODES if fields.pop(_skip_dest(mode)))
+    fields["skipped_modes"] = tuple(mode for mode in MODES if fields.pop(skip_dest(mode)))
     return BenchOptions(**fields)

@@ -20,6 +20,7 @@ from confluent_kafka import Consumer
 
 from bench.broker import resolve_default_kind, start_broker
 from bench.run import topics
+from bench.run.produce import ProducePlan, produce_backlog
 from pyrallel_consumer import Completion, ParallelConsumer
 
 PARTITIONS = 8
@@ -104,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with _broker(args.bootstrap_servers) as bootstrap:
         topic = f"overhead-{uuid.uuid4().hex[:8]}"
         topics.reset_topic(bootstrap, topic, PARTITIONS, 60)
-        topics.produce_records(bootstrap, topic, args.num_messages, KEYS, 120)
+        produce_backlog(ProducePlan(bootstrap, topic, args.num_messages, KEYS), 120)
         raw = _raw_rate(bootstrap, topic, args.num_messages)
         print(f"{'raw consume()':>14}: {raw:>12,.0f} records/s")
         for engine in args.engines.split(","):

@@ -23,14 +23,16 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file path (python bench/x.py): make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.cli import BenchOptions, parse_args
+from bench.cli import parse_args
+from bench.options import BenchOptions
 from bench.output import table
 from bench.output.environment import environment_metadata
 from bench.output.results import RunResult, default_output_path, write_results
-from bench.run import topics
+from bench.output.scenario_tables import scenario_tables
+from bench.run import cluster
 from bench.run.context import RunContext, RunSpec, profile_settings, run_names
-from bench.run.mode import prepare_topic, run_mode
-from bench.run.summary import failed_result
+from bench.run.mode import run_mode
+from bench.run.scenario_summary import relate_to_one_member
 from bench.workloads import WORKLOADS, Workload, WorkloadSettings, workload_class
 from pyrallel_consumer.config import usable_cores
 
@@ -106,12 +108,21 @@ def run_benchmark(opts: BenchOptions) -> int:
             "version": broker.version,
             "bootstrap_servers": broker.bootstrap_servers,
         }
-        print(f"broker: {broker.kind} {broker.version} at {broker.bootstrap_servers}", flush=True)
+        named = broker.kind if broker.kind == "external" else f"{broker.kind} {broker.version}"
+        print(f"broker: {named} at {broker.bootstrap_servers}", flush=True)
         try:
-            topics.check_reachable(broker.bootstrap_servers, opts.timeout_sec)
-        except topics.BenchSetupError as exc:
+            cluster.check_reachable(broker.bootstrap_servers)
+        except cluster.BenchSetupError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_INCOMPLETE
+        identity = cluster.describe_cluster(broker.bootstrap_servers)
+        metadata["broker"].update(identity)
+        if "broker_count" in identity:
+            print(
+                f"cluster {identity['cluster_id']}: {identity['broker_count']} broker(s), "
+                f"controller {identity['controller_id']}",
+                flush=True,
+            )
         ctx = RunContext(
             options=opts,
             bootstrap_servers=broker.bootstrap_servers,
@@ -121,28 +132,33 @@ def run_benchmark(opts: BenchOptions) -> int:
             profile=profile_settings(opts),
         )
         try:
-            for workload in opts.workloads:
-                for mode in opts.modes:
-                    result = _one_run(run_names(opts, mode, workload, run_id), ctx)
-                    results.append(result)
-                    write_results(output, metadata, results)  # partial results survive
-                    if not result.complete:
-                        status = EXIT_INCOMPLETE
-                        print(f"warning: {mode}/{workload}: {result.error}", file=sys.stderr)
-                    if result.interrupted:
-                        raise KeyboardInterrupt
+            for spec in _planned_runs(opts, run_id):
+                result = _one_run(spec, ctx)
+                results.append(result)
+                relate_to_one_member(results)
+                write_results(output, metadata, results)  # partial results survive
+                if not result.complete:
+                    status = EXIT_INCOMPLETE
+                    print(
+                        f"warning: {spec.engine}/{spec.workload}: {result.error}", file=sys.stderr
+                    )
+                if result.interrupted:
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             print("interrupted: writing the results so far", file=sys.stderr)
             status = EXIT_INTERRUPTED
     metadata["finished_utc_time"] = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
-    planned = len(opts.workloads) * len(opts.modes)
+    planned = len(_planned_runs(opts, run_id))
     metadata["complete"] = (
         status == EXIT_OK and len(results) == planned and all(r.complete for r in results)
     )
     output = write_results(output, metadata, results)
     if results:
         print()
-        print(table.results_table([r.to_dict() for r in results]))
+        rows = [r.to_dict() for r in results]
+        print(table.results_table(rows))
+        for extra in scenario_tables(rows):
+            print("\n" + extra)
     print(f"\nJSON summary written to {output}")
     return status
 
@@ -152,13 +168,9 @@ def _one_run(spec: RunSpec, ctx: RunContext) -> RunResult:
         f"\n== {spec.engine} / {spec.workload}: topic {spec.topic}, group {spec.group_id}",
         flush=True,
     )
-    try:
-        expected = prepare_topic(spec, ctx)
-    except Exception as exc:  # topic or produce failure: record it, run the rest
-        return failed_result(spec, ctx.options, f"setup failed: {exc}")
-    result = run_mode(spec, ctx, expected)
+    result = run_mode(spec, ctx)
     print(
-        f"   {result.messages_processed}/{expected} records, "
+        f"   {result.messages_processed}/{result.messages_expected} records, "
         f"{table.fmt_number(result.throughput_tps)} TPS "
         f"(bound {table.fmt_number(result.bound_tps, 1)}), "
         f"p99 {table.fmt_number(result.p99_processing_ms, 1)} ms, "
@@ -168,10 +180,25 @@ def _one_run(spec: RunSpec, ctx: RunContext) -> RunResult:
     return result
 
 
+def _planned_runs(opts: BenchOptions, run_id: str) -> list[RunSpec]:
+    """Every run of the invocation: workload x mode x offered rate x members."""
+    return [
+        run_names(opts, mode, workload, run_id, rate, members)
+        for workload in opts.workloads
+        for mode in opts.modes
+        for rate in opts.rates
+        for members in opts.members
+    ]
+
+
 def configure_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
+    # librdkafka's own lines (the bench's admin and producer clients) only with DEBUG: a dead
+    # broker would otherwise print one line per reconnect attempt.
+    quiet = logging.DEBUG if level == "DEBUG" else logging.CRITICAL + 1
+    logging.getLogger(cluster.LIBRDKAFKA_LOGGER).setLevel(quiet)
 
 
 def main(

@@ -18,9 +18,11 @@ import contextlib
 import importlib.util
 import io
 import os
+import pstats
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yappi
 
@@ -39,13 +41,38 @@ def profile_path(directory: Path, stem: str) -> Path:
     return directory / f"{stem}.prof"
 
 
+# Tags are ints: one per coroutine function name, so tasks are reported by what they run
+# (`Engine._run_one`), not by an address that means nothing after the run.
+_TAG_BY_NAME: dict[str, int] = {}
+
+
+def _task_name(task: asyncio.Task[Any]) -> str:
+    coro = task.get_coro()
+    name = getattr(coro, "__qualname__", None) or type(coro).__name__
+    code = getattr(coro, "cr_code", None)
+    where = f" ({Path(code.co_filename).name}:{code.co_firstlineno})" if code is not None else ""
+    return f"{name}{where}"
+
+
 def _asyncio_task_tag() -> int:
-    """yappi tag callback: the id of the asyncio task running now (0 outside any task)."""
+    """yappi tag callback: the tag of the coroutine function the running asyncio task runs
+    (0 outside any task)."""
     try:
         task = asyncio.current_task()
     except RuntimeError:  # no running loop in this thread
         return 0
-    return id(task) if task is not None else 0
+    if task is None:
+        return 0
+    name = _task_name(task)
+    tag = _TAG_BY_NAME.get(name)
+    if tag is None:
+        tag = _TAG_BY_NAME[name] = len(_TAG_BY_NAME) + 1
+    return tag
+
+
+def task_names() -> dict[int, str]:
+    """Tag -> coroutine function name of the tasks seen so far."""
+    return {tag: name for name, tag in _TAG_BY_NAME.items()}
 
 
 def _configure(settings: ProfileSettings) -> None:
@@ -80,9 +107,10 @@ def _top_tasks(top_n: int) -> str:
             totals[func.tag] = totals.get(func.tag, 0.0) + func.tsub
     if not totals:
         return ""
+    names = task_names()
     busiest = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)[: max(top_n, 1)]
-    lines = [f"asyncio tasks profiled: {len(totals)}; busiest (own time, s):"]
-    lines += [f"  task {tag:#x}: {seconds:.4f}" for tag, seconds in busiest]
+    lines = [f"asyncio task kinds profiled: {len(totals)}; busiest (own time, s, all tasks):"]
+    lines += [f"  {names.get(tag, f'tag {tag}')}: {seconds:.4f}" for tag, seconds in busiest]
     return "\n".join(lines) + "\n"
 
 
@@ -135,6 +163,18 @@ def stop_worker_profile(directory: str, stem: str) -> None:
 def worker_profiles(directory: Path, stem: str) -> list[Path]:
     """The per-worker files a process run left behind."""
     return sorted(directory.glob(f"{stem}-worker-*.prof"))
+
+
+def aggregate_top(paths: list[Path], top_n: int, title: str) -> str:
+    """The top-N functions of several .prof files (the process workers) added together."""
+    buffer = io.StringIO()
+    combined = pstats.Stats(*(str(p) for p in paths), stream=buffer)
+    combined.sort_stats("tottime")
+    buffer.write(
+        f"\n--- profile {title}: {len(paths)} process workers aggregated, top {top_n} by own time\n"
+    )
+    combined.print_stats(top_n)
+    return buffer.getvalue()
 
 
 def clear_worker_profiles(directory: Path, stem: str) -> None:

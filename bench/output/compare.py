@@ -1,8 +1,10 @@
 """`python -m bench compare A.json B.json`: two results files side by side, with B/A ratios.
 
-Rows are matched by (run_type, workload), so files from different machines or commits compare
-as long as they ran the same modes. The metadata lines that differ (commit, CPU, broker, ...)
-are printed first: a ratio means little without knowing what changed.
+Rows are matched by (run, workload), the run being the mode plus its open-loop rate and members
+(`async @5000/s x2`), so files from different machines or commits compare as long as they ran
+the same modes. The metadata lines that differ (commit, CPU, broker, ...) are printed first: a
+ratio means little without knowing what changed. Each row says whether both results are complete
+measurements; a warning is printed when an incomplete or profiled result is compared.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.output.results import load_results
-from bench.output.table import fmt_number, render
+from bench.output.table import fmt_number, render, run_label
 
 METRICS: tuple[tuple[str, str], ...] = (
     ("throughput_tps", "TPS"),
@@ -46,7 +48,39 @@ def ratio(a: Any, b: Any) -> float:
 
 
 def _index(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(r.get("run_type", "?"), r.get("workload", "?")): r for r in doc["results"]}
+    return {(run_label(r), r.get("workload", "?")): r for r in doc["results"]}
+
+
+def _state(result: dict[str, Any], meta: dict[str, Any]) -> str:
+    """complete | incomplete | profiled | - (absent)."""
+    if not result:
+        return "-"
+    if result.get("complete") is not True:
+        return "incomplete"
+    if result.get("profile_files") or (meta.get("options") or {}).get("profile"):
+        return "profiled"
+    return "complete"
+
+
+def warnings(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """One line per compared row (present in both files) whose A or B is not a clean run."""
+    index_a, index_b = _index(a), _index(b)
+    out = []
+    for key in index_a:
+        if key not in index_b:
+            continue
+        states = (_state(index_a[key], a["metadata"]), _state(index_b[key], b["metadata"]))
+        bad = [
+            f"{side} is {state}"
+            for side, state in zip("AB", states, strict=True)
+            if state != "complete"
+        ]
+        if bad:
+            out.append(
+                f"warning: {key[0]} / {key[1]}: {' and '.join(bad)}; its ratios are not a "
+                "like-for-like comparison"
+            )
+    return out
 
 
 def _broker(meta: dict[str, Any]) -> str:
@@ -73,13 +107,13 @@ def compare_table(a: dict[str, Any], b: dict[str, Any]) -> str:
     """One row per (run_type, workload) present in either file; A, B and B/A per metric."""
     index_a, index_b = _index(a), _index(b)
     keys = list(index_a) + [k for k in index_b if k not in index_a]
-    headers = ["Run", "Workload"]
+    headers = ["Run", "Workload", "A", "B"]
     for _, label in METRICS:
         headers += [f"{label} A", f"{label} B", "B/A"]
     rows = []
     for key in keys:
         ra, rb = index_a.get(key, {}), index_b.get(key, {})
-        row = [key[0], key[1]]
+        row = [key[0], key[1], _state(ra, a["metadata"]), _state(rb, b["metadata"])]
         for field, _ in METRICS:
             row += [
                 fmt_number(ra.get(field)),
@@ -87,7 +121,7 @@ def compare_table(a: dict[str, Any], b: dict[str, Any]) -> str:
                 fmt_number(ratio(ra.get(field), rb.get(field)), 2),
             ]
         rows.append(row)
-    return render(headers, rows, right_align_from=2)
+    return render(headers, rows, right_align_from=4)
 
 
 def compare_files(path_a: Path, path_b: Path) -> str:
@@ -97,9 +131,14 @@ def compare_files(path_a: Path, path_b: Path) -> str:
     if diff:
         lines.append("")
         lines.append(render(["differs", "A", "B"], diff))
+    warned = warnings(a, b)
+    for name, doc in (("A", a), ("B", b)):
+        if doc["metadata"].get("complete") is False:
+            lines.append(f"{name} is an incomplete invocation (some run did not finish)")
     lines += [
         "",
         compare_table(a, b),
+        *(["", *warned] if warned else []),
         "",
         "B/A > 1: B is higher (better for TPS/Eff, worse for ms and s).",
     ]

@@ -101,4 +101,5 @@ def environment_metadata() -> dict[str, Any]:
         "cores": usable_cores(),
         "memory_bytes": _memory_bytes(),
         "os": platform.platform(),
+        "host": platform.node(),
     }

@@ -54,12 +54,34 @@ class RunResult:
     failed: int  # completions with ok=False
     complete: bool
     interrupted: bool = False  # run() returned early without an error: stop()/SIGINT
+    timeout_sec: float | None = None  # the run's limit (given, or derived from the bound)
+    key_distribution: str = "uniform"  # --key-distribution
+    hottest_key_share: float | None = None  # busiest key's fraction of the records
+    hottest_partition_share: float | None = None  # busiest partition's fraction
+    members: int = 1  # consumer processes in the group (--members)
+    rate_tps: float | None = None  # open loop: the offered rate asked for (--rate); None: closed
+    # The scenario figures, each null when its option was not used (README, "What is measured").
+    stuck_key: dict[str, Any] | None = None
+    open_loop: dict[str, Any] | None = None
+    group: dict[str, Any] | None = None
     profile_files: list[str] = dataclasses.field(default_factory=list)
     engine_stats: dict[str, Any] = dataclasses.field(default_factory=dict)
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def jsonable(value: Any) -> Any:
+    """A copy of `value` that JSON (and pickle) can carry: stats() may hold anything, so what
+    is not a plain value is kept as its repr."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return repr(value)
 
 
 def default_output_path(now: dt.datetime | None = None) -> Path:

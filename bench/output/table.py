@@ -58,12 +58,24 @@ RESULT_COLUMNS: tuple[tuple[str, str, int], ...] = (
 )
 
 
+def run_label(result: dict[str, Any]) -> str:
+    """The mode, plus the open-loop rate (`@5000/s`) and the members (`x2`) when used."""
+    label = str(result.get("run_type", "?"))
+    rate = result.get("rate_tps")
+    if isinstance(rate, int | float):
+        label += f" @{rate:g}/s"
+    members = result.get("members")
+    if isinstance(members, int) and members > 1:
+        label += f" x{members}"
+    return label
+
+
 def results_table(results: Sequence[dict[str, Any]]) -> str:
-    """The console summary of a benchmark invocation (one row per mode and workload)."""
+    """The console summary of a benchmark invocation (one row per run)."""
     headers = ["Run", "Workload", *(c[0] for c in RESULT_COLUMNS)]
     rows = [
         [
-            r.get("run_type", "?"),
+            run_label(r),
             r.get("workload", "?"),
             *(fmt_number(r.get(name), digits) for _, name, digits in RESULT_COLUMNS),
         ]

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.cli import BenchOptions
 from bench.measure.profiling import ProfileSettings
+from bench.options import BenchOptions
 from bench.workloads import Workload
 
 # tansu holds every group join for about session.timeout.ms / 2 (design.md, Brokers).
@@ -24,7 +24,9 @@ class RunSpec:
     workload: str
     topic: str
     group_id: str
-    profile_stem: str  # pyrallel-<mode>[-<workload>]
+    profile_stem: str  # pyrallel-<mode>[-<workload>][-r<rate>][-m<members>]
+    rate: float | None = None  # open loop: offered records/s
+    members: int = 1  # consumer processes in the group
 
 
 @dataclass
@@ -39,20 +41,32 @@ class RunContext:
     profile: ProfileSettings | None = None
 
 
-def run_names(options: BenchOptions, engine: str, workload: str, run_id: str) -> RunSpec:
-    """Topic and group names; with --workload all both carry the workload as a suffix.
+def run_names(
+    options: BenchOptions,
+    engine: str,
+    workload: str,
+    run_id: str,
+    rate: float | None = None,
+    members: int = 1,
+) -> RunSpec:
+    """Topic and group names; with --workload all both carry the workload as a suffix, an
+    open-loop run its rate (-r<R>) and a run of several members their number (-m<N>).
 
     Without --skip-reset the group name also carries a per-invocation id: a group reused across
     a topic's delete and re-create would resume from offsets of the deleted topic (tansu does
     not forget them), and the run would wait for records that never come.
     """
     suffix = f"-{workload}" if options.workload == "all" else ""
+    if rate is not None:
+        suffix += f"-r{rate:g}"
+    if members > 1:
+        suffix += f"-m{members}"
     topic = f"{options.topic_prefix}-{engine}{suffix}"
     group = f"{options.topic_prefix}-{engine}{suffix}-group"
     if not options.skip_reset:
         group += f"-{run_id}"
     stem = f"pyrallel-{engine}{suffix}"
-    return RunSpec(engine, workload, topic, group, stem)
+    return RunSpec(engine, workload, topic, group, stem, rate, members)
 
 
 def kafka_config(ctx: RunContext, group_id: str) -> dict[str, Any]:

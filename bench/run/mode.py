@@ -1,47 +1,42 @@
-"""Running one mode on one workload: prepare the topic, consume with ParallelConsumer, measure.
+"""Running one mode on one workload: prepare the topic, consume, measure.
 
 The same code path drives every engine; only the engine name and the handler the workload gives
-for it differ, so the modes are compared like for like.
+for it differ, so the modes are compared like for like. A run is one consuming phase, or two with
+--stuck-key-ms: the second consumes as many fresh records without the stuck one, with the same
+group, and gives the reference throughput of the other keys.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import time
-import traceback
+from collections.abc import Callable
 from typing import Any
 
 from bench.measure import profiling
-from bench.output.progress import Progress
 from bench.output.results import RunResult
 from bench.run import topics
-from bench.run.collector import Collector
+from bench.run.bound import RunBound, run_bound, run_timeout
 from bench.run.context import RunContext, RunSpec, kafka_config
-from bench.run.summary import RunOutcome, summarize
+from bench.run.local import profiled_consume
+from bench.run.members import MemberProfile, consume_group
+from bench.run.phase import Phase, PhaseSpec
+from bench.run.produce import Delivered, ProducePlan, produce_backlog
+from bench.run.summary import failed_result, summarize
 from bench.workloads import Handler
+from bench.workloads.keys import KeyDistribution
+from bench.workloads.stuck import STUCK_KEY_INDEX, with_stuck_record
 
 log = logging.getLogger("bench")
 
 DRAIN_TIMEOUT_S = 1.0
+# Producing and topic set-up limit when --timeout-sec is not given.
+SETUP_TIMEOUT_S = 120.0
 # Engines with worker processes, the ones that take worker_init/worker_exit hooks: what
 # --profile-process-workers profiles.
 WORKER_PROCESS_ENGINES = frozenset({"process"})
-
-
-def prepare_topic(spec: RunSpec, ctx: RunContext) -> int:
-    """Reset (unless --skip-reset) and fill the topic; returns the records produced."""
-    opts = ctx.options
-    topics.reset_topic(
-        ctx.bootstrap_servers,
-        spec.topic,
-        opts.num_partitions,
-        opts.timeout_sec,
-        delete_first=not opts.skip_reset,
-    )
-    return topics.produce_records(
-        ctx.bootstrap_servers, spec.topic, opts.num_messages, opts.num_keys, opts.timeout_sec
-    )
 
 
 def engine_options(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
@@ -51,9 +46,9 @@ def engine_options(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
     reads only those that apply to it (pyrallel_consumer.engines.registry.Capacity).
     """
     opts = ctx.options
-    # --timeout-sec bounds the whole run: when it expires, in-flight records are abandoned after
-    # a short drain instead of the library's default 30 s (the benchmark is at-least-once and
-    # its topics are throwaway, so nothing of value is lost).
+    # The run's timeout bounds the whole run: when it expires, in-flight records are abandoned
+    # after a short drain instead of the library's default 30 s (the benchmark is at-least-once
+    # and its topics are throwaway, so nothing of value is lost).
     options: dict[str, Any] = {
         "max_in_flight": opts.max_in_flight,
         "drain_timeout_s": DRAIN_TIMEOUT_S,
@@ -83,67 +78,149 @@ def _worker_hooks(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
     }
 
 
-def _consume(
-    spec: RunSpec,
-    ctx: RunContext,
-    handler: Handler,
-    collector: Collector,
-    expected: int,
-    options: dict[str, Any],
-) -> dict[str, Any]:
-    """Run the consumer until `expected` records completed or the timeout; its stats()."""
-    from pyrallel_consumer import ParallelConsumer
+def produce_plan(spec: RunSpec, ctx: RunContext, seq_base: int = 0) -> ProducePlan:
+    opts = ctx.options
+    return ProducePlan(
+        ctx.bootstrap_servers,
+        spec.topic,
+        opts.num_messages,
+        opts.num_keys,
+        opts.key_distribution,
+        seq_base=seq_base,
+        rate=spec.rate,
+    )
 
-    consumer = ParallelConsumer(
-        kafka_config(ctx, spec.group_id),
-        topics=[spec.topic],
+
+def _consume(
+    spec: RunSpec, ctx: RunContext, phase_spec: PhaseSpec, backlog: Callable[[], Delivered] | None
+) -> Phase:
+    if spec.members > 1:
+        profile = MemberProfile(ctx.profile, spec.profile_stem) if ctx.profile else None
+        return consume_group(phase_spec, profile, ctx.options.no_progress, backlog)
+    delivered = backlog() if backlog is not None else None
+    phase = profiled_consume(
+        phase_spec,
+        ctx.profile,
+        spec.profile_stem,
+        _worker_hooks(spec, ctx),
+        ctx.options.no_progress,
+    )
+    if delivered is not None:
+        phase.delivered = delivered
+    return phase
+
+
+def _phase(
+    spec: RunSpec, ctx: RunContext, plan: ProducePlan, handler: Handler, timeout_s: float
+) -> Phase:
+    """Consume one phase; a closed-loop phase's backlog is produced first (one consumer) or once
+    the group settled (several members: bench/run/members.py)."""
+    setup_s = ctx.options.timeout_sec or SETUP_TIMEOUT_S
+    backlog = None if plan.rate else functools.partial(produce_backlog, plan, setup_s)
+    phase_spec = PhaseSpec(
+        plan=plan,
+        expected=plan.num_messages,
         handler=handler,
         engine=spec.engine,
         ordering=ctx.options.ordering,
-        on_complete=collector.on_complete,
-        on_assign=collector.on_assign,
-        **options,
-        **_worker_hooks(spec, ctx),
+        engine_options=engine_options(spec, ctx),
+        kafka_config=kafka_config(ctx, spec.group_id),
+        timeout_s=timeout_s,
+        members=spec.members,
+        partitions=ctx.options.num_partitions,
+        label=f"{spec.engine}/{spec.workload}",
     )
-    with consumer:
-        consumer.run(max_records=expected, timeout=ctx.options.timeout_sec)
-        try:
-            return dict(consumer.stats())
-        except Exception:  # stats are informative only; never lose a result over them
-            return {}
+    return _consume(spec, ctx, phase_spec, backlog)
 
 
-def run_mode(spec: RunSpec, ctx: RunContext, expected: int) -> RunResult:
-    """Consume `expected` records of spec.topic with spec.engine and measure them."""
+def stuck_seq(plan: ProducePlan) -> int:
+    """Sequence number of the stuck record: the first record of key-0."""
+    return plan.seq_base + plan.key_indices().index(STUCK_KEY_INDEX)
+
+
+def run_mode(spec: RunSpec, ctx: RunContext) -> RunResult:
+    """Prepare spec.topic, consume it with spec.engine (and members, rate) and measure it."""
     opts = ctx.options
-    handler = ctx.workloads[spec.workload].handler(spec.engine)
-    label = f"{spec.engine}/{spec.workload}"
-    progress = Progress(expected, label, Progress.wanted(opts.no_progress))
-    collector = Collector(progress)
+    workload = ctx.workloads[spec.workload]
     options = engine_options(spec, ctx)
-    outcome = RunOutcome(started=time.monotonic(), engine_options=options)
+    bound = run_bound(spec, ctx, opts.num_messages, {}, options)
+    timeout = run_timeout(spec, ctx, bound, opts.num_messages)
+    _print_limits(spec, ctx, bound, timeout)
+    plan = produce_plan(spec, ctx)
+    handler = workload.handler(spec.engine)
+    stuck_handler = handler
+    if opts.stuck_key_ms > 0:
+        stuck_handler = with_stuck_record(handler, spec.engine, stuck_seq(plan), opts.stuck_key_ms)
     try:
-        with progress:
-            if ctx.profile is not None:
-                path = profiling.profile_path(ctx.profile.directory, spec.profile_stem)
-                profiling.clear_worker_profiles(ctx.profile.directory, spec.profile_stem)
-                with profiling.profiled(ctx.profile, path, label):
-                    outcome.engine_stats = _consume(
-                        spec, ctx, handler, collector, expected, options
-                    )
-                outcome.profile_files.append(str(path))
-                outcome.profile_files += [
-                    str(p)
-                    for p in profiling.worker_profiles(ctx.profile.directory, spec.profile_stem)
-                ]
-            else:
-                outcome.engine_stats = _consume(spec, ctx, handler, collector, expected, options)
-    except Exception as exc:  # a failed run is a result too: record it and go on
-        log.debug("run %s failed", label, exc_info=True)
-        outcome.error = f"{type(exc).__name__}: {exc}"
-        if opts.log_level == "DEBUG":
-            traceback.print_exc()
+        topics.reset_topic(
+            ctx.bootstrap_servers,
+            spec.topic,
+            opts.num_partitions,
+            opts.timeout_sec or SETUP_TIMEOUT_S,
+            delete_first=not opts.skip_reset,
+        )
+        phase = _phase(spec, ctx, plan, stuck_handler, timeout)
+    except Exception as exc:  # topic or produce failure: record it, run the rest
+        log.debug("setup of %s/%s failed", spec.engine, spec.workload, exc_info=True)
+        workload.after_run()
+        return failed_result(spec, opts, f"setup failed: {type(exc).__name__}: {exc}")
+    reference: Phase | None = None
+    try:
+        if opts.stuck_key_ms > 0 and phase.error is None:
+            print("   reference phase: the same records without the stuck one", flush=True)
+            reference = _reference_phase(spec, ctx, plan, handler, options)
+    except Exception as exc:  # the first phase still stands; say why the reference is missing
+        log.warning("reference phase of %s/%s failed: %s", spec.engine, spec.workload, exc)
+        reference = Phase(time.monotonic(), [], [], error=f"{type(exc).__name__}: {exc}")
     finally:
-        ctx.workloads[spec.workload].after_run()
-    outcome.wall_s = time.monotonic() - outcome.started
-    return summarize(spec, ctx, collector, expected, outcome)
+        workload.after_run()
+    return summarize(spec, ctx, plan, phase, reference, options, timeout)
+
+
+def _reference_phase(
+    spec: RunSpec,
+    ctx: RunContext,
+    plan: ProducePlan,
+    handler: Handler,
+    options: dict[str, Any],
+) -> Phase:
+    """The same records without the stuck one, on a topic and group of their own (suffix
+    -ref): the same keys land on the same partitions, and no group is reused, since a rejoin
+    of the first phase's group can take long (tansu held it past the timeout with members)."""
+    opts = ctx.options
+    ref = dataclasses.replace(spec, topic=f"{spec.topic}-ref", group_id=f"{spec.group_id}-ref")
+    topics.reset_topic(
+        ctx.bootstrap_servers,
+        ref.topic,
+        opts.num_partitions,
+        opts.timeout_sec or SETUP_TIMEOUT_S,
+        delete_first=not opts.skip_reset,
+    )
+    second = dataclasses.replace(plan, topic=ref.topic, seq_base=opts.num_messages)
+    no_stuck = run_bound(ref, ctx, opts.num_messages, {}, options, with_stuck=False)
+    return _phase(ref, ctx, second, handler, run_timeout(ref, ctx, no_stuck, opts.num_messages))
+
+
+def _print_limits(spec: RunSpec, ctx: RunContext, bound: RunBound, timeout: float) -> None:
+    given = ctx.options.timeout_sec is not None
+    how = "--timeout-sec" if given else "3 x records / bound + producing + join allowance"
+    extras = []
+    if ctx.options.key_distribution != "uniform":
+        share = (
+            max(
+                KeyDistribution.parse(ctx.options.key_distribution).counts(
+                    ctx.options.num_messages, ctx.options.num_keys
+                )
+            )
+            / ctx.options.num_messages
+        )
+        extras.append(f"hottest key {share:.1%} of records")
+    if spec.rate:
+        extras.append(f"offered {spec.rate:g} records/s")
+    if spec.members > 1:
+        extras.append(f"{spec.members} members")
+    print(
+        f"   bound {bound.bound_tps:,.1f} records/s; timeout {timeout:g} s ({how})"
+        + (f"; {', '.join(extras)}" if extras else ""),
+        flush=True,
+    )

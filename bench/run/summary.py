@@ -1,105 +1,62 @@
-"""Turning what a run collected into its result record (bench/output/results.py)."""
+"""Turning what a run collected into its result record (bench/output/results.py); the scenario
+figures (stuck key, open loop, group) are in bench/run/scenario_summary.py."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from bench.cli import BenchOptions
 from bench.measure import bounds, stats
-from bench.output.results import RunResult
-from bench.run.collector import Collector
+from bench.options import BenchOptions
+from bench.output.results import RunResult, jsonable
+from bench.run import scenario_summary
+from bench.run.bound import run_bound
 from bench.run.context import RunContext, RunSpec
-
-# The library's default, for an engine whose stats() do not report its capacity.
-_DEFAULT_WORKER_CONCURRENCY = 16
-
-
-@dataclass
-class RunOutcome:
-    """What happened while consuming, apart from the completions (those are in the Collector)."""
-
-    started: float  # time.monotonic() at the start of the run
-    engine_options: Mapping[str, Any]  # what ParallelConsumer was given
-    wall_s: float = math.nan  # run start -> run() returned (join + processing + shutdown)
-    engine_stats: dict[str, Any] = field(default_factory=dict)
-    profile_files: list[str] = field(default_factory=list)
-    error: str | None = None
-
-
-def engine_shape(
-    engine: str,
-    opts: BenchOptions,
-    engine_stats: Mapping[str, Any],
-    engine_options: Mapping[str, Any],
-    cores: int,
-) -> bounds.EngineShape:
-    """The engine's real limits: what stats() reports, else the option it was given, else the
-    library's documented default (workers = cores, worker_concurrency = 16, async concurrency
-    <= max_in_flight)."""
-
-    def pick(name: str, default: int) -> int:
-        for source in (engine_stats.get("engine_info"), engine_stats):
-            if isinstance(source, dict) and isinstance(source.get(name), int):
-                return int(source[name])
-        given = engine_options.get(name)
-        return given if isinstance(given, int) else default
-
-    return bounds.EngineShape(
-        engine=engine,
-        max_in_flight=opts.max_in_flight,
-        concurrency=pick("concurrency", opts.max_in_flight),
-        workers=pick("workers", cores),
-        worker_concurrency=pick("worker_concurrency", _DEFAULT_WORKER_CONCURRENCY),
-    )
+from bench.run.phase import Phase
+from bench.run.produce import ProducePlan
+from bench.workloads.keys import KeyDistribution, hottest_share
 
 
 def summarize(
-    spec: RunSpec, ctx: RunContext, collector: Collector, expected: int, outcome: RunOutcome
+    spec: RunSpec,
+    ctx: RunContext,
+    plan: ProducePlan,
+    phase: Phase,
+    reference: Phase | None,
+    engine_options: Mapping[str, Any],
+    timeout_s: float,
 ) -> RunResult:
-    """The run's result record: latency, throughput, correctness, bound and efficiency."""
+    """The run's result record: latency, throughput, correctness, bound and efficiency, and the
+    figures of the scenario options used."""
     opts = ctx.options
-    workload = ctx.workloads[spec.workload]
-    samples = collector.samples
+    expected = plan.num_messages
+    samples = phase.samples
     latency = stats.summarize_latencies(s.completed_at - s.received_at for s in samples)
     rate = stats.throughput(samples)
     check = stats.check_correctness(samples, expected, opts.ordering)
-    shape = engine_shape(spec.engine, opts, outcome.engine_stats, outcome.engine_options, ctx.cores)
-    service = workload.service_time_s()
-    bound = bounds.compute_bound(
-        shape,
-        ordering=opts.ordering,
-        num_keys=opts.num_keys,
-        num_partitions=opts.num_partitions,
-        num_messages=expected,
-        service_time_s=service,
-        cpu_bound=workload.cpu_bound,
-        cores=ctx.cores,
-        releases_gil=workload.releases_gil,
-    )
-    first_assign = collector.first_assign_at
-    join = (first_assign - outcome.started) if first_assign else math.nan
-    error = outcome.error
-    complete = error is None and check.missing == 0 and collector.failed == 0
+    partition_counts = phase.delivered.partition_counts() if phase.delivered else None
+    bound = run_bound(spec, ctx, expected, phase.engine_stats, engine_options, partition_counts)
+    service = ctx.workloads[spec.workload].service_time_s()
+    error = phase.error
+    failed = phase.failed
+    complete = error is None and check.missing == 0 and failed == 0
     # The consumer turns SIGINT into a clean stop, so an interrupted run just returns early:
     # early and short without an error means the user stopped it, not the timeout.
-    interrupted = (
-        not complete
-        and error is None
-        and collector.failed == 0
-        and outcome.wall_s < opts.timeout_sec * 0.95
-    )
+    interrupted = not complete and error is None and failed == 0 and phase.wall_s < timeout_s * 0.95
     if not complete and error is None:
+        how = (
+            "--timeout-sec" if opts.timeout_sec else "derived from the bound; --timeout-sec sets it"
+        )
         reason = (
             "stopped early (interrupted)"
             if interrupted
-            else f"within --timeout-sec {opts.timeout_sec:g}"
+            else f"within the run's timeout of {timeout_s:g} s ({how})"
         )
         error = f"incomplete: {check.unique_processed} of {expected} records processed {reason}" + (
-            f"; {collector.failed} failed" if collector.failed else ""
+            f"; {failed} failed" if failed else ""
         )
+    key_counts = KeyDistribution.parse(opts.key_distribution).counts(expected, opts.num_keys)
     return RunResult(
         run_type=spec.engine,
         workload=spec.workload,
@@ -115,8 +72,8 @@ def summarize(
         p95_processing_ms=latency.p95_ms,
         p99_processing_ms=latency.p99_ms,
         max_processing_ms=latency.max_ms,
-        join_time_sec=join,
-        wall_time_sec=outcome.wall_s,
+        join_time_sec=phase.join_time_s(),
+        wall_time_sec=phase.wall_s,
         bound_tps=bound.bound_tps,
         bound_parallelism=bound.parallelism,
         service_time_ms=service * 1000,
@@ -124,11 +81,22 @@ def summarize(
         ordering_violations=check.ordering_violations,
         duplicates=check.duplicates,
         missing=check.missing,
-        failed=collector.failed,
+        failed=failed,
         complete=complete,
         interrupted=interrupted,
-        profile_files=outcome.profile_files,
-        engine_stats=_jsonable(outcome.engine_stats),
+        timeout_sec=timeout_s,
+        key_distribution=opts.key_distribution,
+        hottest_key_share=hottest_share(key_counts),
+        hottest_partition_share=(
+            hottest_share(list(partition_counts.values())) if partition_counts else None
+        ),
+        members=spec.members,
+        rate_tps=spec.rate,
+        stuck_key=scenario_summary.stuck_key(ctx, plan, phase, reference, bound, service),
+        open_loop=scenario_summary.open_loop(spec, ctx, plan, phase, bound, service),
+        group=scenario_summary.group(spec, ctx, phase, bound, rate.throughput_tps),
+        profile_files=phase.profile_files,
+        engine_stats=jsonable(phase.engine_stats),
         error=error,
     )
 
@@ -162,16 +130,8 @@ def failed_result(spec: RunSpec, opts: BenchOptions, error: str) -> RunResult:
         missing=opts.num_messages,
         failed=0,
         complete=False,
+        key_distribution=opts.key_distribution,
+        members=spec.members,
+        rate_tps=spec.rate,
         error=error,
     )
-
-
-def _jsonable(value: Any) -> Any:
-    """stats() may hold anything; keep what JSON can carry."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return repr(value)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 from test_bench_samples import sample_result
 
 from bench.__main__ import main as bench_main
-from bench.output import compare, report
-from bench.output.results import write_results
+from bench.output import charts, compare, report
+from bench.output.results import load_results, write_results
 
 
 def _files(tmp_path: Path) -> tuple[Path, Path]:
@@ -87,3 +88,61 @@ def test_report_single_file(tmp_path: Path) -> None:
     a, _ = _files(tmp_path)
     written = report.build_report([a], tmp_path / "r1")
     assert [p.name for p in written] == ["throughput.png", "p99_latency.png", "summary.md"]
+
+
+def test_report_labels_each_series_by_run_id_and_host(tmp_path: Path) -> None:
+    meta = {"run_id": "r1", "host": "box"}
+    a = write_results(tmp_path / "a.json", meta, [sample_result()])
+    b = write_results(tmp_path / "b.json", {"run_id": "r2"}, [sample_result()])
+    c = write_results(tmp_path / "c.json", {}, [sample_result()])
+    docs = [(p, load_results(p)) for p in (a, b, c)]
+    assert report.source_labels(docs) == ["run r1 on box", "run r2", "c"]
+    twins = [(a, load_results(a)), (a, load_results(a))]
+    assert report.source_labels(twins) == ["1: run r1 on box", "2: run r1 on box"]
+
+
+def test_report_marks_incomplete_and_profiled_runs_and_skips_missing_values(
+    tmp_path: Path,
+) -> None:
+    incomplete = sample_result(run_type="baseline", complete=False)
+    profiled = sample_result(run_type="async", profile_files=["x.prof"])
+    never = sample_result(run_type="process", throughput_tps=None, error="setup failed: boom")
+    path = write_results(tmp_path / "a.json", {"run_id": "r"}, [incomplete, profiled, never])
+    written = report.build_report([path], tmp_path / "out")
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "| baseline * |" in summary and "| async * |" in summary
+    assert "not measured: setup failed: boom" in summary
+    assert "n/a" not in summary
+    assert all(p.exists() for p in written)
+
+
+def test_report_draws_latency_against_offered_rate(tmp_path: Path) -> None:
+    runs = [
+        sample_result(
+            rate_tps=rate,
+            open_loop={"offered_tps": rate, "target_tps": rate, "e2e_p99_ms": p99},
+        )
+        for rate, p99 in ((1000.0, 8.0), (5000.0, 30.0))
+    ]
+    path = write_results(tmp_path / "a.json", {}, runs)
+    written = report.build_report([path], tmp_path / "out")
+    assert "latency_vs_rate.png" in [p.name for p in written]
+    _, curves = report._curve_series([(path, load_results(path))], ["x"])
+    assert [c.values for c in curves] == [[8.0, 30.0]]
+
+
+def test_log_scale_only_when_values_span_more_than_20x() -> None:
+    assert charts.needs_log_scale([10.0, 250.0])
+    assert not charts.needs_log_scale([10.0, 150.0, math.nan])
+    assert not charts.needs_log_scale([5.0])
+
+
+def test_compare_shows_completeness_and_warns(tmp_path: Path) -> None:
+    a = write_results(tmp_path / "a.json", {}, [sample_result()])
+    b = write_results(tmp_path / "b.json", {"complete": False}, [sample_result(complete=False)])
+    text = compare.compare_files(a, b)
+    assert "complete" in text and "incomplete" in text
+    assert "B is an incomplete invocation" in text
+    assert "warning: async / sleep: B is incomplete" in text
+    rate = write_results(tmp_path / "r.json", {}, [sample_result(rate_tps=500.0, members=2)])
+    assert "async @500/s x2" in compare.compare_files(a, rate)

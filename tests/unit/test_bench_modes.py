@@ -9,8 +9,12 @@ import pytest
 
 from bench.cli import parse_args
 from bench.output.progress import Progress
+from bench.output.results import RunResult
 from bench.run import context, mode, summary
+from bench.run.bound import JOIN_ALLOWANCE_S, run_bound, run_timeout
 from bench.run.collector import Collector
+from bench.run.phase import Phase
+from bench.run.produce import ProducePlan
 from bench.workloads import WORKLOADS, Workload, WorkloadSettings
 from bench.workloads.cpu import CpuWorkload
 
@@ -94,6 +98,28 @@ def test_engine_options_take_the_workloads_preferences_then_the_users() -> None:
     assert "concurrency" not in options  # unset: the library's default
 
 
+def _phase(
+    collector: Collector,
+    *,
+    started: float,
+    wall_s: float,
+    engine_stats: dict[str, object] | None = None,
+    error: str | None = None,
+) -> Phase:
+    phase = Phase(started, [collector.samples], [collector.assigned_at])
+    phase.wall_s, phase.error = wall_s, error
+    phase.engine_stats = dict(engine_stats or {})
+    return phase
+
+
+def _summarize(
+    ctx: context.RunContext, spec: context.RunSpec, phase: Phase, expected: int, timeout: float
+) -> RunResult:
+    plan = mode.produce_plan(spec, ctx)
+    plan = ProducePlan(plan.bootstrap_servers, plan.topic, expected, ctx.options.num_keys)
+    return summary.summarize(spec, ctx, plan, phase, None, {}, timeout)
+
+
 def test_summary_of_a_complete_run() -> None:
     ctx = _context()
     spec = context.run_names(ctx.options, "process", "sleep", "x")
@@ -101,13 +127,13 @@ def test_summary_of_a_complete_run() -> None:
         [FakeCompletion(0, i, b"k%d" % (i % 2), 10.0, 10.0 + 0.01 * (i + 1)) for i in range(4)]
     )
     assert collector.first_assign_at is not None
-    outcome = summary.RunOutcome(
+    phase = _phase(
+        collector,
         started=collector.first_assign_at - 0.5,
-        engine_options={},
         wall_s=1.0,
         engine_stats={"engine_info": {"workers": 3, "worker_concurrency": 1}},
     )
-    result = summary.summarize(spec, ctx, collector, 4, outcome)
+    result = _summarize(ctx, spec, phase, 4, 60)
     assert result.complete and result.error is None
     assert result.run_type == "process"
     assert result.messages_processed == 4 and result.missing == 0
@@ -118,14 +144,15 @@ def test_summary_of_a_complete_run() -> None:
     # 2 keys < 3 workers x 1: parallelism 2 over 5 ms -> 400/s
     assert result.bound_parallelism == 2 and result.bound_tps == pytest.approx(400)
     assert result.efficiency == pytest.approx(0.25)
+    assert result.timeout_sec == 60 and result.hottest_key_share == pytest.approx(0.5)
+    assert result.stuck_key is None and result.open_loop is None and result.group is None
 
 
 def test_cpu_bound_counts_the_cores_the_engine_can_use() -> None:
     ctx = _context()
     spec = context.run_names(ctx.options, "baseline", "cpu", "x")
     collector = _collector([FakeCompletion(0, 0, b"k", 1.0, 1.001)])
-    outcome = summary.RunOutcome(started=0.0, engine_options={}, wall_s=1.0)
-    result = summary.summarize(spec, ctx, collector, 1, outcome)
+    result = _summarize(ctx, spec, _phase(collector, started=0.0, wall_s=1.0), 1, 60)
     assert result.service_time_ms == pytest.approx(1.0)
     assert result.bound_parallelism == 1 and result.bound_tps == pytest.approx(1000)
 
@@ -134,24 +161,39 @@ def test_summary_of_a_timed_out_run() -> None:
     ctx = _context("--timeout-sec", "1")
     spec = context.run_names(ctx.options, "async", "cpu", "x")
     collector = _collector([FakeCompletion(0, 0, b"k", 1.0, 1.5)])
-    late = summary.RunOutcome(started=0.0, engine_options={}, wall_s=2.0)
-    result = summary.summarize(spec, ctx, collector, 4, late)
-    assert not result.complete and not result.interrupted
-    assert result.missing == 3
-    assert "1 of 4" in (result.error or "") and "--timeout-sec" in (result.error or "")
-    early = summary.RunOutcome(started=0.0, engine_options={}, wall_s=0.2)
-    assert summary.summarize(spec, ctx, collector, 4, early).interrupted
+    late = _summarize(ctx, spec, _phase(collector, started=0.0, wall_s=2.0), 4, 1.0)
+    assert not late.complete and not late.interrupted
+    assert late.missing == 3
+    assert "1 of 4" in (late.error or "") and "timeout of 1 s (--timeout-sec)" in (late.error or "")
+    early = _summarize(ctx, spec, _phase(collector, started=0.0, wall_s=0.2), 4, 1.0)
+    assert early.interrupted
 
 
 def test_summary_of_a_failed_run_has_no_numbers() -> None:
     ctx = _context()
     spec = context.run_names(ctx.options, "async", "sleep", "x")
     collector = Collector(Progress(1, "t", enabled=False))
-    outcome = summary.RunOutcome(
-        started=0.0, engine_options={}, wall_s=0.1, error="ValueError: boom"
-    )
-    result = summary.summarize(spec, ctx, collector, 4, outcome)
+    phase = _phase(collector, started=0.0, wall_s=0.1, error="ValueError: boom")
+    result = _summarize(ctx, spec, phase, 4, 60)
     assert not result.complete and result.error == "ValueError: boom"
     assert math.isnan(result.throughput_tps) and math.isnan(result.join_time_sec)
     never = summary.failed_result(spec, ctx.options, "setup failed: x")
     assert never.missing == 4 and not never.complete and never.run_type == "async"
+
+
+def test_names_carry_the_rate_and_the_members() -> None:
+    ctx = _context()
+    spec = context.run_names(ctx.options, "async", "sleep", "abc", rate=2500.0, members=2)
+    assert spec.topic == "pyrallel-benchmark-async-r2500-m2"
+    assert (spec.rate, spec.members) == (2500.0, 2)
+
+
+def test_default_timeout_comes_from_the_bound_and_the_option_overrides_it() -> None:
+    ctx = _context()
+    spec = context.run_names(ctx.options, "baseline", "sleep", "x")
+    bound = run_bound(spec, ctx, 4, {}, {})
+    assert bound.bound_tps == pytest.approx(200)  # one record at a time, 5 ms each
+    # 3 x 4 records / 200 per s = 0.06 s, rounded up, plus the join allowance
+    assert run_timeout(spec, ctx, bound, 4) == math.ceil(0.06 + JOIN_ALLOWANCE_S)
+    given = _context("--timeout-sec", "7")
+    assert run_timeout(spec, given, bound, 4) == 7

@@ -1,0 +1,82 @@
+"""The validated options of one benchmark invocation (bench/cli.py parses them)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bench.workloads import WORKLOAD_NAMES
+from pyrallel_consumer.engines.registry import ENGINE_NAMES
+
+# A mode is a run of one engine: the modes are the library's engines, in registry order.
+MODES = ENGINE_NAMES
+
+
+def skip_dest(mode: str) -> str:
+    """The options' attribute of --skip-<mode>."""
+    return f"skip_{mode}"
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """The validated options of one benchmark invocation (recorded verbatim in the results)."""
+
+    bootstrap_servers: str | None
+    broker_kind: str
+    num_messages: int
+    num_keys: int
+    num_partitions: int
+    topic_prefix: str
+    timeout_sec: float | None  # None: derived per run from its bound
+    skipped_modes: tuple[str, ...]  # from the --skip-<mode> flags
+    skip_reset: bool
+    workload: str
+    worker_sleep_ms: float
+    worker_cpu_iterations: int
+    worker_io_sleep_ms: float
+    key_distribution: str  # uniform | zipf:S | hot:F (bench.workloads.keys)
+    stuck_key_ms: float  # 0: no stuck record
+    rate: tuple[float, ...]  # offered records/s of open-loop runs; empty: closed loop
+    members: tuple[int, ...]  # consumer processes in the group, one run per value
+    ordering: str
+    max_in_flight: int
+    concurrency: int | None
+    workers: int | None
+    worker_concurrency: int | None
+    kafka_config: tuple[tuple[str, str], ...]
+    json_output: Path | None
+    log_level: str
+    no_progress: bool
+    profile: bool
+    profile_dir: Path
+    profile_clock: str
+    profile_top_n: int
+    profile_threads: bool
+    profile_greenlets: bool
+    profile_process_workers: bool
+
+    @property
+    def modes(self) -> list[str]:
+        """The modes (engine names) to run, in registry order (baseline, async, process)."""
+        return [mode for mode in MODES if mode not in self.skipped_modes]
+
+    @property
+    def rates(self) -> list[float | None]:
+        """One run per offered rate; None is the closed-loop (backlog) run."""
+        return list(self.rate) if self.rate else [None]
+
+    @property
+    def workloads(self) -> list[str]:
+        """`all` expands to every workload in registry order (sleep -> cpu -> io)."""
+        return list(WORKLOAD_NAMES) if self.workload == "all" else [self.workload]
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-friendly copy (paths as strings) for the results metadata; the skipped modes
+        appear as one `skip_<mode>` flag each, as the command line spells them."""
+        data: dict[str, object] = {}
+        for key, value in asdict(self).items():
+            if key == "skipped_modes":
+                data.update({skip_dest(mode): mode in self.skipped_modes for mode in MODES})
+            else:
+                data[key] = str(value) if isinstance(value, Path) else value
+        return data

@@ -1,0 +1,70 @@
+"""What one consuming phase of a run yields, whichever way it ran (one consumer in this
+process, bench/run/local.py, or several member processes, bench/run/members.py)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.measure.stats import CompletionSample
+from bench.run.produce import Delivered, ProducePlan
+from bench.workloads import Handler
+
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    """How to consume one phase: the records (`plan`; open loop when plan.rate is set), the
+    handler, the ParallelConsumer options and librdkafka settings, the limits."""
+
+    plan: ProducePlan
+    expected: int
+    handler: Handler
+    engine: str
+    ordering: str
+    engine_options: Mapping[str, Any]
+    kafka_config: Mapping[str, Any]
+    timeout_s: float
+    members: int = 1
+    partitions: int = 1  # of the topic: members beyond it get nothing
+    label: str = ""
+
+
+@dataclass
+class Phase:
+    """The completions and events of one phase, per member (one member for a local run).
+
+    Times are time.monotonic() (one clock for every process on Linux).
+    """
+
+    started: float
+    member_samples: list[list[CompletionSample]]
+    assigned_at: list[list[float]]  # per member: every on_assign call with partitions
+    engine_stats: dict[str, Any] = field(default_factory=dict)
+    profile_files: list[str] = field(default_factory=list)
+    delivered: Delivered | None = None  # open loop: the producer's report
+    error: str | None = None
+    wall_s: float = math.nan  # phase start -> every consumer returned
+
+    @property
+    def samples(self) -> list[CompletionSample]:
+        return [s for member in self.member_samples for s in member]
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for s in self.samples if not s.ok)
+
+    def join_time_s(self) -> float:
+        """Start -> the last member's first assignment (every member that got one)."""
+        firsts = [times[0] for times in self.assigned_at if times]
+        return max(firsts) - self.started if firsts else math.nan
+
+    def rebalance_time_s(self) -> float:
+        """The first member's first assignment -> the last assignment of any member: how long
+        the group took to settle once it started assigning (0 for a single round)."""
+        every = [t for times in self.assigned_at for t in times]
+        return max(every) - min(every) if every else math.nan
+
+
+ConsumeFn = Callable[[PhaseSpec], Phase]

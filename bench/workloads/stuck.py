@@ -1,0 +1,51 @@
+"""`--stuck-key-ms`: one record (the first of key-0) takes T ms instead of the service time.
+
+The wrappers are module-level and bound with functools.partial, so the process engine can pickle
+them into its workers like any workload handler. The stuck record is recognised by its value,
+which starts with its sequence number (bench.workloads.payload.make_value).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from typing import Any
+
+from bench.workloads.base import Handler, wants_coroutine
+from bench.workloads.keys import key_name
+
+STUCK_KEY_INDEX = 0  # key-0: the hottest key under zipf and hot distributions
+STUCK_KEY = key_name(STUCK_KEY_INDEX)
+
+
+def value_marker(seq: int) -> bytes:
+    """The start of the value of record `seq` (make_value's zero-padded sequence number)."""
+    return b"%012d:" % seq
+
+
+def stuck_sync(inner: Handler, marker: bytes, stuck_s: float, record: Any) -> Any:
+    if record.value is not None and record.value.startswith(marker):
+        time.sleep(stuck_s)
+        return None
+    return inner(record)
+
+
+async def stuck_async(inner: Handler, marker: bytes, stuck_s: float, record: Any) -> Any:
+    if record.value is not None and record.value.startswith(marker):
+        await asyncio.sleep(stuck_s)
+        return None
+    result = inner(record)
+    if asyncio.iscoroutine(result):
+        return await result
+    return result
+
+
+def with_stuck_record(inner: Handler, engine: str, stuck_seq: int, stuck_ms: float) -> Handler:
+    """`inner`, except that record `stuck_seq` waits `stuck_ms` instead (sleeping, as the
+    engine's flavour of handler would: asyncio.sleep in a coroutine, time.sleep otherwise)."""
+    coroutine = wants_coroutine(engine) and asyncio.iscoroutinefunction(
+        getattr(inner, "func", inner)
+    )
+    wrapper = stuck_async if coroutine else stuck_sync
+    return functools.partial(wrapper, inner, value_marker(stuck_seq), stuck_ms / 1000)
