@@ -28,6 +28,7 @@ from bench.run.summary import failed_result, summarize
 from bench.workloads import Handler
 from bench.workloads.keys import KeyDistribution
 from bench.workloads.stuck import STUCK_KEY_INDEX, with_stuck_record
+from pyrallel_consumer.engines.registry import engine_spec
 
 log = logging.getLogger("bench")
 
@@ -36,7 +37,6 @@ DRAIN_TIMEOUT_S = 1.0
 SETUP_TIMEOUT_S = 120.0
 # Engines with worker processes, the ones that take worker_init/worker_exit hooks: what
 # --profile-process-workers profiles.
-WORKER_PROCESS_ENGINES = frozenset({"process"})
 
 
 def engine_options(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def _worker_hooks(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
     if (
         ctx.profile is None
         or not ctx.options.profile_process_workers
-        or spec.engine not in WORKER_PROCESS_ENGINES
+        or not engine_spec(spec.engine).worker_processes
     ):
         return {}
     return {

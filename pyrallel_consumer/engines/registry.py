@@ -53,6 +53,7 @@ class EngineSpec:
     module: str
     class_name: str
     accepts_coroutines: bool  # whether `async def` handlers may be given to it
+    worker_processes: bool  # whether it runs handlers in worker processes (and takes their hooks)
     slots: Callable[[Capacity], int]
     cpu_cores: Callable[[Capacity, int, bool], int]
 
@@ -63,13 +64,22 @@ class EngineSpec:
         worker_init: Hook | None = None,
         worker_exit: Hook | None = None,
     ) -> Engine:
-        """Import the engine's module and build it. The hooks run in worker processes and are
-        only passed to engines that have them (the process engine)."""
+        """Import the engine's module and build it. The hooks run in each worker process, so only
+        engines with `worker_processes` take them; ValueError for hooks given to another."""
         engine_class: Any = getattr(importlib.import_module(self.module), self.class_name)
-        if worker_init is None and worker_exit is None:
-            engine: Engine = engine_class(handler, config)
-        else:
-            engine = engine_class(handler, config, worker_init=worker_init, worker_exit=worker_exit)
+        if self.worker_processes:
+            engine: Engine = engine_class(
+                handler, config, worker_init=worker_init, worker_exit=worker_exit
+            )
+            return engine
+        for option, hook in (("worker_init", worker_init), ("worker_exit", worker_exit)):
+            if hook is not None:
+                takes = [name for name, spec in ENGINES.items() if spec.worker_processes]
+                raise ValueError(
+                    f"{option} runs in worker processes, which engine={self.name!r} does not "
+                    f"have; use engine={' or '.join(map(repr, takes))} or drop {option}"
+                )
+        engine = engine_class(handler, config)
         return engine
 
 
@@ -78,6 +88,7 @@ ENGINES: Mapping[str, EngineSpec] = {
     for spec in (
         EngineSpec(
             name="baseline",
+            worker_processes=False,
             summary="one record at a time on a helper thread, polling on (the reference)",
             module="pyrallel_consumer.engines.baseline",
             class_name="BaselineEngine",
@@ -87,6 +98,7 @@ ENGINES: Mapping[str, EngineSpec] = {
         ),
         EngineSpec(
             name="async",
+            worker_processes=False,
             summary="async def handlers on an event loop (uvloop), plain functions on threads",
             module="pyrallel_consumer.engines.asyncio_engine",
             class_name="AsyncEngine",
@@ -99,6 +111,7 @@ ENGINES: Mapping[str, EngineSpec] = {
         ),
         EngineSpec(
             name="process",
+            worker_processes=True,
             summary="worker processes; records travel as msgpack batches",
             module="pyrallel_consumer.engines.process",
             class_name="ProcessEngine",

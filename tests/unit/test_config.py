@@ -155,3 +155,9 @@ def test_engine_registry_is_the_one_list_of_engines() -> None:
         assert isinstance(engine, Engine) and engine.name == name
     with pytest.raises(ValueError, match="engine must be one of 'baseline', 'async', 'process'"):
         engine_spec("threads")
+
+
+@pytest.mark.parametrize("engine", ["baseline", "async"])
+def test_worker_hooks_on_an_engine_without_worker_processes_are_refused(engine: str) -> None:
+    with pytest.raises(ValueError, match=rf"worker_init runs in worker processes.*{engine!r}"):
+        ParallelConsumer(KAFKA, topics=["t"], handler=print, engine=engine, worker_init=print)
