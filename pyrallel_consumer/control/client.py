@@ -101,6 +101,11 @@ class KafkaClient(Protocol):
     ) -> list[CommittedOffset]:
         """The group's committed offsets and metadata of `partitions`."""
 
+    def positions(self, partitions: Sequence[TopicPartitionKey]) -> list[int | None]:
+        """The consumer's position per partition: one past the last record it delivered or
+        skipped (a transaction marker, an aborted record); None when unknown. Local, no
+        broker round trip."""
+
     def pause(self, partitions: Sequence[TopicPartitionKey]) -> None:
         """Stop fetching these partitions (`ClientError` if one is not assigned)."""
 
@@ -173,6 +178,13 @@ class ConfluentClient:
             )
             for tp in found
         ]
+
+    def positions(self, partitions: Sequence[TopicPartitionKey]) -> list[int | None]:
+        try:
+            found = self._consumer.position(_topic_partitions(partitions))
+        except KafkaException:  # the assignment is changing: no position is known
+            return [None] * len(partitions)
+        return [tp.offset if tp.offset >= 0 else None for tp in found]
 
     def pause(self, partitions: Sequence[TopicPartitionKey]) -> None:
         try:

@@ -2,11 +2,13 @@
 
 Ownership: everything here runs on the control thread (the one in `run`), including the
 rebalance callbacks, which the client runs inside `consume`/`poll`/`close` on that thread.
-`request_stop` and `stats` are the only methods meant for other threads.
+`request_stop` and `stats` are the only methods meant for other threads: `stats` returns a
+copy of the snapshot the control thread publishes (control/stats.py), never live state.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -39,6 +41,11 @@ from pyrallel_consumer.work import WorkItem
 log = logging.getLogger("pyrallel_consumer")
 
 IDLE_POLL_S = 0.1  # poll() wait when nothing is in flight
+# How often the control thread publishes the stats() snapshot (also after every commit and at
+# the end of run): building it costs microseconds per partition, too much for every turn.
+STATS_INTERVAL_S = 0.1
+# What a commit refused during the loop leads to.
+RETRIED_NEXT_INTERVAL = "retried at the next commit interval"
 
 
 def default_dead_letters(config: ConsumerConfig) -> DeadLetterSink | None:
@@ -78,10 +85,22 @@ class ControlLoop:
         if dead_letters is None:
             dead_letters = default_dead_letters(config)
         self._completions = Completions(
-            config, engine, self.counters, dead_letters, on_complete, self._fail, clock
+            config,
+            engine,
+            self.counters,
+            dead_letters,
+            on_complete,
+            self._fail,
+            clock,
+            self._publish_due,
         )
         self._in_flight = self._completions.in_flight
         self._failures = self._completions.failures
+        self._control_thread: int | None = None  # the thread in run(), while it runs
+        # Partitions whose records the shutdown drain consumed without handling them.
+        self._dropped: set[tuple[str, int]] = set()
+        self._next_publish = 0.0
+        self._published = self._snapshot(self._partitions)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -105,6 +124,8 @@ class ControlLoop:
             self._on_assign,
         )
         self.engine.start()
+        self._control_thread = threading.get_ident()
+        last_assignment = self._partitions  # replaced by the copy taken before close()
         try:
             client.subscribe(
                 self.config.topics, rebalancer.assigned, rebalancer.revoked, rebalancer.lost
@@ -113,11 +134,17 @@ class ControlLoop:
             self._shutdown(client)
         finally:
             try:
-                commits.commit(client, self._partitions.values())
-                client.close()  # runs the revoke callback: final synchronous commit
+                # Normally a no-op (the shutdown committed); after an error, what completed.
+                commits.commit(client, self._partitions.values(), self._redone_text())
+                last_assignment = dict(self._partitions)
+                rebalancer.closing = True
+                client.close()  # runs the revoke callback: it commits, without a second wait
             finally:
                 self._failures.flush(self.config.drain_timeout_s)
                 self.engine.close(self.config.drain_timeout_s)
+                # The final state stays readable: the last assignment's partitions, revoked.
+                self._published = self._snapshot(last_assignment)
+                self._control_thread = None
         if self._failure is not None:
             raise self._failure
         if self._fatal is not None:
@@ -138,9 +165,10 @@ class ControlLoop:
                 return
             self._submit_backlog()
             if now >= next_commit:
-                commits.commit(client, self._partitions.values())
-                commits.refresh_watermarks(client, self._partitions.values())
+                self._commit(client, RETRIED_NEXT_INTERVAL)
                 next_commit = now + self.config.commit_interval_s
+            elif now >= self._next_publish:
+                self._publish(now)
             self._apply_pauses(client)
             # consume() with a timeout waits for a *full* batch, so it is only ever called
             # with 0; poll() is the blocking call that returns on the first record.
@@ -155,23 +183,65 @@ class ControlLoop:
                 messages = [first, *client.consume(batch - 1, 0)] if batch > 1 else [first]
             self._receive(messages)
 
+    def _commit(self, client: KafkaClient, then: str) -> bool:
+        """A commit from the poll loop or the shutdown, between consume calls: advancing idle
+        partitions to the consumer's position is safe there, except for partitions whose
+        records the shutdown drain consumed and dropped (`_dropped`). Publishes stats around
+        it, so the positions it found show before the broker has the commit."""
+        partitions = self._partitions.values()
+        dropped = self._dropped
+        commits.advance_idle(
+            client, [s for s in partitions if (s.topic, s.partition) not in dropped]
+        )
+        commits.refresh_watermarks(client, partitions)
+        self._publish(self._clock())
+        done = commits.commit(client, partitions, then)
+        self._publish(self._clock())
+        return done
+
     def _shutdown(self, client: KafkaClient) -> None:
-        """Stop taking records; let in-flight work finish within drain_timeout_s."""
+        """Stop taking records; commit what completed; let in-flight work finish within
+        drain_timeout_s, committing on the usual interval (the drain keeps polling, so the
+        group membership holds however long it lasts); commit again."""
         self._backlog.clear()
         commits.set_paused(client, [s for s in self._partitions.values() if not s.paused], True)
-        failures = self._failures
-        self._completions.settle(
-            lambda: bool(self._in_flight) or failures.dead_lettering > 0,
-            self._clock() + self.config.drain_timeout_s,
-            serve=lambda: client.consume(1, 0),  # rebalance callbacks; everything is paused
-        )
+        failures, clock, interval = self._failures, self._clock, self.config.commit_interval_s
+        if self._in_flight or failures.dead_lettering:
+            self._commit(client, "retried during the shutdown drain")
+            next_commit = clock() + interval
+
+            def serve() -> None:
+                nonlocal next_commit
+                # Serves rebalance callbacks. Everything assigned is paused, but a partition
+                # assigned during the drain is not: its records are dropped, never handled.
+                for message in client.consume(1, 0):
+                    if message.error() is None:
+                        self._dropped.add((message.topic(), message.partition()))
+                if clock() >= next_commit:
+                    self._commit(client, "retried during the shutdown drain")
+                    next_commit = clock() + interval
+
+            self._completions.settle(
+                lambda: bool(self._in_flight) or failures.dead_lettering > 0,
+                clock() + self.config.drain_timeout_s,
+                serve=serve,
+            )
         if self._in_flight:
             log.warning(
-                "shutdown: %d records still in flight after drain_timeout_s=%.1f; they are not "
-                "committed and will be consumed again",
+                "shutdown: %d records still in flight after drain_timeout_s=%.1f are not "
+                "committed; whoever consumes their partitions next redoes them",
                 len(self._in_flight),
                 self.config.drain_timeout_s,
             )
+        self._commit(client, self._redone_text())
+
+    def _redone_text(self) -> str:
+        """What a refused final commit leads to, for its warning."""
+        kept = commits.committed_text(self._partitions.values())
+        return (
+            f"this was the last commit: the group keeps {kept}, and whoever consumes these "
+            "partitions next redoes the records completed after that"
+        )
 
     # ---- records in ------------------------------------------------------------------------
 
@@ -255,12 +325,30 @@ class ControlLoop:
         elif error.code() != PARTITION_EOF:
             log.warning("kafka: %s", error.str())
 
-    def stats(self) -> dict[str, Any]:
+    def _publish_due(self) -> None:
+        now = self._clock()
+        if now >= self._next_publish:
+            self._publish(now)
+
+    def _publish(self, now: float) -> None:
+        self._published = self._snapshot(self._partitions)
+        self._next_publish = now + STATS_INTERVAL_S
+
+    def _snapshot(self, partitions: dict[TopicPartitionKey, PartitionState]) -> dict[str, Any]:
         return snapshot(
             self.counters,
+            partitions,
             self._partitions,
-            self._in_flight,
-            self._backlog,
+            len(self._in_flight),
+            len(self._backlog),
             self._failures.dead_lettering,
             self.engine.describe(),
         )
+
+    def stats(self) -> dict[str, Any]:
+        """The control thread's latest snapshot (at most STATS_INTERVAL_S old while running;
+        the final state after run returned). On the control thread itself, e.g. inside
+        `on_complete`, a fresh one. Safe from any thread."""
+        if threading.get_ident() == self._control_thread:
+            return self._snapshot(self._partitions)
+        return copy.deepcopy(self._published)  # callers may change theirs; others keep theirs

@@ -1,5 +1,10 @@
 """Rebalances: new partition states on assignment; on revocation, stop feeding, cancel what
-has not started, give started work a bounded grace, commit, then fence late reports.
+has not started, commit what completed, give started work a bounded grace, commit again, then
+fence late reports.
+
+Commit first, then wait: the grace runs inside the rebalance callback, where nothing polls, so
+it is capped below the session (control/session.py) and preceded by a commit, so a grace that
+outlives the membership anyway loses nothing that had completed before it.
 
 Fencing: each assignment gets a new `PartitionState` and work items point at the state they
 were received under. Once a state is `revoked`, reports on its items are fenced (counted, not
@@ -15,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 from pyrallel_consumer.backlog import Backlog
 from pyrallel_consumer.config import ConsumerConfig
-from pyrallel_consumer.control import commits
+from pyrallel_consumer.control import commits, session
 from pyrallel_consumer.control.client import KafkaClient, TopicPartitionKey
 from pyrallel_consumer.control.completions import Clock, Completions
 from pyrallel_consumer.control.partition_state import PartitionState
@@ -46,6 +51,10 @@ class Rebalancer:
         self._clock = clock
         self._on_assign = on_assign
         self._epoch = 0
+        self._grace_s = min(config.revoke_grace_s, session.wait_bound_s(config.kafka_config))
+        # Set before close(): the shutdown drain already gave in-flight work its time, so the
+        # revoke that close() runs commits without a second wait.
+        self.closing = False
 
     def assigned(self, partitions: list[TopicPartitionKey]) -> None:
         states = commits.read_committed(self._client, partitions, self._epoch + 1)
@@ -57,8 +66,8 @@ class Rebalancer:
             self._on_assign(list(partitions))
 
     def revoked(self, partitions: list[TopicPartitionKey]) -> None:
-        """Let started work finish within revoke_grace_s, commit synchronously, then fence
-        reports still to come."""
+        """Commit what completed, let started work finish within the grace (revoke_grace_s,
+        capped by session.wait_bound_s), commit again, then fence reports still to come."""
         states = self.detach(partitions)
         if not states:
             return
@@ -72,8 +81,17 @@ class Rebalancer:
                 id(item.owner) in revoked for item in in_flight.values()
             )
 
-        completions.settle(busy, self._clock() + self._config.revoke_grace_s)
-        commits.commit(self._client, states)
+        grace = 0.0 if self.closing else self._grace_s
+        if grace > 0 and busy():
+            commits.commit(self._client, states, "retried once the revoke grace ends")
+            completions.settle(busy, self._clock() + grace)
+        kept = commits.committed_text(states)
+        commits.commit(
+            self._client,
+            states,
+            f"the group keeps {kept}; whoever consumes these partitions next redoes the "
+            "records completed after that",
+        )
         for state in states:
             state.revoked = True  # reports still to come on these are fenced from now on
         log.info("revoked %s", [(s.topic, s.partition) for s in states])

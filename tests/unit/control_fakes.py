@@ -3,7 +3,9 @@
 - `FakeClock`: monotonic seconds that move only when something waits (engine or client).
 - `FakeClient` (control.client.KafkaClient): partitions hold fake messages; rebalance events
   queued by the test run inside `consume`/`poll`/`close`, as librdkafka runs its callbacks;
-  assignment starts fetching at the committed offset; commits are recorded.
+  assignment starts fetching at the committed offset; commits are recorded. `markers[p]`
+  offsets follow the partition's last record without being delivered (read_committed:
+  transaction markers, aborted records): the position moves past them once all was read.
 - `FakeEngine` (engines.base.Engine): reports SUCCEEDED at once, unless the test holds an item;
   held items are released by the test with any outcome. `wait` advances the clock.
 - `FakeDeadLetters` (control.dead_letter.DeadLetterSink): acknowledgements only when the test
@@ -117,6 +119,7 @@ class FakeClient:
     assigned: set[TopicPartitionKey] = field(default_factory=set)
     paused: set[TopicPartitionKey] = field(default_factory=set)
     pause_calls: list[tuple[str, list[TopicPartitionKey]]] = field(default_factory=list)
+    markers: dict[int, int] = field(default_factory=dict)
     fail_commits: bool = False
     closed: bool = False
     _fetch: dict[TopicPartitionKey, int] = field(default_factory=dict)
@@ -197,6 +200,18 @@ class FakeClient:
             found = self.committed_offsets.get(key)
             offset, metadata = found if found is not None else (None, "")
             out.append(CommittedOffset(key.topic, key.partition, offset, metadata))
+        return out
+
+    def positions(self, partitions: Sequence[TopicPartitionKey]) -> list[int | None]:
+        out: list[int | None] = []
+        for key in partitions:
+            fetched = self._fetch.get(key)
+            if key not in self.assigned or fetched is None:
+                out.append(None)
+            elif fetched == len(self.log.get(key.partition, [])):
+                out.append(fetched + self.markers.get(key.partition, 0))
+            else:
+                out.append(fetched)
         return out
 
     def _check_assigned(self, partitions: Sequence[TopicPartitionKey]) -> None:
