@@ -15,8 +15,14 @@ from typing import Any, NamedTuple, Protocol, cast
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
 
+from pyrallel_consumer.control.kafka_log import with_logger
+
 # librdkafka's "end of partition" event: informational, not an error.
 PARTITION_EOF: int = KafkaError._PARTITION_EOF
+# A broker connection failed: librdkafka's own log line (routed to logging) already says so.
+TRANSPORT: int = KafkaError._TRANSPORT
+# No broker reachable at all.
+ALL_BROKERS_DOWN: int = KafkaError._ALL_BROKERS_DOWN
 
 
 class TopicPartitionKey(NamedTuple):
@@ -135,7 +141,7 @@ class ConfluentClient:
     """`KafkaClient` on a `confluent_kafka.Consumer`; KafkaException becomes `ClientError`."""
 
     def __init__(self, kafka_config: Mapping[str, Any], on_error: ErrorCallback) -> None:
-        self._consumer = Consumer({**kafka_config, "error_cb": on_error})
+        self._consumer = Consumer(with_logger({**kafka_config, "error_cb": on_error}))
 
     def subscribe(
         self,

@@ -15,12 +15,22 @@ from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from pyrallel_consumer.control.kafka_log import with_logger
 from pyrallel_consumer.record import Record
 
 log = logging.getLogger(__name__)
 
-# Consumer settings that a producer to the same cluster also needs (connection and security).
-_SHARED_PREFIXES = ("bootstrap.servers", "security.", "sasl.", "ssl.", "client.id", "socket.")
+# Consumer settings that a producer to the same cluster also needs (connection, security, and
+# the user's own librdkafka `logger` if they gave one).
+_SHARED_PREFIXES = (
+    "bootstrap.servers",
+    "security.",
+    "sasl.",
+    "ssl.",
+    "client.id",
+    "socket.",
+    "logger",
+)
 
 HEADER_PREFIX = "pyrallel."
 
@@ -67,7 +77,7 @@ class DeadLetterPublisher:
 
     def __init__(self, topic: str, kafka_config: Mapping[str, Any]) -> None:
         self.topic = topic
-        self._producer = Producer(producer_config(kafka_config))
+        self._producer = Producer(with_logger(producer_config(kafka_config)))
         self.pending = 0
 
     def publish(

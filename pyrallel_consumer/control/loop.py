@@ -19,7 +19,9 @@ from pyrallel_consumer.backlog import Backlog
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.control import commits
 from pyrallel_consumer.control.client import (
+    ALL_BROKERS_DOWN,
     PARTITION_EOF,
+    TRANSPORT,
     ClientFactory,
     KafkaClient,
     KafkaErrorInfo,
@@ -29,6 +31,7 @@ from pyrallel_consumer.control.client import (
 )
 from pyrallel_consumer.control.completions import BUSY_WAIT_S, Clock, Completions, OnComplete
 from pyrallel_consumer.control.dead_letter import DeadLetterPublisher, DeadLetterSink
+from pyrallel_consumer.control.kafka_log import RepeatLimiter, log_limited
 from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.control.rebalance import OnAssign, Rebalancer
 from pyrallel_consumer.control.stats import Counters, snapshot
@@ -82,6 +85,7 @@ class ControlLoop:
         self._failure: Exception | None = None
         self._fatal: KafkaErrorInfo | None = None
         self.counters = Counters()
+        self._kafka_errors = RepeatLimiter(clock=clock)
         if dead_letters is None:
             dead_letters = default_dead_letters(config)
         self._completions = Completions(
@@ -319,11 +323,27 @@ class ControlLoop:
         self._stop.set()
 
     def _on_kafka_error(self, error: KafkaErrorInfo) -> None:
+        """Client-level errors (error_cb) and errored messages; repeats are rate-limited."""
         if error.fatal():
             self._fatal = error
             self._stop.set()
-        elif error.code() != PARTITION_EOF:
-            log.warning("kafka: %s", error.str())
+            return
+        code = error.code()
+        if code == PARTITION_EOF:
+            return
+        if code == TRANSPORT:  # librdkafka's own log line (pyrallel_consumer.kafka) says it
+            log.debug("kafka: %s", error.str())
+        elif code == ALL_BROKERS_DOWN:
+            servers = self.config.kafka_config["bootstrap.servers"]
+            message = (
+                f"no broker reachable at bootstrap.servers={servers} ({error.str()}); "
+                "librdkafka keeps reconnecting and run() keeps waiting for records until "
+                "stop(), a signal, its timeout or max_records ends it"
+            )
+            log_limited(self._kafka_errors, code, logging.WARNING, message, log)
+        else:
+            key = (code, error.str())
+            log_limited(self._kafka_errors, key, logging.WARNING, f"kafka: {error.str()}", log)
 
     def _publish_due(self) -> None:
         now = self._clock()
