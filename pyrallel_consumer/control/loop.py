@@ -49,6 +49,7 @@ IDLE_POLL_S = 0.1  # poll() wait when nothing is in flight
 STATS_INTERVAL_S = 0.1
 # What a commit refused during the loop leads to.
 RETRIED_NEXT_INTERVAL = "retried at the next commit interval"
+RETRIED_AT_CLOSE = "retried once more as the consumer closes (its last commit)"
 
 
 def default_dead_letters(config: ConsumerConfig) -> DeadLetterSink | None:
@@ -130,16 +131,18 @@ class ControlLoop:
         self.engine.start()
         self._control_thread = threading.get_ident()
         last_assignment = self._partitions  # replaced by the copy taken before close()
+        shut_down = False
         try:
             client.subscribe(
                 self.config.topics, rebalancer.assigned, rebalancer.revoked, rebalancer.lost
             )
             self._loop(client, max_records, deadline)
             self._shutdown(client)
+            shut_down = True
         finally:
             try:
-                # Normally a no-op (the shutdown committed); after an error, what completed.
-                commits.commit(client, self._partitions.values(), self._redone_text())
+                if not shut_down:  # an error ended the loop: commit what completed
+                    commits.commit(client, self._partitions.values(), RETRIED_AT_CLOSE)
                 last_assignment = dict(self._partitions)
                 rebalancer.closing = True
                 client.close()  # runs the revoke callback: it commits, without a second wait
@@ -237,15 +240,7 @@ class ControlLoop:
                 len(self._in_flight),
                 self.config.drain_timeout_s,
             )
-        self._commit(client, self._redone_text())
-
-    def _redone_text(self) -> str:
-        """What a refused final commit leads to, for its warning."""
-        kept = commits.committed_text(self._partitions.values())
-        return (
-            f"this was the last commit: the group keeps {kept}, and whoever consumes these "
-            "partitions next redoes the records completed after that"
-        )
+        self._commit(client, RETRIED_AT_CLOSE)
 
     # ---- records in ------------------------------------------------------------------------
 

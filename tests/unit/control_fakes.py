@@ -122,6 +122,7 @@ class FakeClient:
     markers: dict[int, int] = field(default_factory=dict)
     fail_commits: bool = False
     closed: bool = False
+    on_error: ErrorCallback | None = None  # the loop's error callback, once built
     _fetch: dict[TopicPartitionKey, int] = field(default_factory=dict)
     _callbacks: tuple[PartitionsCallback, PartitionsCallback, PartitionsCallback] | None = None
 
@@ -138,6 +139,7 @@ class FakeClient:
         self.events.append((kind, [tp(p) for p in partitions]))
 
     def factory(self, kafka_config: Mapping[str, Any], on_error: ErrorCallback) -> FakeClient:
+        self.on_error = on_error
         return self
 
     # ---- KafkaClient ---------------------------------------------------------------------
@@ -229,7 +231,7 @@ class FakeClient:
         self.paused.difference_update(partitions)
 
     def high_watermark(self, partition: TopicPartitionKey) -> int | None:
-        return len(self.log.get(partition.partition, []))
+        return len(self.log.get(partition.partition, [])) + self.markers.get(partition.partition, 0)
 
     def close(self) -> None:
         if self.assigned:
@@ -344,15 +346,19 @@ class Harness:
 def harness(
     hold: Callable[[WorkItem[object]], bool] = lambda item: False,
     client: FakeClient | None = None,
+    kafka_config: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> Harness:
-    """A control loop over a fake client and engine sharing one fake clock."""
+    """A control loop over a fake client and engine sharing one fake clock; `kafka_config`
+    adds librdkafka settings (e.g. session.timeout.ms)."""
     clock = client.clock if client is not None else FakeClock()
     script = client.script if client is not None else Script()
     client = client or FakeClient(clock, script)
     options.setdefault("ordering", "unordered")
     config = build_config(
-        {"bootstrap.servers": "fake:9092", "group.id": "g"}, topics=[TOPIC], **options
+        {"bootstrap.servers": "fake:9092", "group.id": "g", **(kafka_config or {})},
+        topics=[TOPIC],
+        **options,
     )
     engine = FakeEngine(config, clock, script, hold)
     dead_letters = FakeDeadLetters()
