@@ -20,7 +20,7 @@ from pyrallel_consumer.control.partition_state import CommitPoint, PartitionStat
 
 log = logging.getLogger("pyrallel_consumer")
 
-COMMITTED_TIMEOUT_S = 10.0
+COMMITTED_TIMEOUT_S = 10.0  # the longest read of the committed offsets on assignment
 
 
 def commit(client: KafkaClient, states: Iterable[PartitionState], then: str) -> bool:
@@ -82,15 +82,16 @@ def advance_idle(client: KafkaClient, states: Iterable[PartitionState]) -> None:
 
 
 def read_committed(
-    client: KafkaClient, partitions: Sequence[TopicPartitionKey], first_epoch: int
+    client: KafkaClient,
+    partitions: Sequence[TopicPartitionKey],
+    first_epoch: int,
+    timeout: float = COMMITTED_TIMEOUT_S,
 ) -> list[PartitionState]:
     """A fresh state per assigned partition, from the group's committed offset and metadata
-    (the offsets it lists as completed are not handled again). Epochs count up from
-    `first_epoch`."""
+    (the offsets it lists as completed are not handled again), read within `timeout`
+    seconds. Epochs count up from `first_epoch`."""
     states = []
-    for epoch, found in enumerate(
-        client.committed(partitions, COMMITTED_TIMEOUT_S), start=first_epoch
-    ):
+    for epoch, found in enumerate(client.committed(partitions, timeout), start=first_epoch):
         completed: set[int] = set()
         if found.offset is not None and found.metadata:
             try:

@@ -17,7 +17,7 @@ from typing import Any
 
 from pyrallel_consumer.backlog import Backlog
 from pyrallel_consumer.config import ConsumerConfig
-from pyrallel_consumer.control import commits
+from pyrallel_consumer.control import commits, session
 from pyrallel_consumer.control.client import (
     ALL_BROKERS_DOWN,
     PARTITION_EOF,
@@ -77,6 +77,7 @@ class ControlLoop:
         self._clock = clock
         self._client_factory = client_factory
         self._lane_of = lane_function(config.ordering)
+        self._wait_bound_s = session.wait_bound_s(config.kafka_config)  # ValueError if invalid
         self._partitions: dict[TopicPartitionKey, PartitionState] = {}
         # The backlog: received, not in flight yet (waits for in-flight room).
         self._backlog: Backlog[PartitionState] = Backlog()
@@ -127,6 +128,7 @@ class ControlLoop:
             self._completions,
             self._clock,
             self._on_assign,
+            self._wait_bound_s,
         )
         self.engine.start()
         self._control_thread = threading.get_ident()
@@ -144,7 +146,7 @@ class ControlLoop:
                 if not shut_down:  # an error ended the loop: commit what completed
                     commits.commit(client, self._partitions.values(), RETRIED_AT_CLOSE)
                 last_assignment = dict(self._partitions)
-                rebalancer.closing = True
+                rebalancer.closing = shut_down  # after an error, the revoke still gives a grace
                 client.close()  # runs the revoke callback: it commits, without a second wait
             finally:
                 self._failures.flush(self.config.drain_timeout_s)

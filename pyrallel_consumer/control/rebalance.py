@@ -3,8 +3,9 @@ has not started, commit what completed, give started work a bounded grace, commi
 fence late reports.
 
 Commit first, then wait: the grace runs inside the rebalance callback, where nothing polls, so
-it is capped below the session (control/session.py) and preceded by a commit, so a grace that
-outlives the membership anyway loses nothing that had completed before it.
+it is capped below the session (control/session.py; so is the read of the committed offsets on
+assignment) and preceded by a commit, so a grace that outlives the membership anyway loses
+nothing that had completed before it.
 
 Fencing: each assignment gets a new `PartitionState` and work items point at the state they
 were received under. Once a state is `revoked`, reports on its items are fenced (counted, not
@@ -20,7 +21,7 @@ from collections.abc import Callable, Sequence
 
 from pyrallel_consumer.backlog import Backlog
 from pyrallel_consumer.config import ConsumerConfig
-from pyrallel_consumer.control import commits, session
+from pyrallel_consumer.control import commits
 from pyrallel_consumer.control.client import KafkaClient, TopicPartitionKey
 from pyrallel_consumer.control.completions import Clock, Completions
 from pyrallel_consumer.control.partition_state import PartitionState
@@ -42,7 +43,9 @@ class Rebalancer:
         completions: Completions,
         clock: Clock,
         on_assign: OnAssign | None,
+        wait_bound_s: float,
     ) -> None:
+        """`wait_bound_s`: how long a wait inside a callback may last (session.wait_bound_s)."""
         self._config = config
         self._client = client
         self._partitions = partitions
@@ -51,13 +54,16 @@ class Rebalancer:
         self._clock = clock
         self._on_assign = on_assign
         self._epoch = 0
-        self._grace_s = min(config.revoke_grace_s, session.wait_bound_s(config.kafka_config))
+        self._grace_s = min(config.revoke_grace_s, wait_bound_s)
+        self._read_timeout_s = min(commits.COMMITTED_TIMEOUT_S, wait_bound_s)
         # Set before close(): the shutdown drain already gave in-flight work its time, so the
         # revoke that close() runs commits without a second wait.
         self.closing = False
 
     def assigned(self, partitions: list[TopicPartitionKey]) -> None:
-        states = commits.read_committed(self._client, partitions, self._epoch + 1)
+        states = commits.read_committed(
+            self._client, partitions, self._epoch + 1, self._read_timeout_s
+        )
         self._epoch += len(states)
         for state in states:
             self._partitions[TopicPartitionKey(state.topic, state.partition)] = state

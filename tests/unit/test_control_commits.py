@@ -211,3 +211,11 @@ def test_stats_before_during_from_another_thread_and_after_the_run() -> None:
     partition = after["partitions"]["orders[0]"]
     assert (partition["topic"], partition["partition"]) == tp(0)
     assert (partition["committed"], partition["lag"], partition["assigned"]) == (10, 0, False)
+
+
+def test_the_wait_bound_comes_from_the_session_and_poll_timeouts() -> None:
+    assert session.wait_bound_s({}) == 22.5  # librdkafka's defaults: 45 s session
+    assert session.wait_bound_s({"session.timeout.ms": "6000"}) == 3.0
+    assert session.wait_bound_s({"max.poll.interval.ms": 4000}) == 2.0
+    with pytest.raises(ValueError, match=r"session\.timeout\.ms.*whole number"):
+        harness(kafka_config={"session.timeout.ms": "6 s"})
