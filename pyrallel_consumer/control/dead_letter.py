@@ -10,6 +10,7 @@ inside `poll`/`flush`, so on that thread too.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -33,6 +34,10 @@ _SHARED_PREFIXES = (
 )
 
 HEADER_PREFIX = "pyrallel."
+
+# While no dead letter is pending, the producer is still polled this often: its librdkafka log
+# lines (routed to logging, control/kafka_log.py) queue up until a poll serves them.
+IDLE_POLL_INTERVAL_S = 1.0
 
 # Called once per dead letter with None when the broker acknowledged it, else the error text.
 OnDelivered = Callable[[str | None], None]
@@ -79,6 +84,7 @@ class DeadLetterPublisher:
         self.topic = topic
         self._producer = Producer(with_logger(producer_config(kafka_config)))
         self.pending = 0
+        self._next_idle_poll = 0.0
 
     def publish(
         self,
@@ -103,6 +109,11 @@ class DeadLetterPublisher:
 
     def poll(self) -> None:
         if self.pending:
+            self._producer.poll(0)
+            return
+        now = time.monotonic()
+        if now >= self._next_idle_poll:
+            self._next_idle_poll = now + IDLE_POLL_INTERVAL_S
             self._producer.poll(0)
 
     def flush(self, timeout: float) -> int:
