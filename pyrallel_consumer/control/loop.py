@@ -333,8 +333,8 @@ class ControlLoop:
         elif code == ALL_BROKERS_DOWN:
             servers = self.config.kafka_config["bootstrap.servers"]
             message = (
-                f"no broker reachable at bootstrap.servers={servers} ({error.str()}); "
-                "librdkafka keeps reconnecting and run() keeps waiting for records until "
+                f"kafka: {error.str()} (bootstrap.servers={servers}); librdkafka keeps "
+                "reconnecting, and while no broker answers run() waits for records until "
                 "stop(), a signal, its timeout or max_records ends it"
             )
             log_limited(self._kafka_errors, code, logging.WARNING, message, log)

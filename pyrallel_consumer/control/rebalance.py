@@ -55,6 +55,13 @@ class Rebalancer:
         self._on_assign = on_assign
         self._epoch = 0
         self._grace_s = min(config.revoke_grace_s, wait_bound_s)
+        if self._grace_s < config.revoke_grace_s:
+            log.info(
+                "revoke_grace_s=%.1f is capped at %.1f s, half of session.timeout.ms or "
+                "max.poll.interval.ms, so the commit after the grace still reaches the group",
+                config.revoke_grace_s,
+                self._grace_s,
+            )
         self._read_timeout_s = min(commits.COMMITTED_TIMEOUT_S, wait_bound_s)
         # Set before close(): the shutdown drain already gave in-flight work its time, so the
         # revoke that close() runs commits without a second wait.

@@ -104,5 +104,5 @@ def test_a_dead_broker_is_reported_once_per_interval_and_connection_errors_not_t
         if r.name == "pyrallel_consumer" and r.levelno >= logging.WARNING
     ]
     assert len(warned) == 2, warned
-    assert "no broker reachable at bootstrap.servers=fake:9092" in warned[0]
+    assert "1/1 brokers are down (bootstrap.servers=fake:9092)" in warned[0]
     assert "29 repeats suppressed" in warned[1]
