@@ -94,7 +94,9 @@ class ParallelConsumer:
 
     def stats(self) -> dict[str, Any]:
         """In-flight, completed, committed offsets, lag per partition, retries, dead-lettered,
-        paused partitions and engine facts. Safe to call from another thread."""
+        paused partitions and engine facts: a consistent snapshot the control thread publishes
+        (at most 0.1 s old while running), the caller's own copy. Safe from any thread, before
+        run() (zeros, no partitions), during and after it (the final state)."""
         return {
             "engine": self.config.engine,
             "ordering": self.config.ordering,

@@ -15,8 +15,14 @@ from typing import Any, NamedTuple, Protocol, cast
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
 
+from pyrallel_consumer.control.kafka_log import with_logger
+
 # librdkafka's "end of partition" event: informational, not an error.
 PARTITION_EOF: int = KafkaError._PARTITION_EOF
+# A broker connection failed: librdkafka's own log line (routed to logging) already says so.
+TRANSPORT: int = KafkaError._TRANSPORT
+# No broker reachable at all.
+ALL_BROKERS_DOWN: int = KafkaError._ALL_BROKERS_DOWN
 
 
 class TopicPartitionKey(NamedTuple):
@@ -101,6 +107,11 @@ class KafkaClient(Protocol):
     ) -> list[CommittedOffset]:
         """The group's committed offsets and metadata of `partitions`."""
 
+    def positions(self, partitions: Sequence[TopicPartitionKey]) -> list[int | None]:
+        """The consumer's position per partition: one past the last record it delivered or
+        skipped (a transaction marker, an aborted record); None when unknown. Local, no
+        broker round trip."""
+
     def pause(self, partitions: Sequence[TopicPartitionKey]) -> None:
         """Stop fetching these partitions (`ClientError` if one is not assigned)."""
 
@@ -130,7 +141,7 @@ class ConfluentClient:
     """`KafkaClient` on a `confluent_kafka.Consumer`; KafkaException becomes `ClientError`."""
 
     def __init__(self, kafka_config: Mapping[str, Any], on_error: ErrorCallback) -> None:
-        self._consumer = Consumer({**kafka_config, "error_cb": on_error})
+        self._consumer = Consumer(with_logger({**kafka_config, "error_cb": on_error}))
 
     def subscribe(
         self,
@@ -173,6 +184,13 @@ class ConfluentClient:
             )
             for tp in found
         ]
+
+    def positions(self, partitions: Sequence[TopicPartitionKey]) -> list[int | None]:
+        try:
+            found = self._consumer.position(_topic_partitions(partitions))
+        except KafkaException:  # the assignment is changing: no position is known
+            return [None] * len(partitions)
+        return [tp.offset if tp.offset >= 0 else None for tp in found]
 
     def pause(self, partitions: Sequence[TopicPartitionKey]) -> None:
         try:

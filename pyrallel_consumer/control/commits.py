@@ -20,41 +20,78 @@ from pyrallel_consumer.control.partition_state import CommitPoint, PartitionStat
 
 log = logging.getLogger("pyrallel_consumer")
 
-COMMITTED_TIMEOUT_S = 10.0
+COMMITTED_TIMEOUT_S = 10.0  # the longest read of the committed offsets on assignment
 
 
-def commit(client: KafkaClient, states: Iterable[PartitionState]) -> None:
-    """Commit every partition whose commit point moved; a refused commit is retried by the
-    next one (it carries the same or a later position), so it is logged, not raised.
-    `states` are assigned ones: a revoked state is detached before it is marked revoked."""
+def commit(client: KafkaClient, states: Iterable[PartitionState], then: str) -> bool:
+    """Commit every partition whose commit point moved; False when the broker refused.
+
+    A refusal is logged, not raised: `then` completes the warning with what really happens
+    next (a later commit retries, or, after the last one, what the group keeps and what will
+    be redone). `states` are assigned ones: a revoked state is detached before it is marked
+    revoked."""
     points: list[tuple[PartitionState, CommitPoint]] = []
     for state in states:
         point = state.commit_point()
         if point is not None:
             points.append((state, point))
     if not points:
-        return
+        return True
     try:
         client.commit(
             [CommitOffset(s.topic, s.partition, p.position, p.metadata) for s, p in points]
         )
     except ClientError as exc:
-        log.warning("commit failed (will retry at the next interval): %s", exc)
-        return
+        log.warning("commit failed (%s); %s", exc, then)
+        return False
     for state, point in points:
         state.mark_committed(point.position, point.metadata)
+    return True
+
+
+def committed_text(states: Iterable[PartitionState]) -> str:
+    """What the group has for `states`, for log lines: 'orders[0] at 5 (+3 completed above
+    it), orders[1] at 7'; 'nothing' when no offset was ever committed."""
+    parts = []
+    for state in states:
+        if state.committed is None:
+            continue
+        above = ""
+        if state.committed_metadata:
+            count = len(offset_metadata.decode(state.committed, state.committed_metadata))
+            above = f" (+{count} completed above it)"
+        parts.append(f"{state.topic}[{state.partition}] at {state.committed}{above}")
+    return ", ".join(parts) or "nothing"
+
+
+def advance_idle(client: KafkaClient, states: Iterable[PartitionState]) -> None:
+    """Move partitions whose received records all completed to the consumer's position, past
+    offsets never delivered (read_committed: transaction markers, aborted records), so their
+    commit reaches the end and lag reaches 0.
+
+    Only from the poll loop between consume calls, never inside a rebalance callback: there
+    the position may already count records of a batch still being assembled, which are dropped
+    for the revoked partitions, and committing it would skip them."""
+    idle = [s for s in states if s.idle]
+    if not idle:
+        return
+    keys = [TopicPartitionKey(s.topic, s.partition) for s in idle]
+    for state, position in zip(idle, client.positions(keys), strict=True):
+        if position is not None:
+            state.advance(position)
 
 
 def read_committed(
-    client: KafkaClient, partitions: Sequence[TopicPartitionKey], first_epoch: int
+    client: KafkaClient,
+    partitions: Sequence[TopicPartitionKey],
+    first_epoch: int,
+    timeout: float = COMMITTED_TIMEOUT_S,
 ) -> list[PartitionState]:
     """A fresh state per assigned partition, from the group's committed offset and metadata
-    (the offsets it lists as completed are not handled again). Epochs count up from
-    `first_epoch`."""
+    (the offsets it lists as completed are not handled again), read within `timeout`
+    seconds. Epochs count up from `first_epoch`."""
     states = []
-    for epoch, found in enumerate(
-        client.committed(partitions, COMMITTED_TIMEOUT_S), start=first_epoch
-    ):
+    for epoch, found in enumerate(client.committed(partitions, timeout), start=first_epoch):
         completed: set[int] = set()
         if found.offset is not None and found.metadata:
             try:

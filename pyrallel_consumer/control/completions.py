@@ -41,8 +41,12 @@ class Completions:
         on_complete: OnComplete | None,
         fail: Fail,
         clock: Clock,
+        tick: Callable[[], None] = lambda: None,
     ) -> None:
+        """`tick` runs at every turn of `settle`'s wait (the control loop publishes its
+        stats snapshot there)."""
         self._engine = engine
+        self._tick = tick
         self._counters = counters
         self._on_complete = on_complete
         self._clock = clock
@@ -98,10 +102,11 @@ class Completions:
         """While `busy()` and before `deadline` (clock seconds): wait for reports, apply them,
         serve dead-letter acknowledgements and, if given, `serve()` (the shutdown drain keeps
         rebalance callbacks running with it)."""
-        engine, failures, clock = self._engine, self.failures, self._clock
+        engine, failures, clock, tick = self._engine, self.failures, self._clock, self._tick
         while busy() and clock() < deadline:
             engine.wait(BUSY_WAIT_S)
             self.apply(engine.reports())
             failures.poll()
             if serve is not None:
                 serve()
+            tick()

@@ -10,19 +10,34 @@ inside `poll`/`flush`, so on that thread too.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from pyrallel_consumer.control.kafka_log import with_logger
 from pyrallel_consumer.record import Record
 
 log = logging.getLogger(__name__)
 
-# Consumer settings that a producer to the same cluster also needs (connection and security).
-_SHARED_PREFIXES = ("bootstrap.servers", "security.", "sasl.", "ssl.", "client.id", "socket.")
+# Consumer settings that a producer to the same cluster also needs (connection, security, and
+# the user's own librdkafka `logger` if they gave one).
+_SHARED_PREFIXES = (
+    "bootstrap.servers",
+    "security.",
+    "sasl.",
+    "ssl.",
+    "client.id",
+    "socket.",
+    "logger",
+)
 
 HEADER_PREFIX = "pyrallel."
+
+# While no dead letter is pending, the producer is still polled this often: its librdkafka log
+# lines (routed to logging, control/kafka_log.py) queue up until a poll serves them.
+IDLE_POLL_INTERVAL_S = 1.0
 
 # Called once per dead letter with None when the broker acknowledged it, else the error text.
 OnDelivered = Callable[[str | None], None]
@@ -67,8 +82,9 @@ class DeadLetterPublisher:
 
     def __init__(self, topic: str, kafka_config: Mapping[str, Any]) -> None:
         self.topic = topic
-        self._producer = Producer(producer_config(kafka_config))
+        self._producer = Producer(with_logger(producer_config(kafka_config)))
         self.pending = 0
+        self._next_idle_poll = 0.0
 
     def publish(
         self,
@@ -93,6 +109,11 @@ class DeadLetterPublisher:
 
     def poll(self) -> None:
         if self.pending:
+            self._producer.poll(0)
+            return
+        now = time.monotonic()
+        if now >= self._next_idle_poll:
+            self._next_idle_poll = now + IDLE_POLL_INTERVAL_S
             self._producer.poll(0)
 
     def flush(self, timeout: float) -> int:

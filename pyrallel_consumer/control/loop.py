@@ -2,11 +2,13 @@
 
 Ownership: everything here runs on the control thread (the one in `run`), including the
 rebalance callbacks, which the client runs inside `consume`/`poll`/`close` on that thread.
-`request_stop` and `stats` are the only methods meant for other threads.
+`request_stop` and `stats` are the only methods meant for other threads: `stats` returns a
+copy of the snapshot the control thread publishes (control/stats.py), never live state.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -15,9 +17,11 @@ from typing import Any
 
 from pyrallel_consumer.backlog import Backlog
 from pyrallel_consumer.config import ConsumerConfig
-from pyrallel_consumer.control import commits
+from pyrallel_consumer.control import commits, session
 from pyrallel_consumer.control.client import (
+    ALL_BROKERS_DOWN,
     PARTITION_EOF,
+    TRANSPORT,
     ClientFactory,
     KafkaClient,
     KafkaErrorInfo,
@@ -27,6 +31,7 @@ from pyrallel_consumer.control.client import (
 )
 from pyrallel_consumer.control.completions import BUSY_WAIT_S, Clock, Completions, OnComplete
 from pyrallel_consumer.control.dead_letter import DeadLetterPublisher, DeadLetterSink
+from pyrallel_consumer.control.kafka_log import RepeatLimiter, log_limited
 from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.control.rebalance import OnAssign, Rebalancer
 from pyrallel_consumer.control.stats import Counters, snapshot
@@ -39,6 +44,12 @@ from pyrallel_consumer.work import WorkItem
 log = logging.getLogger("pyrallel_consumer")
 
 IDLE_POLL_S = 0.1  # poll() wait when nothing is in flight
+# How often the control thread publishes the stats() snapshot (also after every commit and at
+# the end of run): building it costs microseconds per partition, too much for every turn.
+STATS_INTERVAL_S = 0.1
+# What a commit refused during the loop leads to.
+RETRIED_NEXT_INTERVAL = "retried at the next commit interval"
+RETRIED_AT_CLOSE = "retried once more as the consumer closes (its last commit)"
 
 
 def default_dead_letters(config: ConsumerConfig) -> DeadLetterSink | None:
@@ -66,6 +77,7 @@ class ControlLoop:
         self._clock = clock
         self._client_factory = client_factory
         self._lane_of = lane_function(config.ordering)
+        self._wait_bound_s = session.wait_bound_s(config.kafka_config)  # ValueError if invalid
         self._partitions: dict[TopicPartitionKey, PartitionState] = {}
         # The backlog: received, not in flight yet (waits for in-flight room).
         self._backlog: Backlog[PartitionState] = Backlog()
@@ -75,13 +87,26 @@ class ControlLoop:
         self._failure: Exception | None = None
         self._fatal: KafkaErrorInfo | None = None
         self.counters = Counters()
+        self._kafka_errors = RepeatLimiter(clock=clock)
         if dead_letters is None:
             dead_letters = default_dead_letters(config)
         self._completions = Completions(
-            config, engine, self.counters, dead_letters, on_complete, self._fail, clock
+            config,
+            engine,
+            self.counters,
+            dead_letters,
+            on_complete,
+            self._fail,
+            clock,
+            self._publish_due,
         )
         self._in_flight = self._completions.in_flight
         self._failures = self._completions.failures
+        self._control_thread: int | None = None  # the thread in run(), while it runs
+        # Partitions whose records the shutdown drain consumed without handling them.
+        self._dropped: set[tuple[str, int]] = set()
+        self._next_publish = 0.0
+        self._published = self._snapshot(self._partitions)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -103,21 +128,32 @@ class ControlLoop:
             self._completions,
             self._clock,
             self._on_assign,
+            self._wait_bound_s,
         )
         self.engine.start()
+        self._control_thread = threading.get_ident()
+        last_assignment = self._partitions  # replaced by the copy taken before close()
+        shut_down = False
         try:
             client.subscribe(
                 self.config.topics, rebalancer.assigned, rebalancer.revoked, rebalancer.lost
             )
             self._loop(client, max_records, deadline)
             self._shutdown(client)
+            shut_down = True
         finally:
             try:
-                commits.commit(client, self._partitions.values())
-                client.close()  # runs the revoke callback: final synchronous commit
+                if not shut_down:  # an error ended the loop: commit what completed
+                    commits.commit(client, self._partitions.values(), RETRIED_AT_CLOSE)
+                last_assignment = dict(self._partitions)
+                rebalancer.closing = shut_down  # after an error, the revoke still gives a grace
+                client.close()  # runs the revoke callback: it commits, without a second wait
             finally:
                 self._failures.flush(self.config.drain_timeout_s)
                 self.engine.close(self.config.drain_timeout_s)
+                # The final state stays readable: the last assignment's partitions, revoked.
+                self._published = self._snapshot(last_assignment)
+                self._control_thread = None
         if self._failure is not None:
             raise self._failure
         if self._fatal is not None:
@@ -138,9 +174,10 @@ class ControlLoop:
                 return
             self._submit_backlog()
             if now >= next_commit:
-                commits.commit(client, self._partitions.values())
-                commits.refresh_watermarks(client, self._partitions.values())
+                self._commit(client, RETRIED_NEXT_INTERVAL)
                 next_commit = now + self.config.commit_interval_s
+            elif now >= self._next_publish:
+                self._publish(now)
             self._apply_pauses(client)
             # consume() with a timeout waits for a *full* batch, so it is only ever called
             # with 0; poll() is the blocking call that returns on the first record.
@@ -155,23 +192,57 @@ class ControlLoop:
                 messages = [first, *client.consume(batch - 1, 0)] if batch > 1 else [first]
             self._receive(messages)
 
+    def _commit(self, client: KafkaClient, then: str) -> bool:
+        """A commit from the poll loop or the shutdown, between consume calls: advancing idle
+        partitions to the consumer's position is safe there, except for partitions whose
+        records the shutdown drain consumed and dropped (`_dropped`). Publishes stats around
+        it, so the positions it found show before the broker has the commit."""
+        partitions = self._partitions.values()
+        dropped = self._dropped
+        commits.advance_idle(
+            client, [s for s in partitions if (s.topic, s.partition) not in dropped]
+        )
+        commits.refresh_watermarks(client, partitions)
+        self._publish(self._clock())
+        done = commits.commit(client, partitions, then)
+        self._publish(self._clock())
+        return done
+
     def _shutdown(self, client: KafkaClient) -> None:
-        """Stop taking records; let in-flight work finish within drain_timeout_s."""
+        """Stop taking records; commit what completed; let in-flight work finish within
+        drain_timeout_s, committing on the usual interval (the drain keeps polling, so the
+        group membership holds however long it lasts); commit again."""
         self._backlog.clear()
         commits.set_paused(client, [s for s in self._partitions.values() if not s.paused], True)
-        failures = self._failures
-        self._completions.settle(
-            lambda: bool(self._in_flight) or failures.dead_lettering > 0,
-            self._clock() + self.config.drain_timeout_s,
-            serve=lambda: client.consume(1, 0),  # rebalance callbacks; everything is paused
-        )
+        failures, clock, interval = self._failures, self._clock, self.config.commit_interval_s
+        if self._in_flight or failures.dead_lettering:
+            self._commit(client, "retried during the shutdown drain")
+            next_commit = clock() + interval
+
+            def serve() -> None:
+                nonlocal next_commit
+                # Serves rebalance callbacks. Everything assigned is paused, but a partition
+                # assigned during the drain is not: its records are dropped, never handled.
+                for message in client.consume(1, 0):
+                    if message.error() is None:
+                        self._dropped.add((message.topic(), message.partition()))
+                if clock() >= next_commit:
+                    self._commit(client, "retried during the shutdown drain")
+                    next_commit = clock() + interval
+
+            self._completions.settle(
+                lambda: bool(self._in_flight) or failures.dead_lettering > 0,
+                clock() + self.config.drain_timeout_s,
+                serve=serve,
+            )
         if self._in_flight:
             log.warning(
-                "shutdown: %d records still in flight after drain_timeout_s=%.1f; they are not "
-                "committed and will be consumed again",
+                "shutdown: %d records still in flight after drain_timeout_s=%.1f are not "
+                "committed; whoever consumes their partitions next redoes them",
                 len(self._in_flight),
                 self.config.drain_timeout_s,
             )
+        self._commit(client, RETRIED_AT_CLOSE)
 
     # ---- records in ------------------------------------------------------------------------
 
@@ -249,18 +320,52 @@ class ControlLoop:
         self._stop.set()
 
     def _on_kafka_error(self, error: KafkaErrorInfo) -> None:
+        """Client-level errors (error_cb) and errored messages; repeats are rate-limited."""
         if error.fatal():
             self._fatal = error
             self._stop.set()
-        elif error.code() != PARTITION_EOF:
-            log.warning("kafka: %s", error.str())
+            return
+        code = error.code()
+        if code == PARTITION_EOF:
+            return
+        if code == TRANSPORT:  # librdkafka's own log line (pyrallel_consumer.kafka) says it
+            log.debug("kafka: %s", error.str())
+        elif code == ALL_BROKERS_DOWN:
+            servers = self.config.kafka_config["bootstrap.servers"]
+            message = (
+                f"kafka: {error.str()} (bootstrap.servers={servers}); librdkafka keeps "
+                "reconnecting, and while no broker answers run() waits for records until "
+                "stop(), a signal, its timeout or max_records ends it"
+            )
+            log_limited(self._kafka_errors, code, logging.WARNING, message, log)
+        else:
+            key = (code, error.str())
+            log_limited(self._kafka_errors, key, logging.WARNING, f"kafka: {error.str()}", log)
 
-    def stats(self) -> dict[str, Any]:
+    def _publish_due(self) -> None:
+        now = self._clock()
+        if now >= self._next_publish:
+            self._publish(now)
+
+    def _publish(self, now: float) -> None:
+        self._published = self._snapshot(self._partitions)
+        self._next_publish = now + STATS_INTERVAL_S
+
+    def _snapshot(self, partitions: dict[TopicPartitionKey, PartitionState]) -> dict[str, Any]:
         return snapshot(
             self.counters,
+            partitions,
             self._partitions,
-            self._in_flight,
-            self._backlog,
+            len(self._in_flight),
+            len(self._backlog),
             self._failures.dead_lettering,
             self.engine.describe(),
         )
+
+    def stats(self) -> dict[str, Any]:
+        """The control thread's latest snapshot (at most STATS_INTERVAL_S old while running;
+        the final state after run returned). On the control thread itself, e.g. inside
+        `on_complete`, a fresh one. Safe from any thread."""
+        if threading.get_ident() == self._control_thread:
+            return self._snapshot(self._partitions)
+        return copy.deepcopy(self._published)  # callers may change theirs; others keep theirs

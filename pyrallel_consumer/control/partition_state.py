@@ -102,6 +102,22 @@ class PartitionState:
         return self.next_offset
 
     @property
+    def idle(self) -> bool:
+        """Every record received under this assignment completed."""
+        return not self._pending
+
+    def advance(self, position: int) -> None:
+        """Move an idle partition's position up to the consumer's `position`: the offsets in
+        between were never delivered (transaction markers, aborted records under
+        read_committed), so nothing is left to handle below it. Ignored while any received
+        record is incomplete: the commit never passes one."""
+        if self._pending:
+            return
+        if self.next_offset is None or position > self.next_offset:
+            self.next_offset = position
+            self._already_completed = {o for o in self._already_completed if o >= position}
+
+    @property
     def incomplete(self) -> int:
         return len(self._pending) - len(self._completed)
 

@@ -1,5 +1,11 @@
 """Rebalances: new partition states on assignment; on revocation, stop feeding, cancel what
-has not started, give started work a bounded grace, commit, then fence late reports.
+has not started, commit what completed, give started work a bounded grace, commit again, then
+fence late reports.
+
+Commit first, then wait: the grace runs inside the rebalance callback, where nothing polls, so
+it is capped below the session (control/session.py; so is the read of the committed offsets on
+assignment) and preceded by a commit, so a grace that outlives the membership anyway loses
+nothing that had completed before it.
 
 Fencing: each assignment gets a new `PartitionState` and work items point at the state they
 were received under. Once a state is `revoked`, reports on its items are fenced (counted, not
@@ -37,7 +43,9 @@ class Rebalancer:
         completions: Completions,
         clock: Clock,
         on_assign: OnAssign | None,
+        wait_bound_s: float,
     ) -> None:
+        """`wait_bound_s`: how long a wait inside a callback may last (session.wait_bound_s)."""
         self._config = config
         self._client = client
         self._partitions = partitions
@@ -46,9 +54,23 @@ class Rebalancer:
         self._clock = clock
         self._on_assign = on_assign
         self._epoch = 0
+        self._grace_s = min(config.revoke_grace_s, wait_bound_s)
+        if self._grace_s < config.revoke_grace_s:
+            log.info(
+                "revoke_grace_s=%.1f is capped at %.1f s, half of session.timeout.ms or "
+                "max.poll.interval.ms, so the commit after the grace still reaches the group",
+                config.revoke_grace_s,
+                self._grace_s,
+            )
+        self._read_timeout_s = min(commits.COMMITTED_TIMEOUT_S, wait_bound_s)
+        # Set before close(): the shutdown drain already gave in-flight work its time, so the
+        # revoke that close() runs commits without a second wait.
+        self.closing = False
 
     def assigned(self, partitions: list[TopicPartitionKey]) -> None:
-        states = commits.read_committed(self._client, partitions, self._epoch + 1)
+        states = commits.read_committed(
+            self._client, partitions, self._epoch + 1, self._read_timeout_s
+        )
         self._epoch += len(states)
         for state in states:
             self._partitions[TopicPartitionKey(state.topic, state.partition)] = state
@@ -57,8 +79,8 @@ class Rebalancer:
             self._on_assign(list(partitions))
 
     def revoked(self, partitions: list[TopicPartitionKey]) -> None:
-        """Let started work finish within revoke_grace_s, commit synchronously, then fence
-        reports still to come."""
+        """Commit what completed, let started work finish within the grace (revoke_grace_s,
+        capped by session.wait_bound_s), commit again, then fence reports still to come."""
         states = self.detach(partitions)
         if not states:
             return
@@ -72,8 +94,17 @@ class Rebalancer:
                 id(item.owner) in revoked for item in in_flight.values()
             )
 
-        completions.settle(busy, self._clock() + self._config.revoke_grace_s)
-        commits.commit(self._client, states)
+        grace = 0.0 if self.closing else self._grace_s
+        if grace > 0 and busy():
+            commits.commit(self._client, states, "retried once the revoke grace ends")
+            completions.settle(busy, self._clock() + grace)
+        kept = commits.committed_text(states)
+        commits.commit(
+            self._client,
+            states,
+            f"the group keeps {kept}; whoever consumes these partitions next redoes the "
+            "records completed after that",
+        )
         for state in states:
             state.revoked = True  # reports still to come on these are fenced from now on
         log.info("revoked %s", [(s.topic, s.partition) for s in states])

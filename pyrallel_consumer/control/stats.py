@@ -1,13 +1,17 @@
 """Counters and the stats() snapshot.
 
-Ownership: the counters and the structures read here are written by the control thread only.
-`snapshot` is called from any thread (stats() is public): it copies what it reads and calls no
-librdkafka function, because those were seen to block for over a minute during a rebalance.
+Ownership: the counters and the structures read here are written by the control thread only,
+and only the control thread calls `snapshot`: it publishes the result (a new dict each time,
+never changed afterwards), and stats() on other threads returns a copy of the last one
+published. Reading the live structures from another thread was rejected: a deque indexed while
+the control thread pops it raises, and the numbers of one reading would not agree with each
+other. `snapshot` calls no librdkafka function, because those were seen to block for over a
+minute during a rebalance.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sized
+from collections.abc import Container, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -33,10 +37,13 @@ class Counters:
         return asdict(self)
 
 
-def partition_stats(state: PartitionState) -> dict[str, Any]:
+def partition_stats(state: PartitionState, assigned: bool) -> dict[str, Any]:
     position, high = state.position, state.high_watermark
     lag = max(0, high - position) if high is not None and position is not None else None
     return {
+        "topic": state.topic,
+        "partition": state.partition,
+        "assigned": assigned,  # False once revoked, e.g. in the final snapshot after run()
         "position": position,
         "committed": state.committed,
         "incomplete": state.incomplete,
@@ -51,22 +58,27 @@ def partition_stats(state: PartitionState) -> dict[str, Any]:
 def snapshot(
     counters: Counters,
     partitions: Mapping[TopicPartitionKey, PartitionState],
-    in_flight: Sized,
-    backlog: Sized,
+    assigned: Container[TopicPartitionKey],
+    in_flight: int,
+    backlog: int,
     dead_lettering: int,
     engine_info: dict[str, Any],
 ) -> dict[str, Any]:
-    """The stats() dict: counters, sizes, per-partition positions and lag, engine facts."""
+    """The stats() dict: counters, sizes, per-partition positions and lag (keyed
+    "topic[partition]"), engine facts. `partitions` may include states no longer `assigned`
+    (the last assignment, after run() returned)."""
     per_partition = {
-        f"{topic}[{partition}]": partition_stats(state)
-        for (topic, partition), state in list(partitions.items())
+        f"{key.topic}[{key.partition}]": partition_stats(state, key in assigned)
+        for key, state in partitions.items()
     }
     return {
         **counters.as_dict(),
-        "in_flight": len(in_flight),
-        "backlog": len(backlog),
+        "in_flight": in_flight,
+        "backlog": backlog,
         "dead_lettering": dead_lettering,
-        "paused_partitions": sorted(k for k, v in per_partition.items() if v["paused"]),
+        "paused_partitions": sorted(
+            k for k, v in per_partition.items() if v["paused"] and v["assigned"]
+        ),
         "partitions": per_partition,
         "engine_info": engine_info,
     }

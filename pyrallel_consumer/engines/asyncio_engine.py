@@ -8,7 +8,8 @@ import inspect
 from collections.abc import Sequence
 from typing import Any
 
-from pyrallel_consumer.engines.base import Engine, ReportQueue
+from pyrallel_consumer.config import ConsumerConfig
+from pyrallel_consumer.engines.base import Engine, Handler, ReportQueue
 from pyrallel_consumer.engines.lanes import CoroutineLaneRunner, ThreadLaneRunner
 from pyrallel_consumer.work import Report, WorkItem
 
@@ -20,14 +21,17 @@ DEFAULT_THREADS = 32
 class AsyncEngine(Engine):
     name = "async"
 
+    def __init__(self, handler: Handler, config: ConsumerConfig) -> None:
+        super().__init__(handler, config)
+        # Known from the handler and config alone, so describe() works before start().
+        self.is_coroutine = inspect.iscoroutinefunction(handler)
+        self.concurrency = config.concurrency or min(
+            config.max_in_flight, DEFAULT_COROUTINES if self.is_coroutine else DEFAULT_THREADS
+        )
+
     def start(self) -> None:
         self._reports = ReportQueue()
-        self.is_coroutine = inspect.iscoroutinefunction(self.handler)
         runner_type = CoroutineLaneRunner if self.is_coroutine else ThreadLaneRunner
-        self.concurrency = self.config.concurrency or min(
-            self.config.max_in_flight,
-            DEFAULT_COROUTINES if self.is_coroutine else DEFAULT_THREADS,
-        )
         self._runner = runner_type(
             self.handler, self.config.retry, self.concurrency, self._reports.put
         )

@@ -3,7 +3,7 @@
 Pointed at a port where nothing listens, the consumer must log through Python `logging` only
 (librdkafka's own stderr lines routed there, not printed next to the library's warning), say
 that the broker is unreachable, and rate-limit the repeats instead of logging ~30 lines a
-second; run(timeout=...) still returns.
+second; run(timeout=...) still returns. With a dead-letter topic, its producer's lines too.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ def unused_port() -> int:
     return port
 
 
+@pytest.mark.parametrize("dlq_topic", [None, "nowhere-dlq"])
 def test_an_unreachable_broker_is_logged_once_through_logging_and_rate_limited(
-    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    dlq_topic: str | None, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
     port = unused_port()
@@ -45,6 +46,7 @@ def test_an_unreachable_broker_is_logged_once_through_logging_and_rate_limited(
         topics=["nowhere"],
         handler=noop,
         engine="async",
+        dlq_topic=dlq_topic,
     )
     assert consumer.run(timeout=RUN_S) == 0
 

@@ -30,7 +30,7 @@ def _consumer(broker: Any, topic: str, engine: str) -> ParallelConsumer:
         engine=engine,
         commit_interval_s=0.05,
         max_in_flight=50,
-        buffer_size=100,
+        backlog_size=100,
         poll_batch_size=50,
         **({"workers": 1} if engine == "process" else {}),
     )

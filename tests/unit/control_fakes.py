@@ -3,7 +3,9 @@
 - `FakeClock`: monotonic seconds that move only when something waits (engine or client).
 - `FakeClient` (control.client.KafkaClient): partitions hold fake messages; rebalance events
   queued by the test run inside `consume`/`poll`/`close`, as librdkafka runs its callbacks;
-  assignment starts fetching at the committed offset; commits are recorded.
+  assignment starts fetching at the committed offset; commits are recorded. `markers[p]`
+  offsets follow the partition's last record without being delivered (read_committed:
+  transaction markers, aborted records): the position moves past them once all was read.
 - `FakeEngine` (engines.base.Engine): reports SUCCEEDED at once, unless the test holds an item;
   held items are released by the test with any outcome. `wait` advances the clock.
 - `FakeDeadLetters` (control.dead_letter.DeadLetterSink): acknowledgements only when the test
@@ -117,8 +119,10 @@ class FakeClient:
     assigned: set[TopicPartitionKey] = field(default_factory=set)
     paused: set[TopicPartitionKey] = field(default_factory=set)
     pause_calls: list[tuple[str, list[TopicPartitionKey]]] = field(default_factory=list)
+    markers: dict[int, int] = field(default_factory=dict)
     fail_commits: bool = False
     closed: bool = False
+    on_error: ErrorCallback | None = None  # the loop's error callback, once built
     _fetch: dict[TopicPartitionKey, int] = field(default_factory=dict)
     _callbacks: tuple[PartitionsCallback, PartitionsCallback, PartitionsCallback] | None = None
 
@@ -135,6 +139,7 @@ class FakeClient:
         self.events.append((kind, [tp(p) for p in partitions]))
 
     def factory(self, kafka_config: Mapping[str, Any], on_error: ErrorCallback) -> FakeClient:
+        self.on_error = on_error
         return self
 
     # ---- KafkaClient ---------------------------------------------------------------------
@@ -199,6 +204,18 @@ class FakeClient:
             out.append(CommittedOffset(key.topic, key.partition, offset, metadata))
         return out
 
+    def positions(self, partitions: Sequence[TopicPartitionKey]) -> list[int | None]:
+        out: list[int | None] = []
+        for key in partitions:
+            fetched = self._fetch.get(key)
+            if key not in self.assigned or fetched is None:
+                out.append(None)
+            elif fetched == len(self.log.get(key.partition, [])):
+                out.append(fetched + self.markers.get(key.partition, 0))
+            else:
+                out.append(fetched)
+        return out
+
     def _check_assigned(self, partitions: Sequence[TopicPartitionKey]) -> None:
         if not set(partitions) <= self.assigned:
             raise ClientError(f"{partitions} not assigned")
@@ -214,7 +231,7 @@ class FakeClient:
         self.paused.difference_update(partitions)
 
     def high_watermark(self, partition: TopicPartitionKey) -> int | None:
-        return len(self.log.get(partition.partition, []))
+        return len(self.log.get(partition.partition, [])) + self.markers.get(partition.partition, 0)
 
     def close(self) -> None:
         if self.assigned:
@@ -329,15 +346,19 @@ class Harness:
 def harness(
     hold: Callable[[WorkItem[object]], bool] = lambda item: False,
     client: FakeClient | None = None,
+    kafka_config: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> Harness:
-    """A control loop over a fake client and engine sharing one fake clock."""
+    """A control loop over a fake client and engine sharing one fake clock; `kafka_config`
+    adds librdkafka settings (e.g. session.timeout.ms)."""
     clock = client.clock if client is not None else FakeClock()
     script = client.script if client is not None else Script()
     client = client or FakeClient(clock, script)
     options.setdefault("ordering", "unordered")
     config = build_config(
-        {"bootstrap.servers": "fake:9092", "group.id": "g"}, topics=[TOPIC], **options
+        {"bootstrap.servers": "fake:9092", "group.id": "g", **(kafka_config or {})},
+        topics=[TOPIC],
+        **options,
     )
     engine = FakeEngine(config, clock, script, hold)
     dead_letters = FakeDeadLetters()

@@ -1,0 +1,88 @@
+"""librdkafka's log lines and client errors, through Python `logging`, with repeats rate-limited.
+
+Without this, librdkafka prints its own lines to stderr and the `error_cb` reports the same
+event again: against an address where nothing listens, about 30 lines a second, forever. Every
+librdkafka client the library builds (the consumer, the dead-letter producer) gets a
+`LibrdkafkaLog` as its `logger` (a confluent-kafka setting; it then serves log lines inside
+poll/consume/flush), unless the user set a `logger` of their own.
+
+Each distinct line is logged at most once per REPEAT_INTERVAL_S; the next one after the
+interval says how many repeats were suppressed. Rejected: logging's own filters, which cannot
+count what they drop per message without state of this kind anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+KAFKA_LOG = logging.getLogger("pyrallel_consumer.kafka")
+REPEAT_INTERVAL_S = 30.0
+
+# Parts of a librdkafka line that change between repeats of the same event.
+_VOLATILE = re.compile(r"\d+ms|\d+ identical error\(s\) suppressed")
+
+
+class RepeatLimiter:
+    """Decides, per key, whether a line is logged now. Safe from any thread."""
+
+    def __init__(
+        self, interval_s: float = REPEAT_INTERVAL_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.interval_s = interval_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seen: dict[object, tuple[float, int]] = {}  # key -> (logged at, suppressed since)
+
+    def admit(self, key: object) -> int | None:
+        """None: suppress this repeat. Else log it, and the int is how many repeats were
+        suppressed since the key was last logged."""
+        now = self._clock()
+        with self._lock:
+            logged_at, suppressed = self._seen.get(key, (None, 0))
+            if logged_at is not None and now - logged_at < self.interval_s:
+                self._seen[key] = (logged_at, suppressed + 1)
+                return None
+            self._seen[key] = (now, 0)
+            return suppressed
+
+
+def log_limited(
+    limiter: RepeatLimiter, key: object, level: int, message: str, logger: logging.Logger
+) -> None:
+    """Log `message` unless `key` was logged within the limiter's interval."""
+    suppressed = limiter.admit(key)
+    if suppressed is None:
+        return
+    if suppressed:
+        interval = limiter.interval_s
+        message = f"{message} ({suppressed} repeats suppressed in the last {interval:.0f} s)"
+    logger.log(level, "%s", message)
+
+
+class LibrdkafkaLog:
+    """The object confluent-kafka calls as `logger.log(level, "%s [%s] %s", facility,
+    client_name, text)`, with a `logging` level already mapped from librdkafka's syslog one."""
+
+    def __init__(self, limiter: RepeatLimiter | None = None) -> None:
+        self._limiter = limiter or RepeatLimiter()
+
+    def log(self, level: int, msg: str, *args: Any, **kwargs: Any) -> None:
+        if not KAFKA_LOG.isEnabledFor(level):
+            return
+        text = msg % args if args else msg
+        facility = args[0] if args else ""
+        body = args[-1] if args else msg
+        key = (facility, _VOLATILE.sub("#", str(body)))
+        log_limited(self._limiter, key, level, f"librdkafka: {text}", KAFKA_LOG)
+
+
+def with_logger(config: Mapping[str, Any]) -> dict[str, Any]:
+    """`config` plus a `LibrdkafkaLog` as its `logger`, unless it has one already."""
+    if "logger" in config:
+        return dict(config)
+    return {**config, "logger": LibrdkafkaLog()}

@@ -1,0 +1,108 @@
+"""librdkafka's log lines and client errors through `logging`, repeats rate-limited (issue 10,
+fault 9). The loop's error callback is driven through the fake client; no broker."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import pytest
+from control_fakes import FakeClock, harness, run
+
+from pyrallel_consumer.control.client import ALL_BROKERS_DOWN, TRANSPORT
+from pyrallel_consumer.control.kafka_log import (
+    REPEAT_INTERVAL_S,
+    LibrdkafkaLog,
+    RepeatLimiter,
+    with_logger,
+)
+
+CONNECT_FAILED = (
+    "[thrd:127.0.0.1:9/bootstrap]: 127.0.0.1:9/bootstrap: Connect to ipv4#127.0.0.1:9 failed: "
+    "Connection refused (after {ms}ms in state CONNECT)"
+)
+
+
+@dataclass
+class FakeError:
+    _code: int
+    _text: str
+
+    def fatal(self) -> bool:
+        return False
+
+    def code(self) -> int:
+        return self._code
+
+    def str(self) -> str:
+        return self._text
+
+
+def messages(caplog: pytest.LogCaptureFixture, logger: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == logger]
+
+
+def test_the_limiter_admits_a_key_once_per_interval_and_counts_what_it_suppressed() -> None:
+    clock = FakeClock()
+    limiter = RepeatLimiter(10.0, clock)
+    assert limiter.admit("a") == 0
+    assert [limiter.admit("a") for _ in range(3)] == [None, None, None]
+    assert limiter.admit("b") == 0  # another line is not a repeat
+    clock.advance(10.0)
+    assert limiter.admit("a") == 3
+
+
+def test_librdkafka_lines_are_logged_once_per_interval_whatever_their_timings(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="pyrallel_consumer.kafka")
+    clock = FakeClock()
+    router = LibrdkafkaLog(RepeatLimiter(REPEAT_INTERVAL_S, clock))
+    for ms in range(30):  # a second of reconnect attempts, each "after N ms"
+        router.log(
+            logging.ERROR, "%s [%s] %s", "FAIL", "rdkafka#consumer-1", CONNECT_FAILED.format(ms=ms)
+        )
+    clock.advance(REPEAT_INTERVAL_S)
+    router.log(
+        logging.ERROR, "%s [%s] %s", "FAIL", "rdkafka#consumer-1", CONNECT_FAILED.format(ms=1)
+    )
+
+    said = messages(caplog, "pyrallel_consumer.kafka")
+    assert len(said) == 2, said
+    assert said[0].startswith("librdkafka: FAIL [rdkafka#consumer-1] [thrd:127.0.0.1:9")
+    assert said[1].endswith(f"(29 repeats suppressed in the last {REPEAT_INTERVAL_S:.0f} s)")
+
+
+def test_every_client_gets_the_router_unless_the_user_gave_a_logger() -> None:
+    assert isinstance(with_logger({"bootstrap.servers": "x"})["logger"], LibrdkafkaLog)
+    own = logging.getLogger("mine")
+    assert with_logger({"bootstrap.servers": "x", "logger": own})["logger"] is own
+
+
+def test_a_dead_broker_is_reported_once_per_interval_and_connection_errors_not_twice(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="pyrallel_consumer")
+    h = harness()
+    client, script = h.client, h.script
+
+    def broker_down(times: int) -> None:
+        assert client.on_error is not None
+        for _ in range(times):
+            client.on_error(FakeError(TRANSPORT, CONNECT_FAILED.format(ms=0)))
+            client.on_error(FakeError(ALL_BROKERS_DOWN, "1/1 brokers are down"))
+
+    start = h.clock()
+    script.when(lambda: True, lambda: broker_down(30))
+    script.when(lambda: h.clock() >= start + REPEAT_INTERVAL_S, lambda: broker_down(1))
+    script.when(lambda: True, h.loop.request_stop)
+
+    assert run(h) == 0
+    warned = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "pyrallel_consumer" and r.levelno >= logging.WARNING
+    ]
+    assert len(warned) == 2, warned
+    assert "1/1 brokers are down (bootstrap.servers=fake:9092)" in warned[0]
+    assert "29 repeats suppressed" in warned[1]
