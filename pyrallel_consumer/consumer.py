@@ -7,18 +7,20 @@ import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, cast
 
 from pyrallel_consumer.config import build_config, validate_handler
 from pyrallel_consumer.control.completions import OnComplete
 from pyrallel_consumer.control.loop import ControlLoop
 from pyrallel_consumer.control.rebalance import OnAssign
-from pyrallel_consumer.engines.base import Handler
+from pyrallel_consumer.engines.base import BatchHandler, Engine, Handler
+from pyrallel_consumer.engines.batching import BatchingEngine
 from pyrallel_consumer.engines.registry import engine_spec
 
 
 class ParallelConsumer:
-    """Consume `topics` and call `handler(record)` concurrently, keeping `ordering`.
+    """Consume `topics` and call `handler(record)` concurrently, keeping `ordering`; with
+    `batch_size=N`, `handler(records)` with a list of up to N records per call.
 
     Offsets are committed only up to the lowest incomplete record of each partition (at least
     once); completed records above it travel in the commit metadata, so a restart redoes only
@@ -30,7 +32,7 @@ class ParallelConsumer:
         kafka_config: Mapping[str, Any],
         *,
         topics: Sequence[str],
-        handler: Handler,
+        handler: Handler | BatchHandler,
         engine: str = "async",
         ordering: str = "key",
         max_in_flight: int = 1000,
@@ -52,9 +54,14 @@ class ParallelConsumer:
         for name, hook in (("worker_init", worker_init), ("worker_exit", worker_exit)):
             if hook is not None and not callable(hook):
                 raise TypeError(f"{name} must be a callable or None, got {type(hook).__name__}")
-        self._engine = engine_spec(self.config.engine).create(
-            handler, self.config, worker_init, worker_exit
+        engine_ = engine_spec(self.config.engine).create(
+            cast(Handler, handler), self.config, worker_init, worker_exit
         )
+        # Batch mode wraps whichever engine was chosen (engines/batching.py).
+        self._batching = (
+            None if self.config.batch_size is None else BatchingEngine(engine_, self.config)
+        )
+        self._engine: Engine = engine_ if self._batching is None else self._batching
         self._loop = ControlLoop(self.config, self._engine, on_complete, on_assign)
         self._started = False
 
@@ -94,12 +101,13 @@ class ParallelConsumer:
 
     def stats(self) -> dict[str, Any]:
         """In-flight, completed, committed offsets, lag per partition, retries, dead-lettered,
-        paused partitions and engine facts. Safe to call from another thread."""
-        return {
-            "engine": self.config.engine,
-            "ordering": self.config.ordering,
-            **self._loop.stats(),
-        }
+        paused partitions and engine facts; in batch mode also `batches` (batches, records,
+        calls, splits, split_calls). Safe to call from another thread."""
+        stats: dict[str, Any] = {"engine": self.config.engine, "ordering": self.config.ordering}
+        stats.update(self._loop.stats())
+        if self._batching is not None:
+            stats["batches"] = self._batching.counts()
+        return stats
 
     def __enter__(self) -> ParallelConsumer:
         return self

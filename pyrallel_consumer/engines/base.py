@@ -23,6 +23,8 @@ from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import Report, WorkItem
 
 Handler = Callable[[Record], Any]
+# Batch mode's handler (batch_size set): one call per list of records (engines/batching.py).
+BatchHandler = Callable[[list[Record]], Any]
 
 
 class ReportQueue:
