@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench.output.results import DEFAULT_RESULTS_DIR
-from bench.workloads import WORKLOAD_NAMES, WORKLOADS
+from bench.workloads import ALL_WORKLOADS, WORKLOAD_NAMES, WORKLOADS
 from pyrallel_consumer.config import usable_cores
 from pyrallel_consumer.engines.registry import ENGINE_NAMES
 
@@ -60,11 +60,14 @@ class BenchOptions:
     worker_sleep_ms: float
     worker_cpu_iterations: int
     worker_io_sleep_ms: float
+    worker_bulk_fixed_ms: float
+    worker_bulk_per_record_ms: float
     ordering: str
     max_in_flight: int
     concurrency: int | None
     workers: int | None
     worker_concurrency: int | None
+    batch_size: int | None
     kafka_config: tuple[tuple[str, str], ...]
     json_output: Path | None
     log_level: str
@@ -84,8 +87,8 @@ class BenchOptions:
 
     @property
     def workloads(self) -> list[str]:
-        """`all` expands to every workload in registry order (sleep -> cpu -> io)."""
-        return list(WORKLOAD_NAMES) if self.workload == "all" else [self.workload]
+        """`all` expands to the document's workloads in order (sleep -> cpu -> io)."""
+        return list(ALL_WORKLOADS) if self.workload == "all" else [self.workload]
 
     def to_dict(self) -> dict[str, object]:
         """JSON-friendly copy (paths as strings) for the results metadata; the skipped modes
@@ -245,7 +248,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         default="sleep",
         help="per-record work ("
         + "; ".join(f"{name}: {w.summary}" for name, w in WORKLOADS.items())
-        + f"); 'all' runs {', '.join(WORKLOAD_NAMES)} in turn with suffixed topic/group names",
+        + f"); 'all' runs {', '.join(ALL_WORKLOADS)} in turn with suffixed topic/group names",
     )
     workload.add_argument(
         "--worker-sleep-ms",
@@ -264,6 +267,18 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         type=_non_negative_float,
         default=5.0,
         help="delay of the loopback server answering the io workload",
+    )
+    workload.add_argument(
+        "--worker-bulk-fixed-ms",
+        type=_non_negative_float,
+        default=5.0,
+        help="fixed part of a bulk workload call",
+    )
+    workload.add_argument(
+        "--worker-bulk-per-record-ms",
+        type=_non_negative_float,
+        default=0.05,
+        help="part of a bulk workload call per record in it",
     )
 
     engine = parser.add_argument_group("consumer settings")
@@ -306,6 +321,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         default=None,
         help="process mode: records in flight per worker (default: 2 for the cpu workload, "
         "else the library default, 16)",
+    )
+
+    engine.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        help="every mode: batch mode, one handler call per list of up to N records (the "
+        "library's batch_size); default: one call per record",
     )
 
     profile = parser.add_argument_group("profiling (yappi)")
@@ -390,6 +413,11 @@ def _validate(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> None:
     if profiling_extras and not ns.profile:
         option = "--" + profiling_extras[0].replace("_", "-")
         parser.error(f"{option} needs --profile")
+    if ns.batch_size is not None and ns.batch_size > ns.max_in_flight:
+        parser.error(
+            f"--batch-size: {ns.batch_size} is more than --max-in-flight {ns.max_in_flight}; "
+            "a batch is made of records in flight"
+        )
     if ns.workers is not None and ns.workers > 4 * usable_cores() + 64:
         parser.error(
             f"--workers: {ns.workers} is far more processes than this machine's "

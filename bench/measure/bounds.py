@@ -7,6 +7,11 @@ bound_tps = parallelism / service_time, where parallelism is the smallest of
 - the engine's slots and, for CPU work, the cores that can run the kernel at once; both come
   from the library's engine registry (pyrallel_consumer/engines/registry.py).
 
+Batch mode (`batch_size` b): the parallelism counts handler calls, each of b records and taking
+`service_time_s` (one call's time); a call needs b records in flight, so max_in_flight allows
+max_in_flight // b calls, and each call holds at least one key (or partition) of its own. So
+bound_tps = calls at once x b / call time.
+
 Efficiency = measured throughput / bound. The bound ignores the coordinating loop's own cost,
 which is exactly what efficiency below 1 then shows.
 """
@@ -74,25 +79,28 @@ def compute_bound(
     cpu_bound: bool = False,
     cores: int = 1,
     releases_gil: bool = False,
+    batch_size: int | None = None,
 ) -> Bound:
     """The bound of one run; `ordering` is what the engine really guarantees (baseline processes
     one record at a time, which satisfies every ordering, and its slots are 1 anyway).
 
     `cpu_bound`: the work needs a core per record in progress (bench.workloads' Workload
     .cpu_bound), so the `cores` the engine can run it on also limit the parallelism;
-    `releases_gil`: whether threads can run it on several cores at once.
+    `releases_gil`: whether threads can run it on several cores at once. `batch_size`: batch
+    mode, with `service_time_s` the time of one call of `batch_size` records.
     """
+    per_call = batch_size or 1
     limits = [
         usable_concurrency(
             ordering, num_keys=num_keys, num_partitions=num_partitions, num_messages=num_messages
         ),
-        shape.max_in_flight,
+        max(1, shape.max_in_flight // per_call),
         shape.slots(),
     ]
     if cpu_bound:
         limits.append(shape.cpu_cores(cores, releases_gil))
     parallelism = max(1, min(limits))
-    bound_tps = parallelism / service_time_s if service_time_s > 0 else math.inf
+    bound_tps = parallelism * per_call / service_time_s if service_time_s > 0 else math.inf
     return Bound(parallelism, service_time_s, bound_tps)
 
 

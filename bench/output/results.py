@@ -54,6 +54,8 @@ class RunResult:
     failed: int  # completions with ok=False
     complete: bool
     interrupted: bool = False  # run() returned early without an error: stop()/SIGINT
+    batch_size: int | None = None  # --batch-size: records per handler call at most
+    calls_tps: float = math.nan  # handler calls per second, in batch mode
     profile_files: list[str] = dataclasses.field(default_factory=list)
     engine_stats: dict[str, Any] = dataclasses.field(default_factory=dict)
     error: str | None = None

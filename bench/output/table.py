@@ -58,14 +58,25 @@ RESULT_COLUMNS: tuple[tuple[str, str, int], ...] = (
 )
 
 
+# Shown after TPS when some run used --batch-size.
+BATCH_COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("Batch", "batch_size", 0),
+    ("Calls/s", "calls_tps", 1),
+)
+
+
 def results_table(results: Sequence[dict[str, Any]]) -> str:
     """The console summary of a benchmark invocation (one row per mode and workload)."""
-    headers = ["Run", "Workload", *(c[0] for c in RESULT_COLUMNS)]
+    columns = RESULT_COLUMNS
+    if any(r.get("batch_size") for r in results):
+        at = [c[1] for c in columns].index("throughput_tps") + 1
+        columns = (*columns[:at], *BATCH_COLUMNS, *columns[at:])
+    headers = ["Run", "Workload", *(c[0] for c in columns)]
     rows = [
         [
             r.get("run_type", "?"),
             r.get("workload", "?"),
-            *(fmt_number(r.get(name), digits) for _, name, digits in RESULT_COLUMNS),
+            *(fmt_number(r.get(name), digits) for _, name, digits in columns),
         ]
         for r in results
     ]

@@ -65,6 +65,8 @@ def engine_options(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
         "worker_concurrency": opts.worker_concurrency,
     }
     options.update({name: value for name, value in given.items() if value is not None})
+    if opts.batch_size is not None:
+        options["batch_size"] = opts.batch_size
     return options
 
 
@@ -116,7 +118,12 @@ def _consume(
 def run_mode(spec: RunSpec, ctx: RunContext, expected: int) -> RunResult:
     """Consume `expected` records of spec.topic with spec.engine and measure them."""
     opts = ctx.options
-    handler = ctx.workloads[spec.workload].handler(spec.engine)
+    workload = ctx.workloads[spec.workload]
+    handler = (
+        workload.handler(spec.engine)
+        if opts.batch_size is None
+        else workload.batch_handler(spec.engine)
+    )
     label = f"{spec.engine}/{spec.workload}"
     progress = Progress(expected, label, Progress.wanted(opts.no_progress))
     collector = Collector(progress)

@@ -67,7 +67,9 @@ def summarize(
     rate = stats.throughput(samples)
     check = stats.check_correctness(samples, expected, opts.ordering)
     shape = engine_shape(spec.engine, opts, outcome.engine_stats, outcome.engine_options, ctx.cores)
-    service = workload.service_time_s()
+    batch = opts.batch_size
+    # Batch mode: the bound's service time is one call of a full batch.
+    service = workload.service_time_s() if batch is None else workload.call_time_s(batch)
     bound = bounds.compute_bound(
         shape,
         ordering=opts.ordering,
@@ -78,6 +80,7 @@ def summarize(
         cpu_bound=workload.cpu_bound,
         cores=ctx.cores,
         releases_gil=workload.releases_gil,
+        batch_size=batch,
     )
     first_assign = collector.first_assign_at
     join = (first_assign - outcome.started) if first_assign else math.nan
@@ -127,10 +130,20 @@ def summarize(
         failed=collector.failed,
         complete=complete,
         interrupted=interrupted,
+        batch_size=batch,
+        calls_tps=_calls_per_s(outcome.engine_stats, rate.processing_time_s),
         profile_files=outcome.profile_files,
         engine_stats=_jsonable(outcome.engine_stats),
         error=error,
     )
+
+
+def _calls_per_s(engine_stats: Mapping[str, Any], seconds: float) -> float:
+    """Handler calls per second in batch mode (stats()["batches"]); NaN otherwise."""
+    batches = engine_stats.get("batches")
+    if not isinstance(batches, dict) or not seconds or not math.isfinite(seconds):
+        return math.nan
+    return float(batches.get("calls", 0)) / seconds
 
 
 def failed_result(spec: RunSpec, opts: BenchOptions, error: str) -> RunResult:
