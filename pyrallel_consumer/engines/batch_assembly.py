@@ -6,8 +6,11 @@ is held: its next records wait here until `release` says that batch finished. Un
 (lane None) join the open batch freely.
 
 The open batch is sent when it holds `batch_size` records, when its oldest record waited
-`max_wait_s`, or when no more records can arrive (`capacity` records are held here or running:
-the control plane's max_in_flight), since waiting longer would then only add latency.
+`max_wait_s`, or when nothing else can happen: `capacity` records (the control plane's
+max_in_flight) are here and no batch is running, so no record can arrive until this one goes.
+While a batch runs, a full window is not a reason to send early: that batch's end frees room
+and releases lanes, which fills the open batch (sending early measured 67 records a batch
+instead of 100 on the bulk bench, and a third less throughput).
 
 Not thread-safe: the batching engine calls it on the control thread only.
 """
@@ -88,17 +91,18 @@ class BatchAssembler:
         self._open = []
         self._open_lanes = set()
 
-    def due_in(self, now: float) -> float | None:
-        """Seconds until the open batch must be sent (0: now); None when there is none."""
+    def due_in(self, now: float, running: bool) -> float | None:
+        """Seconds until the open batch must be sent (0: now); None when there is none.
+        `running`: whether some batch sent earlier has not finished."""
         if not self._open:
             return None
-        if self._outstanding >= self._capacity:
+        if self._outstanding >= self._capacity and not running:
             return 0.0
         return max(0.0, self._open_since + self._max_wait_s - now)
 
-    def take(self, now: float) -> list[Batch]:
+    def take(self, now: float, running: bool) -> list[Batch]:
         """The batches to send now: the full ones, and the open one when it is due."""
-        if self.due_in(now) == 0.0:
+        if self.due_in(now, running) == 0.0:
             self._send()
         ready, self._ready = self._ready, []
         return ready

@@ -124,7 +124,7 @@ class BatchingEngine(Engine):
         return out
 
     def wait(self, timeout: float) -> None:
-        due = self._assembly.due_in(self._clock())
+        due = self._assembly.due_in(self._clock(), bool(self._pieces))
         self.inner.wait(timeout if due is None else min(timeout, due))
 
     def close(self, timeout: float) -> None:
@@ -152,7 +152,7 @@ class BatchingEngine(Engine):
     # ---- batches out -----------------------------------------------------------------------
 
     def _send_ready(self, now: float) -> None:
-        for batch in self._assembly.take(now):
+        for batch in self._assembly.take(now, bool(self._pieces)):
             self.batches += 1
             self.records += len(batch.items)
             running = _Running(batch)
