@@ -12,7 +12,8 @@ import pytest
 from pyrallel_consumer.config import build_config
 from pyrallel_consumer.engines.attempts import call_with_retries
 from pyrallel_consumer.engines.base import Engine
-from pyrallel_consumer.engines.batching import BatchingEngine
+from pyrallel_consumer.engines.batch_assembly import Batch
+from pyrallel_consumer.engines.batching import BatchingEngine, Piece, _Running
 from pyrallel_consumer.ordering import lane_function
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import Outcome, Report, WorkItem
@@ -172,3 +173,15 @@ def test_batch_size_above_max_in_flight_is_refused() -> None:
             batch_size=200,
             max_in_flight=100,
         )
+
+
+def test_a_piece_is_cancelled_when_all_of_its_records_are() -> None:
+    work = items(3, keys=3)
+    batch = _Running(Batch(work, set()))
+    piece = Piece(1, work, batch, 0)
+    assert piece.record == [item.record for item in work]  # type: ignore[comparison-overlap]
+    assert not piece.cancelled
+    work[0].cancelled = work[1].cancelled = True
+    assert not piece.cancelled
+    work[2].cancelled = True
+    assert piece.cancelled
