@@ -101,6 +101,9 @@ class BatchingEngine(Engine):
         self._pieces: dict[int, Piece] = {}  # submitted to the inner engine, not reported
         self._next_id = 0
         self._reports: list[Report] = []  # per record, for the next reports()
+        # Pieces for the inner engine, handed over in one submit per call here: the baseline
+        # engine's submit waits for what it was given, once per call, not once per piece.
+        self._outgoing: list[WorkItem[object]] = []
         self.batches = 0  # batches sent
         self.records = 0  # records in them
         self.calls = 0  # handler calls for batches and their pieces
@@ -114,12 +117,13 @@ class BatchingEngine(Engine):
         now = self._clock()
         self._assembly.add(items, now)
         self._send_ready(now)
+        self._hand_over()
 
     def reports(self) -> list[Report]:
         for report in self.inner.reports():
             self._settle(report)
-        now = self._clock()
-        self._send_ready(now)
+        self._send_ready(self._clock())
+        self._hand_over()
         out, self._reports = self._reports, []
         return out
 
@@ -151,6 +155,11 @@ class BatchingEngine(Engine):
 
     # ---- batches out -----------------------------------------------------------------------
 
+    def _hand_over(self) -> None:
+        if self._outgoing:
+            outgoing, self._outgoing = self._outgoing, []
+            self.inner.submit(outgoing)
+
     def _send_ready(self, now: float) -> None:
         for batch in self._assembly.take(now, bool(self._pieces)):
             self.batches += 1
@@ -160,7 +169,8 @@ class BatchingEngine(Engine):
             self._next_piece(running, now)
 
     def _next_piece(self, running: _Running, now: float) -> None:
-        """Submit the next piece of `running`, or release its lanes when none is left."""
+        """Queue the next piece of `running` for the inner engine, or release its lanes when
+        none is left."""
         while running.pending:
             items, calls_before = running.pending.popleft()
             live = []
@@ -173,7 +183,7 @@ class BatchingEngine(Engine):
                 self._next_id += 1
                 piece = Piece(self._next_id, live, running, calls_before)
                 self._pieces[piece.id] = piece
-                self.inner.submit([piece])
+                self._outgoing.append(piece)
                 return
         if running.split:
             log.warning(
