@@ -54,14 +54,15 @@ class ParallelConsumer:
         for name, hook in (("worker_init", worker_init), ("worker_exit", worker_exit)):
             if hook is not None and not callable(hook):
                 raise TypeError(f"{name} must be a callable or None, got {type(hook).__name__}")
-        engine_ = engine_spec(self.config.engine).create(
+        # A batch handler runs on the same engines: they pass their argument on untouched.
+        chosen = engine_spec(self.config.engine).create(
             cast(Handler, handler), self.config, worker_init, worker_exit
         )
         # Batch mode wraps whichever engine was chosen (engines/batching.py).
         self._batching = (
-            None if self.config.batch_size is None else BatchingEngine(engine_, self.config)
+            None if self.config.batch_size is None else BatchingEngine(chosen, self.config)
         )
-        self._engine: Engine = engine_ if self._batching is None else self._batching
+        self._engine: Engine = chosen if self._batching is None else self._batching
         self._loop = ControlLoop(self.config, self._engine, on_complete, on_assign)
         self._started = False
 
