@@ -1,6 +1,6 @@
-"""Batch assembly: batches fill up to batch_size, lanes are held by their running batch and
-their waiting records follow in order, the open batch goes out when due or when no more
-records can arrive."""
+"""Batch assembly: batches fill up to batch_size lane by lane, lanes are held by their running
+batch and their waiting records follow in order, a partial batch goes out when due or when no
+more records can arrive."""
 
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ def test_many_keys_share_a_batch_and_a_held_key_waits_for_its_batch() -> None:
     assembly = BatchAssembler(batch_size=4, max_wait_s=1.0, capacity=10_000)
     assembly.add([item("a", 1), item("b", 2), item("a", 3), item("c", 4)], now=0.0)
     (first,) = assembly.take(now=0.0, running=False)
-    assert offsets(first) == [1, 2, 3, 4]
-    assert first.lanes == {"a", "b", "c"}
+    assert offsets(first) == [1, 3, 2, 4]  # lane by lane: a key's records stay together
+    assert first.lanes == ["a", "b", "c"]
     # a, b, c are held by the running batch; d is free.
     assembly.add([item("a", 5), item("d", 6), item("b", 7), item("a", 8)], now=0.1)
     (second,) = assembly.take(now=1.1, running=False)
@@ -82,3 +82,17 @@ def test_records_waiting_for_their_lane_are_listed_as_not_sent() -> None:
     (first,) = assembly.take(now=0.0, running=False)
     assert offsets(first) == [1, 2]
     assert sorted(i.record.offset for i in assembly.open_items()) == [3, 4]
+
+
+def test_whole_lanes_fill_a_batch_oldest_first_so_other_lanes_stay_free() -> None:
+    assembly = BatchAssembler(batch_size=4, max_wait_s=1.0, capacity=10_000)
+    # Round-robin arrival, as the control plane hands records out: a b c a b c ...
+    assembly.add([item("abc"[n % 3], n) for n in range(6)], now=0.0)
+    (first,) = assembly.take(now=0.0, running=False)
+    assert offsets(first) == [0, 3, 1, 4]  # all of a, then b: c stays free
+    assert first.lanes == ["a", "b"]
+    assembly.add([item("c", 6), item("a", 7)], now=0.5)
+    (second,) = assembly.take(now=1.0, running=True)  # c waited since 0.0
+    assert offsets(second) == [2, 5, 6]
+    assembly.release(first, now=1.0)
+    assert [i.record.offset for i in assembly.open_items()] == [7]
