@@ -13,26 +13,14 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.argtypes import (
-    int_list,
-    kafka_setting,
-    key_distribution,
-    non_negative_float,
-    non_negative_int,
-    positive_float,
-    positive_int,
-    rate_list,
-)
+from bench import option_groups
+from bench.argtypes import positive_float, positive_int
 from bench.options import MODES, BenchOptions, skip_dest
 from bench.output.results import DEFAULT_RESULTS_DIR
-from bench.workloads import WORKLOAD_NAMES, WORKLOADS
 from pyrallel_consumer.config import usable_cores
 
-WORKLOAD_CHOICES = (*WORKLOAD_NAMES, "all")
-ORDERINGS = ("key", "partition", "unordered")
 BROKER_KINDS = ("auto", "kafka", "tansu")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-PROFILE_CLOCKS = ("wall", "cpu")
 
 # Defaults the document leaves open: its sample settings (2000 messages, 100 keys, 4 partitions)
 # so that `python -m bench` with no options reproduces the published numbers in well under a
@@ -41,8 +29,6 @@ DEFAULT_NUM_MESSAGES = 2000
 DEFAULT_NUM_KEYS = 100
 DEFAULT_NUM_PARTITIONS = 4
 DEFAULT_TOPIC_PREFIX = "pyrallel-benchmark"
-DEFAULT_PROFILE_DIR = DEFAULT_RESULTS_DIR / "profiles"
-DEFAULT_MAX_IN_FLIGHT = 1000
 
 # Kafka topic names: at most 249 characters of [a-zA-Z0-9._-]; the bench appends suffixes.
 _TOPIC_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
@@ -141,142 +127,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="no progress bar (it is also off when stderr is not a TTY)",
     )
 
-    workload = parser.add_argument_group("workload (applies to every mode)")
-    workload.add_argument(
-        "--workload",
-        choices=WORKLOAD_CHOICES,
-        default="sleep",
-        help="per-record work ("
-        + "; ".join(f"{name}: {w.summary}" for name, w in WORKLOADS.items())
-        + f"); 'all' runs {', '.join(WORKLOAD_NAMES)} in turn with suffixed topic/group names",
-    )
-    workload.add_argument(
-        "--worker-sleep-ms",
-        type=non_negative_float,
-        default=5.0,
-        help="per-record sleep of the sleep workload",
-    )
-    workload.add_argument(
-        "--worker-cpu-iterations",
-        type=positive_int,
-        default=1000,
-        help="SHA-256 chain iterations of the cpu workload",
-    )
-    workload.add_argument(
-        "--worker-io-sleep-ms",
-        type=non_negative_float,
-        default=5.0,
-        help="delay of the loopback server answering the io workload",
-    )
-
-    scenario = parser.add_argument_group("scenarios (apply to every mode and workload)")
-    scenario.add_argument(
-        "--key-distribution",
-        type=key_distribution,
-        default="uniform",
-        help="keys of the produced records: uniform, zipf:S (exponent S over --num-keys) or "
-        "hot:F (key-0 carries the fraction F)",
-    )
-    scenario.add_argument(
-        "--stuck-key-ms",
-        type=non_negative_float,
-        default=0.0,
-        help="the first record of one key takes this long instead of the service time "
-        "(0: none); reports the other keys' throughput meanwhile",
-    )
-    scenario.add_argument(
-        "--rate",
-        type=rate_list,
-        default=None,
-        metavar="R[,R...]",
-        help="open loop: produce at R records/s while consuming, one run per value "
-        "(a latency-vs-rate curve); default: closed loop (backlog produced first)",
-    )
-    scenario.add_argument(
-        "--members",
-        type=int_list,
-        default=[1],
-        metavar="N[,N...]",
-        help="consumer processes of the mode in one consumer group, one run per value",
-    )
-
-    engine = parser.add_argument_group("consumer settings")
-    engine.add_argument(
-        "--kafka-config",
-        metavar="KEY=VALUE",
-        type=kafka_setting,
-        action="append",
-        default=[],
-        help="extra librdkafka consumer setting, passed through (repeatable)",
-    )
-    engine.add_argument(
-        "--ordering",
-        choices=ORDERINGS,
-        default="key",
-        help="ordering guarantee of the parallel modes",
-    )
-    engine.add_argument(
-        "--max-in-flight",
-        type=positive_int,
-        default=DEFAULT_MAX_IN_FLIGHT,
-        help="records in flight at once (async and process modes)",
-    )
-    engine.add_argument(
-        "--concurrency",
-        type=positive_int,
-        default=None,
-        help="async mode: concurrent handler calls (default: 2 x cores "
-        "for the cpu workload, else the library default)",
-    )
-    engine.add_argument(
-        "--workers",
-        type=positive_int,
-        default=None,
-        help="process mode: worker processes (default: library default, cores)",
-    )
-    engine.add_argument(
-        "--worker-concurrency",
-        type=positive_int,
-        default=None,
-        help="process mode: records in flight per worker (default: 2 for the cpu workload, "
-        "else the library default, 16)",
-    )
-
-    profile = parser.add_argument_group("profiling (yappi)")
-    profile.add_argument(
-        "--profile",
-        action="store_true",
-        help="profile each mode's main process into <profile-dir>/"
-        "pyrallel-<mode>.prof (pstat format)",
-    )
-    profile.add_argument(
-        "--profile-dir", type=Path, default=DEFAULT_PROFILE_DIR, help="directory of the .prof files"
-    )
-    profile.add_argument(
-        "--profile-clock", choices=PROFILE_CLOCKS, default="wall", help="yappi clock"
-    )
-    profile.add_argument(
-        "--profile-top-n",
-        type=non_negative_int,
-        default=20,
-        help="print the top-N functions by total time (0 to skip)",
-    )
-    profile.add_argument(
-        "--profile-threads", action="store_true", help="profile every thread, not only the main one"
-    )
-    profile.add_argument(
-        "--profile-greenlets",
-        action="store_true",
-        help="coroutine-aware profiling: account time per asyncio task "
-        "(yappi greenlet context backend when gevent greenlets exist)",
-    )
-    profile.add_argument(
-        "--profile-process-workers",
-        action="store_true",
-        help="process mode: also profile each worker process into "
-        "pyrallel-process-worker-<pid>.prof (may be unstable on some "
-        "platforms)",
-    )
+    option_groups.add_workload_options(parser)
+    option_groups.add_scenario_options(parser)
+    option_groups.add_consumer_options(parser)
+    option_groups.add_profiling_options(parser)
     return parser
 
 
@@ -324,6 +178,11 @@ def _validate(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> None:
     if profiling_extras and not ns.profile:
         option = "--" + profiling_extras[0].replace("_", "-")
         parser.error(f"{option} needs --profile")
+    if ns.batch_size is not None and ns.batch_size > ns.max_in_flight:
+        parser.error(
+            f"--batch-size: {ns.batch_size} is more than --max-in-flight {ns.max_in_flight}; "
+            "a batch is made of records in flight"
+        )
     if ns.workers is not None and ns.workers > 4 * usable_cores() + 64:
         parser.error(
             f"--workers: {ns.workers} is far more processes than this machine's "

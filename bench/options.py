@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.workloads import WORKLOAD_NAMES
+from bench.workloads import ALL_WORKLOADS
 from pyrallel_consumer.engines.registry import ENGINE_NAMES
 
 # A mode is a run of one engine: the modes are the library's engines, in registry order.
@@ -34,6 +34,8 @@ class BenchOptions:
     worker_sleep_ms: float
     worker_cpu_iterations: int
     worker_io_sleep_ms: float
+    worker_bulk_fixed_ms: float
+    worker_bulk_per_record_ms: float
     key_distribution: str  # uniform | zipf:S | hot:F (bench.workloads.keys)
     stuck_key_ms: float  # 0: no stuck record
     rate: tuple[float, ...]  # offered records/s of open-loop runs; empty: closed loop
@@ -43,6 +45,7 @@ class BenchOptions:
     concurrency: int | None
     workers: int | None
     worker_concurrency: int | None
+    batch_size: int | None  # batch mode: records per handler call at most; None: one
     kafka_config: tuple[tuple[str, str], ...]
     json_output: Path | None
     log_level: str
@@ -67,8 +70,8 @@ class BenchOptions:
 
     @property
     def workloads(self) -> list[str]:
-        """`all` expands to every workload in registry order (sleep -> cpu -> io)."""
-        return list(WORKLOAD_NAMES) if self.workload == "all" else [self.workload]
+        """`all` expands to the document's workloads in order (sleep -> cpu -> io)."""
+        return list(ALL_WORKLOADS) if self.workload == "all" else [self.workload]
 
     def to_dict(self) -> dict[str, object]:
         """JSON-friendly copy (paths as strings) for the results metadata; the skipped modes

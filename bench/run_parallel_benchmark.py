@@ -75,6 +75,8 @@ def _set_up_workloads(
         sleep_ms=opts.worker_sleep_ms,
         cpu_iterations=opts.worker_cpu_iterations,
         io_sleep_ms=opts.worker_io_sleep_ms,
+        bulk_fixed_ms=opts.worker_bulk_fixed_ms,
+        bulk_per_record_ms=opts.worker_bulk_per_record_ms,
     )
     selected = {name: workload_class(name)(settings) for name in opts.workloads}
     for workload in selected.values():

@@ -16,22 +16,34 @@ from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import Lane, WorkItem
 
 Owner = TypeVar("Owner")
 
 
-def _size_of(item: WorkItem[object]) -> int:
+SizeOf = Callable[[WorkItem[object]], int]
+
+
+def record_bytes(item: WorkItem[object]) -> int:
+    """Key + value bytes of the item's record."""
     record = item.record
     return len(record.value or b"") + len(record.key or b"")
+
+
+def batch_bytes(item: WorkItem[object]) -> int:
+    """Key + value bytes of the records of a batch-mode item, whose `record` is their list."""
+    records: list[Record] = item.record  # type: ignore[assignment]
+    return sum(len(r.value or b"") + len(r.key or b"") for r in records)
 
 
 class Backlog(Generic[Owner]):
     """Work items per lane, taken round-robin across lanes; counts items and key+value bytes."""
 
-    __slots__ = ("_lanes", "_ready", "_size", "bytes")
+    __slots__ = ("_lanes", "_ready", "_size", "_size_of", "bytes")
 
-    def __init__(self) -> None:
+    def __init__(self, size_of: SizeOf = record_bytes) -> None:
+        self._size_of = size_of
         self._lanes: dict[Lane, deque[WorkItem[Owner]]] = {}
         self._ready: deque[Lane] = deque()  # lanes with records in the backlog, round-robin
         self._size = 0
@@ -47,7 +59,7 @@ class Backlog(Generic[Owner]):
             self._ready.append(item.lane)
         queued.append(item)
         self._size += 1
-        self.bytes += _size_of(item)
+        self.bytes += self._size_of(item)
 
     def take(self, limit: int) -> list[WorkItem[Owner]]:
         """Up to `limit` records, one per lane per round (unordered records in bulk)."""
@@ -66,7 +78,7 @@ class Backlog(Generic[Owner]):
             else:
                 del lanes[lane]
         self._size -= len(taken)
-        self.bytes -= sum(map(_size_of, taken))
+        self.bytes -= sum(map(self._size_of, taken))
         return taken
 
     def remove_if(self, doomed: Callable[[WorkItem[Owner]], bool]) -> None:
@@ -74,7 +86,8 @@ class Backlog(Generic[Owner]):
         for lane in list(self._lanes):
             kept = deque(item for item in self._lanes[lane] if not doomed(item))
             self._size -= len(self._lanes[lane]) - len(kept)
-            self.bytes -= sum(map(_size_of, self._lanes[lane])) - sum(map(_size_of, kept))
+            size_of = self._size_of
+            self.bytes -= sum(map(size_of, self._lanes[lane])) - sum(map(size_of, kept))
             if kept:
                 self._lanes[lane] = kept
             else:

@@ -6,6 +6,8 @@ The wire format is plain msgpack, exactly the bytes of ``msgpack.packb(obj, use_
         [0, [[work_id, topic, partition, offset, key, value, headers, timestamp], ...]]
         work_id, partition, offset, timestamp: int; topic: str; key, value: bytes | None;
         headers: [[name: str, value: bytes | None], ...] | None
+        In batch mode (engines/batching.py) a work item is a batch of records: its records
+        follow one another under the same work_id, and the worker groups them back.
     result batch (worker -> parent):
         [1, [[work_id, outcome, attempts, error], ...]]
         work_id: int; outcome: int >= 0, the code of a `work.Outcome` (0 succeeded, 1 failed,

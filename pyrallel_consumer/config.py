@@ -51,6 +51,8 @@ class ConsumerConfig:
     worker_concurrency: int
     ipc_batch_size: int
     ipc_batch_max_wait_s: float
+    batch_size: int | None  # None: the handler takes one record; N: a list of up to N
+    batch_max_wait_s: float
     retry: RetryPolicy
     on_failure: OnFailure
     dlq_topic: str | None
@@ -148,6 +150,8 @@ def build_config(
     worker_concurrency: int | None = None,
     ipc_batch_size: int = 64,
     ipc_batch_max_wait_s: float = 0.002,
+    batch_size: int | None = None,
+    batch_max_wait_s: float = 0.1,
     retries: int = 3,
     retry_backoff_s: float = 0.1,
     retry_backoff_max_s: float = 10.0,
@@ -182,6 +186,14 @@ def build_config(
     )
     ipc_batch_size = _require_int("ipc_batch_size", ipc_batch_size, 1)
     ipc_batch_max_wait_s = _require_float("ipc_batch_max_wait_s", ipc_batch_max_wait_s, 0.0)
+    if batch_size is not None:
+        batch_size = _require_int("batch_size", batch_size, 1)
+        if batch_size > max_in_flight:
+            raise ValueError(
+                f"batch_size ({batch_size}) must be <= max_in_flight ({max_in_flight}): a batch "
+                "is made of records in flight; raise max_in_flight or lower batch_size"
+            )
+    batch_max_wait_s = _require_float("batch_max_wait_s", batch_max_wait_s, 0.0)
     retry = RetryPolicy(
         retries=_require_int("retries", retries, 0),
         backoff_initial_s=_require_float("retry_backoff_s", retry_backoff_s, 0.0),
@@ -210,6 +222,8 @@ def build_config(
         worker_concurrency=worker_concurrency,
         ipc_batch_size=ipc_batch_size,
         ipc_batch_max_wait_s=ipc_batch_max_wait_s,
+        batch_size=batch_size,
+        batch_max_wait_s=batch_max_wait_s,
         retry=retry,
         on_failure=on_failure,  # type: ignore[arg-type]
         dlq_topic=dlq_topic,

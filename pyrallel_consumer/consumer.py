@@ -7,18 +7,20 @@ import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, cast
 
 from pyrallel_consumer.config import build_config, validate_handler
 from pyrallel_consumer.control.completions import OnComplete
 from pyrallel_consumer.control.loop import ControlLoop
 from pyrallel_consumer.control.rebalance import OnAssign
-from pyrallel_consumer.engines.base import Handler
+from pyrallel_consumer.engines.base import BatchHandler, Engine, Handler
+from pyrallel_consumer.engines.batching import BatchingEngine
 from pyrallel_consumer.engines.registry import engine_spec
 
 
 class ParallelConsumer:
-    """Consume `topics` and call `handler(record)` concurrently, keeping `ordering`.
+    """Consume `topics` and call `handler(record)` concurrently, keeping `ordering`; with
+    `batch_size=N`, `handler(records)` with a list of up to N records per call.
 
     Offsets are committed only up to the lowest incomplete record of each partition (at least
     once); completed records above it travel in the commit metadata, so a restart redoes only
@@ -30,7 +32,7 @@ class ParallelConsumer:
         kafka_config: Mapping[str, Any],
         *,
         topics: Sequence[str],
-        handler: Handler,
+        handler: Handler | BatchHandler,
         engine: str = "async",
         ordering: str = "key",
         max_in_flight: int = 1000,
@@ -52,10 +54,15 @@ class ParallelConsumer:
         for name, hook in (("worker_init", worker_init), ("worker_exit", worker_exit)):
             if hook is not None and not callable(hook):
                 raise TypeError(f"{name} must be a callable or None, got {type(hook).__name__}")
-        self._engine = engine_spec(self.config.engine).create(
-            handler, self.config, worker_init, worker_exit
+        # A batch handler runs on the same engines: they pass their argument on untouched.
+        chosen = engine_spec(self.config.engine).create(
+            cast(Handler, handler), self.config, worker_init, worker_exit
         )
-        self._loop = ControlLoop(self.config, self._engine, on_complete, on_assign)
+        # Batch mode wraps whichever engine was chosen (engines/batching.py).
+        used: Engine = (
+            chosen if self.config.batch_size is None else BatchingEngine(chosen, self.config)
+        )
+        self._loop = ControlLoop(self.config, used, on_complete, on_assign)
         self._started = False
 
     def run(self, max_records: int | None = None, timeout: float | None = None) -> int:
@@ -94,9 +101,10 @@ class ParallelConsumer:
 
     def stats(self) -> dict[str, Any]:
         """In-flight, completed, committed offsets, lag per partition, retries, dead-lettered,
-        paused partitions and engine facts: a consistent snapshot the control thread publishes
-        (at most 0.1 s old while running), the caller's own copy. Safe from any thread, before
-        run() (zeros, no partitions), during and after it (the final state)."""
+        paused partitions and engine facts; in batch mode also `batches` (batches, records,
+        calls, splits, split_calls). A consistent snapshot the control thread publishes (at most
+        0.1 s old while running), the caller's own copy. Safe from any thread, before run()
+        (zeros, no partitions), during and after it (the final state)."""
         return {
             "engine": self.config.engine,
             "ordering": self.config.ordering,

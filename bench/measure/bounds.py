@@ -16,6 +16,18 @@ key order, the busiest partition under partition order, one record when unordere
 where a stuck record adds (stuck time - service time) to the total work and to its chain. With
 uniform keys the second term never exceeds the first, so the bound is parallelism / service time.
 
+Batch mode (`batch_size` b, `service_time_s` T the time of one call of b records): the
+parallelism counts handler calls; a call needs b records in flight, so max_in_flight allows
+max_in_flight // b calls, and each call holds at least one key (or partition) of its own. A call
+does b records, so the total work is records / b calls, and a chain of k records, whose batches
+run one after another, needs at least ceil(k / b) calls however the batches are filled:
+
+    bound_tps = records / max((records / b x T + stuck extra) / calls at once,
+                              ceil(k / b) x T (+ stuck extra for the stuck record's chain))
+
+With an even spread and no stuck record this is calls at once x b / T; with b = 1 it is the
+formula above.
+
 Efficiency = measured throughput / bound. The bound ignores the coordinating loop's own cost,
 which is exactly what efficiency below 1 then shows.
 """
@@ -97,6 +109,7 @@ def compute_bound(
     cores: int = 1,
     releases_gil: bool = False,
     chains: Chains | None = None,
+    batch_size: int | None = None,
 ) -> Bound:
     """The bound of one run; `ordering` is what the engine really guarantees (baseline processes
     one record at a time, which satisfies every ordering, and its slots are 1 anyway).
@@ -104,28 +117,39 @@ def compute_bound(
     `cpu_bound`: the work needs a core per record in progress (bench.workloads' Workload
     .cpu_bound), so the `cores` the engine can run it on also limit the parallelism;
     `releases_gil`: whether threads can run it on several cores at once; `chains`: the
-    records' real spread (module docstring), None for an even spread and no stuck record.
+    records' real spread (module docstring), None for an even spread and no stuck record;
+    `batch_size`: batch mode, with `service_time_s` the time of one call of `batch_size`
+    records (None: one record per call).
     """
+    per_call = batch_size or 1
     limits = [
         usable_concurrency(
             ordering, num_keys=num_keys, num_partitions=num_partitions, num_messages=num_messages
         ),
-        shape.max_in_flight,
+        max(1, shape.max_in_flight // per_call),
         shape.slots(),
     ]
     if cpu_bound:
         limits.append(shape.cpu_cores(cores, releases_gil))
     parallelism = max(1, min(limits))
     if chains is None:
-        bound_tps = parallelism / service_time_s if service_time_s > 0 else math.inf
+        bound_tps = parallelism * per_call / service_time_s if service_time_s > 0 else math.inf
         return Bound(parallelism, service_time_s, bound_tps)
+    total_s = num_messages / per_call * service_time_s + chains.stuck_extra_s
+    time_s = max(total_s / parallelism, chain_time_s(service_time_s, ordering, chains, per_call))
+    return Bound(parallelism, service_time_s, num_messages / time_s if time_s > 0 else math.inf)
+
+
+def chain_time_s(service_time_s: float, ordering: str, chains: Chains, batch_size: int) -> float:
+    """Seconds the longest chain needs at least: ceil(records / batch_size) calls of
+    `service_time_s` each, one after another, plus the stuck record's extra on its chain; a
+    chain is one record (one call) when unordered."""
     extra = chains.stuck_extra_s
-    total_s = num_messages * service_time_s + extra
     hottest = chains.hottest if ordering != "unordered" else 1
     stuck_chain = chains.stuck_chain if ordering != "unordered" else 1
-    chain_s = max(hottest * service_time_s, stuck_chain * service_time_s + extra if extra else 0.0)
-    time_s = max(total_s / parallelism, chain_s)
-    return Bound(parallelism, service_time_s, num_messages / time_s if time_s > 0 else math.inf)
+    calls = math.ceil(hottest / batch_size)
+    stuck_calls = math.ceil(stuck_chain / batch_size)
+    return max(calls * service_time_s, stuck_calls * service_time_s + extra if extra else 0.0)
 
 
 def efficiency(throughput_tps: float, bound_tps: float) -> float:
@@ -142,17 +166,15 @@ def effective_members(members: int, partitions: int) -> int:
 
 
 def chain_limit_tps(
-    num_messages: int, service_time_s: float, ordering: str, chains: Chains | None
+    num_messages: int,
+    service_time_s: float,
+    ordering: str,
+    chains: Chains | None,
+    batch_size: int | None = None,
 ) -> float:
-    """records / the longest chain's work: what no number of consumers can beat."""
-    if chains is None or ordering == "unordered":
-        extra = chains.stuck_extra_s if chains else 0.0
-        chain_s = service_time_s + extra
-    else:
-        chain_s = max(
-            chains.hottest * service_time_s,
-            chains.stuck_chain * service_time_s + chains.stuck_extra_s,
-        )
+    """records / the longest chain's work (chain_time_s): what no number of consumers can beat.
+    `batch_size` as in compute_bound."""
+    chain_s = chain_time_s(service_time_s, ordering, chains or Chains(hottest=1), batch_size or 1)
     return num_messages / chain_s if chain_s > 0 else math.inf
 
 

@@ -46,7 +46,7 @@ class RunResult:
     wall_time_sec: float  # run start -> run() returned (join + processing + shutdown)
     bound_tps: float
     bound_parallelism: int
-    service_time_ms: float
+    service_time_ms: float  # one record's; in batch mode one call of a full batch
     efficiency: float
     ordering_violations: int
     duplicates: int
@@ -60,6 +60,8 @@ class RunResult:
     hottest_partition_share: float | None = None  # busiest partition's fraction
     members: int = 1  # consumer processes in the group (--members)
     rate_tps: float | None = None  # open loop: the offered rate asked for (--rate); None: closed
+    batch_size: int | None = None  # --batch-size: records per handler call at most
+    calls_tps: float = math.nan  # handler calls per second, in batch mode
     # The scenario figures, each null when its option was not used (README, "What is measured").
     stuck_key: dict[str, Any] | None = None
     open_loop: dict[str, Any] | None = None

@@ -58,6 +58,13 @@ RESULT_COLUMNS: tuple[tuple[str, str, int], ...] = (
 )
 
 
+# Shown after TPS when some run used --batch-size.
+BATCH_COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("Batch", "batch_size", 0),
+    ("Calls/s", "calls_tps", 1),
+)
+
+
 def run_label(result: dict[str, Any]) -> str:
     """The mode, plus the open-loop rate (`@5000/s`) and the members (`x2`) when used."""
     label = str(result.get("run_type", "?"))
@@ -72,12 +79,16 @@ def run_label(result: dict[str, Any]) -> str:
 
 def results_table(results: Sequence[dict[str, Any]]) -> str:
     """The console summary of a benchmark invocation (one row per run)."""
-    headers = ["Run", "Workload", *(c[0] for c in RESULT_COLUMNS)]
+    columns = RESULT_COLUMNS
+    if any(r.get("batch_size") for r in results):
+        at = [c[1] for c in columns].index("throughput_tps") + 1
+        columns = (*columns[:at], *BATCH_COLUMNS, *columns[at:])
+    headers = ["Run", "Workload", *(c[0] for c in columns)]
     rows = [
         [
             run_label(r),
             r.get("workload", "?"),
-            *(fmt_number(r.get(name), digits) for _, name, digits in RESULT_COLUMNS),
+            *(fmt_number(r.get(name), digits) for _, name, digits in columns),
         ]
         for r in results
     ]

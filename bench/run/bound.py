@@ -75,7 +75,11 @@ def run_bound(
     from the delivery reports) sharpen the partition-order bound when known."""
     opts = ctx.options
     workload = ctx.workloads[spec.workload]
-    service = workload.service_time_s()
+    batch = opts.batch_size
+    # Batch mode: the bound's service time is one call of a full batch; the stuck record takes
+    # its stuck time instead of its share of that call.
+    service = workload.service_time_s() if batch is None else workload.call_time_s(batch)
+    share_s = service if batch is None else service - workload.call_time_s(batch - 1)
     key_counts = KeyDistribution.parse(opts.key_distribution).counts(expected, opts.num_keys)
     if opts.ordering == "partition" and partition_counts:
         hottest = max(partition_counts.values())
@@ -87,7 +91,7 @@ def run_bound(
             else math.ceil(expected / max(1, opts.num_partitions))
         )
         stuck_chain = key_counts[STUCK_KEY_INDEX] if opts.ordering == "key" else hottest
-    stuck_extra = max(0.0, opts.stuck_key_ms / 1000 - service) if with_stuck else 0.0
+    stuck_extra = max(0.0, opts.stuck_key_ms / 1000 - share_s) if with_stuck else 0.0
     chains = bounds.Chains(hottest, stuck_extra, stuck_chain if stuck_extra else 0)
     shape = engine_shape(spec.engine, opts, engine_stats, engine_options, ctx.cores)
     common: dict[str, Any] = {
@@ -96,6 +100,7 @@ def run_bound(
         "cpu_bound": workload.cpu_bound,
         "cores": ctx.cores,
         "releases_gil": workload.releases_gil,
+        "batch_size": batch,
     }
     one = bounds.compute_bound(
         shape,
@@ -119,10 +124,10 @@ def run_bound(
     )
     group = min(
         members * share.bound_tps,
-        bounds.chain_limit_tps(expected, service, opts.ordering, chains),
+        bounds.chain_limit_tps(expected, service, opts.ordering, chains, batch),
     )
     if workload.cpu_bound and service > 0:
-        group = min(group, ctx.cores / service)
+        group = min(group, ctx.cores * (batch or 1) / service)
     return RunBound(group, members * share.parallelism, one.bound_tps, chains)
 
 

@@ -114,6 +114,14 @@ def _member_main(
     events.put(("done", index, samples, jsonable(stats), error))
 
 
+def add_batch_counts(engine_stats: dict[str, Any], batches: dict[str, int]) -> None:
+    """Batch mode: count every member's batches and calls in the run's engine_stats (the rest
+    of it stays the first member's)."""
+    total = engine_stats.setdefault("batches", {})
+    for name, value in batches.items():
+        total[name] = total.get(name, 0) + value
+
+
 def consume_group(
     spec: PhaseSpec,
     profile: MemberProfile | None,
@@ -192,6 +200,8 @@ def _supervise(
                 phase.member_samples[index] = event[2]
                 if not phase.engine_stats:
                     phase.engine_stats = event[3]
+                elif "batches" in event[3]:
+                    add_batch_counts(phase.engine_stats, event[3]["batches"])
                 if event[4]:
                     errors.append(event[4])
         settled = sum(1 for a in phase.assigned_at if a) >= needed and now - last_assign >= SETTLE_S

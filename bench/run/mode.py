@@ -60,6 +60,8 @@ def engine_options(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
         "worker_concurrency": opts.worker_concurrency,
     }
     options.update({name: value for name, value in given.items() if value is not None})
+    if opts.batch_size is not None:
+        options["batch_size"] = opts.batch_size
     return options
 
 
@@ -147,10 +149,13 @@ def run_mode(spec: RunSpec, ctx: RunContext) -> RunResult:
     timeout = run_timeout(spec, ctx, bound, opts.num_messages)
     _print_limits(spec, ctx, bound, timeout)
     plan = produce_plan(spec, ctx)
-    handler = workload.handler(spec.engine)
+    batch = opts.batch_size is not None
+    handler = workload.batch_handler(spec.engine) if batch else workload.handler(spec.engine)
     stuck_handler = handler
     if opts.stuck_key_ms > 0:
-        stuck_handler = with_stuck_record(handler, spec.engine, stuck_seq(plan), opts.stuck_key_ms)
+        stuck_handler = with_stuck_record(
+            handler, spec.engine, stuck_seq(plan), opts.stuck_key_ms, batch=batch
+        )
     try:
         topics.reset_topic(
             ctx.bootstrap_servers,

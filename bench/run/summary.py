@@ -37,7 +37,10 @@ def summarize(
     check = stats.check_correctness(samples, expected, opts.ordering)
     partition_counts = phase.delivered.partition_counts() if phase.delivered else None
     bound = run_bound(spec, ctx, expected, phase.engine_stats, engine_options, partition_counts)
-    service = ctx.workloads[spec.workload].service_time_s()
+    workload = ctx.workloads[spec.workload]
+    batch = opts.batch_size
+    # Batch mode: the service time is one call of a full batch, as in the bound.
+    service = workload.service_time_s() if batch is None else workload.call_time_s(batch)
     error = phase.error
     failed = phase.failed
     complete = error is None and check.missing == 0 and failed == 0
@@ -92,13 +95,29 @@ def summarize(
         ),
         members=spec.members,
         rate_tps=spec.rate,
-        stuck_key=scenario_summary.stuck_key(ctx, plan, phase, reference, bound, service),
-        open_loop=scenario_summary.open_loop(spec, ctx, plan, phase, bound, service),
+        batch_size=batch,
+        calls_tps=_calls_per_s(phase.engine_stats, rate.processing_time_s),
+        # Per record: a slot (a call of `batch` records) frees every `service` seconds, and
+        # no record completes sooner than a call of one record.
+        stuck_key=scenario_summary.stuck_key(
+            ctx, plan, phase, reference, bound, service / (batch or 1)
+        ),
+        open_loop=scenario_summary.open_loop(
+            spec, ctx, plan, phase, bound, workload.service_time_s()
+        ),
         group=scenario_summary.group(spec, ctx, phase, bound, rate.throughput_tps),
         profile_files=phase.profile_files,
         engine_stats=jsonable(phase.engine_stats),
         error=error,
     )
+
+
+def _calls_per_s(engine_stats: Mapping[str, Any], seconds: float) -> float:
+    """Handler calls per second in batch mode (stats()["batches"]); NaN otherwise."""
+    batches = engine_stats.get("batches")
+    if not isinstance(batches, dict) or not seconds or not math.isfinite(seconds):
+        return math.nan
+    return float(batches.get("calls", 0)) / seconds
 
 
 def failed_result(spec: RunSpec, opts: BenchOptions, error: str) -> RunResult:
@@ -133,5 +152,6 @@ def failed_result(spec: RunSpec, opts: BenchOptions, error: str) -> RunResult:
         key_distribution=opts.key_distribution,
         members=spec.members,
         rate_tps=spec.rate,
+        batch_size=opts.batch_size,
         error=error,
     )

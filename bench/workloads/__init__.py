@@ -13,15 +13,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bench.workloads.base import COROUTINE_ENGINES, Handler, Workload, WorkloadSettings
+from bench.workloads.bulk import BulkWorkload
 from bench.workloads.cpu import CpuWorkload
 from bench.workloads.io import IoWorkload
 from bench.workloads.sleep import SleepWorkload
 
 # In the order `--workload all` runs them (the benchmark document's order).
 WORKLOADS: Mapping[str, type[Workload]] = {
-    workload.name: workload for workload in (SleepWorkload, CpuWorkload, IoWorkload)
+    workload.name: workload for workload in (SleepWorkload, CpuWorkload, IoWorkload, BulkWorkload)
 }
 WORKLOAD_NAMES: tuple[str, ...] = tuple(WORKLOADS)
+# What `--workload all` runs: the benchmark document's workloads. `bulk` is for batch mode
+# (--batch-size), so it runs only when named.
+ALL_WORKLOADS: tuple[str, ...] = ("sleep", "cpu", "io")
 
 
 def workload_class(name: str) -> type[Workload]:
@@ -35,6 +39,7 @@ def workload_class(name: str) -> type[Workload]:
 
 
 __all__ = [
+    "ALL_WORKLOADS",
     "COROUTINE_ENGINES",
     "WORKLOADS",
     "WORKLOAD_NAMES",

@@ -7,6 +7,7 @@ each engine and its service time for the theoretical bound (bench/measure/bounds
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,18 @@ class WorkloadSettings:
     sleep_ms: float = 5.0
     cpu_iterations: int = 1000
     io_sleep_ms: float = 5.0
+    bulk_fixed_ms: float = 5.0
+    bulk_per_record_ms: float = 0.05
+
+
+def for_each(handler: Handler, records: list[Any]) -> None:
+    for record in records:
+        handler(record)
+
+
+async def for_each_async(handler: Handler, records: list[Any]) -> None:
+    for record in records:
+        await handler(record)
 
 
 class Workload(ABC):
@@ -85,6 +98,19 @@ class Workload(ABC):
     @abstractmethod
     def service_time_s(self) -> float:
         """Seconds one record takes on an idle, dedicated executor (the bound's denominator)."""
+
+    def batch_handler(self, engine: str) -> Handler:
+        """The picklable handler `engine` runs for each batch (`--batch-size`): by default the
+        per-record work for each record of the list in turn."""
+        per_record = self.handler(engine)
+        return functools.partial(
+            for_each_async if wants_coroutine(engine) else for_each, per_record
+        )
+
+    def call_time_s(self, records: int) -> float:
+        """Seconds one handler call with `records` records takes (batch mode's bound); by
+        default the records one after the other."""
+        return records * self.service_time_s()
 
     @property
     def releases_gil(self) -> bool:

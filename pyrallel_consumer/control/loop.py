@@ -360,6 +360,7 @@ class ControlLoop:
             len(self._backlog),
             self._failures.dead_lettering,
             self.engine.describe(),
+            self.engine.counters(),
         )
 
     def stats(self) -> dict[str, Any]:

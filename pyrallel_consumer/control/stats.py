@@ -63,9 +63,11 @@ def snapshot(
     backlog: int,
     dead_lettering: int,
     engine_info: dict[str, Any],
+    engine_counters: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The stats() dict: counters, sizes, per-partition positions and lag (keyed
-    "topic[partition]"), engine facts. `partitions` may include states no longer `assigned`
+    "topic[partition]"), engine facts, then the engine's own counters (Engine.counters), e.g.
+    `batches` in batch mode. `partitions` may include states no longer `assigned`
     (the last assignment, after run() returned)."""
     per_partition = {
         f"{key.topic}[{key.partition}]": partition_stats(state, key in assigned)
@@ -81,4 +83,5 @@ def snapshot(
         ),
         "partitions": per_partition,
         "engine_info": engine_info,
+        **engine_counters,
     }

@@ -23,6 +23,8 @@ from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import Report, WorkItem
 
 Handler = Callable[[Record], Any]
+# Batch mode's handler (batch_size set): one call per list of records (engines/batching.py).
+BatchHandler = Callable[[list[Record]], Any]
 
 
 class ReportQueue:
@@ -90,3 +92,9 @@ class Engine(abc.ABC):
     def describe(self) -> dict[str, Any]:
         """Facts for stats() and the bench (implementation choices, sizes)."""
         return {"engine": self.name}
+
+    def counters(self) -> dict[str, Any]:
+        """Counters the engine keeps beyond the control plane's, as top-level stats() sections
+        (batch mode: `batches`). Called on the control thread only, which publishes them with
+        the rest of the snapshot."""
+        return {}

@@ -28,9 +28,9 @@ from collections.abc import Callable, Sequence
 from itertools import count
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import Any, cast
 
-from pyrallel_consumer.backlog import Backlog
+from pyrallel_consumer.backlog import Backlog, batch_bytes, record_bytes
 from pyrallel_consumer.codec import load_codec
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.engines.base import Engine, Handler, ReportQueue
@@ -44,6 +44,7 @@ from pyrallel_consumer.engines.worker_deaths import (
     restart_delay,
 )
 from pyrallel_consumer.errors import WorkerError
+from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import OUTCOME_BY_CODE, Outcome, Report, WorkItem
 
 log = logging.getLogger("pyrallel_consumer.process")
@@ -66,13 +67,13 @@ def _require_picklable(name: str, value: object) -> None:
 class _Worker:
     """Parent-side handle of one worker process and the records it owns."""
 
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, batched: bool) -> None:
         self.index = index
         self.lock = threading.Lock()
         self.outstanding: dict[int, WorkItem[object]] = {}  # sent, no result (in send order)
         # Assigned to this worker, not sent yet; taken round-robin across lanes so one long lane
         # cannot fill the worker's outstanding window while other lanes wait behind it.
-        self.backlog: Backlog[object] = Backlog()
+        self.backlog: Backlog[object] = Backlog(batch_bytes if batched else record_bytes)
         # Suspects of a death that had several records outstanding: sent one at a time, before
         # anything in `backlog`, until each completed or was blamed (see worker_deaths).
         self.isolating: deque[WorkItem[object]] = deque()
@@ -115,12 +116,14 @@ class ProcessEngine(Engine):
             codec=self.codec.name,
             ipc_batch_size=config.ipc_batch_size,
             ipc_batch_max_wait_s=config.ipc_batch_max_wait_s,
+            batched=config.batch_size is not None,
             worker_init=worker_init,
             worker_exit=worker_exit,
         )
         self.max_outstanding = max(config.ipc_batch_size, 4 * config.worker_concurrency)
+        self._batched = config.batch_size is not None
         self._reports = ReportQueue()
-        self._workers = [_Worker(i) for i in range(config.workers)]
+        self._workers = [_Worker(i, self._batched) for i in range(config.workers)]
         self._round_robin = count()
         self._closing = threading.Event()  # set by close: no more restarts, backoffs cut short
         self._failure: WorkerError | None = None  # raised once by reports()
@@ -229,10 +232,14 @@ class ProcessEngine(Engine):
         assert worker.conn is not None
         for item in batch:
             worker.outstanding[item.id] = item
+        if self._batched:
+            # Batch mode: each item's record is the list of records of one batch (batching.py);
+            # its records travel one after the other under the item's id (codec.py).
+            records = [(item.id, record) for item in batch for record in _records_of(item)]
+        else:
+            records = [(item.id, item.record) for item in batch]
         try:
-            worker.conn.send_bytes(
-                self.codec.encode_records([(item.id, item.record) for item in batch])
-            )
+            worker.conn.send_bytes(self.codec.encode_records(records))
         except OSError:
             return False
         return True
@@ -377,6 +384,10 @@ class ProcessEngine(Engine):
             "worker_restarts": sum(w.restarts for w in self._workers),
             "worker_pids": self.worker_pids(),
         }
+
+
+def _records_of(item: WorkItem[object]) -> list[Record]:
+    return cast(list[Record], item.record)
 
 
 def _start_ignoring_sigint(process: BaseProcess) -> None:

@@ -20,13 +20,17 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import groupby
 from multiprocessing.connection import Connection
+from operator import itemgetter
+from typing import cast
 
 from pyrallel_consumer.codec import Codec, ResultFields, load_codec
 from pyrallel_consumer.config import RetryPolicy
 from pyrallel_consumer.engines.base import Handler
 from pyrallel_consumer.engines.lanes import CoroutineLaneRunner, ThreadLaneRunner
 from pyrallel_consumer.ordering import lane_function
+from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import Report, WorkItem
 
 SHUTDOWN = b""  # parent -> worker: finish the records you have, then exit
@@ -45,6 +49,7 @@ class WorkerSpec:
     codec: str
     ipc_batch_size: int
     ipc_batch_max_wait_s: float
+    batched: bool = False  # batch mode: consecutive records with one work id are one batch
     worker_init: Callable[[], None] | None = None
     worker_exit: Callable[[], None] | None = None
 
@@ -112,17 +117,32 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
             os._exit(1)  # the parent died: exit now rather than linger as an orphan
         if data == SHUTDOWN:
             break
-        runner.submit(
-            [
-                WorkItem(work_id, lane_of(record), record, None, 0.0)
-                for work_id, record in codec.decode_records(data)
-            ]
-        )
+        decoded = codec.decode_records(data)
+        if spec.batched:
+            runner.submit(_batch_items(decoded))
+        else:
+            runner.submit(
+                [
+                    WorkItem(work_id, lane_of(record), record, None, 0.0)
+                    for work_id, record in decoded
+                ]
+            )
     runner.close(CLOSE_TIMEOUT_S)
     sender.close()
     if spec.worker_exit is not None:
         spec.worker_exit()
     conn.close()
+
+
+def _batch_items(decoded: list[tuple[int, Record]]) -> list[WorkItem[None]]:
+    """One work item per batch: its records arrive one after the other under its work id. No
+    lane: the parent sends a lane's next batch only after the previous one finished."""
+    items: list[WorkItem[None]] = []
+    for work_id, group in groupby(decoded, key=itemgetter(0)):
+        records = [record for _, record in group]
+        # The runner hands `record` to the handler as is; a batch handler takes the list.
+        items.append(WorkItem(work_id, None, cast(Record, records), None, 0.0))
+    return items
 
 
 def _ignore_sigint() -> None:

@@ -77,3 +77,23 @@ def test_efficiency() -> None:
     assert efficiency(150, 200) == pytest.approx(0.75)
     assert math.isnan(efficiency(150, math.inf))
     assert math.isnan(efficiency(math.nan, 200))
+
+
+def test_batch_bound_counts_calls_of_a_full_batch() -> None:
+    def batched(engine_shape: EngineShape, ordering: str = "key") -> tuple[int, float]:
+        b = compute_bound(
+            engine_shape,
+            ordering=ordering,
+            num_keys=100,
+            num_partitions=4,
+            num_messages=20_000,
+            service_time_s=0.010,  # one call of 100 records: 5 ms + 100 x 0.05 ms
+            batch_size=100,
+        )
+        return b.parallelism, b.bound_tps
+
+    # max_in_flight 1000 holds 10 batches of 100: 10 calls x 100 records / 10 ms.
+    assert batched(shape("async")) == (10, pytest.approx(100_000))
+    assert batched(shape("async", concurrency=2)) == (2, pytest.approx(20_000))
+    assert batched(shape("async"), ordering="partition") == (4, pytest.approx(40_000))
+    assert batched(shape("baseline")) == (1, pytest.approx(10_000))

@@ -159,3 +159,10 @@ def test_kafka_config_passthrough(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         parse_args(["--kafka-config", "novalue"])
     assert "--kafka-config" in capsys.readouterr().err
+
+
+def test_batch_size_option() -> None:
+    assert parse_args([]).batch_size is None
+    assert parse_args(["--batch-size", "100", "--workload", "bulk"]).batch_size == 100
+    with pytest.raises(SystemExit):
+        parse_args(["--batch-size", "2000", "--max-in-flight", "1000"])

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import inspect
 import pickle
+import time
 
 import pytest
 
-from bench import cli
+from bench import cli, option_groups
 from bench.workloads import (
     COROUTINE_ENGINES,
     WORKLOAD_NAMES,
@@ -15,6 +18,7 @@ from bench.workloads import (
     WorkloadSettings,
     workload_class,
 )
+from bench.workloads.base import for_each
 from bench.workloads.cpu import CpuWorkload, cpu_sync, measure_cpu_service_time
 from bench.workloads.io import IoWorkload, io_sync
 from bench.workloads.payload import PAYLOAD_SIZE, make_key, make_value
@@ -26,11 +30,11 @@ SETTINGS = WorkloadSettings(sleep_ms=5, cpu_iterations=10, io_sleep_ms=2)
 
 
 def test_registry_order_and_cli_choices() -> None:
-    assert WORKLOAD_NAMES == ("sleep", "cpu", "io")
-    assert (*WORKLOAD_NAMES, "all") == cli.WORKLOAD_CHOICES
-    assert cli.parse_args(["--workload", "all"]).workloads == list(WORKLOAD_NAMES)
+    assert WORKLOAD_NAMES == ("sleep", "cpu", "io", "bulk")
+    assert (*WORKLOAD_NAMES, "all") == option_groups.WORKLOAD_CHOICES
+    assert cli.parse_args(["--workload", "all"]).workloads == ["sleep", "cpu", "io"]
     assert workload_class("io") is IoWorkload
-    with pytest.raises(ValueError, match="sleep, cpu, io; got 'disk'"):
+    with pytest.raises(ValueError, match="sleep, cpu, io, bulk; got 'disk'"):
         workload_class("disk")
 
 
@@ -101,3 +105,25 @@ def test_payload() -> None:
 
 def test_sleep_service_time() -> None:
     assert WORKLOADS["sleep"](SETTINGS).service_time_s() == pytest.approx(0.005)
+
+
+def test_bulk_workload_costs_a_fixed_part_plus_a_part_per_record() -> None:
+    settings = WorkloadSettings(bulk_fixed_ms=5.0, bulk_per_record_ms=0.05)
+    bulk = workload_class("bulk")(settings)
+    assert bulk.call_time_s(100) == pytest.approx(0.010)
+    assert bulk.service_time_s() == pytest.approx(0.00505)
+    handler = bulk.batch_handler("baseline")
+    started = time.monotonic()
+    handler([object()] * 100)
+    assert time.monotonic() - started >= 0.010
+    assert asyncio.iscoroutinefunction(bulk.batch_handler("async").func)  # type: ignore[attr-defined]
+
+
+def test_per_record_workloads_run_each_record_of_a_batch() -> None:
+    sleep = workload_class("sleep")(WorkloadSettings(sleep_ms=0.0))
+    assert sleep.call_time_s(10) == 0.0
+    calls: list[object] = []
+    batch = functools.partial(for_each, calls.append)
+    batch([1, 2, 3])
+    assert calls == [1, 2, 3]
+    asyncio.run(sleep.batch_handler("async")([object(), object()]))

@@ -39,6 +39,8 @@ def test_defaults() -> None:
     assert build(dlq_topic="dlq").on_failure == "dead_letter"
     cooperative = {**KAFKA, "partition.assignment.strategy": "cooperative-sticky"}
     assert build(kafka_config=cooperative).cooperative
+    assert config.batch_size is None  # one record per call unless asked
+    assert build(batch_size=100).batch_size == 100
 
 
 BAD_OPTIONS: list[tuple[dict[str, Any], type[Exception], str]] = [
@@ -55,6 +57,10 @@ BAD_OPTIONS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"worker_concurrency": 0}, ValueError, "worker_concurrency"),
     ({"ipc_batch_size": 0}, ValueError, "ipc_batch_size"),
     ({"ipc_batch_max_wait_s": -1}, ValueError, "ipc_batch_max_wait_s"),
+    ({"batch_size": 0}, ValueError, "batch_size"),
+    ({"batch_size": "100"}, TypeError, "batch_size"),
+    ({"batch_size": 2000}, ValueError, "batch_size"),  # more than max_in_flight
+    ({"batch_max_wait_s": -1}, ValueError, "batch_max_wait_s"),
     ({"retries": -1}, ValueError, "retries"),
     ({"retries": "3"}, TypeError, "retries"),
     ({"retry_backoff_s": -0.1}, ValueError, "retry_backoff_s"),

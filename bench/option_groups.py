@@ -1,0 +1,193 @@
+"""The option groups of the benchmark's command line (bench/cli.py builds the parser and
+validates across groups): workload, scenarios, consumer settings, profiling."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench.argtypes import (
+    int_list,
+    kafka_setting,
+    key_distribution,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+    rate_list,
+)
+from bench.output.results import DEFAULT_RESULTS_DIR
+from bench.workloads import ALL_WORKLOADS, WORKLOAD_NAMES, WORKLOADS
+
+WORKLOAD_CHOICES = (*WORKLOAD_NAMES, "all")
+ORDERINGS = ("key", "partition", "unordered")
+PROFILE_CLOCKS = ("wall", "cpu")
+DEFAULT_PROFILE_DIR = DEFAULT_RESULTS_DIR / "profiles"
+DEFAULT_MAX_IN_FLIGHT = 1000
+
+
+def add_workload_options(parser: argparse.ArgumentParser) -> None:
+    """The workload options (every mode)."""
+    workload = parser.add_argument_group("workload (applies to every mode)")
+    workload.add_argument(
+        "--workload",
+        choices=WORKLOAD_CHOICES,
+        default="sleep",
+        help="per-record work ("
+        + "; ".join(f"{name}: {w.summary}" for name, w in WORKLOADS.items())
+        + f"); 'all' runs {', '.join(ALL_WORKLOADS)} in turn with suffixed topic/group names",
+    )
+    workload.add_argument(
+        "--worker-sleep-ms",
+        type=non_negative_float,
+        default=5.0,
+        help="per-record sleep of the sleep workload",
+    )
+    workload.add_argument(
+        "--worker-cpu-iterations",
+        type=positive_int,
+        default=1000,
+        help="SHA-256 chain iterations of the cpu workload",
+    )
+    workload.add_argument(
+        "--worker-io-sleep-ms",
+        type=non_negative_float,
+        default=5.0,
+        help="delay of the loopback server answering the io workload",
+    )
+    workload.add_argument(
+        "--worker-bulk-fixed-ms",
+        type=non_negative_float,
+        default=5.0,
+        help="fixed part of a bulk workload call",
+    )
+    workload.add_argument(
+        "--worker-bulk-per-record-ms",
+        type=non_negative_float,
+        default=0.05,
+        help="part of a bulk workload call per record in it",
+    )
+
+
+def add_scenario_options(parser: argparse.ArgumentParser) -> None:
+    """The scenario options (every mode and workload)."""
+    scenario = parser.add_argument_group("scenarios (apply to every mode and workload)")
+    scenario.add_argument(
+        "--key-distribution",
+        type=key_distribution,
+        default="uniform",
+        help="keys of the produced records: uniform, zipf:S (exponent S over --num-keys) or "
+        "hot:F (key-0 carries the fraction F)",
+    )
+    scenario.add_argument(
+        "--stuck-key-ms",
+        type=non_negative_float,
+        default=0.0,
+        help="the first record of one key takes this long instead of the service time "
+        "(0: none); reports the other keys' throughput meanwhile",
+    )
+    scenario.add_argument(
+        "--rate",
+        type=rate_list,
+        default=None,
+        metavar="R[,R...]",
+        help="open loop: produce at R records/s while consuming, one run per value "
+        "(a latency-vs-rate curve); default: closed loop (backlog produced first)",
+    )
+    scenario.add_argument(
+        "--members",
+        type=int_list,
+        default=[1],
+        metavar="N[,N...]",
+        help="consumer processes of the mode in one consumer group, one run per value",
+    )
+
+
+def add_consumer_options(parser: argparse.ArgumentParser) -> None:
+    """The consumer settings (ParallelConsumer options)."""
+    engine = parser.add_argument_group("consumer settings")
+    engine.add_argument(
+        "--kafka-config",
+        metavar="KEY=VALUE",
+        type=kafka_setting,
+        action="append",
+        default=[],
+        help="extra librdkafka consumer setting, passed through (repeatable)",
+    )
+    engine.add_argument(
+        "--ordering",
+        choices=ORDERINGS,
+        default="key",
+        help="ordering guarantee of the parallel modes",
+    )
+    engine.add_argument(
+        "--max-in-flight",
+        type=positive_int,
+        default=DEFAULT_MAX_IN_FLIGHT,
+        help="records in flight at once (async and process modes)",
+    )
+    engine.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=None,
+        help="async mode: concurrent handler calls (default: 2 x cores "
+        "for the cpu workload, else the library default)",
+    )
+    engine.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        help="process mode: worker processes (default: library default, cores)",
+    )
+    engine.add_argument(
+        "--worker-concurrency",
+        type=positive_int,
+        default=None,
+        help="process mode: records in flight per worker (default: 2 for the cpu workload, "
+        "else the library default, 16)",
+    )
+    engine.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="every mode: batch mode, one handler call per list of up to N records (the "
+        "library's batch_size); default: one call per record",
+    )
+
+
+def add_profiling_options(parser: argparse.ArgumentParser) -> None:
+    """The profiling options (yappi)."""
+    profile = parser.add_argument_group("profiling (yappi)")
+    profile.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile each mode's main process into <profile-dir>/"
+        "pyrallel-<mode>.prof (pstat format)",
+    )
+    profile.add_argument(
+        "--profile-dir", type=Path, default=DEFAULT_PROFILE_DIR, help="directory of the .prof files"
+    )
+    profile.add_argument(
+        "--profile-clock", choices=PROFILE_CLOCKS, default="wall", help="yappi clock"
+    )
+    profile.add_argument(
+        "--profile-top-n",
+        type=non_negative_int,
+        default=20,
+        help="print the top-N functions by total time (0 to skip)",
+    )
+    profile.add_argument(
+        "--profile-threads", action="store_true", help="profile every thread, not only the main one"
+    )
+    profile.add_argument(
+        "--profile-greenlets",
+        action="store_true",
+        help="coroutine-aware profiling: account time per asyncio task "
+        "(yappi greenlet context backend when gevent greenlets exist)",
+    )
+    profile.add_argument(
+        "--profile-process-workers",
+        action="store_true",
+        help="process mode: also profile each worker process into "
+        "pyrallel-process-worker-<pid>.prof (may be unstable on some "
+        "platforms)",
+    )

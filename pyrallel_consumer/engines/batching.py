@@ -1,0 +1,226 @@
+"""Batch mode: the handler takes a list of records, one call per batch, on any engine.
+
+`BatchingEngine` wraps the engine the user chose. To the control plane it is an ordinary engine
+(one work item and one report per record); to the inner engine every batch is one work item
+whose argument is the list of records, with no lane, because the assembly (batch_assembly.py)
+already keeps each lane's batches one at a time and in order. So the inner engines, their
+retries and the process engine's worker-death rules apply to a batch exactly as to a record.
+
+Failures: the inner engine retries a failing batch as a batch, with the usual backoff. When it
+fails on every attempt, the batch is bisected: its first half runs (with the same retries),
+then its second half, each half that fails is halved again, down to single records. A record
+that fails alone is reported failed with its own error (the failure policy then takes it);
+every other record succeeds. The pieces run one at a time, in batch order, while the batch
+keeps its lanes, so per-key order holds through a split. Bisection rather than one call per
+record: with one bad record among n it takes about 2 log2(n) calls instead of n. A worker
+death is a failed attempt of the batch (worker_deaths.py), so a record that kills its worker
+is isolated the same way.
+
+A record's report counts `attempts` as the handler calls that included it; `stats()` counts
+batches, the records in them, handler calls, and the splits.
+
+Threads: everything here runs on the control thread, as the Engine interface requires.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
+from pyrallel_consumer.config import ConsumerConfig
+from pyrallel_consumer.engines.base import Engine
+from pyrallel_consumer.engines.batch_assembly import Batch, BatchAssembler, Item
+from pyrallel_consumer.record import Record
+from pyrallel_consumer.work import Outcome, Report, WorkItem
+
+log = logging.getLogger("pyrallel_consumer.batches")
+
+Clock = Callable[[], float]
+
+_SUCCEEDED = Outcome.SUCCEEDED
+_FAILED = Outcome.FAILED
+
+
+class Piece(WorkItem[object]):
+    """A batch, or after a split part of one, as the inner engine sees it: `record` is the
+    list of records the handler takes. Cancelled when all of its records are (their partitions
+    were revoked before it started)."""
+
+    __slots__ = ("batch", "calls_before", "items")
+
+    def __init__(self, id: int, items: list[Item], batch: _Running, calls_before: int) -> None:
+        records = [item.record for item in items]
+        # Engines hand `record` to the handler without looking inside; in batch mode the
+        # handler takes the list.
+        super().__init__(id, None, cast(Record, records), None, items[0].received_at)
+        self.items = items
+        self.batch = batch
+        self.calls_before = calls_before  # handler calls its records were in, before this piece
+
+    @property
+    def cancelled(self) -> bool:
+        return all(item.cancelled for item in self.items)
+
+    @cancelled.setter
+    def cancelled(self, value: bool) -> None:
+        if value:
+            for item in self.items:
+                item.cancelled = True
+
+
+class _Running:
+    """A sent batch until all of its records are settled: the pieces still to run (after a
+    split, one at a time, first half first)."""
+
+    __slots__ = ("batch", "calls", "failed", "pending", "split")
+
+    def __init__(self, batch: Batch) -> None:
+        self.batch = batch
+        self.pending: deque[tuple[list[Item], int]] = deque()  # (items, calls_before)
+        self.calls = 0  # handler calls made for this batch and its pieces
+        self.failed = 0  # records that failed alone
+        self.split = False  # failed every attempt as a whole: being bisected
+
+
+class BatchingEngine(Engine):
+    """Runs `inner` over batches of the records submitted to it (see module doc)."""
+
+    def __init__(self, inner: Engine, config: ConsumerConfig, clock: Clock = time.monotonic):
+        super().__init__(inner.handler, config)
+        if config.batch_size is None:
+            raise ValueError("BatchingEngine needs config.batch_size (batch mode)")
+        self.name = inner.name
+        self.inner = inner
+        self._clock = clock
+        self._assembly = BatchAssembler(
+            config.batch_size, config.batch_max_wait_s, config.max_in_flight
+        )
+        self._pieces: dict[int, Piece] = {}  # submitted to the inner engine, not reported
+        self._next_id = 0
+        self._reports: list[Report] = []  # per record, for the next reports()
+        # Pieces for the inner engine, handed over in one submit per call here: the baseline
+        # engine's submit waits for what it was given, once per call, not once per piece.
+        self._outgoing: list[WorkItem[object]] = []
+        self.batches = 0  # batches sent
+        self.records = 0  # records in them
+        self.calls = 0  # handler calls for batches and their pieces
+        self.splits = 0  # batches bisected after failing every attempt
+        self.split_calls = 0  # handler calls made for the pieces of split batches
+
+    def start(self) -> None:
+        self.inner.start()
+
+    def submit(self, items: Sequence[Item]) -> None:
+        now = self._clock()
+        self._assembly.add(items, now)
+        self._send_ready(now)
+        self._hand_over()
+
+    def reports(self) -> list[Report]:
+        for report in self.inner.reports():
+            self._settle(report)
+        self._send_ready(self._clock())
+        self._hand_over()
+        out, self._reports = self._reports, []
+        return out
+
+    def wait(self, timeout: float) -> None:
+        due = self._assembly.due_in(self._clock(), bool(self._pieces))
+        self.inner.wait(timeout if due is None else min(timeout, due))
+
+    def close(self, timeout: float) -> None:
+        """Records never sent (the open batch, records waiting for their lane) are abandoned,
+        like records queued in any engine: never reported, so never committed."""
+        self.inner.close(timeout)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **self.inner.describe(),
+            "batch_size": self.config.batch_size,
+            "batch_max_wait_s": self.config.batch_max_wait_s,
+        }
+
+    def counters(self) -> dict[str, Any]:
+        return {"batches": self.counts()}
+
+    def counts(self) -> dict[str, int]:
+        """Batches sent, records in them, handler calls, splits and calls spent on splits."""
+        return {
+            "batches": self.batches,
+            "records": self.records,
+            "calls": self.calls,
+            "splits": self.splits,
+            "split_calls": self.split_calls,
+        }
+
+    # ---- batches out -----------------------------------------------------------------------
+
+    def _hand_over(self) -> None:
+        if self._outgoing:
+            outgoing, self._outgoing = self._outgoing, []
+            self.inner.submit(outgoing)
+
+    def _send_ready(self, now: float) -> None:
+        for batch in self._assembly.take(now, bool(self._pieces)):
+            self.batches += 1
+            self.records += len(batch.items)
+            running = _Running(batch)
+            running.pending.append((batch.items, 0))
+            self._next_piece(running, now)
+
+    def _next_piece(self, running: _Running, now: float) -> None:
+        """Queue the next piece of `running` for the inner engine, or release its lanes when
+        none is left."""
+        while running.pending:
+            items, calls_before = running.pending.popleft()
+            live = []
+            for item in items:
+                if item.cancelled:
+                    self._reports.append(Report(item.id, Outcome.CANCELLED, 0, now))
+                else:
+                    live.append(item)
+            if live:
+                self._next_id += 1
+                piece = Piece(self._next_id, live, running, calls_before)
+                self._pieces[piece.id] = piece
+                self._outgoing.append(piece)
+                return
+        if running.split:
+            log.warning(
+                "a batch of %d records failed; bisecting it took %d handler calls in all "
+                "and isolated %d record(s) that fail alone",
+                len(running.batch.items),
+                running.calls,
+                running.failed,
+            )
+        self._assembly.release(running.batch, now)
+
+    # ---- reports in ------------------------------------------------------------------------
+
+    def _settle(self, report: Report) -> None:
+        piece = self._pieces.pop(report.id, None)
+        if piece is None:
+            return
+        running, items = piece.batch, piece.items
+        self.calls += report.attempts
+        running.calls += report.attempts
+        if running.split:
+            self.split_calls += report.attempts
+        attempts = piece.calls_before + report.attempts
+        outcome, at, out = report.outcome, report.completed_at, self._reports
+        if outcome is _FAILED and len(items) > 1:
+            if not running.split:
+                running.split = True
+                self.splits += 1
+            middle = len(items) // 2
+            running.pending.appendleft((items[middle:], attempts))
+            running.pending.appendleft((items[:middle], attempts))
+        elif outcome is _FAILED:
+            running.failed += 1
+            out.append(Report(items[0].id, _FAILED, attempts, at, report.error))
+        else:
+            out.extend(Report(item.id, outcome, attempts, at) for item in items)
+        self._next_piece(running, at)

@@ -1,0 +1,49 @@
+"""Run by test_batches_faults in a subprocess: a ParallelConsumer in batch mode (async engine,
+key order, batches of 100) that appends every record of a finished call as "partition offset"
+to a file, one flushed write per call.
+
+    python batch_crash_worker.py BOOTSTRAP TOPIC GROUP OUTPUT_FILE
+
+Runs until SIGKILL (the crash) or SIGTERM (a clean stop: drain, commit, close).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+
+from pyrallel_consumer import ParallelConsumer, Record
+
+
+def main(bootstrap: str, topic: str, group: str, output: str) -> int:
+    out = open(output, "a", buffering=1)  # noqa: SIM115  # lives as long as the process
+
+    async def handle(records: list[Record]) -> None:
+        await asyncio.sleep(0.005 + random.random() * 0.01)
+        out.write("".join(f"{r.partition} {r.offset}\n" for r in records))
+        out.flush()
+
+    consumer = ParallelConsumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 1000,
+        },
+        topics=[topic],
+        handler=handle,
+        engine="async",
+        ordering="key",
+        batch_size=100,
+        concurrency=4,  # slow enough that the kill lands mid-run
+        commit_interval_s=0.2,
+    )
+    consumer.run()
+    out.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:5]))

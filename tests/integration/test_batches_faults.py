@@ -1,0 +1,195 @@
+"""Batch mode through a SIGKILL and through rebalances, on Apache Kafka: nothing is lost.
+
+SIGKILL: the consumer process dies with batches in flight; a second process with the same group
+handles the rest. Every record is handled by one of them, and what was committed as done was
+really handled. Rebalance: a second consumer joins and leaves while batches run (eager and
+cooperative-sticky); every record completes, a key's calls never overlap, and the last
+execution of each record of a key ran in offset order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_consumer_crash import committed, handled, wait_until
+from test_consumer_rebalance import Run, start
+
+from pyrallel_consumer import ParallelConsumer, Record
+from pyrallel_consumer.control import offset_metadata
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+RECORDS = 20_000
+PARTITIONS = 4  # test_consumer_crash's helpers read this many partitions
+KEYS = 100
+WORKER = Path(__file__).with_name("batch_crash_worker.py")
+WAIT_S = 180.0
+
+
+def start_worker(broker: Any, topic: str, group: str, output: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), broker.bootstrap_servers, topic, group, str(output)],
+        env=env,
+    )
+
+
+def test_sigkill_with_batches_in_flight_loses_nothing(
+    kafka_broker: Any,
+    new_topic: Callable[..., str],
+    produce: Callable[..., list[Any]],
+    tmp_path: Path,
+) -> None:
+    topic = new_topic(kafka_broker, PARTITIONS)
+    produced = produce(kafka_broker, topic, RECORDS, keys=KEYS)
+    want = {(r.partition, r.offset) for r in produced}
+    group = f"batch-crash-{uuid.uuid4().hex[:8]}"
+    first_file, second_file = tmp_path / "first.txt", tmp_path / "second.txt"
+
+    first = start_worker(kafka_broker, topic, group, first_file)
+    try:
+        wait_until(lambda: len(handled(first_file)) >= RECORDS * 0.3, first, "30% handled")
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == -signal.SIGKILL
+    first_run = handled(first_file)
+    assert len(first_run) < RECORDS, "the first run finished before it was killed"
+
+    done_before: set[tuple[int, int]] = set()
+    for partition, tp in committed(kafka_broker, group, topic).items():
+        if tp.offset >= 0:
+            done_before.update((partition, o) for o in range(tp.offset))
+            done_before.update(
+                (partition, o) for o in offset_metadata.decode(tp.offset, tp.metadata)
+            )
+    assert done_before, "the first run committed nothing before the kill"
+    assert done_before <= set(first_run), "a record committed as done was never handled"
+
+    second = start_worker(kafka_broker, topic, group, second_file)
+    try:
+        wait_until(
+            lambda: want <= set(first_run) | set(handled(second_file)),
+            second,
+            "every record handled",
+        )
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(60) == 0
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait()
+    second_run = handled(second_file)
+    missing = want - set(first_run) - set(second_run)
+    assert not missing, f"{len(missing)} records never handled, e.g. {sorted(missing)[:5]}"
+    assert not done_before & set(second_run), "records committed as done were redone"
+    ends: dict[int, int] = {}
+    for r in produced:
+        ends[r.partition] = max(ends.get(r.partition, 0), r.offset + 1)
+    final = committed(kafka_broker, group, topic)
+    assert {p: tp.offset for p, tp in final.items()} == ends
+
+
+class BatchRun(Run):
+    """Run's bookkeeping with a batch handler: one execution per record of a call."""
+
+    def batch_handler(self, name: str) -> Callable[[list[Record]], Any]:
+        async def handle(records: list[Record]) -> None:
+            start = time.monotonic()
+            await asyncio.sleep(0.01 + random.random() * 0.01)
+            end = time.monotonic()
+            with self.lock:
+                self.executions.extend(
+                    (name, r.partition, r.offset, r.key, start, end) for r in records
+                )
+
+        return handle
+
+
+@pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
+def test_rebalance_with_batches_in_flight_loses_nothing(
+    strategy: str,
+    kafka_broker: Any,
+    new_topic: Callable[..., str],
+    produce: Callable[..., list[Any]],
+) -> None:
+    partitions = 8
+    topic = new_topic(kafka_broker, partitions)
+    produced = produce(kafka_broker, topic, RECORDS, keys=16)
+    want = {(r.partition, r.offset) for r in produced}
+    group = f"batch-rebalance-{uuid.uuid4().hex[:8]}"
+    run = BatchRun()
+    errors: list[BaseException] = []
+
+    def consumer(name: str) -> ParallelConsumer:
+        return ParallelConsumer(
+            kafka_broker.consumer_config(group, **{"partition.assignment.strategy": strategy}),
+            topics=[topic],
+            handler=run.batch_handler(name),
+            engine="async",
+            ordering="key",
+            batch_size=50,
+            concurrency=2,  # about 5,000 records/s: the run outlasts both rebalances
+            max_in_flight=200,
+            commit_interval_s=0.2,
+            on_complete=run.on_complete(name),
+            on_assign=run.on_assign(name),
+        )
+
+    first, second = consumer("first"), consumer("second")
+    first_thread = start(first, errors)
+    try:
+        run.wait(lambda: len(run.total()) >= RECORDS * 0.15, "the first consumer to start")
+        second_thread = start(second, errors)
+        try:
+            run.wait(
+                lambda: len(run.completed.get("second", ())) >= RECORDS * 0.1,
+                "the second consumer to take over partitions",
+            )
+            assert len(run.total()) < RECORDS, "the run ended before the second consumer left"
+        finally:
+            second.stop()
+            second_thread.join(WAIT_S)
+        assert not second_thread.is_alive()
+        run.wait(lambda: want <= run.total(), "every record to complete")
+    finally:
+        first.stop()
+        first_thread.join(WAIT_S)
+    assert not first_thread.is_alive()
+    assert not errors, errors
+    assert run.assignments["second"]
+    missing = want - run.total()
+    assert not missing, f"{len(missing)} records never completed, e.g. {sorted(missing)[:5]}"
+
+    by_key: dict[tuple[int, bytes | None], list[tuple[str, int, float, float]]] = {}
+    for name, partition, offset, key, begin, end in run.executions:
+        by_key.setdefault((partition, key), []).append((name, offset, begin, end))
+    for lane, runs in by_key.items():
+        runs.sort(key=lambda r: (r[2], r[1]))
+        calls = [list(group) for _, group in itertools.groupby(runs, key=lambda r: (r[0], r[2]))]
+        for before, after in itertools.pairwise(calls):
+            assert after[0][2] >= before[-1][3], (
+                f"{lane}: calls at {before[0]} and {after[0]} overlap"
+            )
+        last_start: dict[int, tuple[float, int]] = {}
+        for position, (_, offset, begin, _) in enumerate(runs):
+            last_start[offset] = (begin, position)
+        ordered = [last_start[o] for o in sorted(last_start)]
+        assert ordered == sorted(ordered), f"{lane}: last executions out of offset order"

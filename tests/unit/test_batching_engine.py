@@ -1,0 +1,187 @@
+"""The batching engine over a fake inner engine: one call per batch, per-record reports, a
+failing batch retried then bisected down to the records that fail alone, per-key order kept
+through a split, cancelled records not run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+
+from pyrallel_consumer.config import build_config
+from pyrallel_consumer.engines.attempts import call_with_retries
+from pyrallel_consumer.engines.base import Engine
+from pyrallel_consumer.engines.batch_assembly import Batch
+from pyrallel_consumer.engines.batching import BatchingEngine, Piece, _Running
+from pyrallel_consumer.ordering import lane_function
+from pyrallel_consumer.record import Record
+from pyrallel_consumer.work import Outcome, Report, WorkItem
+
+
+class InlineEngine(Engine):
+    """Runs each submitted item at once, with the configured retries and no backoff."""
+
+    def __init__(self, handler: Callable[[Any], Any], retries: int) -> None:
+        config = build_config(
+            {"bootstrap.servers": "x", "group.id": "g"}, topics=["t"], retries=retries
+        )
+        super().__init__(handler, config)
+        self._reports: list[Report] = []
+
+    def submit(self, items: Sequence[WorkItem[object]]) -> None:
+        for item in items:
+            if item.cancelled:
+                self._reports.append(Report(item.id, Outcome.CANCELLED, 0, 0.0))
+                continue
+            outcome, attempts, error = call_with_retries(
+                self.handler, item.record, self.config.retry, sleep=lambda s: None
+            )
+            self._reports.append(Report(item.id, outcome, attempts, 0.0, error))
+
+    def reports(self) -> list[Report]:
+        out, self._reports = self._reports, []
+        return out
+
+    def wait(self, timeout: float) -> None:
+        return None
+
+    def close(self, timeout: float) -> None:
+        return None
+
+
+class Calls:
+    """A batch handler that records every call and fails any batch holding a bad offset."""
+
+    def __init__(self, bad: set[int]) -> None:
+        self.bad = bad
+        self.calls: list[list[int]] = []
+        self.done: list[Record] = []
+
+    def __call__(self, records: list[Record]) -> None:
+        offsets = [r.offset for r in records]
+        self.calls.append(offsets)
+        failing = self.bad.intersection(offsets)
+        if failing:
+            raise ValueError(f"bad offset {min(failing)}")
+        self.done.extend(records)
+
+
+def items(n: int, keys: int, ordering: str = "key") -> list[WorkItem[object]]:
+    lane_of = lane_function(ordering)
+    out: list[WorkItem[object]] = []
+    for offset in range(n):
+        record = Record("t", 0, offset, f"k{offset % keys}".encode(), b"v")
+        out.append(WorkItem(offset + 1, lane_of(record), record, None, 0.0))
+    return out
+
+
+def batching(handler: Calls, batch_size: int, retries: int = 2) -> BatchingEngine:
+    config = build_config(
+        {"bootstrap.servers": "x", "group.id": "g"},
+        topics=["t"],
+        batch_size=batch_size,
+        batch_max_wait_s=0.0,
+        max_in_flight=10_000,
+    )
+    return BatchingEngine(InlineEngine(handler, retries), config, clock=lambda: 0.0)
+
+
+def run(engine: BatchingEngine, work: list[WorkItem[object]]) -> dict[int, Report]:
+    engine.submit(work)
+    reports: dict[int, Report] = {}
+    for _ in range(10_000):
+        if len(reports) == len(work):
+            break
+        for report in engine.reports():  # a split's pieces report on later calls
+            assert report.id not in reports
+            reports[report.id] = report
+    assert len(reports) == len(work)
+    return reports
+
+
+def test_one_call_per_batch_and_a_report_per_record() -> None:
+    handler = Calls(bad=set())
+    engine = batching(handler, batch_size=100)
+    reports = run(engine, items(1000, keys=1000))
+    assert {r.outcome for r in reports.values()} == {Outcome.SUCCEEDED}
+    assert [len(c) for c in handler.calls] == [100] * 10
+    assert engine.counts() == {
+        "batches": 10,
+        "records": 1000,
+        "calls": 10,
+        "splits": 0,
+        "split_calls": 0,
+    }
+
+
+def test_a_bad_record_is_bisected_out_with_its_own_error() -> None:
+    handler = Calls(bad={37})
+    engine = batching(handler, batch_size=100, retries=2)
+    reports = run(engine, items(100, keys=100, ordering="unordered"))
+    failed = {id_: r for id_, r in reports.items() if r.outcome is Outcome.FAILED}
+    assert list(failed) == [38]  # work id = offset + 1
+    assert "bad offset 37" in (failed[38].error or "")
+    assert sorted(r.offset for r in handler.done) == [n for n in range(100) if n != 37]
+    # The pieces holding 37 fail 3 times each: 0-99, 0-49, 25-49, 37-49, 37-42, 37-39, 37
+    # (21 calls); their siblings succeed at once: 50-99, 0-24, 25-36, 43-49, 40-42, 38-39 (6).
+    counts = engine.counts()
+    assert counts["splits"] == 1
+    assert counts["calls"] == 27
+    assert counts["split_calls"] == 27 - 3
+    assert failed[38].attempts == 21
+
+
+def test_two_bad_records_both_isolated_and_the_rest_complete_once() -> None:
+    handler = Calls(bad={3, 90})
+    engine = batching(handler, batch_size=100, retries=0)
+    reports = run(engine, items(100, keys=7))
+    failed = sorted(id_ - 1 for id_, r in reports.items() if r.outcome is Outcome.FAILED)
+    assert failed == [3, 90]
+    done = [r.offset for r in handler.done]
+    assert sorted(done) == [n for n in range(100) if n not in (3, 90)]
+    assert len(done) == len(set(done))
+
+
+def test_per_key_order_holds_through_a_split_and_across_batches() -> None:
+    handler = Calls(bad={5})
+    engine = batching(handler, batch_size=10, retries=1)
+    run(engine, items(200, keys=3))
+    per_key: dict[int, list[int]] = {}
+    for record in handler.done:
+        per_key.setdefault(record.offset % 3, []).append(record.offset)
+    for offsets in per_key.values():
+        assert offsets == sorted(offsets)
+
+
+def test_cancelled_records_are_not_run_and_reported_cancelled() -> None:
+    handler = Calls(bad=set())
+    engine = batching(handler, batch_size=4)
+    work = items(8, keys=8)
+    for item in work[:2]:
+        item.cancelled = True
+    reports = run(engine, work)
+    assert [reports[i].outcome for i in (1, 2)] == [Outcome.CANCELLED] * 2
+    assert sorted(r.offset for r in handler.done) == list(range(2, 8))
+
+
+def test_batch_size_above_max_in_flight_is_refused() -> None:
+    with pytest.raises(ValueError, match="batch_size"):
+        build_config(
+            {"bootstrap.servers": "x", "group.id": "g"},
+            topics=["t"],
+            batch_size=200,
+            max_in_flight=100,
+        )
+
+
+def test_a_piece_is_cancelled_when_all_of_its_records_are() -> None:
+    work = items(3, keys=3)
+    batch = _Running(Batch(work, set()))
+    piece = Piece(1, work, batch, 0)
+    assert piece.record == [item.record for item in work]  # type: ignore[comparison-overlap]
+    assert not piece.cancelled
+    work[0].cancelled = work[1].cancelled = True
+    assert not piece.cancelled
+    work[2].cancelled = True
+    assert piece.cancelled
