@@ -18,19 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import pickle
-import signal
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from itertools import count
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from typing import Any, cast
 
-from pyrallel_consumer.backlog import Backlog, batch_bytes, record_bytes
 from pyrallel_consumer.codec import load_codec
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.engines.base import Engine, Handler, ReportQueue
@@ -43,15 +38,16 @@ from pyrallel_consumer.engines.worker_deaths import (
     exit_if_importing_main,
     restart_delay,
 )
+from pyrallel_consumer.engines.worker_handle import (
+    SPAWN_CONTEXT,
+    WorkerHandle,
+    start_ignoring_sigint,
+)
 from pyrallel_consumer.errors import WorkerError
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import OUTCOME_BY_CODE, Outcome, Report, WorkItem
 
 log = logging.getLogger("pyrallel_consumer.process")
-
-# spawn, not fork: the parent runs librdkafka threads, and forking a threaded process can
-# deadlock the child on a lock some other thread held at fork time.
-_CONTEXT = multiprocessing.get_context("spawn")
 
 
 def _require_picklable(name: str, value: object) -> None:
@@ -62,31 +58,6 @@ def _require_picklable(name: str, value: object) -> None:
             f"engine='process' sends {name} to worker processes, so it must be picklable: a "
             f"module-level function or a functools.partial of one, not {value!r} ({exc})"
         ) from exc
-
-
-class _Worker:
-    """Parent-side handle of one worker process and the records it owns."""
-
-    def __init__(self, index: int, batched: bool) -> None:
-        self.index = index
-        self.lock = threading.Lock()
-        self.outstanding: dict[int, WorkItem[object]] = {}  # sent, no result (in send order)
-        # Assigned to this worker, not sent yet; taken round-robin across lanes so one long lane
-        # cannot fill the worker's outstanding window while other lanes wait behind it.
-        self.backlog: Backlog[object] = Backlog(batch_bytes if batched else record_bytes)
-        # Suspects of a death that had several records outstanding: sent one at a time, before
-        # anything in `backlog`, until each completed or was blamed (see worker_deaths).
-        self.isolating: deque[WorkItem[object]] = deque()
-        self.suspects: set[int] = set()  # work ids isolated and not settled yet
-        self.crashes: dict[int, int] = {}  # work id -> deaths blamed on it so far
-        self.process: BaseProcess | None = None
-        self.conn: Connection | None = None
-        self.reader: threading.Thread | None = None
-        self.ready = False  # the current process said it is ready for records
-        self.given_up = False  # dead for good (see ProcessEngine._give_up)
-        self.restarts = 0
-        self.deaths_in_a_row = 0  # since a record last completed in this worker
-        self.unexplained_in_a_row = 0  # deaths with no record to blame, since one completed
 
 
 class ProcessEngine(Engine):
@@ -123,7 +94,7 @@ class ProcessEngine(Engine):
         self.max_outstanding = max(config.ipc_batch_size, 4 * config.worker_concurrency)
         self._batched = config.batch_size is not None
         self._reports = ReportQueue()
-        self._workers = [_Worker(i, self._batched) for i in range(config.workers)]
+        self._workers = [WorkerHandle(i, self._batched) for i in range(config.workers)]
         self._round_robin = count()
         self._closing = threading.Event()  # set by close: no more restarts, backoffs cut short
         self._failure: WorkerError | None = None  # raised once by reports()
@@ -135,15 +106,15 @@ class ProcessEngine(Engine):
         for worker in self._workers:
             self._spawn(worker)
 
-    def _spawn(self, worker: _Worker) -> None:
-        parent_end, child_end = _CONTEXT.Pipe(duplex=True)
-        process = _CONTEXT.Process(
+    def _spawn(self, worker: WorkerHandle) -> None:
+        parent_end, child_end = SPAWN_CONTEXT.Pipe(duplex=True)
+        process = SPAWN_CONTEXT.Process(
             target=worker_main,
             args=(child_end, self._spec),
             name=f"pyrallel-worker-{worker.index}",
             daemon=True,
         )
-        _start_ignoring_sigint(process)
+        start_ignoring_sigint(process)
         child_end.close()  # so the parent sees end-of-file when the child dies
         worker.process, worker.conn, worker.ready = process, parent_end, False
         worker.reader = threading.Thread(
@@ -191,7 +162,7 @@ class ProcessEngine(Engine):
                     worker.backlog.add(item)
             self._pump(worker)
 
-    def _pump(self, worker: _Worker) -> None:
+    def _pump(self, worker: WorkerHandle) -> None:
         """Send backlog records while the worker has room, in batches of ipc_batch_size; while it
         isolates suspects, one record at a time."""
         with worker.lock:
@@ -226,7 +197,7 @@ class ProcessEngine(Engine):
                 if not self._send(worker, batch):
                     return
 
-    def _send(self, worker: _Worker, batch: list[WorkItem[object]]) -> bool:
+    def _send(self, worker: WorkerHandle, batch: list[WorkItem[object]]) -> bool:
         """Record `batch` as outstanding and write it to the worker (lock held). False when the
         worker died: its reader sees end-of-file and handles the outstanding records."""
         assert worker.conn is not None
@@ -244,7 +215,7 @@ class ProcessEngine(Engine):
             return False
         return True
 
-    def _read(self, worker: _Worker, conn: Connection) -> None:
+    def _read(self, worker: WorkerHandle, conn: Connection) -> None:
         decode = self.codec.decode_results
         while True:
             try:
@@ -269,7 +240,7 @@ class ProcessEngine(Engine):
         if not self._closing.is_set():
             self._replace(worker)
 
-    def _replace(self, worker: _Worker) -> None:
+    def _replace(self, worker: WorkerHandle) -> None:
         """The worker died: settle its outstanding records, then start another after a
         backoff, unless it keeps dying with no record to blame."""
         assert worker.process is not None
@@ -316,7 +287,7 @@ class ProcessEngine(Engine):
         self._spawn(worker)
 
     def _settle(
-        self, worker: _Worker, suspects: list[WorkItem[object]], pid: int | None, cause: str
+        self, worker: WorkerHandle, suspects: list[WorkItem[object]], pid: int | None, cause: str
     ) -> None:
         """Decide what the records a dead worker owned become (lock held)."""
         if len(suspects) > 1:
@@ -341,7 +312,7 @@ class ProcessEngine(Engine):
         )
         self._reports.put(Report(item.id, Outcome.FAILED, crashes, time.monotonic(), error))
 
-    def _give_up(self, worker: _Worker, failure: WorkerError) -> None:
+    def _give_up(self, worker: WorkerHandle, failure: WorkerError) -> None:
         """Stop restarting `worker` and end the run with `failure` (lock held). Its records
         will never run: they are reported as not started, so nothing waits for them and none
         is committed. reports() raises `failure`, so it is not logged here as well."""
@@ -388,22 +359,3 @@ class ProcessEngine(Engine):
 
 def _records_of(item: WorkItem[object]) -> list[Record]:
     return cast(list[Record], item.record)
-
-
-def _start_ignoring_sigint(process: BaseProcess) -> None:
-    """Start `process` with SIGINT blocked, so it is never interrupted, even while it imports.
-
-    Ctrl-C in a terminal sends SIGINT to the whole process group; shutdown is the parent's job
-    (drain, commit, then SHUTDOWN to each worker), so a worker must not die of it. The child
-    inherits this thread's signal mask across fork and exec; worker_main then ignores SIGINT
-    and unblocks it. Ignoring it in the parent instead would need the main thread, and a
-    replacement worker is started from a reader thread.
-    """
-    if not hasattr(signal, "pthread_sigmask"):  # not POSIX: no process groups to worry about
-        process.start()
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        process.start()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

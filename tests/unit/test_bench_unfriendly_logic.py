@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from bench.cli import parse_args
 from bench.measure import bounds, pacing, scenarios
 from bench.measure.stats import CompletionSample
 from bench.output.scenario_tables import scenario_tables
+from bench.run.members import add_batch_counts
 from bench.workloads.keys import KeyDistribution, hottest_share
 from bench.workloads.payload import make_value
 from bench.workloads.stuck import STUCK_KEY, stuck_sync, value_marker, with_stuck_record
@@ -168,6 +170,30 @@ def test_stuck_wrapper_sleeps_only_for_the_marked_record(
     assert slept == [2.5] and len(handled) == 1
     wrapped = with_stuck_record(inner, "baseline", 7, 2500)  # type: ignore[arg-type]
     assert wrapped.args[1:] == (marker, 2.5)  # type: ignore[attr-defined]
+
+
+def test_stuck_batch_wrapper_waits_then_does_the_rest_of_the_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr("bench.workloads.stuck.time.sleep", slept.append)
+    calls: list[list[int]] = []
+
+    def inner(records: list[_Record]) -> None:
+        calls.append([int(r.value[:12]) for r in records])
+
+    wrapped = with_stuck_record(inner, "baseline", 7, 2500, batch=True)
+    wrapped([_Record(6), _Record(7), _Record(8)])
+    wrapped([_Record(9)])
+    wrapped([_Record(7)])  # the stuck record alone: no call of an empty batch
+    assert slept == [2.5, 2.5]
+    assert calls == [[6, 8], [9]]
+
+
+def test_group_counts_every_members_batches() -> None:
+    engine_stats: dict[str, Any] = {"engine": "async", "batches": {"batches": 3, "calls": 4}}
+    add_batch_counts(engine_stats, {"batches": 2, "calls": 2})
+    assert engine_stats == {"engine": "async", "batches": {"batches": 5, "calls": 6}}
 
 
 def test_new_options_parse_and_reject_bad_values(capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from control_fakes import harness, run, tp
 
+from pyrallel_consumer import ParallelConsumer
 from pyrallel_consumer.control import offset_metadata, session
 
 SESSION = {"session.timeout.ms": 6000}
@@ -219,3 +220,41 @@ def test_the_wait_bound_comes_from_the_session_and_poll_timeouts() -> None:
     assert session.wait_bound_s({"max.poll.interval.ms": 4000}) == 2.0
     with pytest.raises(ValueError, match=r"session\.timeout\.ms.*whole number"):
         harness(kafka_config={"session.timeout.ms": "6 s"})
+
+
+def test_engine_counters_are_published_with_the_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batch mode's `batches` (Engine.counters) is read by the control thread and published:
+    a copy from another thread, the final counts after run()."""
+    h = harness(commit_interval_s=1.0)
+    client, script = h.client, h.script
+    monkeypatch.setattr(h.engine, "counters", lambda: {"batches": {"calls": len(h.engine.handled)}})
+    client.produce(0, 10)
+    client.rebalance("assign", 0)
+    seen: dict[str, Any] = {}
+
+    def from_another_thread() -> None:
+        def read() -> None:
+            first = h.loop.stats()
+            first["batches"]["calls"] = -1  # the caller's copy only
+            seen["second"] = h.loop.stats()
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        reader.join()
+        h.loop.request_stop()
+
+    script.when(lambda: client.last_commit() == (10, ""), from_another_thread)
+    assert run(h) == 10
+    assert seen["second"]["batches"] == {"calls": 10}
+    assert h.loop.stats()["batches"] == {"calls": 10}
+
+
+def test_batch_counts_are_zeros_before_run() -> None:
+    consumer = ParallelConsumer(
+        {"bootstrap.servers": "localhost:9092", "group.id": "g"},
+        topics=["orders"],
+        handler=lambda records: None,
+        batch_size=10,
+    )
+    zeros = {"batches": 0, "records": 0, "calls": 0, "splits": 0, "split_calls": 0}
+    assert consumer.stats()["batches"] == zeros
