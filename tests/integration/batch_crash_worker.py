@@ -20,7 +20,7 @@ def main(bootstrap: str, topic: str, group: str, output: str) -> int:
     out = open(output, "a", buffering=1)  # noqa: SIM115  # lives as long as the process
 
     async def handle(records: list[Record]) -> None:
-        await asyncio.sleep(0.005 + random.random() * 0.01)
+        await asyncio.sleep(0.02 + random.random() * 0.02)
         out.write("".join(f"{r.partition} {r.offset}\n" for r in records))
         out.flush()
 
@@ -37,7 +37,7 @@ def main(bootstrap: str, topic: str, group: str, output: str) -> int:
         engine="async",
         ordering="key",
         batch_size=100,
-        concurrency=4,  # slow enough that the kill lands mid-run
+        concurrency=4,  # with 20-40 ms calls, slow enough that the kill lands mid-run
         commit_interval_s=0.2,
     )
     consumer.run()

@@ -48,6 +48,17 @@ def start_worker(broker: Any, topic: str, group: str, output: Path) -> subproces
     )
 
 
+def done_by_commits(broker: Any, group: str, topic: str) -> set[tuple[int, int]]:
+    """(partition, offset) of the records the group's commits say are done: below each
+    committed offset, and above it per the commit metadata."""
+    done: set[tuple[int, int]] = set()
+    for partition, tp in committed(broker, group, topic).items():
+        if tp.offset >= 0:
+            done.update((partition, o) for o in range(tp.offset))
+            done.update((partition, o) for o in offset_metadata.decode(tp.offset, tp.metadata))
+    return done
+
+
 def test_sigkill_with_batches_in_flight_loses_nothing(
     kafka_broker: Any,
     new_topic: Callable[..., str],
@@ -63,6 +74,9 @@ def test_sigkill_with_batches_in_flight_loses_nothing(
     first = start_worker(kafka_broker, topic, group, first_file)
     try:
         wait_until(lambda: len(handled(first_file)) >= RECORDS * 0.3, first, "30% handled")
+        # The kill must land after a commit: with fast calls 30% can be handled within one
+        # commit interval.
+        wait_until(lambda: bool(done_by_commits(kafka_broker, group, topic)), first, "a commit")
         first.send_signal(signal.SIGKILL)
         first.wait(30)
     finally:
@@ -73,13 +87,7 @@ def test_sigkill_with_batches_in_flight_loses_nothing(
     first_run = handled(first_file)
     assert len(first_run) < RECORDS, "the first run finished before it was killed"
 
-    done_before: set[tuple[int, int]] = set()
-    for partition, tp in committed(kafka_broker, group, topic).items():
-        if tp.offset >= 0:
-            done_before.update((partition, o) for o in range(tp.offset))
-            done_before.update(
-                (partition, o) for o in offset_metadata.decode(tp.offset, tp.metadata)
-            )
+    done_before = done_by_commits(kafka_broker, group, topic)
     assert done_before, "the first run committed nothing before the kill"
     assert done_before <= set(first_run), "a record committed as done was never handled"
 
