@@ -29,6 +29,7 @@ from pyrallel_consumer.control.completions import BUSY_WAIT_S, Clock, Completion
 from pyrallel_consumer.control.dead_letter import DeadLetterPublisher, DeadLetterSink
 from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.control.rebalance import OnAssign, Rebalancer
+from pyrallel_consumer.control.run_end import RunEnd
 from pyrallel_consumer.control.stats import Counters, snapshot
 from pyrallel_consumer.engines.base import Engine
 from pyrallel_consumer.errors import KafkaFatalError
@@ -43,7 +44,9 @@ IDLE_POLL_S = 0.1  # poll() wait when nothing is in flight
 
 def default_dead_letters(config: ConsumerConfig) -> DeadLetterSink | None:
     if config.on_failure == "dead_letter" and config.dlq_topic:
-        return DeadLetterPublisher(config.dlq_topic, config.kafka_config)
+        return DeadLetterPublisher(
+            config.dlq_topic, config.kafka_config, config.dlq_producer_config
+        )
     return None
 
 
@@ -63,7 +66,7 @@ class ControlLoop:
         self.config = config
         self.engine = engine
         self._on_assign = on_assign
-        self._clock = clock
+        self._clock = self.clock = clock
         self._client_factory = client_factory
         self._lane_of = lane_function(config.ordering)
         self._partitions: dict[TopicPartitionKey, PartitionState] = {}
@@ -88,9 +91,10 @@ class ControlLoop:
     def request_stop(self) -> None:
         self._stop.set()
 
-    def run(self, max_records: int | None, timeout: float | None) -> int:
-        """Consume until `max_records` completed, `timeout` seconds passed or a stop was
-        requested; then finish in-flight work, commit and close. Returns the records completed.
+    def run(self, max_records: int | None, timeout: float | None, end: RunEnd | None = None) -> int:
+        """Consume until `max_records` completed, `timeout` seconds passed, `end` says the
+        input is exhausted or a stop was requested; then finish in-flight work, commit and
+        close. Returns the records completed.
         Raises the failure that stopped it (ProcessingError, DeadLetterError) or
         KafkaFatalError."""
         deadline = None if timeout is None else self._clock() + timeout
@@ -109,7 +113,7 @@ class ControlLoop:
             client.subscribe(
                 self.config.topics, rebalancer.assigned, rebalancer.revoked, rebalancer.lost
             )
-            self._loop(client, max_records, deadline)
+            self._loop(client, max_records, deadline, end)
             self._shutdown(client)
         finally:
             try:
@@ -124,7 +128,13 @@ class ControlLoop:
             raise KafkaFatalError(f"librdkafka fatal error: {self._fatal.str()}")
         return self.counters.completed
 
-    def _loop(self, client: KafkaClient, max_records: int | None, deadline: float | None) -> None:
+    def _loop(
+        self,
+        client: KafkaClient,
+        max_records: int | None,
+        deadline: float | None,
+        end: RunEnd | None,
+    ) -> None:
         clock, engine, completions = self._clock, self.engine, self._completions
         next_commit = clock() + self.config.commit_interval_s
         batch = self.config.poll_batch_size
@@ -135,6 +145,13 @@ class ControlLoop:
                 return
             now = clock()
             if deadline is not None and now >= deadline:
+                return
+            if end is not None and end.reached(
+                client,
+                self._partitions,
+                self.counters.received,
+                bool(self._in_flight or self._backlog or self._failures.dead_lettering),
+            ):
                 return
             self._submit_backlog()
             if now >= next_commit:
