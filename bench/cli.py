@@ -16,8 +16,10 @@ from pathlib import Path
 
 from bench.output.results import DEFAULT_RESULTS_DIR
 from bench.workloads import WORKLOAD_NAMES, WORKLOADS
+from pyrallel_consumer import kafka_settings
 from pyrallel_consumer.config import usable_cores
 from pyrallel_consumer.engines.registry import ENGINE_NAMES
+from pyrallel_consumer.redact import redact
 
 # A mode is a run of one engine: the modes are the library's engines, in registry order.
 MODES = ENGINE_NAMES
@@ -66,6 +68,7 @@ class BenchOptions:
     workers: int | None
     worker_concurrency: int | None
     kafka_config: tuple[tuple[str, str], ...]
+    metrics_port: int | None
     json_output: Path | None
     log_level: str
     no_progress: bool
@@ -94,6 +97,8 @@ class BenchOptions:
         for key, value in asdict(self).items():
             if key == "skipped_modes":
                 data.update({_skip_dest(mode): mode in self.skipped_modes for mode in MODES})
+            elif key == "kafka_config":  # results files travel: no passwords in them
+                data[key] = [list(pair) for pair in redact(dict(self.kafka_config)).items()]
             else:
                 data[key] = str(value) if isinstance(value, Path) else value
         return data
@@ -276,6 +281,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="extra librdkafka consumer setting, passed through (repeatable)",
     )
     engine.add_argument(
+        "--metrics-port",
+        type=_positive_int,
+        default=None,
+        help="serve the consumers' Prometheus metrics at http://127.0.0.1:PORT/metrics",
+    )
+    engine.add_argument(
         "--ordering",
         choices=ORDERINGS,
         default="key",
@@ -370,6 +381,10 @@ def _validate(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> None:
                 "--broker-kind selects an embedded broker; it cannot be combined "
                 "with --bootstrap-servers"
             )
+    try:  # before anything is produced: a typo would otherwise fail only in the first run
+        kafka_settings.check(dict(ns.kafka_config), "--kafka-config")
+    except ValueError as exc:
+        parser.error(str(exc))
     if ns.json_output is not None and ns.json_output.exists() and ns.json_output.is_dir():
         parser.error(f"--json-output: {ns.json_output} is a directory; give a file path")
     # Checked before the run so that nothing measured is lost to a results location that the

@@ -104,6 +104,7 @@ def _consume(
         on_assign=collector.on_assign,
         **options,
         **_worker_hooks(spec, ctx),
+        metrics=_metrics(ctx.options.metrics_port),
     )
     with consumer:
         consumer.run(max_records=expected, timeout=ctx.options.timeout_sec)
@@ -111,6 +112,22 @@ def _consume(
             return dict(consumer.stats())
         except Exception:  # stats are informative only; never lose a result over them
             return {}
+
+
+@functools.cache
+def _served_metrics(port: int) -> Any:
+    """One ConsumerMetrics for the whole invocation (each mode's consumer takes it over in
+    turn), served on loopback from the first run on."""
+    from pyrallel_consumer.metrics import ConsumerMetrics, start_metrics_server
+
+    metrics = ConsumerMetrics()
+    start_metrics_server(port)
+    log.info("Prometheus metrics at http://127.0.0.1:%d/metrics", port)
+    return metrics
+
+
+def _metrics(port: int | None) -> Any:
+    return False if port is None else _served_metrics(port)
 
 
 def run_mode(spec: RunSpec, ctx: RunContext, expected: int) -> RunResult:

@@ -56,11 +56,9 @@ class RunEnd:
         if self._idle_timeout is not None and now - self._active_at >= self._idle_timeout:
             log.info("run ends: idle for %.1f s", self._idle_timeout)
             return True
-        if not self._until_end or now < self._next_check:
-            return False
+        if not self._until_end or now < self._next_check or not partitions:
+            return False  # (no partitions: not joined yet, or none assigned to this member)
         self._next_check = now + CHECK_INTERVAL_S
-        if not partitions:
-            return False  # not joined yet (or nothing assigned to this member)
         for state in list(partitions.values()):
             bounds = self._bounds_of(client, state)
             if bounds is None or not _at_end(state, *bounds):

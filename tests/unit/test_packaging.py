@@ -41,7 +41,7 @@ def test_metadata_declares_every_supported_python() -> None:
         assert f"Programming Language :: Python :: {version}" in classifiers
 
 
-def test_default_dependency_group_brings_the_bench_and_metrics_extras_and_the_documented_tools() -> None:
+def test_default_group_brings_the_bench_and_metrics_extras_and_the_documented_tools() -> None:
     default_groups = PYPROJECT["tool"]["uv"]["default-groups"]
     assert default_groups == ["dev"]
     requirements = {
