@@ -26,6 +26,7 @@ from bench.argtypes import (
 from bench.options import MODES, BenchOptions, skip_dest
 from bench.output.results import DEFAULT_RESULTS_DIR
 from bench.workloads import WORKLOAD_NAMES, WORKLOADS
+from pyrallel_consumer import kafka_settings
 from pyrallel_consumer.config import usable_cores
 
 WORKLOAD_CHOICES = (*WORKLOAD_NAMES, "all")
@@ -210,6 +211,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="extra librdkafka consumer setting, passed through (repeatable)",
     )
     engine.add_argument(
+        "--metrics-port",
+        type=positive_int,
+        default=None,
+        help="serve the consumers' Prometheus metrics at http://127.0.0.1:PORT/metrics",
+    )
+    engine.add_argument(
         "--ordering",
         choices=ORDERINGS,
         default="key",
@@ -304,6 +311,15 @@ def _validate(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> None:
                 "--broker-kind selects an embedded broker; it cannot be combined "
                 "with --bootstrap-servers"
             )
+    try:  # before anything is produced: a typo would otherwise fail only in the first run
+        kafka_settings.check(dict(ns.kafka_config), "--kafka-config")
+    except ValueError as exc:
+        parser.error(str(exc))
+    if ns.metrics_port is not None and max(ns.members) > 1:
+        parser.error(
+            "--metrics-port serves the consumers of this process, but with --members above 1 "
+            "each member is a process of its own: drop one of the two"
+        )
     if ns.json_output is not None and ns.json_output.exists() and ns.json_output.is_dir():
         parser.error(f"--json-output: {ns.json_output} is a directory; give a file path")
     # Checked before the run so that nothing measured is lost to a results location that the

@@ -8,7 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pyrallel_consumer import kafka_settings
 from pyrallel_consumer.engines.registry import ENGINE_NAMES, engine_spec
+from pyrallel_consumer.redact import redact
 
 Ordering = Literal["key", "partition", "unordered"]
 OnFailure = Literal["dead_letter", "stop", "skip"]
@@ -59,6 +61,16 @@ class ConsumerConfig:
     revoke_grace_s: float
     poll_batch_size: int
     codec: str
+    # The dead-letter producer's settings given explicitly (None: derived from kafka_config).
+    dlq_producer_config: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        # Secret settings (passwords, keys, callables) never reach a log line or a traceback.
+        fields = ", ".join(
+            f"{name}={redact(value) if isinstance(value, dict) else value!r}"
+            for name, value in ((name, getattr(self, name)) for name in self.__dataclass_fields__)
+        )
+        return f"ConsumerConfig({fields})"
 
     @property
     def group_id(self) -> str:
@@ -120,6 +132,7 @@ def _validate_kafka_config(kafka_config: Mapping[str, Any]) -> dict[str, Any]:
         config[key] = forced
     if "on_commit" in config:
         raise ValueError("kafka_config 'on_commit' is not supported: use stats() for commits")
+    kafka_settings.check(config)
     return config
 
 
@@ -158,6 +171,7 @@ def build_config(
     revoke_grace_s: float = 10.0,
     poll_batch_size: int = 500,
     codec: str | None = None,
+    dlq_producer_config: Mapping[str, Any] | None = None,
 ) -> ConsumerConfig:
     """Validate every option and return the frozen config; errors name the option."""
     kafka = _validate_kafka_config(kafka_config)
@@ -197,6 +211,7 @@ def build_config(
     if dlq_topic in topics:
         raise ValueError(f"dlq_topic {dlq_topic!r} must differ from the consumed topics")
     codec = codec if codec is not None else os.environ.get("PYRALLEL_CODEC", "auto")
+    producer = _validate_producer_config(dlq_producer_config, dlq_topic)
     return ConsumerConfig(
         kafka_config=kafka,
         topics=tuple(topics),
@@ -218,4 +233,32 @@ def build_config(
         revoke_grace_s=_require_float("revoke_grace_s", revoke_grace_s, 0.0),
         poll_batch_size=_require_int("poll_batch_size", poll_batch_size, 1),
         codec=_require_choice("codec", codec, ("auto", "native", "msgpack")),
+        dlq_producer_config=producer,
     )
+
+
+def _validate_producer_config(
+    producer: Mapping[str, Any] | None, dlq_topic: str | None
+) -> dict[str, Any] | None:
+    if producer is None:
+        return None
+    if not isinstance(producer, Mapping):
+        raise TypeError(
+            "dlq_producer_config must be a dict of librdkafka producer settings, got "
+            f"{type(producer).__name__}"
+        )
+    if not dlq_topic:
+        raise ValueError("dlq_producer_config is for the dead-letter producer: set dlq_topic too")
+    config = dict(producer)
+    if not config.get("bootstrap.servers"):
+        raise ValueError(
+            "dlq_producer_config needs 'bootstrap.servers' (it replaces the settings derived "
+            "from kafka_config)"
+        )
+    kafka_settings.check(config, "dlq_producer_config")
+    return config
+
+
+def option_names() -> tuple[str, ...]:
+    """The keyword options build_config takes (ParallelConsumer's **options among them)."""
+    return tuple(inspect.signature(build_config).parameters)[1:]

@@ -34,6 +34,7 @@ from pyrallel_consumer.control.dead_letter import DeadLetterPublisher, DeadLette
 from pyrallel_consumer.control.kafka_log import RepeatLimiter, log_limited
 from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.control.rebalance import OnAssign, Rebalancer
+from pyrallel_consumer.control.run_end import RunEnd
 from pyrallel_consumer.control.stats import Counters, snapshot
 from pyrallel_consumer.engines.base import Engine
 from pyrallel_consumer.errors import KafkaFatalError
@@ -54,7 +55,9 @@ RETRIED_AT_CLOSE = "retried once more as the consumer closes (its last commit)"
 
 def default_dead_letters(config: ConsumerConfig) -> DeadLetterSink | None:
     if config.on_failure == "dead_letter" and config.dlq_topic:
-        return DeadLetterPublisher(config.dlq_topic, config.kafka_config)
+        return DeadLetterPublisher(
+            config.dlq_topic, config.kafka_config, config.dlq_producer_config
+        )
     return None
 
 
@@ -74,7 +77,7 @@ class ControlLoop:
         self.config = config
         self.engine = engine
         self._on_assign = on_assign
-        self._clock = clock
+        self._clock = self.clock = clock
         self._client_factory = client_factory
         self._lane_of = lane_function(config.ordering)
         self._wait_bound_s = session.wait_bound_s(config.kafka_config)  # ValueError if invalid
@@ -113,9 +116,10 @@ class ControlLoop:
     def request_stop(self) -> None:
         self._stop.set()
 
-    def run(self, max_records: int | None, timeout: float | None) -> int:
-        """Consume until `max_records` completed, `timeout` seconds passed or a stop was
-        requested; then finish in-flight work, commit and close. Returns the records completed.
+    def run(self, max_records: int | None, timeout: float | None, end: RunEnd | None = None) -> int:
+        """Consume until `max_records` completed, `timeout` seconds passed, `end` says the
+        input is exhausted or a stop was requested; then finish in-flight work, commit and
+        close. Returns the records completed.
         Raises the failure that stopped it (ProcessingError, DeadLetterError) or
         KafkaFatalError."""
         deadline = None if timeout is None else self._clock() + timeout
@@ -138,7 +142,7 @@ class ControlLoop:
             client.subscribe(
                 self.config.topics, rebalancer.assigned, rebalancer.revoked, rebalancer.lost
             )
-            self._loop(client, max_records, deadline)
+            self._loop(client, max_records, deadline, end)
             self._shutdown(client)
             shut_down = True
         finally:
@@ -160,7 +164,13 @@ class ControlLoop:
             raise KafkaFatalError(f"librdkafka fatal error: {self._fatal.str()}")
         return self.counters.completed
 
-    def _loop(self, client: KafkaClient, max_records: int | None, deadline: float | None) -> None:
+    def _loop(
+        self,
+        client: KafkaClient,
+        max_records: int | None,
+        deadline: float | None,
+        end: RunEnd | None,
+    ) -> None:
         clock, engine, completions = self._clock, self.engine, self._completions
         next_commit = clock() + self.config.commit_interval_s
         batch = self.config.poll_batch_size
@@ -171,6 +181,13 @@ class ControlLoop:
                 return
             now = clock()
             if deadline is not None and now >= deadline:
+                return
+            if end is not None and end.reached(
+                client,
+                self._partitions,
+                self.counters.received,
+                bool(self._in_flight or self._backlog or self._failures.dead_lettering),
+            ):
                 return
             self._submit_backlog()
             if now >= next_commit:
