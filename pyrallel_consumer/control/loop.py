@@ -67,8 +67,9 @@ class ControlLoop:
         self._client_factory = client_factory
         self._lane_of = lane_function(config.ordering)
         self._partitions: dict[TopicPartitionKey, PartitionState] = {}
-        # The backlog: received, not in flight yet (waits for in-flight room).
-        self._backlog: Backlog[PartitionState] = Backlog()
+        # The backlog: received, not in flight yet (waits for in-flight room, or for its lane
+        # to be under max_in_flight_per_lane).
+        self._backlog: Backlog[PartitionState] = Backlog(config.max_in_flight_per_lane)
         self._next_id = 0
         self._paused_for_capacity = False
         self._stop = threading.Event()
@@ -78,7 +79,14 @@ class ControlLoop:
         if dead_letters is None:
             dead_letters = default_dead_letters(config)
         self._completions = Completions(
-            config, engine, self.counters, dead_letters, on_complete, self._fail, clock
+            config,
+            engine,
+            self.counters,
+            dead_letters,
+            on_complete,
+            self._fail,
+            clock,
+            self._backlog.done,
         )
         self._in_flight = self._completions.in_flight
         self._failures = self._completions.failures
@@ -216,6 +224,8 @@ class ControlLoop:
             return
         in_flight = self._in_flight
         items = self._backlog.take(room)
+        if not items:
+            return  # every lane with records is at its cap
         for item in items:
             in_flight[item.id] = item
         self.engine.submit(items)
