@@ -46,6 +46,7 @@ class ConsumerConfig:
     engine: str  # a name in engines.registry.ENGINES
     ordering: Ordering
     max_in_flight: int
+    max_in_flight_per_lane: int
     backlog_size: int
     backlog_max_bytes: int
     concurrency: int | None
@@ -89,6 +90,18 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0)) or 1
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def default_lane_cap(max_in_flight: int) -> int:
+    """The per-lane in-flight cap when none is given: a tenth of the window, at most 32.
+
+    A lane runs one record at a time, so the cap only decides how many of its next records
+    wait inside the engine, each saving a control-plane round trip, rather than in the backlog.
+    A tenth keeps a stuck key to a small share of `max_in_flight`. 32 covers the process
+    engine's round trip (about 3 ms measured, zero-work: a cap of 16 cost 30% on 8 busy lanes)
+    while a stuck key holds at most half of a worker's outstanding window (64 by default).
+    """
+    return max(1, min(32, max_in_flight // 10))
 
 
 def _require_int(name: str, value: object, minimum: int) -> int:
@@ -154,6 +167,7 @@ def build_config(
     engine: str = "async",
     ordering: str = "key",
     max_in_flight: int = 1000,
+    max_in_flight_per_lane: int | None = None,
     backlog_size: int = 50_000,
     backlog_max_bytes: int = 64 * 1024 * 1024,
     concurrency: int | None = None,
@@ -183,6 +197,9 @@ def build_config(
     engine = _require_choice("engine", engine, ENGINE_NAMES)
     ordering = _require_choice("ordering", ordering, ORDERINGS)
     max_in_flight = _require_int("max_in_flight", max_in_flight, 1)
+    if max_in_flight_per_lane is None:
+        max_in_flight_per_lane = default_lane_cap(max_in_flight)
+    max_in_flight_per_lane = _require_int("max_in_flight_per_lane", max_in_flight_per_lane, 1)
     # The backlog: records held beyond max_in_flight, so the in-flight window can be spread
     # over many keys.
     backlog_size = _require_int("backlog_size", backlog_size, 0)
@@ -218,6 +235,7 @@ def build_config(
         engine=engine,
         ordering=ordering,  # type: ignore[arg-type]
         max_in_flight=max_in_flight,
+        max_in_flight_per_lane=max_in_flight_per_lane,
         backlog_size=backlog_size,
         backlog_max_bytes=backlog_max_bytes,
         concurrency=concurrency,

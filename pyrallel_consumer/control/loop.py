@@ -51,6 +51,9 @@ STATS_INTERVAL_S = 0.1
 # What a commit refused during the loop leads to.
 RETRIED_NEXT_INTERVAL = "retried at the next commit interval"
 RETRIED_AT_CLOSE = "retried once more as the consumer closes (its last commit)"
+# At capacity, how long the loop stops polling before it pauses the partitions instead: the
+# longest a rebalance callback waits for it, far below any max.poll.interval.ms.
+HOLD_S = 1.0
 
 
 def default_dead_letters(config: ConsumerConfig) -> DeadLetterSink | None:
@@ -82,10 +85,15 @@ class ControlLoop:
         self._lane_of = lane_function(config.ordering)
         self._wait_bound_s = session.wait_bound_s(config.kafka_config)  # ValueError if invalid
         self._partitions: dict[TopicPartitionKey, PartitionState] = {}
-        # The backlog: received, not in flight yet (waits for in-flight room).
-        self._backlog: Backlog[PartitionState] = Backlog()
+        # The backlog: received, not in flight yet (waits for in-flight room, or for its lane
+        # to be under max_in_flight_per_lane).
+        self._backlog: Backlog[PartitionState] = Backlog(config.max_in_flight_per_lane)
         self._next_id = 0
         self._paused_for_capacity = False
+        # Paused for capacity, the partitions resume once in-flight work plus the backlog
+        # fell to this (see _apply_pauses).
+        self._resume_mark = config.max_in_flight + config.backlog_size // 2
+        self._full_since: float | None = None  # clock time capacity was reached, while held
         self._stop = threading.Event()
         self._failure: Exception | None = None
         self._fatal: KafkaErrorInfo | None = None
@@ -101,6 +109,7 @@ class ControlLoop:
             on_complete,
             self._fail,
             clock,
+            self._backlog.done,
             self._publish_due,
         )
         self._in_flight = self._completions.in_flight
@@ -195,10 +204,16 @@ class ControlLoop:
                 next_commit = now + self.config.commit_interval_s
             elif now >= self._next_publish:
                 self._publish(now)
-            self._apply_pauses(client)
+            room = self._room()
+            self._apply_pauses(client, room, now)
+            if room <= 0 and not self._paused_for_capacity:
+                engine.wait(BUSY_WAIT_S)  # held: see _apply_pauses
+                continue
+            # Never more than there is room for, so that steady backpressure needs no pause.
             # consume() with a timeout waits for a *full* batch, so it is only ever called
             # with 0; poll() is the blocking call that returns on the first record.
-            messages = client.consume(batch, 0)
+            take = max(1, min(batch, room))
+            messages = client.consume(take, 0)
             if not messages:
                 if self._in_flight or self._paused_for_capacity:
                     engine.wait(BUSY_WAIT_S)
@@ -206,7 +221,7 @@ class ControlLoop:
                 first = client.poll(IDLE_POLL_S)
                 if first is None:
                     continue
-                messages = [first, *client.consume(batch - 1, 0)] if batch > 1 else [first]
+                messages = [first, *client.consume(take - 1, 0)] if take > 1 else [first]
             self._receive(messages)
 
     def _commit(self, client: KafkaClient, then: str) -> bool:
@@ -304,21 +319,50 @@ class ControlLoop:
             return
         in_flight = self._in_flight
         items = self._backlog.take(room)
+        if not items:
+            return  # every lane with records is at its cap
         for item in items:
             in_flight[item.id] = item
         self.engine.submit(items)
 
     # ---- backpressure ----------------------------------------------------------------------
 
-    def _apply_pauses(self, client: KafkaClient) -> None:
-        """Pause every partition while in-flight work plus the backlog is full (the loop
-        keeps polling, so the group membership never lapses), and a blocked partition (its
-        commit metadata would not fit) until its gap closes; resume the others."""
-        capacity = self.config.max_in_flight + self.config.backlog_size
-        full = (
-            len(self._in_flight) + len(self._backlog) + self._failures.dead_lettering >= capacity
-            or self._backlog.bytes >= self.config.backlog_max_bytes
-        )
+    def _room(self) -> int:
+        """Records that may still be received before in-flight work plus the backlog reaches
+        capacity (0 when the backlog's bytes did)."""
+        config, backlog = self.config, self._backlog
+        if backlog.bytes >= config.backlog_max_bytes:
+            return 0
+        held = len(self._in_flight) + len(backlog) + self._failures.dead_lettering
+        return config.max_in_flight + config.backlog_size - held
+
+    def _apply_pauses(self, client: KafkaClient, room: int, now: float) -> None:
+        """Backpressure in two steps, and a blocked partition (its commit metadata would not
+        fit) paused until its gap closes.
+
+        At capacity the loop first holds: it stops taking records from the client, whose
+        prefetched records wait there, for up to HOLD_S. Only when no room frees up in that
+        time are the partitions paused, so that the loop can poll again (rebalance callbacks
+        run inside poll); they resume once in-flight work plus the backlog fell to the resume
+        mark, half the backlog below capacity.
+
+        Why not pause at once, as before: librdkafka drops a paused partition's prefetched
+        records and refetches them only 0.5-1 s after resume (its fetcher is not woken by a
+        resume), so the engine starved after every pause (measured: 1,480 records/s instead
+        of 3,060 with backlog_size=1000); resuming at a lower mark alone did not help."""
+        config = self.config
+        if self._paused_for_capacity:
+            held = len(self._in_flight) + len(self._backlog) + self._failures.dead_lettering
+            full = held > self._resume_mark or self._backlog.bytes > config.backlog_max_bytes // 2
+        elif room > 0:
+            self._full_since = None
+            full = False
+        else:
+            if self._full_since is None:
+                self._full_since = now
+            full = now - self._full_since >= HOLD_S
+        if full != self._paused_for_capacity:
+            self._full_since = None
         self._paused_for_capacity = full
         to_pause: list[PartitionState] = []
         to_resume: list[PartitionState] = []
