@@ -18,6 +18,7 @@ from typing import Any
 from pyrallel_consumer.backlog import Backlog
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.control import commits, session
+from pyrallel_consumer.control.backpressure import Backpressure
 from pyrallel_consumer.control.client import (
     ALL_BROKERS_DOWN,
     PARTITION_EOF,
@@ -51,9 +52,6 @@ STATS_INTERVAL_S = 0.1
 # What a commit refused during the loop leads to.
 RETRIED_NEXT_INTERVAL = "retried at the next commit interval"
 RETRIED_AT_CLOSE = "retried once more as the consumer closes (its last commit)"
-# At capacity, how long the loop stops polling before it pauses the partitions instead: the
-# longest a rebalance callback waits for it, far below any max.poll.interval.ms.
-HOLD_S = 1.0
 
 
 def default_dead_letters(config: ConsumerConfig) -> DeadLetterSink | None:
@@ -89,11 +87,7 @@ class ControlLoop:
         # to be under max_in_flight_per_lane).
         self._backlog: Backlog[PartitionState] = Backlog(config.max_in_flight_per_lane)
         self._next_id = 0
-        self._paused_for_capacity = False
-        # Paused for capacity, the partitions resume once in-flight work plus the backlog
-        # fell to this (see _apply_pauses).
-        self._resume_mark = config.max_in_flight + config.backlog_size // 2
-        self._full_since: float | None = None  # clock time capacity was reached, while held
+        self._backpressure = Backpressure(config)
         self._stop = threading.Event()
         self._failure: Exception | None = None
         self._fatal: KafkaErrorInfo | None = None
@@ -204,10 +198,11 @@ class ControlLoop:
                 next_commit = now + self.config.commit_interval_s
             elif now >= self._next_publish:
                 self._publish(now)
-            room = self._room()
-            self._apply_pauses(client, room, now)
-            if room <= 0 and not self._paused_for_capacity:
-                engine.wait(BUSY_WAIT_S)  # held: see _apply_pauses
+            room = self._backpressure.apply(
+                client, self._partitions.values(), self._held(), self._backlog.bytes, now
+            )
+            if room <= 0 and not self._backpressure.paused:
+                engine.wait(BUSY_WAIT_S)  # held: see control/backpressure.py
                 continue
             # Never more than there is room for, so that steady backpressure needs no pause.
             # consume() with a timeout waits for a *full* batch, so it is only ever called
@@ -215,7 +210,7 @@ class ControlLoop:
             take = max(1, min(batch, room))
             messages = client.consume(take, 0)
             if not messages:
-                if self._in_flight or self._paused_for_capacity:
+                if self._in_flight or self._backpressure.paused:
                     engine.wait(BUSY_WAIT_S)
                     continue
                 first = client.poll(IDLE_POLL_S)
@@ -325,53 +320,9 @@ class ControlLoop:
             in_flight[item.id] = item
         self.engine.submit(items)
 
-    # ---- backpressure ----------------------------------------------------------------------
-
-    def _room(self) -> int:
-        """Records that may still be received before in-flight work plus the backlog reaches
-        capacity (0 when the backlog's bytes did)."""
-        config, backlog = self.config, self._backlog
-        if backlog.bytes >= config.backlog_max_bytes:
-            return 0
-        held = len(self._in_flight) + len(backlog) + self._failures.dead_lettering
-        return config.max_in_flight + config.backlog_size - held
-
-    def _apply_pauses(self, client: KafkaClient, room: int, now: float) -> None:
-        """Backpressure in two steps, and a blocked partition (its commit metadata would not
-        fit) paused until its gap closes.
-
-        At capacity the loop first holds: it stops taking records from the client, whose
-        prefetched records wait there, for up to HOLD_S. Only when no room frees up in that
-        time are the partitions paused, so that the loop can poll again (rebalance callbacks
-        run inside poll); they resume once in-flight work plus the backlog fell to the resume
-        mark, half the backlog below capacity.
-
-        Why not pause at once, as before: librdkafka drops a paused partition's prefetched
-        records and refetches them only 0.5-1 s after resume (its fetcher is not woken by a
-        resume), so the engine starved after every pause (measured: 1,480 records/s instead
-        of 3,060 with backlog_size=1000); resuming at a lower mark alone did not help."""
-        config = self.config
-        if self._paused_for_capacity:
-            held = len(self._in_flight) + len(self._backlog) + self._failures.dead_lettering
-            full = held > self._resume_mark or self._backlog.bytes > config.backlog_max_bytes // 2
-        elif room > 0:
-            self._full_since = None
-            full = False
-        else:
-            if self._full_since is None:
-                self._full_since = now
-            full = now - self._full_since >= HOLD_S
-        if full != self._paused_for_capacity:
-            self._full_since = None
-        self._paused_for_capacity = full
-        to_pause: list[PartitionState] = []
-        to_resume: list[PartitionState] = []
-        for state in self._partitions.values():
-            want = full or state.blocked
-            if want != state.paused:
-                (to_pause if want else to_resume).append(state)
-        commits.set_paused(client, to_pause, True)
-        commits.set_paused(client, to_resume, False)
+    def _held(self) -> int:
+        """Records held in memory: in flight, in the backlog and being dead-lettered."""
+        return len(self._in_flight) + len(self._backlog) + self._failures.dead_lettering
 
     # ---- errors and stats ------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from control_fakes import harness, run, tp
 
-from pyrallel_consumer.control.loop import HOLD_S
+from pyrallel_consumer.control.backpressure import HOLD_S
 
 # ---- the per-lane cap --------------------------------------------------------------------------
 
