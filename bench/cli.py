@@ -17,6 +17,7 @@ from bench import option_groups
 from bench.argtypes import positive_float, positive_int
 from bench.options import MODES, BenchOptions, skip_dest
 from bench.output.results import DEFAULT_RESULTS_DIR
+from pyrallel_consumer import kafka_settings
 from pyrallel_consumer.config import usable_cores
 
 BROKER_KINDS = ("auto", "kafka", "tansu")
@@ -158,6 +159,15 @@ def _validate(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> None:
                 "--broker-kind selects an embedded broker; it cannot be combined "
                 "with --bootstrap-servers"
             )
+    try:  # before anything is produced: a typo would otherwise fail only in the first run
+        kafka_settings.check(dict(ns.kafka_config), "--kafka-config")
+    except ValueError as exc:
+        parser.error(str(exc))
+    if ns.metrics_port is not None and max(ns.members) > 1:
+        parser.error(
+            "--metrics-port serves the consumers of this process, but with --members above 1 "
+            "each member is a process of its own: drop one of the two"
+        )
     if ns.json_output is not None and ns.json_output.exists() and ns.json_output.is_dir():
         parser.error(f"--json-output: {ns.json_output} is a directory; give a file path")
     # Checked before the run so that nothing measured is lost to a results location that the

@@ -114,6 +114,12 @@ def add_consumer_options(parser: argparse.ArgumentParser) -> None:
         help="extra librdkafka consumer setting, passed through (repeatable)",
     )
     engine.add_argument(
+        "--metrics-port",
+        type=positive_int,
+        default=None,
+        help="serve the consumers' Prometheus metrics at http://127.0.0.1:PORT/metrics",
+    )
+    engine.add_argument(
         "--ordering",
         choices=ORDERINGS,
         default="key",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bench.workloads import ALL_WORKLOADS
 from pyrallel_consumer.engines.registry import ENGINE_NAMES
+from pyrallel_consumer.redact import redact
 
 # A mode is a run of one engine: the modes are the library's engines, in registry order.
 MODES = ENGINE_NAMES
@@ -47,6 +48,7 @@ class BenchOptions:
     worker_concurrency: int | None
     batch_size: int | None  # batch mode: records per handler call at most; None: one
     kafka_config: tuple[tuple[str, str], ...]
+    metrics_port: int | None  # serve Prometheus metrics of the (single-member) runs
     json_output: Path | None
     log_level: str
     no_progress: bool
@@ -80,6 +82,8 @@ class BenchOptions:
         for key, value in asdict(self).items():
             if key == "skipped_modes":
                 data.update({skip_dest(mode): mode in self.skipped_modes for mode in MODES})
+            elif key == "kafka_config":  # results files travel: no passwords in them
+                data[key] = [list(pair) for pair in redact(dict(self.kafka_config)).items()]
             else:
                 data[key] = str(value) if isinstance(value, Path) else value
         return data

@@ -87,7 +87,8 @@ def _engine_rate(bootstrap: str, topic: str, count: int, engine: str) -> float:
 
 
 @contextlib.contextmanager
-def _broker(bootstrap: str | None) -> Iterator[str]:
+def bootstrap_or_embedded(bootstrap: str | None) -> Iterator[str]:
+    """The given bootstrap servers, or an embedded broker's for the duration."""
     if bootstrap:
         yield bootstrap
         return
@@ -102,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--num-messages", type=int, default=100_000)
     parser.add_argument("--engines", default="baseline,async,process")
     args = parser.parse_args(argv)
-    with _broker(args.bootstrap_servers) as bootstrap:
+    with bootstrap_or_embedded(args.bootstrap_servers) as bootstrap:
         topic = f"overhead-{uuid.uuid4().hex[:8]}"
         topics.reset_topic(bootstrap, topic, PARTITIONS, 60)
         produce_backlog(ProducePlan(bootstrap, topic, args.num_messages, KEYS), 120)

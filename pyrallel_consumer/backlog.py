@@ -5,9 +5,18 @@ would hold only the few keys of one partition and leave most lanes idle (measure
 instead of 20,000/s for 100 keys x 5 ms). Taking records round-robin across lanes spreads the
 in-flight window over every key that has work.
 
+The per-lane cap (the control plane's): at most `lane_cap` records of one lane are taken and
+not yet `done` at a time. A lane runs one record at a time, so a slow or stuck key would
+otherwise fill the in-flight window with records that only wait behind it (seen: 63 of 200
+records of seven other keys completed, then nothing). With the cap, those records wait here,
+against the backlog's bounds, and a stuck lane holds at most `lane_cap` in-flight slots.
+Unordered records (lane None) are never capped: they do not wait behind each other, so a stuck
+one holds only its own slot.
+
 Used by the control plane (records queued for in-flight room) and by the process engine
-(records assigned to a worker, not sent yet), so it lives outside both packages. Not
-thread-safe: each owner says which thread (or lock) guards its instance.
+(records assigned to a worker, not sent yet; no cap there, the control plane's applies), so it
+lives outside both packages. Not thread-safe: each owner says which thread (or lock) guards its
+instance.
 """
 
 from __future__ import annotations
@@ -38,33 +47,47 @@ def batch_bytes(item: WorkItem[object]) -> int:
 
 
 class Backlog(Generic[Owner]):
-    """Work items per lane, taken round-robin across lanes; counts items and key+value bytes."""
+    """Work items per lane, taken round-robin across lanes; counts items and key+value bytes.
 
-    __slots__ = ("_lanes", "_ready", "_size", "_size_of", "bytes")
+    With `lane_cap`, a lane with `lane_cap` records taken and not yet `done` is skipped by
+    `take` until `done(lane)` is called for one of them. `size_of` gives an item's bytes
+    (`batch_bytes` for batch-mode items).
+    """
 
-    def __init__(self, size_of: SizeOf = record_bytes) -> None:
+    __slots__ = ("_cap", "_lanes", "_ready", "_size", "_size_of", "_taken", "bytes")
+
+    def __init__(self, lane_cap: int | None = None, size_of: SizeOf = record_bytes) -> None:
         self._size_of = size_of
         self._lanes: dict[Lane, deque[WorkItem[Owner]]] = {}
-        self._ready: deque[Lane] = deque()  # lanes with records in the backlog, round-robin
+        # Lanes with records in the backlog and under their cap, round-robin. A lane at its cap
+        # keeps its queue in `_lanes` but leaves `_ready` until `done` makes room.
+        self._ready: deque[Lane] = deque()
         self._size = 0
         self.bytes = 0  # key + value bytes in the backlog, to bound memory as well as count
+        self._cap = lane_cap or 0
+        # Per lane: records taken and not done yet (absent when 0). None: no cap.
+        self._taken: dict[Lane, int] | None = None if lane_cap is None else {}
 
     def __len__(self) -> int:
         return self._size
 
     def add(self, item: WorkItem[Owner]) -> None:
-        queued = self._lanes.get(item.lane)
+        lane = item.lane
+        queued = self._lanes.get(lane)
         if queued is None:
-            queued = self._lanes[item.lane] = deque()
-            self._ready.append(item.lane)
+            queued = self._lanes[lane] = deque()
+            counts = self._taken
+            if counts is None or lane is None or counts.get(lane, 0) < self._cap:
+                self._ready.append(lane)
         queued.append(item)
         self._size += 1
         self.bytes += self._size_of(item)
 
     def take(self, limit: int) -> list[WorkItem[Owner]]:
-        """Up to `limit` records, one per lane per round (unordered records in bulk)."""
+        """Up to `limit` records, one per lane per round (unordered records in bulk); fewer
+        when the other lanes are at their cap."""
         taken: list[WorkItem[Owner]] = []
-        lanes, ready = self._lanes, self._ready
+        lanes, ready, counts, cap = self._lanes, self._ready, self._taken, self._cap
         while len(taken) < limit and ready:
             lane = ready.popleft()
             queued = lanes[lane]
@@ -73,6 +96,12 @@ class Backlog(Generic[Owner]):
                     taken.append(queued.popleft())
             else:
                 taken.append(queued.popleft())
+                if counts is not None:
+                    count = counts[lane] = counts.get(lane, 0) + 1
+                    if count >= cap:
+                        if not queued:
+                            del lanes[lane]
+                        continue  # parked: `done` puts it back in the rotation
             if queued:
                 ready.append(lane)
             else:
@@ -80,6 +109,18 @@ class Backlog(Generic[Owner]):
         self._size -= len(taken)
         self.bytes -= sum(map(self._size_of, taken))
         return taken
+
+    def done(self, lane: Lane) -> None:
+        """One record of `lane` taken from this backlog finished (reported, in any way); a lane
+        at its cap takes its turn again. Only for a backlog with a cap."""
+        counts = self._taken
+        if counts is None or lane is None:
+            return
+        count = counts.pop(lane) - 1
+        if count:
+            counts[lane] = count
+        if count == self._cap - 1 and lane in self._lanes:
+            self._ready.append(lane)
 
     def remove_if(self, doomed: Callable[[WorkItem[Owner]], bool]) -> None:
         """Drop the records that match (their partition was revoked)."""

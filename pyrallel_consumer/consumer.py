@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
 import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from types import FrameType, TracebackType
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from pyrallel_consumer.config import build_config, validate_handler
+from pyrallel_consumer.config import build_config, option_names, validate_handler
 from pyrallel_consumer.control.completions import OnComplete
 from pyrallel_consumer.control.loop import ControlLoop
 from pyrallel_consumer.control.rebalance import OnAssign
+from pyrallel_consumer.control.run_end import RunEnd
 from pyrallel_consumer.engines.base import BatchHandler, Engine, Handler
 from pyrallel_consumer.engines.batching import BatchingEngine
 from pyrallel_consumer.engines.registry import engine_spec
+
+if TYPE_CHECKING:  # the metrics module needs the optional prometheus-client
+    from pyrallel_consumer.metrics import ConsumerMetrics
+
+# Engines that call the handler in this process, where its time can be observed.
+_TIMED_ENGINES = ("baseline", "async")
 
 
 class ParallelConsumer:
@@ -40,8 +48,10 @@ class ParallelConsumer:
         on_assign: OnAssign | None = None,
         worker_init: Callable[[], None] | None = None,
         worker_exit: Callable[[], None] | None = None,
+        metrics: ConsumerMetrics | bool = False,
         **options: Any,
     ) -> None:
+        _check_option_names(options)
         self.config = build_config(
             kafka_config,
             topics=topics,
@@ -54,6 +64,14 @@ class ParallelConsumer:
         for name, hook in (("worker_init", worker_init), ("worker_exit", worker_exit)):
             if hook is not None and not callable(hook):
                 raise TypeError(f"{name} must be a callable or None, got {type(hook).__name__}")
+        self.metrics = _metrics(metrics)
+        loop_options: dict[str, Any] = {}
+        if self.metrics is not None:
+            if self.config.engine in _TIMED_ENGINES:
+                # In batch mode one observation per call, of a whole batch.
+                handler = self.metrics.timed_handler(cast(Handler, handler))
+            loop_options["client_factory"] = self.metrics.client_factory
+            self.metrics.attach(self.stats)
         # A batch handler runs on the same engines: they pass their argument on untouched.
         chosen = engine_spec(self.config.engine).create(
             cast(Handler, handler), self.config, worker_init, worker_exit
@@ -62,32 +80,58 @@ class ParallelConsumer:
         used: Engine = (
             chosen if self.config.batch_size is None else BatchingEngine(chosen, self.config)
         )
-        self._loop = ControlLoop(self.config, used, on_complete, on_assign)
+        self._loop = ControlLoop(self.config, used, on_complete, on_assign, **loop_options)
         self._started = False
 
-    def run(self, max_records: int | None = None, timeout: float | None = None) -> int:
+    def run(
+        self,
+        max_records: int | None = None,
+        timeout: float | None = None,
+        *,
+        until_end: bool = False,
+        idle_timeout: float | None = None,
+    ) -> int:
         """Consume until `max_records` records completed, `timeout` seconds passed, stop() was
-        called or SIGINT/SIGTERM arrived; then drain, commit and close. Returns the number of
-        records completed. Raises ProcessingError when a record failed with on_failure='stop'.
+        called or SIGINT/SIGTERM arrived, or, for a batch job: with `until_end`, every assigned
+        partition completed up to the end offset it had when assigned (its last stable offset
+        under read_committed); with `idle_timeout`, no record arrived and none was in flight
+        for that many seconds (the group join counts). Then drain, commit and close. Returns
+        the number of records completed. Raises ProcessingError when a record failed with
+        on_failure='stop'.
         """
         if max_records is not None and max_records < 1:
             raise ValueError(f"max_records must be >= 1 or None, got {max_records}")
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds or None, got {timeout}")
+        if idle_timeout is not None and idle_timeout <= 0:
+            raise ValueError(f"idle_timeout must be > 0 seconds or None, got {idle_timeout}")
         if self._started:
             raise RuntimeError("a ParallelConsumer runs once; create a new one to run again")
         self._started = True
+        end = (
+            RunEnd(until_end, idle_timeout, self._loop.clock) if until_end or idle_timeout else None
+        )
         restore = self._install_signal_handlers()
         try:
-            return self._loop.run(max_records, timeout)
+            return self._loop.run(max_records, timeout, end)
         finally:
             restore()
 
-    async def run_async(self, max_records: int | None = None, timeout: float | None = None) -> int:
+    async def run_async(
+        self,
+        max_records: int | None = None,
+        timeout: float | None = None,
+        *,
+        until_end: bool = False,
+        idle_timeout: float | None = None,
+    ) -> int:
         """`run` on a worker thread, awaitable from an event loop; cancelling it stops the
         consumer cleanly."""
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(None, self.run, max_records, timeout)
+        future = loop.run_in_executor(
+            None,
+            lambda: self.run(max_records, timeout, until_end=until_end, idle_timeout=idle_timeout),
+        )
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -136,3 +180,30 @@ class ParallelConsumer:
                 signal.signal(sig, handler)
 
         return restore
+
+
+def _check_option_names(options: Mapping[str, Any]) -> None:
+    known = option_names()
+    for name in options:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(
+                f"ParallelConsumer() got an unexpected option {name!r}{hint} "
+                f"(options: {', '.join(known)}; see README)"
+            )
+
+
+def _metrics(metrics: ConsumerMetrics | bool) -> ConsumerMetrics | None:
+    """The metrics to feed: None when off; True builds them in prometheus_client's REGISTRY."""
+    if metrics is False:
+        return None
+    from pyrallel_consumer.metrics import ConsumerMetrics  # the optional extra, on demand
+
+    if metrics is True:
+        return ConsumerMetrics()
+    if not isinstance(metrics, ConsumerMetrics):
+        raise TypeError(
+            f"metrics must be True, False or a ConsumerMetrics, got {type(metrics).__name__}"
+        )
+    return metrics

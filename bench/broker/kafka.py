@@ -12,6 +12,8 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.broker import java as java_runtime
@@ -95,23 +97,76 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
-def kafka_server_properties(port: int, controller_port: int, log_dirs: Path) -> str:
-    """server.properties for a single combined broker+controller on loopback."""
+@dataclass(frozen=True)
+class SaslListener:
+    """A second client listener, SASL_PLAINTEXT, for tests of secured clusters: PLAIN with
+    `users` (user name -> password), and OAUTHBEARER with Kafka's unsecured token validator (it
+    accepts any unsigned JWT that has `sub` and `exp`: test clusters only), the mechanism an
+    `oauth_cb` token callback uses. The JAAS configurations go into server.properties
+    (listener.name.sasl_plaintext.<mechanism>.sasl.jaas.config), so no JAAS file is needed. The
+    PLAINTEXT listener stays for the broker's own traffic and readiness."""
+
+    users: Mapping[str, str]
+    port: int | None = None
+
+
+def kafka_server_properties(
+    port: int,
+    controller_port: int,
+    log_dirs: Path,
+    sasl: SaslListener | None = None,
+    sasl_port: int | None = None,
+) -> str:
+    """server.properties for a single combined broker+controller on loopback (with `sasl`, a
+    SASL_PLAINTEXT listener on `sasl_port` as well)."""
     settings = dict(_SINGLE_NODE_SETTINGS)
+    listeners = f"PLAINTEXT://{HOST}:{port}"
     settings.update(
         {
             # A static voter set: with one node it needs no dynamic-quorum bootstrap.
             "controller.quorum.voters": f"1@{HOST}:{controller_port}",
-            "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
+            "listeners": f"{listeners},CONTROLLER://{HOST}:{controller_port}",
+            "advertised.listeners": listeners,
             "log.dirs": str(log_dirs),
         }
     )
+    if sasl is not None:
+        if not sasl.users:
+            raise BrokerError("a SASL listener needs at least one user")
+        for name, password in sasl.users.items():
+            # Both are written inside a quoted JAAS string in a .properties file, where
+            # backslashes are escapes: refuse rather than escape twice.
+            if not name.isidentifier() or any(c in password for c in '"\\\n'):
+                raise BrokerError(
+                    f"SASL user {name!r}: use letters, digits and _ in names, and no quotes, "
+                    "backslashes or newlines in passwords"
+                )
+        secured = f"SASL_PLAINTEXT://{HOST}:{sasl_port}"
+        users = " ".join(f'user_{name}="{password}"' for name, password in sasl.users.items())
+        settings.update(
+            {
+                "listeners": f"{listeners},{secured},CONTROLLER://{HOST}:{controller_port}",
+                "advertised.listeners": f"{listeners},{secured}",
+                "listener.security.protocol.map": (
+                    "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"
+                ),
+                "sasl.enabled.mechanisms": "PLAIN,OAUTHBEARER",
+                "listener.name.sasl_plaintext.plain.sasl.jaas.config": (
+                    f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};"
+                ),
+                "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config": (
+                    "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"
+                ),
+            }
+        )
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
-def start_kafka(port: int | None, data_dir: Path | None) -> BrokerHandle:
-    """Spawn the broker (not yet ready: the caller waits); BrokerError with a remedy."""
+def start_kafka(
+    port: int | None, data_dir: Path | None, sasl: SaslListener | None = None
+) -> BrokerHandle:
+    """Spawn the broker (not yet ready: the caller waits); BrokerError with a remedy. With
+    `sasl`, the handle's `sasl_bootstrap_servers` is the SASL_PLAINTEXT listener."""
     java = java_runtime.find_java()
     libs = ensure_kafka_jars()
     if data_dir is None:
@@ -123,9 +178,12 @@ def start_kafka(port: int | None, data_dir: Path | None) -> BrokerHandle:
         cleanup_dir = None
     port = port if port is not None else free_port()
     controller_port = free_port(exclude={port})
+    sasl_port = None
+    if sasl is not None:
+        sasl_port = sasl.port or free_port(exclude={port, controller_port})
     log_dirs = workdir / "data"
     config = workdir / "server.properties"
-    config.write_text(kafka_server_properties(port, controller_port, log_dirs))
+    config.write_text(kafka_server_properties(port, controller_port, log_dirs, sasl, sasl_port))
     log4j = workdir / "log4j2.properties"
     log4j.write_text(_LOG4J2_CONFIG)
     log_path = workdir / "broker.log"
@@ -152,6 +210,7 @@ def start_kafka(port: int | None, data_dir: Path | None) -> BrokerHandle:
         process=process,
         cleanup_dir=cleanup_dir,
         on_exit=on_exit,
+        sasl_bootstrap_servers=None if sasl_port is None else f"{HOST}:{sasl_port}",
     )
 
 

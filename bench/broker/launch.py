@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bench.broker import java as java_runtime
 from bench.broker.jars import jars_cached, kafka_jar_dir, kafka_version
-from bench.broker.kafka import KIND_KAFKA, start_kafka
+from bench.broker.kafka import KIND_KAFKA, SaslListener, start_kafka
 from bench.broker.supervise import (
     LIVE_HANDLES,
     BrokerError,
@@ -28,12 +28,14 @@ def start_broker(
     data_dir: str | os.PathLike[str] | None = None,
     *,
     ready_timeout: float = DEFAULT_READY_TIMEOUT_S,
+    sasl: SaslListener | None = None,
 ) -> BrokerHandle:
     """Start a broker and return once it answers a metadata request.
 
     ``kind`` is ``"kafka"`` or ``"tansu"`` (None: :func:`resolve_default_kind`). ``port`` None
     picks a free loopback port. ``data_dir`` keeps Kafka's storage (and its log) across runs;
-    tansu only has memory storage. Raises :class:`BrokerError` with a remedy on any failure.
+    tansu only has memory storage. ``sasl`` (Kafka only) adds a SASL_PLAINTEXT listener
+    (``handle.sasl_bootstrap_servers``). Raises :class:`BrokerError` with a remedy on any failure.
     """
     kind = kind or resolve_default_kind()
     if kind not in KINDS:
@@ -41,8 +43,10 @@ def start_broker(
     if port is not None:
         check_port_free(port)
     if kind == KIND_KAFKA:
-        handle = start_kafka(port, Path(data_dir) if data_dir is not None else None)
+        handle = start_kafka(port, Path(data_dir) if data_dir is not None else None, sasl)
     else:
+        if sasl is not None:
+            raise BrokerError("a SASL listener needs --kind kafka (tansu has no SASL)")
         if data_dir is not None:
             raise BrokerError(
                 "tansu runs with memory storage only, so --data-dir does not apply: "

@@ -45,6 +45,8 @@ class BrokerHandle:
     cleanup_dir: Path | None = None
     # Runs after the process has exited (publishes the class-data archive, see java.cds_flags).
     on_exit: Callable[[int | None], None] | None = field(default=None, repr=False)
+    # The SASL_PLAINTEXT listener of a Kafka broker started with one (kafka.SaslListener).
+    sasl_bootstrap_servers: str | None = None
     _stopped: bool = field(default=False, repr=False)
 
     @property

@@ -20,10 +20,12 @@ Batch mode (`batch_size` b, `service_time_s` T the time of one call of b records
 parallelism counts handler calls; a call needs b records in flight, so max_in_flight allows
 max_in_flight // b calls, and each call holds at least one key (or partition) of its own. A call
 does b records, so the total work is records / b calls, and a chain of k records, whose batches
-run one after another, needs at least ceil(k / b) calls however the batches are filled:
+run one after another, needs at least ceil(k / c) calls however the batches are filled, where
+c = min(b, max_in_flight_per_lane) under key or partition order (a lane never has more records
+in flight, so never more in one batch) and the chain is one record when unordered:
 
     bound_tps = records / max((records / b x T + stuck extra) / calls at once,
-                              ceil(k / b) x T (+ stuck extra for the stuck record's chain))
+                              ceil(k / c) x T (+ stuck extra for the stuck record's chain))
 
 With an even spread and no stuck record this is calls at once x b / T; with b = 1 it is the
 formula above.
@@ -37,6 +39,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from pyrallel_consumer.config import default_lane_cap
 from pyrallel_consumer.engines.registry import Capacity, engine_spec
 
 
@@ -49,6 +52,11 @@ class EngineShape:
     concurrency: int  # async: concurrent handler calls / thread-pool size
     workers: int  # process: worker processes
     worker_concurrency: int  # process: records per worker
+    lane_cap: int | None = None  # max_in_flight_per_lane; None: the library's default
+
+    def records_per_lane(self) -> int:
+        """Records of one lane (key or partition) in flight at most."""
+        return self.lane_cap if self.lane_cap is not None else default_lane_cap(self.max_in_flight)
 
     def capacity(self) -> Capacity:
         return Capacity(self.max_in_flight, self.concurrency, self.workers, self.worker_concurrency)
@@ -136,19 +144,21 @@ def compute_bound(
         bound_tps = parallelism * per_call / service_time_s if service_time_s > 0 else math.inf
         return Bound(parallelism, service_time_s, bound_tps)
     total_s = num_messages / per_call * service_time_s + chains.stuck_extra_s
-    time_s = max(total_s / parallelism, chain_time_s(service_time_s, ordering, chains, per_call))
+    per_lane = min(per_call, shape.records_per_lane())
+    time_s = max(total_s / parallelism, chain_time_s(service_time_s, ordering, chains, per_lane))
     return Bound(parallelism, service_time_s, num_messages / time_s if time_s > 0 else math.inf)
 
 
-def chain_time_s(service_time_s: float, ordering: str, chains: Chains, batch_size: int) -> float:
-    """Seconds the longest chain needs at least: ceil(records / batch_size) calls of
+def chain_time_s(service_time_s: float, ordering: str, chains: Chains, per_call: int) -> float:
+    """Seconds the longest chain needs at least: ceil(records / per_call) calls of
     `service_time_s` each, one after another, plus the stuck record's extra on its chain; a
-    chain is one record (one call) when unordered."""
+    chain is one record (one call) when unordered. `per_call`: records of one lane a call can
+    hold (module docstring's c)."""
     extra = chains.stuck_extra_s
     hottest = chains.hottest if ordering != "unordered" else 1
     stuck_chain = chains.stuck_chain if ordering != "unordered" else 1
-    calls = math.ceil(hottest / batch_size)
-    stuck_calls = math.ceil(stuck_chain / batch_size)
+    calls = math.ceil(hottest / per_call)
+    stuck_calls = math.ceil(stuck_chain / per_call)
     return max(calls * service_time_s, stuck_calls * service_time_s + extra if extra else 0.0)
 
 
@@ -171,10 +181,12 @@ def chain_limit_tps(
     ordering: str,
     chains: Chains | None,
     batch_size: int | None = None,
+    lane_cap: int = 1,
 ) -> float:
     """records / the longest chain's work (chain_time_s): what no number of consumers can beat.
-    `batch_size` as in compute_bound."""
-    chain_s = chain_time_s(service_time_s, ordering, chains or Chains(hottest=1), batch_size or 1)
+    `batch_size` as in compute_bound; `lane_cap`: EngineShape.records_per_lane()."""
+    per_call = min(batch_size or 1, lane_cap) if batch_size else 1
+    chain_s = chain_time_s(service_time_s, ordering, chains or Chains(hottest=1), per_call)
     return num_messages / chain_s if chain_s > 0 else math.inf
 
 

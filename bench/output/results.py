@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from pyrallel_consumer.redact import redact
+
 DEFAULT_RESULTS_DIR = Path("bench") / "results"
 
 
@@ -93,11 +95,12 @@ def default_output_path(now: dt.datetime | None = None) -> Path:
 
 
 def _clean(value: Any) -> Any:
-    """NaN/inf are not JSON; orjson would write null for NaN anyway, but be explicit for inf."""
+    """NaN/inf are not JSON; orjson would write null for NaN anyway, but be explicit for inf.
+    Secret-bearing entries (a password, a key) are redacted wherever they appear."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): _clean(v) for k, v in redact(value).items()}
     if isinstance(value, list | tuple):
         return [_clean(v) for v in value]
     if isinstance(value, Path):

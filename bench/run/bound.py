@@ -14,6 +14,7 @@ from bench.options import BenchOptions
 from bench.run.context import RunContext, RunSpec
 from bench.workloads.keys import KeyDistribution
 from bench.workloads.stuck import STUCK_KEY_INDEX
+from pyrallel_consumer.config import default_lane_cap
 
 # The library's default, for an engine whose stats() do not report its capacity.
 _DEFAULT_WORKER_CONCURRENCY = 16
@@ -47,6 +48,7 @@ def engine_shape(
         concurrency=pick("concurrency", opts.max_in_flight),
         workers=pick("workers", cores),
         worker_concurrency=pick("worker_concurrency", _DEFAULT_WORKER_CONCURRENCY),
+        lane_cap=pick("max_in_flight_per_lane", default_lane_cap(opts.max_in_flight)),
     )
 
 
@@ -124,7 +126,9 @@ def run_bound(
     )
     group = min(
         members * share.bound_tps,
-        bounds.chain_limit_tps(expected, service, opts.ordering, chains, batch),
+        bounds.chain_limit_tps(
+            expected, service, opts.ordering, chains, batch, shape.records_per_lane()
+        ),
     )
     if workload.cpu_bound and service > 0:
         group = min(group, ctx.cores * (batch or 1) / service)

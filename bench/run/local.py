@@ -20,7 +20,7 @@ from bench.run.produce import Delivered, OpenLoopProducer
 _WATCH_INTERVAL_S = 0.2
 
 
-def consume(spec: PhaseSpec, worker_hooks: dict[str, Any], no_progress: bool) -> Phase:
+def consume(spec: PhaseSpec, consumer_options: dict[str, Any], no_progress: bool) -> Phase:
     """Run the consumer until spec.expected records completed or spec.timeout_s passed."""
     progress = Progress(spec.expected, spec.label, Progress.wanted(no_progress))
     collector = Collector(progress)
@@ -28,7 +28,7 @@ def consume(spec: PhaseSpec, worker_hooks: dict[str, Any], no_progress: bool) ->
     producer = OpenLoopProducer(spec.plan, spec.timeout_s).start() if spec.plan.rate else None
     try:
         with progress:
-            phase.engine_stats = _run_consumer(spec, collector, producer, phase, worker_hooks)
+            phase.engine_stats = _run_consumer(spec, collector, producer, phase, consumer_options)
     except Exception as exc:  # a failed run is a result too: record it and go on
         phase.error = f"{type(exc).__name__}: {exc}"
     finally:
@@ -45,7 +45,7 @@ def _run_consumer(
     collector: Collector,
     producer: OpenLoopProducer | None,
     phase: Phase,
-    worker_hooks: dict[str, Any],
+    consumer_options: dict[str, Any],
 ) -> dict[str, Any]:
     from pyrallel_consumer import ParallelConsumer
 
@@ -58,7 +58,7 @@ def _run_consumer(
         on_complete=collector.on_complete,
         on_assign=collector.on_assign,
         **dict(spec.engine_options),
-        **worker_hooks,
+        **consumer_options,
     )
     finished = threading.Event()
     if producer is not None:
@@ -99,16 +99,16 @@ def profiled_consume(
     spec: PhaseSpec,
     settings: profiling.ProfileSettings | None,
     stem: str,
-    worker_hooks: dict[str, Any],
+    consumer_options: dict[str, Any],
     no_progress: bool,
 ) -> Phase:
     """consume(), under yappi when --profile is given (one file per mode, per-worker files)."""
     if settings is None:
-        return consume(spec, worker_hooks, no_progress)
+        return consume(spec, consumer_options, no_progress)
     path = profiling.profile_path(settings.directory, stem)
     profiling.clear_worker_profiles(settings.directory, stem)
     with profiling.profiled(settings, path, spec.label):
-        phase = consume(spec, worker_hooks, no_progress)
+        phase = consume(spec, consumer_options, no_progress)
     phase.profile_files.append(str(path))
     workers = profiling.worker_profiles(settings.directory, stem)
     phase.profile_files += [str(p) for p in workers]

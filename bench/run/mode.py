@@ -104,7 +104,7 @@ def _consume(
         phase_spec,
         ctx.profile,
         spec.profile_stem,
-        _worker_hooks(spec, ctx),
+        {**_worker_hooks(spec, ctx), "metrics": _metrics(ctx.options.metrics_port)},
         ctx.options.no_progress,
     )
     if delivered is not None:
@@ -133,6 +133,22 @@ def _phase(
         label=f"{spec.engine}/{spec.workload}",
     )
     return _consume(spec, ctx, phase_spec, backlog)
+
+
+@functools.cache
+def _served_metrics(port: int) -> Any:
+    """One ConsumerMetrics for the whole invocation (each mode's consumer takes it over in
+    turn), served on loopback from the first run on."""
+    from pyrallel_consumer.metrics import ConsumerMetrics, start_metrics_server
+
+    metrics = ConsumerMetrics()
+    start_metrics_server(port)
+    log.info("Prometheus metrics at http://127.0.0.1:%d/metrics", port)
+    return metrics
+
+
+def _metrics(port: int | None) -> Any:
+    return False if port is None else _served_metrics(port)
 
 
 def stuck_seq(plan: ProducePlan) -> int:

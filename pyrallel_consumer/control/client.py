@@ -121,6 +121,11 @@ class KafkaClient(Protocol):
     def high_watermark(self, partition: TopicPartitionKey) -> int | None:
         """The last known high watermark (cached, no broker round trip); None if unknown."""
 
+    def query_watermarks(self, partition: TopicPartitionKey, timeout: float) -> tuple[int, int]:
+        """(low, high) watermarks asked of the broker now. Under
+        `isolation.level=read_committed` (librdkafka's default) `high` is the last stable
+        offset. `ClientError` when the broker did not answer within `timeout` seconds."""
+
     def close(self) -> None:
         """Leave the group (the revoke callback runs first) and release the consumer."""
 
@@ -212,6 +217,18 @@ class ConfluentClient:
         except KafkaException:
             return None
         return None if high == OFFSET_INVALID else int(high)
+
+    def query_watermarks(self, partition: TopicPartitionKey, timeout: float) -> tuple[int, int]:
+        try:
+            found = self._consumer.get_watermark_offsets(
+                TopicPartition(partition.topic, partition.partition), timeout=timeout
+            )
+        except KafkaException as exc:
+            raise ClientError(str(exc)) from exc
+        if found is None:
+            raise ClientError(f"no watermarks of {partition} within {timeout} s")
+        low, high = found
+        return int(low), int(high)
 
     def close(self) -> None:
         self._consumer.close()

@@ -16,9 +16,10 @@ from pyrallel_consumer.control.failures import Fail, FailurePolicy
 from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.control.stats import Counters
 from pyrallel_consumer.engines.base import Engine
-from pyrallel_consumer.work import Outcome, Report, WorkItem
+from pyrallel_consumer.work import Lane, Outcome, Report, WorkItem
 
 OnComplete = Callable[[Completion], None]
+LaneDone = Callable[[Lane], None]
 Clock = Callable[[], float]
 
 BUSY_WAIT_S = 0.02  # how long one wait for reports lasts while work is in flight
@@ -41,12 +42,14 @@ class Completions:
         on_complete: OnComplete | None,
         fail: Fail,
         clock: Clock,
+        lane_done: LaneDone,
         tick: Callable[[], None] = lambda: None,
     ) -> None:
         """`tick` runs at every turn of `settle`'s wait (the control loop publishes its
         stats snapshot there)."""
         self._engine = engine
         self._tick = tick
+        self._lane_done = lane_done  # the backlog's per-lane cap: one record of a lane left
         self._counters = counters
         self._on_complete = on_complete
         self._clock = clock
@@ -55,11 +58,12 @@ class Completions:
         self.failures = FailurePolicy(config, counters, dead_letters, self.complete, fail)
 
     def apply(self, reports: list[Report]) -> None:
-        in_flight, counters = self.in_flight, self._counters
+        in_flight, counters, lane_done = self.in_flight, self._counters, self._lane_done
         for report in reports:
             item = in_flight.pop(report.id, None)
             if item is None:
                 continue
+            lane_done(item.lane)
             if report.outcome is _CANCELLED:
                 counters.cancelled += 1  # never committed past; the new owner redoes it
                 continue

@@ -17,21 +17,10 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaError, Message, Producer
 
 from pyrallel_consumer.control.kafka_log import with_logger
+from pyrallel_consumer.kafka_settings import producer_settings
 from pyrallel_consumer.record import Record
 
 log = logging.getLogger(__name__)
-
-# Consumer settings that a producer to the same cluster also needs (connection, security, and
-# the user's own librdkafka `logger` if they gave one).
-_SHARED_PREFIXES = (
-    "bootstrap.servers",
-    "security.",
-    "sasl.",
-    "ssl.",
-    "client.id",
-    "socket.",
-    "logger",
-)
 
 HEADER_PREFIX = "pyrallel."
 
@@ -56,9 +45,16 @@ class DeadLetterSink(Protocol):
         """Wait up to `timeout` seconds for deliveries; returns how many are outstanding."""
 
 
-def producer_config(kafka_config: Mapping[str, Any]) -> dict[str, Any]:
-    config = {k: v for k, v in kafka_config.items() if k.startswith(_SHARED_PREFIXES)}
-    config.update({"enable.idempotence": True, "linger.ms": 5})
+def producer_config(
+    kafka_config: Mapping[str, Any], explicit: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The dead-letter producer's settings: `explicit` (the dlq_producer_config option) when
+    given, else every setting of the consumer's `kafka_config` that a producer takes (bootstrap
+    servers, security.protocol, sasl.*, ssl.*, callables such as oauth_cb, ...). Idempotence is
+    on unless the settings say otherwise."""
+    config = dict(explicit) if explicit is not None else producer_settings(kafka_config)
+    config.setdefault("enable.idempotence", True)
+    config.setdefault("linger.ms", 5)
     return config
 
 
@@ -80,9 +76,14 @@ def dead_letter_headers(
 class DeadLetterPublisher:
     """A `DeadLetterSink` producing to `topic` with an idempotent producer."""
 
-    def __init__(self, topic: str, kafka_config: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        topic: str,
+        kafka_config: Mapping[str, Any],
+        explicit: Mapping[str, Any] | None = None,
+    ) -> None:
         self.topic = topic
-        self._producer = Producer(with_logger(producer_config(kafka_config)))
+        self._producer = Producer(with_logger(producer_config(kafka_config, explicit)))
         self.pending = 0
         self._next_idle_poll = 0.0
 

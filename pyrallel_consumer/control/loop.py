@@ -18,6 +18,7 @@ from typing import Any
 from pyrallel_consumer.backlog import Backlog
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.control import commits, session
+from pyrallel_consumer.control.backpressure import Backpressure
 from pyrallel_consumer.control.client import (
     ALL_BROKERS_DOWN,
     PARTITION_EOF,
@@ -34,6 +35,7 @@ from pyrallel_consumer.control.dead_letter import DeadLetterPublisher, DeadLette
 from pyrallel_consumer.control.kafka_log import RepeatLimiter, log_limited
 from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.control.rebalance import OnAssign, Rebalancer
+from pyrallel_consumer.control.run_end import RunEnd
 from pyrallel_consumer.control.stats import Counters, snapshot
 from pyrallel_consumer.engines.base import Engine
 from pyrallel_consumer.errors import KafkaFatalError
@@ -54,7 +56,9 @@ RETRIED_AT_CLOSE = "retried once more as the consumer closes (its last commit)"
 
 def default_dead_letters(config: ConsumerConfig) -> DeadLetterSink | None:
     if config.on_failure == "dead_letter" and config.dlq_topic:
-        return DeadLetterPublisher(config.dlq_topic, config.kafka_config)
+        return DeadLetterPublisher(
+            config.dlq_topic, config.kafka_config, config.dlq_producer_config
+        )
     return None
 
 
@@ -74,15 +78,16 @@ class ControlLoop:
         self.config = config
         self.engine = engine
         self._on_assign = on_assign
-        self._clock = clock
+        self._clock = self.clock = clock
         self._client_factory = client_factory
         self._lane_of = lane_function(config.ordering)
         self._wait_bound_s = session.wait_bound_s(config.kafka_config)  # ValueError if invalid
         self._partitions: dict[TopicPartitionKey, PartitionState] = {}
-        # The backlog: received, not in flight yet (waits for in-flight room).
-        self._backlog: Backlog[PartitionState] = Backlog()
+        # The backlog: received, not in flight yet (waits for in-flight room, or for its lane
+        # to be under max_in_flight_per_lane).
+        self._backlog: Backlog[PartitionState] = Backlog(config.max_in_flight_per_lane)
         self._next_id = 0
-        self._paused_for_capacity = False
+        self._backpressure = Backpressure(config)
         self._stop = threading.Event()
         self._failure: Exception | None = None
         self._fatal: KafkaErrorInfo | None = None
@@ -98,6 +103,7 @@ class ControlLoop:
             on_complete,
             self._fail,
             clock,
+            self._backlog.done,
             self._publish_due,
         )
         self._in_flight = self._completions.in_flight
@@ -113,9 +119,10 @@ class ControlLoop:
     def request_stop(self) -> None:
         self._stop.set()
 
-    def run(self, max_records: int | None, timeout: float | None) -> int:
-        """Consume until `max_records` completed, `timeout` seconds passed or a stop was
-        requested; then finish in-flight work, commit and close. Returns the records completed.
+    def run(self, max_records: int | None, timeout: float | None, end: RunEnd | None = None) -> int:
+        """Consume until `max_records` completed, `timeout` seconds passed, `end` says the
+        input is exhausted or a stop was requested; then finish in-flight work, commit and
+        close. Returns the records completed.
         Raises the failure that stopped it (ProcessingError, DeadLetterError) or
         KafkaFatalError."""
         deadline = None if timeout is None else self._clock() + timeout
@@ -138,7 +145,7 @@ class ControlLoop:
             client.subscribe(
                 self.config.topics, rebalancer.assigned, rebalancer.revoked, rebalancer.lost
             )
-            self._loop(client, max_records, deadline)
+            self._loop(client, max_records, deadline, end)
             self._shutdown(client)
             shut_down = True
         finally:
@@ -160,7 +167,13 @@ class ControlLoop:
             raise KafkaFatalError(f"librdkafka fatal error: {self._fatal.str()}")
         return self.counters.completed
 
-    def _loop(self, client: KafkaClient, max_records: int | None, deadline: float | None) -> None:
+    def _loop(
+        self,
+        client: KafkaClient,
+        max_records: int | None,
+        deadline: float | None,
+        end: RunEnd | None,
+    ) -> None:
         clock, engine, completions = self._clock, self.engine, self._completions
         next_commit = clock() + self.config.commit_interval_s
         batch = self.config.poll_batch_size
@@ -172,24 +185,38 @@ class ControlLoop:
             now = clock()
             if deadline is not None and now >= deadline:
                 return
+            if end is not None and end.reached(
+                client,
+                self._partitions,
+                self.counters.received,
+                bool(self._in_flight or self._backlog or self._failures.dead_lettering),
+            ):
+                return
             self._submit_backlog()
             if now >= next_commit:
                 self._commit(client, RETRIED_NEXT_INTERVAL)
                 next_commit = now + self.config.commit_interval_s
             elif now >= self._next_publish:
                 self._publish(now)
-            self._apply_pauses(client)
+            room = self._backpressure.apply(
+                client, self._partitions.values(), self._held(), self._backlog.bytes, now
+            )
+            if room <= 0 and not self._backpressure.paused:
+                engine.wait(BUSY_WAIT_S)  # held: see control/backpressure.py
+                continue
+            # Never more than there is room for, so that steady backpressure needs no pause.
             # consume() with a timeout waits for a *full* batch, so it is only ever called
             # with 0; poll() is the blocking call that returns on the first record.
-            messages = client.consume(batch, 0)
+            take = max(1, min(batch, room))
+            messages = client.consume(take, 0)
             if not messages:
-                if self._in_flight or self._paused_for_capacity:
+                if self._in_flight or self._backpressure.paused:
                     engine.wait(BUSY_WAIT_S)
                     continue
                 first = client.poll(IDLE_POLL_S)
                 if first is None:
                     continue
-                messages = [first, *client.consume(batch - 1, 0)] if batch > 1 else [first]
+                messages = [first, *client.consume(take - 1, 0)] if take > 1 else [first]
             self._receive(messages)
 
     def _commit(self, client: KafkaClient, then: str) -> bool:
@@ -287,30 +314,15 @@ class ControlLoop:
             return
         in_flight = self._in_flight
         items = self._backlog.take(room)
+        if not items:
+            return  # every lane with records is at its cap
         for item in items:
             in_flight[item.id] = item
         self.engine.submit(items)
 
-    # ---- backpressure ----------------------------------------------------------------------
-
-    def _apply_pauses(self, client: KafkaClient) -> None:
-        """Pause every partition while in-flight work plus the backlog is full (the loop
-        keeps polling, so the group membership never lapses), and a blocked partition (its
-        commit metadata would not fit) until its gap closes; resume the others."""
-        capacity = self.config.max_in_flight + self.config.backlog_size
-        full = (
-            len(self._in_flight) + len(self._backlog) + self._failures.dead_lettering >= capacity
-            or self._backlog.bytes >= self.config.backlog_max_bytes
-        )
-        self._paused_for_capacity = full
-        to_pause: list[PartitionState] = []
-        to_resume: list[PartitionState] = []
-        for state in self._partitions.values():
-            want = full or state.blocked
-            if want != state.paused:
-                (to_pause if want else to_resume).append(state)
-        commits.set_paused(client, to_pause, True)
-        commits.set_paused(client, to_resume, False)
+    def _held(self) -> int:
+        """Records held in memory: in flight, in the backlog and being dead-lettered."""
+        return len(self._in_flight) + len(self._backlog) + self._failures.dead_lettering
 
     # ---- errors and stats ------------------------------------------------------------------
 

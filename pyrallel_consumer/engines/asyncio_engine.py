@@ -49,6 +49,8 @@ class AsyncEngine(Engine):
         self._runner.close(timeout)
 
     def describe(self) -> dict[str, Any]:
+        if not hasattr(self, "_runner"):  # stats() (a metrics scrape) before run() started it
+            return {"engine": self.name}
         return {
             "engine": self.name,
             "runner": "coroutines" if self.is_coroutine else "threads",

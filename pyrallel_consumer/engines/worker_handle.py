@@ -28,7 +28,7 @@ class WorkerHandle:
         self.outstanding: dict[int, WorkItem[object]] = {}  # sent, no result (in send order)
         # Assigned to this worker, not sent yet; taken round-robin across lanes so one long lane
         # cannot fill the worker's outstanding window while other lanes wait behind it.
-        self.backlog: Backlog[object] = Backlog(batch_bytes if batched else record_bytes)
+        self.backlog: Backlog[object] = Backlog(size_of=batch_bytes if batched else record_bytes)
         # Suspects of a death that had several records outstanding: sent one at a time, before
         # anything in `backlog`, until each completed or was blamed (see worker_deaths).
         self.isolating: deque[WorkItem[object]] = deque()

@@ -1,9 +1,11 @@
 """Run by test_consumer_crash in a subprocess: a ParallelConsumer (async engine, key order) that
 appends every handled record as "partition offset" to a file, one flushed line per record.
 
-    python crash_worker.py BOOTSTRAP TOPIC GROUP OUTPUT_FILE
+    python crash_worker.py BOOTSTRAP TOPIC GROUP OUTPUT_FILE [STUCK_PARTITION STUCK_OFFSET]
 
-Runs until SIGKILL (the crash) or SIGTERM (a clean stop: drain, commit, close).
+Runs until SIGKILL (the crash) or SIGTERM (a clean stop: drain, commit, close). With a stuck
+record, its handler call never returns: the run cannot finish on its own, and the records of
+the other keys above it complete, so the commits carry them in the metadata.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ import sys
 from pyrallel_consumer import ParallelConsumer, Record
 
 
-def main(bootstrap: str, topic: str, group: str, output: str) -> int:
+def main(bootstrap: str, topic: str, group: str, output: str, *stuck_at: str) -> int:
     out = open(output, "a", buffering=1)  # noqa: SIM115  # lives as long as the process
+    stuck = tuple(map(int, stuck_at)) if stuck_at else None
 
     async def handle(record: Record) -> None:
+        if (record.partition, record.offset) == stuck:
+            await asyncio.Event().wait()  # until the kill
         await asyncio.sleep(0.001 + random.random() * 0.002)
         out.write(f"{record.partition} {record.offset}\n")
         out.flush()
@@ -43,4 +48,4 @@ def main(bootstrap: str, topic: str, group: str, output: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:5]))
+    sys.exit(main(*sys.argv[1:]))

@@ -1,7 +1,10 @@
 """Crash: SIGKILL the consumer process mid-run and restart it with the same group.
 
 Nothing is missing, and records that completed before the last commit (below the committed
-position, or carried in the commit metadata) are not redone by the second run.
+position, or carried in the commit metadata) are not redone by the second run. The first run
+has one record stuck, so it cannot finish before the kill however fast the machine is, and
+the kill waits for a commit whose metadata lists completed records above it: a restart that
+ignored the metadata would redo them, every time.
 """
 
 from __future__ import annotations
@@ -28,14 +31,25 @@ PARTITIONS = 4
 KEYS = 100
 WORKER = Path(__file__).with_name("crash_worker.py")
 WAIT_S = 180.0
+STUCK = (0, 100)  # (partition, offset) whose handler call never returns in the first run
 
 
-def start_worker(broker: Any, topic: str, group: str, output: Path) -> subprocess.Popen[bytes]:
+def start_worker(
+    broker: Any, topic: str, group: str, output: Path, *stuck: int
+) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     return subprocess.Popen(
-        [sys.executable, str(WORKER), broker.bootstrap_servers, topic, group, str(output)],
+        [
+            sys.executable,
+            str(WORKER),
+            broker.bootstrap_servers,
+            topic,
+            group,
+            str(output),
+            *map(str, stuck),
+        ],
         env=env,
     )
 
@@ -52,12 +66,17 @@ def handled(path: Path) -> list[tuple[int, int]]:
     return records
 
 
-def wait_until(condition: Callable[[], bool], process: subprocess.Popen[bytes], what: str) -> None:
+def wait_until(
+    condition: Callable[[], bool],
+    process: subprocess.Popen[bytes],
+    what: str,
+    every_s: float = 0.02,
+) -> None:
     deadline = time.monotonic() + WAIT_S
     while not condition():
         assert process.poll() is None, f"worker exited with {process.returncode} before {what}"
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
+        time.sleep(every_s)
 
 
 def committed(broker: Any, group: str, topic: str) -> dict[int, TopicPartition]:
@@ -83,9 +102,19 @@ def test_sigkill_then_restart_loses_nothing_and_redoes_little(
     group = f"crash-{uuid.uuid4().hex[:8]}"
     first_file, second_file = tmp_path / "first.txt", tmp_path / "second.txt"
 
-    first = start_worker(kafka_broker, topic, group, first_file)
+    def metadata_committed() -> bool:
+        stuck = committed(kafka_broker, group, topic)[STUCK[0]]
+        return stuck.offset == STUCK[1] and bool(stuck.metadata)
+
+    first = start_worker(kafka_broker, topic, group, first_file, *STUCK)
     try:
         wait_until(lambda: len(handled(first_file)) >= RECORDS * 0.3, first, "30% handled")
+        wait_until(
+            metadata_committed,
+            first,
+            f"a commit of partition {STUCK[0]} at the stuck offset with metadata",
+            every_s=0.2,
+        )
         first.send_signal(signal.SIGKILL)
         first.wait(30)
     finally:
@@ -106,9 +135,10 @@ def test_sigkill_then_restart_loses_nothing_and_redoes_little(
         already_done.update((partition, o) for o in in_metadata)
     first_run = handled(first_file)
     assert already_done, "the first run committed nothing before the kill"
+    assert carried, "the commit metadata was empty at the kill"
     # Every record committed as done was really handled by the first run.
     assert already_done <= set(first_run)
-    assert len(first_run) < RECORDS, "the first run finished before it was killed"
+    assert STUCK not in set(first_run)
 
     second = start_worker(kafka_broker, topic, group, second_file)
     try:

@@ -5,6 +5,10 @@ Both consumers run in threads of this process, so their handler traces share one
 At-least-once allows a record in flight at a handover to run again; the checks allow that:
 executions of one key never overlap (across consumers too), and the last execution of each
 record of a key ran in offset order.
+
+Gates, not the machine's speed, make the run outlast both rebalances: the first consumer holds
+every record past the middle of its partition until it is revoked (the second has joined),
+and the second holds every record past 90% of its partitions until it is told to leave.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RECORDS = 20_000
 PARTITIONS = 8
-KEYS = 16  # with 3-7 ms per record: at most ~3,200 records/s, a run of 6 s or more
+KEYS = 16
 WAIT_S = 120.0
 
 
@@ -42,10 +46,15 @@ class Run:
         self.assignments: dict[str, list[list[tuple[str, int]]]] = {}
         self.changed = threading.Condition(self.lock)
 
-    def handler(self, name: str) -> Callable[[Record], Any]:
+    def handler(
+        self, name: str, gate: dict[int, int], opened: threading.Event
+    ) -> Callable[[Record], Any]:
+        """Records at or past `gate[partition]` wait for `opened` before their execution."""
+
         async def handle(record: Record) -> None:
+            while record.offset >= gate[record.partition] and not opened.is_set():
+                await asyncio.sleep(0.01)
             start = time.monotonic()
-            # 3-7 ms: slow enough that the run outlasts two rebalances.
             await asyncio.sleep(0.003 + random.random() * 0.004)
             with self.lock:
                 self.executions.append(
@@ -115,11 +124,17 @@ def test_second_consumer_joins_and_leaves(
     run = Run()
     errors: list[BaseException] = []
 
-    def consumer(name: str) -> ParallelConsumer:
+    ends: dict[int, int] = {}
+    for r in produced:
+        ends[r.partition] = max(ends.get(r.partition, 0), r.offset + 1)
+    revoked, leaving = threading.Event(), threading.Event()
+
+    def consumer(name: str, gate_at: float, opened: threading.Event) -> ParallelConsumer:
+        gate = {p: int(end * gate_at) for p, end in ends.items()}
         return ParallelConsumer(
             kafka_broker.consumer_config(group, **{"partition.assignment.strategy": strategy}),
             topics=[topic],
-            handler=run.handler(name),
+            handler=run.handler(name, gate, opened),
             engine="async",
             ordering="key",
             commit_interval_s=0.2,
@@ -128,18 +143,27 @@ def test_second_consumer_joins_and_leaves(
             on_assign=run.on_assign(name),
         )
 
-    first, second = consumer("first"), consumer("second")
+    first, second = consumer("first", 0.5, revoked), consumer("second", 0.9, leaving)
     first_thread = start(first, errors)
     try:
         run.wait(lambda: len(run.total()) >= RECORDS * 0.15, "the first consumer to start")
         second_thread = start(second, errors)
         try:
+            # Open the first consumer's gate while its revoke waits for in-flight work, so
+            # the held records finish within revoke_grace_s (no execution outlives it).
+            deadline = time.monotonic() + WAIT_S
+            while len(first.stats()["partitions"]) == PARTITIONS:
+                assert time.monotonic() < deadline, "the second consumer never joined"
+                time.sleep(0.02)
+            revoked.set()
             run.wait(
                 lambda: len(run.completed.get("second", ())) >= RECORDS * 0.1,
                 "the second consumer to take over partitions",
             )
-            assert len(run.total()) < RECORDS, "the run ended before the second consumer left"
+            assert len(run.total()) < RECORDS  # held by the second consumer's gate
         finally:
+            leaving.set()
+            revoked.set()
             second.stop()
             second_thread.join(WAIT_S)
         assert not second_thread.is_alive()
@@ -179,9 +203,6 @@ def test_second_consumer_joins_and_leaves(
         )
     finally:
         check.close()
-    ends: dict[int, int] = {}
-    for r in produced:
-        ends[r.partition] = max(ends.get(r.partition, 0), r.offset + 1)
     assert {tp.partition: tp.offset for tp in committed} == ends
 
 

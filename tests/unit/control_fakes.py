@@ -233,6 +233,9 @@ class FakeClient:
     def high_watermark(self, partition: TopicPartitionKey) -> int | None:
         return len(self.log.get(partition.partition, [])) + self.markers.get(partition.partition, 0)
 
+    def query_watermarks(self, partition: TopicPartitionKey, timeout: float) -> tuple[int, int]:
+        return 0, len(self.log.get(partition.partition, []))
+
     def close(self) -> None:
         if self.assigned:
             self.rebalance("revoke", *(key.partition for key in sorted(self.assigned)))

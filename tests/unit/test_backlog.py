@@ -97,3 +97,53 @@ def test_clear() -> None:
     assert len(backlog) == 0
     assert backlog.bytes == 0
     assert backlog.take(3) == []
+
+
+def test_a_lane_at_its_cap_is_skipped_until_one_of_its_records_is_done() -> None:
+    backlog = Backlog(lane_cap=2)
+    for lane, offset in [("a", 1), ("a", 2), ("a", 3), ("a", 4), ("b", 5), ("b", 6)]:
+        backlog.add(item(lane, offset))
+    assert offsets(backlog.take(10)) == [("a", 1), ("b", 5), ("a", 2), ("b", 6)]
+    assert len(backlog) == 2  # a's other records wait here, not in flight
+    assert backlog.take(10) == []
+    backlog.add(item("a", 7))  # a record of a lane at its cap does not enter the rotation
+    assert backlog.take(10) == []
+    backlog.done("b")  # b has nothing queued: still nothing to take
+    assert backlog.take(10) == []
+    backlog.done("a")
+    assert offsets(backlog.take(10)) == [("a", 3)]
+    backlog.done("a")
+    backlog.done("a")
+    assert offsets(backlog.take(10)) == [("a", 4), ("a", 7)]
+
+
+def test_a_lane_under_its_cap_takes_a_new_record_at_once() -> None:
+    backlog = Backlog(lane_cap=2)
+    backlog.add(item("a", 1))
+    assert offsets(backlog.take(10)) == [("a", 1)]
+    backlog.add(item("a", 2))
+    assert offsets(backlog.take(10)) == [("a", 2)]
+    backlog.add(item("a", 3))
+    assert backlog.take(10) == []
+    backlog.done("a")
+    assert offsets(backlog.take(10)) == [("a", 3)]
+
+
+def test_unordered_records_are_never_capped() -> None:
+    backlog = Backlog(lane_cap=1)
+    for offset in range(5):
+        backlog.add(item(None, offset))
+    assert len(backlog.take(10)) == 5
+    backlog.done(None)  # accepted, nothing counted
+
+
+def test_a_revoked_lane_at_its_cap_is_dropped_and_comes_back_under_its_cap() -> None:
+    backlog = Backlog(lane_cap=1)
+    backlog.add(item("a", 1, partition=0))
+    backlog.add(item("a", 2, partition=0))
+    assert offsets(backlog.take(10)) == [("a", 1)]
+    backlog.remove_if(lambda work: work.record.partition == 0)
+    assert len(backlog) == 0
+    backlog.done("a")  # the in-flight record's report arrives later (cancelled)
+    backlog.add(item("a", 3, partition=0))  # the partition was assigned again
+    assert offsets(backlog.take(10)) == [("a", 3)]

@@ -107,22 +107,27 @@ def test_batch_bound_counts_calls_of_a_full_batch() -> None:
 
 
 def test_batch_bound_with_key_skew_and_a_stuck_record() -> None:
-    """Module docstring of bench.measure.bounds: a chain of k records needs ceil(k / b) calls,
-    the total work is records / b calls over the calls at once."""
+    """Module docstring of bench.measure.bounds: a chain of k records needs ceil(k / c) calls,
+    c = min(b, max_in_flight_per_lane); the total work is records / b calls over the calls at
+    once."""
     common = {"ordering": "key", "num_keys": 1000, "num_partitions": 8, "batch_size": 100}
     call = 0.010  # one call of 100 records
-    # 10,000 records, hottest key 1338: 14 calls of its own (0.14 s) beat the total work,
-    # 100 calls over 10 at once (0.1 s).
+    # 10,000 records, hottest key 1338: with a lane cap of 100, 14 calls of its own (0.14 s)
+    # beat the total work, 100 calls over 10 at once (0.1 s).
+    wide = EngineShape("async", 1000, 256, 2, 16, lane_cap=100)
     skew = compute_bound(
-        shape("async"), num_messages=10_000, service_time_s=call, chains=Chains(1338), **common
+        wide, num_messages=10_000, service_time_s=call, chains=Chains(1338), **common
     )
     assert skew.parallelism == 10
     assert skew.bound_tps == pytest.approx(10_000 / (14 * call))
+    # The default lane cap (32 of 1000 in flight) holds at most 32 of its records per call.
+    capped = compute_bound(
+        shape("async"), num_messages=10_000, service_time_s=call, chains=Chains(1338), **common
+    )
+    assert capped.bound_tps == pytest.approx(10_000 / (42 * call))
     # The stuck record's chain of 200: 2 calls, one of them 9.99 s longer.
     stuck = Chains(hottest=200, stuck_extra_s=9.99, stuck_chain=200)
-    late = compute_bound(
-        shape("async"), num_messages=20_000, service_time_s=call, chains=stuck, **common
-    )
+    late = compute_bound(wide, num_messages=20_000, service_time_s=call, chains=stuck, **common)
     assert late.bound_tps == pytest.approx(20_000 / (2 * call + 9.99))
     # An even spread gives the bound without chains: calls at once x b / call time.
     even = compute_bound(
@@ -130,8 +135,11 @@ def test_batch_bound_with_key_skew_and_a_stuck_record() -> None:
     )
     assert even.bound_tps == pytest.approx(10 * 100 / call)
     # Unordered: a chain is one record, so one call.
-    assert chain_limit_tps(1000, call, "key", Chains(250), batch_size=100) == pytest.approx(
+    assert chain_limit_tps(1000, call, "key", Chains(250), 100, lane_cap=100) == pytest.approx(
         1000 / (3 * call)
+    )
+    assert chain_limit_tps(1000, call, "key", Chains(250), 100, lane_cap=32) == pytest.approx(
+        1000 / (8 * call)
     )
     assert chain_limit_tps(1000, call, "unordered", Chains(250), batch_size=100) == (
         pytest.approx(1000 / call)

@@ -154,11 +154,46 @@ def test_help_states_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_kafka_config_passthrough(capsys: pytest.CaptureFixture[str]) -> None:
-    opts = parse_args(["--kafka-config", "fetch.wait.max.ms=5", "--kafka-config", "a.b = c"])
-    assert opts.kafka_config == (("fetch.wait.max.ms", "5"), ("a.b", "c"))
+    opts = parse_args(["--kafka-config", "fetch.wait.max.ms=5", "--kafka-config", "client.id = c"])
+    assert opts.kafka_config == (("fetch.wait.max.ms", "5"), ("client.id", "c"))
     with pytest.raises(SystemExit):
         parse_args(["--kafka-config", "novalue"])
     assert "--kafka-config" in capsys.readouterr().err
+
+
+def test_kafka_config_typo_is_refused_before_anything_runs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--kafka-config", "fetch.wait.max.msec=5"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "'fetch.wait.max.msec' is not a librdkafka setting" in err
+    assert "did you mean 'fetch.wait.max.ms'" in err
+
+
+def test_kafka_config_secrets_are_redacted_in_the_options_dump() -> None:
+    opts = parse_args(
+        [
+            "--kafka-config",
+            "sasl.username=alice",
+            "--kafka-config",
+            "sasl.password=hunter2",
+            "--kafka-config",
+            "sasl.mechanism=PLAIN",
+            "--kafka-config",
+            "security.protocol=SASL_PLAINTEXT",
+        ]
+    )
+    dumped = opts.to_dict()
+    assert "hunter2" not in repr(dumped)
+    assert ["sasl.password", "[redacted]"] in dumped["kafka_config"]
+    assert ["sasl.username", "alice"] in dumped["kafka_config"]
+
+
+def test_metrics_port_option() -> None:
+    assert parse_args([]).metrics_port is None
+    assert parse_args(["--metrics-port", "9108"]).metrics_port == 9108
 
 
 def test_batch_size_option() -> None:

@@ -32,7 +32,7 @@ from bench.broker import (
 from bench.broker import java as java_runtime
 from bench.broker.cli import build_parser
 from bench.broker.jars import POM_PATH
-from bench.broker.kafka import kafka_server_properties, new_cluster_id
+from bench.broker.kafka import SaslListener, kafka_server_properties, new_cluster_id
 from bench.broker.supervise import LIVE_HANDLES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -79,6 +79,24 @@ def test_server_properties_describe_one_loopback_node(tmp_path: Path) -> None:
     assert props["offsets.topic.replication.factor"] == "1"
     assert props["transaction.state.log.replication.factor"] == "1"
     assert props["group.initial.rebalance.delay.ms"] == "0"
+
+
+def test_sasl_listener_properties(tmp_path: Path) -> None:
+    sasl = SaslListener({"alice": "pw-1", "bob": "pw-2"})
+    text = kafka_server_properties(9092, 9093, tmp_path / "data", sasl, 9094)
+    props = dict(line.split("=", 1) for line in text.splitlines())
+    assert props["listeners"] == (
+        "PLAINTEXT://127.0.0.1:9092,SASL_PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9093"
+    )
+    assert props["advertised.listeners"] == (
+        "PLAINTEXT://127.0.0.1:9092,SASL_PLAINTEXT://127.0.0.1:9094"
+    )
+    assert "SASL_PLAINTEXT:SASL_PLAINTEXT" in props["listener.security.protocol.map"]
+    assert props["inter.broker.listener.name"] == "PLAINTEXT"
+    jaas = props["listener.name.sasl_plaintext.plain.sasl.jaas.config"]
+    assert 'user_alice="pw-1" user_bob="pw-2";' in jaas
+    with pytest.raises(BrokerError, match="no quotes"):
+        kafka_server_properties(1, 2, tmp_path, SaslListener({"eve": 'a"b'}), 3)
 
 
 def test_kafka_version_comes_from_the_pom() -> None:

@@ -50,6 +50,8 @@ BAD_OPTIONS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"max_in_flight": "10"}, TypeError, "max_in_flight"),
     ({"max_in_flight": True}, TypeError, "max_in_flight"),
     ({"max_in_flight": 1.5}, TypeError, "max_in_flight"),
+    ({"max_in_flight_per_lane": 0}, ValueError, "max_in_flight_per_lane"),
+    ({"max_in_flight_per_lane": 2.0}, TypeError, "max_in_flight_per_lane"),
     ({"backlog_size": -1}, ValueError, "backlog_size"),
     ({"backlog_max_bytes": 0}, ValueError, "backlog_max_bytes"),
     ({"concurrency": 0}, ValueError, "concurrency"),

@@ -41,13 +41,13 @@ def test_metadata_declares_every_supported_python() -> None:
         assert f"Programming Language :: Python :: {version}" in classifiers
 
 
-def test_default_dependency_group_brings_the_bench_extra_and_the_documented_tools() -> None:
+def test_default_group_brings_the_bench_and_metrics_extras_and_the_documented_tools() -> None:
     default_groups = PYPROJECT["tool"]["uv"]["default-groups"]
     assert default_groups == ["dev"]
     requirements = {
         Requirement(spec).name: Requirement(spec) for spec in PYPROJECT["dependency-groups"]["dev"]
     }
-    assert requirements["pyrallel-consumer"].extras == {"bench"}
+    assert requirements["pyrallel-consumer"].extras == {"bench", "metrics"}
     for tool in ("snakeviz", "pytest", "setuptools", "cython", "pip"):
         assert tool in requirements, f"{tool} missing from the dev group"
     assert "yappi>=1.6" in PYPROJECT["project"]["optional-dependencies"]["bench"]

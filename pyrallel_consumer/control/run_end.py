@@ -1,0 +1,91 @@
+"""When a batch job's run ends on its own: once every assigned partition completed up to the end
+offset it had when it was assigned (`until_end`), and/or once nothing arrived and nothing was
+in flight for `idle_timeout` seconds. The loop then shuts down as on stop(): drain, commit, close.
+
+The end of a partition is its high watermark when first seen assigned, asked of the broker once
+(a partition assigned again after a rebalance is asked again). Under
+`isolation.level=read_committed` (librdkafka's default) that is the last stable offset, so an
+open transaction's records are not waited for. Whether a partition reached its end is judged by
+its commit position (every record below it completed), so a record that failed counts once it
+was skipped or dead-lettered.
+
+Ownership: the control thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from pyrallel_consumer.control.client import ClientError, KafkaClient, TopicPartitionKey
+from pyrallel_consumer.control.completions import Clock
+from pyrallel_consumer.control.partition_state import PartitionState
+
+log = logging.getLogger("pyrallel_consumer")
+
+WATERMARK_TIMEOUT_S = 10.0
+CHECK_INTERVAL_S = 0.05  # between checks: each looks at every assigned partition
+
+
+class RunEnd:
+    """Decides, on the loop's turns, whether the input is exhausted."""
+
+    def __init__(self, until_end: bool, idle_timeout: float | None, clock: Clock) -> None:
+        self._until_end = until_end
+        self._idle_timeout = idle_timeout
+        self._clock = clock
+        # id(PartitionState) -> (its state, low watermark, end offset); the state is kept so
+        # that its id is not reused by a later assignment's state.
+        self._ends: dict[int, tuple[PartitionState, int, int]] = {}
+        self._last_received = -1
+        self._active_at = clock()
+        self._next_check = 0.0
+
+    def reached(
+        self,
+        client: KafkaClient,
+        partitions: Mapping[TopicPartitionKey, PartitionState],
+        received: int,
+        busy: bool,
+    ) -> bool:
+        """True when the run should end now. `received` counts records received so far;
+        `busy` says whether any record is in flight, in the backlog or being dead-lettered."""
+        now = self._clock()
+        if received != self._last_received or busy:
+            self._last_received, self._active_at = received, now
+        if self._idle_timeout is not None and now - self._active_at >= self._idle_timeout:
+            log.info("run ends: idle for %.1f s", self._idle_timeout)
+            return True
+        if not self._until_end or now < self._next_check or not partitions:
+            return False  # (no partitions: not joined yet, or none assigned to this member)
+        self._next_check = now + CHECK_INTERVAL_S
+        for state in list(partitions.values()):
+            bounds = self._bounds_of(client, state)
+            if bounds is None or not _at_end(state, *bounds):
+                return False
+        log.info("run ends: every assigned partition completed up to its end offset")
+        return True
+
+    def _bounds_of(self, client: KafkaClient, state: PartitionState) -> tuple[int, int] | None:
+        """(low watermark, end offset) of the state's partition, asked once per assignment."""
+        known = self._ends.get(id(state))
+        if known is not None:
+            return known[1], known[2]
+        try:
+            low, end = client.query_watermarks(
+                TopicPartitionKey(state.topic, state.partition), WATERMARK_TIMEOUT_S
+            )
+        except ClientError as exc:
+            log.warning(
+                "end offset of %s[%d] unknown, asking again: %s", state.topic, state.partition, exc
+            )
+            return None
+        self._ends[id(state)] = (state, low, end)
+        return low, end
+
+
+def _at_end(state: PartitionState, low: int, end: int) -> bool:
+    position = state.position if state.position is not None else state.committed
+    if position is None:  # nothing received or committed yet: done only if there is nothing
+        return end <= low
+    return position >= end

@@ -1,0 +1,237 @@
+"""Prometheus metrics of a ParallelConsumer, declared in this one place (the `metrics` extra:
+`pip install 'pyrallel-consumer[metrics]'`).
+
+Counters and gauges are read from `ParallelConsumer.stats()` when Prometheus scrapes, so they
+are the very numbers stats() shows and cost nothing between scrapes. Two histograms need an
+observation where the time is spent: handler time (a timer around each handler call, for the
+engines that call the handler in this process: `baseline` and `async`; the `process` engine's
+handlers run in other processes and are not timed) and commit time (a timer around each commit
+call). Neither timer exists when metrics are off.
+
+    from pyrallel_consumer.metrics import ConsumerMetrics, start_metrics_server
+    metrics = ConsumerMetrics()                  # registers in prometheus_client's REGISTRY
+    start_metrics_server(9108)                   # GET http://127.0.0.1:9108/metrics
+    ParallelConsumer(..., metrics=metrics).run()
+
+Metric names (namespace `pyrallel` by default), all counters since the consumer started:
+`_records_received_total`, `_records_completed_total`, `_records_failed_total`,
+`_records_skipped_total`, `_records_dead_lettered_total`, `_records_fenced_total`,
+`_records_cancelled_total`, `_records_already_completed_total`, `_retries_total`,
+`_worker_restarts_total`; gauges `_in_flight`, `_backlog`, `_dead_lettering`,
+`_paused_partitions`, `_partition_lag{topic,partition}`,
+`_partition_committed_offset{topic,partition}`; histograms `_handler_seconds`,
+`_commit_seconds`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+try:
+    from prometheus_client import REGISTRY, CollectorRegistry, Histogram, start_http_server
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+    from prometheus_client.registry import Collector
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "pyrallel_consumer.metrics needs prometheus-client: "
+        "pip install 'pyrallel-consumer[metrics]'"
+    ) from exc
+
+from pyrallel_consumer.control.client import (
+    CommitOffset,
+    ConfluentClient,
+    ErrorCallback,
+    KafkaClient,
+)
+from pyrallel_consumer.engines.base import Handler
+from pyrallel_consumer.record import Record
+
+Stats = Callable[[], Mapping[str, Any]]
+
+# stats() counter -> (metric name without namespace, help). The one list of counters.
+COUNTERS: dict[str, tuple[str, str]] = {
+    "received": ("records_received", "Records received from Kafka"),
+    "completed": ("records_completed", "Records completed: succeeded, skipped or dead-lettered"),
+    "failed": ("records_failed", "Records that failed every attempt"),
+    "skipped": ("records_skipped", "Failed records skipped (on_failure='skip')"),
+    "dead_lettered": ("records_dead_lettered", "Failed records the dead-letter topic acknowledged"),
+    "fenced": ("records_fenced", "Reports that arrived after their partition was revoked"),
+    "cancelled": ("records_cancelled", "Records not started when their partition was revoked"),
+    "already_completed": (
+        "records_already_completed",
+        "Records skipped because the commit metadata says they completed before",
+    ),
+    "retries": ("retries", "Handler calls beyond the first, over all records"),
+}
+# stats() size -> (metric name without namespace, help).
+GAUGES: dict[str, tuple[str, str]] = {
+    "in_flight": ("in_flight", "Records submitted to the engine and not reported yet"),
+    "backlog": ("backlog", "Records received and waiting for in-flight room"),
+    "dead_lettering": ("dead_lettering", "Failed records waiting for the dead-letter ack"),
+}
+
+# Handler calls range from microseconds (zero-work) to seconds (I/O with retries).
+HANDLER_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
+COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+def partition_labels(name: str) -> tuple[str, str]:
+    """("orders", "3") from stats()' partition key "orders[3]" (topic names hold no '[')."""
+    topic, _, rest = name.rpartition("[")
+    return topic, rest.rstrip("]")
+
+
+class ConsumerMetrics(Collector):
+    """The metrics of one ParallelConsumer at a time, registered in `registry` when built.
+
+    Give it to `ParallelConsumer(..., metrics=...)`; a consumer given it later takes over (the
+    counters then start again from zero, which Prometheus reads as a counter reset). Raises
+    ValueError when `registry` already holds metrics of this `namespace` (another
+    ConsumerMetrics): give each one its own namespace or registry.
+    """
+
+    def __init__(
+        self, registry: CollectorRegistry | None = REGISTRY, namespace: str = "pyrallel"
+    ) -> None:
+        self.namespace = namespace
+        self._registry = registry
+        self._stats: Stats | None = None
+        try:
+            self.handler_seconds = Histogram(
+                "handler_seconds",
+                "Duration of one handler call (each attempt), baseline and async engines",
+                namespace=namespace,
+                buckets=HANDLER_BUCKETS,
+                registry=registry,
+            )
+            self.commit_seconds = Histogram(
+                "commit_seconds",
+                "Duration of one offset commit call to the broker",
+                namespace=namespace,
+                buckets=COMMIT_BUCKETS,
+                registry=registry,
+            )
+            if registry is not None:
+                registry.register(self)
+        except ValueError as exc:
+            raise ValueError(
+                f"metrics of namespace {namespace!r} are already registered ({exc}); one "
+                "ConsumerMetrics per registry and namespace: pass namespace=... or "
+                "registry=prometheus_client.CollectorRegistry()"
+            ) from None
+
+    def unregister(self) -> None:
+        """Remove these metrics from their registry (a later ConsumerMetrics may take it)."""
+        if self._registry is not None:
+            for collector in (self, self.handler_seconds, self.commit_seconds):
+                self._registry.unregister(collector)
+            self._registry = None
+
+    def attach(self, stats: Stats) -> None:
+        """Read counters and gauges from `stats` (a ParallelConsumer's stats) from now on."""
+        self._stats = stats
+
+    def describe(self) -> Iterator[Metric]:
+        return self._families({})
+
+    def collect(self) -> Iterator[Metric]:
+        return self._families(dict(self._stats()) if self._stats is not None else {})
+
+    def _families(self, stats: Mapping[str, Any]) -> Iterator[Metric]:
+        ns = self.namespace
+        for key, (name, doc) in COUNTERS.items():
+            counter = CounterMetricFamily(f"{ns}_{name}", doc)
+            if key in stats:
+                counter.add_metric([], stats[key])
+            yield counter
+        restarts = CounterMetricFamily(
+            f"{ns}_worker_restarts", "Worker processes replaced (process engine)"
+        )
+        engine_info = stats.get("engine_info", {})
+        if stats:
+            restarts.add_metric([], engine_info.get("worker_restarts", 0))
+        yield restarts
+        for key, (name, doc) in GAUGES.items():
+            gauge = GaugeMetricFamily(f"{ns}_{name}", doc)
+            if key in stats:
+                gauge.add_metric([], stats[key])
+            yield gauge
+        paused = GaugeMetricFamily(f"{ns}_paused_partitions", "Assigned partitions paused")
+        if stats:
+            paused.add_metric([], len(stats.get("paused_partitions", ())))
+        yield paused
+        labels = ["topic", "partition"]
+        lag = GaugeMetricFamily(
+            f"{ns}_partition_lag", "Records between the commit position and the end", labels=labels
+        )
+        committed = GaugeMetricFamily(
+            f"{ns}_partition_committed_offset", "Last committed offset", labels=labels
+        )
+        for key, partition in stats.get("partitions", {}).items():
+            values = list(partition_labels(key))
+            if partition.get("lag") is not None:
+                lag.add_metric(values, partition["lag"])
+            if partition.get("committed") is not None:
+                committed.add_metric(values, partition["committed"])
+        yield lag
+        yield committed
+
+    # ---- the two timers (only built when metrics are on) -----------------------------------
+
+    def timed_handler(self, handler: Handler) -> Handler:
+        """`handler` with each call observed in handler_seconds (sync or async alike)."""
+        observe = self.handler_seconds.observe
+        clock = time.perf_counter
+
+        if inspect.iscoroutinefunction(handler):
+
+            async def timed_async(record: Record) -> Any:
+                start = clock()
+                try:
+                    return await handler(record)
+                finally:
+                    observe(clock() - start)
+
+            return timed_async
+
+        def timed(record: Record) -> Any:
+            start = clock()
+            try:
+                return handler(record)
+            finally:
+                observe(clock() - start)
+
+        return timed
+
+    def client_factory(
+        self, kafka_config: Mapping[str, Any], on_error: ErrorCallback
+    ) -> KafkaClient:
+        """A `ClientFactory` whose clients observe each commit in commit_seconds."""
+        return _TimedCommitClient(kafka_config, on_error, self.commit_seconds)
+
+
+class _TimedCommitClient(ConfluentClient):
+    def __init__(
+        self, kafka_config: Mapping[str, Any], on_error: ErrorCallback, histogram: Histogram
+    ) -> None:
+        super().__init__(kafka_config, on_error)
+        self._observe = histogram.observe
+
+    def commit(self, offsets: Sequence[CommitOffset]) -> None:
+        start = time.perf_counter()
+        try:
+            super().commit(offsets)
+        finally:
+            self._observe(time.perf_counter() - start)
+
+
+def start_metrics_server(
+    port: int, addr: str = "127.0.0.1", registry: CollectorRegistry = REGISTRY
+) -> None:
+    """Serve `registry` at http://<addr>:<port>/metrics from a daemon thread (prometheus_client's
+    server). The default address is loopback only; addr="0.0.0.0" lets other machines scrape.
+    Raises OSError when the port is taken."""
+    start_http_server(port, addr=addr, registry=registry)

@@ -1,0 +1,106 @@
+"""Prometheus metrics: the collector reads the stats() snapshot; the two timers observe."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from pyrallel_consumer import ParallelConsumer
+from pyrallel_consumer.metrics import ConsumerMetrics
+
+STATS: dict[str, Any] = {
+    "received": 12,
+    "completed": 10,
+    "retries": 3,
+    "failed": 2,
+    "skipped": 0,
+    "dead_lettered": 2,
+    "cancelled": 1,
+    "already_completed": 0,
+    "fenced": 1,
+    "in_flight": 2,
+    "backlog": 0,
+    "dead_lettering": 0,
+    "paused_partitions": ["orders[1]"],
+    "partitions": {
+        "orders[0]": {"committed": 7, "lag": 3},
+        "orders[1]": {"committed": None, "lag": None},
+    },
+    "engine_info": {"engine": "process", "worker_restarts": 4},
+}
+
+
+def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+    return registry.get_sample_value(name, labels or None)
+
+
+def test_counters_and_gauges_are_the_stats_snapshot() -> None:
+    registry = CollectorRegistry()
+    metrics = ConsumerMetrics(registry)
+    metrics.attach(lambda: STATS)
+    assert sample(registry, "pyrallel_records_received_total") == 12
+    assert sample(registry, "pyrallel_records_completed_total") == 10
+    assert sample(registry, "pyrallel_records_failed_total") == 2
+    assert sample(registry, "pyrallel_retries_total") == 3
+    assert sample(registry, "pyrallel_records_dead_lettered_total") == 2
+    assert sample(registry, "pyrallel_records_fenced_total") == 1
+    assert sample(registry, "pyrallel_worker_restarts_total") == 4
+    assert sample(registry, "pyrallel_in_flight") == 2
+    assert sample(registry, "pyrallel_backlog") == 0
+    assert sample(registry, "pyrallel_paused_partitions") == 1
+    assert sample(registry, "pyrallel_partition_lag", topic="orders", partition="0") == 3
+    assert (
+        sample(registry, "pyrallel_partition_committed_offset", topic="orders", partition="0") == 7
+    )
+    assert sample(registry, "pyrallel_partition_lag", topic="orders", partition="1") is None
+
+
+def test_second_metrics_in_one_registry_is_refused_with_the_fix() -> None:
+    registry = CollectorRegistry()
+    first = ConsumerMetrics(registry)
+    with pytest.raises(ValueError, match=r"namespace=\.\.\. or registry="):
+        ConsumerMetrics(registry)
+    ConsumerMetrics(registry, namespace="other")
+    first.unregister()
+    ConsumerMetrics(registry)  # the namespace is free again
+
+
+def test_handler_timer_observes_sync_and_async_handlers() -> None:
+    registry = CollectorRegistry()
+    metrics = ConsumerMetrics(registry)
+
+    def handle(record: object) -> int:
+        return 1
+
+    async def handle_async(record: object) -> int:
+        return 2
+
+    assert metrics.timed_handler(handle)(None) == 1  # type: ignore[arg-type]
+    timed_async = metrics.timed_handler(handle_async)
+    assert asyncio.iscoroutinefunction(timed_async)
+    assert asyncio.run(timed_async(None)) == 2  # type: ignore[arg-type]
+    assert sample(registry, "pyrallel_handler_seconds_count") == 2
+
+
+def test_consumer_feeds_the_metrics_it_is_given() -> None:
+    registry = CollectorRegistry()
+    metrics = ConsumerMetrics(registry)
+    consumer = ParallelConsumer(
+        {"bootstrap.servers": "127.0.0.1:1", "group.id": "g"},
+        topics=["t"],
+        handler=lambda record: None,
+        engine="async",  # scraped before run(): the engine has not started
+        metrics=metrics,
+    )
+    assert consumer.metrics is metrics
+    assert sample(registry, "pyrallel_records_received_total") == 0
+    with pytest.raises(TypeError, match="metrics must be"):
+        ParallelConsumer(
+            {"bootstrap.servers": "127.0.0.1:1", "group.id": "g"},
+            topics=["t"],
+            handler=lambda record: None,
+            metrics="yes",  # type: ignore[arg-type]
+        )

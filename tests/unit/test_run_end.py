@@ -1,0 +1,46 @@
+"""Batch jobs that end: run(until_end=...) and idle_timeout, over the fake client and engine."""
+
+from __future__ import annotations
+
+from control_fakes import harness
+
+from pyrallel_consumer.control.run_end import RunEnd
+
+
+def test_until_end_stops_once_every_partition_completed_to_its_end_and_commits_it() -> None:
+    h = harness(hold=lambda item: (item.record.partition, item.record.offset) == (0, 3))
+    h.client.produce(0, 10)
+    h.client.produce(1, 4)
+    h.client.produce(2, 0)  # empty: at its end from the start
+    h.client.rebalance("assign", 0, 1, 2)
+    # Offset 3 of partition 0 is held a while: the run must not end before it completes.
+    start = h.clock()
+    h.script.when(lambda: h.clock() > start + 20.0, lambda: h.engine.release(3))
+    completed = h.loop.run(None, 600.0, RunEnd(True, None, h.clock))
+    assert completed == 14
+    assert h.client.closed
+    assert h.client.last_commit(0) == (10, "")
+    assert h.client.last_commit(1) == (4, "")
+    assert start + 20.0 < h.clock() < start + 600.0  # ended on its own once 3 completed
+
+
+def test_until_end_waits_for_an_assignment() -> None:
+    h = harness()
+    h.client.produce(0, 3)
+    start = h.clock()
+    h.script.when(lambda: h.clock() > start + 30.0, lambda: h.client.rebalance("assign", 0))
+    assert h.loop.run(None, 600.0, RunEnd(True, None, h.clock)) == 3
+    assert h.clock() >= start + 30.0
+
+
+def test_idle_timeout_stops_when_nothing_arrives_and_nothing_is_in_flight() -> None:
+    h = harness(hold=lambda item: item.record.offset == 1)
+    h.client.produce(0, 3)
+    h.client.rebalance("assign", 0)
+    # Held work counts as activity: the run lasts at least until it is released.
+    start = h.clock()
+    h.script.when(lambda: h.clock() > start + 50.0, lambda: h.engine.release(1))
+    completed = h.loop.run(None, 600.0, RunEnd(False, 5.0, h.clock))
+    assert completed == 3
+    assert start + 55.0 <= h.clock() < start + 600.0
+    assert h.client.last_commit(0) == (3, "")
