@@ -66,6 +66,13 @@ COUNTERS: dict[str, tuple[str, str]] = {
     ),
     "retries": ("retries", "Handler calls beyond the first, over all records"),
 }
+# stats()["batches"] counter (batch mode) -> (metric name without namespace, help).
+BATCH_COUNTERS: dict[str, tuple[str, str]] = {
+    "batches": ("batches", "Batches sent to the handler (batch mode)"),
+    "records": ("batch_records", "Records in the batches sent (batch mode)"),
+    "calls": ("batch_calls", "Handler calls for batches and their pieces (batch mode)"),
+    "splits": ("batch_splits", "Batches bisected after failing every attempt (batch mode)"),
+}
 # stats() size -> (metric name without namespace, help).
 GAUGES: dict[str, tuple[str, str]] = {
     "in_flight": ("in_flight", "Records submitted to the engine and not reported yet"),
@@ -154,6 +161,12 @@ class ConsumerMetrics(Collector):
         if stats:
             restarts.add_metric([], engine_info.get("worker_restarts", 0))
         yield restarts
+        batches = stats.get("batches", {})
+        for key, (name, doc) in BATCH_COUNTERS.items():
+            counter = CounterMetricFamily(f"{ns}_{name}", doc)
+            if key in batches:
+                counter.add_metric([], batches[key])
+            yield counter
         for key, (name, doc) in GAUGES.items():
             gauge = GaugeMetricFamily(f"{ns}_{name}", doc)
             if key in stats:

@@ -104,3 +104,18 @@ def test_consumer_feeds_the_metrics_it_is_given() -> None:
             handler=lambda record: None,
             metrics="yes",  # type: ignore[arg-type]
         )
+
+
+def test_batch_mode_counters_come_from_stats_batches() -> None:
+    registry = CollectorRegistry()
+    metrics = ConsumerMetrics(registry)
+    batches = {"batches": 5, "records": 480, "calls": 7, "splits": 1, "split_calls": 2}
+    metrics.attach(lambda: {**STATS, "batches": batches})
+    assert sample(registry, "pyrallel_batches_total") == 5
+    assert sample(registry, "pyrallel_batch_records_total") == 480
+    assert sample(registry, "pyrallel_batch_calls_total") == 7
+    assert sample(registry, "pyrallel_batch_splits_total") == 1
+    metrics.unregister()
+    plain = CollectorRegistry()
+    ConsumerMetrics(plain).attach(lambda: STATS)
+    assert sample(plain, "pyrallel_batches_total") is None  # not in batch mode
