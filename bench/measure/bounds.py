@@ -52,7 +52,7 @@ class EngineShape:
     concurrency: int  # async: concurrent handler calls / thread-pool size
     workers: int  # process: worker processes
     worker_concurrency: int  # process: records per worker
-    lane_cap: int | None = None  # max_in_flight_per_lane; None: the library's default
+    lane_cap: int | None = None  # max_in_flight_per_lane; None: the default without batches
 
     def records_per_lane(self) -> int:
         """Records of one lane (key or partition) in flight at most."""

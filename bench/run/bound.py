@@ -48,7 +48,9 @@ def engine_shape(
         concurrency=pick("concurrency", opts.max_in_flight),
         workers=pick("workers", cores),
         worker_concurrency=pick("worker_concurrency", _DEFAULT_WORKER_CONCURRENCY),
-        lane_cap=pick("max_in_flight_per_lane", default_lane_cap(opts.max_in_flight)),
+        lane_cap=pick(
+            "max_in_flight_per_lane", default_lane_cap(opts.max_in_flight, opts.batch_size)
+        ),
     )
 
 

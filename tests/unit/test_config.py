@@ -169,3 +169,12 @@ def test_engine_registry_is_the_one_list_of_engines() -> None:
 def test_worker_hooks_on_an_engine_without_worker_processes_are_refused(engine: str) -> None:
     with pytest.raises(ValueError, match=rf"worker_init runs in worker processes.*{engine!r}"):
         ParallelConsumer(KAFKA, topics=["t"], handler=print, engine=engine, worker_init=print)
+
+
+def test_batch_mode_lets_one_lane_fill_a_batch() -> None:
+    """The default per-lane cap is at least batch_size, so a hot key's batches can be full."""
+    assert build_config(KAFKA, topics=["t"]).max_in_flight_per_lane == 32
+    assert build_config(KAFKA, topics=["t"], batch_size=100).max_in_flight_per_lane == 100
+    assert build_config(KAFKA, topics=["t"], batch_size=10).max_in_flight_per_lane == 32
+    given = build_config(KAFKA, topics=["t"], batch_size=100, max_in_flight_per_lane=5)
+    assert given.max_in_flight_per_lane == 5
