@@ -1,4 +1,4 @@
-"""The IPC codec, both implementations: round trips, msgpack byte equality, malformed input.
+"""The IPC codec, both implementations: round trips, msgpack byte equality, the switch.
 
 The msgpack package itself is the reference: every batch must be byte-for-byte what
 ``msgpack.packb(obj, use_bin_type=True)`` produces, whichever implementation encoded it.
@@ -9,104 +9,26 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-import msgpack
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from codec_cases import (  # strategies and references shared by the codec tests
+    IMPLEMENTATIONS,
+    INT64_MIN,
+    ROOT,
+    SETTINGS,
+    UINT64_MAX,
+    needs_native,
+    record_batches,
+    reference_records,
+    reference_results,
+    result_batches,
+    sample_batch,
+)
+from hypothesis import given
 
 from pyrallel_consumer.codec import CodecError, Result, available_codecs, load_codec
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import Outcome
-
-ROOT = Path(__file__).resolve().parents[2]
-NATIVE_BUILT = "native" in available_codecs()
-needs_native = pytest.mark.skipif(
-    not NATIVE_BUILT, reason="native codec not built (run `make build-ext`)"
-)
-
-IMPLEMENTATIONS = [
-    "msgpack",
-    pytest.param("native", marks=needs_native),
-]
-
-INT64_MIN = -(2**63)
-UINT64_MAX = 2**64 - 1
-
-# Kafka never hands us lone surrogates, and msgpack (like any UTF-8 encoder) cannot encode them.
-texts = st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
-long_texts = st.one_of(
-    texts,
-    st.integers(0, 70_000).map(lambda n: "t" * n),  # across the fixstr/str8/str16/str32 limits
-)
-wire_ints = st.integers(INT64_MIN, UINT64_MAX)
-optional_bytes = st.none() | st.binary(max_size=300)
-headers = st.none() | st.lists(st.tuples(texts, optional_bytes), max_size=12)
-records = st.builds(
-    Record,
-    topic=long_texts,
-    partition=wire_ints,
-    offset=wire_ints,
-    key=optional_bytes,
-    value=optional_bytes,
-    headers=headers,
-    timestamp=wire_ints,
-)
-record_batches = st.lists(st.tuples(wire_ints, records), max_size=20)
-attempts = st.integers(0, UINT64_MAX)
-outcomes = st.integers(0, UINT64_MAX)  # the codec carries any code; work.Outcome has 0..2
-result_batches = st.lists(
-    st.builds(Result, wire_ints, outcomes, attempts, st.none() | long_texts), max_size=20
-)
-
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def reference_records(items: list[tuple[int, Record]]) -> bytes:
-    """What the msgpack package produces for a record batch."""
-    batch = [
-        [
-            w,
-            r.topic,
-            r.partition,
-            r.offset,
-            r.key,
-            r.value,
-            None if r.headers is None else [list(h) for h in r.headers],
-            r.timestamp,
-        ]
-        for w, r in items
-    ]
-    return msgpack.packb([0, batch], use_bin_type=True)
-
-
-def reference_results(results: list[Result]) -> bytes:
-    return msgpack.packb([1, [list(r) for r in results]], use_bin_type=True)
-
-
-def sample_batch(size: int = 5) -> list[tuple[int, Record]]:
-    return [
-        (
-            i,
-            Record(
-                "orders",
-                i % 3,
-                1_000 + i,
-                b"k%d" % i if i % 4 else None,
-                b"v" * (i * 37),
-                [("trace", b"abc"), ("empty", None)] if i % 2 else None,
-                1_732_000_000_000 + i,
-            ),
-        )
-        for i in range(size)
-    ]
-
-
-@pytest.fixture(params=IMPLEMENTATIONS)
-def codec(request: pytest.FixtureRequest):
-    return load_codec(request.param)
-
 
 # --- round trips and byte equality ----------------------------------------------------------
 
@@ -301,151 +223,6 @@ def test_native_rejects_wrong_field_types_naming_the_field(record: Record, field
 def test_native_rejects_wrong_result_fields_naming_the_field(result: tuple, field: str) -> None:
     with pytest.raises(CodecError, match=f"result 1: .*{field}"):
         load_codec("native").encode_results([(0, 0, 0, None), result])
-
-
-# --- malformed input -------------------------------------------------------------------------
-
-
-def test_every_truncation_raises_codec_error(codec) -> None:
-    data = codec.encode_records(sample_batch())
-    for end in range(len(data)):
-        with pytest.raises(CodecError):
-            codec.decode_records(data[:end])
-    results = codec.encode_results([(1, 0, 1, None), (2, 1, 3, "Traceback ...")])
-    for end in range(len(results)):
-        with pytest.raises(CodecError):
-            codec.decode_results(results[:end])
-
-
-def test_trailing_bytes_raise_codec_error(codec) -> None:
-    with pytest.raises(CodecError, match=r"(?i)extra|unexpected bytes"):
-        codec.decode_records(codec.encode_records(sample_batch()) + b"\x00")
-
-
-def test_wrong_batch_kind_raises_codec_error(codec) -> None:
-    with pytest.raises(CodecError, match="tag"):
-        codec.decode_records(codec.encode_results([(1, 0, 1, None)]))
-    with pytest.raises(CodecError, match="tag"):
-        codec.decode_results(codec.encode_records(sample_batch()))
-
-
-@pytest.mark.parametrize(
-    "obj",
-    [
-        None,
-        {},
-        [0],
-        [0, {}],
-        [0, [[1, "t", 0, 0, None, None, None]]],  # 7 fields
-        [0, [[1, "t", 0, 0, None, None, None, 0, 9]]],  # 9 fields
-        [0, [[1, b"t", 0, 0, None, None, None, 0]]],  # topic as bin
-        [0, [[1, "t", 0.0, 0, None, None, None, 0]]],  # float partition
-        [0, [[1, "t", 0, 0, "k", None, None, 0]]],  # key as str
-        [0, [[1, "t", 0, 0, None, None, [["h"]], 0]]],  # header without value
-        [0, [[1, "t", 0, 0, None, None, [[b"h", b""]], 0]]],  # header name as bin
-        [0, [[1, "t", 0, 0, None, None, {"h": b""}, 0]]],  # headers as a map
-        [0, [[True, "t", 0, 0, None, None, None, 0]]],  # bool work_id
-        [0, [[1, "t", 0, 0, None, None, None, None]]],  # nil timestamp
-        [2, []],  # unknown tag
-    ],
-)
-def test_wrong_shapes_raise_codec_error(codec, obj: object) -> None:
-    with pytest.raises(CodecError):
-        codec.decode_records(msgpack.packb(obj, use_bin_type=True))
-
-
-@pytest.mark.parametrize(
-    "obj",
-    [
-        [1, [[1, 0, None]]],  # the old three-field shape
-        [1, [[1, 0, 1, None, None]]],  # 5 fields
-        [1, [[1, True]]],
-        [1, [[1, True, 1, None]]],  # bool outcome
-        [1, [[1, -1, 1, None]]],  # negative outcome
-        [1, [[1, 0, 1, b"x"]]],  # error as bin
-        [1, [["1", 0, 1, None]]],  # str work_id
-        [1, [[True, 0, 1, None]]],  # bool work_id
-        [1, [[1, 0, None, None]]],  # nil attempts
-        [1, [[1, 0, True, None]]],  # bool attempts
-        [1, [[1, 0, 1.0, None]]],  # float attempts
-        [1, [[1, 0, "1", None]]],  # str attempts
-        [1, [[1, 0, -1, None]]],  # negative attempts (fixint)
-        [1, [[1, 0, -200, None]]],  # negative attempts (int16)
-        [1, [[1, 0, INT64_MIN, None]]],  # negative attempts (int64)
-        [1, [[1, 0, 1, None], [2, 1, -1, "x"]]],  # a later item is bad
-        [1, {}],
-        [0, []],  # record batch tag
-    ],
-)
-def test_wrong_result_shapes_raise_codec_error(codec, obj: object) -> None:
-    with pytest.raises(CodecError):
-        codec.decode_results(msgpack.packb(obj, use_bin_type=True))
-
-
-@pytest.mark.parametrize(
-    "data",
-    [
-        b"",
-        b"\xc1",  # never used in msgpack
-        b"\x92\x00\xdd\xff\xff\xff\xff",  # claims 4 billion records
-        b"\x92\x00\x91\x98\x01\xdb\xff\xff\xff\xff",  # topic claims 4 GiB
-        b"\x92\x00\x91\x98\x01\xa2\xff\xfe",  # topic is not UTF-8
-    ],
-)
-def test_garbage_raises_codec_error(codec, data: bytes) -> None:
-    with pytest.raises(CodecError):
-        codec.decode_records(data)
-
-
-@SETTINGS
-@given(data=st.binary(max_size=200))
-@pytest.mark.parametrize("name", IMPLEMENTATIONS)
-def test_random_bytes_raise_codec_error_or_decode(name: str, data: bytes) -> None:
-    codec = load_codec(name)
-    for decode in (codec.decode_records, codec.decode_results):
-        try:
-            decoded = decode(data)
-        except CodecError:
-            continue
-        assert isinstance(decoded, list)
-
-
-def _outcome(decode, data: bytes) -> object:
-    try:
-        return decode(data)
-    except CodecError:
-        return CodecError
-
-
-@needs_native
-@SETTINGS
-@given(items=record_batches.filter(bool), position=st.integers(0), byte=st.integers(0, 255))
-def test_both_implementations_agree_on_corrupted_batches(items, position: int, byte: int) -> None:
-    """Flip one byte: both must reject it, or both decode it to the same records."""
-    data = bytearray(reference_records(items))
-    data[position % len(data)] = byte
-    native, twin = load_codec("native"), load_codec("msgpack")
-    assert _outcome(native.decode_records, bytes(data)) == _outcome(
-        twin.decode_records, bytes(data)
-    )
-
-
-@needs_native
-@SETTINGS
-@given(results=result_batches.filter(bool), position=st.integers(0), byte=st.integers(0, 255))
-def test_both_implementations_agree_on_corrupted_result_batches(
-    results, position: int, byte: int
-) -> None:
-    """Flip one byte: both must reject it, or both decode it to the same results."""
-    data = bytearray(reference_results(results))
-    data[position % len(data)] = byte
-    native, twin = load_codec("native"), load_codec("msgpack")
-    assert _outcome(native.decode_results, bytes(data)) == _outcome(
-        twin.decode_results, bytes(data)
-    )
-
-
-# --- selection -------------------------------------------------------------------------------
 
 
 def _implementation_with(env_value: str) -> subprocess.CompletedProcess[str]:
