@@ -34,10 +34,7 @@ def consume(spec: PhaseSpec, consumer_options: dict[str, Any], no_progress: bool
     finally:
         if producer is not None and phase.delivered is None:
             phase.delivered = producer.result(timeout_s=5.0)
-    if phase.delivered is not None and phase.delivered.error and phase.error is None:
-        phase.error = phase.delivered.error
-    phase.wall_s = time.monotonic() - phase.started
-    return phase
+    return phase.finish()
 
 
 def _run_consumer(

@@ -158,10 +158,7 @@ def consume_group(
                 member.join()
         if producer is not None:
             phase.delivered = producer.result(timeout_s=5.0)
-    if phase.delivered is not None and phase.delivered.error and phase.error is None:
-        phase.error = phase.delivered.error
-    phase.wall_s = time.monotonic() - phase.started
-    return phase
+    return phase.finish()
 
 
 def _supervise(

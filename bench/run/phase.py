@@ -4,6 +4,7 @@ process, bench/run/local.py, or several member processes, bench/run/members.py).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,14 @@ class Phase:
     delivered: Delivered | None = None  # open loop: the producer's report
     error: str | None = None
     wall_s: float = math.nan  # phase start -> every consumer returned
+
+    def finish(self) -> Phase:
+        """Close the phase once every consumer returned: the producer's error (open loop)
+        becomes the phase's when it has none of its own, and the wall time is taken."""
+        if self.delivered is not None and self.delivered.error and self.error is None:
+            self.error = self.delivered.error
+        self.wall_s = time.monotonic() - self.started
+        return self
 
     @property
     def samples(self) -> list[CompletionSample]:
