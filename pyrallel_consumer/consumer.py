@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
-from pyrallel_consumer.config import build_config, option_names, validate_handler
+from pyrallel_consumer.config import ConsumerConfig, build_config, option_names, validate_handler
 from pyrallel_consumer.control.completions import OnComplete
 from pyrallel_consumer.control.loop import ControlLoop
 from pyrallel_consumer.control.rebalance import OnAssign
@@ -109,7 +109,9 @@ class ParallelConsumer:
             raise RuntimeError("a ParallelConsumer runs once; create a new one to run again")
         self._started = True
         end = (
-            RunEnd(until_end, idle_timeout, self._loop.clock) if until_end or idle_timeout else None
+            RunEnd(until_end, idle_timeout, self._loop.clock, _starts_at_end(self.config))
+            if until_end or idle_timeout
+            else None
         )
         restore = self._install_signal_handlers()
         try:
@@ -182,8 +184,28 @@ class ParallelConsumer:
         return restore
 
 
+# ParallelConsumer's own keyword arguments, beside build_config's options: both are what a
+# misspelt option is matched against.
+_OWN_OPTIONS = (
+    "topics",
+    "handler",
+    "on_complete",
+    "on_assign",
+    "worker_init",
+    "worker_exit",
+    "metrics",
+)
+
+
+def _starts_at_end(config: ConsumerConfig) -> bool:
+    """Whether a partition with no committed offset starts at its end (librdkafka's
+    auto.offset.reset: largest/latest/end, its default), rather than at its beginning."""
+    reset = str(config.kafka_config.get("auto.offset.reset", "largest")).lower()
+    return reset in ("largest", "latest", "end")
+
+
 def _check_option_names(options: Mapping[str, Any]) -> None:
-    known = option_names()
+    known = [*_OWN_OPTIONS, *option_names()]
     for name in options:
         if name not in known:
             close = difflib.get_close_matches(name, known, n=1)

@@ -30,8 +30,17 @@ CHECK_INTERVAL_S = 0.05  # between checks: each looks at every assigned partitio
 class RunEnd:
     """Decides, on the loop's turns, whether the input is exhausted."""
 
-    def __init__(self, until_end: bool, idle_timeout: float | None, clock: Clock) -> None:
+    def __init__(
+        self,
+        until_end: bool,
+        idle_timeout: float | None,
+        clock: Clock,
+        starts_at_end: bool = False,
+    ) -> None:
+        """`starts_at_end`: a partition with no committed offset starts at its end (the
+        group's auto.offset.reset is latest), so it has nothing to process."""
         self._until_end = until_end
+        self._starts_at_end = starts_at_end
         self._idle_timeout = idle_timeout
         self._clock = clock
         # id(PartitionState) -> (its state, low watermark, end offset); the state is kept so
@@ -61,7 +70,7 @@ class RunEnd:
         self._next_check = now + CHECK_INTERVAL_S
         for state in list(partitions.values()):
             bounds = self._bounds_of(client, state)
-            if bounds is None or not _at_end(state, *bounds):
+            if bounds is None or not _at_end(state, *bounds, self._starts_at_end):
                 return False
         log.info("run ends: every assigned partition completed up to its end offset")
         return True
@@ -84,8 +93,8 @@ class RunEnd:
         return low, end
 
 
-def _at_end(state: PartitionState, low: int, end: int) -> bool:
+def _at_end(state: PartitionState, low: int, end: int, starts_at_end: bool) -> bool:
     position = state.position if state.position is not None else state.committed
-    if position is None:  # nothing received or committed yet: done only if there is nothing
-        return end <= low
+    if position is None:  # nothing received or committed: done if it starts at its end
+        return starts_at_end or end <= low
     return position >= end

@@ -178,3 +178,12 @@ def test_batch_mode_lets_one_lane_fill_a_batch() -> None:
     assert build_config(KAFKA, topics=["t"], batch_size=10).max_in_flight_per_lane == 32
     given = build_config(KAFKA, topics=["t"], batch_size=100, max_in_flight_per_lane=5)
     assert given.max_in_flight_per_lane == 5
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [("on_complet", "on_complete"), ("handlr", "handler"), ("worker_inti", "worker_init")],
+)
+def test_a_misspelt_own_option_gets_the_closest_name(typo: str, meant: str) -> None:
+    with pytest.raises(TypeError, match=f"unexpected option '{typo}'; did you mean '{meant}'"):
+        ParallelConsumer(KAFKA, topics=["t"], handler=print, **{typo: None})

@@ -44,3 +44,13 @@ def test_idle_timeout_stops_when_nothing_arrives_and_nothing_is_in_flight() -> N
     assert completed == 3
     assert start + 55.0 <= h.clock() < start + 600.0
     assert h.client.last_commit(0) == (3, "")
+
+
+def test_until_end_with_a_latest_reset_ends_at_once_when_nothing_was_committed() -> None:
+    # A new group whose auto.offset.reset is latest starts at each partition's end: there is
+    # nothing to process, so the run ends instead of waiting for records that never come.
+    h = harness()
+    h.client.rebalance("assign", 0)
+    start = h.clock()
+    assert h.loop.run(None, 600.0, RunEnd(True, None, h.clock, starts_at_end=True)) == 0
+    assert h.clock() < start + 600.0
