@@ -33,6 +33,9 @@ class Outcome(enum.IntEnum):
     SUCCEEDED = 0  # the handler returned, on some attempt
     FAILED = 1  # the handler raised on every attempt; the report's `error` has the last traceback
     CANCELLED = 2  # not started: its partition was revoked before the item's turn came
+    # The handler raised SystemExit or KeyboardInterrupt: not completed, and the run stops
+    # cleanly (errors.HandlerExit); `error` has the traceback.
+    STOPPED = 3
 
 
 # Code -> Outcome without Enum's call machinery (the process engine maps every result back).
