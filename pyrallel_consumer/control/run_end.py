@@ -43,9 +43,9 @@ class RunEnd:
         self._starts_at_end = starts_at_end
         self._idle_timeout = idle_timeout
         self._clock = clock
-        # id(PartitionState) -> (its state, low watermark, end offset); the state is kept so
-        # that its id is not reused by a later assignment's state.
-        self._ends: dict[int, tuple[PartitionState, int, int]] = {}
+        # Assigned partition state (by identity: one per assignment) -> (low watermark, end
+        # offset). Only states still assigned are kept, so it never outgrows the assignment.
+        self._ends: dict[PartitionState, tuple[int, int]] = {}
         self._last_received = -1
         self._active_at = clock()
         self._next_check = 0.0
@@ -65,9 +65,12 @@ class RunEnd:
         if self._idle_timeout is not None and now - self._active_at >= self._idle_timeout:
             log.info("run ends: idle for %.1f s", self._idle_timeout)
             return True
-        if not self._until_end or now < self._next_check or not partitions:
-            return False  # (no partitions: not joined yet, or none assigned to this member)
+        if not self._until_end or now < self._next_check:
+            return False
         self._next_check = now + CHECK_INTERVAL_S
+        self._forget_unassigned(partitions)
+        if not partitions:
+            return False  # not joined yet, or none assigned to this member
         for state in list(partitions.values()):
             bounds = self._bounds_of(client, state)
             if bounds is None or not _at_end(state, *bounds, self._starts_at_end):
@@ -75,11 +78,18 @@ class RunEnd:
         log.info("run ends: every assigned partition completed up to its end offset")
         return True
 
+    def _forget_unassigned(self, partitions: Mapping[TopicPartitionKey, PartitionState]) -> None:
+        """Drop the ends of states no longer assigned (revoked, lost, or replaced by a later
+        assignment's state): a partition assigned again is asked again anyway."""
+        live = set(partitions.values())
+        if not live.issuperset(self._ends):
+            self._ends = {state: b for state, b in self._ends.items() if state in live}
+
     def _bounds_of(self, client: KafkaClient, state: PartitionState) -> tuple[int, int] | None:
         """(low watermark, end offset) of the state's partition, asked once per assignment."""
-        known = self._ends.get(id(state))
+        known = self._ends.get(state)
         if known is not None:
-            return known[1], known[2]
+            return known
         try:
             low, end = client.query_watermarks(
                 TopicPartitionKey(state.topic, state.partition), WATERMARK_TIMEOUT_S
@@ -89,7 +99,7 @@ class RunEnd:
                 "end offset of %s[%d] unknown, asking again: %s", state.topic, state.partition, exc
             )
             return None
-        self._ends[id(state)] = (state, low, end)
+        self._ends[state] = (low, end)
         return low, end
 
 

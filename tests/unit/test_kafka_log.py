@@ -106,3 +106,33 @@ def test_a_dead_broker_is_reported_once_per_interval_and_connection_errors_not_t
     assert len(warned) == 2, warned
     assert "1/1 brokers are down (bootstrap.servers=fake:9092)" in warned[0]
     assert "29 repeats suppressed" in warned[1]
+
+
+def test_the_limiter_stays_bounded_over_many_distinct_lines_and_still_counts_repeats() -> None:
+    # Lines that differ in ways the volatile pattern does not know must not pile up forever.
+    clock = FakeClock()
+    limiter = RepeatLimiter(10.0, clock, max_keys=100)
+    for n in range(10_000):
+        assert limiter.admit(f"line {n}") == 0
+        clock.advance(0.01)
+        assert len(limiter._seen) <= 100
+    # Once their interval passed, lines with nothing suppressed are forgotten altogether.
+    clock.advance(10.0)
+    assert limiter.admit("another line") == 0
+    assert len(limiter._seen) == 1
+    # A key that is repeated still has its repeats suppressed and counted, however many other
+    # lines come and go in between (within the cap).
+    assert limiter.admit("a") == 0
+    for n in range(50):
+        assert limiter.admit("a") is None
+        assert limiter.admit(f"other {n}") == 0
+    clock.advance(10.0)
+    assert limiter.admit("a") == 50
+
+
+def test_the_limiter_evicts_the_key_logged_longest_ago_beyond_its_cap() -> None:
+    clock = FakeClock()
+    limiter = RepeatLimiter(10.0, clock, max_keys=2)
+    assert [limiter.admit(key) for key in ("a", "b", "c")] == [0, 0, 0]
+    assert limiter.admit("a") == 0  # evicted: logged again, not suppressed
+    assert limiter.admit("c") is None  # still remembered

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from control_fakes import harness
+from control_fakes import TOPIC, FakeClient, FakeClock, Script, harness, tp
 
-from pyrallel_consumer.control.run_end import RunEnd
+from pyrallel_consumer.control.client import TopicPartitionKey
+from pyrallel_consumer.control.partition_state import PartitionState
+from pyrallel_consumer.control.run_end import CHECK_INTERVAL_S, RunEnd
 
 
 def test_until_end_stops_once_every_partition_completed_to_its_end_and_commits_it() -> None:
@@ -54,3 +56,53 @@ def test_until_end_with_a_latest_reset_ends_at_once_when_nothing_was_committed()
     start = h.clock()
     assert h.loop.run(None, 600.0, RunEnd(True, None, h.clock, starts_at_end=True)) == 0
     assert h.clock() < start + 600.0
+
+
+class CountingClient(FakeClient):
+    """Counts the end offsets asked of the broker."""
+
+    asked = 0
+
+    def query_watermarks(self, partition: TopicPartitionKey, timeout: float) -> tuple[int, int]:
+        self.asked += 1
+        return super().query_watermarks(partition, timeout)
+
+
+def test_ends_are_remembered_per_live_assignment_only() -> None:
+    clock = FakeClock()
+    client = CountingClient(clock, Script())
+    client.produce(0, 5)
+    end = RunEnd(True, None, clock)
+
+    def check(partitions: dict[TopicPartitionKey, PartitionState]) -> bool:
+        clock.advance(CHECK_INTERVAL_S)
+        return end.reached(client, partitions, 0, False)
+
+    for epoch in range(10_000):  # a member rebalanced again and again over a long run
+        state = PartitionState(TOPIC, 0, epoch)
+        assert not check({tp(0): state})  # nothing received yet: not at its end
+        assert len(end._ends) == 1
+    assert client.asked == 10_000  # each assignment asked once...
+    for offset in range(5):
+        state.receive(offset)
+    for offset in (0, 1, 2, 4):
+        state.complete(offset)
+    # Every record up to the end was received, but 3 is still in flight: not at the end.
+    assert not check({tp(0): state})
+    assert client.asked == 10_000  # ...and remembered while it stays assigned
+    state.complete(3)
+    assert check({tp(0): state})
+    assert not check({})  # revoked: forgotten
+    assert end._ends == {}
+
+
+def test_until_end_waits_for_the_last_record_to_complete_not_to_arrive() -> None:
+    # The run must not end (and start a shutdown drain that gives up) while a record received
+    # before the end offset is still in flight: the end is judged by the commit position.
+    h = harness(hold=lambda item: item.record.offset == 3, drain_timeout_s=1.0)
+    h.client.produce(0, 10)
+    h.client.rebalance("assign", 0)
+    start = h.clock()
+    h.script.when(lambda: h.clock() > start + 20.0, lambda: h.engine.release(3))
+    assert h.loop.run(None, 600.0, RunEnd(True, None, h.clock)) == 10
+    assert h.client.last_commit(0) == (10, "")
