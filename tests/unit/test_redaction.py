@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,6 +49,35 @@ def test_redact_hides_secret_settings_and_callables_only() -> None:
     assert redacted["sasl.username"] == "alice"
     assert redacted["acks"] == "all"
     assert settings["sasl.password"] == SECRETS["sasl.password"]  # a copy: the input is intact
+
+
+# One setting per kind of secret name the README lists, each name holding that kind only, so
+# that forgetting any one kind fails its own case.
+SECRET_KINDS = {
+    "password": "sasl.password",
+    "passphrase": "ssl.key.passphrase",
+    "secret": "sasl.oauthbearer.client.secret",
+    "key.pem": "ssl.key.pem",
+    "private.key": "ssl.private.key",
+    "oauthbearer.config": "sasl.oauthbearer.config",
+    "jaas": "sasl.jaas.config",
+    "credential": "sasl.aws.credentials",
+}
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_cases_cover_every_kind_the_readme_lists() -> None:
+    section = README.read_text().split("### Secrets stay secret", 1)[1]
+    listed = section[section.index("names with") : section.index("and every callable")]
+    assert re.findall(r"`([^`]+)`", listed) == list(SECRET_KINDS)
+
+
+@pytest.mark.parametrize(("kind", "name"), SECRET_KINDS.items())
+def test_redact_hides_each_kind_of_secret_name(kind: str, name: str) -> None:
+    assert [k for k in SECRET_KINDS if k in name] == [kind]  # the case tests one kind alone
+    for spelt in (name, name.upper()):
+        assert redact({spelt: "s3cr3t", "acks": "all"}) == {spelt: REDACTED, "acks": "all"}
+        assert redact_text("failed with s3cr3t", {spelt: "s3cr3t"}) == f"failed with {REDACTED}"
 
 
 def test_redact_text_hides_secret_values_inside_messages() -> None:
