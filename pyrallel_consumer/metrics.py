@@ -41,6 +41,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     ) from exc
 
 from pyrallel_consumer.control.client import (
+    CommitFailure,
     CommitOffset,
     ConfluentClient,
     ErrorCallback,
@@ -233,10 +234,10 @@ class _TimedCommitClient(ConfluentClient):
         super().__init__(kafka_config, on_error)
         self._observe = histogram.observe
 
-    def commit(self, offsets: Sequence[CommitOffset]) -> None:
+    def commit(self, offsets: Sequence[CommitOffset]) -> list[CommitFailure]:
         start = time.perf_counter()
         try:
-            super().commit(offsets)
+            return super().commit(offsets)
         finally:
             self._observe(time.perf_counter() - start)
 

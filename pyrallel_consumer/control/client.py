@@ -23,6 +23,12 @@ PARTITION_EOF: int = KafkaError._PARTITION_EOF
 TRANSPORT: int = KafkaError._TRANSPORT
 # No broker reachable at all.
 ALL_BROKERS_DOWN: int = KafkaError._ALL_BROKERS_DOWN
+# librdkafka's fatal error (a fenced static member, an idempotence failure). An error object
+# with this code may say `fatal() == False` (it is the code of the *event*, and the error
+# callback's copy is not flagged), so both forms are checked: see `is_fatal`.
+FATAL: int = KafkaError._FATAL
+# The longest wait for the cluster's offset.metadata.max.bytes when a run starts.
+METADATA_LIMIT_TIMEOUT_S = 10.0
 
 
 class TopicPartitionKey(NamedTuple):
@@ -51,16 +57,58 @@ class CommittedOffset(NamedTuple):
 
 
 class ClientError(Exception):
-    """A consumer call failed for a reason that may pass (a commit during a rebalance, a
-    pause of a partition no longer assigned); the control plane retries or moves on."""
+    """A consumer call failed. `code` is the Kafka error code (None when librdkafka gave
+    none), `name` its symbolic name; `fatal` and `retriable` are librdkafka's verdicts. The
+    control plane decides from them whether to retry, move on or end the run."""
+
+    def __init__(
+        self,
+        message: str,
+        code: int | None = None,
+        name: str = "",
+        fatal: bool = False,
+        retriable: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.name = name
+        self.fatal = fatal or code == FATAL
+        self.retriable = retriable
+
+    @classmethod
+    def of(cls, exc: KafkaException) -> ClientError:
+        """The ClientError of a confluent-kafka exception, keeping its error's facts."""
+        error = exc.args[0] if exc.args else None
+        if isinstance(error, KafkaError):
+            return cls(error.str(), error.code(), error.name(), error.fatal(), error.retriable())
+        return cls(str(exc))
 
 
 class KafkaErrorInfo(Protocol):
     """The parts of `confluent_kafka.KafkaError` the control plane reads."""
 
     def fatal(self) -> bool: ...
+    def retriable(self) -> bool: ...
     def code(self) -> int: ...
+    def name(self) -> str: ...
     def str(self) -> str: ...
+
+
+def is_fatal(error: KafkaErrorInfo) -> bool:
+    """Every form of librdkafka's fatal error: flagged fatal, or carrying the _FATAL code."""
+    return error.fatal() or error.code() == FATAL
+
+
+class CommitFailure(NamedTuple):
+    """One partition whose commit the broker refused, with the refusal's facts."""
+
+    topic: str
+    partition: int
+    code: int
+    name: str
+    text: str
+    fatal: bool
+    retriable: bool
 
 
 class Message(Protocol):
@@ -99,13 +147,20 @@ class KafkaClient(Protocol):
     def poll(self, timeout: float) -> Message | None:
         """One message, waiting up to `timeout` seconds for it."""
 
-    def commit(self, offsets: Sequence[CommitOffset]) -> None:
-        """Commit synchronously; `ClientError` when the broker refused or was unreachable."""
+    def commit(self, offsets: Sequence[CommitOffset]) -> list[CommitFailure]:
+        """Commit synchronously. Returns the partitions the broker refused (each with its
+        error; the others were committed); `ClientError` when the whole request failed (no
+        coordinator, a timeout, a fatal client), in which case nothing was committed."""
 
     def committed(
         self, partitions: Sequence[TopicPartitionKey], timeout: float
     ) -> list[CommittedOffset]:
-        """The group's committed offsets and metadata of `partitions`."""
+        """The group's committed offsets and metadata of `partitions`; `ClientError` when
+        they could not be read within `timeout` seconds."""
+
+    def metadata_limit(self) -> int:
+        """The longest commit metadata the cluster accepts, in bytes (the brokers'
+        offset.metadata.max.bytes); read once, 4096 (Kafka's default) when it cannot be."""
 
     def positions(self, partitions: Sequence[TopicPartitionKey]) -> list[int | None]:
         """The consumer's position per partition: one past the last record it delivered or
@@ -146,6 +201,8 @@ class ConfluentClient:
     """`KafkaClient` on a `confluent_kafka.Consumer`; KafkaException becomes `ClientError`."""
 
     def __init__(self, kafka_config: Mapping[str, Any], on_error: ErrorCallback) -> None:
+        self._on_error = on_error
+        self._kafka_config = kafka_config
         self._consumer = Consumer(with_logger({**kafka_config, "error_cb": on_error}))
 
     def subscribe(
@@ -164,31 +221,63 @@ class ConfluentClient:
 
     # The casts narrow confluent-kafka's Optional fields: a consumed message that has no error
     # always has its topic, partition and offset, and the control plane checks error() first.
+    # A KafkaException out of consume()/poll() (a fatal client, a broken assignment) is an
+    # error event like the errored messages they return: it goes to the error callback, so
+    # it takes the one path the control plane has for those, rather than escaping raw.
     def consume(self, max_records: int, timeout: float) -> Sequence[Message]:
-        return cast("list[Message]", self._consumer.consume(max_records, timeout))
+        try:
+            return cast("list[Message]", self._consumer.consume(max_records, timeout))
+        except KafkaException as exc:
+            self._on_error(_error_of(exc))
+            return []
 
     def poll(self, timeout: float) -> Message | None:
-        return cast("Message | None", self._consumer.poll(timeout))
+        try:
+            return cast("Message | None", self._consumer.poll(timeout))
+        except KafkaException as exc:
+            self._on_error(_error_of(exc))
+            return None
 
-    def commit(self, offsets: Sequence[CommitOffset]) -> None:
+    def commit(self, offsets: Sequence[CommitOffset]) -> list[CommitFailure]:
         partitions = [
             TopicPartition(o.topic, o.partition, o.offset, metadata=o.metadata) for o in offsets
         ]
         try:
-            self._consumer.commit(offsets=partitions, asynchronous=False)
+            result = self._consumer.commit(offsets=partitions, asynchronous=False)
         except KafkaException as exc:
-            raise ClientError(str(exc)) from exc
+            raise ClientError.of(exc) from exc
+        return [
+            CommitFailure(
+                tp.topic,
+                tp.partition,
+                tp.error.code(),
+                tp.error.name(),
+                tp.error.str(),
+                is_fatal(tp.error),
+                tp.error.retriable(),
+            )
+            for tp in result or ()
+            if tp.error is not None
+        ]
 
     def committed(
         self, partitions: Sequence[TopicPartitionKey], timeout: float
     ) -> list[CommittedOffset]:
-        found = self._consumer.committed(_topic_partitions(partitions), timeout=timeout)
+        try:
+            found = self._consumer.committed(_topic_partitions(partitions), timeout=timeout)
+        except KafkaException as exc:
+            raise ClientError.of(exc) from exc
         return [
             CommittedOffset(
                 tp.topic, tp.partition, tp.offset if tp.offset >= 0 else None, tp.metadata or ""
             )
             for tp in found
         ]
+
+    def metadata_limit(self) -> int:
+        from pyrallel_consumer.control.broker_config import metadata_limit
+
+        return metadata_limit(self._kafka_config, METADATA_LIMIT_TIMEOUT_S)
 
     def positions(self, partitions: Sequence[TopicPartitionKey]) -> list[int | None]:
         try:
@@ -201,13 +290,13 @@ class ConfluentClient:
         try:
             self._consumer.pause(_topic_partitions(partitions))
         except KafkaException as exc:
-            raise ClientError(str(exc)) from exc
+            raise ClientError.of(exc) from exc
 
     def resume(self, partitions: Sequence[TopicPartitionKey]) -> None:
         try:
             self._consumer.resume(_topic_partitions(partitions))
         except KafkaException as exc:
-            raise ClientError(str(exc)) from exc
+            raise ClientError.of(exc) from exc
 
     def high_watermark(self, partition: TopicPartitionKey) -> int | None:
         try:
@@ -224,7 +313,7 @@ class ConfluentClient:
                 TopicPartition(partition.topic, partition.partition), timeout=timeout
             )
         except KafkaException as exc:
-            raise ClientError(str(exc)) from exc
+            raise ClientError.of(exc) from exc
         if found is None:
             raise ClientError(f"no watermarks of {partition} within {timeout} s")
         low, high = found
@@ -232,6 +321,13 @@ class ConfluentClient:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def _error_of(exc: KafkaException) -> KafkaErrorInfo:
+    error = exc.args[0] if exc.args else None
+    if isinstance(error, KafkaError):
+        return error
+    return KafkaError(KafkaError._FAIL, str(exc))
 
 
 def confluent_client(kafka_config: Mapping[str, Any], on_error: ErrorCallback) -> KafkaClient:

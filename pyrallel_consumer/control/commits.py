@@ -9,44 +9,150 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 
+from confluent_kafka import KafkaError
+
 from pyrallel_consumer.control import offset_metadata
 from pyrallel_consumer.control.client import (
     ClientError,
+    CommitFailure,
     CommitOffset,
     KafkaClient,
     TopicPartitionKey,
 )
 from pyrallel_consumer.control.partition_state import CommitPoint, PartitionState
+from pyrallel_consumer.errors import CommitError, KafkaFatalError
+from pyrallel_consumer.faults import Faults
 
 log = logging.getLogger("pyrallel_consumer")
 
 COMMITTED_TIMEOUT_S = 10.0  # the longest read of the committed offsets on assignment
 
 
-def commit(client: KafkaClient, states: Iterable[PartitionState], then: str) -> bool:
-    """Commit every partition whose commit point moved; False when the broker refused.
+# Commit refusals that no retry cures (group or topic authorization, metadata the broker finds
+# too large, a fenced or invalid member): the run ends with CommitError. Everything else (no
+# coordinator yet, a rebalance in progress, a timeout, a partition whose topic is being
+# deleted) passes: the next commit interval retries it.
+PERMANENT_CODES = frozenset(
+    {
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.OFFSET_METADATA_TOO_LARGE,
+        KafkaError.INVALID_COMMIT_OFFSET_SIZE,
+        KafkaError.FENCED_INSTANCE_ID,
+        KafkaError.INVALID_GROUP_ID,
+        KafkaError.UNSUPPORTED_VERSION,
+        KafkaError._INVALID_ARG,
+    }
+)
 
-    A refusal is logged, not raised: `then` completes the warning with what really happens
-    next (a later commit retries, or, after the last one, what the group keeps and what will
-    be redone). `states` are assigned ones: a revoked state is detached before it is marked
-    revoked."""
-    points: list[tuple[PartitionState, CommitPoint]] = []
-    for state in states:
-        point = state.commit_point()
-        if point is not None:
-            points.append((state, point))
-    if not points:
-        return True
-    try:
-        client.commit(
-            [CommitOffset(s.topic, s.partition, p.position, p.metadata) for s, p in points]
+
+class Committer:
+    """Commits what completed and holds the broker to its answer: a partition is marked
+    committed (and shown so by stats()) only when the broker accepted it. A retriable refusal
+    is logged and retried by the next commit; a permanent one parks CommitError, a fatal one
+    KafkaFatalError; after a fatal error nothing more is committed (a fenced member's commits
+    would only be refused, or worse, overwrite the new owner's)."""
+
+    def __init__(self, client: KafkaClient, faults: Faults) -> None:
+        self._client = client
+        self._faults = faults
+
+    def commit(self, states: Iterable[PartitionState], then: str) -> bool:
+        """Commit every partition whose commit point moved; False when any was refused.
+
+        `then` completes the warning of a retriable refusal with what really happens next (a
+        later commit retries, or, after the last one, what the group keeps and what will be
+        redone). `states` are assigned ones: a revoked state is detached before it is marked
+        revoked."""
+        if self._faults.fatal:
+            return False
+        points: list[tuple[PartitionState, CommitPoint]] = []
+        for state in states:
+            point = state.commit_point()
+            if point is not None:
+                points.append((state, point))
+        if not points:
+            return True
+        offsets = [CommitOffset(s.topic, s.partition, p.position, p.metadata) for s, p in points]
+        try:
+            failures = self._client.commit(offsets)
+        except ClientError as exc:  # the whole request: every partition failed alike
+            failures = [
+                CommitFailure(
+                    s.topic,
+                    s.partition,
+                    exc.code or 0,
+                    exc.name,
+                    str(exc),
+                    exc.fatal,
+                    exc.retriable,
+                )
+                for s, _ in points
+            ]
+        refused = {(f.topic, f.partition) for f in failures}
+        for state, point in points:
+            if (state.topic, state.partition) not in refused:
+                state.mark_committed(point.position, point.metadata)
+        if failures:
+            self._refused(failures, then)
+        return not failures
+
+    def _refused(self, failures: Sequence[CommitFailure], then: str) -> None:
+        first = failures[0]
+        names = [f"{f.topic}[{f.partition}]" for f in failures]
+        fatal = [f for f in failures if f.fatal]
+        if fatal:
+            self._faults.park(fatal_error(fatal[0].text, fatal[0].code, fatal[0].name))
+            return
+        permanent = [f for f in failures if f.code in PERMANENT_CODES]
+        if permanent:
+            bad = permanent[0]
+            partitions = [(f.topic, f.partition) for f in permanent if f.code == bad.code]
+            listed = ", ".join(f"{t}[{p}]" for t, p in partitions)
+            self._faults.park(
+                CommitError(
+                    f"the broker refused the commit of {listed} for good: {bad.name} "
+                    f"({bad.text}){_COMMIT_HINTS.get(bad.code, '')}; the group keeps the "
+                    "offsets committed before, and whoever consumes these partitions next "
+                    "redoes what completed after them",
+                    bad.code,
+                    bad.name,
+                    partitions,
+                )
+            )
+            return
+        log.warning(
+            "commit of %s failed (%s: %s); %s", ", ".join(names), first.name, first.text, then
         )
-    except ClientError as exc:
-        log.warning("commit failed (%s); %s", exc, then)
-        return False
-    for state, point in points:
-        state.mark_committed(point.position, point.metadata)
-    return True
+
+
+_COMMIT_HINTS = {
+    KafkaError.GROUP_AUTHORIZATION_FAILED: "; grant this principal Read on the consumer group",
+    KafkaError.TOPIC_AUTHORIZATION_FAILED: "; grant this principal Read on the topic",
+    KafkaError.OFFSET_METADATA_TOO_LARGE: (
+        "; the commit metadata exceeded the brokers' offset.metadata.max.bytes"
+    ),
+    KafkaError.FENCED_INSTANCE_ID: (
+        "; another consumer runs with the same group.instance.id: give each its own"
+    ),
+}
+
+
+def fatal_error(text: str, code: int | None, name: str) -> KafkaFatalError:
+    """The KafkaFatalError of a fatal librdkafka error, with the fix for the usual cause."""
+    hint = ""
+    if "fenced" in text.lower() or code == KafkaError.FENCED_INSTANCE_ID:
+        hint = (
+            " (another consumer joined the group with the same group.instance.id: give each "
+            "consumer its own)"
+        )
+    return KafkaFatalError(
+        f"librdkafka fatal error: {text}{hint}; the consumer stopped at once, handling and "
+        "committing nothing more",
+        code,
+        name,
+    )
 
 
 def committed_text(states: Iterable[PartitionState]) -> str:
@@ -86,10 +192,12 @@ def read_committed(
     partitions: Sequence[TopicPartitionKey],
     first_epoch: int,
     timeout: float = COMMITTED_TIMEOUT_S,
+    metadata_limit: int = offset_metadata.MAX_METADATA_BYTES,
 ) -> list[PartitionState]:
     """A fresh state per assigned partition, from the group's committed offset and metadata
     (the offsets it lists as completed are not handled again), read within `timeout`
-    seconds. Epochs count up from `first_epoch`."""
+    seconds; each state keeps its commit metadata within `metadata_limit` bytes. Epochs count
+    up from `first_epoch`. Raises ClientError when the offsets could not be read."""
     states = []
     for epoch, found in enumerate(client.committed(partitions, timeout), start=first_epoch):
         completed: set[int] = set()

@@ -11,11 +11,14 @@ from collections.abc import Callable
 
 from pyrallel_consumer.completion import Completion
 from pyrallel_consumer.config import ConsumerConfig
+from pyrallel_consumer.control.callbacks import Callback
 from pyrallel_consumer.control.dead_letter import DeadLetterSink
-from pyrallel_consumer.control.failures import Fail, FailurePolicy
+from pyrallel_consumer.control.failures import FailurePolicy
 from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.control.stats import Counters
 from pyrallel_consumer.engines.base import Engine
+from pyrallel_consumer.errors import EngineError, HandlerExit, PyrallelError
+from pyrallel_consumer.faults import Faults
 from pyrallel_consumer.work import Lane, Outcome, Report, WorkItem
 
 OnComplete = Callable[[Completion], None]
@@ -28,6 +31,7 @@ BUSY_WAIT_S = 0.02  # how long one wait for reports lasts while work is in fligh
 # `apply` runs per record.
 _SUCCEEDED = Outcome.SUCCEEDED
 _CANCELLED = Outcome.CANCELLED
+_STOPPED = Outcome.STOPPED
 
 
 class Completions:
@@ -39,8 +43,8 @@ class Completions:
         engine: Engine,
         counters: Counters,
         dead_letters: DeadLetterSink | None,
-        on_complete: OnComplete | None,
-        fail: Fail,
+        on_complete: Callback[Completion] | None,
+        faults: Faults,
         clock: Clock,
         lane_done: LaneDone,
         tick: Callable[[], None] = lambda: None,
@@ -53,9 +57,24 @@ class Completions:
         self._counters = counters
         self._on_complete = on_complete
         self._clock = clock
+        self._faults = faults
         # Submitted to the engine, no report applied yet; keyed by work item id.
         self.in_flight: dict[int, WorkItem[PartitionState]] = {}
-        self.failures = FailurePolicy(config, counters, dead_letters, self.complete, fail)
+        self.failures = FailurePolicy(config, counters, dead_letters, self.complete, faults.park)
+
+    def collect(self) -> list[Report]:
+        """The engine's reports available now. An engine that cannot go on raises from
+        `reports()`: its error is parked (an unexpected one as EngineError), and the run
+        ends like any other failure."""
+        try:
+            return self._engine.reports()
+        except PyrallelError as exc:
+            self._faults.park(exc)
+        except Exception as exc:
+            error = EngineError(f"engine {self._engine.name!r} failed: {exc!r}")
+            error.__cause__ = exc
+            self._faults.park(error)
+        return []
 
     def apply(self, reports: list[Report]) -> None:
         in_flight, counters, lane_done = self.in_flight, self._counters, self._lane_done
@@ -66,6 +85,11 @@ class Completions:
             lane_done(item.lane)
             if report.outcome is _CANCELLED:
                 counters.cancelled += 1  # never committed past; the new owner redoes it
+                continue
+            if report.outcome is _STOPPED:  # SystemExit/KeyboardInterrupt: not completed
+                record = item.record
+                error = report.error or ""
+                self._faults.park(HandlerExit(record.topic, record.partition, record.offset, error))
                 continue
             if item.owner.revoked:  # its partition moved on; the new owner redoes it
                 counters.fenced += 1
@@ -109,7 +133,7 @@ class Completions:
         engine, failures, clock, tick = self._engine, self.failures, self._clock, self._tick
         while busy() and clock() < deadline:
             engine.wait(BUSY_WAIT_S)
-            self.apply(engine.reports())
+            self.apply(self.collect())
             failures.poll()
             if serve is not None:
                 serve()

@@ -19,6 +19,7 @@ from pyrallel_consumer.backlog import Backlog
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.control import commits, session
 from pyrallel_consumer.control.backpressure import Backpressure
+from pyrallel_consumer.control.callbacks import Callback
 from pyrallel_consumer.control.client import (
     ALL_BROKERS_DOWN,
     PARTITION_EOF,
@@ -29,6 +30,7 @@ from pyrallel_consumer.control.client import (
     Message,
     TopicPartitionKey,
     confluent_client,
+    is_fatal,
 )
 from pyrallel_consumer.control.completions import BUSY_WAIT_S, Clock, Completions, OnComplete
 from pyrallel_consumer.control.dead_letter import DeadLetterPublisher, DeadLetterSink
@@ -38,7 +40,7 @@ from pyrallel_consumer.control.rebalance import OnAssign, Rebalancer
 from pyrallel_consumer.control.run_end import RunEnd
 from pyrallel_consumer.control.stats import Counters, snapshot
 from pyrallel_consumer.engines.base import Engine
-from pyrallel_consumer.errors import KafkaFatalError
+from pyrallel_consumer.faults import Faults
 from pyrallel_consumer.ordering import lane_function
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import WorkItem
@@ -77,7 +79,6 @@ class ControlLoop:
     ) -> None:
         self.config = config
         self.engine = engine
-        self._on_assign = on_assign
         self._clock = self.clock = clock
         self._client_factory = client_factory
         self._lane_of = lane_function(config.ordering)
@@ -89,10 +90,13 @@ class ControlLoop:
         self._next_id = 0
         self._backpressure = Backpressure(config)
         self._stop = threading.Event()
-        self._failure: Exception | None = None
-        self._fatal: KafkaErrorInfo | None = None
+        # The one error path: whatever fails, from any thread or callback, is parked here and
+        # raised by run() once the consumer closed (faults.py).
+        self._faults = Faults(self._stop.set)
         self.counters = Counters()
         self._kafka_errors = RepeatLimiter(clock=clock)
+        self._slow_callbacks = RepeatLimiter(clock=clock)
+        self._on_assign = self._callback("on_assign", on_assign)
         if dead_letters is None:
             dead_letters = default_dead_letters(config)
         self._completions = Completions(
@@ -100,12 +104,14 @@ class ControlLoop:
             engine,
             self.counters,
             dead_letters,
-            on_complete,
-            self._fail,
+            self._callback("on_complete", on_complete),
+            self._faults,
             clock,
             self._backlog.done,
             self._publish_due,
         )
+        # run(max_records=N): how many records may still be handed to the engine.
+        self._submit_limit: int | None = None
         self._in_flight = self._completions.in_flight
         self._failures = self._completions.failures
         self._control_thread: int | None = None  # the thread in run(), while it runs
@@ -122,50 +128,72 @@ class ControlLoop:
     def run(self, max_records: int | None, timeout: float | None, end: RunEnd | None = None) -> int:
         """Consume until `max_records` completed, `timeout` seconds passed, `end` says the
         input is exhausted or a stop was requested; then finish in-flight work, commit and
-        close. Returns the records completed.
-        Raises the failure that stopped it (ProcessingError, DeadLetterError) or
-        KafkaFatalError."""
+        close. At most `max_records` records are handed to the handler. Returns the records
+        completed. Raises the first failure parked (errors.py: ProcessingError, HandlerExit,
+        DeadLetterError, CallbackError, EngineError, CommitError, KafkaFatalError, ...).
+
+        Every resource (the client, the engine's threads and processes, the dead-letter
+        producer) is built here and released before it returns, whatever failed."""
         deadline = None if timeout is None else self._clock() + timeout
-        client = self._client_factory(self.config.kafka_config, self._on_kafka_error)
-        rebalancer = Rebalancer(
-            self.config,
-            client,
-            self._partitions,
-            self._backlog,
-            self._completions,
-            self._clock,
-            self._on_assign,
-            self._wait_bound_s,
-        )
-        self.engine.start()
+        self._submit_limit = max_records
         self._control_thread = threading.get_ident()
+        client: KafkaClient | None = None
+        rebalancer: Rebalancer | None = None
         last_assignment = self._partitions  # replaced by the copy taken before close()
         shut_down = False
         try:
+            client = self._client_factory(self.config.kafka_config, self._on_kafka_error)
+            committer = commits.Committer(client, self._faults)
+            self._committer = committer
+            rebalancer = Rebalancer(
+                self.config,
+                client,
+                committer,
+                self._faults,
+                self._partitions,
+                self._backlog,
+                self._completions,
+                self._clock,
+                self._on_assign,
+                self._wait_bound_s,
+                client.metadata_limit(),
+            )
+            self.engine.start()
             client.subscribe(
                 self.config.topics, rebalancer.assigned, rebalancer.revoked, rebalancer.lost
             )
             self._loop(client, max_records, deadline, end)
-            self._shutdown(client)
+            if not self._faults.fatal:
+                self._shutdown(client)
             shut_down = True
         finally:
             try:
-                if not shut_down:  # an error ended the loop: commit what completed
-                    commits.commit(client, self._partitions.values(), RETRIED_AT_CLOSE)
-                last_assignment = dict(self._partitions)
-                rebalancer.closing = shut_down  # after an error, the revoke still gives a grace
-                client.close()  # runs the revoke callback: it commits, without a second wait
+                if self._faults.fatal:
+                    self._abandon()
+                if client is not None and rebalancer is not None:
+                    if not shut_down:  # an error ended the loop: commit what completed
+                        committer.commit(self._partitions.values(), RETRIED_AT_CLOSE)
+                    last_assignment = dict(self._partitions)
+                    # After an error, the revoke still gives a grace (none after a fatal one).
+                    rebalancer.closing = shut_down or self._faults.fatal
+                if client is not None:
+                    client.close()  # runs the revoke callback: it commits, no second wait
             finally:
-                self._failures.flush(self.config.drain_timeout_s)
+                self._completions.failures.flush(self.config.drain_timeout_s)
                 self.engine.close(self.config.drain_timeout_s)
                 # The final state stays readable: the last assignment's partitions, revoked.
                 self._published = self._snapshot(last_assignment)
                 self._control_thread = None
-        if self._failure is not None:
-            raise self._failure
-        if self._fatal is not None:
-            raise KafkaFatalError(f"librdkafka fatal error: {self._fatal.str()}")
+        if self._faults.first is not None:
+            raise self._faults.first
         return self.counters.completed
+
+    def _abandon(self) -> None:
+        """After a fatal error: handle nothing more. Records not started are cancelled (their
+        engines report them so), the backlog dropped; nothing of it is committed."""
+        self._backlog.clear()
+        for item in self._in_flight.values():
+            item.cancelled = True
 
     def _loop(
         self,
@@ -178,7 +206,7 @@ class ControlLoop:
         next_commit = clock() + self.config.commit_interval_s
         batch = self.config.poll_batch_size
         while not self._stop.is_set():
-            completions.apply(engine.reports())
+            completions.apply(completions.collect())
             self._failures.poll()
             if max_records is not None and self.counters.completed >= max_records:
                 return
@@ -231,7 +259,7 @@ class ControlLoop:
         )
         commits.refresh_watermarks(client, partitions)
         self._publish(self._clock())
-        done = commits.commit(client, partitions, then)
+        done = self._committer.commit(partitions, then)
         self._publish(self._clock())
         return done
 
@@ -310,7 +338,10 @@ class ControlLoop:
 
     def _submit_backlog(self) -> None:
         room = self.config.max_in_flight - len(self._in_flight) - self._failures.dead_lettering
-        if room <= 0 or not self._backlog:
+        limit = self._submit_limit
+        if limit is not None:  # run(max_records=N): never more than N handed to the handler
+            room = min(room, limit - self.counters.completed - self._held_by_engine())
+        if room <= 0 or not self._backlog or self._stop.is_set():
             return
         in_flight = self._in_flight
         items = self._backlog.take(room)
@@ -320,22 +351,26 @@ class ControlLoop:
             in_flight[item.id] = item
         self.engine.submit(items)
 
+    def _held_by_engine(self) -> int:
+        """Records handed over and not completed yet: in flight or being dead-lettered."""
+        return len(self._in_flight) + self._failures.dead_lettering
+
     def _held(self) -> int:
         """Records held in memory: in flight, in the backlog and being dead-lettered."""
         return len(self._in_flight) + len(self._backlog) + self._failures.dead_lettering
 
     # ---- errors and stats ------------------------------------------------------------------
 
-    def _fail(self, error: Exception) -> None:
-        if self._failure is None:
-            self._failure = error
-        self._stop.set()
+    def _callback(self, name: str, function: OnAssign | OnComplete | None) -> Callback[Any] | None:
+        if function is None:
+            return None
+        return Callback(name, function, self._faults, self._clock, self._slow_callbacks)
 
     def _on_kafka_error(self, error: KafkaErrorInfo) -> None:
-        """Client-level errors (error_cb) and errored messages; repeats are rate-limited."""
-        if error.fatal():
-            self._fatal = error
-            self._stop.set()
+        """Client-level errors (error_cb) and errored messages; repeats are rate-limited. A
+        fatal one, in any of its forms, ends the run at once (commits.fatal_error)."""
+        if is_fatal(error):
+            self._faults.park(commits.fatal_error(error.str(), error.code(), error.name()))
             return
         code = error.code()
         if code == PARTITION_EOF:

@@ -22,9 +22,12 @@ from collections.abc import Callable, Sequence
 from pyrallel_consumer.backlog import Backlog
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.control import commits
-from pyrallel_consumer.control.client import KafkaClient, TopicPartitionKey
+from pyrallel_consumer.control.callbacks import Callback
+from pyrallel_consumer.control.client import ClientError, KafkaClient, TopicPartitionKey
 from pyrallel_consumer.control.completions import Clock, Completions
 from pyrallel_consumer.control.partition_state import PartitionState
+from pyrallel_consumer.errors import KafkaError
+from pyrallel_consumer.faults import Faults
 
 log = logging.getLogger("pyrallel_consumer")
 
@@ -38,16 +41,23 @@ class Rebalancer:
         self,
         config: ConsumerConfig,
         client: KafkaClient,
+        committer: commits.Committer,
+        faults: Faults,
         partitions: dict[TopicPartitionKey, PartitionState],
         backlog: Backlog[PartitionState],
         completions: Completions,
         clock: Clock,
-        on_assign: OnAssign | None,
+        on_assign: Callback[list[TopicPartitionKey]] | None,
         wait_bound_s: float,
+        metadata_limit: int,
     ) -> None:
-        """`wait_bound_s`: how long a wait inside a callback may last (session.wait_bound_s)."""
+        """`wait_bound_s`: how long a wait inside a callback may last (session.wait_bound_s);
+        `metadata_limit`: the cluster's offset.metadata.max.bytes."""
         self._config = config
         self._client = client
+        self._committer = committer
+        self._faults = faults
+        self._metadata_limit = metadata_limit
         self._partitions = partitions
         self._backlog = backlog
         self._completions = completions
@@ -68,9 +78,28 @@ class Rebalancer:
         self.closing = False
 
     def assigned(self, partitions: list[TopicPartitionKey]) -> None:
-        states = commits.read_committed(
-            self._client, partitions, self._epoch + 1, self._read_timeout_s
-        )
+        """Read the group's commits of the new partitions and start tracking them. When they
+        cannot be read, the run ends with KafkaError: consuming without them would redo what
+        their metadata lists, or, worse, start from auto.offset.reset."""
+        try:
+            states = commits.read_committed(
+                self._client,
+                partitions,
+                self._epoch + 1,
+                self._read_timeout_s,
+                self._metadata_limit,
+            )
+        except ClientError as exc:
+            self._faults.park(
+                KafkaError(
+                    f"could not read the committed offsets of {list(partitions)} within "
+                    f"{self._read_timeout_s:.1f} s: {exc}; is the group coordinator reachable?",
+                    exc.code,
+                    exc.name,
+                    exc.retriable,
+                )
+            )
+            return
         self._epoch += len(states)
         for state in states:
             self._partitions[TopicPartitionKey(state.topic, state.partition)] = state
@@ -96,11 +125,10 @@ class Rebalancer:
 
         grace = 0.0 if self.closing else self._grace_s
         if grace > 0 and busy():
-            commits.commit(self._client, states, "retried once the revoke grace ends")
+            self._committer.commit(states, "retried once the revoke grace ends")
             completions.settle(busy, self._clock() + grace)
         kept = commits.committed_text(states)
-        commits.commit(
-            self._client,
+        self._committer.commit(
             states,
             f"the group keeps {kept}; whoever consumes these partitions next redoes the "
             "records completed after that",

@@ -23,6 +23,7 @@ from typing import Any
 from pyrallel_consumer.config import ConsumerConfig, build_config
 from pyrallel_consumer.control.client import (
     ClientError,
+    CommitFailure,
     CommitOffset,
     CommittedOffset,
     ErrorCallback,
@@ -37,6 +38,31 @@ from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import Outcome, Report, WorkItem
 
 TOPIC = "orders"
+
+
+@dataclass
+class FakeKafkaError:
+    """A client error as librdkafka's error callback or an errored message carries it."""
+
+    error_code: int
+    error_name: str
+    text: str
+    is_fatal: bool = False
+
+    def fatal(self) -> bool:
+        return self.is_fatal
+
+    def retriable(self) -> bool:
+        return False
+
+    def code(self) -> int:
+        return self.error_code
+
+    def name(self) -> str:
+        return self.error_name
+
+    def str(self) -> str:
+        return self.text
 
 
 def tp(partition: int) -> TopicPartitionKey:
@@ -120,7 +146,10 @@ class FakeClient:
     paused: set[TopicPartitionKey] = field(default_factory=set)
     pause_calls: list[tuple[str, list[TopicPartitionKey]]] = field(default_factory=list)
     markers: dict[int, int] = field(default_factory=dict)
-    fail_commits: bool = False
+    fail_commits: bool = False  # every commit request fails as a whole (ClientError)
+    # partition -> (Kafka error code, its name, retriable): the broker refuses that partition
+    refuse_commits: dict[int, tuple[int, str, bool]] = field(default_factory=dict)
+    metadata_limit_bytes: int = 4096
     closed: bool = False
     on_error: ErrorCallback | None = None  # the loop's error callback, once built
     _fetch: dict[TopicPartitionKey, int] = field(default_factory=dict)
@@ -187,12 +216,29 @@ class FakeClient:
             return None
         return messages[0]
 
-    def commit(self, offsets: Sequence[CommitOffset]) -> None:
+    def commit(self, offsets: Sequence[CommitOffset]) -> list[CommitFailure]:
         if self.fail_commits:
-            raise ClientError("coordinator load in progress")
-        self.commits.append(list(offsets))
+            raise ClientError("coordinator load in progress", 14, "COORDINATOR_LOAD_IN_PROGRESS")
+        failures = []
+        accepted = []
         for o in offsets:
-            self.committed_offsets[tp(o.partition)] = (o.offset, o.metadata)
+            refused = self.refuse_commits.get(o.partition)
+            if refused is None:
+                accepted.append(o)
+                self.committed_offsets[tp(o.partition)] = (o.offset, o.metadata)
+            else:
+                code, name, retriable = refused
+                failures.append(
+                    CommitFailure(
+                        o.topic, o.partition, code, name, f"Broker: {name}", False, retriable
+                    )
+                )
+        if accepted:
+            self.commits.append(accepted)
+        return failures
+
+    def metadata_limit(self) -> int:
+        return self.metadata_limit_bytes
 
     def committed(
         self, partitions: Sequence[TopicPartitionKey], timeout: float
@@ -237,6 +283,9 @@ class FakeClient:
         return 0, len(self.log.get(partition.partition, []))
 
     def close(self) -> None:
+        if self._callbacks is None:  # closed before it subscribed (a failed start)
+            self.closed = True
+            return
         if self.assigned:
             self.rebalance("revoke", *(key.partition for key in sorted(self.assigned)))
         self._serve()

@@ -170,10 +170,17 @@ def test_a_refused_commit_is_retried_at_the_next_interval() -> None:
     client.rebalance("assign", 0)
     start = h.clock()
     script.when(lambda: h.clock() >= start + 3, lambda: setattr(client, "fail_commits", False))
-    script.when(lambda: client.last_commit() == (4, ""), h.loop.request_stop)
+    # When the commit landed: a retry at the next interval lands within one interval of the
+    # broker coming back; without it, only the shutdown's commit would (at the run's timeout).
+    landed: list[float] = []
+    script.when(
+        lambda: client.last_commit() == (4, ""),
+        lambda: (landed.append(h.clock()), h.loop.request_stop()),
+    )
 
     run(h)
     assert client.last_commit() == (4, "")
+    assert landed and landed[0] <= start + 3 + 1.0 + 0.5, landed
 
 
 # ---- backpressure --------------------------------------------------------------------------------

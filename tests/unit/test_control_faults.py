@@ -1,0 +1,246 @@
+"""The one error path, without a broker: every fault outside the handler ends the run with a
+typed error (fake client, engine and clock; see control_fakes.py).
+
+Each test is one kind of fault from issue 17: a fatal client error in each of its forms,
+commit refusals (partial, retriable, permanent), callbacks that raise, an engine that fails,
+run(max_records=N) handing out at most N records, and resources built only by run().
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from control_fakes import FakeClient, FakeClock, FakeKafkaError, Script, harness, run, tp
+
+from pyrallel_consumer.completion import Completion
+from pyrallel_consumer.control.client import FATAL
+from pyrallel_consumer.control.loop import ControlLoop
+from pyrallel_consumer.errors import (
+    CallbackError,
+    CommitError,
+    EngineError,
+    HandlerExit,
+    KafkaFatalError,
+)
+from pyrallel_consumer.work import Outcome, Report
+
+GROUP_AUTHORIZATION_FAILED = 30
+NOT_COORDINATOR = 16
+FENCED_TEXT = (
+    "Fatal error: Broker: Static consumer fenced by other consumer with same group.instance.id"
+)
+
+
+# ---- fatal client errors ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flagged", [True, False], ids=["fatal-flag", "fatal-code-only"])
+def test_a_fatal_error_stops_at_once_and_commits_nothing_more(flagged: bool) -> None:
+    """librdkafka's error callback may carry the _FATAL code with fatal() False: both forms
+    end the run with KafkaFatalError, no later commit, the waiting records never started."""
+    held = {3, 4, 5}
+    h = harness(hold=lambda item: item.record.offset in held, commit_interval_s=1.0)
+    client, script = h.client, h.script
+    client.produce(0, 10)
+    client.rebalance("assign", 0)
+    fatal = FakeKafkaError(FATAL, "_FATAL", FENCED_TEXT, is_fatal=flagged)
+    commits_before: list[int] = []
+
+    def fence() -> None:
+        commits_before.append(len(client.commits))
+        assert client.on_error is not None
+        client.on_error(fatal)
+
+    script.when(lambda: (client.last_commit() or (0, ""))[0] == 3 and not commits_before, fence)
+
+    with pytest.raises(KafkaFatalError, match=r"group\.instance\.id") as raised:
+        run(h)
+    assert raised.value.code == FATAL
+    assert len(client.commits) == commits_before[0], "committed after the fatal error"
+    assert client.closed and h.engine.closed
+    # The held records were cancelled: an engine that had not started them reports so.
+    assert all(item.cancelled for item in h.engine.held.values())
+
+
+def test_an_errored_message_with_the_fatal_code_is_fatal_too() -> None:
+    h = harness()
+    client = h.client
+    client.rebalance("assign", 0)
+    client.produce(0, 2)
+    original = client.consume
+
+    def consume(max_records: int, timeout: float) -> Any:
+        messages = list(original(max_records, timeout))
+        if messages:
+            messages.append(ErroredMessage(FakeKafkaError(FATAL, "_FATAL", "Local: Fatal error")))
+        return messages
+
+    client.consume = consume  # type: ignore[method-assign]
+    with pytest.raises(KafkaFatalError, match="Fatal error"):
+        run(h)
+
+
+class ErroredMessage:
+    def __init__(self, error: FakeKafkaError) -> None:
+        self._error = error
+
+    def error(self) -> FakeKafkaError:
+        return self._error
+
+
+# ---- commits ---------------------------------------------------------------------------------
+
+
+def test_a_partition_the_broker_refused_is_not_marked_committed_and_is_retried() -> None:
+    h = harness(commit_interval_s=1.0)
+    client, script = h.client, h.script
+    client.refuse_commits[1] = (NOT_COORDINATOR, "NOT_COORDINATOR", True)
+    client.produce(0, 4)
+    client.produce(1, 4)
+    client.rebalance("assign", 0, 1)
+    seen: list[dict[str, Any]] = []
+
+    def look() -> None:
+        seen.append(h.loop.stats())
+        del client.refuse_commits[1]
+
+    script.when(lambda: client.last_commit(0) == (4, "") and not seen, look)
+    script.when(lambda: client.last_commit(1) == (4, ""), h.loop.request_stop)
+
+    run(h, timeout=30)
+    committed = {p["partition"]: p["committed"] for p in seen[0]["partitions"].values()}
+    assert committed == {0: 4, 1: None}, "stats() must show only what the broker accepted"
+    assert client.last_commit(1) == (4, "")
+
+
+def test_a_permanent_commit_refusal_ends_the_run_with_commit_error() -> None:
+    h = harness(commit_interval_s=1.0)
+    client = h.client
+    client.refuse_commits[1] = (GROUP_AUTHORIZATION_FAILED, "GROUP_AUTHORIZATION_FAILED", False)
+    client.produce(0, 4)
+    client.produce(1, 4)
+    client.rebalance("assign", 0, 1)
+
+    with pytest.raises(CommitError, match=r"orders\[1\].*GROUP_AUTHORIZATION_FAILED") as raised:
+        run(h, timeout=60)
+    assert raised.value.code == GROUP_AUTHORIZATION_FAILED
+    assert raised.value.partitions == [("orders", 1)]
+    assert client.last_commit(0) == (4, "")  # the other partition's commits were accepted
+    assert client.last_commit(1) is None
+
+
+# ---- callbacks -------------------------------------------------------------------------------
+
+
+def test_on_complete_raising_ends_the_run_with_callback_error() -> None:
+    calls: list[Completion] = []
+
+    def on_complete(completion: Completion) -> None:
+        calls.append(completion)
+        if len(calls) == 50:
+            raise ValueError("bad bookkeeping")
+
+    h = harness()
+    loop = ControlLoop(
+        h.config,
+        h.engine,
+        on_complete=on_complete,
+        clock=h.clock,
+        client_factory=h.client.factory,
+    )
+    h.client.produce(0, 200)
+    h.client.rebalance("assign", 0)
+    with pytest.raises(CallbackError, match="on_complete raised ValueError") as raised:
+        loop.run(max_records=None, timeout=60)
+    assert raised.value.callback == "on_complete"
+    assert isinstance(raised.value.__cause__, ValueError)
+    assert len(calls) == 50, "a callback that raised is not called again"
+    # What completed is committed: the stop was clean.
+    assert h.client.last_commit() is not None
+
+
+def test_on_assign_raising_ends_the_run_with_callback_error() -> None:
+    def on_assign(partitions: list[Any]) -> None:
+        raise KeyError("no such tenant")
+
+    h = harness()
+    loop = ControlLoop(
+        h.config, h.engine, on_assign=on_assign, clock=h.clock, client_factory=h.client.factory
+    )
+    h.client.produce(0, 5)
+    h.client.rebalance("assign", 0)
+    with pytest.raises(CallbackError, match="on_assign raised KeyError") as raised:
+        loop.run(max_records=None, timeout=60)
+    assert isinstance(raised.value.__cause__, KeyError)
+
+
+# ---- engines and handlers --------------------------------------------------------------------
+
+
+def test_an_engine_failing_unexpectedly_ends_the_run_with_engine_error() -> None:
+    h = harness()
+    h.client.produce(0, 5)
+    h.client.rebalance("assign", 0)
+
+    def broken() -> list[Report]:
+        raise RuntimeError("reader thread state corrupt")
+
+    h.script.when(lambda: h.loop.stats()["completed"] >= 0, lambda: None)
+    h.engine.reports = broken  # type: ignore[method-assign]
+    with pytest.raises(EngineError, match="reader thread state corrupt") as raised:
+        run(h)
+    assert isinstance(raised.value.__cause__, RuntimeError)
+    assert h.client.closed and h.engine.closed
+
+
+def test_a_stopped_report_ends_the_run_cleanly_with_handler_exit() -> None:
+    h = harness(hold=lambda item: item.record.offset == 2, commit_interval_s=1.0)
+    h.client.produce(0, 5)
+    h.client.rebalance("assign", 0)
+    h.script.when(lambda: 2 in h.engine.held, lambda: h.engine.release(2, outcome=Outcome.STOPPED))
+    with pytest.raises(HandlerExit, match=r"orders\[0\]@2"):
+        run(h)
+    # Drained and committed up to the record that stopped the run, not past it.
+    assert h.client.last_commit() is not None
+    position, _ = h.client.last_commit()  # type: ignore[misc]
+    assert position == 2
+
+
+# ---- limits and lifecycle --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_records", [1, 10, 333])
+def test_max_records_hands_at_most_that_many_records_to_the_engine(max_records: int) -> None:
+    h = harness(max_in_flight=1000, ordering="key")
+    h.client.produce(0, 2000, keys=10)
+    h.client.rebalance("assign", 0)
+    assert h.loop.run(max_records=max_records, timeout=600) == max_records
+    assert len(h.engine.handled) == max_records
+
+
+def test_a_failing_engine_start_leaks_no_client() -> None:
+    h = harness()
+
+    def start() -> None:
+        raise OSError("cannot start workers")
+
+    h.engine.start = start  # type: ignore[method-assign]
+    with pytest.raises(OSError, match="cannot start workers"):
+        run(h)
+    assert h.client.closed
+
+
+def test_a_failing_client_factory_still_closes_the_engine() -> None:
+    clock = FakeClock()
+    client = FakeClient(clock, Script())
+    h = harness(client=client)
+
+    def factory(*args: Any) -> FakeClient:
+        raise ValueError("bad bootstrap.servers")
+
+    h.loop._client_factory = factory
+    with pytest.raises(ValueError, match=r"bad bootstrap\.servers"):
+        run(h)
+    assert h.engine.closed
+    assert tp(0) not in client.assigned
