@@ -10,8 +10,10 @@ worker_deaths: a record that kills its worker is found, counted as a failed atte
 the retries, reported failed; deaths with no record to blame end the run past a budget.
 
 Threads: the control thread calls submit/reports/wait/close; one reader thread per worker
-receives results and replaces its worker when it dies. A per-worker lock guards its outstanding
-table, backlogs and pipe writes.
+(worker_reader.py) starts its processes, receives results, replaces a process that dies and
+gives the worker up, ending the run with WorkerError, when it cannot go on. A per-worker lock
+guards its outstanding table, backlogs and pipe writes; the process handle belongs to the
+reader thread alone (worker_handle.py).
 """
 
 from __future__ import annotations
@@ -23,29 +25,18 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from itertools import count
-from multiprocessing.connection import Connection
 from typing import Any, cast
 
 from pyrallel_consumer.codec import load_codec
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.engines.base import Engine, Handler, ReportQueue
-from pyrallel_consumer.engines.process_worker import READY, SHUTDOWN, WorkerSpec, worker_main
-from pyrallel_consumer.engines.worker_deaths import (
-    MISSING_MAIN_GUARD_EXIT,
-    MISSING_MAIN_GUARD_MESSAGE,
-    RESTART_BUDGET,
-    describe_exit,
-    exit_if_importing_main,
-    restart_delay,
-)
-from pyrallel_consumer.engines.worker_handle import (
-    SPAWN_CONTEXT,
-    WorkerHandle,
-    start_ignoring_sigint,
-)
+from pyrallel_consumer.engines.process_worker import SHUTDOWN, WorkerSpec
+from pyrallel_consumer.engines.worker_deaths import exit_if_importing_main
+from pyrallel_consumer.engines.worker_handle import WorkerHandle
+from pyrallel_consumer.engines.worker_reader import WorkerReader
 from pyrallel_consumer.errors import WorkerError
 from pyrallel_consumer.record import Record
-from pyrallel_consumer.work import OUTCOME_BY_CODE, Outcome, Report, WorkItem
+from pyrallel_consumer.work import Outcome, Report, WorkItem
 
 log = logging.getLogger("pyrallel_consumer.process")
 
@@ -98,34 +89,24 @@ class ProcessEngine(Engine):
         self._round_robin = count()
         self._closing = threading.Event()  # set by close: no more restarts, backoffs cut short
         self._failure: WorkerError | None = None  # raised once by reports()
+        self._failure_lock = threading.Lock()  # reader threads may fail at once
         self._failure_raised = False
 
     # ---- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
         for worker in self._workers:
-            self._spawn(worker)
-
-    def _spawn(self, worker: WorkerHandle) -> None:
-        parent_end, child_end = SPAWN_CONTEXT.Pipe(duplex=True)
-        process = SPAWN_CONTEXT.Process(
-            target=worker_main,
-            args=(child_end, self._spec),
-            name=f"pyrallel-worker-{worker.index}",
-            daemon=True,
-        )
-        start_ignoring_sigint(process)
-        child_end.close()  # so the parent sees end-of-file when the child dies
-        worker.process, worker.conn, worker.ready = process, parent_end, False
-        worker.reader = threading.Thread(
-            target=self._read,
-            args=(worker, parent_end),
-            name=f"pyrallel-reader-{worker.index}",
-            daemon=True,
-        )
-        worker.reader.start()
+            reader = WorkerReader(
+                worker, self._spec, self.codec, self._reports, self._closing, self._pump, self._fail
+            )
+            worker.reader = threading.Thread(
+                target=reader.run, name=f"pyrallel-reader-{worker.index}", daemon=True
+            )
+            worker.reader.start()
 
     def close(self, timeout: float) -> None:
+        """Tell every worker to finish, wait up to `timeout` seconds for their reader threads
+        (each reaps its own process), then kill the workers still running."""
         self._closing.set()
         deadline = time.monotonic() + timeout
         for worker in self._workers:
@@ -134,14 +115,12 @@ class ProcessEngine(Engine):
                     with contextlib.suppress(OSError):  # already dead: nothing to stop
                         worker.conn.send_bytes(SHUTDOWN)
         for worker in self._workers:
-            if worker.process is None:
-                continue
-            worker.process.join(max(0.0, deadline - time.monotonic()))
-            if worker.process.is_alive():
-                log.warning("worker %d did not exit in time; killing it", worker.process.pid)
-                worker.process.kill()
-                worker.process.join(5)
             if worker.reader is not None:
+                worker.reader.join(max(0.0, deadline - time.monotonic()))
+        for worker in self._workers:
+            if worker.reader is not None and worker.reader.is_alive():
+                if worker.kill():
+                    log.warning("worker %d did not exit in time; killed it", worker.index)
                 worker.reader.join(5)
 
     # ---- work ------------------------------------------------------------------------------
@@ -178,7 +157,7 @@ class ProcessEngine(Engine):
                     return  # one suspect at a time, and nothing else until all are settled
                 item = worker.isolating.popleft()
                 if item.cancelled:
-                    worker.suspects.discard(item.id)
+                    del worker.suspects[item.id]  # its crash count with it
                     self._reports.put(Report(item.id, Outcome.CANCELLED, 0, time.monotonic()))
                     continue
                 self._send(worker, [item])
@@ -215,116 +194,12 @@ class ProcessEngine(Engine):
             return False
         return True
 
-    def _read(self, worker: WorkerHandle, conn: Connection) -> None:
-        decode = self.codec.decode_results
-        while True:
-            try:
-                data = conn.recv_bytes()
-            except (EOFError, OSError):
-                break
-            if data == READY:
-                with worker.lock:
-                    worker.ready = True
-                self._pump(worker)
-                continue
-            now = time.monotonic()
-            with worker.lock:
-                for work_id, code, attempts, error in decode(data):
-                    if worker.outstanding.pop(work_id, None) is not None:
-                        worker.suspects.discard(work_id)
-                        attempts += worker.crashes.pop(work_id, 0)
-                        outcome = OUTCOME_BY_CODE[code]
-                        self._reports.put(Report(work_id, outcome, attempts, now, error))
-                worker.deaths_in_a_row = worker.unexplained_in_a_row = 0
-            self._pump(worker)
-        if not self._closing.is_set():
-            self._replace(worker)
-
-    def _replace(self, worker: WorkerHandle) -> None:
-        """The worker died: settle its outstanding records, then start another after a
-        backoff, unless it keeps dying with no record to blame."""
-        assert worker.process is not None
-        worker.process.join(5)
-        pid, exitcode = worker.process.pid, worker.process.exitcode
-        cause = describe_exit(exitcode)
-        with worker.lock:
-            worker.conn = None
-            suspects = list(worker.outstanding.values())
-            worker.outstanding.clear()
-            worker.deaths_in_a_row += 1
-            if not worker.ready and exitcode == MISSING_MAIN_GUARD_EXIT:
-                failure: WorkerError | None = WorkerError(MISSING_MAIN_GUARD_MESSAGE)
-            elif suspects:
-                failure = None
-                self._settle(worker, suspects, pid, cause)
-            else:
-                worker.unexplained_in_a_row += 1
-                failure = None
-                if worker.unexplained_in_a_row > RESTART_BUDGET:
-                    failure = WorkerError(
-                        f"worker {worker.index} of engine='process' died "
-                        f"{worker.unexplained_in_a_row} times in a row with no record to blame "
-                        f"(last: pid {pid}, {cause}); not restarting it. Check worker_init, "
-                        "the imports of the handler's module and the memory limit; the "
-                        "worker's own output (stderr) says more."
-                    )
-            if failure is not None:
-                self._give_up(worker, failure)
-                return
-            delay = restart_delay(worker.deaths_in_a_row)
-        log.warning(
-            "worker %d (pid %s) died with %s; restarting it in %.1f s (%d records to redo)",
-            worker.index,
-            pid,
-            cause,
-            delay,
-            len(suspects),
-        )
-        if self._closing.wait(delay):
-            return
-        with worker.lock:
-            worker.restarts += 1
-        self._spawn(worker)
-
-    def _settle(
-        self, worker: WorkerHandle, suspects: list[WorkItem[object]], pid: int | None, cause: str
-    ) -> None:
-        """Decide what the records a dead worker owned become (lock held)."""
-        if len(suspects) > 1:
-            # Several were running: blame none yet, resend them one at a time (in the order
-            # they were sent, so lane order holds).
-            worker.isolating.extendleft(reversed(suspects))
-            worker.suspects.update(item.id for item in suspects)
-            return
-        (item,) = suspects
-        crashes = worker.crashes.get(item.id, 0) + 1
-        allowed = self.config.retry.retries + 1
-        if crashes < allowed:
-            worker.crashes[item.id] = crashes
-            worker.isolating.appendleft(item)
-            worker.suspects.add(item.id)
-            return
-        worker.crashes.pop(item.id, None)
-        worker.suspects.discard(item.id)
-        error = (
-            f"WorkerDied: worker process {pid} died with {cause} while handling this record "
-            f"alone, {crashes} time(s) (retries={self.config.retry.retries})"
-        )
-        self._reports.put(Report(item.id, Outcome.FAILED, crashes, time.monotonic(), error))
-
-    def _give_up(self, worker: WorkerHandle, failure: WorkerError) -> None:
-        """Stop restarting `worker` and end the run with `failure` (lock held). Its records
-        will never run: they are reported as not started, so nothing waits for them and none
-        is committed. reports() raises `failure`, so it is not logged here as well."""
-        worker.given_up = True
-        if self._failure is None:
-            self._failure = failure
-        now = time.monotonic()
-        abandoned = [*worker.isolating, *worker.backlog.take(len(worker.backlog))]
-        worker.isolating.clear()
-        worker.suspects.clear()
-        for item in abandoned:
-            self._reports.put(Report(item.id, Outcome.CANCELLED, 0, now))
+    def _fail(self, failure: WorkerError) -> None:
+        """A reader thread gave its worker up (any reader thread): keep the first failure for
+        reports() to raise, and wake the control thread."""
+        with self._failure_lock:
+            if self._failure is None:
+                self._failure = failure
         self._reports.wake()
 
     def reports(self) -> list[Report]:
@@ -339,11 +214,9 @@ class ProcessEngine(Engine):
         self._reports.wait(timeout)
 
     def worker_pids(self) -> list[int]:
-        return [
-            w.process.pid
-            for w in self._workers
-            if w.process is not None and w.process.pid and w.process.is_alive()
-        ]
+        """Pids of the worker processes running now, as their reader threads published them
+        (never asked of the processes: the reader threads own them)."""
+        return [pid for pid in (w.pid for w in self._workers) if pid is not None]
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -18,6 +18,9 @@ import multiprocessing
 import os
 import signal
 
+from pyrallel_consumer.engines.worker_handle import WorkerHandle
+from pyrallel_consumer.work import Outcome, Report, WorkItem
+
 # Deaths in a row with no record to blame before the engine gives up on the worker.
 RESTART_BUDGET = 5
 RESTART_BACKOFF_INITIAL_S = 0.1
@@ -40,6 +43,40 @@ def restart_delay(deaths_in_a_row: int) -> float:
     with no record completing in between."""
     exponent = max(0, deaths_in_a_row - 1)
     return float(min(RESTART_BACKOFF_MAX_S, RESTART_BACKOFF_INITIAL_S * 2**exponent))
+
+
+def settle(
+    worker: WorkerHandle,
+    dead: list[WorkItem[object]],
+    retries: int,
+    pid: int | None,
+    cause: str,
+    now: float,
+) -> Report | None:
+    """Apply the rules above to `dead`, the records `worker` had outstanding (in send order)
+    when process `pid` died of `cause` (worker's lock held; `dead` is not empty). Returns the
+    FAILED report of a record blamed `retries` + 1 times, else None: the records are queued in
+    `worker.isolating`, to be sent again one at a time."""
+    if len(dead) > 1:
+        # Several were running: which one killed the worker is unknown, so none is blamed
+        # (blaming the oldest would fail an innocent record). Resent one at a time, in the
+        # order they were sent, so lane order holds.
+        worker.isolating.extendleft(reversed(dead))
+        for item in dead:
+            worker.suspects.setdefault(item.id, 0)
+        return None
+    (item,) = dead
+    crashes = worker.suspects.get(item.id, 0) + 1
+    if crashes <= retries:
+        worker.suspects[item.id] = crashes
+        worker.isolating.appendleft(item)
+        return None
+    worker.suspects.pop(item.id, None)
+    error = (
+        f"WorkerDied: worker process {pid} died with {cause} while handling this record "
+        f"alone, {crashes} time(s) (retries={retries})"
+    )
+    return Report(item.id, Outcome.FAILED, crashes, now, error)
 
 
 def describe_exit(exitcode: int | None) -> str:

@@ -1,6 +1,6 @@
 """The parent's side of one process-engine worker: its handle (process, pipe, the records it
-owns) and how a worker process is started. Used by the process engine (process.py), under the
-worker's lock as that module's docstring says."""
+owns) and how a worker process is started. Used by the process engine (process.py) and the
+worker's reader thread (worker_reader.py), under the worker's lock as process.py says."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
 from pyrallel_consumer.backlog import Backlog, batch_bytes, record_bytes
+from pyrallel_consumer.engines.process_worker import WorkerSpec, worker_main
 from pyrallel_consumer.work import WorkItem
 
 # spawn, not fork: the parent runs librdkafka threads, and forking a threaded process can
@@ -20,7 +21,13 @@ SPAWN_CONTEXT = multiprocessing.get_context("spawn")
 
 
 class WorkerHandle:
-    """Parent-side handle of one worker process and the records it owns."""
+    """Parent-side handle of one worker process and the records it owns.
+
+    Ownership: `process` belongs to the worker's reader thread, the only thread that starts,
+    joins or asks it for liveness and exit code (two threads reaping one child race: the loser
+    reads its exit cause as unknown). Everything else is guarded by `lock`; `pid` and
+    `restarts` are the facts the reader publishes for the control thread (describe()).
+    """
 
     def __init__(self, index: int, batched: bool) -> None:
         self.index = index
@@ -32,16 +39,52 @@ class WorkerHandle:
         # Suspects of a death that had several records outstanding: sent one at a time, before
         # anything in `backlog`, until each completed or was blamed (see worker_deaths).
         self.isolating: deque[WorkItem[object]] = deque()
-        self.suspects: set[int] = set()  # work ids isolated and not settled yet
-        self.crashes: dict[int, int] = {}  # work id -> deaths blamed on it so far
-        self.process: BaseProcess | None = None
-        self.conn: Connection | None = None
+        # Work id -> deaths blamed on it so far (0: isolated, not blamed yet), for each suspect
+        # not settled yet. One map, so the count leaves with the suspect on every path (result,
+        # failure, cancel, give up); a separate count map once outlived cancelled suspects.
+        # At most max_outstanding entries: only a death makes suspects, and while there are
+        # suspects at most one record is outstanding.
+        self.suspects: dict[int, int] = {}
+        self.process: BaseProcess | None = None  # the reader thread's (see above)
+        self.conn: Connection | None = None  # None while starting, replaced or given up
         self.reader: threading.Thread | None = None
+        self.pid: int | None = None  # of the live process; None once it exited (published)
         self.ready = False  # the current process said it is ready for records
-        self.given_up = False  # dead for good (see ProcessEngine._give_up)
-        self.restarts = 0
+        self.given_up = False  # dead for good (see WorkerReader._give_up)
+        self.restarts = 0  # replacement processes started (published)
         self.deaths_in_a_row = 0  # since a record last completed in this worker
         self.unexplained_in_a_row = 0  # deaths with no record to blame, since one completed
+
+    def kill(self) -> bool:
+        """Send SIGKILL to the live process, if any; True if one was signalled. For close() on
+        the control thread: the reader clears `pid` under the lock before it reaps the process,
+        so a pid seen here is not reaped yet and cannot belong to another process."""
+        with self.lock:
+            if self.pid is None or self.process is None:
+                return False
+            self.process.kill()  # a signal only: neither polls nor reaps (reader's job)
+            return True
+
+
+def start_worker_process(index: int, spec: WorkerSpec) -> tuple[BaseProcess, Connection]:
+    """Start worker `index` running `worker_main(spec)`; returns the process and the parent's
+    end of its pipe. Raises OSError when the system refuses (no processes, descriptors or
+    memory left), with both pipe ends closed."""
+    parent_end, child_end = SPAWN_CONTEXT.Pipe(duplex=True)
+    try:
+        process = SPAWN_CONTEXT.Process(
+            target=worker_main,
+            args=(child_end, spec),
+            name=f"pyrallel-worker-{index}",
+            daemon=True,
+        )
+        start_ignoring_sigint(process)
+    except BaseException:
+        parent_end.close()
+        raise
+    finally:
+        child_end.close()  # the child has its copy: the parent sees end-of-file when it dies
+    return process, parent_end
 
 
 def start_ignoring_sigint(process: BaseProcess) -> None:
