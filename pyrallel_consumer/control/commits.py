@@ -39,7 +39,6 @@ PERMANENT_CODES = frozenset(
         KafkaError.CLUSTER_AUTHORIZATION_FAILED,
         KafkaError.OFFSET_METADATA_TOO_LARGE,
         KafkaError.INVALID_COMMIT_OFFSET_SIZE,
-        KafkaError.FENCED_INSTANCE_ID,
         KafkaError.INVALID_GROUP_ID,
         KafkaError.UNSUPPORTED_VERSION,
         KafkaError._INVALID_ARG,
@@ -132,9 +131,6 @@ _COMMIT_HINTS = {
     KafkaError.TOPIC_AUTHORIZATION_FAILED: "; grant this principal Read on the topic",
     KafkaError.OFFSET_METADATA_TOO_LARGE: (
         "; the commit metadata exceeded the brokers' offset.metadata.max.bytes"
-    ),
-    KafkaError.FENCED_INSTANCE_ID: (
-        "; another consumer runs with the same group.instance.id: give each its own"
     ),
 }
 
