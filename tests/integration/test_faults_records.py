@@ -1,6 +1,7 @@
-"""End to end, on every engine: every Record field arrives intact, and a dead letter that the
-broker refuses stops the run with DeadLetterError without committing the record (test gaps of
-issue 10)."""
+"""End to end, on every engine: every Record field arrives intact (test gaps of issue 10); a
+dead letter that the producer or the broker refuses stops the run at once with DeadLetterError
+naming the record, without committing it and with nothing left held (issue 17); a long
+traceback is cut so that it cannot make a small record's dead letter too large."""
 
 from __future__ import annotations
 
@@ -10,17 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 from faults_support import (
     TRACE_ENV,
     committed_offset,
     group_name,
     produce_each,
+    read_topic,
     read_trace,
     record_fields,
     trace,
 )
 
 from pyrallel_consumer import DeadLetterError, ParallelConsumer, Record
+from pyrallel_consumer.control.dead_letter import HEADER_PREFIX, TRACEBACK_MAX_BYTES
 
 pytestmark = pytest.mark.integration
 
@@ -47,6 +51,20 @@ async def async_trace_fields(record: Record) -> None:
 def fail_one(record: Record) -> None:
     if record.offset == POISON_OFFSET:
         raise ValueError("poison")
+
+
+BIG_OFFSET = 3
+BIG_TOPIC_CONFIG = {"max.message.bytes": str(2 * 1024 * 1024)}
+
+
+def fail_big(record: Record) -> None:
+    if record.offset == BIG_OFFSET:
+        raise ValueError("cannot handle a big record")
+
+
+def fail_with_a_huge_message(record: Record) -> None:
+    if record.offset == BIG_OFFSET:
+        raise ValueError("too long to read: " + "x" * 2_000_000)
 
 
 CASES = [
@@ -116,7 +134,95 @@ def test_a_refused_dead_letter_raises_and_is_not_committed(
     )
     with pytest.raises(DeadLetterError) as raised:
         consumer.run(timeout=120)
-    assert dlq in str(raised.value)
-    assert f"offset={POISON_OFFSET}" in str(raised.value)
+    error = raised.value
+    assert (error.topic, error.partition, error.offset, error.dlq_topic) == (
+        topic,
+        0,
+        POISON_OFFSET,
+        dlq,
+    )
+    assert f"{topic}[0]@{POISON_OFFSET}" in str(error)
+    assert "max.message.bytes" in str(error)  # the fix: the topic's limit
+    assert error.code == 10  # MSG_SIZE_TOO_LARGE, from the broker
     assert committed_offset(kafka_broker, group, topic) <= POISON_OFFSET
-    assert consumer.stats()["dead_lettered"] == 0
+    stats = consumer.stats()
+    assert (stats["dead_lettered"], stats["in_flight"], stats["dead_lettering"]) == (0, 0, 0)
+
+
+def test_a_dead_letter_larger_than_the_producer_accepts_raises_at_once(
+    kafka_broker: Any, new_topic: Callable[..., str]
+) -> None:
+    """Issue 17, fault 4: the record fits its topic (2 MB) but its dead letter is over the
+    dead-letter producer's message.max.bytes (1 MB by default), so produce() refuses it."""
+    topic = new_topic(kafka_broker, 1, config=BIG_TOPIC_CONFIG)
+    dlq = new_topic(kafka_broker, 1, prefix="dlq")
+    produce_big(kafka_broker, topic)
+    group = group_name("dlq-too-large")
+    consumer = ParallelConsumer(
+        kafka_broker.consumer_config(group),
+        topics=[topic],
+        handler=fail_big,
+        engine="async",
+        retries=0,
+        dlq_topic=dlq,
+        commit_interval_s=0.1,
+    )
+    with pytest.raises(DeadLetterError) as raised:
+        consumer.run(timeout=60)
+    error = raised.value
+    assert (error.topic, error.partition, error.offset) == (topic, 0, BIG_OFFSET)
+    assert f"{topic}[0]@{BIG_OFFSET}" in str(error)
+    assert "MSG_SIZE_TOO_LARGE" in str(error) and "message.max.bytes" in str(error)
+    assert committed_offset(kafka_broker, group, topic) <= BIG_OFFSET
+    # Nothing was left held: the revoke and the shutdown drain did not wait for a dead letter
+    # that could never be acknowledged (before, dead_lettering stayed 1 and both waited).
+    stats = consumer.stats()
+    assert (stats["in_flight"], stats["dead_lettering"], stats["dead_lettered"]) == (0, 0, 0)
+    assert stats["failed"] == 1
+
+
+def test_a_huge_traceback_is_cut_and_the_record_still_dead_lettered(
+    kafka_broker: Any, new_topic: Callable[..., str]
+) -> None:
+    topic = new_topic(kafka_broker, 1)
+    dlq = new_topic(kafka_broker, 1, prefix="dlq")
+    produce_each(
+        kafka_broker, topic, ({"key": b"k", "value": b"v%d" % i, "partition": 0} for i in range(10))
+    )
+    consumer = ParallelConsumer(
+        kafka_broker.consumer_config(group_name("dlq-cut")),
+        topics=[topic],
+        handler=fail_with_a_huge_message,
+        engine="async",
+        retries=0,
+        dlq_topic=dlq,
+    )
+    assert consumer.run(max_records=10, timeout=60) == 10
+    assert consumer.stats()["dead_lettered"] == 1
+    (letter,) = read_topic(kafka_broker, dlq, 1)
+    assert letter.value() == b"v%d" % BIG_OFFSET
+    headers = dict(letter.headers() or [])
+    traceback = headers[HEADER_PREFIX + "traceback"]
+    assert traceback is not None and len(traceback) <= TRACEBACK_MAX_BYTES
+    assert (
+        b"bytes cut" in traceback
+        and b"Traceback" in traceback
+        and traceback.rstrip().endswith(b"x")
+    )
+
+
+def produce_big(broker: Any, topic: str) -> None:
+    """10 records to partition 0; the one at BIG_OFFSET carries a 1.5 MB value (the producer's
+    message.max.bytes raised to let it through)."""
+    producer = Producer(broker.client_config(**{"message.max.bytes": 4 * 1024 * 1024}))
+    errors: list[Any] = []
+    for offset in range(10):
+        value = b"b" * 1_500_000 if offset == BIG_OFFSET else b"v%d" % offset
+        producer.produce(
+            topic,
+            key=b"k",
+            value=value,
+            partition=0,
+            on_delivery=lambda err, _msg: errors.append(err) if err else None,
+        )
+    assert producer.flush(60) == 0 and not errors, errors
