@@ -1,15 +1,18 @@
 """The process engine when its workers die (no Kafka: items submitted straight to the engine).
 
 A record that kills its worker is isolated, blamed, retried and finally reported FAILED naming
-the exit code; the others complete. Workers dying with no record to blame end in WorkerError
-once the restart budget is spent.
+the exit code; the others complete, and a record that was merely running beside it when the
+worker died is never blamed. Workers dying with no record to blame end in WorkerError once the
+restart budget is spent.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +23,9 @@ from pyrallel_consumer.engines.worker_deaths import (
     RESTART_BACKOFF_MAX_S,
     describe_exit,
     restart_delay,
+    settle,
 )
+from pyrallel_consumer.engines.worker_handle import WorkerHandle
 from pyrallel_consumer.errors import WorkerError
 from pyrallel_consumer.ordering import lane_function
 from pyrallel_consumer.record import Record
@@ -38,6 +43,25 @@ def exit_on_poison(record: Record) -> None:
 
 def exit_at_start() -> None:
     os._exit(5)
+
+
+def wait_for_file(path: Path) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def exit_beside_an_older_record(directory: str, record: Record) -> None:
+    """Offset 0 (the oldest) runs until offset 1 has killed the worker under it; offset 1
+    kills the worker, but only once offset 0 is surely running beside it."""
+    running, poisoned = Path(directory, "oldest-running"), Path(directory, "poisoned")
+    if record.offset == 0:
+        running.touch()
+        wait_for_file(poisoned)
+    elif record.offset == 1:
+        wait_for_file(running)
+        poisoned.touch()
+        os._exit(3)
 
 
 def test_describe_exit_names_codes_and_signals() -> None:
@@ -63,6 +87,8 @@ def engines() -> Iterator[list[ProcessEngine]]:
 
 def make_engine(engines: list[ProcessEngine], **options: Any) -> ProcessEngine:
     worker_init = options.pop("worker_init", None)
+    handler = options.pop("handler", exit_on_poison)
+    settings: dict[str, Any] = {"retries": 1, **options}
     config = build_config(
         {"bootstrap.servers": "127.0.0.1:1", "group.id": "g"},
         topics=["t"],
@@ -70,11 +96,10 @@ def make_engine(engines: list[ProcessEngine], **options: Any) -> ProcessEngine:
         ordering="key",
         workers=1,
         worker_concurrency=4,
-        retries=1,
         retry_backoff_s=0.0,
-        **options,
+        **settings,
     )
-    engine = ProcessEngine(exit_on_poison, config, worker_init=worker_init)
+    engine = ProcessEngine(handler, config, worker_init=worker_init)
     engines.append(engine)
     engine.start()
     return engine
@@ -82,7 +107,7 @@ def make_engine(engines: list[ProcessEngine], **options: Any) -> ProcessEngine:
 
 def items(count: int, keys: int) -> list[WorkItem[object]]:
     lane_of = lane_function("key")
-    made = []
+    made: list[WorkItem[object]] = []
     for offset in range(count):
         record = Record("t", 0, offset, f"key-{offset % keys}".encode(), b"v")
         made.append(WorkItem(offset + 1, lane_of(record), record, None, 0.0))
@@ -128,3 +153,41 @@ def test_workers_dying_at_start_end_in_worker_error(engines: list[ProcessEngine]
     assert "no record to blame" in str(raised.value)
     # The records it held are reported as never started, so nothing waits for them.
     assert {done.id for done in engine.reports()} == {1, 2, 3}
+
+
+def test_the_record_running_beside_the_killer_is_not_blamed(
+    engines: list[ProcessEngine], tmp_path: Path
+) -> None:
+    """The worker dies with two records outstanding, the oldest innocent: neither is blamed for
+    that death; each is resent alone, and only the killer, dying alone, is blamed. With
+    retries=0 one blame fails a record, so blaming the oldest (or both) shows."""
+    handler = functools.partial(exit_beside_an_older_record, str(tmp_path))
+    engine = make_engine(engines, handler=handler, retries=0)
+    engine.submit(items(4, keys=4))
+    reports = collect(engine, 4)
+    oldest, killer = reports[1], reports[2]
+    assert (oldest.outcome, oldest.attempts) == (Outcome.SUCCEEDED, 1), oldest
+    assert (killer.outcome, killer.attempts) == (Outcome.FAILED, 1), killer
+    assert killer.error is not None and "exit code 3" in killer.error
+    assert all(reports[i].outcome == Outcome.SUCCEEDED for i in (3, 4))
+
+
+def test_settle_blames_only_a_record_that_was_alone() -> None:
+    worker = WorkerHandle(0, batched=False)
+    earlier, *dead = items(4, keys=4)
+    worker.isolating.append(earlier)
+    worker.suspects[earlier.id] = 0
+    # Several outstanding: none blamed, all resent alone in send order, ahead of the queue.
+    assert settle(worker, dead, 1, 99, "signal SIGKILL", 0.0) is None
+    assert [item.id for item in worker.isolating] == [2, 3, 4, 1]
+    assert worker.suspects == {1: 0, 2: 0, 3: 0, 4: 0}
+    # Alone: blamed once per death; the retries+1-th blame fails it and forgets it.
+    alone = worker.isolating.popleft()
+    assert settle(worker, [alone], 1, 99, "signal SIGKILL", 0.0) is None
+    assert worker.suspects[alone.id] == 1 and worker.isolating[0] is alone
+    worker.isolating.popleft()
+    failed = settle(worker, [alone], 1, 99, "signal SIGKILL", 5.0)
+    assert failed is not None
+    assert (failed.id, failed.outcome, failed.attempts) == (alone.id, Outcome.FAILED, 2)
+    assert failed.error is not None and "process 99" in failed.error and "SIGKILL" in failed.error
+    assert alone.id not in worker.suspects and alone not in worker.isolating
