@@ -13,11 +13,12 @@ Fixtures (all brokers are real; the Kafka protocol is never faked):
 ``new_topic`` (function) -> ``new_topic(broker, partitions=1, *, prefix=None, config=None) -> str``
     Creates a uniquely named topic with ``partitions`` partitions and waits until every
     partition has a leader. The name contains the test name, for readable broker logs.
-``produce`` (function) -> ``produce(broker, topic, count, *, keys=16, partition=None,
-    value_size=None, headers=None) -> list[ProducedRecord]``
+``produce`` (function, tests/integration/conftest.py) -> ``produce(broker, topic, count, *,
+    keys=16, partition=None, value_size=None, headers=None) -> list[ProducedRecord]``
     Produces ``count`` records (key ``key-{i % keys}`` or None when ``keys`` is None, value
     ``value-{i}`` padded to ``value_size`` bytes), waits for every delivery report and returns
-    them in production order with the partition and offset the broker assigned.
+    them in production order with the partition and offset the broker assigned. The other
+    helpers the integration tests share are in tests/integration/support.py.
 
 ``BrokerInfo.consumer_config(group_id, **overrides)`` gives a consumer config that suits the
 broker (short session timeout, earliest reset, no auto commit); ``BrokerInfo.client_config()``
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.broker import KIND_KAFKA, KIND_TANSU, BrokerError, broker_version, start_broker
@@ -71,15 +72,6 @@ class BrokerInfo:
         }
         config.update(overrides)
         return config
-
-
-@dataclass(frozen=True)
-class ProducedRecord:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
 
 
 # Brokers used in this session, listed in the terminal summary (CI shows what ran where).
@@ -204,61 +196,3 @@ def new_topic(request: pytest.FixtureRequest) -> Callable[..., str]:
         return create_topic(info, name, partitions, config)
 
     return factory
-
-
-def produce_records(
-    info: BrokerInfo,
-    topic: str,
-    count: int,
-    *,
-    keys: int | None = 16,
-    partition: int | None = None,
-    value_size: int | None = None,
-    headers: list[tuple[str, bytes]] | None = None,
-) -> list[ProducedRecord]:
-    """Produce ``count`` records and return their delivery reports in production order."""
-    producer = Producer(
-        info.client_config(**{"linger.ms": 5, "acks": "all", "batch.num.messages": 10000})
-    )
-    delivered: dict[int, ProducedRecord] = {}
-    errors: list[KafkaError] = []
-
-    def on_delivery(index: int) -> Callable[[KafkaError | None, Message], None]:
-        def report(err: KafkaError | None, msg: Message) -> None:
-            if err is not None:
-                errors.append(err)
-                return
-            partition, offset, value = msg.partition(), msg.offset(), msg.value()
-            assert partition is not None and offset is not None and value is not None
-            delivered[index] = ProducedRecord(topic, partition, offset, msg.key(), value)
-
-        return report
-
-    for i in range(count):
-        key = f"key-{i % keys}".encode() if keys else None
-        value = f"value-{i}".encode()
-        if value_size is not None:
-            value = value.ljust(value_size, b".")
-        kwargs: dict[str, Any] = {"key": key, "value": value, "on_delivery": on_delivery(i)}
-        if partition is not None:
-            kwargs["partition"] = partition
-        if headers is not None:
-            kwargs["headers"] = headers
-        while True:
-            try:
-                producer.produce(topic, **kwargs)
-                break
-            except BufferError:  # local queue full: let deliveries drain, then retry
-                producer.poll(0.1)
-        producer.poll(0)
-    remaining = producer.flush(60.0)
-    assert not errors, f"delivery failed for {len(errors)} records: {errors[:3]}"
-    assert remaining == 0 and len(delivered) == count, (
-        f"only {len(delivered)} of {count} records delivered to {topic}"
-    )
-    return [delivered[i] for i in range(count)]
-
-
-@pytest.fixture
-def produce() -> Callable[..., list[ProducedRecord]]:
-    return produce_records

@@ -8,7 +8,6 @@ workers too. A call that raises traces nothing (like a database transaction roll
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import random
 import threading
@@ -17,6 +16,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
+
+import support
 
 from pyrallel_consumer import Record
 
@@ -99,29 +100,10 @@ def read_traces(directory: Path) -> list[Execution]:
     return executions
 
 
-def order_violations(
-    executions: Iterable[Execution], lane: Callable[[Execution], Any]
-) -> list[str]:
-    """Per lane: records of one call in offset order (trace lines keep the batch's order), and
-    calls one at a time: a call starts after the lane's previous call ended, with higher
-    offsets."""
-    by_lane: dict[Any, list[tuple[int, Execution]]] = {}
-    for position, execution in enumerate(executions):
-        by_lane.setdefault(lane(execution), []).append((position, execution))
-    problems = []
-    for name, runs in by_lane.items():
-        runs.sort(key=lambda r: (r[1].start, r[0]))
-        for (_, before), (_, after) in itertools.pairwise(runs):
-            if after.offset <= before.offset:
-                problems.append(f"{name}: offset {after.offset} ran after {before.offset}")
-            if after.call != before.call and after.start < before.end:
-                problems.append(f"{name}: calls with {before.offset} and {after.offset} overlap")
-    return problems
-
-
-def lane_of(ordering: str) -> Callable[[Execution], Any] | None:
-    if ordering == "key":
-        return lambda e: (e.partition, e.key)
-    if ordering == "partition":
-        return lambda e: e.partition
-    return None
+def in_lanes(executions: Iterable[Execution], ordering: str) -> list[support.Execution]:
+    """The executions, each in its lane under `ordering` ("key" or "partition"), for
+    support.assert_lane_order."""
+    lane: Callable[[Execution], Any] = (
+        (lambda e: (e.partition, e.key)) if ordering == "key" else (lambda e: e.partition)
+    )
+    return [support.Execution(lane(e), e.offset, e.start, e.end, e.call) for e in executions]

@@ -1,7 +1,7 @@
-"""Helpers shared by the fault-injection tests (tests/integration/test_faults_*.py).
-
-Every wait here is on an event or a condition with a generous deadline, never a sleep that
-assumes the machine's speed: a slow machine makes a passing test slower, not a failing one.
+"""Helpers of the fault-injection tests (tests/integration/test_faults_*.py): a run on its own
+thread, completions kept, traces written by handlers in any process, scripts run as their own
+process. What every integration test shares (waiting, producing, reading back, commits, order
+per lane) is in support.py, and re-exported here for the fault tests.
 """
 
 from __future__ import annotations
@@ -11,38 +11,22 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+# The helpers every integration test shares, for the fault tests that import them from here.
+from support import WAIT_S as WAIT_S
+from support import committed as committed
+from support import committed_offset as committed_offset
+from support import group_name as group_name
+from support import produce_each as produce_each
+from support import read_topic as read_topic
+from support import wait_for as wait_for
 
 from pyrallel_consumer import Completion, ParallelConsumer, Record
 
-WAIT_S = 60.0  # the generous deadline of a condition that should hold within seconds
 TRACE_ENV = "PYRALLEL_FAULTS_DIR"  # where handlers in worker processes write their traces
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for(
-    condition: Callable[[], bool],
-    what: str,
-    *,
-    timeout: float = WAIT_S,
-    alive: Callable[[], bool] | None = None,
-    state: Callable[[], object] | None = None,
-) -> None:
-    """Poll `condition` every 20 ms until it holds; AssertionError naming `what` (and the
-    current `state()`) at the deadline, or as soon as `alive()` says the run ended."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        detail = f"; state: {state()}" if state is not None else ""
-        if alive is not None and not alive():
-            raise AssertionError(f"the run ended before {what}{detail}")
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
-        time.sleep(0.02)
 
 
 class RunThread:
@@ -95,68 +79,6 @@ class Completions:
     def __len__(self) -> int:
         with self._lock:
             return len(self.items)
-
-
-def group_name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def committed(broker: Any, group: str, topic: str, partitions: int = 1) -> dict[int, Any]:
-    """The group's committed TopicPartition per partition, read by a plain consumer."""
-    consumer = Consumer(broker.consumer_config(group))
-    try:
-        tps = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=30)
-    finally:
-        consumer.close()
-    return {tp.partition: tp for tp in tps}
-
-
-def committed_offset(broker: Any, group: str, topic: str, partition: int = 0) -> int:
-    return int(committed(broker, group, topic, partition + 1)[partition].offset)
-
-
-def read_topic(broker: Any, topic: str, expected: int, timeout: float = WAIT_S) -> list[Message]:
-    """Every record of `topic` (at least `expected`, then whatever else arrives in 1 s)."""
-    consumer = Consumer(broker.consumer_config(group_name("reader")))
-    consumer.subscribe([topic])
-    messages: list[Message] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(messages) < expected and time.monotonic() < deadline:
-            messages.extend(m for m in consumer.consume(500, 0.5) if m.error() is None)
-        messages.extend(m for m in consumer.consume(500, 1.0) if m.error() is None)
-    finally:
-        consumer.close()
-    return messages
-
-
-def produce_each(broker: Any, topic: str, messages: Iterable[dict[str, Any]]) -> list[Message]:
-    """Produce each dict as `producer.produce(topic, **kwargs)`, in order; returns the
-    delivered messages in production order (with the partition and offset assigned)."""
-    producer = Producer(broker.client_config(**{"linger.ms": 5, "acks": "all"}))
-    delivered: dict[int, Message] = {}
-    errors: list[KafkaError] = []
-
-    def report(index: int) -> Callable[[KafkaError | None, Message], None]:
-        def on_delivery(err: KafkaError | None, msg: Message) -> None:
-            if err is not None:
-                errors.append(err)
-            else:
-                delivered[index] = msg
-
-        return on_delivery
-
-    count = 0
-    for count, kwargs in enumerate(messages, start=1):
-        while True:
-            try:
-                producer.produce(topic, on_delivery=report(count - 1), **kwargs)
-                break
-            except BufferError:
-                producer.poll(0.1)
-        producer.poll(0)
-    assert producer.flush(60) == 0 and not errors, f"delivery failed: {errors[:3]}"
-    return [delivered[i] for i in range(count)]
 
 
 # ---- traces written by handlers, in this process or in worker processes ----------------------

@@ -16,12 +16,10 @@ from batch_support import (
     async_batch_handler,
     batch_handler,
     dying_batch_handler,
-    lane_of,
-    order_violations,
+    in_lanes,
     read_traces,
 )
-from test_consumer_engines import committed_offsets, end_offsets
-from test_consumer_failures import read_topic
+from support import assert_lane_order, committed, end_offsets, read_topic
 
 from pyrallel_consumer import Completion, ParallelConsumer, Record
 
@@ -92,12 +90,10 @@ def test_batches_keep_order_and_commit(
     assert stats["batches"]["records"] == RECORDS
     assert len(calls) < RECORDS / 10, f"{len(calls)} calls: records were not batched"
     assert max(sum(1 for e in executions if e.call == c) for c in calls) <= BATCH
-    lane = lane_of(ordering)
-    if lane is not None:
-        violations = order_violations(executions, lane)
-        assert not violations, f"{len(violations)} ordering violations: {violations[:5]}"
-    committed = committed_offsets(kafka_broker, group, topic, PARTITIONS)
-    assert {p: tp.offset for p, tp in committed.items()} == end_offsets(produced)
+    if ordering != "unordered":
+        assert_lane_order(in_lanes(executions, ordering))
+    ends = committed(kafka_broker, group, topic, PARTITIONS)
+    assert {p: tp.offset for p, tp in ends.items()} == end_offsets(produced)
 
 
 FAILURE_CASES = [
@@ -165,9 +161,6 @@ def test_poison_record_is_dead_lettered_alone(
         executions = list(last.values())  # order holds for the last execution of each
     else:
         assert sorted(handled) == sorted(want - {(poison.partition, poison.offset)})
-    lane = lane_of("key")
-    assert lane is not None
-    violations = order_violations(executions, lane)
-    assert not violations, f"{len(violations)} ordering violations: {violations[:5]}"
-    committed = committed_offsets(kafka_broker, group, topic, 4)
-    assert {p: tp.offset for p, tp in committed.items()} == end_offsets(produced)
+    assert_lane_order(in_lanes(executions, "key"))
+    ends = committed(kafka_broker, group, topic, 4)
+    assert {p: tp.offset for p, tp in ends.items()} == end_offsets(produced)

@@ -10,7 +10,6 @@ execution of each record of a key ran in offset order.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import random
 import signal
@@ -23,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_consumer_crash import committed, handled, wait_until
+from support import Execution, assert_lane_order, committed, end_offsets, running, wait_for
+from test_consumer_crash import handled
 from test_consumer_rebalance import Run, start
 
 from pyrallel_consumer import ParallelConsumer, Record
@@ -32,7 +32,7 @@ from pyrallel_consumer.control import offset_metadata
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RECORDS = 20_000
-PARTITIONS = 4  # test_consumer_crash's helpers read this many partitions
+PARTITIONS = 4
 KEYS = 100
 WORKER = Path(__file__).with_name("batch_crash_worker.py")
 WAIT_S = 180.0
@@ -52,7 +52,7 @@ def done_by_commits(broker: Any, group: str, topic: str) -> set[tuple[int, int]]
     """(partition, offset) of the records the group's commits say are done: below each
     committed offset, and above it per the commit metadata."""
     done: set[tuple[int, int]] = set()
-    for partition, tp in committed(broker, group, topic).items():
+    for partition, tp in committed(broker, group, topic, PARTITIONS).items():
         if tp.offset >= 0:
             done.update((partition, o) for o in range(tp.offset))
             done.update((partition, o) for o in offset_metadata.decode(tp.offset, tp.metadata))
@@ -73,10 +73,20 @@ def test_sigkill_with_batches_in_flight_loses_nothing(
 
     first = start_worker(kafka_broker, topic, group, first_file)
     try:
-        wait_until(lambda: len(handled(first_file)) >= RECORDS * 0.3, first, "30% handled")
+        wait_for(
+            lambda: len(handled(first_file)) >= RECORDS * 0.3,
+            "30% handled",
+            timeout=WAIT_S,
+            alive=running(first),
+        )
         # The kill must land after a commit: with fast calls 30% can be handled within one
         # commit interval.
-        wait_until(lambda: bool(done_by_commits(kafka_broker, group, topic)), first, "a commit")
+        wait_for(
+            lambda: bool(done_by_commits(kafka_broker, group, topic)),
+            "a commit",
+            timeout=WAIT_S,
+            alive=running(first),
+        )
         first.send_signal(signal.SIGKILL)
         first.wait(30)
     finally:
@@ -93,10 +103,11 @@ def test_sigkill_with_batches_in_flight_loses_nothing(
 
     second = start_worker(kafka_broker, topic, group, second_file)
     try:
-        wait_until(
+        wait_for(
             lambda: want <= set(first_run) | set(handled(second_file)),
-            second,
             "every record handled",
+            timeout=WAIT_S,
+            alive=running(second),
         )
         second.send_signal(signal.SIGTERM)
         assert second.wait(60) == 0
@@ -108,11 +119,8 @@ def test_sigkill_with_batches_in_flight_loses_nothing(
     missing = want - set(first_run) - set(second_run)
     assert not missing, f"{len(missing)} records never handled, e.g. {sorted(missing)[:5]}"
     assert not done_before & set(second_run), "records committed as done were redone"
-    ends: dict[int, int] = {}
-    for r in produced:
-        ends[r.partition] = max(ends.get(r.partition, 0), r.offset + 1)
-    final = committed(kafka_broker, group, topic)
-    assert {p: tp.offset for p, tp in final.items()} == ends
+    final = committed(kafka_broker, group, topic, PARTITIONS)
+    assert {p: tp.offset for p, tp in final.items()} == end_offsets(produced)
 
 
 class BatchRun(Run):
@@ -186,18 +194,11 @@ def test_rebalance_with_batches_in_flight_loses_nothing(
     missing = want - run.total()
     assert not missing, f"{len(missing)} records never completed, e.g. {sorted(missing)[:5]}"
 
-    by_key: dict[tuple[int, bytes | None], list[tuple[str, int, float, float]]] = {}
-    for name, partition, offset, key, begin, end in run.executions:
-        by_key.setdefault((partition, key), []).append((name, offset, begin, end))
-    for lane, runs in by_key.items():
-        runs.sort(key=lambda r: (r[2], r[1]))
-        calls = [list(group) for _, group in itertools.groupby(runs, key=lambda r: (r[0], r[2]))]
-        for before, after in itertools.pairwise(calls):
-            assert after[0][2] >= before[-1][3], (
-                f"{lane}: calls at {before[0]} and {after[0]} overlap"
-            )
-        last_start: dict[int, tuple[float, int]] = {}
-        for position, (_, offset, begin, _) in enumerate(runs):
-            last_start[offset] = (begin, position)
-        ordered = [last_start[o] for o in sorted(last_start)]
-        assert ordered == sorted(ordered), f"{lane}: last executions out of offset order"
+    # Per key: one call at a time; each record's last execution in offset order.
+    assert_lane_order(
+        (
+            Execution((partition, key), offset, begin, end, call=(name, begin))
+            for name, partition, offset, key, begin, end in run.executions
+        ),
+        redone=True,
+    )

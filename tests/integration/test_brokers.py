@@ -7,27 +7,15 @@ elsewhere.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
+from support import consume_all
 
 pytestmark = pytest.mark.integration
-
-
-def consume_all(consumer: Consumer, expected: int, timeout: float = 60.0) -> list[Message]:
-    """Consume until ``expected`` records arrived (or fail after ``timeout`` seconds)."""
-    records: list[Message] = []
-    deadline = time.monotonic() + timeout
-    while len(records) < expected and time.monotonic() < deadline:
-        for msg in consumer.consume(num_messages=1000, timeout=0.5):
-            assert msg.error() is None, msg.error()
-            records.append(msg)
-    assert len(records) == expected, f"consumed {len(records)} of {expected} records"
-    return records
 
 
 def group_id() -> str:

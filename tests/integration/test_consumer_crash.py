@@ -13,14 +13,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from support import committed, end_offsets, running, wait_for
 
 from pyrallel_consumer.control import offset_metadata
 
@@ -66,30 +65,6 @@ def handled(path: Path) -> list[tuple[int, int]]:
     return records
 
 
-def wait_until(
-    condition: Callable[[], bool],
-    process: subprocess.Popen[bytes],
-    what: str,
-    every_s: float = 0.02,
-) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        assert process.poll() is None, f"worker exited with {process.returncode} before {what}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(every_s)
-
-
-def committed(broker: Any, group: str, topic: str) -> dict[int, TopicPartition]:
-    consumer = Consumer(broker.consumer_config(group))
-    try:
-        tps = consumer.committed(
-            [TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=30.0
-        )
-    finally:
-        consumer.close()
-    return {tp.partition: tp for tp in tps}
-
-
 def test_sigkill_then_restart_loses_nothing_and_redoes_little(
     kafka_broker: Any,
     new_topic: Callable[..., str],
@@ -103,17 +78,23 @@ def test_sigkill_then_restart_loses_nothing_and_redoes_little(
     first_file, second_file = tmp_path / "first.txt", tmp_path / "second.txt"
 
     def metadata_committed() -> bool:
-        stuck = committed(kafka_broker, group, topic)[STUCK[0]]
+        stuck = committed(kafka_broker, group, topic, PARTITIONS)[STUCK[0]]
         return stuck.offset == STUCK[1] and bool(stuck.metadata)
 
     first = start_worker(kafka_broker, topic, group, first_file, *STUCK)
     try:
-        wait_until(lambda: len(handled(first_file)) >= RECORDS * 0.3, first, "30% handled")
-        wait_until(
+        wait_for(
+            lambda: len(handled(first_file)) >= RECORDS * 0.3,
+            "30% handled",
+            timeout=WAIT_S,
+            alive=running(first),
+        )
+        wait_for(
             metadata_committed,
-            first,
             f"a commit of partition {STUCK[0]} at the stuck offset with metadata",
             every_s=0.2,
+            timeout=WAIT_S,
+            alive=running(first),
         )
         first.send_signal(signal.SIGKILL)
         first.wait(30)
@@ -123,7 +104,7 @@ def test_sigkill_then_restart_loses_nothing_and_redoes_little(
             first.wait()
     assert first.returncode == -signal.SIGKILL
 
-    before_restart = committed(kafka_broker, group, topic)
+    before_restart = committed(kafka_broker, group, topic, PARTITIONS)
     already_done: set[tuple[int, int]] = set()
     carried = 0
     for partition, tp in before_restart.items():
@@ -142,10 +123,11 @@ def test_sigkill_then_restart_loses_nothing_and_redoes_little(
 
     second = start_worker(kafka_broker, topic, group, second_file)
     try:
-        wait_until(
+        wait_for(
             lambda: want <= set(first_run) | set(handled(second_file)),
-            second,
             "every record handled",
+            timeout=WAIT_S,
+            alive=running(second),
         )
         second.send_signal(signal.SIGTERM)  # clean stop: drain, commit, close
         assert second.wait(60) == 0
@@ -163,8 +145,5 @@ def test_sigkill_then_restart_loses_nothing_and_redoes_little(
         f"(e.g. {sorted(redone_committed)[:5]}); {carried} of them came from commit metadata"
     )
     assert not (want - already_done) - set(first_run) - set(second_run)
-    final = committed(kafka_broker, group, topic)
-    ends: dict[int, int] = {}
-    for r in produced:
-        ends[r.partition] = max(ends.get(r.partition, 0), r.offset + 1)
-    assert {p: tp.offset for p, tp in final.items()} == ends
+    final = committed(kafka_broker, group, topic, PARTITIONS)
+    assert {p: tp.offset for p, tp in final.items()} == end_offsets(produced)

@@ -8,18 +8,17 @@ a file per process, so the same checks work for the process engine's workers.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from support import Execution, assert_lane_order, committed, end_offsets
 
 from pyrallel_consumer import Completion, ParallelConsumer, Record
 
@@ -72,10 +71,10 @@ async def async_sleepy_handler(record: Record) -> None:
 
 # ---- helpers ---------------------------------------------------------------------------------
 
-Execution = tuple[int, int, str, float, float]  # partition, offset, key, start, end
+Trace = tuple[int, int, str, float, float]  # partition, offset, key, start, end
 
 
-def read_traces(directory: Path) -> list[Execution]:
+def read_traces(directory: Path) -> list[Trace]:
     executions = []
     for path in directory.glob("trace-*.txt"):
         for line in path.read_text().splitlines():
@@ -86,42 +85,6 @@ def read_traces(directory: Path) -> list[Execution]:
                 (int(parts[0]), int(parts[1]), parts[2], float(parts[3]), float(parts[4]))
             )
     return executions
-
-
-def ordering_violations(
-    executions: Iterable[Execution], lane: Callable[[Execution], Any]
-) -> list[str]:
-    """Executions of one lane that overlap in time or run out of offset order."""
-    by_lane: dict[Any, list[Execution]] = {}
-    for execution in executions:
-        by_lane.setdefault(lane(execution), []).append(execution)
-    problems = []
-    for name, runs in by_lane.items():
-        runs.sort(key=lambda e: e[3])
-        for before, after in itertools.pairwise(runs):
-            if after[1] <= before[1]:
-                problems.append(f"{name}: offset {after[1]} started after {before[1]}")
-            if after[3] < before[4]:
-                problems.append(f"{name}: offsets {before[1]} and {after[1]} overlap")
-    return problems
-
-
-def committed_offsets(broker: Any, group: str, topic: str, partitions: int) -> dict[int, Any]:
-    consumer = Consumer(broker.consumer_config(group))
-    try:
-        tps = consumer.committed(
-            [TopicPartition(topic, p) for p in range(partitions)], timeout=30.0
-        )
-    finally:
-        consumer.close()
-    return {tp.partition: tp for tp in tps}
-
-
-def end_offsets(produced: Iterable[Any]) -> dict[int, int]:
-    ends: dict[int, int] = {}
-    for record in produced:
-        ends[record.partition] = max(ends.get(record.partition, 0), record.offset + 1)
-    return ends
 
 
 CASES = [
@@ -182,7 +145,7 @@ def test_engine_ordering(
     executions = read_traces(tmp_path)
     assert {(e[0], e[1]) for e in executions} == want
     if ordering == "key":
-        lane: Callable[[Execution], Any] | None = lambda e: (e[0], e[2])  # noqa: E731
+        lane: Callable[[Trace], Any] | None = lambda e: (e[0], e[2])  # noqa: E731
         complete_lane: Callable[[Completion], Any] = lambda c: (c.partition, c.key)  # noqa: E731
     elif ordering == "partition":
         lane = lambda e: e[0]  # noqa: E731
@@ -190,8 +153,7 @@ def test_engine_ordering(
     else:
         lane = None
     if lane is not None:
-        violations = ordering_violations(executions, lane)
-        assert not violations, f"{len(violations)} ordering violations: {violations[:5]}"
+        assert_lane_order(Execution(lane(e), e[1], e[3], e[4]) for e in executions)
         # The on_complete callbacks of one lane also arrive in offset order.
         last: dict[Any, int] = {}
         for c in completions:
@@ -199,7 +161,6 @@ def test_engine_ordering(
             assert c.offset > last.get(name, -1), f"{name}: completion of {c.offset} out of order"
             last[name] = c.offset
 
-    committed = committed_offsets(kafka_broker, group, topic, PARTITIONS)
-    ends = end_offsets(produced)
-    assert {p: tp.offset for p, tp in committed.items()} == ends
-    assert all(not tp.metadata for tp in committed.values())
+    final = committed(kafka_broker, group, topic, PARTITIONS)
+    assert {p: tp.offset for p, tp in final.items()} == end_offsets(produced)
+    assert all(not tp.metadata for tp in final.values())

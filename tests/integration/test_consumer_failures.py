@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from support import committed_offset, read_topic
 
 from pyrallel_consumer import Completion, ParallelConsumer, ProcessingError, Record
 
@@ -67,32 +67,6 @@ def read_trace(directory: Path) -> list[tuple[int, str, float, bool]]:
             rows.append((int(offset), key, float(start), ok == "True"))
     rows.sort(key=lambda row: row[2])
     return rows
-
-
-def read_topic(broker: Any, topic: str, expected: int, timeout: float = 60.0) -> list[Any]:
-    consumer = Consumer(broker.consumer_config(f"reader-{uuid.uuid4().hex[:8]}"))
-    consumer.subscribe([topic])
-    messages: list[Any] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(messages) < expected and time.monotonic() < deadline:
-            for message in consumer.consume(500, 0.5):
-                assert message.error() is None, message.error()
-                messages.append(message)
-        # Anything beyond what was expected would show up here.
-        messages.extend(m for m in consumer.consume(500, 1.0) if m.error() is None)
-    finally:
-        consumer.close()
-    return messages
-
-
-def committed_position(broker: Any, group: str, topic: str, partition: int = 0) -> int:
-    consumer = Consumer(broker.consumer_config(group))
-    try:
-        (tp,) = consumer.committed([TopicPartition(topic, partition)], timeout=30.0)
-    finally:
-        consumer.close()
-    return int(tp.offset)
 
 
 DLQ_CASES = [
@@ -192,7 +166,7 @@ def test_poison_key_is_dead_lettered_and_others_flow(
     for r in produced:
         ends[r.partition] = max(ends.get(r.partition, 0), r.offset + 1)
     for partition, end in ends.items():
-        assert committed_position(kafka_broker, group, topic, partition) == end
+        assert committed_offset(kafka_broker, group, topic, partition) == end
 
 
 @pytest.mark.parametrize("engine", ["baseline", "async", "process"])
@@ -228,5 +202,5 @@ def test_stop_policy_raises_and_does_not_commit_the_failed_record(
     assert f"{topic}[0]@{STOP_OFFSET}" in str(error)
     assert "cannot handle this one" in str(error)
     assert "RuntimeError" in error.error
-    position = committed_position(kafka_broker, group, topic)
+    position = committed_offset(kafka_broker, group, topic)
     assert position <= STOP_OFFSET

@@ -14,7 +14,6 @@ and the second holds every record past 90% of its partitions until it is told to
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
 import threading
 import time
@@ -24,6 +23,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from support import Execution, assert_lane_order
 
 from pyrallel_consumer import Completion, ParallelConsumer, Record
 
@@ -180,20 +180,12 @@ def test_second_consumer_joins_and_leaves(
     missing = want - run.total()
     assert not missing, f"{len(missing)} records never completed, e.g. {sorted(missing)[:5]}"
 
-    by_key: dict[tuple[int, bytes | None], list[tuple[str, int, float, float]]] = {}
-    for name, partition, offset, key, begin, end in run.executions:
-        by_key.setdefault((partition, key), []).append((name, offset, begin, end))
-    redone = 0
-    for lane, runs in by_key.items():
-        runs.sort(key=lambda r: r[2])
-        for before, after in itertools.pairwise(runs):
-            assert after[2] >= before[3], f"{lane}: {before} and {after} overlap"
-        last_start: dict[int, float] = {}
-        for _, offset, begin, _ in runs:
-            redone += offset in last_start
-            last_start[offset] = begin
-        ordered = [last_start[o] for o in sorted(last_start)]
-        assert ordered == sorted(ordered), f"{lane}: last executions out of offset order"
+    executions = [
+        Execution((partition, key), offset, begin, end)
+        for _, partition, offset, key, begin, end in run.executions
+    ]
+    assert_lane_order(executions, redone=True)
+    redone = len(executions) - len({(e.lane, e.offset) for e in executions})
     assert redone < RECORDS * 0.1, f"{redone} records redone"
 
     check = Consumer(kafka_broker.consumer_config(group))

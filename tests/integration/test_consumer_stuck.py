@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import TopicPartition
+from support import committed, produce_each, wait_for
 
 from pyrallel_consumer import ParallelConsumer, Record
 from pyrallel_consumer.control import offset_metadata
@@ -34,43 +34,16 @@ WAIT_S = 120.0
 def produce_random_keys(broker: Any, topic: str, count: int, keys: int, seed: int) -> None:
     """`count` records to partition 0 with keys drawn at random (the fixture's are cyclic)."""
     rng = random.Random(seed)
-    producer = Producer(broker.client_config(**{"linger.ms": 5, "acks": "all"}))
-    failures: list[Any] = []
 
-    def delivered(err: Any, msg: Any) -> None:
-        if err is not None:
-            failures.append(err)
-
-    for i in range(count):
+    def message(i: int) -> dict[str, Any]:
         key = f"key-{rng.randrange(keys)}".encode()
-        while True:
-            try:
-                producer.produce(
-                    topic, key=key, value=f"value-{i}".encode(), partition=0, on_delivery=delivered
-                )
-                break
-            except BufferError:
-                producer.poll(0.1)
-        producer.poll(0)
-    assert producer.flush(60.0) == 0
-    assert not failures, failures[:3]
+        return {"key": key, "value": f"value-{i}".encode(), "partition": 0}
+
+    produce_each(broker, topic, map(message, range(count)))
 
 
-def committed(broker: Any, group: str, topic: str) -> TopicPartition:
-    consumer = Consumer(broker.consumer_config(group))
-    try:
-        (tp,) = consumer.committed([TopicPartition(topic, 0)], timeout=30.0)
-    finally:
-        consumer.close()
-    return tp
-
-
-def wait_for(condition: Callable[[], bool], what: str, alive: threading.Thread) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        assert alive.is_alive(), f"the consumer stopped before {what}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+def committed_0(broker: Any, group: str, topic: str) -> TopicPartition:
+    return committed(broker, group, topic)[0]
 
 
 def test_stuck_record_blocks_partition_then_resumes(
@@ -118,8 +91,9 @@ def test_stuck_record_blocks_partition_then_resumes(
         def partition() -> dict[str, Any]:
             return dict(consumer.stats()["partitions"].get(name) or {})
 
-        wait_for(lambda: partition().get("blocked") is True, "the partition to block", thread)
-        wait_for(lambda: partition().get("paused") is True, "the partition to pause", thread)
+        wait = {"timeout": WAIT_S, "alive": thread.is_alive}
+        wait_for(lambda: partition().get("blocked") is True, "the partition to block", **wait)
+        wait_for(lambda: partition().get("paused") is True, "the partition to pause", **wait)
         stats = consumer.stats()
         received_when_paused = stats["received"]
         assert name in stats["paused_partitions"]
@@ -128,11 +102,11 @@ def test_stuck_record_blocks_partition_then_resumes(
 
         # What is committed meanwhile: the stuck offset, with metadata within the limit.
         def metadata_committed() -> bool:
-            tp = committed(kafka_broker, group, topic)
+            tp = committed_0(kafka_broker, group, topic)
             return tp.offset == STUCK_OFFSET and bool(tp.metadata)
 
-        wait_for(metadata_committed, "a commit with metadata", thread)
-        tp = committed(kafka_broker, group, topic)
+        wait_for(metadata_committed, "a commit with metadata", **wait)
+        tp = committed_0(kafka_broker, group, topic)
         assert len(tp.metadata) <= offset_metadata.MAX_METADATA_BYTES
         carried = offset_metadata.decode(tp.offset, tp.metadata)
         assert carried
@@ -150,6 +124,6 @@ def test_stuck_record_blocks_partition_then_resumes(
     assert "error" not in result, result.get("error")
     assert result["completed"] == RECORDS
     assert handled == set(range(RECORDS))
-    final = committed(kafka_broker, group, topic)
+    final = committed_0(kafka_broker, group, topic)
     assert final.offset == RECORDS
     assert not final.metadata

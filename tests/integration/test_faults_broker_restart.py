@@ -10,7 +10,6 @@ the middle of each partition wait for the broker to be back.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
 import threading
 import time
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 from faults_support import RunThread, committed, group_name, produce_each, wait_for
+from support import Execution, assert_lane_order
 
 from bench.broker import KIND_KAFKA, BrokerError, start_broker
 from bench.broker.kafka import start_kafka
@@ -175,15 +175,12 @@ def test_a_broker_restart_mid_run_loses_nothing_and_redoes_only_uncommitted_reco
     counts = Counter((partition, offset) for partition, offset, *_ in runs)
     redone = [record for record, n in counts.items() if n > 1 and record in committed_before]
     assert not redone, f"records committed before the fault were redone: {redone[:5]}"
-    by_lane: dict[tuple[int, bytes | None], list[tuple[int, float, float]]] = {}
-    for partition, offset, key, start, end in runs:
-        by_lane.setdefault((partition, key), []).append((offset, start, end))
-    for lane, lane_runs in by_lane.items():
-        lane_runs.sort(key=lambda r: r[1])
-        for first, second in itertools.pairwise(lane_runs):
-            assert second[1] >= first[2], f"{lane}: {first} and {second} overlap"
-        last_start = {offset: start for offset, start, _ in lane_runs}
-        ordered = [last_start[o] for o in sorted(last_start)]
-        assert ordered == sorted(ordered), f"{lane}: last executions out of offset order"
+    assert_lane_order(
+        (
+            Execution((partition, key), offset, start, end)
+            for partition, offset, key, start, end in runs
+        ),
+        redone=True,
+    )
     final = committed(broker, group, topic, PARTITIONS)
     assert {p: tp.offset for p, tp in final.items()} == dict.fromkeys(range(PARTITIONS), RECORDS)

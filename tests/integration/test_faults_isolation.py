@@ -9,7 +9,6 @@ records of the other keys must all complete while offset 0 is still stuck.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from faults_support import (
     release,
     wait_for,
 )
+from support import Execution, assert_lane_order
 
 from pyrallel_consumer import ParallelConsumer, Record
 
@@ -213,16 +213,13 @@ def test_a_rebalance_while_a_key_is_stuck_loses_nothing_and_keeps_key_order(
     assert [name for name, _ in assignments].count("first") >= 2
     assert any(name == "second" for name, _ in assignments)
 
-    by_lane: dict[tuple[int, bytes | None], list[tuple[str, int, float, float]]] = {}
-    for name, partition, offset, key, start, end in executions.runs:
-        by_lane.setdefault((partition, key), []).append((name, offset, start, end))
-    for lane, runs in by_lane.items():
-        runs.sort(key=lambda r: r[2])
-        for before, after in itertools.pairwise(runs):
-            assert after[2] >= before[3], f"{lane}: {before} and {after} overlap"
-        last_start = {offset: start for _, offset, start, _ in runs}
-        ordered = [last_start[o] for o in sorted(last_start)]
-        assert ordered == sorted(ordered), f"{lane}: last executions out of offset order"
+    assert_lane_order(
+        (
+            Execution((partition, key), offset, start, end)
+            for _, partition, offset, key, start, end in executions.runs
+        ),
+        redone=True,
+    )
     stuck_runs = [r for r in executions.runs if (r[1], r[2]) == (0, STUCK_OFFSET)]
     assert [r[0] for r in stuck_runs] == ["first"]  # finished in the grace, committed, not redone
     ends = committed(kafka_broker, group, topic, partitions=2)

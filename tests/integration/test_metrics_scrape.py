@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
+from support import wait_for
 
 from pyrallel_consumer import ParallelConsumer, Record
 from pyrallel_consumer.metrics import ConsumerMetrics, start_metrics_server
@@ -21,7 +21,6 @@ pytestmark = [pytest.mark.integration]
 
 RECORDS = 300
 PARTITIONS = 3
-WAIT_S = 60.0
 
 
 def free_port() -> int:
@@ -39,13 +38,6 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         for family in text_string_to_metric_families(text)
         for s in family.samples
     }
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_scraped_metrics_match_stats_during_a_run(

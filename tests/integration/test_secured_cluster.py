@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from support import consume_all, send
 
 from bench.broker import BrokerError, start_broker
 from bench.broker.kafka import SaslListener
@@ -82,26 +83,17 @@ def create_topics(servers: str, *names: str) -> None:
 
 
 def produce(servers: str, topic: str, count: int) -> None:
-    producer = Producer(secured(servers))
-    for i in range(count):
-        producer.produce(topic, key=f"k{i % 7}".encode(), value=f"v{i}".encode())
-    assert producer.flush(30) == 0
+    messages = ({"key": f"k{i % 7}".encode(), "value": f"v{i}".encode()} for i in range(count))
+    send(Producer(secured(servers)), topic, messages)
 
 
 def read_all(servers: str, topic: str, expected: int) -> list[Any]:
     consumer = Consumer(secured(servers, **{"group.id": "reader", "auto.offset.reset": "earliest"}))
     consumer.subscribe([topic])
-    found: list[Any] = []
     try:
-        for _ in range(300):
-            if len(found) >= expected:
-                break
-            message = consumer.poll(0.2)
-            if message is not None and message.error() is None:
-                found.append(message)
+        return consume_all(consumer, expected, exact=False)
     finally:
         consumer.close()
-    return found
 
 
 def test_wrong_password_is_refused(sasl_servers: str) -> None:
