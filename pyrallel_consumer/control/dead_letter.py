@@ -17,8 +17,8 @@ next `publish` would build a new one. Rejected: building it in a `start()` calle
 which fails faster on settings librdkafka rejects, but those are already checked when the
 consumer is built (kafka_settings.check), and it would cost every run a producer.
 
-Ownership: the control thread calls `publish`, `poll`, `flush` and `close`; delivery callbacks
-run inside `publish`/`poll`/`flush`/`close`, so on that thread too.
+Ownership: the control thread calls `publish`, `poll` and `close`; delivery callbacks
+run inside `publish`/`poll`/`close`, so on that thread too.
 """
 
 from __future__ import annotations
@@ -79,15 +79,12 @@ class DeadLetterSink(Protocol):
     Resources are built lazily by `publish` and released by `close`."""
 
     def publish(self, record: Record, error: str, attempts: int, on_delivered: OnDelivered) -> None:
-        """Queue a dead letter; `on_delivered` runs later, once, inside `poll`, `flush` or
-        `close`. Raises DeadLetterError when it is refused at once (then nothing was queued
-        and `on_delivered` never runs)."""
+        """Queue a dead letter; `on_delivered` runs later, once, inside `poll` or `close`.
+        Raises DeadLetterError when it is refused at once (then nothing was queued and
+        `on_delivered` never runs)."""
 
     def poll(self) -> None:
         """Serve delivery callbacks that are due; never blocks."""
-
-    def flush(self, timeout: float) -> int:
-        """Wait up to `timeout` seconds for deliveries; returns how many are outstanding."""
 
     def close(self, timeout: float) -> int:
         """Wait up to `timeout` seconds for deliveries, give up on the rest (each one's
@@ -284,13 +281,6 @@ class DeadLetterPublisher:
         if now >= self._next_idle_poll:
             self._next_idle_poll = now + IDLE_POLL_INTERVAL_S
             producer.poll(0)
-
-    def flush(self, timeout: float) -> int:
-        """Wait for outstanding deliveries; returns how many are still outstanding."""
-        if self._producer is None or not self.pending:
-            return 0
-        remaining: int = self._producer.flush(timeout)
-        return remaining
 
     def close(self, timeout: float) -> int:
         """Wait up to `timeout` seconds for outstanding deliveries, then purge the rest: their

@@ -17,7 +17,7 @@ Each skipped or dead-lettered record is logged once, at WARNING: topic[partition
 attempts, the error's last line and a bounded repr of the key (never the value: it may be
 large or sensitive, and the dead letter has it).
 
-Ownership: the control thread (delivery callbacks run inside `poll`/`flush`/`close` on it).
+Ownership: the control thread (delivery callbacks run inside `poll`/`close` on it).
 """
 
 from __future__ import annotations
@@ -138,10 +138,6 @@ class FailurePolicy:
         """Serve dead-letter acknowledgements that are due; never blocks."""
         if self._dead_letters is not None:
             self._dead_letters.poll()
-
-    def flush(self, timeout: float) -> None:
-        if self._dead_letters is not None:
-            self._dead_letters.flush(timeout)
 
     def close(self, timeout: float) -> None:
         """Wait up to `timeout` seconds for dead letters still queued, then give up on the rest

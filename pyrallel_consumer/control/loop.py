@@ -179,7 +179,7 @@ class ControlLoop:
                 if client is not None:
                     client.close()  # runs the revoke callback: it commits, no second wait
             finally:
-                self._completions.failures.flush(self.config.drain_timeout_s)
+                self._completions.failures.close(self.config.drain_timeout_s)
                 self.engine.close(self.config.drain_timeout_s)
                 # The final state stays readable: the last assignment's partitions, revoked.
                 self._published = self._snapshot(last_assignment)

@@ -366,7 +366,7 @@ class FakeEngine(Engine):
 class FakeDeadLetters:
     def __init__(self) -> None:
         self.published: list[tuple[Record, OnDelivered]] = []
-        self.flushed = False
+        self.closed = False
 
     def publish(self, record: Record, error: str, attempts: int, on_delivered: OnDelivered) -> None:
         self.published.append((record, on_delivered))
@@ -374,9 +374,12 @@ class FakeDeadLetters:
     def poll(self) -> None:
         """Acknowledgements come only from `ack`."""
 
-    def flush(self, timeout: float) -> int:
-        self.flushed = True
-        return len(self.published)
+    def close(self, timeout: float) -> int:
+        self.closed = True
+        given_up = len(self.published)
+        while self.published:
+            self.ack("_PURGE_QUEUE: not acknowledged before close")
+        return given_up
 
     def ack(self, error: str | None = None) -> None:
         _, on_delivered = self.published.pop(0)
