@@ -95,9 +95,15 @@ class ParallelConsumer:
         called or SIGINT/SIGTERM arrived, or, for a batch job: with `until_end`, every assigned
         partition completed up to the end offset it had when assigned (its last stable offset
         under read_committed); with `idle_timeout`, no record arrived and none was in flight
-        for that many seconds (the group join counts). Then drain, commit and close. Returns
-        the number of records completed. Raises ProcessingError when a record failed with
-        on_failure='stop'.
+        for that many seconds (the group join counts). Then drain, commit and close. At most
+        `max_records` records are handed to the handler. Returns the number of records
+        completed.
+
+        Raises the first failure of the run, once the consumer closed, as a PyrallelError
+        (errors.py): ProcessingError (a record failed with on_failure='stop'), HandlerExit,
+        DeadLetterError, CallbackError, EngineError/WorkerError, KafkaFatalError (the run
+        stopped at once, committing nothing more), CommitError or KafkaError. ValueError for
+        a bad argument, RuntimeError when called twice.
         """
         if max_records is not None and max_records < 1:
             raise ValueError(f"max_records must be >= 1 or None, got {max_records}")
