@@ -6,10 +6,15 @@
 - Workers that die with no record to blame (here: in worker_init) use up a restart budget and
   end the run with a clear error.
 - A worker killed from outside mid-run: every record it owned still completes.
+- The engine's own reader threads (issue 17): results the parent cannot decode, or worker
+  processes the system refuses to start, end the run with WorkerError (the cause attached)
+  instead of leaving records in flight with nobody running them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import os
 import signal
 import time
@@ -32,7 +37,10 @@ from faults_support import (
     wait_for,
 )
 
-from pyrallel_consumer import ParallelConsumer, ProcessingError, PyrallelError, Record
+from pyrallel_consumer import ParallelConsumer, ProcessingError, PyrallelError, Record, WorkerError
+from pyrallel_consumer.codec import Codec, CodecError, Result
+from pyrallel_consumer.engines import process as process_engine
+from pyrallel_consumer.engines import worker_handle
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -211,3 +219,50 @@ def test_a_killed_worker_loses_no_record(
     for partition in (0, 1):
         end = max(r.offset for r in produced if r.partition == partition) + 1
         assert committed_offset(kafka_broker, group, topic, partition) == end
+
+
+def test_results_the_parent_cannot_decode_end_the_run_with_worker_error(
+    kafka_broker: Any,
+    new_topic: Callable[..., str],
+    produce: Callable[..., list[Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_load_codec = process_engine.load_codec
+
+    def undecodable(data: bytes) -> list[Result]:
+        raise CodecError("malformed result batch: injected")
+
+    def garbling_codec(name: str) -> Codec:
+        return dataclasses.replace(real_load_codec(name), decode_results=undecodable)
+
+    monkeypatch.setattr(process_engine, "load_codec", garbling_codec)  # the parent's side only
+    topic = new_topic(kafka_broker, 1)
+    produce(kafka_broker, topic, RECORDS, keys=KEYS)
+    group = group_name("worker-undecodable")
+    consumer = _consumer(kafka_broker, group, topic, slow_noop)
+    with pytest.raises(WorkerError, match="cannot decode") as raised:
+        consumer.run(timeout=RUN_TIMEOUT_S)
+    assert isinstance(raised.value.__cause__, CodecError)
+    assert consumer.stats()["engine_info"]["worker_pids"] == []
+    # No result trusted, so none completed: nothing committed past the first record.
+    assert committed_offset(kafka_broker, group, topic) <= 0
+
+
+def test_workers_the_system_refuses_to_start_end_the_run_with_worker_error(
+    kafka_broker: Any,
+    new_topic: Callable[..., str],
+    produce: Callable[..., list[Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(*args: Any) -> Any:
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(worker_handle, "start_worker_process", refuse)
+    topic = new_topic(kafka_broker, 1)
+    produce(kafka_broker, topic, 10, keys=KEYS)
+    group = group_name("worker-unstartable")
+    consumer = _consumer(kafka_broker, group, topic, slow_noop)
+    with pytest.raises(WorkerError, match="could not start worker") as raised:
+        consumer.run(timeout=RUN_TIMEOUT_S)
+    assert isinstance(raised.value.__cause__, OSError)
+    assert committed_offset(kafka_broker, group, topic) <= 0

@@ -277,9 +277,10 @@ def test_suspects_and_their_crash_counts_stay_bounded(engines: list[ProcessEngin
     worker = engine._workers[0]
     worker.conn, worker.ready = DiscardingPipe(), True  # type: ignore[assignment]
     suspects = 10_000
-    work_id = 0
+    work_id = deaths = 0
     while work_id < suspects:
-        together = 1 + work_id % 2
+        together = 1 + deaths % 2  # alone, then a pair, in turn
+        deaths += 1
         batch = items(together, first_id=work_id + 1)
         work_id += together
         engine.submit(batch)  # cancels the previous suspects on its way, then sends these
