@@ -7,8 +7,10 @@ In two steps. At capacity the loop first holds: it stops taking records from the
 prefetched records wait there, for up to HOLD_S. Only when no room frees up in that time are the
 partitions paused, so that the loop can poll again (rebalance callbacks run inside poll); they
 resume once in-flight work plus the backlog fell to the resume mark, half the backlog below
-capacity. A blocked partition (its commit metadata would not fit) stays paused until its gap
-closes, whatever the capacity.
+capacity. A blocked partition (some outcome of the records it received could outgrow the
+broker's commit metadata limit: control/partition_state.py) stays paused until it is
+unblocked, whatever the capacity; the pause lands before the next consume() call, which is the
+one poll batch of headroom the block was decided with.
 
 Why not pause at once: librdkafka drops a paused partition's prefetched records and refetches
 them only 0.5-1 s after resume (its fetcher is not woken by a resume), so the engine starved

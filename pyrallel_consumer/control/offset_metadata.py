@@ -10,7 +10,9 @@ the payload. Header = (VERSION << 4) | (encoding << 1) | compressed. The payload
 and is zlib-compressed when that is smaller. The smallest of the candidates wins, so dense and
 sparse completion patterns both stay compact. A string that does not fit the broker's limit
 (offset.metadata.max.bytes, 4096 by default) is never produced: `encode` returns the longest
-prefix of the completed set that fits and says whether it had to cut.
+prefix of the completed set that fits and says whether it had to cut. It never has to: a
+PartitionState stops taking records before any outcome of what it received could outgrow the
+limit, using the size bounds below (`max_payload`, `always_fits_span`, `run_length_size`).
 """
 
 from __future__ import annotations
@@ -23,10 +25,7 @@ from collections.abc import Iterable
 VERSION = 1
 BITSET = 0
 RUN_LENGTH = 1
-MAX_METADATA_BYTES = 4096
-# Any completed set within this many offsets of the position fits: the raw bitset is at most
-# 3/4 of the limit minus the header byte, so its base64 text is within the limit.
-ALWAYS_FITS_SPAN = (MAX_METADATA_BYTES * 3 // 4 - 1) * 8
+MAX_METADATA_BYTES = 4096  # Kafka's default offset.metadata.max.bytes
 # zlib never compresses better than about 1032:1, so a bitset longer than this many times the
 # limit cannot fit however regular it is; building it would only cost memory (a gap of 2**40
 # offsets in a compacted topic would mean a 128 GiB bitset).
@@ -35,6 +34,48 @@ _ZLIB_MAX_RATIO = 1100
 
 class MetadataError(ValueError):
     """Commit metadata that this version cannot read (foreign, corrupt or from a newer version)."""
+
+
+def max_payload(limit: int) -> int:
+    """The longest payload (bytes after the header byte) whose base64 text fits in `limit`
+    characters: base64 turns every started 3 bytes into 4 characters. Negative when not even
+    the header fits."""
+    return 3 * (limit // 4) - 1
+
+
+def always_fits_span(limit: int) -> int:
+    """Offsets above a position within which any completed set fits in `limit`: a set whose
+    highest offset is below position + span has a raw bitset of at most span // 8 + 1 bytes,
+    and the encoder never picks a candidate larger than that bitset."""
+    return 8 * (max_payload(limit) - 1)
+
+
+def varint_size(value: int) -> int:
+    """Bytes of `value` (>= 0) as an unsigned LEB128 varint."""
+    return max(1, (value.bit_length() + 6) // 7)
+
+
+def relative_offsets(position: int, completed: Iterable[int]) -> list[int]:
+    """The completed offsets above `position`, as sorted offsets relative to position + 1."""
+    return sorted(o - position - 1 for o in completed if o > position)
+
+
+def run_length_size(relative: list[int]) -> int:
+    """Bytes of the uncompressed run-length payload of `relative` (sorted, as from
+    `relative_offsets`), without building it."""
+    size = 0
+    cursor = 0  # next relative offset not yet described
+    start = previous = -2
+    for r in relative:
+        if r != previous + 1:
+            if start >= 0:
+                size += varint_size(start - cursor) + varint_size(previous - start + 1)
+                cursor = previous + 1
+            start = r
+        previous = r
+    if start >= 0:
+        size += varint_size(start - cursor) + varint_size(previous - start + 1)
+    return size
 
 
 def _bitset(relative: list[int]) -> bytes:
@@ -90,7 +131,11 @@ def encode(
     `limit` bytes, which is safe (the rest is redone after a restart) but means the partition
     should stop taking work until the gap closes.
     """
-    relative = sorted(o - position - 1 for o in completed if o > position)
+    return encode_relative(relative_offsets(position, completed), limit)
+
+
+def encode_relative(relative: list[int], limit: int = MAX_METADATA_BYTES) -> tuple[str, bool]:
+    """`encode` for offsets already made relative and sorted by `relative_offsets`."""
     if not relative:
         return "", True
     text = _pack(relative, limit)
