@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from queue import SimpleQueue
 
-from pyrallel_consumer.engines.attempts import call_with_retries
+from pyrallel_consumer.engines.attempts import call_with_retries, escaped
 from pyrallel_consumer.engines.base import Engine, ReportQueue
 from pyrallel_consumer.work import Outcome, Report, WorkItem
 
@@ -65,7 +65,12 @@ class BaselineEngine(Engine):
             if item.cancelled:
                 report(Report(item.id, Outcome.CANCELLED, 0, time.monotonic()))
             else:
-                outcome, attempts, error = call_with_retries(handler, item.record, policy)
+                try:
+                    outcome, attempts, error = call_with_retries(handler, item.record, policy)
+                except BaseException as exc:
+                    # Never end this loop with the item in flight: it is reported (FAILED)
+                    # like any other, and the items behind it still run.
+                    outcome, attempts, error = escaped(exc)
                 report(Report(item.id, outcome, attempts, time.monotonic(), error))
             if queue.empty():
                 # A submit racing with this check may see idle early; it then returns before its

@@ -14,7 +14,8 @@ every other record succeeds. The pieces run one at a time, in batch order, while
 keeps its lanes, so per-key order holds through a split. Bisection rather than one call per
 record: with one bad record among n it takes about 2 log2(n) calls instead of n. A worker
 death is a failed attempt of the batch (worker_deaths.py), so a record that kills its worker
-is isolated the same way.
+is isolated the same way. A batch whose handler raised SystemExit or KeyboardInterrupt
+(STOPPED, attempts.py) is not split: each of its records is reported STOPPED.
 
 A record's report counts `attempts` as the handler calls that included it; `stats()` counts
 batches, the records in them, handler calls, and the splits.
@@ -222,5 +223,9 @@ class BatchingEngine(Engine):
             running.failed += 1
             out.append(Report(items[0].id, _FAILED, attempts, at, report.error))
         else:
-            out.extend(Report(item.id, outcome, attempts, at) for item in items)
+            # SUCCEEDED and CANCELLED carry no error; STOPPED (the batch handler raised
+            # SystemExit or KeyboardInterrupt) gives each record its traceback, and the control
+            # plane stops the run without completing any of them. Not bisected: the handler
+            # asked to stop, it did not fail on some record.
+            out.extend(Report(item.id, outcome, attempts, at, report.error) for item in items)
         self._next_piece(running, at)

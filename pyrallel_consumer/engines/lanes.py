@@ -4,6 +4,11 @@ A lane is the unit of ordering: at most one item of a lane runs at a time, in su
 The runner that finishes an item of a lane takes the next item of that lane itself (a per-lane
 worker loop), handing it back to the shared ready queue only when other lanes wait, for fairness.
 Both runners are also used inside process-engine workers.
+
+A runner loop never ends because of one item: whatever the handler raises is a result
+(attempts.py), and anything else escaping the call is caught here and reported FAILED
+(`attempts.escaped`), so no item stays in flight with nobody running it. The only exception is
+close() giving up on a coroutine runner's items: they are abandoned, not reported.
 """
 
 from __future__ import annotations
@@ -16,7 +21,12 @@ from collections.abc import Callable, Sequence
 from queue import SimpleQueue
 
 from pyrallel_consumer.config import RetryPolicy
-from pyrallel_consumer.engines.attempts import call_with_retries, call_with_retries_async
+from pyrallel_consumer.engines.attempts import (
+    Attempted,
+    call_with_retries,
+    call_with_retries_async,
+    escaped,
+)
 from pyrallel_consumer.engines.base import Handler
 from pyrallel_consumer.work import Lane, Outcome, Report, WorkItem
 
@@ -98,7 +108,10 @@ class ThreadLaneRunner:
                 if item.cancelled:
                     report(_cancelled(item))
                 else:
-                    outcome, attempts, error = call_with_retries(handler, item.record, policy)
+                    try:
+                        outcome, attempts, error = call_with_retries(handler, item.record, policy)
+                    except BaseException as exc:  # the safety net (module doc)
+                        outcome, attempts, error = escaped(exc)
                     report(Report(item.id, outcome, attempts, time.monotonic(), error))
                 with self._lock:
                     following = self._lanes.release(item.lane)
@@ -136,6 +149,9 @@ class CoroutineLaneRunner:
         self._report = report
         self._concurrency = concurrency
         self._lanes = Lanes()
+        # Set by close() (on the loop thread) just before it cancels the worker tasks: from
+        # then on a CancelledError out of an item abandons it instead of failing it.
+        self._abandoning = False
         self.loop = new_event_loop()
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run_loop, name="pyrallel-loop", daemon=True)
@@ -168,15 +184,37 @@ class CoroutineLaneRunner:
                 if item.cancelled:
                     report(_cancelled(item))
                 else:
-                    outcome, attempts, error = await call_with_retries_async(
-                        handler, item.record, policy
-                    )
+                    try:
+                        outcome, attempts, error = await call_with_retries_async(
+                            handler, item.record, policy
+                        )
+                    except BaseException as exc:
+                        if self._abandoning:
+                            raise  # close() gave up on this item: not reported, not committed
+                        outcome, attempts, error = self._escaped(exc)
                     report(Report(item.id, outcome, attempts, time.monotonic(), error))
                 following = self._lanes.release(item.lane)
                 if following is not None and not ready.empty():
                     ready.put_nowait(following)
                     following = None
                 item = following
+
+    @staticmethod
+    def _escaped(exc: BaseException) -> Attempted:
+        """The safety net (module doc). A CancelledError here that close() did not cause
+        comes from a cancel() of this worker task by the handler itself: take it back, so
+        the task's next items do not count as cancelled."""
+        if isinstance(exc, asyncio.CancelledError):
+            task = asyncio.current_task()
+            while task is not None and task.uncancel():
+                pass
+        return escaped(exc)
+
+    def _abandon(self) -> None:
+        """Cancel the worker tasks, abandoning their items (on the loop thread)."""
+        self._abandoning = True
+        for task in self._workers:
+            task.cancel()
 
     async def _shutdown(self) -> None:
         for _ in self._workers:
@@ -190,8 +228,7 @@ class CoroutineLaneRunner:
         try:
             future.result(timeout)
         except TimeoutError:
-            for task in self._workers:
-                self.loop.call_soon_threadsafe(task.cancel)
+            self.loop.call_soon_threadsafe(self._abandon)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
         if not self._thread.is_alive():

@@ -2,7 +2,9 @@
 
 Lanes: items sharing a lane run one at a time in submission order; retries happen inside the
 lane; a handler failing every attempt is reported FAILED after retries + 1 attempts with the
-exception in the error text; cancelled items are reported CANCELLED.
+exception in the error text; cancelled items are reported CANCELLED. Any BaseException from
+the handler is a failed attempt, except SystemExit and KeyboardInterrupt: reported STOPPED at
+once; either way the lane goes on.
 """
 
 from __future__ import annotations
@@ -30,13 +32,18 @@ WAIT_S = 30.0
 class Recorder:
     """What the fake handler saw: calls in order, and overlap per lane."""
 
-    def __init__(self, fail: Callable[[Record, int], bool] | None = None) -> None:
+    def __init__(
+        self,
+        fail: Callable[[Record, int], bool] | None = None,
+        raises: Callable[[Record, int], BaseException | None] | None = None,
+    ) -> None:
         self.lock = threading.Lock()
         self.calls: list[tuple[int, int]] = []  # (offset, attempt)
         self.attempts: dict[int, int] = {}
         self.running: dict[Any, int] = {}
         self.overlaps: list[int] = []
         self.fail = fail or (lambda record, attempt: False)
+        self.raises = raises or (lambda record, attempt: None)
 
     def begin(self, record: Record) -> int:
         with self.lock:
@@ -53,6 +60,9 @@ class Recorder:
             self.running[record.key] -= 1
         if self.fail(record, attempt):
             raise RuntimeError(f"boom at offset {record.offset} attempt {attempt}")
+        exc = self.raises(record, attempt)
+        if exc is not None:
+            raise exc
 
 
 def sync_handler(recorder: Recorder) -> Callable[[Record], None]:
@@ -217,3 +227,42 @@ def test_reports_never_blocks_and_wait_returns(engine_kind: str, engines: list[E
     assert engine.reports() == []
     engine.wait(0.01)  # nothing submitted: returns after the timeout
     assert engine.describe()["engine"] == ENGINES[engine_kind][0].name
+
+
+class CustomBaseException(BaseException):
+    """A BaseException subclass of the user's own, which `except Exception` does not catch."""
+
+
+# The handler's exception -> the outcome and handler calls expected with retries=2.
+HANDLER_EXCEPTIONS: dict[str, tuple[type[BaseException], Outcome, int]] = {
+    "CancelledError": (asyncio.CancelledError, Outcome.FAILED, 3),
+    "GeneratorExit": (GeneratorExit, Outcome.FAILED, 3),
+    "CustomBaseException": (CustomBaseException, Outcome.FAILED, 3),
+    "SystemExit": (SystemExit, Outcome.STOPPED, 1),
+    "KeyboardInterrupt": (KeyboardInterrupt, Outcome.STOPPED, 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HANDLER_EXCEPTIONS))
+def test_any_base_exception_is_reported_once_and_the_lane_goes_on(
+    engine_kind: str, engines: list[Engine], name: str
+) -> None:
+    exc_type, outcome, calls = HANDLER_EXCEPTIONS[name]
+
+    def raises(record: Record, attempt: int) -> BaseException | None:
+        return exc_type(f"raised at offset {record.offset}") if record.offset == 5 else None
+
+    recorder = Recorder(raises=raises)
+    engine = make_engine(engine_kind, recorder, engines, retries=2)
+    items = make_items(20, keys=2)  # offsets 1, 3, 5, 7, ... share key-1
+    engine.submit(items)
+    reports = collect(engine, len(items))
+    bad = reports[items[5].id]
+    assert (bad.outcome, bad.attempts) == (outcome, calls)
+    assert bad.error is not None and f"{name}: raised at offset 5" in bad.error
+    others = [d for i, d in reports.items() if i != items[5].id]
+    assert all(d.outcome == Outcome.SUCCEEDED and d.attempts == 1 for d in others)
+    key1 = [offset for offset, _ in recorder.calls if offset % 2 == 1]
+    assert key1 == [1, 3, *[5] * calls, *range(7, 20, 2)]
+    engine.close(WAIT_S)
+    assert engine.reports() == []  # one report per item, none later
