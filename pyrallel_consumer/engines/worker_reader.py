@@ -299,12 +299,12 @@ class WorkerReader:
             worker.outstanding.clear()
             worker.isolating.clear()
             worker.suspects.clear()
-        if process is not None:
-            process.kill()
-            self._reap(process)
-        if conn is not None:
-            conn.close()
         now = time.monotonic()
         for item in abandoned:
             self._reports.put(Report(item.id, Outcome.CANCELLED, 0, now))
-        self._fail(failure)
+        self._fail(failure)  # before the cleanup below, which must not keep it from the engine
+        if conn is not None:
+            conn.close()
+        if process is not None:
+            process.kill()
+            self._reap(process)
