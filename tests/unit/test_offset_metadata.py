@@ -14,14 +14,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pyrallel_consumer.control import offset_metadata
 from pyrallel_consumer.control.offset_metadata import (
     BITSET,
     MAX_METADATA_BYTES,
     RUN_LENGTH,
     VERSION,
     MetadataError,
+    always_fits_span,
     decode,
     encode,
+    max_payload,
+    relative_offsets,
+    run_length_size,
+    varint_size,
 )
 
 BASE64_ALPHABET = set(string.ascii_letters + string.digits + "+/=")
@@ -87,6 +93,39 @@ def test_small_limits_are_respected(position: int, relative: set[int], limit: in
     assert decoded <= completed
     if complete:
         assert decoded == completed
+
+
+@settings(max_examples=100, deadline=None)
+@given(position=positions, relative=relative_sets)
+def test_run_length_size_is_the_run_length_payloads_size(position: int, relative: set[int]) -> None:
+    # The blocking rule's bound (b) measures RLE(completed) without building it.
+    offsets = relative_offsets(position, {position + 1 + r for r in relative})
+    assert offsets == sorted(relative)
+    payload = offset_metadata._run_lengths(offsets) if offsets else b""
+    assert run_length_size(offsets) == len(payload)
+
+
+@pytest.mark.parametrize("value", [0, 1, 127, 128, 16_383, 16_384, 2**63 - 1])
+def test_varint_size(value: int) -> None:
+    out = bytearray()
+    offset_metadata._varint(value, out)
+    assert varint_size(value) == len(out)
+
+
+@pytest.mark.parametrize("limit", [8, 100, 1023, 1024, 4096, 65_536])
+def test_any_set_within_the_always_fits_span_fits(limit: int) -> None:
+    # max_payload is the longest payload whose base64 text (header byte included) fits.
+    assert len(base64.b64encode(bytes(1 + max_payload(limit)))) <= limit
+    assert len(base64.b64encode(bytes(2 + max_payload(limit)))) > limit
+    span = always_fits_span(limit)
+    rng = random.Random(limit)
+    for completed in (
+        {o for o in range(1, span) if rng.random() < 0.5},  # incompressible
+        set(range(2, span, 2)),
+        {span - 1},
+    ):
+        text, complete = encode(0, completed, limit)
+        assert complete and decode(0, text) == completed
 
 
 def test_empty_set_encodes_to_empty_string() -> None:

@@ -127,3 +127,39 @@ def test_blocked_when_metadata_does_not_fit_and_unblocked_when_gap_closes() -> N
     point = state.commit_point()
     assert point == (count, "")
     assert not state.blocked
+
+
+def test_metadata_limit_keyword_sets_where_the_partition_blocks() -> None:
+    # Same records, same completions: the cluster's limit decides. 10,000 open offsets always
+    # fit 4096 bytes as a bitset; at a 1024-byte limit one poll batch more might not.
+    small = PartitionState("t", 0, epoch=1, metadata_limit=1024, poll_batch_size=100)
+    default = PartitionState("t", 0, epoch=1, poll_batch_size=100)
+    for state in (small, default):
+        for offset in range(10_000):
+            state.receive(offset)
+            if offset % 3:
+                state.complete(offset)
+        state.check_fit()
+    assert small.blocked
+    assert not default.blocked
+    point = small.commit_point()
+    assert point is not None and len(point.metadata) <= 1024
+    assert decode(0, point.metadata) == {o for o in range(10_000) if o % 3}
+
+
+def test_offset_gaps_count_against_the_limit_until_their_records_complete() -> None:
+    # Groups of 10 consecutive offsets, 1,000 apart (a compacted topic): past the bitset's
+    # reach. While they may still complete in any pattern, each record counts (the first of a
+    # group its gap too); once completed, only their real run lengths do.
+    state = PartitionState("t", 0, epoch=1, metadata_limit=1024, poll_batch_size=10)
+    offsets = [group * 1_000 + i for group in range(70) for i in range(10)]
+    for offset in offsets:
+        state.receive(offset)
+    state.check_fit()
+    assert state.blocked
+    for offset in offsets[1:]:
+        state.complete(offset)
+    point = state.commit_point()
+    assert point is not None
+    assert decode(0, point.metadata) == set(offsets[1:])
+    assert not state.blocked
