@@ -36,7 +36,7 @@ of its candidates, so the text fits if one candidate provably fits, for every ou
     around p', so a later commit is no larger. For the next batch, sum w <= sum d <= H.
     Exact RLE(D) costs a pass over the completed offsets, so it is measured rarely (below).
 
-While n + H - p is within `always_fits_span` (24,560 offsets at the default limit and batch),
+While n + H - p is within `always_fits_span` (n - p up to 23,560 at the default limit and batch),
 (a) holds and the check is one comparison per poll batch. Beyond it, (b) is estimated as the
 last measured value plus n minus the n then (a received record adds w <= d, and completions
 never make the worst case worse, since later outcomes are a subset of earlier ones); the
