@@ -16,7 +16,14 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 WAIT_S = 60.0  # the generous deadline of a condition that should hold within seconds
 FLUSH_S = 60.0  # for every delivery report of one produce call
@@ -180,11 +187,30 @@ def read_topic(broker: Any, topic: str, expected: int, timeout: float = WAIT_S) 
         consumer.close()
 
 
+# The group coordinator is moving or loading (a broker just started): asking again succeeds.
+_COORDINATOR_BUSY = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+}
+
+
 def committed(broker: Any, group: str, topic: str, partitions: int = 1) -> dict[int, Any]:
-    """The group's committed TopicPartition per partition, read by a plain consumer."""
+    """The group's committed TopicPartition per partition, read by a plain consumer; asked
+    again (within WAIT_S) while the group coordinator is busy."""
     consumer = Consumer(broker.consumer_config(group))
+    deadline = time.monotonic() + WAIT_S
     try:
-        tps = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=30)
+        while True:
+            try:
+                tps = consumer.committed(
+                    [TopicPartition(topic, p) for p in range(partitions)], timeout=30
+                )
+                break
+            except KafkaException as exc:
+                if exc.args[0].code() not in _COORDINATOR_BUSY or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.1)
     finally:
         consumer.close()
     return {tp.partition: tp for tp in tps}
