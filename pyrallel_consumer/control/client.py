@@ -15,6 +15,7 @@ from typing import Any, NamedTuple, Protocol, cast
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
 
+from pyrallel_consumer.control import broker_config
 from pyrallel_consumer.control.kafka_log import with_logger
 
 # librdkafka's "end of partition" event: informational, not an error.
@@ -278,7 +279,7 @@ class ConfluentClient:
         ]
 
     def metadata_limit(self) -> int:
-        return 4096  # INTEGRATION: broker_config.metadata_limit(self._kafka_config, ...)
+        return broker_config.metadata_limit(self._kafka_config, METADATA_LIMIT_TIMEOUT_S)
 
     def positions(self, partitions: Sequence[TopicPartitionKey]) -> list[int | None]:
         try:

@@ -189,10 +189,12 @@ def read_committed(
     first_epoch: int,
     timeout: float = COMMITTED_TIMEOUT_S,
     metadata_limit: int = offset_metadata.MAX_METADATA_BYTES,
+    poll_batch_size: int = 500,
 ) -> list[PartitionState]:
     """A fresh state per assigned partition, from the group's committed offset and metadata
     (the offsets it lists as completed are not handled again), read within `timeout`
-    seconds; each state keeps its commit metadata within `metadata_limit` bytes. Epochs count
+    seconds; each state keeps its commit metadata within `metadata_limit` bytes, taking up to
+    `poll_batch_size` records per consume call. Epochs count
     up from `first_epoch`. Raises ClientError when the offsets could not be read."""
     states = []
     for epoch, found in enumerate(client.committed(partitions, timeout), start=first_epoch):
@@ -204,7 +206,15 @@ def read_committed(
                 log.warning(
                     "ignoring commit metadata of %s[%d]: %s", found.topic, found.partition, exc
                 )
-        state = PartitionState(found.topic, found.partition, epoch, found.offset, completed)
+        state = PartitionState(
+            found.topic,
+            found.partition,
+            epoch,
+            found.offset,
+            completed,
+            metadata_limit=metadata_limit,
+            poll_batch_size=poll_batch_size,
+        )
         if found.offset is not None:
             state.mark_committed(found.offset, found.metadata)
         states.append(state)

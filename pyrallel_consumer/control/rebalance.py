@@ -88,6 +88,7 @@ class Rebalancer:
                 self._epoch + 1,
                 self._read_timeout_s,
                 self._metadata_limit,
+                self._config.poll_batch_size,
             )
         except ClientError as exc:
             self._faults.park(
