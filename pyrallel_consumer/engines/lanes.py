@@ -14,6 +14,7 @@ close() giving up on a coroutine runner's items: they are abandoned, not reporte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import deque
@@ -31,6 +32,9 @@ from pyrallel_consumer.engines.base import Handler
 from pyrallel_consumer.work import Lane, Outcome, Report, WorkItem
 
 ReportSink = Callable[[Report], None]
+
+# How long CoroutineLaneRunner.close waits, after its timeout, for the tasks it cancelled.
+ABANDON_WAIT_S = 1.0
 Item = WorkItem[object]
 
 
@@ -222,6 +226,8 @@ class CoroutineLaneRunner:
         await asyncio.gather(*self._workers, return_exceptions=True)
 
     def close(self, timeout: float) -> None:
+        """Let the items started finish within `timeout` seconds; then cancel the worker tasks,
+        abandoning their items (never reported, so never committed), and stop the loop."""
         if not self._thread.is_alive():
             return
         future = asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop)
@@ -229,6 +235,10 @@ class CoroutineLaneRunner:
             future.result(timeout)
         except TimeoutError:
             self.loop.call_soon_threadsafe(self._abandon)
+            # Let the cancelled tasks end before the loop stops (else they are destroyed
+            # pending, with a warning); bounded, as a handler may ignore its cancel.
+            with contextlib.suppress(TimeoutError):
+                future.result(ABANDON_WAIT_S)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
         if not self._thread.is_alive():
