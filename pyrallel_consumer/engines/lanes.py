@@ -32,10 +32,10 @@ from pyrallel_consumer.engines.base import Handler
 from pyrallel_consumer.work import Lane, Outcome, Report, WorkItem
 
 ReportSink = Callable[[Report], None]
+Item = WorkItem[object]
 
 # How long CoroutineLaneRunner.close waits, after its timeout, for the tasks it cancelled.
 ABANDON_WAIT_S = 1.0
-Item = WorkItem[object]
 
 
 class Lanes:
