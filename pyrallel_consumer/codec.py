@@ -11,7 +11,7 @@ The wire format is plain msgpack, exactly the bytes of ``msgpack.packb(obj, use_
     result batch (worker -> parent):
         [1, [[work_id, outcome, attempts, error], ...]]
         work_id: int; outcome: int >= 0, the code of a `work.Outcome` (0 succeeded, 1 failed,
-        2 cancelled); attempts: handler attempts, int >= 0; error: traceback text | None
+        2 cancelled, 3 stopped); attempts: handler attempts, int >= 0; error: traceback text | None
 
 Two implementations behind one interface (the functions below and ``load_codec``):
 
@@ -68,7 +68,7 @@ class Result(NamedTuple):
     work_id: int
     outcome: int  # a `work.Outcome` (an IntEnum); decoded as its plain int code
     attempts: int  # how many times the handler ran, >= 0
-    error: str | None  # the last traceback when the outcome is FAILED
+    error: str | None  # the last traceback when the outcome is FAILED or STOPPED
 
 
 # What `encode_results` takes: a Result, or the plain tuple of its fields (the worker builds

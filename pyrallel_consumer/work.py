@@ -64,7 +64,7 @@ class WorkItem(Generic[Owner_co]):
 
 class Report:
     """An engine's report on one work item: `attempts` handler calls (0 when cancelled),
-    `completed_at` in monotonic seconds, `error` the last traceback when FAILED."""
+    `completed_at` in monotonic seconds, `error` the last traceback when FAILED or STOPPED."""
 
     __slots__ = ("attempts", "completed_at", "error", "id", "outcome")
 

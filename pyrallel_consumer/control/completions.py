@@ -87,9 +87,12 @@ class Completions:
                 counters.cancelled += 1  # never committed past; the new owner redoes it
                 continue
             if report.outcome is _STOPPED:  # SystemExit/KeyboardInterrupt: not completed
-                record = item.record
-                error = report.error or ""
-                self._faults.park(HandlerExit(record.topic, record.partition, record.offset, error))
+                # Parked once: a stopped batch reports each of its records STOPPED.
+                if self._faults.first is None:
+                    record, error = item.record, report.error or ""
+                    self._faults.park(
+                        HandlerExit(record.topic, record.partition, record.offset, error)
+                    )
                 continue
             if item.owner.revoked:  # its partition moved on; the new owner redoes it
                 counters.fenced += 1

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from confluent_kafka.admin import AdminClient
 from faults_support import RunThread, committed, group_name, wait_for
 
 from pyrallel_consumer import (
@@ -152,8 +153,6 @@ def test_a_topic_deleted_mid_run_leaves_the_live_topic_flowing_and_stats_truthfu
     new_topic: Callable[..., str],
     produce: Callable[..., list[Any]],
 ) -> None:
-    from conftest import admin_for
-
     live, doomed = new_topic(kafka_broker, 1, prefix="live"), new_topic(kafka_broker, 1)
     produce(kafka_broker, live, 50)
     produce(kafka_broker, doomed, 50)
@@ -170,7 +169,8 @@ def test_a_topic_deleted_mid_run_leaves_the_live_topic_flowing_and_stats_truthfu
         return consumer.stats()["partitions"].get(f"{topic}[0]", {}).get("committed")
 
     wait_for(lambda: committed_of(live) == 50 and committed_of(doomed) == 50, "both committed")
-    admin_for(kafka_broker).delete_topics([doomed])[doomed].result(timeout=30)
+    admin = AdminClient(kafka_broker.client_config())
+    admin.delete_topics([doomed])[doomed].result(timeout=30)
     produce(kafka_broker, live, 50)
     wait_for(
         lambda: committed_of(live) == 100,
