@@ -21,20 +21,16 @@ from pyrallel_consumer.control import commits, session
 from pyrallel_consumer.control.backpressure import Backpressure
 from pyrallel_consumer.control.callbacks import Callback
 from pyrallel_consumer.control.client import (
-    ALL_BROKERS_DOWN,
-    PARTITION_EOF,
-    TRANSPORT,
     ClientFactory,
     KafkaClient,
-    KafkaErrorInfo,
     Message,
     TopicPartitionKey,
     confluent_client,
-    is_fatal,
 )
 from pyrallel_consumer.control.completions import BUSY_WAIT_S, Clock, Completions, OnComplete
 from pyrallel_consumer.control.dead_letter import DeadLetterPublisher, DeadLetterSink
-from pyrallel_consumer.control.kafka_log import RepeatLimiter, log_limited
+from pyrallel_consumer.control.kafka_errors import KafkaErrors
+from pyrallel_consumer.control.kafka_log import RepeatLimiter
 from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.control.rebalance import OnAssign, Rebalancer
 from pyrallel_consumer.control.run_end import RunEnd
@@ -94,7 +90,7 @@ class ControlLoop:
         # raised by run() once the consumer closed (faults.py).
         self._faults = Faults(self._stop.set)
         self.counters = Counters()
-        self._kafka_errors = RepeatLimiter(clock=clock)
+        self._on_kafka_error = KafkaErrors(config.kafka_config, self._faults, clock)
         self._slow_callbacks = RepeatLimiter(clock=clock)
         self._on_assign = self._callback("on_assign", on_assign)
         if dead_letters is None:
@@ -365,29 +361,6 @@ class ControlLoop:
         if function is None:
             return None
         return Callback(name, function, self._faults, self._clock, self._slow_callbacks)
-
-    def _on_kafka_error(self, error: KafkaErrorInfo) -> None:
-        """Client-level errors (error_cb) and errored messages; repeats are rate-limited. A
-        fatal one, in any of its forms, ends the run at once (commits.fatal_error)."""
-        if is_fatal(error):
-            self._faults.park(commits.fatal_error(error.str(), error.code(), error.name()))
-            return
-        code = error.code()
-        if code == PARTITION_EOF:
-            return
-        if code == TRANSPORT:  # librdkafka's own log line (pyrallel_consumer.kafka) says it
-            log.debug("kafka: %s", error.str())
-        elif code == ALL_BROKERS_DOWN:
-            servers = self.config.kafka_config["bootstrap.servers"]
-            message = (
-                f"kafka: {error.str()} (bootstrap.servers={servers}); librdkafka keeps "
-                "reconnecting, and while no broker answers run() waits for records until "
-                "stop(), a signal, its timeout or max_records ends it"
-            )
-            log_limited(self._kafka_errors, code, logging.WARNING, message, log)
-        else:
-            key = (code, error.str())
-            log_limited(self._kafka_errors, key, logging.WARNING, f"kafka: {error.str()}", log)
 
     def _publish_due(self) -> None:
         now = self._clock()

@@ -1,0 +1,59 @@
+"""Client-level errors: librdkafka's error callback and the errored messages consume() returns.
+
+A fatal error, in any of its forms (client.is_fatal), is parked as KafkaFatalError and ends
+the run at once; the rest are informational or pass by themselves (librdkafka reconnects,
+refetches, rejoins), so they are logged, each distinct one at most once per interval.
+
+Ownership: the control thread (librdkafka serves its error callback inside consume/poll).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pyrallel_consumer.control import commits
+from pyrallel_consumer.control.client import (
+    ALL_BROKERS_DOWN,
+    PARTITION_EOF,
+    TRANSPORT,
+    KafkaErrorInfo,
+    is_fatal,
+)
+from pyrallel_consumer.control.kafka_log import RepeatLimiter, log_limited
+from pyrallel_consumer.faults import Faults
+
+log = logging.getLogger("pyrallel_consumer")
+
+
+class KafkaErrors:
+    """The `ErrorCallback` the control loop gives its client, also called for errored
+    messages."""
+
+    def __init__(
+        self, kafka_config: Mapping[str, Any], faults: Faults, clock: Callable[[], float]
+    ) -> None:
+        self._servers = kafka_config.get("bootstrap.servers")
+        self._faults = faults
+        self._repeats = RepeatLimiter(clock=clock)
+
+    def __call__(self, error: KafkaErrorInfo) -> None:
+        if is_fatal(error):
+            self._faults.park(commits.fatal_error(error.str(), error.code(), error.name()))
+            return
+        code = error.code()
+        if code == PARTITION_EOF:
+            return
+        if code == TRANSPORT:  # librdkafka's own log line (pyrallel_consumer.kafka) says it
+            log.debug("kafka: %s", error.str())
+        elif code == ALL_BROKERS_DOWN:
+            message = (
+                f"kafka: {error.str()} (bootstrap.servers={self._servers}); librdkafka keeps "
+                "reconnecting, and while no broker answers run() waits for records until "
+                "stop(), a signal, its timeout or max_records ends it"
+            )
+            log_limited(self._repeats, code, logging.WARNING, message, log)
+        else:
+            key = (code, error.str())
+            log_limited(self._repeats, key, logging.WARNING, f"kafka: {error.str()}", log)
