@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import (  # type: ignore[attr-defined]  # public, not in __all__
+from confluent_kafka.admin import (  # type: ignore[attr-defined, unused-ignore]  # not in __all__
     AdminClient,
     ConfigResource,
     ResourceType,
