@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from codec_cases import IMPLEMENTATIONS
 
 from pyrallel_consumer.codec import Codec, load_codec
+from pyrallel_consumer.engines.base import Engine
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
 def codec(request: pytest.FixtureRequest) -> Codec:
     """Each codec implementation in turn (the native one only when built)."""
     return load_codec(request.param)
+
+
+@pytest.fixture
+def engines() -> Iterator[list[Engine]]:
+    """The engines a test built (it appends each): closed after the test, 5 s each."""
+    built: list[Engine] = []
+    yield built
+    for engine in built:
+        engine.close(5.0)

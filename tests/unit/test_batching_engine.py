@@ -8,13 +8,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
+from engine_support import make_items
 
 from pyrallel_consumer.config import build_config
 from pyrallel_consumer.engines.attempts import call_with_retries
 from pyrallel_consumer.engines.base import Engine
 from pyrallel_consumer.engines.batch_assembly import Batch
 from pyrallel_consumer.engines.batching import BatchingEngine, Piece, _Running
-from pyrallel_consumer.ordering import lane_function
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import Outcome, Report, WorkItem
 
@@ -67,15 +67,6 @@ class Calls:
         self.done.extend(records)
 
 
-def items(n: int, keys: int, ordering: str = "key") -> list[WorkItem[object]]:
-    lane_of = lane_function(ordering)
-    out: list[WorkItem[object]] = []
-    for offset in range(n):
-        record = Record("t", 0, offset, f"k{offset % keys}".encode(), b"v")
-        out.append(WorkItem(offset + 1, lane_of(record), record, None, 0.0))
-    return out
-
-
 def batching(handler: Calls, batch_size: int, retries: int = 2) -> BatchingEngine:
     config = build_config(
         {"bootstrap.servers": "x", "group.id": "g"},
@@ -103,7 +94,7 @@ def run(engine: BatchingEngine, work: list[WorkItem[object]]) -> dict[int, Repor
 def test_one_call_per_batch_and_a_report_per_record() -> None:
     handler = Calls(bad=set())
     engine = batching(handler, batch_size=100)
-    reports = run(engine, items(1000, keys=1000))
+    reports = run(engine, make_items(1000, keys=1000))
     assert {r.outcome for r in reports.values()} == {Outcome.SUCCEEDED}
     assert [len(c) for c in handler.calls] == [100] * 10
     assert engine.counts() == {
@@ -118,7 +109,7 @@ def test_one_call_per_batch_and_a_report_per_record() -> None:
 def test_a_bad_record_is_bisected_out_with_its_own_error() -> None:
     handler = Calls(bad={37})
     engine = batching(handler, batch_size=100, retries=2)
-    reports = run(engine, items(100, keys=100, ordering="unordered"))
+    reports = run(engine, make_items(100, keys=100, ordering="unordered"))
     failed = {id_: r for id_, r in reports.items() if r.outcome is Outcome.FAILED}
     assert list(failed) == [38]  # work id = offset + 1
     assert "bad offset 37" in (failed[38].error or "")
@@ -135,7 +126,7 @@ def test_a_bad_record_is_bisected_out_with_its_own_error() -> None:
 def test_two_bad_records_both_isolated_and_the_rest_complete_once() -> None:
     handler = Calls(bad={3, 90})
     engine = batching(handler, batch_size=100, retries=0)
-    reports = run(engine, items(100, keys=7))
+    reports = run(engine, make_items(100, keys=7))
     failed = sorted(id_ - 1 for id_, r in reports.items() if r.outcome is Outcome.FAILED)
     assert failed == [3, 90]
     done = [r.offset for r in handler.done]
@@ -146,7 +137,7 @@ def test_two_bad_records_both_isolated_and_the_rest_complete_once() -> None:
 def test_per_key_order_holds_through_a_split_and_across_batches() -> None:
     handler = Calls(bad={5})
     engine = batching(handler, batch_size=10, retries=1)
-    run(engine, items(200, keys=3))
+    run(engine, make_items(200, keys=3))
     per_key: dict[int, list[int]] = {}
     for record in handler.done:
         per_key.setdefault(record.offset % 3, []).append(record.offset)
@@ -157,7 +148,7 @@ def test_per_key_order_holds_through_a_split_and_across_batches() -> None:
 def test_cancelled_records_are_not_run_and_reported_cancelled() -> None:
     handler = Calls(bad=set())
     engine = batching(handler, batch_size=4)
-    work = items(8, keys=8)
+    work = make_items(8, keys=8)
     for item in work[:2]:
         item.cancelled = True
     reports = run(engine, work)
@@ -176,7 +167,7 @@ def test_batch_size_above_max_in_flight_is_refused() -> None:
 
 
 def test_a_piece_is_cancelled_when_all_of_its_records_are() -> None:
-    work = items(3, keys=3)
+    work = make_items(3, keys=3)
     batch = _Running(Batch(work, set()))
     piece = Piece(1, work, batch, 0)
     assert piece.record == [item.record for item in work]  # type: ignore[comparison-overlap]

@@ -13,20 +13,17 @@ import asyncio
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from engine_support import WAIT_S, collect, engine_config, make_items
 
-from pyrallel_consumer.config import build_config
 from pyrallel_consumer.engines.asyncio_engine import AsyncEngine
 from pyrallel_consumer.engines.base import Engine
 from pyrallel_consumer.engines.baseline import BaselineEngine
-from pyrallel_consumer.ordering import lane_function
 from pyrallel_consumer.record import Record
-from pyrallel_consumer.work import Outcome, Report, WorkItem
-
-WAIT_S = 30.0
+from pyrallel_consumer.work import Outcome
 
 
 class Recorder:
@@ -95,53 +92,15 @@ def engine_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-def engines() -> Iterator[list[Engine]]:
-    started: list[Engine] = []
-    yield started
-    for engine in started:
-        engine.close(5.0)
-
-
-def make_engine(
-    kind: str, recorder: Recorder, engines: list[Engine], ordering: str = "key", **options: Any
-) -> Engine:
+def make_engine(kind: str, recorder: Recorder, engines: list[Engine], **options: Any) -> Engine:
+    """A started engine of `kind` whose handler tells `recorder`; two retries unless
+    `options` say otherwise."""
     engine_class, make_handler = ENGINES[kind]
     options.setdefault("retries", 2)
-    options.setdefault("retry_backoff_s", 0.0)
-    config = build_config(
-        {"bootstrap.servers": "127.0.0.1:1", "group.id": "g"},
-        topics=["t"],
-        engine=engine_class.name,
-        ordering=ordering,
-        **options,
-    )
-    engine = engine_class(make_handler(recorder), config)
+    engine = engine_class(make_handler(recorder), engine_config(engine_class.name, **options))
     engine.start()
     engines.append(engine)
     return engine
-
-
-def make_items(count: int, keys: int, ordering: str = "key") -> list[WorkItem]:
-    lane_of = lane_function(ordering)
-    items = []
-    for offset in range(count):
-        record = Record("t", 0, offset, f"key-{offset % keys}".encode(), b"v")
-        items.append(WorkItem(offset + 1, lane_of(record), record, None, 0.0))
-    return items
-
-
-def collect(engine: Engine, count: int) -> dict[int, Report]:
-    reports: dict[int, Report] = {}
-    deadline = time.monotonic() + WAIT_S
-    while len(reports) < count and time.monotonic() < deadline:
-        for done in engine.reports():
-            assert done.id not in reports, f"item {done.id} reported twice"
-            reports[done.id] = done
-        if len(reports) < count:
-            engine.wait(0.05)
-    assert len(reports) == count, f"{len(reports)} of {count} reported"
-    return reports
 
 
 def test_lane_order_preserved(engine_kind: str, engines: list[Engine]) -> None:

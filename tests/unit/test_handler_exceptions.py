@@ -14,24 +14,21 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from engine_support import WAIT_S, Reports, collect, engine_config, make_items
 
 from pyrallel_consumer.codec import available_codecs, load_codec
-from pyrallel_consumer.config import RetryPolicy, build_config
+from pyrallel_consumer.config import ConsumerConfig, RetryPolicy
 from pyrallel_consumer.engines.base import Engine
 from pyrallel_consumer.engines.baseline import BaselineEngine
 from pyrallel_consumer.engines.batching import BatchingEngine
 from pyrallel_consumer.engines.lanes import CoroutineLaneRunner, ThreadLaneRunner
 from pyrallel_consumer.engines.registry import engine_spec
-from pyrallel_consumer.ordering import lane_function
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import OUTCOME_BY_CODE, Outcome, Report, WorkItem
-
-WAIT_S = 60.0  # generous upper bound for a condition; never a timing assertion
 
 
 class CustomBaseException(BaseException):
@@ -71,46 +68,9 @@ async def raise_named_batch_async(records: list[Record]) -> None:
     raise_named_batch(records)
 
 
-def records_with(names: dict[int, bytes], count: int, keys: int) -> list[WorkItem[object]]:
-    """`count` records over `keys` keys; offset n has value names.get(n, b"ok")."""
-    lane_of = lane_function("key")
-    items: list[WorkItem[object]] = []
-    for offset in range(count):
-        record = Record("t", 0, offset, f"key-{offset % keys}".encode(), names.get(offset, b"ok"))
-        items.append(WorkItem(offset + 1, lane_of(record), record, None, 0.0))
-    return items
-
-
-def collect(engine: Engine, count: int) -> dict[int, Report]:
-    reports: dict[int, Report] = {}
-    deadline = time.monotonic() + WAIT_S
-    while len(reports) < count and time.monotonic() < deadline:
-        for done in engine.reports():
-            assert done.id not in reports, f"item {done.id} reported twice"
-            reports[done.id] = done
-        engine.wait(0.05)
-    assert len(reports) == count, f"{len(reports)} of {count} reported"
-    return reports
-
-
-@pytest.fixture
-def engines() -> Iterator[list[Engine]]:
-    started: list[Engine] = []
-    yield started
-    for engine in started:
-        engine.close(5.0)
-
-
-def config_for(engine: str, **options: Any) -> Any:
+def config_for(engine: str, **options: Any) -> ConsumerConfig:
     options.setdefault("retries", 2)
-    return build_config(
-        {"bootstrap.servers": "127.0.0.1:1", "group.id": "g"},
-        topics=["t"],
-        engine=engine,
-        ordering="key",
-        retry_backoff_s=0.0,
-        **options,
-    )
+    return engine_config(engine, **options)
 
 
 # ---- process workers -------------------------------------------------------------------------
@@ -125,7 +85,7 @@ def test_process_workers_report_every_kind_and_go_on(
     engines.append(engine)
     engine.start()
     names = dict(zip(range(5, 10), EXCEPTIONS, strict=True))  # one per key
-    items = records_with(names, 50, keys=5)
+    items = make_items(50, keys=5, values=names)
     engine.submit(items)
     reports = collect(engine, len(items))
     for offset, name in names.items():
@@ -169,7 +129,7 @@ def test_batch_mode_stopped_batch_is_stopped_failed_batch_is_bisected(
     engine: Engine = BatchingEngine(engine_spec(engine_name).create(handler, config), config)
     engines.append(engine)
     engine.start()
-    items = records_with({13: name}, 40, keys=4)
+    items = make_items(40, keys=4, values={13: name})
     engine.submit(items)
     reports = collect(engine, len(items))
     bad = reports[14]
@@ -189,33 +149,23 @@ def test_batch_mode_stopped_batch_is_stopped_failed_batch_is_bisected(
 # ---- the coroutine runner and cancellation ---------------------------------------------------
 
 
-class Reports:
-    """Reports from runner threads, in arrival order."""
-
-    def __init__(self) -> None:
-        self.done: list[Report] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, done: Report) -> None:
-        with self._cond:
-            self.done.append(done)
-            self._cond.notify_all()
-
-    def wait_for(self, count: int) -> dict[int, Report]:
-        with self._cond:
-            assert self._cond.wait_for(lambda: len(self.done) >= count, WAIT_S), (
-                f"{len(self.done)} of {count} reports"
-            )
-            by_id = {done.id: done for done in self.done}
-            assert len(by_id) == len(self.done), "an item was reported twice"
-            return by_id
-
-
 def one_lane(count: int) -> list[WorkItem[object]]:
     return [
         WorkItem(offset + 1, "lane", Record("t", 0, offset, b"k", b"v"), None, 0.0)
         for offset in range(count)
     ]
+
+
+def run_one_lane(runner_type: Any, handler: Any, policy: RetryPolicy) -> dict[int, Report]:
+    """The reports of one_lane(4) run by a runner of `runner_type` with one worker, by id; the
+    runner is closed either way."""
+    reports = Reports()
+    runner = runner_type(handler, policy, 1, reports)
+    try:
+        runner.submit(one_lane(4))
+        return reports.by_id(4)
+    finally:
+        runner.close(5.0)
 
 
 async def await_a_cancelled_task() -> None:
@@ -232,13 +182,8 @@ def test_a_cancelled_task_of_the_handler_is_a_failed_attempt() -> None:
         if record.offset == 1:
             await await_a_cancelled_task()
 
-    reports = Reports()
-    runner = CoroutineLaneRunner(handle, RetryPolicy(retries=2, backoff_initial_s=0.0), 1, reports)
-    try:
-        runner.submit(one_lane(4))
-        done = reports.wait_for(4)
-    finally:
-        runner.close(5.0)
+    policy = RetryPolicy(retries=2, backoff_initial_s=0.0)
+    done = run_one_lane(CoroutineLaneRunner, handle, policy)
     assert (done[2].outcome, done[2].attempts) == (Outcome.FAILED, 3)
     assert done[2].error is not None and "CancelledError" in done[2].error
     assert [done[i].outcome for i in (1, 3, 4)] == [Outcome.SUCCEEDED] * 3
@@ -259,13 +204,8 @@ def test_a_handler_cancelling_its_own_task_fails_its_record_only() -> None:
         elif record.offset == 2:
             await await_a_cancelled_task()
 
-    reports = Reports()
-    runner = CoroutineLaneRunner(handle, RetryPolicy(retries=1, backoff_initial_s=0.0), 1, reports)
-    try:
-        runner.submit(one_lane(4))
-        done = reports.wait_for(4)
-    finally:
-        runner.close(5.0)
+    policy = RetryPolicy(retries=1, backoff_initial_s=0.0)
+    done = run_one_lane(CoroutineLaneRunner, handle, policy)
     assert (done[2].outcome, done[2].attempts) == (Outcome.FAILED, 1)
     assert (done[3].outcome, done[3].attempts) == (Outcome.FAILED, 2)
     assert [done[i].outcome for i in (1, 4)] == [Outcome.SUCCEEDED] * 2
@@ -320,13 +260,7 @@ def assert_net_caught(done: dict[int, Report]) -> None:
 @pytest.mark.parametrize("runner_type", [ThreadLaneRunner, CoroutineLaneRunner])
 def test_lane_runners_report_what_escapes_and_go_on(runner_type: Any) -> None:
     handler = fail_offset_1 if runner_type is ThreadLaneRunner else fail_offset_1_async
-    reports = Reports()
-    runner = runner_type(handler, BROKEN, 1, reports)
-    try:
-        runner.submit(one_lane(4))
-        assert_net_caught(reports.wait_for(4))
-    finally:
-        runner.close(5.0)
+    assert_net_caught(run_one_lane(runner_type, handler, BROKEN))
 
 
 def test_baseline_reports_what_escapes_and_goes_on(engines: list[Engine]) -> None:

@@ -9,34 +9,14 @@ from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 import pytest
+from engine_support import WAIT_S, Reports
 
 from pyrallel_consumer.config import RetryPolicy
 from pyrallel_consumer.engines.lanes import CoroutineLaneRunner, Lanes, ThreadLaneRunner
 from pyrallel_consumer.record import Record
-from pyrallel_consumer.work import Outcome, Report, WorkItem
+from pyrallel_consumer.work import Outcome, WorkItem
 
-WAIT_S = 30.0  # generous upper bound for a condition; never a timing assertion
 NO_RETRY = RetryPolicy(retries=0, backoff_initial_s=0.0)
-
-
-class Reports:
-    """Collects Report reports from runner threads."""
-
-    def __init__(self) -> None:
-        self.done: list[Report] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, done: Report) -> None:
-        with self._cond:
-            self.done.append(done)
-            self._cond.notify_all()
-
-    def wait_for(self, count: int) -> list[Report]:
-        with self._cond:
-            assert self._cond.wait_for(lambda: len(self.done) >= count, WAIT_S), (
-                f"{len(self.done)} of {count} reports"
-            )
-            return list(self.done)
 
 
 def make_items(lanes: int, per_lane: int, start_id: int = 1) -> list[WorkItem]:

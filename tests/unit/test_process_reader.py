@@ -18,78 +18,27 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 import pytest
+from engine_support import WAIT_S, collect, make_items, process_engine
 
 from pyrallel_consumer.codec import CodecError, Result
-from pyrallel_consumer.config import build_config
 from pyrallel_consumer.engines import worker_handle
+from pyrallel_consumer.engines.base import Engine
 from pyrallel_consumer.engines.process import ProcessEngine
 from pyrallel_consumer.engines.process_worker import WorkerSpec
 from pyrallel_consumer.engines.worker_deaths import RESTART_BUDGET, settle
 from pyrallel_consumer.errors import WorkerError
-from pyrallel_consumer.ordering import lane_function
 from pyrallel_consumer.record import Record
-from pyrallel_consumer.work import Outcome, Report, WorkItem
-
-WAIT_S = 60.0
+from pyrallel_consumer.work import Outcome
 
 
 def noop(record: Record) -> None:
     time.sleep(0.001)
-
-
-@pytest.fixture
-def engines() -> Iterator[list[ProcessEngine]]:
-    built: list[ProcessEngine] = []
-    yield built
-    for engine in built:
-        engine.close(5.0)
-
-
-def build(engines: list[ProcessEngine], **options: Any) -> ProcessEngine:
-    settings: dict[str, Any] = {
-        "workers": 1,
-        "worker_concurrency": 4,
-        "retries": 1,
-        "retry_backoff_s": 0.0,
-        **options,
-    }
-    config = build_config(
-        {"bootstrap.servers": "127.0.0.1:1", "group.id": "g"},
-        topics=["t"],
-        engine="process",
-        ordering="key",
-        **settings,
-    )
-    engine = ProcessEngine(noop, config)
-    engines.append(engine)
-    return engine
-
-
-def items(count: int, first_id: int = 1) -> list[WorkItem[object]]:
-    lane_of = lane_function("key")
-    made: list[WorkItem[object]] = []
-    for offset in range(count):
-        record = Record("t", 0, offset, f"key-{offset % 4}".encode(), b"v")
-        made.append(WorkItem(first_id + offset, lane_of(record), record, None, 0.0))
-    return made
-
-
-def collect(engine: ProcessEngine, count: int) -> dict[int, Report]:
-    reports: dict[int, Report] = {}
-    deadline = time.monotonic() + WAIT_S
-    while len(reports) < count and time.monotonic() < deadline:
-        for done in engine.reports():
-            assert done.id not in reports, f"item {done.id} reported twice"
-            reports[done.id] = done
-        engine.wait(0.05)
-    assert len(reports) == count, f"{len(reports)} of {count} reported"
-    return reports
 
 
 def worker_error(engine: ProcessEngine) -> WorkerError:
@@ -141,15 +90,15 @@ def broken(data: bytes) -> list[Result]:
     ],
 )
 def test_a_reader_that_cannot_go_on_gives_the_worker_up_with_worker_error(
-    engines: list[ProcessEngine],
+    engines: list[Engine],
     decode: Callable[[bytes], list[Result]],
     cause: type[Exception],
     says: str,
 ) -> None:
-    engine = build(engines)
+    engine = process_engine(noop, engines)
     engine.codec = dataclasses.replace(engine.codec, decode_results=decode)
     engine.start()
-    engine.submit(items(10))
+    engine.submit(make_items(10, keys=4))
     error = worker_error(engine)
     assert isinstance(error.__cause__, cause)
     assert says in str(error) and "worker 0" in str(error)
@@ -159,17 +108,17 @@ def test_a_reader_that_cannot_go_on_gives_the_worker_up_with_worker_error(
     assert {done.outcome for done in reports.values()} == {Outcome.CANCELLED}
     # The worker is not left running, and records submitted later are cancelled too.
     assert engine.worker_pids() == []
-    engine.submit(items(2, first_id=100))
+    engine.submit(make_items(2, keys=4, first_id=100))
     assert set(collect(engine, 2)) == {100, 101}
 
 
-def test_the_worker_process_is_killed_when_given_up(engines: list[ProcessEngine]) -> None:
-    engine = build(engines)
+def test_the_worker_process_is_killed_when_given_up(engines: list[Engine]) -> None:
+    engine = process_engine(noop, engines)
     engine.codec = dataclasses.replace(engine.codec, decode_results=undecodable)
     engine.start()
     wait_until(lambda: bool(engine.worker_pids()), "the worker to start")
     (pid,) = engine.worker_pids()
-    engine.submit(items(3))
+    engine.submit(make_items(3, keys=4))
     worker_error(engine)
     wait_until(lambda: gone(pid), f"worker process {pid} to be gone")
 
@@ -195,28 +144,28 @@ def failing_starts(monkeypatch: pytest.MonkeyPatch, failures: int | None) -> Cal
 
 
 def test_process_starts_that_fail_are_retried_within_the_budget(
-    engines: list[ProcessEngine], monkeypatch: pytest.MonkeyPatch
+    engines: list[Engine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     attempts = failing_starts(monkeypatch, RESTART_BUDGET)
-    engine = build(engines)
+    engine = process_engine(noop, engines)
     engine.start()
-    engine.submit(items(20))
+    engine.submit(make_items(20, keys=4))
     reports = collect(engine, 20)
     assert {done.outcome for done in reports.values()} == {Outcome.SUCCEEDED}
     assert attempts() == RESTART_BUDGET + 1
 
 
 def test_a_worker_that_cannot_be_replaced_ends_in_worker_error(
-    engines: list[ProcessEngine], monkeypatch: pytest.MonkeyPatch
+    engines: list[Engine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engine = build(engines)
+    engine = process_engine(noop, engines)
     engine.start()
     wait_until(lambda: bool(engine.worker_pids()), "the worker to start")
     (pid,) = engine.worker_pids()
     attempts = failing_starts(monkeypatch, None)
     os.kill(pid, signal.SIGKILL)
     wait_until(lambda: not engine.worker_pids(), "the reader to see the death")
-    engine.submit(items(3))
+    engine.submit(make_items(3, keys=4))
     error = worker_error(engine)
     assert isinstance(error.__cause__, OSError)
     assert "could not start worker 0" in str(error) and "ulimit" in str(error)
@@ -229,7 +178,7 @@ def test_a_worker_that_cannot_be_replaced_ends_in_worker_error(
 
 
 def test_only_reader_threads_ask_worker_processes_how_they_are(
-    engines: list[ProcessEngine], monkeypatch: pytest.MonkeyPatch
+    engines: list[Engine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two threads reaping one child race, and the loser reads its exit cause as unknown: the
     control thread (describe, close) must leave the handles to the reader threads."""
@@ -248,9 +197,9 @@ def test_only_reader_threads_ask_worker_processes_how_they_are(
     monkeypatch.setattr(BaseProcess, "join", watched("join", BaseProcess.join))
     exitcode = BaseProcess.exitcode.fget  # type: ignore[attr-defined]
     monkeypatch.setattr(BaseProcess, "exitcode", property(watched("exitcode", exitcode)))
-    engine = build(engines, workers=2)
+    engine = process_engine(noop, engines, workers=2)
     engine.start()
-    engine.submit(items(20))
+    engine.submit(make_items(20, keys=4))
     while len(engine.worker_pids()) < 2:
         engine.describe()
         time.sleep(0.01)
@@ -269,11 +218,11 @@ class DiscardingPipe:
         pass
 
 
-def test_suspects_and_their_crash_counts_stay_bounded(engines: list[ProcessEngine]) -> None:
+def test_suspects_and_their_crash_counts_stay_bounded(engines: list[Engine]) -> None:
     """10,000 distinct suspects, each isolated after a death (alone: blamed once; in pairs:
     not blamed) and then cancelled (partition revoked) before its resend: what the worker's
     handle tracks stays within the outstanding window."""
-    engine = build(engines)
+    engine = process_engine(noop, engines)
     worker = engine._workers[0]
     worker.conn, worker.ready = DiscardingPipe(), True  # type: ignore[assignment]
     suspects = 10_000
@@ -281,7 +230,7 @@ def test_suspects_and_their_crash_counts_stay_bounded(engines: list[ProcessEngin
     while work_id < suspects:
         together = 1 + deaths % 2  # alone, then a pair, in turn
         deaths += 1
-        batch = items(together, first_id=work_id + 1)
+        batch = make_items(together, keys=4, first_id=work_id + 1)
         work_id += together
         engine.submit(batch)  # cancels the previous suspects on its way, then sends these
         with worker.lock:

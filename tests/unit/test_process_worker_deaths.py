@@ -11,13 +11,13 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from engine_support import WAIT_S, collect, make_items, process_engine
 
-from pyrallel_consumer.config import build_config
+from pyrallel_consumer.engines.base import Engine
 from pyrallel_consumer.engines.process import ProcessEngine
 from pyrallel_consumer.engines.worker_deaths import (
     RESTART_BACKOFF_MAX_S,
@@ -27,11 +27,9 @@ from pyrallel_consumer.engines.worker_deaths import (
 )
 from pyrallel_consumer.engines.worker_handle import WorkerHandle
 from pyrallel_consumer.errors import WorkerError
-from pyrallel_consumer.ordering import lane_function
 from pyrallel_consumer.record import Record
-from pyrallel_consumer.work import Outcome, Report, WorkItem
+from pyrallel_consumer.work import Outcome
 
-WAIT_S = 60.0
 POISON_OFFSET = 7
 
 
@@ -77,60 +75,18 @@ def test_restart_delay_doubles_up_to_a_cap() -> None:
     assert delays[-1] == RESTART_BACKOFF_MAX_S
 
 
-@pytest.fixture
-def engines() -> Iterator[list[ProcessEngine]]:
-    started: list[ProcessEngine] = []
-    yield started
-    for engine in started:
-        engine.close(5.0)
-
-
-def make_engine(engines: list[ProcessEngine], **options: Any) -> ProcessEngine:
-    worker_init = options.pop("worker_init", None)
-    handler = options.pop("handler", exit_on_poison)
-    settings: dict[str, Any] = {"retries": 1, **options}
-    config = build_config(
-        {"bootstrap.servers": "127.0.0.1:1", "group.id": "g"},
-        topics=["t"],
-        engine="process",
-        ordering="key",
-        workers=1,
-        worker_concurrency=4,
-        retry_backoff_s=0.0,
-        **settings,
-    )
-    engine = ProcessEngine(handler, config, worker_init=worker_init)
-    engines.append(engine)
+def make_engine(engines: list[Engine], **options: Any) -> ProcessEngine:
+    """A started process engine; exit_on_poison unless options["handler"] says otherwise."""
+    engine = process_engine(options.pop("handler", exit_on_poison), engines, **options)
     engine.start()
     return engine
 
 
-def items(count: int, keys: int) -> list[WorkItem[object]]:
-    lane_of = lane_function("key")
-    made: list[WorkItem[object]] = []
-    for offset in range(count):
-        record = Record("t", 0, offset, f"key-{offset % keys}".encode(), b"v")
-        made.append(WorkItem(offset + 1, lane_of(record), record, None, 0.0))
-    return made
-
-
-def collect(engine: ProcessEngine, count: int) -> dict[int, Report]:
-    reports: dict[int, Report] = {}
-    deadline = time.monotonic() + WAIT_S
-    while len(reports) < count and time.monotonic() < deadline:
-        for done in engine.reports():
-            assert done.id not in reports, f"item {done.id} reported twice"
-            reports[done.id] = done
-        engine.wait(0.05)
-    assert len(reports) == count, f"{len(reports)} of {count} reported"
-    return reports
-
-
 def test_a_record_that_kills_its_worker_is_blamed_and_the_others_complete(
-    engines: list[ProcessEngine],
+    engines: list[Engine],
 ) -> None:
     engine = make_engine(engines)
-    engine.submit(items(40, keys=4))
+    engine.submit(make_items(40, keys=4))
     reports = collect(engine, 40)
     poison = reports[POISON_OFFSET + 1]
     assert poison.outcome == Outcome.FAILED
@@ -142,9 +98,9 @@ def test_a_record_that_kills_its_worker_is_blamed_and_the_others_complete(
     assert engine.describe()["worker_restarts"] <= 3
 
 
-def test_workers_dying_at_start_end_in_worker_error(engines: list[ProcessEngine]) -> None:
+def test_workers_dying_at_start_end_in_worker_error(engines: list[Engine]) -> None:
     engine = make_engine(engines, worker_init=exit_at_start)
-    engine.submit(items(3, keys=1))
+    engine.submit(make_items(3, keys=1))
     deadline = time.monotonic() + WAIT_S
     with pytest.raises(WorkerError, match="exit code 5") as raised:
         while time.monotonic() < deadline:
@@ -156,14 +112,14 @@ def test_workers_dying_at_start_end_in_worker_error(engines: list[ProcessEngine]
 
 
 def test_the_record_running_beside_the_killer_is_not_blamed(
-    engines: list[ProcessEngine], tmp_path: Path
+    engines: list[Engine], tmp_path: Path
 ) -> None:
     """The worker dies with two records outstanding, the oldest innocent: neither is blamed for
     that death; each is resent alone, and only the killer, dying alone, is blamed. With
     retries=0 one blame fails a record, so blaming the oldest (or both) shows."""
     handler = functools.partial(exit_beside_an_older_record, str(tmp_path))
     engine = make_engine(engines, handler=handler, retries=0)
-    engine.submit(items(4, keys=4))
+    engine.submit(make_items(4, keys=4))
     reports = collect(engine, 4)
     oldest, killer = reports[1], reports[2]
     assert (oldest.outcome, oldest.attempts) == (Outcome.SUCCEEDED, 1), oldest
@@ -174,7 +130,7 @@ def test_the_record_running_beside_the_killer_is_not_blamed(
 
 def test_settle_blames_only_a_record_that_was_alone() -> None:
     worker = WorkerHandle(0, batched=False)
-    earlier, *dead = items(4, keys=4)
+    earlier, *dead = make_items(4, keys=4)
     worker.isolating.append(earlier)
     worker.suspects[earlier.id] = 0
     # Several outstanding: none blamed, all resent alone in send order, ahead of the queue.
