@@ -11,6 +11,8 @@
 - `FakeDeadLetters` (control.dead_letter.DeadLetterSink): acknowledgements only when the test
   says so.
 - `Script`: actions the test wants to happen at the first loop turn where a condition holds.
+
+The messages and client errors the fake client hands out are in fake_messages.py.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from fake_messages import FakeMessage
 
 from pyrallel_consumer.config import ConsumerConfig, build_config
 from pyrallel_consumer.control.client import (
@@ -38,31 +42,6 @@ from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import Outcome, Report, WorkItem
 
 TOPIC = "orders"
-
-
-@dataclass
-class FakeKafkaError:
-    """A client error as librdkafka's error callback or an errored message carries it."""
-
-    error_code: int
-    error_name: str
-    text: str
-    is_fatal: bool = False
-
-    def fatal(self) -> bool:
-        return self.is_fatal
-
-    def retriable(self) -> bool:
-        return False
-
-    def code(self) -> int:
-        return self.error_code
-
-    def name(self) -> str:
-        return self.error_name
-
-    def str(self) -> str:
-        return self.text
 
 
 def tp(partition: int) -> TopicPartitionKey:
@@ -97,39 +76,6 @@ class Script:
     @property
     def done(self) -> bool:
         return not self._steps
-
-
-@dataclass
-class FakeMessage:
-    _topic: str
-    _partition: int
-    _offset: int
-    _key: bytes | None
-    _value: bytes | None
-
-    def error(self) -> None:
-        return None
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def key(self) -> bytes | None:
-        return self._key
-
-    def value(self) -> bytes | None:
-        return self._value
-
-    def headers(self) -> None:
-        return None
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, 0)
 
 
 @dataclass

@@ -7,7 +7,8 @@ from __future__ import annotations
 import logging
 
 import pytest
-from control_fakes import TOPIC, FakeDeadLetters, FakeMessage, Harness, harness, run
+from control_fakes import TOPIC, FakeDeadLetters, Harness, harness, run
+from fake_messages import FakeMessage
 
 from pyrallel_consumer.control.dead_letter import OnDelivered
 from pyrallel_consumer.control.loop import ControlLoop

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from control_fakes import FakeClient, FakeClock, FakeKafkaError, Script, harness, run, tp
+from control_fakes import FakeClient, FakeClock, Script, harness, run, tp
+from fake_messages import FakeKafkaError
 
 from pyrallel_consumer.completion import Completion
 from pyrallel_consumer.control.client import FATAL
