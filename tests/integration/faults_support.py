@@ -21,12 +21,12 @@ from support import committed_offset as committed_offset
 from support import group_name as group_name
 from support import produce_each as produce_each
 from support import read_topic as read_topic
+from support import repo_env
 from support import wait_for as wait_for
 
 from pyrallel_consumer import Completion, ParallelConsumer, Record
 
 TRACE_ENV = "PYRALLEL_FAULTS_DIR"  # where handlers in worker processes write their traces
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class RunThread:
@@ -135,8 +135,7 @@ def record_fields(record: Record) -> tuple[Any, ...]:
 
 
 def script_env(directory: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env = repo_env()
     env[TRACE_ENV] = str(directory)
     return env
 

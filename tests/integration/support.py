@@ -1,6 +1,7 @@
 """The one home of what the integration tests share: waiting on a condition, producing
 (retrying while the producer's local queue is full), consuming a topic back, reading a group's
-commits, and checking that a lane's records ran one at a time in offset order.
+commits, checking that a lane's records ran one at a time in offset order, and consumers run
+as their own process.
 
 Every wait here is on a condition with a generous deadline, never a sleep that assumes the
 machine's speed: a slow machine makes a passing test slower, not a failing one.
@@ -9,11 +10,15 @@ machine's speed: a slow machine makes a passing test slower, not a failing one.
 from __future__ import annotations
 
 import itertools
+import os
 import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from confluent_kafka import (
@@ -27,6 +32,7 @@ from confluent_kafka import (
 
 WAIT_S = 60.0  # the generous deadline of a condition that should hold within seconds
 FLUSH_S = 60.0  # for every delivery report of one produce call
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def wait_for(
@@ -53,6 +59,65 @@ def wait_for(
 def running(process: subprocess.Popen[bytes]) -> Callable[[], bool]:
     """An `alive` for wait_for: whether `process` has not exited."""
     return lambda: process.poll() is None
+
+
+# ---- consumers run as their own process ------------------------------------------------------
+
+
+def repo_env() -> dict[str, str]:
+    """This process's environment with the repository first on PYTHONPATH, for a script run
+    as its own process to import pyrallel_consumer from this checkout."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def start_worker(
+    script: Path, broker: Any, topic: str, group: str, output: Path, *extra: object
+) -> subprocess.Popen[bytes]:
+    """Run `python script BOOTSTRAP TOPIC GROUP OUTPUT extra...`: a consumer of `topic` in
+    `group` that appends each record it handled to `output` (see handled()). Its stdout and
+    stderr are the test's."""
+    args = [broker.bootstrap_servers, topic, group, str(output), *map(str, extra)]
+    return subprocess.Popen([sys.executable, str(script), *args], env=repo_env())
+
+
+@contextmanager
+def reaped(process: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
+    """`process`, killed and waited for on the way out if it is still running (a failed
+    wait must not leave a consumer in the group)."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def handled(path: Path) -> list[tuple[int, int]]:
+    """The (partition, offset) lines a worker appended to `path`, in order; a line cut by a
+    kill is ignored; [] if the worker wrote nothing yet."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and all(p.isdigit() for p in parts):
+            records.append((int(parts[0]), int(parts[1])))
+    return records
+
+
+def wait_handled(
+    process: subprocess.Popen[bytes], output: Path, count: float, timeout: float = WAIT_S
+) -> None:
+    """Wait until the worker `process` appended at least `count` records to `output`;
+    AssertionError if it exits first or at the deadline (`timeout` seconds)."""
+    wait_for(
+        lambda: len(handled(output)) >= count,
+        f"{count:.0f} records handled",
+        timeout=timeout,
+        alive=running(process),
+    )
 
 
 def group_name(prefix: str) -> str:

@@ -10,11 +10,8 @@ execution of each record of a key ran in offset order.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -22,8 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Execution, assert_lane_order, committed, end_offsets, running, wait_for
-from test_consumer_crash import handled
+from support import (
+    Execution,
+    assert_lane_order,
+    committed,
+    end_offsets,
+    handled,
+    reaped,
+    running,
+    start_worker,
+    wait_for,
+    wait_handled,
+)
 from test_consumer_rebalance import Run, start
 
 from pyrallel_consumer import ParallelConsumer, Record
@@ -36,16 +43,6 @@ PARTITIONS = 4
 KEYS = 100
 WORKER = Path(__file__).with_name("batch_crash_worker.py")
 WAIT_S = 180.0
-
-
-def start_worker(broker: Any, topic: str, group: str, output: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    return subprocess.Popen(
-        [sys.executable, str(WORKER), broker.bootstrap_servers, topic, group, str(output)],
-        env=env,
-    )
 
 
 def done_by_commits(broker: Any, group: str, topic: str) -> set[tuple[int, int]]:
@@ -71,14 +68,8 @@ def test_sigkill_with_batches_in_flight_loses_nothing(
     group = f"batch-crash-{uuid.uuid4().hex[:8]}"
     first_file, second_file = tmp_path / "first.txt", tmp_path / "second.txt"
 
-    first = start_worker(kafka_broker, topic, group, first_file)
-    try:
-        wait_for(
-            lambda: len(handled(first_file)) >= RECORDS * 0.3,
-            "30% handled",
-            timeout=WAIT_S,
-            alive=running(first),
-        )
+    with reaped(start_worker(WORKER, kafka_broker, topic, group, first_file)) as first:
+        wait_handled(first, first_file, RECORDS * 0.3, WAIT_S)
         # The kill must land after a commit: with fast calls 30% can be handled within one
         # commit interval.
         wait_for(
@@ -89,10 +80,6 @@ def test_sigkill_with_batches_in_flight_loses_nothing(
         )
         first.send_signal(signal.SIGKILL)
         first.wait(30)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
     assert first.returncode == -signal.SIGKILL
     first_run = handled(first_file)
     assert len(first_run) < RECORDS, "the first run finished before it was killed"
@@ -101,8 +88,7 @@ def test_sigkill_with_batches_in_flight_loses_nothing(
     assert done_before, "the first run committed nothing before the kill"
     assert done_before <= set(first_run), "a record committed as done was never handled"
 
-    second = start_worker(kafka_broker, topic, group, second_file)
-    try:
+    with reaped(start_worker(WORKER, kafka_broker, topic, group, second_file)) as second:
         wait_for(
             lambda: want <= set(first_run) | set(handled(second_file)),
             "every record handled",
@@ -111,10 +97,6 @@ def test_sigkill_with_batches_in_flight_loses_nothing(
         )
         second.send_signal(signal.SIGTERM)
         assert second.wait(60) == 0
-    finally:
-        if second.poll() is None:
-            second.kill()
-            second.wait()
     second_run = handled(second_file)
     missing = want - set(first_run) - set(second_run)
     assert not missing, f"{len(missing)} records never handled, e.g. {sorted(missing)[:5]}"

@@ -9,17 +9,23 @@ ignored the metadata would redo them, every time.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import committed, end_offsets, running, wait_for
+from support import (
+    committed,
+    end_offsets,
+    handled,
+    reaped,
+    running,
+    start_worker,
+    wait_for,
+    wait_handled,
+)
 
 from pyrallel_consumer.control import offset_metadata
 
@@ -31,38 +37,6 @@ KEYS = 100
 WORKER = Path(__file__).with_name("crash_worker.py")
 WAIT_S = 180.0
 STUCK = (0, 100)  # (partition, offset) whose handler call never returns in the first run
-
-
-def start_worker(
-    broker: Any, topic: str, group: str, output: Path, *stuck: int
-) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    return subprocess.Popen(
-        [
-            sys.executable,
-            str(WORKER),
-            broker.bootstrap_servers,
-            topic,
-            group,
-            str(output),
-            *map(str, stuck),
-        ],
-        env=env,
-    )
-
-
-def handled(path: Path) -> list[tuple[int, int]]:
-    """The (partition, offset) lines of a worker's file; a line cut by the kill is ignored."""
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if len(parts) == 2 and all(p.isdigit() for p in parts):
-            records.append((int(parts[0]), int(parts[1])))
-    return records
 
 
 def test_sigkill_then_restart_loses_nothing_and_redoes_little(
@@ -81,14 +55,8 @@ def test_sigkill_then_restart_loses_nothing_and_redoes_little(
         stuck = committed(kafka_broker, group, topic, PARTITIONS)[STUCK[0]]
         return stuck.offset == STUCK[1] and bool(stuck.metadata)
 
-    first = start_worker(kafka_broker, topic, group, first_file, *STUCK)
-    try:
-        wait_for(
-            lambda: len(handled(first_file)) >= RECORDS * 0.3,
-            "30% handled",
-            timeout=WAIT_S,
-            alive=running(first),
-        )
+    with reaped(start_worker(WORKER, kafka_broker, topic, group, first_file, *STUCK)) as first:
+        wait_handled(first, first_file, RECORDS * 0.3, WAIT_S)
         wait_for(
             metadata_committed,
             f"a commit of partition {STUCK[0]} at the stuck offset with metadata",
@@ -98,10 +66,6 @@ def test_sigkill_then_restart_loses_nothing_and_redoes_little(
         )
         first.send_signal(signal.SIGKILL)
         first.wait(30)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
     assert first.returncode == -signal.SIGKILL
 
     before_restart = committed(kafka_broker, group, topic, PARTITIONS)
@@ -121,8 +85,7 @@ def test_sigkill_then_restart_loses_nothing_and_redoes_little(
     assert already_done <= set(first_run)
     assert STUCK not in set(first_run)
 
-    second = start_worker(kafka_broker, topic, group, second_file)
-    try:
+    with reaped(start_worker(WORKER, kafka_broker, topic, group, second_file)) as second:
         wait_for(
             lambda: want <= set(first_run) | set(handled(second_file)),
             "every record handled",
@@ -131,10 +94,6 @@ def test_sigkill_then_restart_loses_nothing_and_redoes_little(
         )
         second.send_signal(signal.SIGTERM)  # clean stop: drain, commit, close
         assert second.wait(60) == 0
-    finally:
-        if second.poll() is None:
-            second.kill()
-            second.wait()
 
     second_run = handled(second_file)
     missing = want - set(first_run) - set(second_run)

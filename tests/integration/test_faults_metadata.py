@@ -57,18 +57,21 @@ def test_committed_metadata_lists_every_completed_record(
             while not release.is_set():
                 await asyncio.sleep(0.01)
 
+    def consumer_of_group(on_complete: Completions, **options: Any) -> ParallelConsumer:
+        """A consumer of the group, key order on the async engine, keeping its completions."""
+        return ParallelConsumer(
+            kafka_broker.consumer_config(group),
+            topics=[topic],
+            handler=handle,
+            engine="async",
+            ordering="key",
+            max_in_flight=MAX_IN_FLIGHT,
+            on_complete=on_complete,
+            **options,
+        )
+
     first = Completions()
-    consumer = ParallelConsumer(
-        kafka_broker.consumer_config(group),
-        topics=[topic],
-        handler=handle,
-        engine="async",
-        ordering="key",
-        max_in_flight=MAX_IN_FLIGHT,
-        commit_interval_s=0.5,
-        drain_timeout_s=1.0,
-        on_complete=first,
-    )
+    consumer = consumer_of_group(first, commit_interval_s=0.5, drain_timeout_s=1.0)
     run = RunThread(consumer)
     name = f"{topic}[0]"
 
@@ -102,15 +105,7 @@ def test_committed_metadata_lists_every_completed_record(
     # A second consumer of the group: redoes the stuck record and the ones behind it, and of
     # the records the first completed at most those that were in flight when it stopped.
     second = Completions()
-    consumer = ParallelConsumer(
-        kafka_broker.consumer_config(group),
-        topics=[topic],
-        handler=handle,
-        engine="async",
-        ordering="key",
-        max_in_flight=MAX_IN_FLIGHT,
-        on_complete=second,
-    )
+    consumer = consumer_of_group(second)
     consumer.run(until_end=True, timeout=120.0)
     handled = second.offsets()
     assert handled | done == set(range(RECORDS))

@@ -111,6 +111,26 @@ def test_every_record_field_arrives_intact(
         assert got == (topic, 0, offset, sent["key"], sent["value"], headers, sent["timestamp"])
 
 
+def run_to_dead_letter_error(
+    broker: Any, group: str, topic: str, dlq: str, handler: Callable[[Record], None]
+) -> tuple[ParallelConsumer, DeadLetterError]:
+    """Run an async consumer of `topic` (no retries, failures dead-lettered to `dlq`,
+    commits every 0.1 s) until run() raises DeadLetterError, within 120 s; the consumer (for
+    its stats) and the error. Fails if run() ends any other way."""
+    consumer = ParallelConsumer(
+        broker.consumer_config(group),
+        topics=[topic],
+        handler=handler,
+        engine="async",
+        retries=0,
+        dlq_topic=dlq,
+        commit_interval_s=0.1,
+    )
+    with pytest.raises(DeadLetterError) as raised:
+        consumer.run(timeout=120)
+    return consumer, raised.value
+
+
 def test_a_refused_dead_letter_raises_and_is_not_committed(
     kafka_broker: Any, new_topic: Callable[..., str]
 ) -> None:
@@ -123,18 +143,7 @@ def test_a_refused_dead_letter_raises_and_is_not_committed(
         ({"key": b"k", "value": b"x" * 4096, "partition": 0} for _ in range(10)),
     )
     group = group_name("dlq-refused")
-    consumer = ParallelConsumer(
-        kafka_broker.consumer_config(group),
-        topics=[topic],
-        handler=fail_one,
-        engine="async",
-        retries=0,
-        dlq_topic=dlq,
-        commit_interval_s=0.1,
-    )
-    with pytest.raises(DeadLetterError) as raised:
-        consumer.run(timeout=120)
-    error = raised.value
+    consumer, error = run_to_dead_letter_error(kafka_broker, group, topic, dlq, fail_one)
     assert (error.topic, error.partition, error.offset, error.dlq_topic) == (
         topic,
         0,
@@ -158,18 +167,7 @@ def test_a_dead_letter_larger_than_the_producer_accepts_raises_at_once(
     dlq = new_topic(kafka_broker, 1, prefix="dlq")
     produce_big(kafka_broker, topic)
     group = group_name("dlq-too-large")
-    consumer = ParallelConsumer(
-        kafka_broker.consumer_config(group),
-        topics=[topic],
-        handler=fail_big,
-        engine="async",
-        retries=0,
-        dlq_topic=dlq,
-        commit_interval_s=0.1,
-    )
-    with pytest.raises(DeadLetterError) as raised:
-        consumer.run(timeout=60)
-    error = raised.value
+    consumer, error = run_to_dead_letter_error(kafka_broker, group, topic, dlq, fail_big)
     assert (error.topic, error.partition, error.offset) == (topic, 0, BIG_OFFSET)
     assert f"{topic}[0]@{BIG_OFFSET}" in str(error)
     assert "MSG_SIZE_TOO_LARGE" in str(error) and "message.max.bytes" in str(error)
