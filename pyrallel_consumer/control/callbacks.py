@@ -50,17 +50,27 @@ class Callback(Generic[Argument]):
         self._slow = slow
 
     def __call__(self, argument: Argument) -> None:
+        """Call it, untimed (on_complete runs per record: its caller times a whole turn of
+        calls and passes the time to `warn_if_slow`, two clock reads per turn, not per
+        record)."""
         function = self._function
         if function is None:
             return
-        started = self._clock()
         try:
             function(argument)
         except Exception as exc:
             self._function = None
             self._faults.park(CallbackError(self.name, exc))
-            return
-        took = self._clock() - started
+
+    def timed(self, argument: Argument) -> None:
+        """Call it and warn if that took longer than SLOW_CALLBACK_S."""
+        started = self._clock()
+        self(argument)
+        self.warn_if_slow(self._clock() - started)
+
+    def warn_if_slow(self, took: float) -> None:
+        """Warn (rate-limited) when calls of this callback took `took` > SLOW_CALLBACK_S
+        seconds of the control thread."""
         if took > SLOW_CALLBACK_S:
             message = (
                 f"{self.name} took {took:.1f} s on the control thread, which polls no records "

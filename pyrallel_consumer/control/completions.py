@@ -77,6 +77,17 @@ class Completions:
         return []
 
     def apply(self, reports: list[Report]) -> None:
+        """Apply one turn's reports. With on_complete, the turn is timed as a whole: its
+        calls are the only user code in it (callbacks.py)."""
+        if not reports:
+            return
+        on_complete = self._on_complete
+        started = self._clock() if on_complete is not None else 0.0
+        self._apply(reports)
+        if on_complete is not None:
+            on_complete.warn_if_slow(self._clock() - started)
+
+    def _apply(self, reports: list[Report]) -> None:
         in_flight, counters, lane_done = self.in_flight, self._counters, self._lane_done
         for report in reports:
             item = in_flight.pop(report.id, None)

@@ -106,7 +106,7 @@ class Rebalancer:
             self._partitions[TopicPartitionKey(state.topic, state.partition)] = state
         log.info("assigned %s", partitions)
         if self._on_assign is not None:
-            self._on_assign(list(partitions))
+            self._on_assign.timed(list(partitions))
 
     def revoked(self, partitions: list[TopicPartitionKey]) -> None:
         """Commit what completed, let started work finish within the grace (revoke_grace_s,

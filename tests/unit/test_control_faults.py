@@ -8,6 +8,7 @@ run(max_records=N) handing out at most N records, and resources built only by ru
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -245,3 +246,25 @@ def test_a_failing_client_factory_still_closes_the_engine() -> None:
         run(h)
     assert h.engine.closed
     assert tp(0) not in client.assigned
+
+
+@pytest.mark.parametrize("callback", ["on_complete", "on_assign"])
+def test_a_slow_callback_is_reported_with_its_name(
+    callback: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = harness()
+
+    def slow(argument: Any) -> None:
+        h.clock.advance(2.5)  # the callback holds the control thread for 2.5 s
+
+    loop = ControlLoop(
+        h.config, h.engine, clock=h.clock, client_factory=h.client.factory, **{callback: slow}
+    )
+    h.client.produce(0, 3)
+    h.client.rebalance("assign", 0)
+    with caplog.at_level(logging.WARNING, logger="pyrallel_consumer"):
+        assert loop.run(max_records=3, timeout=60) == 3
+    slow_lines = [
+        r.getMessage() for r in caplog.records if "on the control thread" in r.getMessage()
+    ]
+    assert slow_lines and slow_lines[0].startswith(f"{callback} took ")
