@@ -49,7 +49,7 @@ class WorkItem(Generic[Owner_co]):
     before starting the item reports `Outcome.CANCELLED` instead of running the handler.
     """
 
-    __slots__ = ("cancelled", "id", "lane", "owner", "received_at", "record")
+    __slots__ = ("cancelled", "dispatched_at", "id", "lane", "owner", "received_at", "record")
 
     def __init__(
         self, id: int, lane: Lane, record: Record, owner: Owner_co, received_at: float
@@ -59,6 +59,7 @@ class WorkItem(Generic[Owner_co]):
         self.record = record
         self.owner = owner  # the control plane's; engines must not use it
         self.received_at = received_at  # monotonic seconds
+        self.dispatched_at = received_at  # when the control plane handed it to the engine
         self.cancelled = False
 
 

@@ -132,6 +132,7 @@ class Completions:
                     report.attempts,
                     ok,
                     report.error,
+                    item.dispatched_at,
                 )
             )
 

@@ -343,8 +343,10 @@ class ControlLoop:
         items = self._backlog.take(room)
         if not items:
             return  # every lane with records is at its cap
+        now = self._clock()
         for item in items:
             in_flight[item.id] = item
+            item.dispatched_at = now
         self.engine.submit(items)
 
     def _held_by_engine(self) -> int:

@@ -268,3 +268,26 @@ def test_a_slow_callback_is_reported_with_its_name(
         r.getMessage() for r in caplog.records if "on the control thread" in r.getMessage()
     ]
     assert slow_lines and slow_lines[0].startswith(f"{callback} took ")
+
+
+def test_completions_say_when_each_record_was_handed_to_the_engine() -> None:
+    """dispatched_at: received, then a wait in the backlog, then handed over (the bench's
+    handler time is completed_at - dispatched_at)."""
+    completions: list[Completion] = []
+    h = harness(max_in_flight=2, hold=lambda item: item.record.offset == 0)
+    loop = ControlLoop(
+        h.config,
+        h.engine,
+        on_complete=completions.append,
+        clock=h.clock,
+        client_factory=h.client.factory,
+    )
+    h.client.produce(0, 4)
+    h.client.rebalance("assign", 0)
+    h.script.when(lambda: len(completions) >= 1, lambda: h.clock.advance(5.0))
+    h.script.when(lambda: 0 in h.engine.held and len(completions) >= 1, lambda: h.engine.release(0))
+    assert loop.run(max_records=4, timeout=60) == 4
+    for c in completions:
+        assert c.received_at <= c.dispatched_at <= c.completed_at
+    waited = [c for c in completions if c.dispatched_at > c.received_at]
+    assert waited, "records behind a full in-flight window waited in the backlog"
