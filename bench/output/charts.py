@@ -1,9 +1,10 @@
 """The report's charts (matplotlib, Agg backend: no display needed).
 
-Readable with several files: every series is labelled with where it comes from (run id and
-host), has its own colour, and marks incomplete or profiled runs (hatched bars, a note in the
-label); a log scale is used when values span more than LOG_SCALE_SPAN; a missing value is left
-out instead of drawn as a zero.
+Readable with several files: a series' colour says which run it is (one colour per mode, the
+same in every file), its hatch (bars) or line style (curves) which file or run of files it comes
+from, and its legend label says both. Incomplete or profiled runs are marked (a black edge and
+`*` on bars, an `x` on curves); a log scale is used when values span more than LOG_SCALE_SPAN;
+a missing value is left out instead of drawn as a zero.
 """
 
 from __future__ import annotations
@@ -15,15 +16,23 @@ from pathlib import Path
 from typing import Any
 
 LOG_SCALE_SPAN = 20.0
+# One per source, the first plain: a single file's chart has no hatching at all.
+HATCHES = ("", "//", "..", "xx", "\\\\", "oo", "--", "++")
+LINE_STYLES = ("-", "--", ":", "-.")
 
 
 @dataclass
 class Series:
-    """One bar series or curve: a label and its values per x position (NaN: missing)."""
+    """One bar series or curve: a label and its values per x position (NaN: missing).
+
+    `key` picks the colour (the run: mode, rate, members), `source` the hatch or line style
+    (where the values come from); series sharing a key share a colour across sources."""
 
     label: str
     values: list[float]
     marked: list[bool] = field(default_factory=list)  # incomplete or profiled, per value
+    key: str = ""
+    source: str = ""
 
 
 def needs_log_scale(values: Sequence[float], span: float = LOG_SCALE_SPAN) -> bool:
@@ -41,19 +50,25 @@ def _pyplot() -> Any:
     return plt
 
 
-def _colours(plt: Any, count: int) -> list[Any]:
-    cmap = plt.get_cmap("tab10" if count <= 10 else "tab20")
-    return [cmap(i % cmap.N) for i in range(count)]
+def _palette(items: Sequence[str], styles: Sequence[Any]) -> dict[str, Any]:
+    """Each distinct item, in order of first appearance, gets the next style (cycling)."""
+    distinct = list(dict.fromkeys(items))
+    return {item: styles[i % len(styles)] for i, item in enumerate(distinct)}
 
 
-def bar_chart(
-    groups: Sequence[str], series: Sequence[Series], ylabel: str, title: str, path: Path
-) -> None:
-    """Grouped bars: one group per x label, one bar per series."""
+def _colours(plt: Any, series: Sequence[Series]) -> dict[str, Any]:
+    keys = [s.key or s.label for s in series]
+    cmap = plt.get_cmap("tab10" if len(set(keys)) <= 10 else "tab20")
+    return _palette(keys, [cmap(i) for i in range(cmap.N)])
+
+
+def draw_bars(groups: Sequence[str], series: Sequence[Series], ylabel: str, title: str) -> Any:
+    """Grouped bars: one group per x label, one bar per series; returns the matplotlib Figure."""
     plt = _pyplot()
     width = 0.8 / max(1, len(series))
     fig, ax = plt.subplots(figsize=(max(6.0, 2.2 * len(groups) + 0.5 * len(series)), 4.8))
-    colours = _colours(plt, len(series))
+    colours = _colours(plt, series)
+    hatches = _palette([s.source for s in series], HATCHES)
     for i, one in enumerate(series):
         for x, value in enumerate(one.values):
             if not math.isfinite(value):
@@ -63,9 +78,10 @@ def bar_chart(
                 x + (i - (len(series) - 1) / 2) * width,
                 value,
                 width,
-                color=colours[i],
-                hatch="//" if marked else None,
-                edgecolor="black" if marked else colours[i],
+                color=colours[one.key or one.label],
+                hatch=hatches[one.source] or None,
+                edgecolor="black" if marked or hatches[one.source] else "none",
+                linewidth=1.5 if marked else 0.5,
                 label=one.label if x == _first_finite(one.values) else None,
             )
             ax.bar_label(rect, labels=[_short(value) + ("*" if marked else "")], fontsize=7)
@@ -73,21 +89,23 @@ def bar_chart(
         ax.set_yscale("log")
         ylabel += " (log scale)"
     ax.set_xticks(range(len(groups)), groups)
-    _finish(fig, ax, ylabel, title, path, any(any(s.marked) for s in series))
+    _finish(ax, ylabel, title, any(any(s.marked) for s in series))
+    return fig
 
 
-def curve_chart(
+def draw_curves(
     xs: Sequence[Sequence[float]],
     series: Sequence[Series],
     xlabel: str,
     ylabel: str,
     title: str,
-    path: Path,
-) -> None:
-    """One line per series (xs[i] are the x values of series i), e.g. latency vs offered rate."""
+) -> Any:
+    """One line per series (xs[i] are the x values of series i), e.g. latency vs offered rate;
+    returns the matplotlib Figure."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    colours = _colours(plt, len(series))
+    colours = _colours(plt, series)
+    styles = _palette([s.source for s in series], LINE_STYLES)
     for i, one in enumerate(series):
         points = sorted(
             (x, y, bool(one.marked and one.marked[j]))
@@ -97,7 +115,12 @@ def curve_chart(
         if not points:
             continue
         ax.plot(
-            [p[0] for p in points], [p[1] for p in points], "-o", color=colours[i], label=one.label
+            [p[0] for p in points],
+            [p[1] for p in points],
+            marker="o",
+            linestyle=styles[one.source],
+            color=colours[one.key or one.label],
+            label=one.label,
         )
         for x, y, marked in points:
             if marked:
@@ -106,7 +129,16 @@ def curve_chart(
         ax.set_yscale("log")
         ylabel += " (log scale)"
     ax.set_xlabel(xlabel)
-    _finish(fig, ax, ylabel, title, path, any(any(s.marked) for s in series))
+    _finish(ax, ylabel, title, any(any(s.marked) for s in series))
+    return fig
+
+
+def save(fig: Any, path: Path) -> None:
+    """Write the figure as PNG and release it."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
 
 
 def _short(value: float) -> str:
@@ -117,16 +149,9 @@ def _first_finite(values: Sequence[float]) -> int:
     return next((i for i, v in enumerate(values) if math.isfinite(v)), -1)
 
 
-def _finish(fig: Any, ax: Any, ylabel: str, title: str, path: Path, marked: bool) -> None:
+def _finish(ax: Any, ylabel: str, title: str, marked: bool) -> None:
     ax.set_ylabel(ylabel)
-    ax.set_title(
-        title + ("\n(* / hatched / x: incomplete or profiled run)" if marked else ""), fontsize=10
-    )
+    note = "\n(* / black edge / x: incomplete or profiled run)" if marked else ""
+    ax.set_title(title + note, fontsize=10)
     ax.legend(fontsize=7, loc="best")
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)

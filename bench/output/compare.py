@@ -2,20 +2,22 @@
 
 Rows are matched by (run, workload), the run being the mode plus its open-loop rate and members
 (`async @5000/s x2`), so files from different machines or commits compare as long as they ran
-the same modes. The metadata lines that differ (commit, CPU, broker, ...) are printed first: a
-ratio means little without knowing what changed. Each row says whether both results are complete
+the same modes. Only the rows both files have are shown; a line under the table names the runs
+left out because one file lacks them (an all-modes file against a one-mode file, say). The
+metadata lines that differ (commit, CPU, broker, ...) are printed first: a ratio means little
+without knowing what changed. Each row says whether both results are complete
 measurements; a warning is printed when an incomplete or profiled result is compared.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.arg_parser import BenchArgumentParser
 from bench.output.results import load_results
 from bench.output.table import fmt_number, render, run_label
 
@@ -103,16 +105,36 @@ def metadata_diff(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str, 
     return rows
 
 
-def compare_table(a: dict[str, Any], b: dict[str, Any]) -> str:
-    """One row per (run_type, workload) present in either file; A, B and B/A per metric."""
+def shared_keys(
+    a: dict[str, Any], b: dict[str, Any]
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[tuple[str, str]]]:
+    """(run, workload) keys in both files (A's order), only in A, only in B."""
     index_a, index_b = _index(a), _index(b)
-    keys = list(index_a) + [k for k in index_b if k not in index_a]
+    return (
+        [k for k in index_a if k in index_b],
+        [k for k in index_a if k not in index_b],
+        [k for k in index_b if k not in index_a],
+    )
+
+
+def left_out(only_a: Sequence[tuple[str, str]], only_b: Sequence[tuple[str, str]]) -> list[str]:
+    """The lines naming the runs one file lacks, so an empty table is never a mystery."""
+    return [
+        f"left out, only in {side}: " + ", ".join(f"{run} / {workload}" for run, workload in keys)
+        for side, keys in (("A", only_a), ("B", only_b))
+        if keys
+    ]
+
+
+def compare_table(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """One row per (run, workload) present in both files; A, B and B/A per metric."""
+    index_a, index_b = _index(a), _index(b)
     headers = ["Run", "Workload", "A", "B"]
     for _, label in METRICS:
         headers += [f"{label} A", f"{label} B", "B/A"]
     rows = []
-    for key in keys:
-        ra, rb = index_a.get(key, {}), index_b.get(key, {})
+    for key in shared_keys(a, b)[0]:
+        ra, rb = index_a[key], index_b[key]
         row = [key[0], key[1], _state(ra, a["metadata"]), _state(rb, b["metadata"])]
         for field, _ in METRICS:
             row += [
@@ -132,12 +154,15 @@ def compare_files(path_a: Path, path_b: Path) -> str:
         lines.append("")
         lines.append(render(["differs", "A", "B"], diff))
     warned = warnings(a, b)
+    shared, only_a, only_b = shared_keys(a, b)
     for name, doc in (("A", a), ("B", b)):
         if doc["metadata"].get("complete") is False:
             lines.append(f"{name} is an incomplete invocation (some run did not finish)")
+    table = compare_table(a, b) if shared else "no run and workload is in both files"
     lines += [
         "",
-        compare_table(a, b),
+        table,
+        *left_out(only_a, only_b),
         *(["", *warned] if warned else []),
         "",
         "B/A > 1: B is higher (better for TPS/Eff, worse for ms and s).",
@@ -146,7 +171,7 @@ def compare_files(path_a: Path, path_b: Path) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = BenchArgumentParser(
         prog="python -m bench compare", description="Compare two benchmark results files."
     )
     parser.add_argument("a", type=Path, help="the reference results file (A)")

@@ -1,21 +1,24 @@
 """`python -m bench report FILES... --out DIR`: PNG charts and a markdown summary.
 
 Writes DIR/throughput.png and DIR/p99_latency.png (grouped bars: one group per workload, one bar
-per run and file), DIR/latency_vs_rate.png when open-loop runs are present (end-to-end p99
-against the offered rate, one curve per mode and file) and DIR/summary.md (a table per file,
-the scenario tables, links to the charts).
+per run and source), DIR/latency_vs_rate.png when open-loop runs are present (end-to-end p99
+against the offered rate, one curve per mode and source) and DIR/summary.md (a table per file,
+the scenario tables, links to the charts). A source is a file, or the files of one container
+run (they share a run id), or the files given the same --label: its series share a hatch (bars)
+or line style (curves), while a mode has one colour in every source.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.output.charts import Series, bar_chart, curve_chart
+from bench.arg_parser import BenchArgumentParser
+from bench.output.charts import Series, draw_bars, draw_curves, save
 from bench.output.results import load_results
 from bench.output.scenario_tables import scenario_tables
 from bench.output.table import fmt_number, run_label
@@ -35,16 +38,30 @@ WORKLOAD_ORDER = WORKLOAD_NAMES
 Doc = dict[str, Any]
 
 
-def source_labels(docs: Sequence[tuple[Path, Doc]]) -> list[str]:
-    """Where each file's series come from: "run <id> on <host>" (the file name when the
-    metadata lacks them); numbered when two files would read the same."""
-    labels = []
-    for path, doc in docs:
-        meta = doc.get("metadata") or {}
-        run_id, host = meta.get("run_id"), meta.get("host")
-        label = f"run {run_id}" if run_id else path.stem
-        labels.append(f"{label} on {host}" if host else label)
-    if len(set(labels)) < len(labels):
+def source_labels(docs: Sequence[tuple[Path, Doc]], given: Sequence[str] = ()) -> list[str]:
+    """The source each file's series are labelled with: the `--label` given for it, else its
+    file name without .json. Files that share a run id (one container run writes
+    <run id>-<mode>.json per mode) share one label, the common start of their names, and so
+    one hatch; different files that would read the same are numbered."""
+    if given:
+        return list(given)
+    stems = [path.stem for path, _ in docs]
+    runs: dict[str, list[int]] = {}
+    for i, (_, doc) in enumerate(docs):
+        run_id = (doc.get("metadata") or {}).get("run_id")
+        if run_id:
+            runs.setdefault(str(run_id), []).append(i)
+    labels = list(stems)
+    for members in runs.values():
+        if len(members) > 1:
+            # The names' common start character by character ("<run id>-"), not a path.
+            names = [stems[i] for i in members]
+            common = os.path.commonprefix(names).rstrip("-_. ")  # noqa: RUF071
+            for i in members:
+                labels[i] = common or stems[members[0]]
+    run_of = {i: run_id for run_id, members in runs.items() for i in members}
+    distinct = {(label, run_of.get(i, f"file {i}")) for i, label in enumerate(labels)}
+    if len({label for label, _ in distinct}) < len(distinct):
         labels = [f"{i + 1}: {label}" for i, label in enumerate(labels)]
     return labels
 
@@ -60,49 +77,64 @@ def _number(value: Any) -> float:
     return float(value) if ok else math.nan
 
 
+def _source_suffix(labels: Sequence[str], source: str) -> str:
+    return f" ({source})" if len(set(labels)) > 1 else ""
+
+
 def _bar_series(
     docs: Sequence[tuple[Path, Doc]], labels: list[str], field: str
 ) -> tuple[list[str], list[Series]]:
+    """One series per run (mode, rate, members) and source; its key is the run (the colour),
+    its source the label (the hatch)."""
     workloads = sorted(
         {str(r.get("workload", "?")) for _, doc in docs for r in doc["results"]},
         key=lambda w: (WORKLOAD_ORDER.index(w) if w in WORKLOAD_ORDER else 99, w),
     )
     mode_rank = {m: i for i, m in enumerate(MODE_ORDER)}
-    series: list[Series] = []
+    sources = list(dict.fromkeys(labels))
+    runs: dict[tuple[str, str], Series] = {}
+    rank: dict[tuple[str, str], int] = {}  # series in registry order of their mode
     for (_, doc), source in zip(docs, labels, strict=True):
-        runs: dict[str, Series] = {}
-        ordered = sorted(doc["results"], key=lambda r: mode_rank.get(r.get("run_type"), 99))
-        for r in ordered:
-            name = run_label(r) + (f" ({source})" if len(docs) > 1 else "")
+        for r in doc["results"]:
+            key = run_label(r)
             one = runs.setdefault(
-                name, Series(name, [math.nan] * len(workloads), [False] * len(workloads))
+                (source, key),
+                Series(
+                    key + _source_suffix(labels, source),
+                    [math.nan] * len(workloads),
+                    [False] * len(workloads),
+                    key=key,
+                    source=source,
+                ),
             )
             x = workloads.index(str(r.get("workload", "?")))
             one.values[x] = _number(r.get(field))
             one.marked[x] = is_marked(r, doc["metadata"])
-        series += [s for s in runs.values() if any(math.isfinite(v) for v in s.values)]
-    return workloads, series
+            rank.setdefault((source, key), mode_rank.get(r.get("run_type"), 99))
+    ordered = sorted(runs, key=lambda k: (sources.index(k[0]), rank[k], k[1]))
+    series = [runs[k] for k in ordered]
+    return workloads, [s for s in series if any(math.isfinite(v) for v in s.values)]
 
 
 def _curve_series(
     docs: Sequence[tuple[Path, Doc]], labels: list[str]
 ) -> tuple[list[list[float]], list[Series]]:
-    """End-to-end p99 against the offered rate, per (file, mode, workload, members)."""
-    xs: dict[str, list[float]] = {}
-    curves: dict[str, Series] = {}
+    """End-to-end p99 against the offered rate, per (source, mode, workload, members)."""
+    xs: dict[tuple[str, str], list[float]] = {}
+    curves: dict[tuple[str, str], Series] = {}
     for (_, doc), source in zip(docs, labels, strict=True):
         for r in doc["results"]:
             loop = r.get("open_loop")
             if not isinstance(loop, dict):
                 continue
             members = r.get("members") or 1
-            name = f"{r.get('run_type')}/{r.get('workload')}" + (
+            key = f"{r.get('run_type')}/{r.get('workload')}" + (
                 f" x{members}" if members > 1 else ""
             )
-            name += f" ({source})" if len(docs) > 1 else ""
-            one = curves.setdefault(name, Series(name, [], []))
+            name = key + _source_suffix(labels, source)
+            one = curves.setdefault((source, key), Series(name, [], [], key=key, source=source))
             offered = _number(loop.get("offered_tps"))
-            xs.setdefault(name, []).append(
+            xs.setdefault((source, key), []).append(
                 offered if math.isfinite(offered) else _number(loop.get("target_tps"))
             )
             one.values.append(_number(loop.get("e2e_p99_ms")))
@@ -174,44 +206,65 @@ def markdown_summary(docs: list[tuple[Path, Doc]], labels: list[str], charts: li
     return "\n".join(lines)
 
 
-def build_report(files: Sequence[Path], out_dir: Path) -> list[Path]:
-    """Write the charts and summary.md; returns the files written."""
-    docs = [(path, load_results(path)) for path in files]
-    labels = source_labels(docs)
-    where = f" ({len(docs)} files)" if len(docs) > 1 else ""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+def figures(docs: Sequence[tuple[Path, Doc]], labels: list[str]) -> list[tuple[str, Any]]:
+    """The charts as (file name, matplotlib Figure): the bar charts, and the latency curve when
+    open-loop runs are present."""
+    sources = len(set(labels))
+    where = f" ({sources} sources)" if sources > 1 else ""
+    drawn = []
     for name, field, ylabel in BAR_CHARTS:
         groups, series = _bar_series(docs, labels, field)
         title = ylabel.split(" (")[0] + " per run and workload" + where
-        bar_chart(groups, series, ylabel, title, out_dir / name)
-        written.append(out_dir / name)
+        drawn.append((name, draw_bars(groups, series, ylabel, title)))
     xs, curves = _curve_series(docs, labels)
     if curves:
-        curve_chart(
+        figure = draw_curves(
             xs,
             curves,
             "offered rate (records/s)",
             "end-to-end p99 latency (ms)",
             "Open loop: latency vs offered rate" + where,
-            out_dir / CURVE_CHART,
         )
-        written.append(out_dir / CURVE_CHART)
+        drawn.append((CURVE_CHART, figure))
+    return drawn
+
+
+def build_report(files: Sequence[Path], out_dir: Path, labels: Sequence[str] = ()) -> list[Path]:
+    """Write the charts and summary.md; returns the files written. `labels`: one per file
+    (default: source_labels' choice)."""
+    if labels and len(labels) != len(files):
+        raise ValueError(f"--label given {len(labels)} times for {len(files)} files: one per file")
+    docs = [(path, load_results(path)) for path in files]
+    sources = source_labels(docs, labels)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, figure in figures(docs, sources):
+        save(figure, out_dir / name)
+        written.append(out_dir / name)
     summary = out_dir / "summary.md"
-    summary.write_text(markdown_summary(docs, labels, [p.name for p in written]))
+    summary.write_text(markdown_summary(docs, sources, [p.name for p in written]))
     written.append(summary)
     return written
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = BenchArgumentParser(
         prog="python -m bench report", description="Charts and a markdown summary of results."
     )
     parser.add_argument("files", nargs="+", type=Path, help="benchmark results JSON files")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="legend label of each file's series, one per file in order (default: the file "
+        "name; the files of one container run share one); files given the same label are "
+        "drawn as one source",
+    )
     args = parser.parse_args(argv)
     try:
-        written = build_report(args.files, args.out)
+        written = build_report(args.files, args.out, args.label)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_bench_samples import sample_result
@@ -61,8 +62,25 @@ def test_compare_side_by_side(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     baseline = next(line for line in out.splitlines() if line.startswith("baseline"))
     assert "1.50" in baseline  # TPS 150 / 100
     assert "0.50" in baseline  # p99 5 / 10
-    assert any(line.startswith("process") for line in out.splitlines())  # only in B
-    assert any(line.startswith("async    | cpu") for line in out.splitlines())  # only in A
+    rows = [line.split("|")[0].strip() for line in out.splitlines() if "| sleep" in line]
+    assert rows == ["baseline", "async"]  # only the rows both files have
+    assert "left out, only in A: async / cpu" in out
+    assert "left out, only in B: process / sleep" in out
+
+
+def test_compare_of_all_modes_with_one_mode_shows_the_shared_row_only(tmp_path: Path) -> None:
+    modes = ("baseline", "async", "process")
+    every = [sample_result(run_type=m, workload=w) for w in ("sleep", "cpu", "io") for m in modes]
+    a = write_results(tmp_path / "all.json", {}, every)
+    b = write_results(tmp_path / "async.json", {}, [sample_result(run_type="async")])
+    text = compare.compare_files(a, b)
+    table_rows = [line for line in text.splitlines() if line.count("|") > 5]
+    assert len(table_rows) == 2 and table_rows[1].startswith("async ")  # the header, one row
+    assert " - " not in table_rows[1]
+    assert "left out, only in A: baseline / sleep, process / sleep, baseline / cpu" in text
+    assert "only in B" not in text
+    none = write_results(tmp_path / "none.json", {}, [sample_result(workload="io2")])
+    assert "no run and workload is in both files" in compare.compare_files(b, none)
 
 
 def test_compare_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -90,15 +108,65 @@ def test_report_single_file(tmp_path: Path) -> None:
     assert [p.name for p in written] == ["throughput.png", "p99_latency.png", "summary.md"]
 
 
-def test_report_labels_each_series_by_run_id_and_host(tmp_path: Path) -> None:
-    meta = {"run_id": "r1", "host": "box"}
-    a = write_results(tmp_path / "a.json", meta, [sample_result()])
-    b = write_results(tmp_path / "b.json", {"run_id": "r2"}, [sample_result()])
-    c = write_results(tmp_path / "c.json", {}, [sample_result()])
-    docs = [(p, load_results(p)) for p in (a, b, c)]
-    assert report.source_labels(docs) == ["run r1 on box", "run r2", "c"]
-    twins = [(a, load_results(a)), (a, load_results(a))]
-    assert report.source_labels(twins) == ["1: run r1 on box", "2: run r1 on box"]
+def test_report_labels_sources_by_file_name_and_one_container_run_as_one(
+    tmp_path: Path,
+) -> None:
+    container_run = [
+        write_results(tmp_path / f"20260101T0000Z-{mode}.json", {"run_id": "20260101T0000Z"}, [])
+        for mode in ("baseline", "async")
+    ]
+    other = write_results(tmp_path / "laptop.json", {"run_id": "3f9a2c1e"}, [])
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    same_name = write_results(twin / "laptop.json", {"run_id": "77aa"}, [])
+    docs = [(p, load_results(p)) for p in (*container_run, other)]
+    assert report.source_labels(docs) == ["20260101T0000Z", "20260101T0000Z", "laptop"]
+    assert report.source_labels(docs, ["x", "x", "y"]) == ["x", "x", "y"]
+    twins = [(p, load_results(p)) for p in (other, same_name)]
+    assert report.source_labels(twins) == ["1: laptop", "2: laptop"]
+
+
+def _legend(figure: Any) -> list[str]:
+    return [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+
+
+def _bars(figure: Any) -> dict[str, list[Any]]:
+    """Legend label -> the bars drawn for it (matplotlib containers carry the label)."""
+    return {c.get_label(): list(c) for c in figure.axes[0].containers}
+
+
+def test_report_charts_colour_by_mode_hatch_by_file_and_label_by_file_name(
+    tmp_path: Path,
+) -> None:
+    runs = [
+        sample_result(run_type="baseline", throughput_tps=10.0),
+        sample_result(run_type="async", throughput_tps=100.0),
+    ]
+    a = write_results(tmp_path / "desk.json", {"run_id": "3f9a2c1e"}, runs)
+    b = write_results(tmp_path / "laptop.json", {"run_id": "77aa01bc"}, runs[1:])
+    docs = [(p, load_results(p)) for p in (a, b)]
+    drawn = dict(report.figures(docs, report.source_labels(docs)))
+    throughput = drawn["throughput.png"]
+    assert _legend(throughput) == ["baseline (desk)", "async (desk)", "async (laptop)"]
+    assert not any("3f9a" in label for label in _legend(throughput))  # no run-id hashes
+    bars = {label: bars[0] for label, bars in _bars(throughput).items()}
+    assert bars["async (desk)"].get_facecolor() == bars["async (laptop)"].get_facecolor()
+    assert bars["baseline (desk)"].get_facecolor() != bars["async (desk)"].get_facecolor()
+    assert bars["baseline (desk)"].get_hatch() == bars["async (desk)"].get_hatch()
+    assert bars["async (desk)"].get_hatch() != bars["async (laptop)"].get_hatch()
+    labelled = dict(report.figures(docs, report.source_labels(docs, ["before", "after"])))
+    assert _legend(labelled["p99_latency.png"])[-1] == "async (after)"
+    single = dict(report.figures(docs[:1], ["desk"]))
+    assert _legend(single["throughput.png"]) == ["baseline", "async"]  # one source: no suffix
+
+
+def test_report_label_count_must_match_the_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = _files(tmp_path)
+    out = str(tmp_path / "r")
+    assert report.main([str(a), str(b), "--out", out, "--label", "x"]) == 2
+    assert "--label given 1 times for 2 files" in capsys.readouterr().err
 
 
 def test_report_marks_incomplete_and_profiled_runs_and_skips_missing_values(
@@ -129,6 +197,13 @@ def test_report_draws_latency_against_offered_rate(tmp_path: Path) -> None:
     assert "latency_vs_rate.png" in [p.name for p in written]
     _, curves = report._curve_series([(path, load_results(path))], ["x"])
     assert [c.values for c in curves] == [[8.0, 30.0]]
+    other = write_results(tmp_path / "b.json", {}, runs)
+    docs = [(p, load_results(p)) for p in (path, other)]
+    curve = dict(report.figures(docs, ["a", "b"]))["latency_vs_rate.png"]
+    lines = {line.get_label(): line for line in curve.axes[0].get_lines()}
+    assert _legend(curve) == ["async/sleep (a)", "async/sleep (b)"]
+    assert lines["async/sleep (a)"].get_color() == lines["async/sleep (b)"].get_color()
+    assert lines["async/sleep (a)"].get_linestyle() != lines["async/sleep (b)"].get_linestyle()
 
 
 def test_log_scale_only_when_values_span_more_than_20x() -> None:
