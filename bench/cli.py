@@ -3,7 +3,7 @@
 Every option of the user's benchmark document is here with its default; the extras (ordering,
 in-flight limits, worker counts, progress, broker kind) have defaults that reproduce the
 document's sample settings. Validation happens before anything connects, so a bad value fails
-fast with a message naming the option (argparse exits with status 2).
+fast with one line naming the option (exit status 2; bench/arg_parser.py).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench import option_groups
+from bench.arg_parser import BenchArgumentParser
 from bench.argtypes import positive_float, positive_int
 from bench.options import MODES, BenchOptions, skip_dest
 from bench.output.results import DEFAULT_RESULTS_DIR
@@ -48,7 +49,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The argument parser of `python -m bench` / `python -m bench.run_parallel_benchmark`."""
-    parser = argparse.ArgumentParser(
+    parser = BenchArgumentParser(
         prog=prog,
         description=(
             "Throughput/latency benchmark of Pyrallel Consumer: baseline, async and process "
@@ -56,9 +57,6 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
             "`compare A.json B.json`, `report FILES... --out DIR`."
         ),
         formatter_class=_HelpFormatter,
-        # Whole option names only: wrappers (the images' entrypoint) look for the options the
-        # caller gave, and an abbreviation they do not recognise would be overridden silently.
-        allow_abbrev=False,
     )
     general = parser.add_argument_group("general")
     general.add_argument(
@@ -125,13 +123,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     general.add_argument(
         "--no-progress",
         action="store_true",
-        help="no progress bar (it is also off when stderr is not a TTY)",
+        help="no progress display (a bar on a terminal; off one, a line every 10 s)",
     )
 
     option_groups.add_workload_options(parser)
     option_groups.add_scenario_options(parser)
     option_groups.add_consumer_options(parser)
     option_groups.add_profiling_options(parser)
+    option_groups.add_output_options(parser)
     return parser
 
 

@@ -12,6 +12,7 @@ from bench.argtypes import (
     key_distribution,
     non_negative_float,
     non_negative_int,
+    positive_float,
     positive_int,
     rate_list,
 )
@@ -47,6 +48,13 @@ def add_workload_options(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=1000,
         help="SHA-256 chain iterations of the cpu workload",
+    )
+    workload.add_argument(
+        "--cpu-service-ms",
+        type=positive_float,
+        default=None,
+        help="cpu workload: its time per record on one core, for the bound (default: measured "
+        "at start; the container driver measures it once and passes it to every mode)",
     )
     workload.add_argument(
         "--worker-io-sleep-ms",
@@ -196,4 +204,15 @@ def add_profiling_options(parser: argparse.ArgumentParser) -> None:
         help="process mode: also profile each worker process into "
         "pyrallel-process-worker-<pid>.prof (may be unstable on some "
         "platforms)",
+    )
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """How the results are shown on the console (the results file always has everything)."""
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "--wide",
+        action="store_true",
+        help="print the results as one table with every column (default: tables that fit "
+        "100 columns)",
     )

@@ -37,6 +37,7 @@ class BenchOptions:
     worker_io_sleep_ms: float
     worker_bulk_fixed_ms: float
     worker_bulk_per_record_ms: float
+    cpu_service_ms: float | None  # cpu workload's time per record; None: measured at start
     key_distribution: str  # uniform | zipf:S | hot:F (bench.workloads.keys)
     stuck_key_ms: float  # 0: no stuck record
     rate: tuple[float, ...]  # offered records/s of open-loop runs; empty: closed loop
@@ -52,6 +53,7 @@ class BenchOptions:
     json_output: Path | None
     log_level: str
     no_progress: bool
+    wide: bool  # --wide: one results table with every column
     profile: bool
     profile_dir: Path
     profile_clock: str

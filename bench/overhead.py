@@ -18,10 +18,13 @@ from collections.abc import Iterator, Sequence
 
 from confluent_kafka import Consumer
 
+from bench.arg_parser import BenchArgumentParser
+from bench.argtypes import positive_int
 from bench.broker import resolve_default_kind, start_broker
 from bench.run import topics
 from bench.run.produce import ProducePlan, produce_backlog
 from pyrallel_consumer import Completion, ParallelConsumer
+from pyrallel_consumer.engines.registry import ENGINE_NAMES
 
 PARTITIONS = 8
 KEYS = 100
@@ -86,6 +89,17 @@ def _engine_rate(bootstrap: str, topic: str, count: int, engine: str) -> float:
     return count / (span[1] - span[0])
 
 
+def _engine_list(text: str) -> list[str]:
+    """`baseline,async`: known engine names, checked before anything is produced."""
+    engines = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in engines if name not in ENGINE_NAMES]
+    if unknown or not engines:
+        raise argparse.ArgumentTypeError(
+            f"expected engines among {', '.join(ENGINE_NAMES)}, got {text!r}"
+        )
+    return engines
+
+
 @contextlib.contextmanager
 def bootstrap_or_embedded(bootstrap: str | None) -> Iterator[str]:
     """The given bootstrap servers, or an embedded broker's for the duration."""
@@ -98,10 +112,21 @@ def bootstrap_or_embedded(bootstrap: str | None) -> Iterator[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bootstrap-servers", default=None)
-    parser.add_argument("--num-messages", type=int, default=100_000)
-    parser.add_argument("--engines", default="baseline,async,process")
+    parser = BenchArgumentParser(
+        prog="python -m bench.overhead", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--bootstrap-servers", default=None, help="Kafka cluster (default: an embedded broker)"
+    )
+    parser.add_argument(
+        "--num-messages", type=positive_int, default=100_000, help="records produced and read"
+    )
+    parser.add_argument(
+        "--engines",
+        type=_engine_list,
+        default=list(ENGINE_NAMES),
+        help="comma-separated engines to measure (default: all)",
+    )
     args = parser.parse_args(argv)
     with bootstrap_or_embedded(args.bootstrap_servers) as bootstrap:
         topic = f"overhead-{uuid.uuid4().hex[:8]}"
@@ -109,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         produce_backlog(ProducePlan(bootstrap, topic, args.num_messages, KEYS), 120)
         raw = _raw_rate(bootstrap, topic, args.num_messages)
         print(f"{'raw consume()':>14}: {raw:>12,.0f} records/s")
-        for engine in args.engines.split(","):
+        for engine in args.engines:
             rate = _engine_rate(bootstrap, topic, args.num_messages, engine)
             per_record_us = 1e6 / rate
             print(

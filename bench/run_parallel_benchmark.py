@@ -77,6 +77,7 @@ def _set_up_workloads(
         io_sleep_ms=opts.worker_io_sleep_ms,
         bulk_fixed_ms=opts.worker_bulk_fixed_ms,
         bulk_per_record_ms=opts.worker_bulk_per_record_ms,
+        cpu_service_ms=opts.cpu_service_ms,
     )
     selected = {name: workload_class(name)(settings) for name in opts.workloads}
     for workload in selected.values():
@@ -93,7 +94,8 @@ def _set_up_workloads(
 def run_benchmark(opts: BenchOptions) -> int:
     """Run every selected workload x mode; write the JSON after each run; return exit status."""
     output = opts.json_output or default_output_path()
-    run_id = uuid.uuid4().hex[:8]
+    # The container driver gives every mode's container one id: one run's files read as one.
+    run_id = os.environ.get("PYRALLEL_RUN_ID") or uuid.uuid4().hex[:8]
     metadata: dict[str, Any] = environment_metadata()
     metadata["run_id"] = run_id
     metadata["options"] = opts.to_dict()
@@ -158,8 +160,8 @@ def run_benchmark(opts: BenchOptions) -> int:
     if results:
         print()
         rows = [r.to_dict() for r in results]
-        print(table.results_table(rows))
-        for extra in scenario_tables(rows):
+        print(table.results_table(rows, wide=opts.wide))
+        for extra in scenario_tables(rows, wide=opts.wide):
             print("\n" + extra)
     print(f"\nJSON summary written to {output}")
     return status

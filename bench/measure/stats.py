@@ -18,6 +18,7 @@ class CompletionSample:
     offset: int
     key: bytes | None
     received_at: float  # time.monotonic() when the consumer received the record
+    dispatched_at: float  # time.monotonic() when it was handed to the engine (backlog wait over)
     completed_at: float  # time.monotonic() when the handler finished
     ok: bool = True
 
@@ -42,6 +43,8 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 @dataclass(frozen=True)
 class LatencySummary:
+    """Per-record times in milliseconds (NaN without data)."""
+
     count: int
     avg_ms: float
     p50_ms: float
@@ -51,7 +54,7 @@ class LatencySummary:
 
 
 def summarize_latencies(latencies_s: Iterable[float]) -> LatencySummary:
-    """Average, p50/p95/p99 and maximum of per-record processing times, in milliseconds."""
+    """Average, p50/p95/p99 and maximum of per-record times given in seconds, in milliseconds."""
     values = sorted(value * 1000 for value in latencies_s)
     if not values:
         nan = math.nan
@@ -130,3 +133,14 @@ def throughput(samples: Sequence[CompletionSample]) -> Throughput:
     span = end - start
     unique = len({(s.partition, s.offset) for s in samples})
     return Throughput(span, unique / span if span > 0 else math.nan)
+
+
+def sojourn_times(samples: Iterable[CompletionSample]) -> list[float]:
+    """Seconds from receipt by the consumer to done: the wait in the backlog + the handling."""
+    return [s.completed_at - s.received_at for s in samples]
+
+
+def handling_times(samples: Iterable[CompletionSample]) -> list[float]:
+    """Seconds from the hand-over to the engine to done: the handling alone (a free runner,
+    the handler, retries, the report's way back), without the wait in the backlog."""
+    return [s.completed_at - s.dispatched_at for s in samples]

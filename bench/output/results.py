@@ -39,6 +39,7 @@ class RunResult:
     messages_processed: int
     total_time_sec: float  # first record received -> last record completed
     throughput_tps: float
+    # *_processing_ms: the sojourn, receipt by the consumer -> done (backlog wait + handling)
     avg_processing_ms: float
     p50_processing_ms: float
     p95_processing_ms: float
@@ -64,6 +65,12 @@ class RunResult:
     rate_tps: float | None = None  # open loop: the offered rate asked for (--rate); None: closed
     batch_size: int | None = None  # --batch-size: records per handler call at most
     calls_tps: float = math.nan  # handler calls per second, in batch mode
+    # *_handler_ms: the handling, hand-over to the engine -> done (no backlog wait)
+    avg_handler_ms: float = math.nan
+    p50_handler_ms: float = math.nan
+    p95_handler_ms: float = math.nan
+    p99_handler_ms: float = math.nan
+    max_handler_ms: float = math.nan
     # The scenario figures, each null when its option was not used (README, "What is measured").
     stuck_key: dict[str, Any] | None = None
     open_loop: dict[str, Any] | None = None

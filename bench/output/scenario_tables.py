@@ -1,139 +1,157 @@
 """Console tables of the scenario figures (key skew, stuck key, open loop, group), each next to
-its bound; a table appears only when some result used its option, so no row is all blanks."""
+its bound; a table appears only when some result used its option, so no row is all blanks.
+
+By default each table fits bench.output.table.WIDTH columns (short headers, compact numbers,
+the settings columns left out); `wide` gives every column with fixed decimals.
+"""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from bench.output.table import fmt_number, render, run_label
+from bench.output.table import WIDTH, fmt_compact, fmt_number, render, run_label
 
-Row = list[str]
+Result = dict[str, Any]
 
 
 def _pct(value: Any) -> str:
     return f"{value * 100:.1f}%" if isinstance(value, int | float) else "-"
 
 
-def _skew(r: dict[str, Any]) -> Row | None:
-    if r.get("key_distribution", "uniform") == "uniform":
-        return None
-    return [
-        str(r.get("key_distribution")),
-        _pct(r.get("hottest_key_share")),
-        _pct(r.get("hottest_partition_share")),
-        fmt_number(r.get("throughput_tps")),
-        fmt_number(r.get("bound_tps"), 1),
-        fmt_number(r.get("efficiency")),
-    ]
+@dataclass(frozen=True)
+class Col:
+    """One column: its wide header, its default header (None: only with --wide), the value
+    of a result's scenario object, and the decimals of the wide table."""
+
+    wide: str
+    narrow: str | None
+    value: Callable[[dict[str, Any]], Any]
+    digits: int = 2
+
+    def cell(self, figures: dict[str, Any], wide: bool) -> str:
+        value = self.value(figures)
+        return fmt_number(value, self.digits) if wide else fmt_compact(value)
 
 
-def _stuck(r: dict[str, Any]) -> Row | None:
-    s = r.get("stuck_key")
-    if not isinstance(s, dict):
-        return None
-    return [
-        fmt_number(s.get("stuck_ms"), 0),
-        fmt_number(s.get("window_sec"), 2),
-        fmt_number(s.get("others_tps")),
-        fmt_number(s.get("others_bound_tps"), 1),
-        fmt_number(s.get("reference_tps")),
-        fmt_number(s.get("ratio")),
-    ]
+def _get(name: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda figures: figures.get(name)
 
 
-def _open_loop(r: dict[str, Any]) -> Row | None:
-    o = r.get("open_loop")
-    if not isinstance(o, dict):
-        return None
-    fetch = o.get("consumer_fetch") or {}
-    return [
-        fmt_number(o.get("offered_tps"), 0),
-        fmt_number(o.get("achieved_tps"), 0),
-        fmt_number(o.get("achieved_bound_tps"), 0),
-        fmt_number(o.get("kept_up")),
-        fmt_number(o.get("e2e_p50_ms"), 1),
-        fmt_number(o.get("e2e_p95_ms"), 1),
-        fmt_number(o.get("e2e_p99_ms"), 1),
-        fmt_number(o.get("e2e_max_ms"), 1),
-        fmt_number(o.get("e2e_bound_ms"), 1),
-        fmt_number(o.get("producer_linger_ms")),
-        str(fetch.get("fetch.wait.max.ms", "-")).split(" ")[0],
-    ]
+def _col(wide: str, narrow: str | None, name: str, digits: int = 2) -> Col:
+    return Col(wide, narrow, _get(name), digits)
 
 
-def _group(r: dict[str, Any]) -> Row | None:
+@dataclass(frozen=True)
+class Scenario:
+    title: str
+    figures: Callable[[Result], dict[str, Any] | None]  # None: the option was not used
+    columns: tuple[Col, ...]
+
+
+def _skewed(r: Result) -> Result | None:
+    return None if r.get("key_distribution", "uniform") == "uniform" else r
+
+
+def _object(name: str) -> Callable[[Result], dict[str, Any] | None]:
+    def figures(r: Result) -> dict[str, Any] | None:
+        value = r.get(name)
+        return value if isinstance(value, dict) else None
+
+    return figures
+
+
+def _group(r: Result) -> dict[str, Any] | None:
+    """The group's figures, with the result's join time (the last member's first assignment)."""
     g = r.get("group")
-    if not isinstance(g, dict):
-        return None
-    return [
-        fmt_number(g.get("aggregate_tps")),
-        " / ".join(fmt_number(v, 0) for v in g.get("member_tps") or []),
-        fmt_number(g.get("group_bound_tps"), 1),
-        fmt_number(g.get("one_member_bound_tps"), 1),
-        fmt_number(g.get("scaling_efficiency")),
-        fmt_number(g.get("speedup_vs_one_member")),
-        fmt_number(r.get("join_time_sec")),
-        fmt_number(g.get("rebalance_time_sec")),
-    ]
+    return {**g, "join_time_sec": r.get("join_time_sec")} if isinstance(g, dict) else None
 
 
-TABLES: tuple[tuple[str, list[str], Callable[[dict[str, Any]], Row | None]], ...] = (
-    (
+def _fetch_wait(o: dict[str, Any]) -> str:
+    fetch = o.get("consumer_fetch") or {}
+    return str(fetch.get("fetch.wait.max.ms", "-")).split(" ")[0]
+
+
+def _members_tps(g: dict[str, Any]) -> str:
+    return " / ".join(fmt_number(v, 0) for v in g.get("member_tps") or [])
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
         "Key skew (bound: records / max(total work / parallelism, hottest key's work))",
-        ["Keys", "Hottest key", "Hottest part.", "TPS", "Skew bound", "Eff"],
-        _skew,
+        _skewed,
+        (
+            Col("Keys", "Keys", lambda r: str(r.get("key_distribution"))),
+            Col("Hottest key", "Hot key", lambda r: _pct(r.get("hottest_key_share"))),
+            Col("Hottest part.", "Hot part.", lambda r: _pct(r.get("hottest_partition_share"))),
+            _col("TPS", "TPS", "throughput_tps"),
+            _col("Skew bound", "Bound", "bound_tps", 1),
+            _col("Eff", "Eff", "efficiency"),
+        ),
     ),
-    (
+    Scenario(
         "Stuck key (others: the other keys while the record was stuck; reference: second phase "
         "without it)",
-        ["Stuck ms", "Window s", "Others TPS", "Others bound", "Reference TPS", "Ratio"],
-        _stuck,
+        _object("stuck_key"),
+        (
+            _col("Stuck ms", "Stuck ms", "stuck_ms", 0),
+            _col("Window s", "Window s", "window_sec"),
+            _col("Others TPS", "Others", "others_tps"),
+            _col("Others bound", "Bound", "others_bound_tps", 1),
+            _col("Reference TPS", "Reference", "reference_tps"),
+            _col("Ratio", "Ratio", "ratio"),
+        ),
     ),
-    (
-        "Open loop (end-to-end: record timestamp -> completion; bound: min(offered, bound) and "
-        "the service time)",
-        [
-            "Offered",
-            "Achieved",
-            "Bound",
-            "Kept up",
-            "E2E p50",
-            "p95",
-            "p99",
-            "max ms",
-            "E2E bound",
-            "linger.ms",
-            "fetch.wait.max.ms",
-        ],
-        _open_loop,
+    Scenario(
+        "Open loop (end-to-end: record timestamp -> completion, ms; bound: min(offered, bound) "
+        "and the service time)",
+        _object("open_loop"),
+        (
+            _col("Offered", "Offered", "offered_tps", 0),
+            _col("Achieved", "Achieved", "achieved_tps", 0),
+            _col("Bound", "Bound", "achieved_bound_tps", 0),
+            _col("Kept up", "Kept up", "kept_up"),
+            _col("E2E p50", "E2E p50", "e2e_p50_ms", 1),
+            _col("p95", None, "e2e_p95_ms", 1),
+            _col("p99", "p99", "e2e_p99_ms", 1),
+            _col("max ms", "max", "e2e_max_ms", 1),
+            _col("E2E bound", None, "e2e_bound_ms", 1),
+            _col("linger.ms", None, "producer_linger_ms"),
+            Col("fetch.wait.max.ms", None, _fetch_wait),
+        ),
     ),
-    (
+    Scenario(
         "Group (scaling efficiency: aggregate / (members with partitions x one member's bound))",
-        [
-            "Aggregate TPS",
-            "Member TPS",
-            "Group bound",
-            "1-member bound",
-            "Scaling eff",
-            "vs 1 member",
-            "Join s",
-            "Rebalance s",
-        ],
         _group,
+        (
+            _col("Aggregate TPS", "Aggr. TPS", "aggregate_tps"),
+            Col("Member TPS", "Member TPS", _members_tps),
+            _col("Group bound", "Bound", "group_bound_tps", 1),
+            _col("1-member bound", None, "one_member_bound_tps", 1),
+            _col("Scaling eff", "Scaling", "scaling_efficiency"),
+            _col("vs 1 member", "vs 1", "speedup_vs_one_member"),
+            _col("Join s", "Join s", "join_time_sec"),
+            _col("Rebalance s", "Rebal. s", "rebalance_time_sec"),
+        ),
     ),
 )
 
 
-def scenario_tables(results: Sequence[dict[str, Any]]) -> list[str]:
-    """One titled table per scenario some result used."""
+def scenario_tables(results: Sequence[Result], wide: bool = False) -> list[str]:
+    """One titled table per scenario some result used; within WIDTH columns unless `wide`."""
     out = []
-    for title, headers, row_of in TABLES:
+    for scenario in SCENARIOS:
+        columns = [c for c in scenario.columns if wide or c.narrow is not None]
         rows = []
         for r in results:
-            cells = row_of(r)
-            if cells is not None:
+            figures = scenario.figures(r)
+            if figures is not None:
+                cells = [c.cell(figures, wide) for c in columns]
                 rows.append([run_label(r), str(r.get("workload", "?")), *cells])
         if rows:
-            out.append(title + "\n" + render(["Run", "Workload", *headers], rows, 2))
+            headers = ["Run", "Workload", *(c.wide if wide else str(c.narrow) for c in columns)]
+            title = scenario.title if wide else textwrap.fill(scenario.title, WIDTH)
+            out.append(title + "\n" + render(headers, rows, 2))
     return out

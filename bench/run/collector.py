@@ -32,6 +32,7 @@ class Collector:
                 completion.offset,
                 completion.key,
                 completion.received_at,
+                completion.dispatched_at,
                 completion.completed_at,
                 ok,
             )

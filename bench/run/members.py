@@ -70,7 +70,13 @@ def _member_main(
     def on_complete(c: Any) -> None:
         samples.append(
             CompletionSample(
-                c.partition, c.offset, c.key, c.received_at, c.completed_at, bool(c.ok)
+                c.partition,
+                c.offset,
+                c.key,
+                c.received_at,
+                c.dispatched_at,
+                c.completed_at,
+                bool(c.ok),
             )
         )
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.measure import profiling
+from bench.output.progress import format_duration
 from bench.output.results import RunResult
 from bench.run import topics
 from bench.run.bound import RunBound, run_bound, run_timeout
@@ -163,7 +164,7 @@ def run_mode(spec: RunSpec, ctx: RunContext) -> RunResult:
     options = engine_options(spec, ctx)
     bound = run_bound(spec, ctx, opts.num_messages, {}, options)
     timeout = run_timeout(spec, ctx, bound, opts.num_messages)
-    _print_limits(spec, ctx, bound, timeout)
+    _print_limits(spec, ctx, bound, timeout, opts.num_messages)
     plan = produce_plan(spec, ctx)
     batch = opts.batch_size is not None
     handler = workload.batch_handler(spec.engine) if batch else workload.handler(spec.engine)
@@ -222,7 +223,9 @@ def _reference_phase(
     return _phase(ref, ctx, second, handler, run_timeout(ref, ctx, no_stuck, opts.num_messages))
 
 
-def _print_limits(spec: RunSpec, ctx: RunContext, bound: RunBound, timeout: float) -> None:
+def _print_limits(
+    spec: RunSpec, ctx: RunContext, bound: RunBound, timeout: float, expected: int
+) -> None:
     given = ctx.options.timeout_sec is not None
     how = "--timeout-sec" if given else "3 x records / bound + producing + join allowance"
     extras = []
@@ -245,3 +248,15 @@ def _print_limits(spec: RunSpec, ctx: RunContext, bound: RunBound, timeout: floa
         + (f"; {', '.join(extras)}" if extras else ""),
         flush=True,
     )
+    print(
+        f"   estimated duration: {format_duration(estimated_duration_s(spec, bound, expected))}"
+        " of consuming at the bound, plus the join and producing",
+        flush=True,
+    )
+
+
+def estimated_duration_s(spec: RunSpec, bound: RunBound, expected: int) -> float:
+    """Seconds the run's consuming takes at least: its records at the bound, or at the offered
+    rate when that is lower (an open loop cannot consume faster than it produces)."""
+    pace = min(bound.bound_tps, spec.rate) if spec.rate else bound.bound_tps
+    return expected / pace if pace > 0 else 0.0

@@ -32,7 +32,8 @@ def summarize(
     opts = ctx.options
     expected = plan.num_messages
     samples = phase.samples
-    latency = stats.summarize_latencies(s.completed_at - s.received_at for s in samples)
+    latency = stats.summarize_latencies(stats.sojourn_times(samples))
+    handling = stats.summarize_latencies(stats.handling_times(samples))
     rate = stats.throughput(samples)
     check = stats.check_correctness(samples, expected, opts.ordering)
     partition_counts = phase.delivered.partition_counts() if phase.delivered else None
@@ -97,6 +98,11 @@ def summarize(
         rate_tps=spec.rate,
         batch_size=batch,
         calls_tps=_calls_per_s(phase.engine_stats, rate.processing_time_s),
+        avg_handler_ms=handling.avg_ms,
+        p50_handler_ms=handling.p50_ms,
+        p95_handler_ms=handling.p95_ms,
+        p99_handler_ms=handling.p99_ms,
+        max_handler_ms=handling.max_ms,
         # Per record: a slot (a call of `batch` records) frees every `service` seconds, and
         # no record completes sooner than a call of one record.
         stuck_key=scenario_summary.stuck_key(

@@ -39,6 +39,7 @@ class WorkloadSettings:
     io_sleep_ms: float = 5.0
     bulk_fixed_ms: float = 5.0
     bulk_per_record_ms: float = 0.05
+    cpu_service_ms: float | None = None  # the cpu workload's time per record; None: measure it
 
 
 def for_each(handler: Handler, records: list[Any]) -> None:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from bench.__main__ import main as bench_main
 from bench.cli import parse_args
+from bench.output.compare import main as compare_main
+from bench.output.report import main as report_main
+from bench.overhead import main as overhead_main
 
 
 def test_defaults_match_the_benchmark_document() -> None:
@@ -201,3 +207,99 @@ def test_batch_size_option() -> None:
     assert parse_args(["--batch-size", "100", "--workload", "bulk"]).batch_size == 100
     with pytest.raises(SystemExit):
         parse_args(["--batch-size", "2000", "--max-in-flight", "1000"])
+
+
+def _one_line_error(call: Callable[[], object], capsys: pytest.CaptureFixture[str]) -> str:
+    """The stderr of `call`, which must exit with status 2 and print one line, no usage."""
+    with pytest.raises(SystemExit) as exc:
+        call()
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "usage:" not in err
+    return err.strip()
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (
+            ["--num-message", "5"],  # a prefix of --num-messages: no abbreviations
+            "python -m bench: error: unknown option --num-message; did you mean "
+            "--num-messages? (--help lists the options)",
+        ),
+        (
+            ["--wrkload=cpu", "--zz"],
+            "python -m bench: error: unknown options --wrkload (--workload?), --zz "
+            "(--help lists the options)",
+        ),
+        (
+            ["--num-keys", "1", "--rate", "-5"],  # a negative number is a (bad) value
+            "python -m bench: error: argument --rate: must be a finite number >= 0, got -5",
+        ),
+    ],
+)
+def test_a_misspelt_option_gets_one_line_with_the_closest_option(
+    argv: list[str], line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _one_line_error(lambda: parse_args(argv, prog="python -m bench"), capsys) == line
+
+
+def test_validation_errors_are_one_line_too(capsys: pytest.CaptureFixture[str]) -> None:
+    err = _one_line_error(lambda: parse_args(["--profile-threads"]), capsys)
+    assert err.endswith("error: --profile-threads needs --profile")
+
+
+def test_a_misspelt_subcommand_gets_the_closest_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_main(["compar", "a.json", "b.json"]) == 2
+    assert capsys.readouterr().err == (
+        "python -m bench: error: unknown subcommand compar; did you mean compare? "
+        "(--help lists the options)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("main", "argv", "line"),
+    [
+        (
+            compare_main,
+            ["a.json", "b.json", "--wide-table"],
+            "python -m bench compare: error: unknown option --wide-table "
+            "(--help lists the options)",
+        ),
+        (
+            report_main,
+            ["a.json", "--ou", "charts"],  # reported before the missing --out it hides
+            "python -m bench report: error: unknown option --ou; did you mean --out? "
+            "(--help lists the options)",
+        ),
+        (
+            overhead_main,
+            ["--num-message", "5"],
+            "python -m bench.overhead: error: unknown option --num-message; did you mean "
+            "--num-messages? (--help lists the options)",
+        ),
+        (
+            overhead_main,
+            ["--engines", "baseline,asyncc"],
+            "python -m bench.overhead: error: argument --engines: expected engines among "
+            "baseline, async, process, got 'baseline,asyncc'",
+        ),
+    ],
+)
+def test_the_other_commands_report_typos_the_same_way(
+    main: Callable[[list[str]], int],
+    argv: list[str],
+    line: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert _one_line_error(lambda: main(argv), capsys) == line
+
+
+def test_the_readmes_say_first_how_the_documents_command_names_map_here() -> None:
+    root = Path(__file__).resolve().parents[2]
+    for readme in ("README.md", "bench/README.md"):
+        head = "\n".join((root / readme).read_text().splitlines()[:20])
+        assert "python -m benchmarks.run_parallel_benchmark" in head, readme
+        assert "python -m bench.run_parallel_benchmark" in head, readme
+        assert "`bench/results/`" in head, readme
+    assert importlib.util.find_spec("bench.run_parallel_benchmark") is not None

@@ -25,6 +25,7 @@ class FakeCompletion:
     ) -> None:
         self.topic, self.partition, self.offset, self.key = "t", partition, offset, key
         self.received_at, self.completed_at, self.ok = received, done, ok
+        self.dispatched_at = received + (done - received) / 2  # half of the sojourn waiting
 
 
 class MeasuredCpu(CpuWorkload):
@@ -140,6 +141,9 @@ def test_summary_of_a_complete_run() -> None:
     assert result.total_time_sec == pytest.approx(0.04)
     assert result.throughput_tps == pytest.approx(100)
     assert result.max_processing_ms == pytest.approx(40)
+    # handed to the engine halfway through each sojourn (FakeCompletion)
+    assert result.max_handler_ms == pytest.approx(20)
+    assert result.p50_handler_ms == pytest.approx(12.5)  # median of 5, 10, 15, 20
     assert result.join_time_sec == pytest.approx(0.5)
     # 2 keys < 3 workers x 1: parallelism 2 over 5 ms -> 400/s
     assert result.bound_parallelism == 2 and result.bound_tps == pytest.approx(400)

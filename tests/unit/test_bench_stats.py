@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 from bench.measure.stats import (
     CompletionSample,
     check_correctness,
+    handling_times,
     ordering_violations,
     percentile,
+    sojourn_times,
     summarize_latencies,
     throughput,
 )
@@ -50,10 +52,18 @@ def test_latency_summary_in_milliseconds() -> None:
     assert math.isnan(summarize_latencies([]).avg_ms)
 
 
+def test_sojourn_counts_the_backlog_wait_and_handling_does_not() -> None:
+    # received at 1.0, handed to the engine at 3.0 (two seconds in the backlog), done at 3.005
+    sample = CompletionSample(0, 0, b"k", 1.0, 3.0, 3.005)
+    assert sojourn_times([sample]) == [pytest.approx(2.005)]
+    assert handling_times([sample]) == [pytest.approx(0.005)]
+    assert summarize_latencies(handling_times([sample])).p99_ms == pytest.approx(5.0)
+
+
 def _s(
     partition: int, offset: int, key: bytes | None, done: float, received: float = 0.0
 ) -> CompletionSample:
-    return CompletionSample(partition, offset, key, received, done)
+    return CompletionSample(partition, offset, key, received, received, done)
 
 
 def test_throughput_spans_first_receipt_to_last_completion() -> None:

@@ -119,7 +119,7 @@ def test_pacing_schedule() -> None:
 
 
 def _sample(p: int, o: int, key: bytes, received: float, done: float) -> CompletionSample:
-    return CompletionSample(p, o, key, received, done)
+    return CompletionSample(p, o, key, received, received, done)
 
 
 def test_stuck_window_counts_other_keys_while_they_still_had_work() -> None:
