@@ -24,6 +24,11 @@ RESULT_FIELDS = (
     "p95_processing_ms",
     "p99_processing_ms",
     "max_processing_ms",
+    "avg_handler_ms",
+    "p50_handler_ms",
+    "p95_handler_ms",
+    "p99_handler_ms",
+    "max_handler_ms",
     "join_time_sec",
     "bound_tps",
     "efficiency",
@@ -54,7 +59,9 @@ def _load(path: Path) -> dict[str, Any]:
     return doc
 
 
-def test_all_workloads_all_modes(kafka_broker: Any, tmp_path: Path) -> None:
+def test_all_workloads_all_modes(
+    kafka_broker: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "results.json"
     status = main(
         [
@@ -101,8 +108,15 @@ def test_all_workloads_all_modes(kafka_broker: Any, tmp_path: Path) -> None:
         assert result["ordering_violations"] == 0, label
         assert result["throughput_tps"] > 0 and result["bound_tps"] > 0, label
         assert result["topic"].endswith(f"-{result['run_type']}-{result['workload']}")
+        # handed to the engine after its receipt: the handling is part of the sojourn
+        assert 0 < result["p50_handler_ms"] <= result["p50_processing_ms"], label
+        assert result["max_handler_ms"] <= result["max_processing_ms"], label
     assert doc["metadata"]["complete"] is True
     assert status == 0
+    printed = capsys.readouterr().out
+    table = printed[printed.index("Throughput (--wide") : printed.index("JSON summary")]
+    assert max(len(line) for line in table.splitlines()) <= 100
+    assert "Hnd p99" in table and "Soj (sojourn) = receipt by the consumer -> done" in table
 
 
 def test_timeout_writes_partial_results(kafka_broker: Any, tmp_path: Path) -> None:
