@@ -342,7 +342,7 @@ def test_driver_checks_bench_options_with_the_bench_parser(
     )
     for bad, message in [
         ("--json-output x.json", "--json-output is set by the driver"),
-        ("--num-mesages 5", "unrecognized arguments: --num-mesages"),
+        ("--num-mesages 5", "unknown option --num-mesages; did you mean --num-messages?"),
     ]:
         with pytest.raises(SystemExit):
             driver_cli.check_bench_args(parser, bad)
