@@ -21,7 +21,7 @@ from typing import Any
 
 from bench.cli import MODES
 from bench.containers import local_bases
-from bench.containers.engine import ContainerError
+from bench.containers.engine import ContainerError, DockerError
 
 IMAGES_DIR = local_bases.REPO_IMAGES
 BUILD_WHEELS = IMAGES_DIR / "build_wheels.py"
@@ -29,6 +29,20 @@ WHEELS_DIR = IMAGES_DIR / "wheels"
 REPOSITORY = "pyrallel/bench"
 KAFKA_VERSION_LABEL = "io.pyrallel.kafka.version"
 _ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # the classic builder colours a step's stderr
+# How Docker, BuildKit and Podman say that pulling a base image could not reach its registry
+# (DNS, no route, a proxy, TLS) or that no registry is configured for a short name (Podman).
+_REGISTRY_UNREACHABLE = re.compile(
+    r"dial tcp|no such host|i/o timeout|connection refused|network is unreachable"
+    r"|TLS handshake timeout|server misbehaving|pinging container registry"
+    r"|failed to resolve source metadata|failed to do request|no unqualified-search registries"
+    r"|short-name .* did not resolve",
+    re.IGNORECASE,
+)
+REGISTRY_HINT = (
+    "the engine could not pull a base image from its registry: without a registry, build the "
+    "bases here instead (make images LOCAL_BASES=1, or python -m bench.containers images "
+    "--local-bases), or name bases it can pull (BASE_IMAGE=, KAFKA_IMAGE=)"
+)
 
 Log = Callable[[str], None]
 
@@ -117,11 +131,25 @@ def build_image(
         "forcerm": True,
         "decode": True,
     }
-    if fileobj is not None:
-        stream = client.api.build(fileobj=fileobj, custom_context=True, **options)
-    else:
-        stream = client.api.build(path=str(context), dockerfile=step.dockerfile, **options)
-    _follow_build(stream, step, log)
+    try:
+        if fileobj is not None:
+            stream = client.api.build(fileobj=fileobj, custom_context=True, **options)
+        else:
+            stream = client.api.build(path=str(context), dockerfile=step.dockerfile, **options)
+        _follow_build(stream, step, log)
+    except ContainerError:  # the builder's own message, already worded (and hinted)
+        raise
+    except DockerError as exc:  # an API error (Podman answers a failed pull with one)
+        raise ContainerError(
+            with_registry_hint(f"building {step.tag} from images/{step.dockerfile}: {exc}")
+        ) from None
+
+
+def with_registry_hint(message: str) -> str:
+    """`message`, plus what to do when it says a registry could not be reached."""
+    if _REGISTRY_UNREACHABLE.search(message):
+        return f"{message}\nhint: {REGISTRY_HINT}"
+    return message
 
 
 def _follow_build(stream: Iterable[Mapping[str, Any]], step: BuildStep, log: Log) -> None:
@@ -131,8 +159,10 @@ def _follow_build(stream: Iterable[Mapping[str, Any]], step: BuildStep, log: Log
             detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
             output = "".join(f"\n  {line}" for line in recent)
             raise ContainerError(
-                f"building {step.tag} from images/{step.dockerfile}: {detail}; its last "
-                f"output:{output}"
+                with_registry_hint(
+                    f"building {step.tag} from images/{step.dockerfile}: {detail}; its last "
+                    f"output:{output}"
+                )
             )
         text = _ANSI_COLOUR.sub("", str(chunk.get("stream", ""))).rstrip()
         for line in filter(None, (line.rstrip() for line in text.splitlines())):

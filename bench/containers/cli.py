@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -28,6 +29,9 @@ from bench.containers import build, cpusets, engine, local_bases
 from bench.containers import run as run_module
 
 REPO = Path(__file__).resolve().parents[2]
+# It names the containers (pyrallel-<run id>-<mode>) and the results files: the engine's
+# container-name characters.
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # Options the driver sets for each mode's container itself: the results file and the broker.
 DRIVER_OWNED_OPTIONS = (
     "--json-output",
@@ -105,7 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--broker-memory", default="2g", help="memory limit of the broker")
     run.add_argument("--broker-heap", default="-Xms1g -Xmx1g", help="KAFKA_HEAP_OPTS")
     run.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR)
-    run.add_argument("--run-id", default=None, help="prefix of the results files (UTC time)")
+    run.add_argument(
+        "--run-id",
+        default=None,
+        help="the run's id: every mode's results carry it, and their files start with it "
+        "(default: the UTC start time)",
+    )
     run.add_argument("--modes", default=",".join(MODES), help="comma-separated, in order")
     run.add_argument("--ready-timeout", type=float, default=180.0, help="broker start limit, s")
     return parser
@@ -157,6 +166,8 @@ def _run(client: Any, info: engine.EngineInfo, args: argparse.Namespace, tag: st
         sets = cpusets.resolve_cpusets(args.bench_cpuset, args.broker_cpuset, info.cpus)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.run_id is not None and not RUN_ID.fullmatch(args.run_id):
+        parser.error(f"--run-id: {args.run_id!r} must be letters, digits, '.', '_' or '-'")
     if sets.bench == sets.broker and info.cpus > 1:
         log("warning: the broker and the modes share CPUs: the numbers include its load")
     settings = run_module.RunSettings(

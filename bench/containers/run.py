@@ -9,7 +9,9 @@ whoever runs the driver and nothing depends on the container's uid or a host pat
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
+import math
 import resource
 import sys
 import tarfile
@@ -21,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from bench import cli as bench_cli
 from bench.cli import MODES
 from bench.containers import broker as broker_container
 from bench.containers.build import KAFKA_VERSION_LABEL, image_tag
@@ -29,6 +32,12 @@ from bench.containers.engine import ContainerError
 from bench.output import results, table
 
 RESULTS_IN_CONTAINER = "/results"
+CPU_WORKLOADS = ("cpu", "all")  # the --workload values that run the cpu workload
+# Run in a mode's image: the cpu workload's time per record, in ms, measured as the bench does.
+CALIBRATION_SCRIPT = (
+    "import sys; from bench.workloads.cpu import measure_cpu_service_time as measure; "
+    "print(measure(int(sys.argv[1])) * 1000)"
+)
 RUN_LABEL = "io.pyrallel.run"
 _MAX_LIMIT = 16384
 Log = Callable[[str], None]
@@ -190,6 +199,47 @@ def run_mode(
     return ModeOutcome(mode, exit_code, tuple(files), interrupted)
 
 
+def with_cpu_calibration(client: Any, settings: RunSettings, log: Log) -> RunSettings:
+    """`settings` with `--cpu-service-ms` added to the bench options: the cpu workload's time
+    per record measured once, in the first mode's image on the modes' CPU set, so that every
+    mode's bound (and efficiency) uses the same figure; each container measuring its own gave
+    one run's modes different bounds. Unchanged when no cpu workload runs or the option is
+    given."""
+    options = bench_cli.build_parser().parse_args(list(settings.bench_args))
+    if options.workload not in CPU_WORKLOADS or options.cpu_service_ms is not None:
+        return settings
+    image = image_tag(settings.modes[0], settings.tag)
+    container = client.containers.create(
+        image,
+        entrypoint=["python", "-c", CALIBRATION_SCRIPT, str(options.worker_cpu_iterations)],
+        command=[],
+        name=f"pyrallel-{settings.run_id}-calibration",
+        cpuset_cpus=settings.cpusets.bench,
+        mem_limit=settings.bench_memory,
+        **_common_options(client, settings, alias=None),
+    )
+    try:
+        container.start()
+        exit_code = int(container.wait().get("StatusCode", -1))
+        output = container.logs().decode(errors="replace").strip()
+    finally:
+        container.remove(force=True)
+    try:
+        service_ms = float(output.splitlines()[-1]) if exit_code == 0 else math.nan
+    except (IndexError, ValueError):
+        service_ms = math.nan
+    if not service_ms > 0:
+        raise ContainerError(
+            f"measuring the cpu workload in {image} failed (exit status {exit_code}): {output}"
+        )
+    log(
+        f"cpu workload: {service_ms:.4f} ms per record on CPUs {settings.cpusets.bench}, "
+        "measured once for every mode (--cpu-service-ms)"
+    )
+    bench_args = (*settings.bench_args, "--cpu-service-ms", f"{service_ms:.6g}")
+    return dataclasses.replace(settings, bench_args=bench_args)
+
+
 def podman_limits() -> dict[str, int]:
     """Open-files and processes limits for Podman's containers: this process's hard limits, at
     most 16384 each (a benchmark broker or mode needs a few hundred). Rootful Podman otherwise
@@ -303,6 +353,7 @@ def run_benchmark(client: Any, settings: RunSettings, log: Log) -> int:
     not (the problems are printed), 130 when interrupted (after collecting what was measured)."""
     check_results_dir(settings.results_dir)
     check_images(client, settings)
+    settings = with_cpu_calibration(client, settings, log)
     outcomes: list[ModeOutcome] = []
     status = 0
     with contextlib.ExitStack() as stack:
