@@ -57,6 +57,8 @@ fi
 
 results_dir=${PYRALLEL_RESULTS_DIR:-/results}
 run_id=${PYRALLEL_RUN_ID:-$(date -u +%Y%m%dT%H%M%SZ)}
+# The bench records this id in the results (metadata.run_id), so the file and its content agree.
+export PYRALLEL_RUN_ID="$run_id"
 
 if ! has_option --json-output "$@"; then
     # Before the run, with the advice that fits a container (the bench checks it too, later).

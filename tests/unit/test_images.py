@@ -52,14 +52,18 @@ build_wheels = _load_build_wheels()
 
 
 def run_entrypoint(
-    tmp_path: Path, args: list[str], env: dict[str, str] | None = None
+    tmp_path: Path,
+    args: list[str],
+    env: dict[str, str] | None = None,
+    prints: str = "sys.argv[1:]",
 ) -> subprocess.CompletedProcess[str]:
-    """Run the entrypoint with a stand-in `python` on PATH that prints its argv as JSON."""
+    """Run the entrypoint with a stand-in `python` on PATH that prints `prints` (its argv by
+    default) as JSON."""
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir(exist_ok=True)
     fake_python = fake_bin / "python"
     fake_python.write_text(
-        f"#!{sys.executable}\nimport json, sys\nprint(json.dumps(sys.argv[1:]))\n"
+        f"#!{sys.executable}\nimport json, os, sys\nprint(json.dumps({prints}))\n"
     )
     fake_python.chmod(0o755)
     (tmp_path / "results").mkdir(exist_ok=True)
@@ -129,6 +133,17 @@ def test_entrypoint_adds_broker_and_run_id_but_keeps_the_callers_options(tmp_pat
     # --broker-kind means "start an embedded broker": no --bootstrap-servers added then.
     opts = cli.parse_args(exec_command(tmp_path, ["baseline", "--broker-kind", "tansu"], env)[2:])
     assert opts.bootstrap_servers is None and opts.broker_kind == "tansu"
+
+
+def test_entrypoint_gives_the_bench_the_run_id_that_names_the_file(tmp_path: Path) -> None:
+    # Without PYRALLEL_RUN_ID (compose's default) the bench must still record the id that its
+    # file name carries, not one of its own.
+    seen = "[sys.argv[sys.argv.index('--json-output') + 1], os.environ['PYRALLEL_RUN_ID']]"
+    done = run_entrypoint(tmp_path, ["async"], prints=seen)
+    path, run_id = json.loads(done.stdout)
+    assert Path(path).name == f"{run_id}-async.json" and re.fullmatch(r"\d{8}T\d{6}Z", run_id)
+    done = run_entrypoint(tmp_path, ["async"], {"PYRALLEL_RUN_ID": "run42"}, prints=seen)
+    assert json.loads(done.stdout)[1] == "run42"
 
 
 def test_entrypoint_rejects_unknown_mode_and_skipping_its_own_mode(tmp_path: Path) -> None:
