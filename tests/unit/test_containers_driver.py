@@ -5,6 +5,7 @@ cpu service time, measured once."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import docker.errors
 import orjson
@@ -44,10 +45,10 @@ def fake_engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
 )
 def test_a_build_that_cannot_reach_a_registry_says_to_use_local_bases(
     fake_engine: FakeEngine,
-    failure: object,
+    failure: Exception | list[dict[str, Any]],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    fake_engine.build_failure = failure  # type: ignore[assignment]
+    fake_engine.build_failure = failure
     assert driver_cli.main(["images"]) == 1
     err = capsys.readouterr().err
     error = err[err.index("error: ") :]
