@@ -4,12 +4,15 @@ kept up. Pure functions over plain numbers (seconds, records), tested against kn
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 # The consumer kept up when it completed records at no less than this fraction of the offered
 # rate: a consumer that keeps up finishes one end-to-end latency after the last send, which
 # costs a few percent on a run of a few seconds; one that falls behind finishes at its own rate.
 KEPT_UP_FRACTION = 0.95
+# The pacing loop's finest sleep: records due within it are sent together (at high rates one
+# sleep per record would cost more than the sends).
+TICK_S = 0.001
 
 
 def due(elapsed_s: float, rate: float, total: int) -> int:
@@ -23,6 +26,40 @@ def due(elapsed_s: float, rate: float, total: int) -> int:
 def send_time(index: int, rate: float) -> float:
     """Seconds after the start at which record `index` is due."""
     return index / rate
+
+
+def warmup_records(rate: float, warmup_s: float) -> int:
+    """Records due within the first `warmup_s` seconds at `rate` records/s (record i is due at
+    i / rate, so those with i < rate x warmup_s): the warm-up, left out of every figure."""
+    return max(0, math.ceil(rate * warmup_s)) if warmup_s > 0 else 0
+
+
+def pace(
+    rate: float,
+    total: int,
+    send: Callable[[int], None],
+    poll: Callable[[], object],
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> float:
+    """Call send(i) for i in 0..total-1, each once it is due (send_time after the first call of
+    `clock`), poll() after each burst; returns how late a send fell behind its schedule at
+    worst, in seconds. `clock` and `sleep` are injected so the schedule is testable."""
+    start = clock()
+    sent = 0
+    behind = 0.0
+    while sent < total:
+        elapsed = clock() - start
+        target = due(elapsed, rate, total)
+        if target > sent:
+            behind = max(behind, elapsed - send_time(sent, rate))
+        while sent < target:
+            send(sent)
+            sent += 1
+        poll()
+        if sent < total:
+            sleep(max(start + send_time(sent, rate) - clock(), TICK_S))
+    return behind
 
 
 def offered_rate(sent_at: Sequence[float]) -> float:

@@ -21,8 +21,8 @@ _WATCH_INTERVAL_S = 0.2
 
 
 def consume(spec: PhaseSpec, consumer_options: dict[str, Any], no_progress: bool) -> Phase:
-    """Run the consumer until spec.expected records completed or spec.timeout_s passed."""
-    progress = Progress(spec.expected, spec.label, Progress.wanted(no_progress))
+    """Run the consumer until spec.to_consume records completed or spec.timeout_s passed."""
+    progress = Progress(spec.to_consume, spec.label, Progress.wanted(no_progress))
     collector = Collector(progress)
     phase = Phase(time.monotonic(), [collector.samples], [collector.assigned_at])
     producer = OpenLoopProducer(spec.plan, spec.timeout_s).start() if spec.plan.rate else None
@@ -69,7 +69,7 @@ def _run_consumer(
         watcher.start()
     with consumer:
         try:
-            consumer.run(max_records=spec.expected, timeout=spec.timeout_s)
+            consumer.run(max_records=spec.to_consume, timeout=spec.timeout_s)
         finally:
             finished.set()
         try:

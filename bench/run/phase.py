@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.measure.stats import CompletionSample
+from bench.run.floor import Floor
 from bench.run.produce import Delivered, ProducePlan
 from bench.workloads import Handler
 
@@ -17,7 +18,8 @@ from bench.workloads import Handler
 @dataclass(frozen=True)
 class PhaseSpec:
     """How to consume one phase: the records (`plan`; open loop when plan.rate is set), the
-    handler, the ParallelConsumer options and librdkafka settings, the limits."""
+    handler, the ParallelConsumer options and librdkafka settings, the limits. `expected` is
+    the records measured; the consumer also consumes the plan's warm-up records."""
 
     plan: ProducePlan
     expected: int
@@ -31,12 +33,19 @@ class PhaseSpec:
     partitions: int = 1  # of the topic: members beyond it get nothing
     label: str = ""
 
+    @property
+    def to_consume(self) -> int:
+        """Records the consumer waits for: the warm-up ones and the expected ones."""
+        return self.plan.warmup_messages + self.expected
+
 
 @dataclass
 class Phase:
     """The completions and events of one phase, per member (one member for a local run).
 
-    Times are time.monotonic() (one clock for every process on Linux).
+    Times are time.monotonic() (one clock for every process on Linux). Once finished, the
+    samples and `delivered` hold the measured records only (`warmup_records` were dropped);
+    `floor` is the plain loop's latency at the same rate (open loop, bench/run/floor.py).
     """
 
     started: float
@@ -47,12 +56,23 @@ class Phase:
     delivered: Delivered | None = None  # open loop: the producer's report
     error: str | None = None
     wall_s: float = math.nan  # phase start -> every consumer returned
+    warmup_records: int = 0  # open loop: records of the warm-up, left out of every figure
+    floor: Floor | None = None
 
     def finish(self) -> Phase:
         """Close the phase once every consumer returned: the producer's error (open loop)
-        becomes the phase's when it has none of its own, and the wall time is taken."""
+        becomes the phase's when it has none of its own, the warm-up records are dropped from
+        the samples and the delivery report, and the wall time is taken."""
         if self.delivered is not None and self.delivered.error and self.error is None:
             self.error = self.delivered.error
+        if self.delivered is not None and self.delivered.warmup:
+            warm = self.delivered.warmup_records()
+            self.member_samples = [
+                [s for s in samples if (s.partition, s.offset) not in warm]
+                for samples in self.member_samples
+            ]
+            self.warmup_records = self.delivered.warmup
+            self.delivered = self.delivered.measured()
         self.wall_s = time.monotonic() - self.started
         return self
 

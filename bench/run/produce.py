@@ -3,10 +3,13 @@ while the consumer runs (open loop, in a child process so the producer does not 
 with the consumer being measured).
 
 Both produce the same records for the same plan: the keys of `--key-distribution`, values
-carrying a sequence number. Delivery reports give each record's partition and offset, from which
-the bench learns the busiest partition, where the stuck record landed, and (open loop) when each
-record was sent. The bench counts what it produced instead of asking the broker for watermarks:
-tansu answers ListOffsets wrongly, and counting is exact on every broker.
+carrying a sequence number. An open loop may start with a warm-up (`--warmup-s`): records sent
+at the same rate before the measured ones, left out of every figure (bench/run/phase.py).
+
+Delivery reports give each record's partition and offset, from which the bench learns the
+busiest partition, where the stuck record landed, and (open loop) when each record was sent.
+The bench counts what it produced instead of asking the broker for watermarks: tansu answers
+ListOffsets wrongly, and counting is exact on every broker.
 """
 
 from __future__ import annotations
@@ -30,8 +33,13 @@ BACKLOG_LINGER_MS = 5
 # Open loop: a record waits up to linger.ms in the producer before it is sent; 1 ms keeps that
 # small next to the service times measured, while still batching at high rates.
 OPEN_LOOP_LINGER_MS = 1
-# The pacing loop's finest sleep: records due within it are sent together.
-_TICK_S = 0.001
+# Every producer's settings but linger.ms (recorded in the results: client_settings()).
+PRODUCER_SETTINGS: dict[str, Any] = {
+    "batch.num.messages": 10000,
+    "acks": "all",
+    "enable.idempotence": False,
+    "compression.type": "none",
+}
 
 
 @dataclass(frozen=True)
@@ -45,11 +53,26 @@ class ProducePlan:
     key_distribution: str = "uniform"
     seq_base: int = 0  # first value sequence number; a second phase's records continue after
     rate: float | None = None  # records/s (open loop), None: as fast as possible
+    warmup_messages: int = 0  # open loop: records sent first at the rate, then left out
 
-    def key_indices(self) -> list[int]:
+    def key_indices(self, count: int | None = None) -> list[int]:
+        """Key of each of the first `count` records (default: the measured ones)."""
         return KeyDistribution.parse(self.key_distribution).key_indices(
-            self.num_messages, self.num_keys
+            self.num_messages if count is None else count, self.num_keys
         )
+
+    @property
+    def total_messages(self) -> int:
+        """Records produced: the warm-up ones, then the measured ones."""
+        return self.warmup_messages + self.num_messages
+
+    def seq(self, index: int) -> int:
+        """Value sequence number of the record produced `index`-th. The measured records are
+        seq_base.. in order; the warm-up ones (produced first) are numbered after them, so
+        that none of them is the stuck record (bench/workloads/stuck.py)."""
+        if index < self.warmup_messages:
+            return self.seq_base + self.num_messages + index
+        return self.seq_base + index - self.warmup_messages
 
     @property
     def linger_ms(self) -> int:
@@ -58,7 +81,8 @@ class ProducePlan:
 
 @dataclass
 class Delivered:
-    """What the broker acknowledged, per record in production order (index = seq - seq_base).
+    """What the broker acknowledged, per record in production order: the `warmup` warm-up
+    records first, then the measured ones (index - warmup = seq - seq_base).
 
     `sent_at`: time.monotonic() when produce() was called (the record's timestamp is the same
     instant on the wall clock); `behind_s`: how late the open-loop producer fell behind its
@@ -71,6 +95,7 @@ class Delivered:
     sent_at: list[float] = field(default_factory=list)
     behind_s: float = 0.0
     error: str | None = None
+    warmup: int = 0
 
     @property
     def count(self) -> int:
@@ -87,20 +112,33 @@ class Delivered:
             if p >= 0
         }
 
+    def warmup_records(self) -> set[tuple[int, int]]:
+        """(partition, offset) of every delivered warm-up record."""
+        w = self.warmup
+        return {
+            (p, o) for p, o in zip(self.partitions[:w], self.offsets[:w], strict=True) if p >= 0
+        }
+
+    def measured(self) -> Delivered:
+        """The measured records only (the warm-up ones dropped)."""
+        w = self.warmup
+        return Delivered(
+            self.key_indices[w:],
+            self.partitions[w:],
+            self.offsets[w:],
+            self.sent_at[w:],
+            self.behind_s,
+            self.error,
+        )
+
+
+def producer_settings(plan: ProducePlan) -> dict[str, Any]:
+    """librdkafka settings of the bench's producer for `plan` (bootstrap servers aside)."""
+    return {"linger.ms": plan.linger_ms, **PRODUCER_SETTINGS}
+
 
 def _producer(plan: ProducePlan) -> Producer:
-    return Producer(
-        client_config(
-            plan.bootstrap_servers,
-            **{
-                "linger.ms": plan.linger_ms,
-                "batch.num.messages": 10000,
-                "acks": "all",
-                "enable.idempotence": False,
-                "compression.type": "none",
-            },
-        )
-    )
+    return Producer(client_config(plan.bootstrap_servers, **producer_settings(plan)))
 
 
 def _on_delivery(
@@ -123,7 +161,7 @@ def _produce_one(
             producer.produce(
                 plan.topic,
                 key=key_name(delivered.key_indices[index]),
-                value=make_value(plan.seq_base + index),
+                value=make_value(plan.seq(index)),
                 timestamp=int(time.time() * 1000),
                 on_delivery=functools.partial(_on_delivery, delivered, failures, index),
             )
@@ -133,8 +171,9 @@ def _produce_one(
 
 
 def _empty(plan: ProducePlan) -> Delivered:
-    n = plan.num_messages
-    return Delivered(plan.key_indices(), [-1] * n, [-1] * n, [0.0] * n)
+    n = plan.total_messages
+    keys = plan.key_indices(plan.warmup_messages) + plan.key_indices()
+    return Delivered(keys, [-1] * n, [-1] * n, [0.0] * n, warmup=plan.warmup_messages)
 
 
 def _finish(
@@ -147,7 +186,7 @@ def _finish(
     remaining = producer.flush(timeout_s)
     if failures or remaining:
         delivered.error = (
-            f"producing to {plan.topic} failed: {delivered.count} of {plan.num_messages} "
+            f"producing to {plan.topic} failed: {delivered.count} of {plan.total_messages} "
             f"delivered, {remaining} still queued; first error: "
             f"{failures[0] if failures else 'timeout'}"
         )
@@ -169,28 +208,19 @@ def produce_backlog(plan: ProducePlan, timeout_s: float) -> Delivered:
 
 
 def produce_paced(plan: ProducePlan, timeout_s: float) -> Delivered:
-    """Produce `plan.rate` records/s until every record was sent, then wait for deliveries."""
+    """Produce `plan.rate` records/s (the warm-up, then the measured records) until every
+    record was sent, then wait for deliveries."""
     assert plan.rate is not None
     producer = _producer(plan)
     delivered, failures = _empty(plan), list[str]()
-    start = time.monotonic()
-    sent = 0
-    while sent < plan.num_messages:
-        elapsed = time.monotonic() - start
-        target = pacing.due(elapsed, plan.rate, plan.num_messages)
-        if target > sent:
-            delivered.behind_s = max(
-                delivered.behind_s, elapsed - pacing.send_time(sent, plan.rate)
-            )
-        while sent < target:
-            _produce_one(producer, plan, delivered, failures, sent)
-            sent += 1
-        producer.poll(0)
-        if sent < plan.num_messages:
-            # Sleep at least a tick: records due meanwhile go out together (at high rates one
-            # sleep per record would cost more than the sends).
-            wait = start + pacing.send_time(sent, plan.rate) - time.monotonic()
-            time.sleep(max(wait, _TICK_S))
+    delivered.behind_s = pacing.pace(
+        plan.rate,
+        plan.total_messages,
+        functools.partial(_produce_one, producer, plan, delivered, failures),
+        functools.partial(producer.poll, 0),
+        time.monotonic,
+        time.sleep,
+    )
     return _finish(producer, plan, delivered, failures, timeout_s)
 
 
