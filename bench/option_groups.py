@@ -102,6 +102,21 @@ def add_scenario_options(parser: argparse.ArgumentParser) -> None:
         "(a latency-vs-rate curve); default: closed loop (backlog produced first)",
     )
     scenario.add_argument(
+        "--warmup-s",
+        type=non_negative_float,
+        default=3.0,
+        metavar="SECONDS",
+        help="open loop: produce at the rate for this long before the measured records; "
+        "the warm-up's records are consumed but left out of every figure (0: none)",
+    )
+    scenario.add_argument(
+        "--floor",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="open loop: after each run, the same records at the same rate consumed by a plain "
+        "confluent-kafka loop: the end-to-end latency before any consumer work",
+    )
+    scenario.add_argument(
         "--members",
         type=int_list,
         default=[1],

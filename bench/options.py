@@ -41,6 +41,8 @@ class BenchOptions:
     key_distribution: str  # uniform | zipf:S | hot:F (bench.workloads.keys)
     stuck_key_ms: float  # 0: no stuck record
     rate: tuple[float, ...]  # offered records/s of open-loop runs; empty: closed loop
+    warmup_s: float  # open loop: seconds produced at the rate first, left out of the figures
+    floor: bool  # open loop: also measure a plain consume loop at the same rate
     members: tuple[int, ...]  # consumer processes in the group, one run per value
     ordering: str
     max_in_flight: int

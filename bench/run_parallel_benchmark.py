@@ -31,8 +31,9 @@ from bench.output.results import RunResult, default_output_path, write_results
 from bench.output.scenario_tables import scenario_tables
 from bench.run import cluster
 from bench.run.context import RunContext, RunSpec, profile_settings, run_names
+from bench.run.floor import warm_up
 from bench.run.mode import run_mode
-from bench.run.scenario_summary import relate_to_one_member
+from bench.run.scenario_summary import client_settings, relate_to_one_member
 from bench.workloads import WORKLOADS, Workload, WorkloadSettings, workload_class
 from pyrallel_consumer.config import usable_cores
 
@@ -127,6 +128,9 @@ def run_benchmark(opts: BenchOptions) -> int:
                 f"controller {identity['controller_id']}",
                 flush=True,
             )
+        if broker.kind == "kafka":  # a JVM started for this run: seconds slow while cold
+            metadata["broker"]["warm_up"] = warm_up(broker.bootstrap_servers)
+        metadata["client_settings"] = client_settings(opts)
         ctx = RunContext(
             options=opts,
             bootstrap_servers=broker.bootstrap_servers,

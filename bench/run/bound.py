@@ -141,7 +141,8 @@ def run_timeout(spec: RunSpec, ctx: RunContext, bound: RunBound, expected: int) 
     """--timeout-sec, else derived from the bound (bench.measure.bounds.default_timeout_s)."""
     if ctx.options.timeout_sec is not None:
         return ctx.options.timeout_sec
-    produce_s = expected / spec.rate if spec.rate else 0.0
+    # Open loop: the warm-up is produced at the rate before the expected records.
+    produce_s = expected / spec.rate + ctx.options.warmup_s if spec.rate else 0.0
     allowance = JOIN_ALLOWANCE_S + JOIN_ALLOWANCE_PER_MEMBER_S * (spec.members - 1)
     return bounds.default_timeout_s(
         expected, bound.bound_tps, produce_s=produce_s, join_allowance_s=allowance

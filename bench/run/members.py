@@ -153,7 +153,7 @@ def consume_group(
     for member in members:
         member.start()
     try:
-        with Progress(spec.expected, spec.label, Progress.wanted(no_progress)) as progress:
+        with Progress(spec.to_consume, spec.label, Progress.wanted(no_progress)) as progress:
             _supervise(spec, phase, members, events, stop, producer, backlog, progress)
     finally:
         stop.set()
@@ -217,7 +217,7 @@ def _supervise(
                     phase.delivered = backlog()
                 except Exception as exc:  # the members would wait for records never produced
                     errors.append(f"producing failed: {type(exc).__name__}: {exc}")
-        if completed >= spec.expected or now >= deadline or errors:
+        if completed >= spec.to_consume or now >= deadline or errors:
             stop.set()
         if producer is not None and producer.done() and phase.delivered is None:
             phase.delivered = producer.result(timeout_s=1.0)

@@ -15,12 +15,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.measure import profiling
+from bench.measure import pacing, profiling
 from bench.output.progress import format_duration
 from bench.output.results import RunResult
 from bench.run import topics
 from bench.run.bound import RunBound, run_bound, run_timeout
 from bench.run.context import RunContext, RunSpec, kafka_config
+from bench.run.floor import measure_floor
 from bench.run.local import profiled_consume
 from bench.run.members import MemberProfile, consume_group
 from bench.run.phase import Phase, PhaseSpec
@@ -91,6 +92,7 @@ def produce_plan(spec: RunSpec, ctx: RunContext, seq_base: int = 0) -> ProducePl
         opts.key_distribution,
         seq_base=seq_base,
         rate=spec.rate,
+        warmup_messages=pacing.warmup_records(spec.rate, opts.warmup_s) if spec.rate else 0,
     )
 
 
@@ -182,6 +184,15 @@ def run_mode(spec: RunSpec, ctx: RunContext) -> RunResult:
             delete_first=not opts.skip_reset,
         )
         phase = _phase(spec, ctx, plan, stuck_handler, timeout)
+        if spec.rate and opts.floor and phase.error is None:
+            print("   floor: the same records at the same rate, a plain consume loop", flush=True)
+            phase.floor = measure_floor(
+                plan,
+                kafka_config(ctx, spec.group_id),
+                opts.num_partitions,
+                timeout,
+                delete_first=not opts.skip_reset,
+            )
     except Exception as exc:  # topic or produce failure: record it, run the rest
         log.debug("setup of %s/%s failed", spec.engine, spec.workload, exc_info=True)
         workload.after_run()
@@ -240,7 +251,7 @@ def _print_limits(
         )
         extras.append(f"hottest key {share:.1%} of records")
     if spec.rate:
-        extras.append(f"offered {spec.rate:g} records/s")
+        extras.append(f"offered {spec.rate:g} records/s after a {ctx.options.warmup_s:g} s warm-up")
     if spec.members > 1:
         extras.append(f"{spec.members} members")
     print(

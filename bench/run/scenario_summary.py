@@ -4,15 +4,17 @@ option was not used."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
-from bench.measure import bounds, pacing, scenarios
+from bench.measure import bounds, pacing, scenarios, stats
+from bench.options import BenchOptions
 from bench.output.results import RunResult
 from bench.run.bound import RunBound
 from bench.run.context import RunContext, RunSpec
 from bench.run.phase import Phase
-from bench.run.produce import ProducePlan
+from bench.run.produce import ProducePlan, producer_settings
 from bench.workloads.stuck import STUCK_KEY, STUCK_KEY_INDEX
 
 # librdkafka's defaults of the consumer settings that shape fetching (CONFIGURATION.md).
@@ -25,6 +27,21 @@ FETCH_SETTINGS = {
 REFERENCE_METHOD = (
     "second phase: the same records without the stuck one, on a topic and group of their own"
 )
+
+
+def client_settings(options: BenchOptions) -> dict[str, Any]:
+    """The librdkafka settings of the bench's clients, for the results' metadata: the
+    producer's (backlog and open loop) and the consumer's that shape latency."""
+    config = {key: value for key, value in options.kafka_config}
+    backlog = ProducePlan("", "", 0, 1)
+    return {
+        "producer_backlog": producer_settings(backlog),
+        "producer_open_loop": producer_settings(dataclasses.replace(backlog, rate=1.0)),
+        "consumer": {
+            key: config.get(key, f"{default} (librdkafka default)")
+            for key, default in FETCH_SETTINGS.items()
+        },
+    }
 
 
 def stuck_key(
@@ -78,7 +95,9 @@ def open_loop(
     service_s: float,
 ) -> dict[str, Any] | None:
     """End-to-end latency (send -> completion), offered vs achieved rate and whether the
-    consumer kept up, with the producer's and consumer's settings that shape latency. Bounds:
+    consumer kept up, over the measured records (the warm-up's left out); beside it the floor
+    (a plain consume loop's send -> receipt at the same rate) and the consumer's own share
+    (receipt -> done), with the producer's and consumer's settings that shape latency. Bounds:
     the achieved rate cannot exceed min(offered, bound); no record completes sooner than its
     service time."""
     if spec.rate is None:
@@ -96,8 +115,13 @@ def open_loop(
         else math.nan
     )
     config = {key: value for key, value in ctx.options.kafka_config}
+    own = stats.summarize_latencies(stats.sojourn_times(records))
+    floor = phase.floor
+    nan = math.nan
     return {
         "target_tps": spec.rate,
+        "warmup_sec": ctx.options.warmup_s,
+        "warmup_records": phase.warmup_records,
         "offered_tps": offered,
         "achieved_tps": achieved,
         "achieved_bound_tps": min(spec.rate, bound.bound_tps),
@@ -108,8 +132,19 @@ def open_loop(
         "e2e_p99_ms": e2e.p99_ms,
         "e2e_max_ms": e2e.max_ms,
         "e2e_bound_ms": service_s * 1000,
+        "consumer_p50_ms": own.p50_ms,
+        "consumer_p95_ms": own.p95_ms,
+        "consumer_p99_ms": own.p99_ms,
+        "consumer_max_ms": own.max_ms,
+        "floor_e2e_p50_ms": floor.e2e.p50_ms if floor else nan,
+        "floor_e2e_p95_ms": floor.e2e.p95_ms if floor else nan,
+        "floor_e2e_p99_ms": floor.e2e.p99_ms if floor else nan,
+        "floor_e2e_max_ms": floor.e2e.max_ms if floor else nan,
+        "floor_records": floor.records if floor else 0,
+        "floor_error": floor.error if floor else None,
         "producer_behind_ms": delivered.behind_s * 1000 if delivered else None,
         "producer_linger_ms": plan.linger_ms,
+        "producer_settings": producer_settings(plan),
         "consumer_fetch": {
             key: config.get(key, f"{default} (librdkafka default)")
             for key, default in FETCH_SETTINGS.items()
