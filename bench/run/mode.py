@@ -251,7 +251,11 @@ def _print_limits(
         )
         extras.append(f"hottest key {share:.1%} of records")
     if spec.rate:
-        extras.append(f"offered {spec.rate:g} records/s after a {ctx.options.warmup_s:g} s warm-up")
+        warmup = ctx.options.warmup_s
+        extras.append(
+            f"offered {spec.rate:g} records/s"
+            + (f" after a {warmup:g} s warm-up" if warmup else "")
+        )
     if spec.members > 1:
         extras.append(f"{spec.members} members")
     print(

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
+from bench.run.floor import warm_up
 from bench.run_parallel_benchmark import EXIT_OK, main
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -87,10 +88,22 @@ def test_open_loop_rate_reports_end_to_end_latency(kafka_broker: Any, tmp_path: 
         "1000",
         "--rate",
         "1000",
+        "--warmup-s",
+        "0.5",
         "--skip-baseline",
         "--skip-process",
     )
     loop = result["open_loop"]
+    # The warm-up's 500 records were consumed but are in no figure.
+    assert loop["warmup_sec"] == 0.5 and loop["warmup_records"] == 500
+    assert result["messages_expected"] == result["messages_processed"] == 1000
+    # The floor: the same 1000 measured records through a plain consume loop.
+    assert loop["floor_records"] == 1000 and loop["floor_error"] is None
+    assert 0 < loop["floor_e2e_p50_ms"] <= loop["floor_e2e_p99_ms"] <= loop["floor_e2e_max_ms"]
+    assert loop["e2e_bound_ms"] <= loop["consumer_p50_ms"] <= loop["consumer_p99_ms"]
+    metadata = orjson.loads((tmp_path / "results.json").read_bytes())["metadata"]
+    assert metadata["client_settings"]["producer_open_loop"]["acks"] == "all"
+    assert loop["producer_settings"] == metadata["client_settings"]["producer_open_loop"]
     assert result["rate_tps"] == 1000 and loop["target_tps"] == 1000
     assert loop["offered_tps"] > 0 and loop["achieved_tps"] > 0
     assert loop["kept_up"] is not None
@@ -98,6 +111,13 @@ def test_open_loop_rate_reports_end_to_end_latency(kafka_broker: Any, tmp_path: 
     assert loop["e2e_p50_ms"] >= loop["e2e_bound_ms"]  # nothing completes before its work
     assert loop["producer_linger_ms"] == 1
     assert "fetch.wait.max.ms" in loop["consumer_fetch"]
+
+
+def test_broker_warm_up_reports_what_it_measured(kafka_broker: Any) -> None:
+    figures = warm_up(kafka_broker.bootstrap_servers)
+    assert figures["error"] is None
+    assert figures["records"] == figures["seconds"] * figures["rate_tps"]
+    assert 0 < figures["e2e_p50_ms"] <= figures["e2e_p99_ms"]
 
 
 @pytest.mark.parametrize("protocol", ["classic", "consumer"])
