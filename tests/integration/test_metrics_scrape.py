@@ -72,7 +72,10 @@ def test_scraped_metrics_match_stats_during_a_run(
         wait_for(lambda: consumer.stats()["completed"] == RECORDS, "every record completed")
         wait_for(
             lambda: (
-                all(p["lag"] == 0 for p in consumer.stats()["partitions"].values())
+                all(
+                    p["lag"] == 0 and p["committed"] == p["position"]
+                    for p in consumer.stats()["partitions"].values()
+                )
                 and len(consumer.stats()["partitions"]) == PARTITIONS
             ),
             "every offset committed and the watermarks refreshed",
