@@ -1,11 +1,13 @@
 """Per-record cost of the coordinating loop: a zero-work handler next to a raw consume() loop.
 
-    python -m bench.overhead [--bootstrap-servers HOST:PORT] [--num-messages N]
+    python -m bench.overhead [--bootstrap-servers HOST:PORT] [--num-messages N] [--paths P,...]
 
 Produces N records over 100 keys into a fresh 8-partition topic, then reads them back with a
 plain confluent-kafka consume() loop (the floor: no tracking, no ordering, no commits) and with
-ParallelConsumer on each engine, ordering=key, handler doing nothing. Prints records/s and the
-ratio to the raw loop. Without --bootstrap-servers it starts an embedded broker.
+ParallelConsumer on each path, handler doing nothing. A path is `engine[/ordering][/batchN]`:
+`async` (key order, one record per handler call), `async/unordered/batch500` (batch mode,
+`batch_size=500`). Prints records/s per path and its ratio to the raw loop of the same run.
+Without --bootstrap-servers it starts an embedded broker.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from confluent_kafka import Consumer
 
@@ -28,10 +31,58 @@ from pyrallel_consumer.engines.registry import ENGINE_NAMES
 
 PARTITIONS = 8
 KEYS = 100
+ORDERINGS = ("key", "partition", "unordered")
+# The record path per engine, and batch mode where its handler calls are cheapest.
+DEFAULT_PATHS = (
+    "baseline,async,process,baseline/key/batch500,async/key/batch500,async/unordered/batch500"
+)
+
+
+@dataclass(frozen=True)
+class Path:
+    """One way through the library: an engine, an ordering, and batch mode's batch size."""
+
+    engine: str
+    ordering: str = "key"
+    batch_size: int | None = None
+
+    @property
+    def label(self) -> str:
+        batch = f"/batch{self.batch_size}" if self.batch_size else ""
+        return f"{self.engine}/{self.ordering}{batch}"
+
+
+def parse_paths(text: str) -> list[Path]:
+    """`async,async/unordered/batch500`: paths, checked before anything is produced."""
+    paths = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        engine, *rest = item.split("/")
+        ordering, batch_size = "key", None
+        for part in rest:
+            if part in ORDERINGS:
+                ordering = part
+            elif part.startswith("batch") and part[5:].isdigit() and int(part[5:]) > 0:
+                batch_size = int(part[5:])
+            else:
+                raise argparse.ArgumentTypeError(
+                    f"{item!r}: {part!r} is neither an ordering ({', '.join(ORDERINGS)}) nor "
+                    "batchN (N > 0)"
+                )
+        if engine not in ENGINE_NAMES:
+            raise argparse.ArgumentTypeError(
+                f"{item!r}: expected an engine among {', '.join(ENGINE_NAMES)}"
+            )
+        paths.append(Path(engine, ordering, batch_size))
+    if not paths:
+        raise argparse.ArgumentTypeError(f"no path in {text!r}")
+    return paths
 
 
 def noop(record: object) -> None:
-    """The zero-work handler (module level, so the process engine can pickle it)."""
+    """The zero-work handler (module level, so the process engine can pickle it); in batch
+    mode it receives a list of records."""
 
 
 async def noop_async(record: object) -> None:
@@ -61,7 +112,7 @@ def _raw_rate(bootstrap: str, topic: str, count: int) -> float:
     return count / elapsed
 
 
-def _engine_rate(bootstrap: str, topic: str, count: int, engine: str) -> float:
+def _path_rate(bootstrap: str, topic: str, count: int, path: Path) -> float:
     """Records/s from the first record received to the last completion."""
     span: list[float] = []
 
@@ -70,34 +121,24 @@ def _engine_rate(bootstrap: str, topic: str, count: int, engine: str) -> float:
             span.append(c.received_at)
         span[1:] = [c.completed_at]
 
-    handler = noop_async if engine == "async" else noop
+    handler = noop_async if path.engine == "async" else noop
     consumer = ParallelConsumer(
         {
             "bootstrap.servers": bootstrap,
-            "group.id": f"overhead-{engine}-{uuid.uuid4().hex[:8]}",
+            "group.id": f"overhead-{path.engine}-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest",
         },
         topics=[topic],
         handler=handler,
-        engine=engine,
-        ordering="key",
+        engine=path.engine,
+        ordering=path.ordering,
         on_complete=on_complete,
+        batch_size=path.batch_size,
     )
     done = consumer.run(max_records=count, timeout=300)
     if done < count or len(span) < 2:
-        raise RuntimeError(f"{engine}: only {done} of {count} records completed")
+        raise RuntimeError(f"{path.label}: only {done} of {count} records completed")
     return count / (span[1] - span[0])
-
-
-def _engine_list(text: str) -> list[str]:
-    """`baseline,async`: known engine names, checked before anything is produced."""
-    engines = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in engines if name not in ENGINE_NAMES]
-    if unknown or not engines:
-        raise argparse.ArgumentTypeError(
-            f"expected engines among {', '.join(ENGINE_NAMES)}, got {text!r}"
-        )
-    return engines
 
 
 @contextlib.contextmanager
@@ -122,10 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--num-messages", type=positive_int, default=100_000, help="records produced and read"
     )
     parser.add_argument(
-        "--engines",
-        type=_engine_list,
-        default=list(ENGINE_NAMES),
-        help="comma-separated engines to measure (default: all)",
+        "--paths",
+        type=parse_paths,
+        default=parse_paths(DEFAULT_PATHS),
+        help=f"comma-separated engine[/ordering][/batchN] to measure (default: {DEFAULT_PATHS})",
     )
     args = parser.parse_args(argv)
     with bootstrap_or_embedded(args.bootstrap_servers) as bootstrap:
@@ -133,13 +174,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         topics.reset_topic(bootstrap, topic, PARTITIONS, 60)
         produce_backlog(ProducePlan(bootstrap, topic, args.num_messages, KEYS), 120)
         raw = _raw_rate(bootstrap, topic, args.num_messages)
-        print(f"{'raw consume()':>14}: {raw:>12,.0f} records/s")
-        for engine in args.engines:
-            rate = _engine_rate(bootstrap, topic, args.num_messages, engine)
-            per_record_us = 1e6 / rate
+        width = max(len("raw consume()"), *(len(path.label) for path in args.paths))
+        print(f"{'raw consume()':>{width}}: {raw:>12,.0f} records/s")
+        for path in args.paths:
+            rate = _path_rate(bootstrap, topic, args.num_messages, path)
             print(
-                f"{engine:>14}: {rate:>12,.0f} records/s  ({rate / raw:.2f} of raw, "
-                f"{per_record_us:.1f} us/record)"
+                f"{path.label:>{width}}: {rate:>12,.0f} records/s  ({rate / raw:.3f} of raw, "
+                f"{1e6 / rate:.1f} us/record)"
             )
     return 0
 

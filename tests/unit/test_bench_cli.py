@@ -280,9 +280,9 @@ def test_a_misspelt_subcommand_gets_the_closest_one(capsys: pytest.CaptureFixtur
         ),
         (
             overhead_main,
-            ["--engines", "baseline,asyncc"],
-            "python -m bench.overhead: error: argument --engines: expected engines among "
-            "baseline, async, process, got 'baseline,asyncc'",
+            ["--paths", "baseline,asyncc/unordered"],
+            "python -m bench.overhead: error: argument --paths: 'asyncc/unordered': expected "
+            "an engine among baseline, async, process",
         ),
     ],
 )
