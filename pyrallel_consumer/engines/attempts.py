@@ -1,7 +1,13 @@
 """Calling a handler with retries: the same policy for every engine, sync and async.
 
-Retries happen inside the lane, before the next item of that lane starts, so `key` and
-`partition` ordering hold through failures.
+A retrying item keeps its lane: the next item of that lane starts only after its last attempt,
+so `key` and `partition` ordering hold through failures. How the backoff between attempts is
+waited out depends on the runner, the bookkeeping (`attempt_once`, `after_failure`) is shared:
+- ThreadLaneRunner (lanes.py) holds no thread: a failed attempt goes to a RetryQueue
+  (retry_queue.py) and back to the ready queue when due, while its thread runs other lanes;
+- CoroutineLaneRunner awaits `asyncio.sleep` (`call_with_retries_async`): no thread held either;
+- the baseline engine runs one record at a time by design, so it sleeps inline
+  (`call_with_retries`): there is no other work its thread could do meanwhile.
 
 What a handler may raise, and what it becomes (the same in every engine and in batch mode):
 - any `Exception`, and any other `BaseException` (GeneratorExit, a custom subclass, an
@@ -52,6 +58,35 @@ def error_text(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc)).rstrip()
 
 
+def succeeded(attempts: int) -> Attempted:
+    """The result of a handler call that returned on attempt number `attempts` (1-based)."""
+    return _FIRST_TRY if attempts == 1 else Attempted(Outcome.SUCCEEDED, attempts, None)
+
+
+def after_failure(exc: BaseException, attempt: int, policy: RetryPolicy) -> Attempted | float:
+    """What follows attempt number `attempt` (1-based) raising `exc`: the final result (STOPPED
+    for SystemExit/KeyboardInterrupt, FAILED when the retries ran out), or the backoff in
+    seconds before the next attempt. Raises only what `policy.delay` raises."""
+    if isinstance(exc, STOP_EXCEPTIONS):
+        return Attempted(Outcome.STOPPED, attempt, error_text(exc))
+    if attempt > policy.retries:
+        return Attempted(Outcome.FAILED, attempt, error_text(exc))
+    return policy.delay(attempt, random.random())
+
+
+def attempt_once(
+    handler: Callable[[Record], Any], record: Record, attempt: int, policy: RetryPolicy
+) -> Attempted | float:
+    """Call `handler(record)` as attempt number `attempt` (1-based): the final result, or the
+    backoff in seconds before the next attempt (`after_failure`). Never raises what the
+    handler raises."""
+    try:
+        handler(record)
+    except BaseException as exc:
+        return after_failure(exc, attempt, policy)
+    return succeeded(attempt)
+
+
 def call_with_retries(
     handler: Callable[[Record], Any],
     record: Record,
@@ -59,19 +94,15 @@ def call_with_retries(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Attempted:
     """Call `handler(record)` until it returns or `policy.retries` retries ran out, sleeping
-    `policy.delay` seconds between attempts. Never raises what the handler raises."""
-    attempt = 0
+    `policy.delay` seconds between attempts on the calling thread. Never raises what the
+    handler raises."""
+    attempt = 1
     while True:
+        result = attempt_once(handler, record, attempt, policy)
+        if isinstance(result, Attempted):
+            return result
+        sleep(result)
         attempt += 1
-        try:
-            handler(record)
-            return _FIRST_TRY if attempt == 1 else Attempted(Outcome.SUCCEEDED, attempt, None)
-        except STOP_EXCEPTIONS as exc:
-            return Attempted(Outcome.STOPPED, attempt, error_text(exc))
-        except BaseException as exc:
-            if attempt > policy.retries:
-                return Attempted(Outcome.FAILED, attempt, error_text(exc))
-        sleep(policy.delay(attempt, random.random()))
 
 
 def _task_cancelled() -> bool:
@@ -93,26 +124,25 @@ async def call_with_retries_async(
 ) -> Attempted:
     """The same as `call_with_retries` for an `async def` handler. Raises CancelledError only
     when the task running it is cancelled (shutdown), during the handler or the backoff."""
-    attempt = 0
+    attempt = 1
     while True:
-        attempt += 1
         try:
             await handler(record)
-            return _FIRST_TRY if attempt == 1 else Attempted(Outcome.SUCCEEDED, attempt, None)
-        except STOP_EXCEPTIONS as exc:
-            return Attempted(Outcome.STOPPED, attempt, error_text(exc))
+            return succeeded(attempt)
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError) and _task_cancelled():
                 raise
-            if attempt > policy.retries:
-                return Attempted(Outcome.FAILED, attempt, error_text(exc))
-        await asyncio.sleep(policy.delay(attempt, random.random()))
+            result = after_failure(exc, attempt, policy)
+        if isinstance(result, Attempted):
+            return result
+        await asyncio.sleep(result)
+        attempt += 1
 
 
-def escaped(exc: BaseException) -> Attempted:
-    """The result for an item when `exc` escaped `call_with_retries` (a bug, not the
-    handler's exception, which never escapes): FAILED after one attempt with the traceback,
-    so the item is still reported and its lane released, and the failure policy takes it.
-    A lane runner's loop calls this rather than end with the item in flight."""
+def escaped(exc: BaseException, attempts: int = 1) -> Attempted:
+    """The result for an item when `exc` escaped `call_with_retries` or `attempt_once` (a bug,
+    not the handler's exception, which never escapes) during attempt number `attempts`: FAILED
+    with the traceback, so the item is still reported and its lane released, and the failure
+    policy takes it. A lane runner's loop calls this rather than end with the item in flight."""
     log.error("an engine's lane runner failed while running a record", exc_info=exc)
-    return Attempted(Outcome.FAILED, 1, error_text(exc))
+    return Attempted(Outcome.FAILED, attempts, error_text(exc))

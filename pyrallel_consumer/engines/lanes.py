@@ -8,7 +8,8 @@ Both runners are also used inside process-engine workers.
 A runner loop never ends because of one item: whatever the handler raises is a result
 (attempts.py), and anything else escaping the call is caught here and reported FAILED
 (`attempts.escaped`), so no item stays in flight with nobody running it. The only exception is
-close() giving up on a coroutine runner's items: they are abandoned, not reported.
+close() giving up on items (a coroutine runner's unfinished ones, a thread runner's waiting for
+a retry): they are abandoned, not reported.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from queue import SimpleQueue
 from pyrallel_consumer.config import RetryPolicy
 from pyrallel_consumer.engines.attempts import (
     Attempted,
-    call_with_retries,
+    attempt_once,
     call_with_retries_async,
     escaped,
 )
 from pyrallel_consumer.engines.base import Handler
+from pyrallel_consumer.engines.retry_queue import Clock, RetryQueue
 from pyrallel_consumer.work import Lane, Outcome, Report, WorkItem
 
 ReportSink = Callable[[Report], None]
@@ -72,23 +74,44 @@ class Lanes:
         return len(self._waiting)
 
 
-def _cancelled(item: Item) -> Report:
-    return Report(item.id, Outcome.CANCELLED, 0, time.monotonic())
+def _cancelled(item: Item, attempts: int = 0) -> Report:
+    return Report(item.id, Outcome.CANCELLED, attempts, time.monotonic())
+
+
+# A ready item and the number of its next attempt (1-based): above 1 when it comes back from
+# the retry queue.
+Ready = tuple[Item, int]
 
 
 class ThreadLaneRunner:
     """Plain handlers on a fixed pool of threads: real parallelism when the handler releases
-    the GIL (I/O, sleeps, the Cython CPU kernel)."""
+    the GIL (I/O, sleeps, the Cython CPU kernel).
+
+    A failed attempt with retries left holds no thread: the item waits out its backoff in
+    `retries` (a RetryQueue on `clock`, monotonic seconds) and comes back to the ready queue
+    with its attempt count, while its lane stays held (the lane's next item waits behind it)
+    and the thread goes on with other lanes. An item cancelled while it waits is reported
+    CANCELLED, with the attempts made, when it is due, without calling the handler again.
+
+    Threads: the pool threads run items, `retries`' timer thread puts due items back on the
+    ready queue; `_lanes` is shared by the submitting thread and the pool, under `_lock`.
+    """
 
     def __init__(
-        self, handler: Handler, policy: RetryPolicy, threads: int, report: ReportSink
+        self,
+        handler: Handler,
+        policy: RetryPolicy,
+        threads: int,
+        report: ReportSink,
+        clock: Clock = time.monotonic,
     ) -> None:
         self._handler = handler
         self._policy = policy
         self._report = report
         self._lanes = Lanes()
         self._lock = threading.Lock()
-        self._ready: SimpleQueue[Item | None] = SimpleQueue()
+        self._ready: SimpleQueue[Ready | None] = SimpleQueue()
+        self.retries: RetryQueue[Ready] = RetryQueue(self._ready.put, clock)
         self._threads = [
             threading.Thread(target=self._work, name=f"pyrallel-worker-{i}", daemon=True)
             for i in range(threads)
@@ -98,33 +121,46 @@ class ThreadLaneRunner:
 
     def submit(self, items: Sequence[Item]) -> None:
         with self._lock:
-            ready = [item for item in items if self._lanes.admit(item)]
-        for item in ready:
-            self._ready.put(item)
+            ready = [(item, 1) for item in items if self._lanes.admit(item)]
+        for entry in ready:
+            self._ready.put(entry)
 
     def _work(self) -> None:
         handler, policy, report = self._handler, self._policy, self._report
         while True:
-            item = self._ready.get()
-            if item is None:
+            entry = self._ready.get()
+            if entry is None:
                 return  # close() queues one None per thread, behind the ready work
+            item: Item | None
+            item, attempt = entry
             while item is not None:
                 if item.cancelled:
-                    report(_cancelled(item))
+                    report(_cancelled(item, attempt - 1))
                 else:
                     try:
-                        outcome, attempts, error = call_with_retries(handler, item.record, policy)
+                        result = attempt_once(handler, item.record, attempt, policy)
+                        if not isinstance(result, Attempted):
+                            # Back when due; the lane stays held. Dropped after close():
+                            # abandoned. The thread goes on with the ready queue.
+                            self.retries.add((item, attempt + 1), result)
+                            break
                     except BaseException as exc:  # the safety net (module doc)
-                        outcome, attempts, error = escaped(exc)
+                        result = escaped(exc, attempt)
+                    outcome, attempts, error = result
                     report(Report(item.id, outcome, attempts, time.monotonic(), error))
                 with self._lock:
                     following = self._lanes.release(item.lane)
                 if following is not None and not self._ready.empty():
-                    self._ready.put(following)  # let waiting lanes go first
+                    self._ready.put((following, 1))  # let waiting lanes go first
                     following = None
-                item = following
+                item, attempt = following, 1
 
     def close(self, timeout: float) -> None:
+        """Let the running and the ready items finish within `timeout` seconds. Items waiting
+        for a retry are abandoned, as is an item whose attempt fails from now on with retries
+        left, and the items behind them in their lanes: never reported, so never committed
+        (the control plane's drain, before close, is what waits for them)."""
+        self.retries.close()
         for _ in self._threads:
             self._ready.put(None)
         deadline = time.monotonic() + timeout

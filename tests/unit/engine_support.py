@@ -5,6 +5,7 @@
 - `make_items`: work items over a number of keys, one per offset of partition ("t", 0).
 - `collect`: an engine's reports until every item was reported once.
 - `Reports`: the report callback of a lane runner, waited on by the test thread.
+- `wait_until`: polls a condition other threads make true.
 
 The `engines` fixture (closes every engine a test built) is in conftest.py.
 """
@@ -120,3 +121,12 @@ class Reports:
         by_id = {report.id: report for report in done}
         assert len(by_id) == len(done), "an item was reported twice"
         return by_id
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    """Return once `condition()` holds (polled every 5 ms); AssertionError naming `what` if it
+    did not within WAIT_S seconds."""
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.005)

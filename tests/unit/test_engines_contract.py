@@ -133,12 +133,16 @@ def test_unordered_runs_everything(engine_kind: str, engines: list[Engine]) -> N
     assert sorted(o for o, _ in recorder.calls) == list(range(300))
 
 
-def test_retries_then_failed_with_error_text(engine_kind: str, engines: list[Engine]) -> None:
-    # Offset 3 always fails; offset 5 fails twice then succeeds.
+@pytest.mark.parametrize("backoff_s", [0.0, 0.02])
+def test_retries_then_failed_with_error_text(
+    engine_kind: str, engines: list[Engine], backoff_s: float
+) -> None:
+    # Offset 3 always fails; offset 5 fails twice then succeeds. With a backoff, the thread
+    # runner's retries go through its retry queue (backoff 0 too, due at once).
     recorder = Recorder(
         fail=lambda record, attempt: record.offset == 3 or (record.offset == 5 and attempt <= 2)
     )
-    engine = make_engine(engine_kind, recorder, engines, retries=2)
+    engine = make_engine(engine_kind, recorder, engines, retries=2, retry_backoff_s=backoff_s)
     items = make_items(20, keys=2)  # offsets 3, 5, 7, ... share key-1
     engine.submit(items)
     reports = collect(engine, len(items))
@@ -186,6 +190,25 @@ def test_reports_never_blocks_and_wait_returns(engine_kind: str, engines: list[E
     assert engine.reports() == []
     engine.wait(0.01)  # nothing submitted: returns after the timeout
     assert engine.describe()["engine"] == ENGINES[engine_kind][0].name
+
+
+def test_a_lane_waiting_for_a_retry_holds_no_thread(engines: list[Engine]) -> None:
+    """The async engine's thread pool (one thread here) runs other lanes while a record waits
+    out an hour of backoff; close() abandons that record: never reported, so never committed.
+    (The baseline engine sleeps inline by design, one record at a time; the coroutine runner
+    awaits the backoff on one of its coroutines.)"""
+    recorder = Recorder(fail=lambda record, attempt: record.offset == 0)
+    engine = make_engine(
+        "async-threads", recorder, engines, concurrency=1, retries=1, retry_backoff_s=3600.0
+    )
+    items = make_items(10, keys=2)  # key-0: offsets 0, 2, ...; key-1: offsets 1, 3, ...
+    engine.submit(items)
+    reports = collect(engine, 5)
+    assert set(reports) == {item.id for item in items[1::2]}
+    assert all(d.outcome == Outcome.SUCCEEDED for d in reports.values())
+    assert [offset for offset, _ in recorder.calls if offset % 2 == 0] == [0]
+    engine.close(WAIT_S)
+    assert engine.reports() == []
 
 
 class CustomBaseException(BaseException):
