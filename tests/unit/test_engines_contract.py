@@ -199,7 +199,13 @@ def test_a_lane_waiting_for_a_retry_holds_no_thread(engines: list[Engine]) -> No
     awaits the backoff on one of its coroutines.)"""
     recorder = Recorder(fail=lambda record, attempt: record.offset == 0)
     engine = make_engine(
-        "async-threads", recorder, engines, concurrency=1, retries=1, retry_backoff_s=3600.0
+        "async-threads",
+        recorder,
+        engines,
+        concurrency=1,
+        retries=1,
+        retry_backoff_s=3600.0,
+        retry_backoff_max_s=3600.0,
     )
     items = make_items(10, keys=2)  # key-0: offsets 0, 2, ...; key-1: offsets 1, 3, ...
     engine.submit(items)
