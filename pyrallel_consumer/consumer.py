@@ -211,7 +211,7 @@ def _starts_at_end(config: ConsumerConfig) -> bool:
 
 
 def _check_option_names(options: Mapping[str, Any]) -> None:
-    known = [*_OWN_OPTIONS, *option_names()]
+    known = list(dict.fromkeys([*_OWN_OPTIONS, *option_names()]))  # topics is in both
     for name in options:
         if name not in known:
             close = difflib.get_close_matches(name, known, n=1)

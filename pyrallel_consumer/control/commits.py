@@ -139,6 +139,9 @@ def fatal_error(text: str, code: int | None, name: str) -> KafkaFatalError:
     """The KafkaFatalError of a fatal librdkafka error, with the fix for the usual cause."""
     hint = ""
     if "fenced" in text.lower() or code == KafkaError.FENCED_INSTANCE_ID:
+        # librdkafka's error callback gives the generic _FATAL code; its text names the cause,
+        # which this names by its own code, as a commit refused for it would.
+        code, name = KafkaError.FENCED_INSTANCE_ID, "FENCED_INSTANCE_ID"
         hint = (
             " (another consumer joined the group with the same group.instance.id: give each "
             "consumer its own)"

@@ -250,13 +250,14 @@ class DeadLetterPublisher:
         if by_broker:
             return (
                 f"MSG_SIZE_TOO_LARGE: the broker refused the dead letter of {size}: raise "
-                f"max.message.bytes of topic {self.topic!r} (and {limit} in dlq_producer_config "
-                "if it is below that)"
+                f"max.message.bytes of topic {self.topic!r} (and {limit} of the producer, in "
+                "kafka_config or dlq_producer_config, if it is below that)"
             )
         return (
             f"MSG_SIZE_TOO_LARGE: the dead letter is {size}, over the dead-letter producer's "
-            f"{limit}: raise message.max.bytes in dlq_producer_config and max.message.bytes of "
-            f"topic {self.topic!r} above it"
+            f"{limit}: raise message.max.bytes (in kafka_config, which the dead-letter producer "
+            f"inherits, or in dlq_producer_config when given) and max.message.bytes of topic "
+            f"{self.topic!r} above it"
         )
 
     def _queue_full(self) -> str:

@@ -79,6 +79,7 @@ def test_a_fenced_static_member_stops_at_once_with_kafka_fatal_error(
     first.join(timeout=90)
     assert isinstance(first.error, KafkaFatalError), f"first member ended with {first.error!r}"
     assert "fenced" in str(first.error).lower() and "group.instance.id" in str(first.error)
+    assert first.error.name == "FENCED_INSTANCE_ID"
     handled_at_stop = len(first_handled.snapshot())
     second.join(timeout=120)
     assert second.error is None, second.error

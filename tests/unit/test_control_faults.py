@@ -28,6 +28,7 @@ from pyrallel_consumer.errors import (
 from pyrallel_consumer.work import Outcome, Report
 
 GROUP_AUTHORIZATION_FAILED = 30
+FENCED_INSTANCE_ID = 82
 NOT_COORDINATOR = 16
 FENCED_TEXT = (
     "Fatal error: Broker: Static consumer fenced by other consumer with same group.instance.id"
@@ -58,7 +59,8 @@ def test_a_fatal_error_stops_at_once_and_commits_nothing_more(flagged: bool) -> 
 
     with pytest.raises(KafkaFatalError, match=r"group\.instance\.id") as raised:
         run(h)
-    assert raised.value.code == FATAL
+    # The cause by its own code, not librdkafka's generic _FATAL.
+    assert (raised.value.code, raised.value.name) == (FENCED_INSTANCE_ID, "FENCED_INSTANCE_ID")
     assert len(client.commits) == commits_before[0], "committed after the fatal error"
     assert client.closed and h.engine.closed
     # The held records were cancelled: an engine that had not started them reports so.
