@@ -64,8 +64,9 @@ class WorkItem(Generic[Owner_co]):
 
 
 class Report:
-    """An engine's report on one work item: `attempts` handler calls (0 when cancelled),
-    `completed_at` in monotonic seconds, `error` the last traceback when FAILED or STOPPED."""
+    """An engine's report on one work item: `attempts` handler calls made (0 when cancelled
+    before its first attempt), `completed_at` in monotonic seconds, `error` the last traceback
+    when FAILED or STOPPED."""
 
     __slots__ = ("attempts", "completed_at", "error", "id", "outcome")
 
