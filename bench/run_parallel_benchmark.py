@@ -42,22 +42,37 @@ log = logging.getLogger("bench")
 EXIT_OK, EXIT_INCOMPLETE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
+EXTERNAL = "external"
+UNKNOWN_VERSION = "unknown (external cluster)"
+
+
 @dataclass(frozen=True)
 class BrokerInfo:
     bootstrap_servers: str
     kind: str  # kafka | tansu | external
     version: str
 
+    def describe(self) -> str:
+        """The start-up line: `broker: Apache Kafka 4.1.1 at host:port`, or for a cluster
+        nobody described `broker: external cluster at host:port, version unknown ...`."""
+        if self.kind == EXTERNAL and self.version == UNKNOWN_VERSION:
+            return (
+                f"broker: external cluster at {self.bootstrap_servers}, version unknown "
+                "(Kafka does not report it; PYRALLEL_BROKER_VERSION names it)"
+            )
+        return f"broker: {self.kind} {self.version} at {self.bootstrap_servers}"
+
 
 def _start_broker(opts: BenchOptions, stack: contextlib.ExitStack) -> BrokerInfo:
     """The cluster given by --bootstrap-servers, else an embedded broker for this invocation."""
     if opts.bootstrap_servers:
-        # What runs behind the address is not visible over the protocol: whoever started it
-        # (the container driver, compose) may say, so results do not read "external unknown".
+        # Kafka's protocol does not report the broker's version (ApiVersions names request
+        # versions, shared by many releases): whoever started it (the container driver,
+        # compose) may say, so results do not read "external unknown".
         return BrokerInfo(
             opts.bootstrap_servers,
-            os.environ.get("PYRALLEL_BROKER_KIND", "external"),
-            os.environ.get("PYRALLEL_BROKER_VERSION", "unknown"),
+            os.environ.get("PYRALLEL_BROKER_KIND", EXTERNAL),
+            os.environ.get("PYRALLEL_BROKER_VERSION", UNKNOWN_VERSION),
         )
     from bench.broker import resolve_default_kind, start_broker
 
@@ -113,8 +128,7 @@ def run_benchmark(opts: BenchOptions) -> int:
             "version": broker.version,
             "bootstrap_servers": broker.bootstrap_servers,
         }
-        named = broker.kind if broker.kind == "external" else f"{broker.kind} {broker.version}"
-        print(f"broker: {named} at {broker.bootstrap_servers}", flush=True)
+        print(broker.describe(), flush=True)
         try:
             cluster.check_reachable(broker.bootstrap_servers)
         except cluster.BenchSetupError as exc:
@@ -167,15 +181,12 @@ def run_benchmark(opts: BenchOptions) -> int:
         print(table.results_table(rows, wide=opts.wide))
         for extra in scenario_tables(rows, wide=opts.wide):
             print("\n" + extra)
-    print(f"\nJSON summary written to {output}")
+    print("\n" + written_line(output))
     return status
 
 
 def _one_run(spec: RunSpec, ctx: RunContext) -> RunResult:
-    print(
-        f"\n== {spec.engine} / {spec.workload}: topic {spec.topic}, group {spec.group_id}",
-        flush=True,
-    )
+    print("\n" + run_header(spec), flush=True)
     result = run_mode(spec, ctx)
     print(
         f"   {result.messages_processed}/{result.messages_expected} records, "
@@ -186,6 +197,24 @@ def _one_run(spec: RunSpec, ctx: RunContext) -> RunResult:
         flush=True,
     )
     return result
+
+
+def run_header(spec: RunSpec) -> str:
+    """The lines that open a run: `== async / sleep @5000/s x2` (the tables' run label), then
+    its topic and group on lines of their own (together they would pass 100 columns)."""
+    label = (f" @{spec.rate:g}/s" if spec.rate else "") + (
+        f" x{spec.members}" if spec.members > 1 else ""
+    )
+    return (
+        f"== {spec.engine} / {spec.workload}{label}\n"
+        f"   topic {spec.topic}\n   group {spec.group_id}"
+    )
+
+
+def written_line(output: Path) -> str:
+    """Where the results went, as an absolute path: the default (bench/results/) is relative
+    to the current directory, wherever that was."""
+    return f"JSON summary written to {output.resolve()}"
 
 
 def _planned_runs(opts: BenchOptions, run_id: str) -> list[RunSpec]:

@@ -191,10 +191,11 @@ def chain_limit_tps(
 
 
 def default_timeout_s(
-    num_messages: int, bound_tps: float, *, produce_s: float = 0.0, join_allowance_s: float = 30.0
+    num_messages: int, pace_tps: float, *, join_allowance_s: float = 30.0
 ) -> float:
-    """A run's limit when --timeout-sec is not given: three times the bound's duration, plus
-    the time an open-loop producer needs to offer the records, plus a group-join allowance.
-    An unknown or infinite bound falls back to a minute of processing."""
-    processing_s = num_messages / bound_tps if math.isfinite(bound_tps) and bound_tps > 0 else 20.0
-    return math.ceil(3 * processing_s + produce_s + join_allowance_s)
+    """A run's limit when --timeout-sec is not given: three times the time its records take at
+    `pace_tps` (the bound, or in open loop min(offered rate, bound), which also covers the
+    producing), plus a group-join allowance. An unknown or infinite pace falls back to a
+    minute of processing."""
+    processing_s = num_messages / pace_tps if math.isfinite(pace_tps) and pace_tps > 0 else 20.0
+    return math.ceil(3 * processing_s + join_allowance_s)

@@ -19,6 +19,7 @@ LOG_SCALE_SPAN = 20.0
 # One per source, the first plain: a single file's chart has no hatching at all.
 HATCHES = ("", "//", "..", "xx", "\\\\", "oo", "--", "++")
 LINE_STYLES = ("-", "--", ":", "-.")
+LEGEND_WIDTH_IN = 2.0
 
 
 @dataclass
@@ -66,7 +67,9 @@ def draw_bars(groups: Sequence[str], series: Sequence[Series], ylabel: str, titl
     """Grouped bars: one group per x label, one bar per series; returns the matplotlib Figure."""
     plt = _pyplot()
     width = 0.8 / max(1, len(series))
-    fig, ax = plt.subplots(figsize=(max(6.0, 2.2 * len(groups) + 0.5 * len(series)), 4.8))
+    # LEGEND_WIDTH_IN more for the legend beside the axes.
+    width_in = max(6.0, 2.2 * len(groups) + 0.5 * len(series)) + LEGEND_WIDTH_IN
+    fig, ax = plt.subplots(figsize=(width_in, 4.8))
     colours = _colours(plt, series)
     hatches = _palette([s.source for s in series], HATCHES)
     for i, one in enumerate(series):
@@ -103,7 +106,7 @@ def draw_curves(
     """One line per series (xs[i] are the x values of series i), e.g. latency vs offered rate;
     returns the matplotlib Figure."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig, ax = plt.subplots(figsize=(7.5 + LEGEND_WIDTH_IN, 4.8))
     colours = _colours(plt, series)
     styles = _palette([s.source for s in series], LINE_STYLES)
     for i, one in enumerate(series):
@@ -129,6 +132,12 @@ def draw_curves(
         ax.set_yscale("log")
         ylabel += " (log scale)"
     ax.set_xlabel(xlabel)
+    # From 0 to past the highest rate, in plain numbers: matplotlib's own limits around a
+    # single rate read "-0.4 .. +0.6, +2e3".
+    finite = [x for row in xs for x in row if math.isfinite(x)]
+    if finite:
+        ax.set_xlim(0, max(finite) * 1.1 or 1.0)
+    ax.ticklabel_format(axis="x", style="plain", useOffset=False)
     _finish(ax, ylabel, title, any(any(s.marked) for s in series))
     return fig
 
@@ -137,7 +146,7 @@ def save(fig: Any, path: Path) -> None:
     """Write the figure as PNG and release it."""
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # the legend beside the axes included
     _pyplot().close(fig)
 
 
@@ -153,5 +162,6 @@ def _finish(ax: Any, ylabel: str, title: str, marked: bool) -> None:
     ax.set_ylabel(ylabel)
     note = "\n(* / black edge / x: incomplete or profiled run)" if marked else ""
     ax.set_title(title + note, fontsize=10)
-    ax.legend(fontsize=7, loc="best")
+    # Beside the axes, never over a bar or a point; save() keeps it in the image.
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     ax.grid(axis="y", alpha=0.3)

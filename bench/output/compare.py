@@ -7,19 +7,24 @@ left out because one file lacks them (an all-modes file against a one-mode file,
 metadata lines that differ (commit, CPU, broker, ...) are printed first: a ratio means little
 without knowing what changed. Each row says whether both results are complete
 measurements; a warning is printed when an incomplete or profiled result is compared.
+
+By default every line fits bench.output.table.WIDTH columns: one line per figure under each
+run, metadata values shortened; `--wide` gives one row per run and the values whole. Exit
+status 1 when the files share no run and workload.
 """
 
 from __future__ import annotations
 
 import math
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from bench.arg_parser import BenchArgumentParser
 from bench.output.results import load_results
-from bench.output.table import fmt_number, render, run_label
+from bench.output.table import WIDTH, fmt_number, render, run_label
 
 METRICS: tuple[tuple[str, str], ...] = (
     ("throughput_tps", "TPS"),
@@ -28,6 +33,10 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("p99_processing_ms", "P99 ms"),
     ("join_time_sec", "Join s"),
 )
+NOTHING_SHARED = "no run and workload is in both files"
+# Columns of a metadata value in the default view: the longest option name (27) and two
+# values fit WIDTH.
+DIFF_CELL = 32
 METADATA_KEYS = (
     "git_commit",
     "cpu_model",
@@ -90,7 +99,19 @@ def _broker(meta: dict[str, Any]) -> str:
     return f"{broker.get('kind', '?')} {broker.get('version', '')}".strip()
 
 
-def metadata_diff(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str, str]]:
+def _short(key: str, value: str) -> str:
+    """A metadata value within DIFF_CELL columns: a commit as its first 12 hex digits (and
+    `-dirty`), anything else cut with `...`."""
+    if key == "git_commit" and len(value) >= 40:
+        return value[:12] + value[40:]
+    return value if len(value) <= DIFF_CELL else value[: DIFF_CELL - 3] + "..."
+
+
+def metadata_diff(
+    a: dict[str, Any], b: dict[str, Any], wide: bool = True
+) -> list[tuple[str, str, str]]:
+    """(what, A, B) for every metadata line and option that differs; values shortened to fit
+    WIDTH unless `wide`."""
     rows = [
         (key, str(a.get(key)), str(b.get(key))) for key in METADATA_KEYS if a.get(key) != b.get(key)
     ]
@@ -102,7 +123,9 @@ def metadata_diff(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str, 
             rows.append(
                 (f"--{key.replace('_', '-')}", str(options_a.get(key)), str(options_b.get(key)))
             )
-    return rows
+    if wide:
+        return rows
+    return [(key, _short(key, va), _short(key, vb)) for key, va, vb in rows]
 
 
 def shared_keys(
@@ -126,30 +149,48 @@ def left_out(only_a: Sequence[tuple[str, str]], only_b: Sequence[tuple[str, str]
     ]
 
 
-def compare_table(a: dict[str, Any], b: dict[str, Any]) -> str:
-    """One row per (run, workload) present in both files; A, B and B/A per metric."""
+def compare_table(a: dict[str, Any], b: dict[str, Any], wide: bool = False) -> str:
+    """The (run, workload) pairs present in both files, A, B and B/A per metric: one line per
+    metric under its run by default (within WIDTH columns whatever the values), one row per
+    run with every metric side by side with `wide`."""
     index_a, index_b = _index(a), _index(b)
-    headers = ["Run", "Workload", "A", "B"]
-    for _, label in METRICS:
-        headers += [f"{label} A", f"{label} B", "B/A"]
+    if wide:
+        headers = ["Run", "Workload", "A", "B"]
+        for _, label in METRICS:
+            headers += [f"{label} A", f"{label} B", "B/A"]
+    else:
+        headers = ["Run", "Workload", "Figure", "A", "B", "B/A"]
     rows = []
     for key in shared_keys(a, b)[0]:
         ra, rb = index_a[key], index_b[key]
-        row = [key[0], key[1], _state(ra, a["metadata"]), _state(rb, b["metadata"])]
-        for field, _ in METRICS:
-            row += [
+        states = [_state(ra, a["metadata"]), _state(rb, b["metadata"])]
+        figures = [
+            [
                 fmt_number(ra.get(field)),
                 fmt_number(rb.get(field)),
                 fmt_number(ratio(ra.get(field), rb.get(field)), 2),
             ]
-        rows.append(row)
-    return render(headers, rows, right_align_from=4)
+            for field, _ in METRICS
+        ]
+        if wide:
+            rows.append([key[0], key[1], *states, *(cell for f in figures for cell in f)])
+            continue
+        rows.append([key[0], key[1], "state", *states, ""])
+        rows += [["", "", label, *f] for (_, label), f in zip(METRICS, figures, strict=True)]
+    return render(headers, rows, right_align_from=4 if wide else 3)
 
 
-def compare_files(path_a: Path, path_b: Path) -> str:
-    a, b = load_results(path_a), load_results(path_b)
-    lines = [f"A: {path_a}", f"B: {path_b}"]
-    diff = metadata_diff(a["metadata"], b["metadata"])
+def compare_docs(
+    a: dict[str, Any], b: dict[str, Any], names: tuple[str, str], wide: bool = False
+) -> str:
+    """The whole comparison: the files, what differs, the table, the rows left out and the
+    warnings; every line within WIDTH columns unless `wide` (the file names excepted)."""
+
+    def fill(text: str) -> str:
+        return text if wide else textwrap.fill(text, WIDTH, subsequent_indent="  ")
+
+    lines = [f"A: {names[0]}", f"B: {names[1]}"]
+    diff = metadata_diff(a["metadata"], b["metadata"], wide)
     if diff:
         lines.append("")
         lines.append(render(["differs", "A", "B"], diff))
@@ -158,31 +199,45 @@ def compare_files(path_a: Path, path_b: Path) -> str:
     for name, doc in (("A", a), ("B", b)):
         if doc["metadata"].get("complete") is False:
             lines.append(f"{name} is an incomplete invocation (some run did not finish)")
-    table = compare_table(a, b) if shared else "no run and workload is in both files"
+    table = compare_table(a, b, wide) if shared else NOTHING_SHARED
     lines += [
         "",
         table,
-        *left_out(only_a, only_b),
-        *(["", *warned] if warned else []),
+        *(fill(line) for line in left_out(only_a, only_b)),
+        *(["", *(fill(line) for line in warned)] if warned else []),
         "",
-        "B/A > 1: B is higher (better for TPS/Eff, worse for ms and s).",
+        "B/A > 1: B is higher (better for TPS/Eff, worse for ms and s)."
+        + ("" if wide else " --wide: one row per run."),
     ]
     return "\n".join(lines)
 
 
+def compare_files(path_a: Path, path_b: Path, wide: bool = False) -> str:
+    return compare_docs(
+        load_results(path_a), load_results(path_b), (str(path_a), str(path_b)), wide
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """0: compared; 1: no run and workload is in both files; 2: bad arguments or files."""
     parser = BenchArgumentParser(
         prog="python -m bench compare", description="Compare two benchmark results files."
     )
     parser.add_argument("a", type=Path, help="the reference results file (A)")
     parser.add_argument("b", type=Path, help="the results file compared with it (B)")
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        help=f"one row per run with every figure side by side (default: within {WIDTH} columns)",
+    )
     args = parser.parse_args(argv)
     try:
-        print(compare_files(args.a, args.b))
+        a, b = load_results(args.a), load_results(args.b)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    print(compare_docs(a, b, (str(args.a), str(args.b)), args.wide))
+    return 0 if shared_keys(a, b)[0] else 1
 
 
 if __name__ == "__main__":

@@ -37,7 +37,8 @@ def format_duration(seconds: float) -> str:
 class ProgressLines:
     """Every `interval_s` seconds of `clock` (seconds), one line on `stream`:
     `   baseline/sleep: 1,900/100,000 records (1.9%), 190 records/s, 10 s elapsed, about
-    8 min 36 s left` (the rate and what is left from the last interval).
+    8 min 36 s left` (the rate and what is left from the last interval). An open loop's
+    `warmup` records count in the total, and the line says so: `(1.9%; 6,000 of them warm-up)`.
 
     `tick()` prints the line when it is due; between __enter__ and __exit__ a daemon thread
     calls it every second, so a stalled run (a join, a stuck key) still reports.
@@ -50,8 +51,10 @@ class ProgressLines:
         stream: TextIO,
         clock: Callable[[], float] = time.monotonic,
         interval_s: float = LINE_INTERVAL_S,
+        warmup: int = 0,
     ) -> None:
         self._total = total
+        self._warmup = warmup
         self._description = description
         self._stream = stream
         self._clock = clock
@@ -73,7 +76,10 @@ class ProgressLines:
         done = self._done
         rate = (done - self._last_done) / (now - self._last_at)
         self._last_at, self._last_done = now, done
-        share = f" ({done / self._total:.1%})" if self._total else ""
+        notes = [f"{done / self._total:.1%}"] if self._total else []
+        if self._warmup:
+            notes.append(f"{self._warmup:,} of them warm-up")
+        share = f" ({'; '.join(notes)})" if notes else ""
         left = f", about {format_duration((self._total - done) / rate)} left" if rate > 0 else ""
         print(
             f"   {self._description}: {done:,}/{self._total:,} records{share}, "
@@ -100,7 +106,8 @@ class ProgressLines:
 
 class Progress:
     """The progress of one run: a bar on stderr when `stream` (stdout unless a test says
-    otherwise) is a terminal, else lines on `stream`; nothing when `enabled` is False."""
+    otherwise) is a terminal, else lines on `stream`; nothing when `enabled` is False.
+    `total` counts the open loop's `warmup` records, which both name."""
 
     def __init__(
         self,
@@ -108,6 +115,7 @@ class Progress:
         description: str,
         enabled: bool,
         *,
+        warmup: int = 0,
         stream: TextIO | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -118,13 +126,13 @@ class Progress:
         if not enabled:
             return
         if not out.isatty():
-            self._lines = ProgressLines(total, description, out, clock)
+            self._lines = ProgressLines(total, description, out, clock, warmup=warmup)
         else:
             from tqdm import tqdm
 
             self._bar = tqdm(
                 total=total,
-                desc=description,
+                desc=description + (f" ({warmup:,} warm-up)" if warmup else ""),
                 unit="msg",
                 file=sys.stderr,
                 leave=False,

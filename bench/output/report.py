@@ -20,7 +20,7 @@ from typing import Any
 from bench.arg_parser import BenchArgumentParser
 from bench.output.charts import Series, draw_bars, draw_curves, save
 from bench.output.results import load_results
-from bench.output.scenario_tables import scenario_tables
+from bench.output.scenario_tables import scenario_sections
 from bench.output.table import fmt_number, run_label
 from bench.workloads import WORKLOAD_NAMES
 from pyrallel_consumer.engines.registry import ENGINE_NAMES
@@ -119,7 +119,8 @@ def _bar_series(
 def _curve_series(
     docs: Sequence[tuple[Path, Doc]], labels: list[str]
 ) -> tuple[list[list[float]], list[Series]]:
-    """End-to-end p99 against the offered rate, per (source, mode, workload, members)."""
+    """End-to-end p99 against the offered rate asked (--rate), per (source, mode, workload,
+    members)."""
     xs: dict[tuple[str, str], list[float]] = {}
     curves: dict[tuple[str, str], Series] = {}
     for (_, doc), source in zip(docs, labels, strict=True):
@@ -133,9 +134,11 @@ def _curve_series(
             )
             name = key + _source_suffix(labels, source)
             one = curves.setdefault((source, key), Series(name, [], [], key=key, source=source))
-            offered = _number(loop.get("offered_tps"))
+            # The rate asked for (--rate), not the measured one (1999.5, 2000.6): points of one
+            # rate line up, and the axis reads in the values the user chose.
+            asked = _number(loop.get("target_tps", r.get("rate_tps")))
             xs.setdefault((source, key), []).append(
-                offered if math.isfinite(offered) else _number(loop.get("target_tps"))
+                asked if math.isfinite(asked) else _number(loop.get("offered_tps"))
             )
             one.values.append(_number(loop.get("e2e_p99_ms")))
             one.marked.append(is_marked(r, doc["metadata"]))
@@ -189,8 +192,7 @@ def markdown_summary(docs: list[tuple[Path, Doc]], labels: list[str], charts: li
         ]
         lines += [_row(r, meta) for r in doc["results"]]
         lines.append("")
-        for table in scenario_tables(doc["results"]):
-            title, _, body = table.partition("\n")
+        for title, body in scenario_sections(doc["results"]):
             lines += [f"**{title}**", "", "```", body, "```", ""]
     lines += ["## Charts", ""]
     lines += [f"![{name}]({name})" for name in charts]
@@ -206,24 +208,29 @@ def markdown_summary(docs: list[tuple[Path, Doc]], labels: list[str], charts: li
     return "\n".join(lines)
 
 
+def _sources(labels: Sequence[str]) -> str:
+    """` (3 sources)` when a chart's series come from more than one source."""
+    count = len(set(labels))
+    return f" ({count} sources)" if count > 1 else ""
+
+
 def figures(docs: Sequence[tuple[Path, Doc]], labels: list[str]) -> list[tuple[str, Any]]:
     """The charts as (file name, matplotlib Figure): the bar charts, and the latency curve when
     open-loop runs are present."""
-    sources = len(set(labels))
-    where = f" ({sources} sources)" if sources > 1 else ""
     drawn = []
     for name, field, ylabel in BAR_CHARTS:
         groups, series = _bar_series(docs, labels, field)
-        title = ylabel.split(" (")[0] + " per run and workload" + where
+        title = ylabel.split(" (")[0] + " per run and workload" + _sources(labels)
         drawn.append((name, draw_bars(groups, series, ylabel, title)))
     xs, curves = _curve_series(docs, labels)
     if curves:
         figure = draw_curves(
             xs,
             curves,
-            "offered rate (records/s)",
+            "offered rate asked, --rate (records/s)",
             "end-to-end p99 latency (ms)",
-            "Open loop: latency vs offered rate" + where,
+            # Only the sources that have open-loop runs are on this chart.
+            "Open loop: latency vs offered rate" + _sources([c.source for c in curves]),
         )
         drawn.append((CURVE_CHART, figure))
     return drawn

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bench.measure import bounds
+from bench.measure import bounds, pacing
 from bench.options import BenchOptions
 from bench.run.context import RunContext, RunSpec
 from bench.workloads.keys import KeyDistribution
@@ -137,13 +137,29 @@ def run_bound(
     return RunBound(group, members * share.parallelism, one.bound_tps, chains)
 
 
-def run_timeout(spec: RunSpec, ctx: RunContext, bound: RunBound, expected: int) -> float:
-    """--timeout-sec, else derived from the bound (bench.measure.bounds.default_timeout_s)."""
+def consume_pace_tps(rate: float | None, bound_tps: float) -> float:
+    """Records/s a run consumes at most: its bound, or in open loop min(offered rate, bound)
+    (it cannot consume faster than the records arrive); an unknown bound gives the rate."""
+    if rate is None:
+        return bound_tps
+    return min(rate, bound_tps) if math.isfinite(bound_tps) and bound_tps > 0 else rate
+
+
+def warmup_records(spec: RunSpec, ctx: RunContext, bound: RunBound) -> int:
+    """Open loop: the warm-up's records, --warmup-s seconds of consuming at min(rate, bound),
+    produced at the rate. A mode slower than the rate gets S seconds of its own work, not
+    S x rate records: a 3 s warm-up at 5,000/s would be a 75 s backlog for a 200/s mode."""
+    if not spec.rate:
+        return 0
+    return pacing.warmup_records(consume_pace_tps(spec.rate, bound.bound_tps), ctx.options.warmup_s)
+
+
+def run_timeout(spec: RunSpec, ctx: RunContext, bound: RunBound, records: int) -> float:
+    """--timeout-sec, else derived from every record the run consumes (`records`: the
+    warm-up's included) at consume_pace_tps (bench.measure.bounds.default_timeout_s)."""
     if ctx.options.timeout_sec is not None:
         return ctx.options.timeout_sec
-    # Open loop: the warm-up is produced at the rate before the expected records.
-    produce_s = expected / spec.rate + ctx.options.warmup_s if spec.rate else 0.0
     allowance = JOIN_ALLOWANCE_S + JOIN_ALLOWANCE_PER_MEMBER_S * (spec.members - 1)
     return bounds.default_timeout_s(
-        expected, bound.bound_tps, produce_s=produce_s, join_allowance_s=allowance
+        records, consume_pace_tps(spec.rate, bound.bound_tps), join_allowance_s=allowance
     )

@@ -22,7 +22,12 @@ _WATCH_INTERVAL_S = 0.2
 
 def consume(spec: PhaseSpec, consumer_options: dict[str, Any], no_progress: bool) -> Phase:
     """Run the consumer until spec.to_consume records completed or spec.timeout_s passed."""
-    progress = Progress(spec.to_consume, spec.label, Progress.wanted(no_progress))
+    progress = Progress(
+        spec.to_consume,
+        spec.label,
+        Progress.wanted(no_progress),
+        warmup=spec.plan.warmup_messages,
+    )
     collector = Collector(progress)
     phase = Phase(time.monotonic(), [collector.samples], [collector.assigned_at])
     producer = OpenLoopProducer(spec.plan, spec.timeout_s).start() if spec.plan.rate else None

@@ -153,7 +153,12 @@ def consume_group(
     for member in members:
         member.start()
     try:
-        with Progress(spec.to_consume, spec.label, Progress.wanted(no_progress)) as progress:
+        with Progress(
+            spec.to_consume,
+            spec.label,
+            Progress.wanted(no_progress),
+            warmup=spec.plan.warmup_messages,
+        ) as progress:
             _supervise(spec, phase, members, events, stop, producer, backlog, progress)
     finally:
         stop.set()

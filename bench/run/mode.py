@@ -11,15 +11,24 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import math
+import textwrap
 import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.measure import pacing, profiling
+from bench.measure import profiling
 from bench.output.progress import format_duration
 from bench.output.results import RunResult
+from bench.output.table import WIDTH
 from bench.run import topics
-from bench.run.bound import RunBound, run_bound, run_timeout
+from bench.run.bound import (
+    RunBound,
+    consume_pace_tps,
+    run_bound,
+    run_timeout,
+    warmup_records,
+)
 from bench.run.context import RunContext, RunSpec, kafka_config
 from bench.run.floor import measure_floor
 from bench.run.local import profiled_consume
@@ -82,7 +91,9 @@ def _worker_hooks(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
     }
 
 
-def produce_plan(spec: RunSpec, ctx: RunContext, seq_base: int = 0) -> ProducePlan:
+def produce_plan(spec: RunSpec, ctx: RunContext, warmup_messages: int = 0) -> ProducePlan:
+    """The run's records: --num-messages measured ones, after `warmup_messages` (open loop:
+    bench.run.bound.warmup_records)."""
     opts = ctx.options
     return ProducePlan(
         ctx.bootstrap_servers,
@@ -90,9 +101,8 @@ def produce_plan(spec: RunSpec, ctx: RunContext, seq_base: int = 0) -> ProducePl
         opts.num_messages,
         opts.num_keys,
         opts.key_distribution,
-        seq_base=seq_base,
         rate=spec.rate,
-        warmup_messages=pacing.warmup_records(spec.rate, opts.warmup_s) if spec.rate else 0,
+        warmup_messages=warmup_messages,
     )
 
 
@@ -165,9 +175,9 @@ def run_mode(spec: RunSpec, ctx: RunContext) -> RunResult:
     workload = ctx.workloads[spec.workload]
     options = engine_options(spec, ctx)
     bound = run_bound(spec, ctx, opts.num_messages, {}, options)
-    timeout = run_timeout(spec, ctx, bound, opts.num_messages)
-    _print_limits(spec, ctx, bound, timeout, opts.num_messages)
-    plan = produce_plan(spec, ctx)
+    plan = produce_plan(spec, ctx, warmup_records(spec, ctx, bound))
+    timeout = run_timeout(spec, ctx, bound, plan.total_messages)
+    print_limits(spec, ctx, bound, timeout, plan)
     batch = opts.batch_size is not None
     handler = workload.batch_handler(spec.engine) if batch else workload.handler(spec.engine)
     stuck_handler = handler
@@ -231,47 +241,65 @@ def _reference_phase(
     )
     second = dataclasses.replace(plan, topic=ref.topic, seq_base=opts.num_messages)
     no_stuck = run_bound(ref, ctx, opts.num_messages, {}, options, with_stuck=False)
-    return _phase(ref, ctx, second, handler, run_timeout(ref, ctx, no_stuck, opts.num_messages))
+    timeout = run_timeout(ref, ctx, no_stuck, second.total_messages)
+    return _phase(ref, ctx, second, handler, timeout)
 
 
-def _print_limits(
-    spec: RunSpec, ctx: RunContext, bound: RunBound, timeout: float, expected: int
+def _say(text: str) -> None:
+    """One line of the run's preamble, wrapped to the tables' width."""
+    print(textwrap.fill(text, WIDTH, initial_indent="   ", subsequent_indent="     "), flush=True)
+
+
+def print_limits(
+    spec: RunSpec, ctx: RunContext, bound: RunBound, timeout: float, plan: ProducePlan
 ) -> None:
-    given = ctx.options.timeout_sec is not None
-    how = "--timeout-sec" if given else "3 x records / bound + producing + join allowance"
+    """Before a run: its bound, the open loop's rate and warm-up, the timeout and the estimated
+    duration, each line within WIDTH columns."""
+    opts = ctx.options
     extras = []
-    if ctx.options.key_distribution != "uniform":
-        share = (
-            max(
-                KeyDistribution.parse(ctx.options.key_distribution).counts(
-                    ctx.options.num_messages, ctx.options.num_keys
-                )
-            )
-            / ctx.options.num_messages
+    if opts.key_distribution != "uniform":
+        counts = KeyDistribution.parse(opts.key_distribution).counts(
+            opts.num_messages, opts.num_keys
         )
-        extras.append(f"hottest key {share:.1%} of records")
-    if spec.rate:
-        warmup = ctx.options.warmup_s
-        extras.append(
-            f"offered {spec.rate:g} records/s"
-            + (f" after a {warmup:g} s warm-up" if warmup else "")
-        )
+        extras.append(f"hottest key {max(counts) / opts.num_messages:.1%} of records")
     if spec.members > 1:
         extras.append(f"{spec.members} members")
-    print(
-        f"   bound {bound.bound_tps:,.1f} records/s; timeout {timeout:g} s ({how})"
-        + (f"; {', '.join(extras)}" if extras else ""),
-        flush=True,
+    _say(f"bound {bound.bound_tps:,.1f} records/s" + "".join(f"; {e}" for e in extras))
+    if spec.rate:
+        warm = plan.warmup_messages
+        _say(
+            f"open loop: {spec.rate:,g} records/s offered"
+            + (f", after a warm-up of {warm:,} records" if warm else "")
+        )
+        if spec.rate > bound.bound_tps:
+            _say(
+                "the offered rate is above the bound: this mode cannot keep up"
+                + (f"; its warm-up is {opts.warmup_s:g} s of its work at the bound" if warm else "")
+            )
+    given = opts.timeout_sec is not None
+    how = "--timeout-sec" if given else "3 x records / min(offered, bound) + join allowance"
+    if not spec.rate and not given:
+        how = "3 x records / bound + join allowance"
+    _say(f"timeout {timeout:g} s ({how})")
+    pace = consume_pace_tps(spec.rate, bound.bound_tps)
+    records = f"{plan.total_messages:,} records" + (
+        f", {plan.warmup_messages:,} of them warm-up," if plan.warmup_messages else ""
     )
-    print(
-        f"   estimated duration: {format_duration(estimated_duration_s(spec, bound, expected))}"
-        " of consuming at the bound, plus the join and producing",
-        flush=True,
+    _say(
+        f"estimated duration: {estimate_text(estimated_duration_s(spec, bound, plan))} "
+        f"({records} at {pace:,.0f} records/s), plus the join"
+        + ("" if spec.rate else " and producing")
     )
 
 
-def estimated_duration_s(spec: RunSpec, bound: RunBound, expected: int) -> float:
-    """Seconds the run's consuming takes at least: its records at the bound, or at the offered
-    rate when that is lower (an open loop cannot consume faster than it produces)."""
-    pace = min(bound.bound_tps, spec.rate) if spec.rate else bound.bound_tps
-    return expected / pace if pace > 0 else 0.0
+def estimate_text(seconds: float) -> str:
+    """format_duration, but `under 1 s` rather than a `0 s` that reads as no time at all."""
+    return "under 1 s" if seconds < 1 else format_duration(seconds)
+
+
+def estimated_duration_s(spec: RunSpec, bound: RunBound, plan: ProducePlan) -> float:
+    """Seconds the run's consuming takes at least: every record it consumes (the warm-up's
+    included) at its bound, or at the offered rate when that is lower (an open loop cannot
+    consume faster than it produces)."""
+    pace = consume_pace_tps(spec.rate, bound.bound_tps)
+    return plan.total_messages / pace if pace > 0 and math.isfinite(pace) else 0.0

@@ -125,6 +125,7 @@ def open_loop(
         "offered_tps": offered,
         "achieved_tps": achieved,
         "achieved_bound_tps": min(spec.rate, bound.bound_tps),
+        "consumer_bound_tps": bound.bound_tps,
         "kept_up": pacing.kept_up(offered, achieved),
         "e2e_avg_ms": e2e.avg_ms,
         "e2e_p50_ms": e2e.p50_ms,

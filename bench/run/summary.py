@@ -11,7 +11,7 @@ from bench.measure import bounds, stats
 from bench.options import BenchOptions
 from bench.output.results import RunResult, jsonable
 from bench.run import scenario_summary
-from bench.run.bound import run_bound
+from bench.run.bound import consume_pace_tps, run_bound
 from bench.run.context import RunContext, RunSpec
 from bench.run.phase import Phase
 from bench.run.produce import ProducePlan
@@ -34,10 +34,13 @@ def summarize(
     samples = phase.samples
     latency = stats.summarize_latencies(stats.sojourn_times(samples))
     handling = stats.summarize_latencies(stats.handling_times(samples))
-    rate = stats.throughput(samples)
+    # Open loop: over the measured records' completions, not from their receipt during the
+    # warm-up's backlog; and the bound is min(offered, bound), the most an open loop can do.
+    rate = stats.completion_throughput(samples) if spec.rate else stats.throughput(samples)
     check = stats.check_correctness(samples, expected, opts.ordering)
     partition_counts = phase.delivered.partition_counts() if phase.delivered else None
     bound = run_bound(spec, ctx, expected, phase.engine_stats, engine_options, partition_counts)
+    bound_tps = consume_pace_tps(spec.rate, bound.bound_tps)
     workload = ctx.workloads[spec.workload]
     batch = opts.batch_size
     # Batch mode: the service time is one call of a full batch, as in the bound.
@@ -78,10 +81,10 @@ def summarize(
         max_processing_ms=latency.max_ms,
         join_time_sec=phase.join_time_s(),
         wall_time_sec=phase.wall_s,
-        bound_tps=bound.bound_tps,
+        bound_tps=bound_tps,
         bound_parallelism=bound.parallelism,
         service_time_ms=service * 1000,
-        efficiency=bounds.efficiency(rate.throughput_tps, bound.bound_tps),
+        efficiency=bounds.efficiency(rate.throughput_tps, bound_tps),
         ordering_violations=check.ordering_violations,
         duplicates=check.duplicates,
         missing=check.missing,

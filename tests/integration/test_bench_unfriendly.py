@@ -97,6 +97,8 @@ def test_open_loop_rate_reports_end_to_end_latency(kafka_broker: Any, tmp_path: 
     # The warm-up's 500 records were consumed but are in no figure.
     assert loop["warmup_sec"] == 0.5 and loop["warmup_records"] == 500
     assert result["messages_expected"] == result["messages_processed"] == 1000
+    # Open loop: bound and efficiency against min(offered, bound), the consumer's own beside.
+    assert result["bound_tps"] == 1000 and loop["consumer_bound_tps"] > 1000
     # The floor: the same 1000 measured records through a plain consume loop.
     assert loop["floor_records"] == 1000 and loop["floor_error"] is None
     assert 0 < loop["floor_e2e_p50_ms"] <= loop["floor_e2e_p99_ms"] <= loop["floor_e2e_max_ms"]

@@ -262,8 +262,8 @@ def test_a_misspelt_subcommand_gets_the_closest_one(capsys: pytest.CaptureFixtur
     [
         (
             compare_main,
-            ["a.json", "b.json", "--wide-table"],
-            "python -m bench compare: error: unknown option --wide-table "
+            ["a.json", "b.json", "--wdie"],
+            "python -m bench compare: error: unknown option --wdie; did you mean --wide? "
             "(--help lists the options)",
         ),
         (

@@ -12,6 +12,7 @@ from test_bench_samples import sample_result
 from bench.__main__ import main as bench_main
 from bench.output import charts, compare, report
 from bench.output.results import load_results, write_results
+from bench.output.table import WIDTH
 
 
 def _files(tmp_path: Path) -> tuple[Path, Path]:
@@ -59,11 +60,17 @@ def test_compare_side_by_side(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert bench_main(["compare", str(a), str(b)]) == 0
     out = capsys.readouterr().out
     assert "git_commit" in out and "aaa" in out and "bbb" in out
-    baseline = next(line for line in out.splitlines() if line.startswith("baseline"))
-    assert "1.50" in baseline  # TPS 150 / 100
-    assert "0.50" in baseline  # p99 5 / 10
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("baseline"))
+    # One line per figure under the run: state, TPS, Eff, Avg ms, P99 ms, Join s.
+    figures = {line.split("|")[2].strip(): line for line in lines[at : at + 6]}
+    assert figures["TPS"].endswith("1.50")  # TPS 150 / 100
+    assert figures["P99 ms"].endswith("0.50")  # p99 5 / 10
     rows = [line.split("|")[0].strip() for line in out.splitlines() if "| sleep" in line]
     assert rows == ["baseline", "async"]  # only the rows both files have
+    assert bench_main(["compare", str(a), str(b), "--wide"]) == 0
+    baseline = next(line for line in capsys.readouterr().out.splitlines() if "baseline" in line)
+    assert "1.50" in baseline and "0.50" in baseline  # --wide: every figure on the run's row
     assert "left out, only in A: async / cpu" in out
     assert "left out, only in B: process / sleep" in out
 
@@ -73,10 +80,11 @@ def test_compare_of_all_modes_with_one_mode_shows_the_shared_row_only(tmp_path: 
     every = [sample_result(run_type=m, workload=w) for w in ("sleep", "cpu", "io") for m in modes]
     a = write_results(tmp_path / "all.json", {}, every)
     b = write_results(tmp_path / "async.json", {}, [sample_result(run_type="async")])
-    text = compare.compare_files(a, b)
+    text = compare.compare_files(a, b, wide=True)
     table_rows = [line for line in text.splitlines() if line.count("|") > 5]
     assert len(table_rows) == 2 and table_rows[1].startswith("async ")  # the header, one row
     assert " - " not in table_rows[1]
+    text = compare.compare_files(a, b)
     assert "left out, only in A: baseline / sleep, process / sleep, baseline / cpu" in text
     assert "only in B" not in text
     none = write_results(tmp_path / "none.json", {}, [sample_result(workload="io2")])
@@ -221,3 +229,43 @@ def test_compare_shows_completeness_and_warns(tmp_path: Path) -> None:
     assert "warning: async / sleep: B is incomplete" in text
     rate = write_results(tmp_path / "r.json", {}, [sample_result(rate_tps=500.0, members=2)])
     assert "async @500/s x2" in compare.compare_files(a, rate)
+
+
+def test_compare_fits_100_columns_unless_wide(tmp_path: Path) -> None:
+    """Realistic values (the seed's first command, open-loop labels, a dirty commit, a long
+    option) stay within WIDTH by default; --wide has one row per run."""
+    results = [
+        sample_result(
+            run_type=mode,
+            rate_tps=10_000.0,
+            members=2,
+            throughput_tps=tps,
+            avg_processing_ms=237_722.65,
+            p99_processing_ms=475_445.31,
+            complete=False,
+        )
+        for mode, tps in (("baseline", 188.03), ("async", 13_430.21), ("process", 5_793.44))
+    ]
+    commit = "bdf374af56818eeacad5e90f42100d8f3ea4cd09"
+    meta_a = {"git_commit": commit, "options": {"kafka_config": [["fetch.wait.max.ms", "5"]] * 4}}
+    meta_b = {"git_commit": commit[::-1] + "-dirty", "options": {"worker_bulk_per_record_ms": 1}}
+    a = write_results(tmp_path / "a.json", meta_a, results)
+    b = write_results(tmp_path / "b.json", meta_b, results[:2])
+    text = compare.compare_files(a, b)
+    assert max(len(line) for line in text.splitlines()) <= WIDTH, text
+    assert "bdf374af5681 " in text and "--worker-bulk-per-record-ms" in text
+    assert "warning: baseline @10000/s x2 / sleep: A is incomplete" in text
+    wide = compare.compare_files(a, b, wide=True)
+    assert commit in wide and max(len(line) for line in wide.splitlines()) > WIDTH
+
+
+def test_compare_exits_1_when_no_run_is_in_both_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = write_results(tmp_path / "a.json", {}, [sample_result(run_type="async")])
+    b = write_results(tmp_path / "b.json", {}, [sample_result(run_type="baseline")])
+    assert compare.main([str(a), str(b)]) == 1
+    out = capsys.readouterr().out
+    assert "no run and workload is in both files" in out
+    assert "left out, only in A: async / sleep" in out
+    assert compare.main([str(a), str(a)]) == 0

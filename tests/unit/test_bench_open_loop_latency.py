@@ -143,11 +143,11 @@ def test_open_loop_table_shows_the_floor_and_the_consumers_share() -> None:
         },
     }
     (narrow,) = scenario_tables([result])
-    assert "Fl. p50" in narrow and "Own p99" in narrow and "warm-up" in narrow
-    assert "1.46" in narrow and "6.40" in narrow
+    assert "Fl. p99" in narrow and "Own p99" in narrow and "warm-up" in narrow
+    assert "11.3" in narrow and "6.40" in narrow and "1.46" not in narrow  # floor p50: --wide
     assert max(len(line) for line in narrow.splitlines()) <= WIDTH
     (wide,) = scenario_tables([result], wide=True)
-    assert "Floor p99" in wide and "Warm-up s" in wide
+    assert "Floor p99" in wide and "Warm-up s" in wide and " 1.5 " in wide  # floor p50
 
 
 def test_client_settings_name_the_given_value_or_the_default() -> None:

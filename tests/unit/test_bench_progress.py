@@ -9,7 +9,7 @@ import pytest
 from bench.cli import parse_args
 from bench.output.progress import Progress, ProgressLines, format_duration
 from bench.run import context, mode
-from bench.run.bound import run_bound
+from bench.run.bound import run_bound, warmup_records
 from bench.workloads import WORKLOADS, WorkloadSettings
 
 
@@ -97,11 +97,12 @@ def test_the_estimate_before_a_run_comes_from_the_bound(
     ctx = _context("--num-messages", "100000")
     spec = context.run_names(ctx.options, "baseline", "sleep", "x")
     bound = run_bound(spec, ctx, 100_000, {}, {})
-    mode._print_limits(spec, ctx, bound, 1530.0, 100_000)
+    mode.print_limits(spec, ctx, bound, 1530.0, mode.produce_plan(spec, ctx))
     printed = capsys.readouterr().out.splitlines()
     # Baseline: one 5 ms record at a time, 200 records/s, so 100,000 records take 500 s.
-    assert printed[1] == (
-        "   estimated duration: 8 min 20 s of consuming at the bound, plus the join and producing"
+    assert printed[-1] == (
+        "   estimated duration: 8 min 20 s (100,000 records at 200 records/s), plus the join and "
+        "producing"
     )
 
 
@@ -110,4 +111,6 @@ def test_an_open_loop_estimate_is_paced_by_the_offered_rate() -> None:
     spec = context.run_names(ctx.options, "async", "sleep", "x", rate=1000.0)
     bound = run_bound(spec, ctx, 20_000, {}, {})
     assert bound.bound_tps > 1000  # the async bound is higher than the offered rate
-    assert mode.estimated_duration_s(spec, bound, 20_000) == pytest.approx(20.0)
+    plan = mode.produce_plan(spec, ctx, warmup_records(spec, ctx, bound))
+    assert plan.warmup_messages == 3000  # 3 s at the rate
+    assert mode.estimated_duration_s(spec, bound, plan) == pytest.approx(23.0)

@@ -100,7 +100,7 @@ def test_group_bound_helpers_and_default_timeout() -> None:
     assert bounds.effective_members(4, 2) == 2 and bounds.effective_members(2, 8) == 2
     assert bounds.chain_limit_tps(1000, 0.01, "key", bounds.Chains(hottest=100)) == 1000
     assert bounds.default_timeout_s(100_000, 200.0) == 3 * 500 + 30
-    assert bounds.default_timeout_s(1000, 1000.0, produce_s=10, join_allowance_s=5) == 18
+    assert bounds.default_timeout_s(1000, 1000.0, join_allowance_s=5) == 8
     assert bounds.default_timeout_s(10, math.inf) == 90  # unknown bound: a minute + allowance
 
 
