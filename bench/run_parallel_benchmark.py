@@ -58,7 +58,7 @@ class BrokerInfo:
         if self.kind == EXTERNAL and self.version == UNKNOWN_VERSION:
             return (
                 f"broker: external cluster at {self.bootstrap_servers}, version unknown "
-                "(Kafka does not report it; PYRALLEL_BROKER_VERSION names it)"
+                "(Kafka does not report it)"
             )
         return f"broker: {self.kind} {self.version} at {self.bootstrap_servers}"
 

@@ -273,7 +273,7 @@ def print_limits(
         )
         if spec.rate > bound.bound_tps:
             _say(
-                "the offered rate is above the bound: this mode cannot keep up"
+                "above the bound: this mode cannot keep up"
                 + (f"; its warm-up is {opts.warmup_s:g} s of its work at the bound" if warm else "")
             )
     given = opts.timeout_sec is not None
@@ -286,9 +286,9 @@ def print_limits(
         f", {plan.warmup_messages:,} of them warm-up," if plan.warmup_messages else ""
     )
     _say(
-        f"estimated duration: {estimate_text(estimated_duration_s(spec, bound, plan))} "
-        f"({records} at {pace:,.0f} records/s), plus the join"
-        + ("" if spec.rate else " and producing")
+        f"estimated duration: {estimate_text(estimated_duration_s(spec, bound, plan))} plus the "
+        + ("join" if spec.rate else "join and producing")
+        + f" ({records} at {pace:,.0f}/s)"
     )
 
 

@@ -74,7 +74,10 @@ def test_the_lines_before_a_run_name_the_warm_up_and_fit_100_columns(
     text = " ".join(out.split())  # the lines may wrap anywhere
     assert "open loop: 5,000 records/s offered, after a warm-up of" in text
     assert "above the bound: this mode cannot keep up; its warm-up is 3 s of its work" in text
-    assert f"({plan.total_messages:,} records, {plan.warmup_messages:,} of them warm-up," in text
+    assert (
+        f"({plan.total_messages:,} records, {plan.warmup_messages:,} of them warm-up, at 400/s)"
+        in text
+    )
     assert "hottest key" in text and "2 members" in text
 
 
@@ -83,7 +86,10 @@ def test_a_fast_run_is_estimated_under_1_s(capsys: pytest.CaptureFixture[str]) -
     spec = context.run_names(ctx.options, "async", "sleep", "x")
     bound = run_bound(spec, ctx, 2000, {}, {})
     mode.print_limits(spec, ctx, bound, 31.0, mode.produce_plan(spec, ctx))
-    assert "estimated duration: under 1 s (2,000 records at" in capsys.readouterr().out
+    assert (
+        "estimated duration: under 1 s plus the join and producing (2,000 records at 20,000/s)"
+        in (capsys.readouterr().out)
+    )
     assert mode.estimate_text(0.4) == "under 1 s" and mode.estimate_text(1.2) == "1 s"
 
 
