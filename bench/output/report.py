@@ -199,7 +199,8 @@ def markdown_summary(docs: list[tuple[Path, Doc]], labels: list[str], charts: li
     lines += [
         "",
         "`*`: incomplete or profiled run (not a clean measurement). TPS counts records per "
-        "second from the first record received to the last completed; latency is each "
+        "second from the first record received to the last completed (open loop: from the "
+        "first measured record completed, against a bound of min(rate, bound)); latency is each "
         "record's time from receipt to completion (queueing plus execution), so more in-flight "
         "work raises both TPS and latency. End-to-end latency (open loop) runs from the "
         "record's timestamp to its completion.",
