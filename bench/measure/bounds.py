@@ -1,4 +1,4 @@
-"""The theoretical throughput bound of a run (design.md, "Performance thinking").
+"""The theoretical throughput bound of a run (bench/README.md, "What is measured").
 
 bound_tps = parallelism / service_time, where parallelism is the smallest of
 - the usable concurrency of the ordering: distinct keys (key), partitions (partition), or no

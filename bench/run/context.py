@@ -12,7 +12,7 @@ from bench.measure.profiling import ProfileSettings
 from bench.options import BenchOptions
 from bench.workloads import Workload
 
-# tansu holds every group join for about session.timeout.ms / 2 (design.md, Brokers).
+# tansu holds every group join for about session.timeout.ms / 2 (README.md, "Local brokers").
 TANSU_SESSION_TIMEOUT_MS = 6000
 
 

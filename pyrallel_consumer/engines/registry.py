@@ -44,7 +44,7 @@ class EngineSpec:
     `slots(capacity)`: records it can handle at once. `cpu_cores(capacity, cores,
     releases_gil)`: cores that can run CPU-bound handler code at once, given the machine's usable
     cores and whether the handler releases the GIL. Both feed the bench's theoretical bound
-    (design.md, "Performance thinking"): bound = min(usable concurrency, max_in_flight, slots,
+    (bench/README.md, "What is measured"): bound = min(usable concurrency, max_in_flight, slots,
     cpu cores for CPU work) / service time.
     """
 

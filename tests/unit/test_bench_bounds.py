@@ -1,4 +1,4 @@
-"""The theoretical bound and efficiency (design.md, Performance thinking)."""
+"""The theoretical bound and efficiency (bench/README.md, "What is measured")."""
 
 from __future__ import annotations
 
