@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from codec_cases import IMPLEMENTATIONS
@@ -24,3 +25,12 @@ def engines() -> Iterator[list[Engine]]:
     yield built
     for engine in built:
         engine.close(5.0)
+
+
+@pytest.fixture
+def closing() -> Iterator[list[Any]]:
+    """The lane runners a test built (it appends each): closed after the test, 5 s each."""
+    runners: list[Any] = []
+    yield runners
+    for runner in runners:
+        runner.close(5.0)

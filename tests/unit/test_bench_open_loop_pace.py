@@ -9,27 +9,18 @@ import io
 import math
 
 import pytest
+from bench_support import sleep_context
 
-from bench.cli import parse_args
 from bench.measure.stats import CompletionSample
 from bench.output.progress import ProgressLines
 from bench.output.table import WIDTH
 from bench.run import context, mode, summary
 from bench.run.bound import JOIN_ALLOWANCE_S, run_bound, run_timeout, warmup_records
 from bench.run.phase import Phase
-from bench.workloads import WORKLOADS, WorkloadSettings
 
 
 def _context(*argv: str) -> context.RunContext:
-    opts = parse_args(["--num-keys", "100", "--num-partitions", "4", *argv])
-    settings = WorkloadSettings(sleep_ms=opts.worker_sleep_ms)
-    return context.RunContext(
-        options=opts,
-        bootstrap_servers="127.0.0.1:1",
-        broker_kind="kafka",
-        workloads={"sleep": WORKLOADS["sleep"](settings)},
-        cores=2,
-    )
+    return sleep_context("--num-partitions", "4", *argv)
 
 
 def test_a_slow_mode_warms_up_for_its_own_work_and_its_timeout_counts_the_warm_up() -> None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import io
 
 import pytest
+from bench_support import sleep_context
 
-from bench.cli import parse_args
 from bench.output.progress import Progress, ProgressLines, format_duration
 from bench.run import context, mode
 from bench.run.bound import run_bound, warmup_records
-from bench.workloads import WORKLOADS, WorkloadSettings
 
 
 class FakeClock:
@@ -79,22 +78,10 @@ def test_durations_read_in_units_a_reader_plans_with(seconds: float, text: str) 
     assert format_duration(seconds) == text
 
 
-def _context(*argv: str) -> context.RunContext:
-    opts = parse_args(["--num-keys", "100", *argv])
-    settings = WorkloadSettings(sleep_ms=opts.worker_sleep_ms)
-    return context.RunContext(
-        options=opts,
-        bootstrap_servers="127.0.0.1:1",
-        broker_kind="kafka",
-        workloads={"sleep": WORKLOADS["sleep"](settings)},
-        cores=2,
-    )
-
-
 def test_the_estimate_before_a_run_comes_from_the_bound(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    ctx = _context("--num-messages", "100000")
+    ctx = sleep_context("--num-messages", "100000")
     spec = context.run_names(ctx.options, "baseline", "sleep", "x")
     bound = run_bound(spec, ctx, 100_000, {}, {})
     mode.print_limits(spec, ctx, bound, 1530.0, mode.produce_plan(spec, ctx))
@@ -106,7 +93,7 @@ def test_the_estimate_before_a_run_comes_from_the_bound(
 
 
 def test_an_open_loop_estimate_is_paced_by_the_offered_rate() -> None:
-    ctx = _context("--num-messages", "20000")
+    ctx = sleep_context("--num-messages", "20000")
     spec = context.run_names(ctx.options, "async", "sleep", "x", rate=1000.0)
     bound = run_bound(spec, ctx, 20_000, {}, {})
     assert bound.bound_tps > 1000  # the async bound is higher than the offered rate

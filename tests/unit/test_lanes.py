@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import pytest
@@ -135,14 +135,6 @@ RUNNERS = {
 @pytest.fixture(params=sorted(RUNNERS))
 def runner_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@pytest.fixture
-def closing() -> Iterator[list[Any]]:
-    runners: list[Any] = []
-    yield runners
-    for runner in runners:
-        runner.close(5.0)
 
 
 def test_lane_items_never_overlap_and_run_in_order(runner_kind: str, closing: list[Any]) -> None:

@@ -5,10 +5,9 @@ held, attempts are counted, close() abandons the waiting items."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from control_fakes import FakeClock
 from engine_support import WAIT_S, Reports, make_items, wait_until
 
@@ -91,15 +90,6 @@ def test_close_with_nothing_added() -> None:
 # Backoff an hour long on a fake clock: a retry comes due only when the test moves the clock.
 HOUR = 3600.0
 SLOW_RETRY = RetryPolicy(retries=2, backoff_initial_s=HOUR, backoff_max_s=HOUR, jitter=0.0)
-
-
-@pytest.fixture
-def closing() -> Iterator[list[Any]]:
-    """The runners a test built (it appends each): closed after the test."""
-    runners: list[Any] = []
-    yield runners
-    for runner in runners:
-        runner.close(5.0)
 
 
 class Calls:
