@@ -82,10 +82,10 @@ class ClientError(Exception):
     @classmethod
     def of(cls, exc: KafkaException) -> ClientError:
         """The ClientError of a confluent-kafka exception, keeping its error's facts."""
-        error = exc.args[0] if exc.args else None
-        if isinstance(error, KafkaError):
-            return cls(error.str(), error.code(), error.name(), error.fatal(), error.retriable())
-        return cls(str(exc))
+        error = _kafka_error(exc)
+        if error is None:
+            return cls(str(exc))
+        return cls(error.str(), error.code(), error.name(), error.fatal(), error.retriable())
 
 
 class KafkaErrorInfo(Protocol):
@@ -325,11 +325,16 @@ class ConfluentClient:
         self._consumer.close()
 
 
-def _error_of(exc: KafkaException) -> KafkaErrorInfo:
+def _kafka_error(exc: KafkaException) -> KafkaError | None:
+    """The KafkaError a confluent-kafka exception carries, if it carries one."""
     error = exc.args[0] if exc.args else None
-    if isinstance(error, KafkaError):
-        return error
-    return KafkaError(KafkaError._FAIL, str(exc))
+    return error if isinstance(error, KafkaError) else None
+
+
+def _error_of(exc: KafkaException) -> KafkaErrorInfo:
+    """The error event of a KafkaException out of consume()/poll(), for the error callback."""
+    error = _kafka_error(exc)
+    return KafkaError(KafkaError._FAIL, str(exc)) if error is None else error
 
 
 def confluent_client(kafka_config: Mapping[str, Any], on_error: ErrorCallback) -> KafkaClient:

@@ -333,10 +333,11 @@ class ControlLoop:
         self._submit_backlog()
 
     def _submit_backlog(self) -> None:
-        room = self.config.max_in_flight - len(self._in_flight) - self._failures.dead_lettering
+        held = self._held_by_engine()
+        room = self.config.max_in_flight - held
         limit = self._submit_limit
         if limit is not None:  # run(max_records=N): never more than N handed to the handler
-            room = min(room, limit - self.counters.completed - self._held_by_engine())
+            room = min(room, limit - self.counters.completed - held)
         if room <= 0 or not self._backlog or self._stop.is_set():
             return
         in_flight = self._in_flight
@@ -355,7 +356,7 @@ class ControlLoop:
 
     def _held(self) -> int:
         """Records held in memory: in flight, in the backlog and being dead-lettered."""
-        return len(self._in_flight) + len(self._backlog) + self._failures.dead_lettering
+        return self._held_by_engine() + len(self._backlog)
 
     # ---- errors and stats ------------------------------------------------------------------
 
