@@ -19,8 +19,9 @@ from pyrallel_consumer.control.client import (
     KafkaClient,
     TopicPartitionKey,
 )
+from pyrallel_consumer.control.kafka_errors import fatal_error
 from pyrallel_consumer.control.partition_state import CommitPoint, PartitionState
-from pyrallel_consumer.errors import CommitError, KafkaFatalError
+from pyrallel_consumer.errors import CommitError
 from pyrallel_consumer.faults import Faults
 
 log = logging.getLogger("pyrallel_consumer")
@@ -133,25 +134,6 @@ _COMMIT_HINTS = {
         "; the commit metadata exceeded the brokers' offset.metadata.max.bytes"
     ),
 }
-
-
-def fatal_error(text: str, code: int | None, name: str) -> KafkaFatalError:
-    """The KafkaFatalError of a fatal librdkafka error, with the fix for the usual cause."""
-    hint = ""
-    if "fenced" in text.lower() or code == KafkaError.FENCED_INSTANCE_ID:
-        # librdkafka's error callback gives the generic _FATAL code; its text names the cause,
-        # which this names by its own code, as a commit refused for it would.
-        code, name = KafkaError.FENCED_INSTANCE_ID, "FENCED_INSTANCE_ID"
-        hint = (
-            " (another consumer joined the group with the same group.instance.id: give each "
-            "consumer its own)"
-        )
-    return KafkaFatalError(
-        f"librdkafka fatal error: {text}{hint}; the consumer stopped at once, handling and "
-        "committing nothing more",
-        code,
-        name,
-    )
 
 
 def committed_text(states: Iterable[PartitionState]) -> str:

@@ -1,8 +1,9 @@
 """Client-level errors: librdkafka's error callback and the errored messages consume() returns.
 
-A fatal error, in any of its forms (client.is_fatal), is parked as KafkaFatalError and ends
-the run at once; the rest are informational or pass by themselves (librdkafka reconnects,
-refetches, rejoins), so they are logged, each distinct one at most once per interval.
+A fatal error, in any of its forms (client.is_fatal; a commit refused as fatal goes through
+`fatal_error` too), is parked as KafkaFatalError and ends the run at once; the rest are
+informational or pass by themselves (librdkafka reconnects, refetches, rejoins), so they are
+logged, each distinct one at most once per interval.
 
 Ownership: the control thread (librdkafka serves its error callback inside consume/poll).
 """
@@ -13,7 +14,8 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pyrallel_consumer.control import commits
+from confluent_kafka import KafkaError
+
 from pyrallel_consumer.control.client import (
     ALL_BROKERS_DOWN,
     PARTITION_EOF,
@@ -22,6 +24,7 @@ from pyrallel_consumer.control.client import (
     is_fatal,
 )
 from pyrallel_consumer.control.kafka_log import RepeatLimiter, log_limited
+from pyrallel_consumer.errors import KafkaFatalError
 from pyrallel_consumer.faults import Faults
 
 log = logging.getLogger("pyrallel_consumer")
@@ -40,7 +43,7 @@ class KafkaErrors:
 
     def __call__(self, error: KafkaErrorInfo) -> None:
         if is_fatal(error):
-            self._faults.park(commits.fatal_error(error.str(), error.code(), error.name()))
+            self._faults.park(fatal_error(error.str(), error.code(), error.name()))
             return
         code = error.code()
         if code == PARTITION_EOF:
@@ -57,3 +60,22 @@ class KafkaErrors:
         else:
             key = (code, error.str())
             log_limited(self._repeats, key, logging.WARNING, f"kafka: {error.str()}", log)
+
+
+def fatal_error(text: str, code: int | None, name: str) -> KafkaFatalError:
+    """The KafkaFatalError of a fatal librdkafka error, with the fix for the usual cause."""
+    hint = ""
+    if "fenced" in text.lower() or code == KafkaError.FENCED_INSTANCE_ID:
+        # librdkafka's error callback gives the generic _FATAL code; its text names the cause,
+        # which this names by its own code, as a commit refused for it would.
+        code, name = KafkaError.FENCED_INSTANCE_ID, "FENCED_INSTANCE_ID"
+        hint = (
+            " (another consumer joined the group with the same group.instance.id: give each "
+            "consumer its own)"
+        )
+    return KafkaFatalError(
+        f"librdkafka fatal error: {text}{hint}; the consumer stopped at once, handling and "
+        "committing nothing more",
+        code,
+        name,
+    )
