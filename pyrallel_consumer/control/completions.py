@@ -1,8 +1,8 @@
 """Applying the engine's reports: fencing, completing records, the failure policy; and the one
 loop that waits for in-flight work (used on revoke and at shutdown).
 
-Ownership: the control thread. `in_flight` is shared with the poll loop, which adds to it on
-submit; this module removes each item when its report arrives.
+Ownership: the control thread. The work in flight is the tracker's (tracker.py): each report
+settles its item there before anything else happens to it.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from pyrallel_consumer.control.dead_letter import DeadLetterSink
 from pyrallel_consumer.control.failures import FailurePolicy
 from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.control.stats import Counters
+from pyrallel_consumer.control.tracker import Tracker
 from pyrallel_consumer.engines.base import Engine
 from pyrallel_consumer.errors import EngineError, HandlerExit, PyrallelError
 from pyrallel_consumer.faults import Faults
-from pyrallel_consumer.work import Lane, Outcome, Report, WorkItem
+from pyrallel_consumer.work import Outcome, Report, WorkItem
 
 OnComplete = Callable[[Completion], None]
-LaneDone = Callable[[Lane], None]
 Clock = Callable[[], float]
 
 BUSY_WAIT_S = 0.02  # how long one wait for reports lasts while work is in flight
@@ -41,25 +41,23 @@ class Completions:
         self,
         config: ConsumerConfig,
         engine: Engine,
+        tracker: Tracker,
         counters: Counters,
         dead_letters: DeadLetterSink | None,
         on_complete: Callback[Completion] | None,
         faults: Faults,
         clock: Clock,
-        lane_done: LaneDone,
         tick: Callable[[], None] = lambda: None,
     ) -> None:
         """`tick` runs at every turn of `settle`'s wait (the control loop publishes its
         stats snapshot there)."""
         self._engine = engine
         self._tick = tick
-        self._lane_done = lane_done  # the backlog's per-lane cap: one record of a lane left
+        self._tracker = tracker
         self._counters = counters
         self._on_complete = on_complete
         self._clock = clock
         self._faults = faults
-        # Submitted to the engine, no report applied yet; keyed by work item id.
-        self.in_flight: dict[int, WorkItem[PartitionState]] = {}
         self.failures = FailurePolicy(config, counters, dead_letters, self.complete, faults.park)
 
     def collect(self) -> list[Report]:
@@ -88,12 +86,11 @@ class Completions:
             on_complete.warn_if_slow(self._clock() - started)
 
     def _apply(self, reports: list[Report]) -> None:
-        in_flight, counters, lane_done = self.in_flight, self._counters, self._lane_done
+        settle, counters = self._tracker.settle, self._counters
         for report in reports:
-            item = in_flight.pop(report.id, None)
+            item = settle(report.id)
             if item is None:
                 continue
-            lane_done(item.lane)
             if report.outcome is _CANCELLED:
                 counters.cancelled += 1  # never committed past; the new owner redoes it
                 continue

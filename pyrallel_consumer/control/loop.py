@@ -15,7 +15,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from pyrallel_consumer.backlog import Backlog
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.control import commits, session
 from pyrallel_consumer.control.backpressure import Backpressure
@@ -35,11 +34,9 @@ from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.control.rebalance import OnAssign, Rebalancer
 from pyrallel_consumer.control.run_end import RunEnd
 from pyrallel_consumer.control.stats import Counters, snapshot
+from pyrallel_consumer.control.tracker import Tracker
 from pyrallel_consumer.engines.base import Engine
 from pyrallel_consumer.faults import Faults
-from pyrallel_consumer.ordering import lane_function
-from pyrallel_consumer.record import Record
-from pyrallel_consumer.work import WorkItem
 
 log = logging.getLogger("pyrallel_consumer")
 
@@ -77,19 +74,16 @@ class ControlLoop:
         self.engine = engine
         self._clock = self.clock = clock
         self._client_factory = client_factory
-        self._lane_of = lane_function(config.ordering)
         self._wait_bound_s = session.wait_bound_s(config.kafka_config)  # ValueError if invalid
-        self._partitions: dict[TopicPartitionKey, PartitionState] = {}
-        # The backlog: received, not in flight yet (waits for in-flight room, or for its lane
-        # to be under max_in_flight_per_lane).
-        self._backlog: Backlog[PartitionState] = Backlog(config.max_in_flight_per_lane)
-        self._next_id = 0
         self._backpressure = Backpressure(config)
         self._stop = threading.Event()
         # The one error path: whatever fails, from any thread or callback, is parked here and
         # raised by run() once the consumer closed (faults.py).
         self._faults = Faults(self._stop.set)
         self.counters = Counters()
+        # Partitions, backlog and work in flight: the record state, in one owner.
+        self._tracker = Tracker(config, self.counters)
+        self._partitions = self._tracker.partitions
         self._on_kafka_error = KafkaErrors(config.kafka_config, self._faults, clock)
         self._slow_callbacks = RepeatLimiter(clock=clock)
         self._on_assign = self._callback("on_assign", on_assign)
@@ -98,17 +92,16 @@ class ControlLoop:
         self._completions = Completions(
             config,
             engine,
+            self._tracker,
             self.counters,
             dead_letters,
             self._callback("on_complete", on_complete),
             self._faults,
             clock,
-            self._backlog.done,
             self._publish_due,
         )
         # run(max_records=N): how many records may still be handed to the engine.
         self._submit_limit: int | None = None
-        self._in_flight = self._completions.in_flight
         self._failures = self._completions.failures
         self._control_thread: int | None = None  # the thread in run(), while it runs
         # Partitions whose records the shutdown drain consumed without handling them.
@@ -146,8 +139,7 @@ class ControlLoop:
                 client,
                 committer,
                 self._faults,
-                self._partitions,
-                self._backlog,
+                self._tracker,
                 self._completions,
                 self._clock,
                 self._on_assign,
@@ -187,9 +179,7 @@ class ControlLoop:
     def _abandon(self) -> None:
         """After a fatal error: handle nothing more. Records not started are cancelled (their
         engines report them so), the backlog dropped; nothing of it is committed."""
-        self._backlog.clear()
-        for item in self._in_flight.values():
-            item.cancelled = True
+        self._tracker.abandon()
 
     def _loop(
         self,
@@ -213,7 +203,7 @@ class ControlLoop:
                 client,
                 self._partitions,
                 self.counters.received,
-                bool(self._in_flight or self._backlog or self._failures.dead_lettering),
+                bool(self._held()),
             ):
                 return
             self._submit_backlog()
@@ -223,7 +213,7 @@ class ControlLoop:
             elif now >= self._next_publish:
                 self._publish(now)
             room = self._backpressure.apply(
-                client, self._partitions.values(), self._held(), self._backlog.bytes, now
+                client, self._partitions.values(), self._held(), self._tracker.backlog_bytes, now
             )
             if room <= 0 and not self._backpressure.paused:
                 engine.wait(BUSY_WAIT_S)  # held: see control/backpressure.py
@@ -234,7 +224,7 @@ class ControlLoop:
             take = max(1, min(batch, room))
             messages = client.consume(take, 0)
             if not messages:
-                if self._in_flight or self._backpressure.paused:
+                if self._tracker.in_flight or self._backpressure.paused:
                     engine.wait(BUSY_WAIT_S)
                     continue
                 first = client.poll(IDLE_POLL_S)
@@ -263,10 +253,11 @@ class ControlLoop:
         """Stop taking records; commit what completed; let in-flight work finish within
         drain_timeout_s, committing on the usual interval (the drain keeps polling, so the
         group membership holds however long it lasts); commit again."""
-        self._backlog.clear()
+        self._tracker.clear_backlog()
         commits.set_paused(client, [s for s in self._partitions.values() if not s.paused], True)
         failures, clock, interval = self._failures, self._clock, self.config.commit_interval_s
-        if self._in_flight or failures.dead_lettering:
+        tracker = self._tracker
+        if tracker.in_flight or failures.dead_lettering:
             self._commit(client, "retried during the shutdown drain")
             next_commit = clock() + interval
 
@@ -282,15 +273,15 @@ class ControlLoop:
                     next_commit = clock() + interval
 
             self._completions.settle(
-                lambda: bool(self._in_flight) or failures.dead_lettering > 0,
+                lambda: tracker.in_flight > 0 or failures.dead_lettering > 0,
                 clock() + self.config.drain_timeout_s,
                 serve=serve,
             )
-        if self._in_flight:
+        if tracker.in_flight:
             log.warning(
                 "shutdown: %d records still in flight after drain_timeout_s=%.1f are not "
                 "committed; whoever consumes their partitions next redoes them",
-                len(self._in_flight),
+                tracker.in_flight,
                 self.config.drain_timeout_s,
             )
         self._commit(client, RETRIED_AT_CLOSE)
@@ -298,38 +289,7 @@ class ControlLoop:
     # ---- records in ------------------------------------------------------------------------
 
     def _receive(self, messages: Sequence[Message]) -> None:
-        received_at = self._clock()
-        partitions: dict[Any, PartitionState] = self._partitions  # looked up by plain tuples
-        lane_of = self._lane_of
-        backlog = self._backlog
-        counters = self.counters
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                self._on_kafka_error(error)
-                continue
-            topic, partition, offset = message.topic(), message.partition(), message.offset()
-            state = partitions.get((topic, partition))
-            if state is None:
-                continue  # revoked while the message was queued; the new owner consumes it
-            if not state.receive(offset):
-                counters.already_completed += 1
-                continue
-            _, timestamp = message.timestamp()
-            record = Record(
-                topic,
-                partition,
-                offset,
-                message.key(),
-                message.value(),
-                message.headers(),
-                timestamp,
-            )
-            self._next_id += 1
-            backlog.add(WorkItem(self._next_id, lane_of(record), record, state, received_at))
-        counters.received += len(messages)
-        for state in partitions.values():
-            state.check_fit()
+        self._tracker.receive(messages, self._clock(), self._on_kafka_error)
         self._submit_backlog()
 
     def _submit_backlog(self) -> None:
@@ -338,25 +298,19 @@ class ControlLoop:
         limit = self._submit_limit
         if limit is not None:  # run(max_records=N): never more than N handed to the handler
             room = min(room, limit - self.counters.completed - held)
-        if room <= 0 or not self._backlog or self._stop.is_set():
+        if room <= 0 or not self._tracker.backlog or self._stop.is_set():
             return
-        in_flight = self._in_flight
-        items = self._backlog.take(room)
-        if not items:
-            return  # every lane with records is at its cap
-        now = self._clock()
-        for item in items:
-            in_flight[item.id] = item
-            item.dispatched_at = now
-        self.engine.submit(items)
+        items = self._tracker.take(room, self._clock())
+        if items:  # else every lane with records is at its cap
+            self.engine.submit(items)
 
     def _held_by_engine(self) -> int:
         """Records handed over and not completed yet: in flight or being dead-lettered."""
-        return len(self._in_flight) + self._failures.dead_lettering
+        return self._tracker.in_flight + self._failures.dead_lettering
 
     def _held(self) -> int:
         """Records held in memory: in flight, in the backlog and being dead-lettered."""
-        return self._held_by_engine() + len(self._backlog)
+        return self._held_by_engine() + self._tracker.backlog
 
     # ---- errors and stats ------------------------------------------------------------------
 
@@ -379,8 +333,8 @@ class ControlLoop:
             self.counters,
             partitions,
             self._partitions,
-            len(self._in_flight),
-            len(self._backlog),
+            self._tracker.in_flight,
+            self._tracker.backlog,
             self._failures.dead_lettering,
             self.engine.describe(),
             self.engine.counters(),

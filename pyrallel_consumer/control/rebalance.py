@@ -17,15 +17,14 @@ Ownership: the control thread. librdkafka runs these callbacks inside consume()/
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-from pyrallel_consumer.backlog import Backlog
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.control import commits
 from pyrallel_consumer.control.callbacks import Callback
 from pyrallel_consumer.control.client import ClientError, KafkaClient, TopicPartitionKey
 from pyrallel_consumer.control.completions import Clock, Completions
-from pyrallel_consumer.control.partition_state import PartitionState
+from pyrallel_consumer.control.tracker import Tracker
 from pyrallel_consumer.errors import KafkaError
 from pyrallel_consumer.faults import Faults
 
@@ -35,7 +34,7 @@ OnAssign = Callable[[list[TopicPartitionKey]], None]
 
 
 class Rebalancer:
-    """The three rebalance callbacks, over the partitions, backlog and in-flight work."""
+    """The three rebalance callbacks, over the tracker's partitions and work."""
 
     def __init__(
         self,
@@ -43,8 +42,7 @@ class Rebalancer:
         client: KafkaClient,
         committer: commits.Committer,
         faults: Faults,
-        partitions: dict[TopicPartitionKey, PartitionState],
-        backlog: Backlog[PartitionState],
+        tracker: Tracker,
         completions: Completions,
         clock: Clock,
         on_assign: Callback[list[TopicPartitionKey]] | None,
@@ -58,8 +56,7 @@ class Rebalancer:
         self._committer = committer
         self._faults = faults
         self._metadata_limit = metadata_limit
-        self._partitions = partitions
-        self._backlog = backlog
+        self._tracker = tracker
         self._completions = completions
         self._clock = clock
         self._on_assign = on_assign
@@ -102,8 +99,7 @@ class Rebalancer:
             )
             return
         self._epoch += len(states)
-        for state in states:
-            self._partitions[TopicPartitionKey(state.topic, state.partition)] = state
+        self._tracker.attach(states)
         log.info("assigned %s", partitions)
         if self._on_assign is not None:
             self._on_assign.timed(list(partitions))
@@ -111,18 +107,14 @@ class Rebalancer:
     def revoked(self, partitions: list[TopicPartitionKey]) -> None:
         """Commit what completed, let started work finish within the grace (revoke_grace_s,
         capped by session.wait_bound_s), commit again, then fence reports still to come."""
-        states = self.detach(partitions)
+        states = self._tracker.detach(partitions)
         if not states:
             return
-        revoked = set(map(id, states))
-        completions = self._completions
-        in_flight = completions.in_flight
+        completions, tracker = self._completions, self._tracker
         failures = completions.failures
 
         def busy() -> bool:
-            return failures.dead_lettering > 0 or any(
-                id(item.owner) in revoked for item in in_flight.values()
-            )
+            return failures.dead_lettering > 0 or tracker.busy_with(states)
 
         grace = 0.0 if self.closing else self._grace_s
         if grace > 0 and busy():
@@ -139,18 +131,6 @@ class Rebalancer:
         log.info("revoked %s", [(s.topic, s.partition) for s in states])
 
     def lost(self, partitions: list[TopicPartitionKey]) -> None:
-        for state in self.detach(partitions):
+        for state in self._tracker.detach(partitions):
             state.revoked = True  # another member owns them already: do not commit
         log.warning("partitions lost: %s", partitions)
-
-    def detach(self, partitions: Sequence[TopicPartitionKey]) -> list[PartitionState]:
-        """Stop feeding these partitions: drop their backlog, cancel work not started yet."""
-        states = [s for key in partitions if (s := self._partitions.pop(key, None))]
-        detached = set(map(id, states))
-        if not detached:
-            return states
-        self._backlog.remove_if(lambda item: id(item.owner) in detached)
-        for item in self._completions.in_flight.values():
-            if id(item.owner) in detached:
-                item.cancelled = True
-        return states

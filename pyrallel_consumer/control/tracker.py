@@ -1,0 +1,162 @@
+"""The record state of one run, in one owner: the partitions assigned, the backlog, the work in
+flight.
+
+A record's way through the control plane: `receive` (a poll batch, in one pass: its partition
+state records the offset, its lane is computed, it joins the backlog) -> `take` (handed to the
+engine: in flight) -> `settle` (the engine's report arrived: no longer in flight, its lane's cap
+makes room). `detach` takes revoked partitions out of all three at once. The loop, the
+rebalancer and the completions call these methods; nothing else reads or writes the maps, so
+what "in flight" means is decided here alone.
+
+Ownership: the control thread (the poll loop, and the rebalance callbacks librdkafka runs inside
+its consume/poll/close calls on that thread). No lock: no other thread touches it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
+
+from pyrallel_consumer.backlog import Backlog
+from pyrallel_consumer.config import ConsumerConfig
+from pyrallel_consumer.control.client import Message, TopicPartitionKey
+from pyrallel_consumer.control.partition_state import PartitionState
+from pyrallel_consumer.control.stats import Counters
+from pyrallel_consumer.ordering import lane_function
+from pyrallel_consumer.record import Record
+from pyrallel_consumer.work import WorkItem
+
+Item = WorkItem[PartitionState]
+OnError = Callable[[Any], None]  # a message's KafkaError, for the error callback
+
+
+class Tracker:
+    """Partitions, backlog and in-flight work of one consumer (module doc).
+
+    `partitions` is readable by the loop (commits, stats, the end of a run); only `attach` and
+    `detach` change it. Counts: `in_flight` (handed to the engine, no report applied),
+    `backlog` (received, not handed over) and `backlog_bytes` (their keys and values).
+    """
+
+    __slots__ = ("_backlog", "_counters", "_in_flight", "_lane_of", "_next_id", "partitions")
+
+    def __init__(self, config: ConsumerConfig, counters: Counters) -> None:
+        self.partitions: dict[TopicPartitionKey, PartitionState] = {}
+        # Per-lane cap (backlog.py): a stuck key holds at most this many in-flight slots.
+        self._backlog: Backlog[PartitionState] = Backlog(config.max_in_flight_per_lane)
+        self._in_flight: dict[int, Item] = {}  # by work item id
+        self._lane_of = lane_function(config.ordering)
+        self._counters = counters  # received and already_completed are counted here
+        self._next_id = 0
+
+    # ---- sizes -----------------------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    @property
+    def backlog(self) -> int:
+        return len(self._backlog)
+
+    @property
+    def backlog_bytes(self) -> int:
+        return self._backlog.bytes
+
+    # ---- partitions ------------------------------------------------------------------------
+
+    def attach(self, states: Sequence[PartitionState]) -> None:
+        """Start tracking newly assigned partitions (one new state per assignment)."""
+        for state in states:
+            self.partitions[TopicPartitionKey(state.topic, state.partition)] = state
+
+    def detach(self, keys: Sequence[TopicPartitionKey]) -> list[PartitionState]:
+        """Stop tracking these partitions: their backlog is dropped and their work in flight
+        cancelled where it has not started (engines report it CANCELLED). Returns their
+        states, for the commit and the fencing that follow."""
+        states = [s for key in keys if (s := self.partitions.pop(key, None))]
+        if states:
+            detached = set(map(id, states))
+            self._backlog.remove_if(lambda item: id(item.owner) in detached)
+            for item in self._in_flight.values():
+                if id(item.owner) in detached:
+                    item.cancelled = True
+        return states
+
+    def busy_with(self, states: Collection[PartitionState]) -> bool:
+        """Whether any work of these partitions is in flight."""
+        ids = set(map(id, states))
+        return any(id(item.owner) in ids for item in self._in_flight.values())
+
+    # ---- records in and out ----------------------------------------------------------------
+
+    def receive(self, messages: Sequence[Message], received_at: float, on_error: OnError) -> None:
+        """Track one poll batch in one pass: errors go to `on_error`; records of partitions no
+        longer assigned are dropped (their new owner consumes them); records the commit
+        metadata lists as completed are counted and skipped; the rest join the backlog.
+        Then each partition checks its commit metadata bound (partition_state.py)."""
+        partitions: dict[Any, PartitionState] = self.partitions  # looked up by plain tuples
+        lane_of, add = self._lane_of, self._backlog.add
+        next_id = self._next_id
+        skipped = 0
+        # A poll batch comes a partition at a time: look the state up once per run of them.
+        last_topic, last_partition, state = None, -1, None
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                on_error(error)
+                continue
+            topic, partition = message.topic(), message.partition()
+            if partition != last_partition or topic != last_topic:
+                state = partitions.get((topic, partition))
+                last_topic, last_partition = topic, partition
+            if state is None:
+                continue  # revoked while the message was queued
+            offset = message.offset()
+            if not state.receive(offset):
+                skipped += 1
+                continue
+            record = Record(
+                topic,
+                partition,
+                offset,
+                message.key(),
+                message.value(),
+                message.headers(),
+                message.timestamp()[1],
+            )
+            next_id += 1
+            add(WorkItem(next_id, lane_of(record), record, state, received_at))
+        self._next_id = next_id
+        self._counters.received += len(messages)
+        self._counters.already_completed += skipped
+        for state in partitions.values():
+            state.check_fit()
+
+    def take(self, room: int, now: float) -> list[Item]:
+        """Up to `room` records of the backlog, round-robin across lanes and within their
+        caps, now in flight (dispatched at `now`)."""
+        items = self._backlog.take(room)
+        in_flight = self._in_flight
+        for item in items:
+            in_flight[item.id] = item
+            item.dispatched_at = now
+        return items
+
+    def settle(self, item_id: int) -> Item | None:
+        """The engine reported on this item: no longer in flight, and its lane may take
+        another record. None when it is not in flight (reported twice, or after `abandon`)."""
+        item = self._in_flight.pop(item_id, None)
+        if item is not None:
+            self._backlog.done(item.lane)
+        return item
+
+    def clear_backlog(self) -> None:
+        """Drop the backlog (shutdown, a fatal error): never handed over, never committed."""
+        self._backlog.clear()
+
+    def abandon(self) -> None:
+        """After a fatal error: drop the backlog and cancel the work not started."""
+        self._backlog.clear()
+        for item in self._in_flight.values():
+            item.cancelled = True
