@@ -23,8 +23,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
+from pyrallel_consumer import native
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import Lane, WorkItem
 
@@ -140,3 +141,15 @@ class Backlog(Generic[Owner]):
         self._ready.clear()
         self._size = 0
         self.bytes = 0
+
+
+# The native twin (ext/backlog.pyx) replaces the names above when built, unless PYRALLEL_NATIVE=0
+# (native.py). Hidden from mypy, which checks against the pure-Python definitions. PURE_TWIN
+# keeps those reachable, for the tests that run against both.
+if not TYPE_CHECKING:
+    PURE_TWIN = {"Backlog": Backlog, "record_bytes": record_bytes, "batch_bytes": batch_bytes}
+    _native = native.load("backlog")
+    if _native is not None:
+        Backlog = _native.Backlog
+        record_bytes = _native.record_bytes
+        batch_bytes = _native.batch_bytes

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
+from typing import Any
 
-from pyrallel_consumer.backlog import Backlog
+import pytest
+from native_twins import IMPLEMENTATIONS, backlog_twin
+
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import WorkItem
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def Backlog(request: pytest.FixtureRequest) -> Any:
+    """The pure-Python Backlog, then the native one."""
+    return backlog_twin(request.param).Backlog
+
 
 _ids = iter(range(1, 1_000_000))
 
@@ -20,7 +30,7 @@ def offsets(items: list[WorkItem]) -> list[tuple[Hashable | None, int]]:
     return [(i.lane, i.record.offset) for i in items]
 
 
-def test_round_robin_across_lanes_keeps_lane_order() -> None:
+def test_round_robin_across_lanes_keeps_lane_order(Backlog: Any) -> None:
     backlog = Backlog()
     for lane, offset in [("a", 1), ("a", 2), ("a", 3), ("b", 4), ("c", 5), ("c", 6)]:
         backlog.add(item(lane, offset))
@@ -31,7 +41,7 @@ def test_round_robin_across_lanes_keeps_lane_order() -> None:
     assert backlog.bytes == 0
 
 
-def test_take_respects_limit_and_resumes_the_rotation() -> None:
+def test_take_respects_limit_and_resumes_the_rotation(Backlog: Any) -> None:
     backlog = Backlog()
     for lane, offset in [("a", 1), ("a", 2), ("b", 3), ("b", 4), ("c", 5)]:
         backlog.add(item(lane, offset))
@@ -42,7 +52,7 @@ def test_take_respects_limit_and_resumes_the_rotation() -> None:
     assert backlog.take(5) == []
 
 
-def test_unordered_records_are_taken_in_bulk() -> None:
+def test_unordered_records_are_taken_in_bulk(Backlog: Any) -> None:
     backlog = Backlog()
     for offset in range(5):
         backlog.add(item(None, offset))
@@ -52,7 +62,7 @@ def test_unordered_records_are_taken_in_bulk() -> None:
     assert offsets(backlog.take(4)) == [("k", 99), (None, 4)]
 
 
-def test_bytes_track_key_and_value_sizes() -> None:
+def test_bytes_track_key_and_value_sizes(Backlog: Any) -> None:
     backlog = Backlog()
     backlog.add(item("a", 1, value=b"x" * 10))  # key b"k": 11 bytes
     backlog.add(item("b", 2, value=b"x" * 20))
@@ -61,7 +71,7 @@ def test_bytes_track_key_and_value_sizes() -> None:
     assert backlog.bytes == 21
 
 
-def test_remove_if_drops_matching_and_keeps_the_rest_in_order() -> None:
+def test_remove_if_drops_matching_and_keeps_the_rest_in_order(Backlog: Any) -> None:
     backlog = Backlog()
     for lane, offset, partition in [
         ("a", 1, 0),
@@ -80,7 +90,7 @@ def test_remove_if_drops_matching_and_keeps_the_rest_in_order() -> None:
     assert len(backlog) == 0
 
 
-def test_remove_if_then_add_to_a_removed_lane() -> None:
+def test_remove_if_then_add_to_a_removed_lane(Backlog: Any) -> None:
     backlog = Backlog()
     backlog.add(item("a", 1, 1))
     backlog.add(item("b", 2, 0))
@@ -89,7 +99,7 @@ def test_remove_if_then_add_to_a_removed_lane() -> None:
     assert offsets(backlog.take(10)) == [("b", 2), ("a", 3)]
 
 
-def test_clear() -> None:
+def test_clear(Backlog: Any) -> None:
     backlog = Backlog()
     for offset in range(3):
         backlog.add(item("a", offset))
@@ -99,7 +109,7 @@ def test_clear() -> None:
     assert backlog.take(3) == []
 
 
-def test_a_lane_at_its_cap_is_skipped_until_one_of_its_records_is_done() -> None:
+def test_a_lane_at_its_cap_is_skipped_until_one_of_its_records_is_done(Backlog: Any) -> None:
     backlog = Backlog(lane_cap=2)
     for lane, offset in [("a", 1), ("a", 2), ("a", 3), ("a", 4), ("b", 5), ("b", 6)]:
         backlog.add(item(lane, offset))
@@ -117,7 +127,7 @@ def test_a_lane_at_its_cap_is_skipped_until_one_of_its_records_is_done() -> None
     assert offsets(backlog.take(10)) == [("a", 4), ("a", 7)]
 
 
-def test_a_lane_under_its_cap_takes_a_new_record_at_once() -> None:
+def test_a_lane_under_its_cap_takes_a_new_record_at_once(Backlog: Any) -> None:
     backlog = Backlog(lane_cap=2)
     backlog.add(item("a", 1))
     assert offsets(backlog.take(10)) == [("a", 1)]
@@ -129,7 +139,7 @@ def test_a_lane_under_its_cap_takes_a_new_record_at_once() -> None:
     assert offsets(backlog.take(10)) == [("a", 3)]
 
 
-def test_unordered_records_are_never_capped() -> None:
+def test_unordered_records_are_never_capped(Backlog: Any) -> None:
     backlog = Backlog(lane_cap=1)
     for offset in range(5):
         backlog.add(item(None, offset))
@@ -137,7 +147,7 @@ def test_unordered_records_are_never_capped() -> None:
     backlog.done(None)  # accepted, nothing counted
 
 
-def test_a_revoked_lane_at_its_cap_is_dropped_and_comes_back_under_its_cap() -> None:
+def test_a_revoked_lane_at_its_cap_is_dropped_and_comes_back_under_its_cap(Backlog: Any) -> None:
     backlog = Backlog(lane_cap=1)
     backlog.add(item("a", 1, partition=0))
     backlog.add(item("a", 2, partition=0))

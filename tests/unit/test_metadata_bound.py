@@ -15,17 +15,25 @@ import logging
 import random
 from collections import deque
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from native_twins import IMPLEMENTATIONS, partition_state_class
 
+import pyrallel_consumer.control.partition_state as partition_state_module
 from pyrallel_consumer.control import offset_metadata
-from pyrallel_consumer.control.partition_state import PartitionState
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def PartitionState(request: pytest.FixtureRequest) -> Any:
+    """The pure-Python PartitionState, then the native one."""
+    return partition_state_class(request.param)
 
 
 class Loop:
     """The poll loop's side of one partition: delivery in batches, completions, commits."""
 
-    def __init__(self, state: PartitionState, offsets: Iterator[int], batch: int) -> None:
+    def __init__(self, state: Any, offsets: Iterator[int], batch: int) -> None:
         self.state = state
         self._offsets = offsets
         self._batch = batch
@@ -88,7 +96,7 @@ def key_ordered(
             loop.commit(limit)
 
 
-def test_key_order_stuck_record_never_cuts_the_metadata() -> None:
+def test_key_order_stuck_record_never_cuts_the_metadata(PartitionState: Any) -> None:
     # The issue's input at the default limit and poll batch: 10 random keys, key order, the
     # record at offset 5 stuck; before the fix the list outgrew the limit and was halved.
     rng = random.Random(17)
@@ -117,7 +125,12 @@ def test_key_order_stuck_record_never_cuts_the_metadata() -> None:
 
 
 def _half_at_random(
-    offsets: Iterator[int], limit: int, batch: int, steps: int, commit_every: int
+    PartitionState: Any,
+    offsets: Iterator[int],
+    limit: int,
+    batch: int,
+    steps: int,
+    commit_every: int,
 ) -> Loop:
     """Every received record but the first completes with probability 1/2 and the rest never
     do: an incompressible pattern, whose metadata is as large as the bounds allow."""
@@ -151,18 +164,18 @@ def _half_at_random(
     ],
 )
 def test_blocks_between_commits_before_the_list_can_outgrow(
-    stride: int, limit: int, batch: int, share: int
+    PartitionState: Any, stride: int, limit: int, batch: int, share: int
 ) -> None:
     # Commits are rare (every 50 batches): check_fit after each batch must block in time.
     loop = _half_at_random(
-        iter(range(0, 10**9, stride)), limit, batch, steps=3_000, commit_every=50
+        PartitionState, iter(range(0, 10**9, stride)), limit, batch, steps=3_000, commit_every=50
     )
     assert loop.state.blocked
     # Blocked near the limit, not far below it: the bounds are not wildly pessimistic.
     assert loop.largest_metadata > limit // share
 
 
-def test_sparse_incomplete_records_are_charged_by_their_gaps() -> None:
+def test_sparse_incomplete_records_are_charged_by_their_gaps(PartitionState: Any) -> None:
     # Offsets jump by 1,000 at every 10th record: each such record costs its gap's varint.
     def offsets() -> Iterator[int]:
         offset = 0
@@ -170,11 +183,11 @@ def test_sparse_incomplete_records_are_charged_by_their_gaps() -> None:
             yield offset
             offset += 1_000 if offset % 10 == 9 else 1
 
-    loop = _half_at_random(offsets(), 512, batch=10, steps=2_000, commit_every=25)
+    loop = _half_at_random(PartitionState, offsets(), 512, batch=10, steps=2_000, commit_every=25)
     assert loop.state.blocked
 
 
-def test_in_flight_window_with_a_stuck_record_keeps_flowing() -> None:
+def test_in_flight_window_with_a_stuck_record_keeps_flowing(PartitionState: Any) -> None:
     # Unordered work with one stuck record: everything else completes within a window of 300
     # records, so the run lengths stay tiny and the partition is never blocked, however far
     # the span grows past the bitset's reach.
@@ -196,9 +209,13 @@ def test_in_flight_window_with_a_stuck_record_keeps_flowing() -> None:
 
 
 def test_idle_partition_is_never_blocked_even_when_one_batch_cannot_fit(
+    PartitionState: Any,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A limit too small for one batch: warned about, and the partition still makes progress.
+    # Warned once per process, by both twins: forget the other twin's warning.
+    monkeypatch.setattr(partition_state_module, "_warned_too_small", set())
     caplog.set_level(logging.WARNING, logger="pyrallel_consumer")
     state = PartitionState("t", 3, epoch=1, metadata_limit=64, poll_batch_size=1_000)
     assert "offset.metadata.max.bytes=64 is too small for poll_batch_size=1000" in caplog.text
@@ -213,7 +230,9 @@ def test_idle_partition_is_never_blocked_even_when_one_batch_cannot_fit(
     assert state.commit_point() == (1_000, "")
 
 
-def test_a_cut_is_logged_once_at_error(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_cut_is_logged_once_at_error(
+    PartitionState: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     # Completions the blocking rule never saw coming (check_fit never called): the commit
     # still fits, by cutting the list, and says that this is a bug.
     caplog.set_level(logging.ERROR, logger="pyrallel_consumer")

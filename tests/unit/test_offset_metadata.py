@@ -9,10 +9,12 @@ import subprocess
 import sys
 import textwrap
 import zlib
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from native_twins import needs_native
 
 from pyrallel_consumer.control import offset_metadata
 from pyrallel_consumer.control.offset_metadata import (
@@ -29,6 +31,7 @@ from pyrallel_consumer.control.offset_metadata import (
     run_length_size,
     varint_size,
 )
+from pyrallel_consumer.native import load_native
 
 BASE64_ALPHABET = set(string.ascii_letters + string.digits + "+/=")
 
@@ -105,11 +108,24 @@ def test_run_length_size_is_the_run_length_payloads_size(position: int, relative
     assert run_length_size(offsets) == len(payload)
 
 
+def _native_varint_size(value: int) -> int:
+    size: int = load_native("partition_state").varint_size(value)
+    return size
+
+
 @pytest.mark.parametrize("value", [0, 1, 127, 128, 16_383, 16_384, 2**63 - 1])
-def test_varint_size(value: int) -> None:
+@pytest.mark.parametrize(
+    "size_of",
+    [
+        pytest.param(varint_size, id="pure"),
+        pytest.param(_native_varint_size, marks=needs_native, id="native"),
+    ],
+)
+def test_varint_size(value: int, size_of: Callable[[int], int]) -> None:
+    # The native PartitionState weighs offset gaps with its own varint_size.
     out = bytearray()
     offset_metadata._varint(value, out)
-    assert varint_size(value) == len(out)
+    assert size_of(value) == len(out)
 
 
 @pytest.mark.parametrize("limit", [8, 100, 1023, 1024, 4096, 65_536])

@@ -3,24 +3,38 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from native_twins import IMPLEMENTATIONS, partition_state_class
 
 from pyrallel_consumer.control.offset_metadata import MAX_METADATA_BYTES, decode
-from pyrallel_consumer.control.partition_state import PartitionState
 
 
-def new_state(
-    committed: int | None = None, already_completed: set[int] | None = None
-) -> PartitionState:
-    return PartitionState("t", 0, epoch=1, committed=committed, already_completed=already_completed)
+@pytest.fixture(params=IMPLEMENTATIONS)
+def PartitionState(request: pytest.FixtureRequest) -> Any:
+    """The pure-Python PartitionState, then the native one."""
+    return partition_state_class(request.param)
 
 
-def test_nothing_received_commits_nothing() -> None:
+@pytest.fixture
+def new_state(PartitionState: Any) -> Callable[..., Any]:
+    def make(committed: int | None = None, already_completed: set[int] | None = None) -> Any:
+        return PartitionState(
+            "t", 0, epoch=1, committed=committed, already_completed=already_completed
+        )
+
+    return make
+
+
+def test_nothing_received_commits_nothing(new_state: Callable[..., Any]) -> None:
     state = new_state()
     assert state.position is None
     assert state.commit_point() is None
 
 
-def test_position_is_lowest_incomplete_offset() -> None:
+def test_position_is_lowest_incomplete_offset(new_state: Callable[..., Any]) -> None:
     state = new_state()
     for offset in range(5):
         assert state.receive(offset)
@@ -44,7 +58,7 @@ def test_position_is_lowest_incomplete_offset() -> None:
     assert state.commit_point() == (5, "")
 
 
-def test_gaps_in_offsets_are_not_waited_for() -> None:
+def test_gaps_in_offsets_are_not_waited_for(new_state: Callable[..., Any]) -> None:
     # Compaction and transaction markers leave holes: only received offsets count.
     state = new_state()
     for offset in (10, 13, 17):
@@ -61,7 +75,7 @@ def test_gaps_in_offsets_are_not_waited_for() -> None:
     assert state.incomplete == 0
 
 
-def test_already_completed_from_metadata() -> None:
+def test_already_completed_from_metadata(new_state: Callable[..., Any]) -> None:
     state = new_state(committed=5, already_completed={7, 8})
     assert state.receive(5)
     assert state.receive(6)
@@ -80,7 +94,9 @@ def test_already_completed_from_metadata() -> None:
     assert state.position == 10
 
 
-def test_already_completed_offset_with_nothing_pending_advances_position() -> None:
+def test_already_completed_offset_with_nothing_pending_advances_position(
+    new_state: Callable[..., Any],
+) -> None:
     state = new_state(committed=5, already_completed={6})
     assert state.receive(5)
     state.complete(5)
@@ -89,7 +105,7 @@ def test_already_completed_offset_with_nothing_pending_advances_position() -> No
     assert state.commit_point() == (7, "")
 
 
-def test_commit_point_none_when_unchanged() -> None:
+def test_commit_point_none_when_unchanged(new_state: Callable[..., Any]) -> None:
     state = new_state()
     state.receive(0)
     state.receive(1)
@@ -103,7 +119,9 @@ def test_commit_point_none_when_unchanged() -> None:
     assert state.commit_point() == (2, "")
 
 
-def test_blocked_when_metadata_does_not_fit_and_unblocked_when_gap_closes() -> None:
+def test_blocked_when_metadata_does_not_fit_and_unblocked_when_gap_closes(
+    new_state: Callable[..., Any],
+) -> None:
     state = new_state()
     rng = random.Random(3)
     count = 40_000
@@ -129,7 +147,7 @@ def test_blocked_when_metadata_does_not_fit_and_unblocked_when_gap_closes() -> N
     assert not state.blocked
 
 
-def test_metadata_limit_keyword_sets_where_the_partition_blocks() -> None:
+def test_metadata_limit_keyword_sets_where_the_partition_blocks(PartitionState: Any) -> None:
     # Same records, same completions: the cluster's limit decides. 10,000 open offsets always
     # fit 4096 bytes as a bitset; at a 1024-byte limit one poll batch more might not.
     small = PartitionState("t", 0, epoch=1, metadata_limit=1024, poll_batch_size=100)
@@ -147,7 +165,9 @@ def test_metadata_limit_keyword_sets_where_the_partition_blocks() -> None:
     assert decode(0, point.metadata) == {o for o in range(10_000) if o % 3}
 
 
-def test_offset_gaps_count_against_the_limit_until_their_records_complete() -> None:
+def test_offset_gaps_count_against_the_limit_until_their_records_complete(
+    PartitionState: Any,
+) -> None:
     # Groups of 10 consecutive offsets, 1,000 apart (a compacted topic): past the bitset's
     # reach. While they may still complete in any pattern, each record counts (the first of a
     # group its gap too); once completed, only their real run lengths do.

@@ -1,0 +1,91 @@
+"""Native (Cython) or pure-Python record-tracking structures: which ones the package uses.
+
+The control thread's per-record structures have native twins, built from ext/*.pyx by
+`make build-ext`, with the same behaviour:
+
+    structure          pure-Python module                     native module
+    "backlog"          pyrallel_consumer.backlog               pyrallel_consumer._backlog
+    "partition_state"  pyrallel_consumer.control.partition_state
+                                                             pyrallel_consumer.control._partition_state
+
+Each pure module calls `load` once, at its end, and binds the native names when it gets a module
+(`Backlog`, `record_bytes`, `batch_bytes`; `PartitionState`), so importers see one set of names.
+
+``PYRALLEL_NATIVE`` decides, read when each module is first imported: ``auto`` (default: native
+when built), ``1``/``native`` (ImportError when not built) or ``0``/``pure`` (the pure-Python
+twins). ``IN_USE`` maps each structure to "native" or "pure" as it was bound.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+__all__ = ["ENV_VAR", "IN_USE", "MODULES", "implementation", "load", "load_native"]
+
+ENV_VAR = "PYRALLEL_NATIVE"
+# Spellings of each choice; the first of each is the canonical one.
+_CHOICES = {"auto": "auto", "": "auto", "native": "native", "1": "native", "pure": "pure", "0": "pure"}
+
+MODULES = {
+    "backlog": "pyrallel_consumer._backlog",
+    "partition_state": "pyrallel_consumer.control._partition_state",
+}
+
+# Structure -> "native" | "pure", as bound by `load` (written at import time, then only read).
+IN_USE: dict[str, str] = {}
+
+
+def load_native(structure: str) -> ModuleType:
+    """The native module of `structure` (a key of MODULES).
+
+    Raises ImportError, saying how to build it, when it is not built; KeyError for an unknown
+    structure.
+    """
+    name = MODULES[structure]
+    try:
+        return importlib.import_module(name)  # consults sys.modules (tests block it there)
+    except ImportError as exc:
+        raise ImportError(
+            f"the native {structure} ({name}) is not built: run `make build-ext` "
+            f"(python setup.py build_ext --inplace), or set {ENV_VAR}=0"
+        ) from exc
+
+
+def _choice() -> str:
+    value = os.environ.get(ENV_VAR, "auto").strip().lower()
+    choice = _CHOICES.get(value)
+    if choice is None:
+        raise ValueError(f"{ENV_VAR} must be one of auto, native (1) or pure (0), got {value!r}")
+    return choice
+
+
+def load(structure: str) -> ModuleType | None:
+    """The native module to bind for `structure`, or None to keep the pure-Python twin, as
+    ``PYRALLEL_NATIVE`` says; records the answer in IN_USE.
+
+    Raises ValueError for an unknown ``PYRALLEL_NATIVE``, ImportError when it is ``native``
+    and the module is not built.
+    """
+    choice = _choice()
+    module: ModuleType | None = None
+    if choice == "native":
+        module = load_native(structure)
+    elif choice == "auto":
+        try:
+            module = load_native(structure)
+        except ImportError:
+            module = None
+    IN_USE[structure] = "pure" if module is None else "native"
+    return module
+
+
+def implementation() -> str:
+    """"native", "pure", or "mixed" when only some structures are native; imports them first,
+    so that the answer is what the control plane runs with."""
+    import pyrallel_consumer.backlog  # noqa: F401  (each binds its structure on import)
+    import pyrallel_consumer.control.partition_state  # noqa: F401
+
+    kinds = set(IN_USE.values())
+    return kinds.pop() if len(kinds) == 1 else "mixed"

@@ -1,0 +1,50 @@
+"""Both implementations of the record-tracking structures, for tests that run against each:
+the pure-Python twins and the native (Cython) ones (pyrallel_consumer/native.py).
+
+`IMPLEMENTATIONS` parametrizes a fixture; "native" is skipped when the extensions are not built.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import pyrallel_consumer.backlog as backlog_module
+import pyrallel_consumer.control.partition_state as partition_state_module
+from pyrallel_consumer.native import MODULES, load_native
+
+
+def _built() -> bool:
+    try:
+        for structure in MODULES:
+            load_native(structure)
+    except ImportError:
+        return False
+    return True
+
+
+NATIVE_BUILT = _built()
+needs_native = pytest.mark.skipif(
+    not NATIVE_BUILT, reason="native structures not built (run `make build-ext`)"
+)
+IMPLEMENTATIONS = ["pure", pytest.param("native", marks=needs_native)]
+
+
+def backlog_twin(implementation: str) -> Any:
+    """`Backlog`, `record_bytes`, `batch_bytes` of one implementation, as attributes."""
+    if implementation == "native":
+        return load_native("backlog")
+    return _Names(backlog_module.PURE_TWIN)
+
+
+def partition_state_class(implementation: str) -> Any:
+    """The `PartitionState` class of one implementation."""
+    if implementation == "native":
+        return load_native("partition_state").PartitionState
+    return partition_state_module.PURE_TWIN["PartitionState"]
+
+
+class _Names:
+    def __init__(self, names: dict[str, Any]) -> None:
+        self.__dict__.update(names)
