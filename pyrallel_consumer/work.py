@@ -3,7 +3,7 @@
 A leaf module: it imports only `record`, so both `control/` and `engines/` may import it
 without importing each other. Glossary (README): a *record* is one Kafka message; its *lane*
 is the unit of ordering; a work item is *in flight* from its submission to an engine until the
-engine's report on it is applied.
+engine's report on it is applied (a `Report` on one item, or a `GroupReport` on several).
 """
 
 from __future__ import annotations
@@ -86,3 +86,29 @@ class Report:
 
     def __repr__(self) -> str:
         return f"Report(id={self.id}, outcome={self.outcome.name}, attempts={self.attempts})"
+
+
+class GroupReport(Report):
+    """One report on several work items that share its outcome, attempts, `completed_at` and
+    error: `ids`, in submission order (`id` is the first). Batch mode sends one for the records
+    of a batch that ran as one handler call, so a batch travels back as one report, not one per
+    record. Engines may send either kind; each item is still reported exactly once."""
+
+    __slots__ = ("ids",)
+
+    def __init__(
+        self,
+        ids: list[int],
+        outcome: Outcome,
+        attempts: int,
+        completed_at: float,
+        error: str | None = None,
+    ) -> None:
+        super().__init__(ids[0], outcome, attempts, completed_at, error)
+        self.ids = ids
+
+    def __repr__(self) -> str:
+        return (
+            f"GroupReport(ids={self.ids[0]}..{self.ids[-1]} ({len(self.ids)}), "
+            f"outcome={self.outcome.name}, attempts={self.attempts})"
+        )

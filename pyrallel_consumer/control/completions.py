@@ -20,7 +20,7 @@ from pyrallel_consumer.control.tracker import Tracker
 from pyrallel_consumer.engines.base import Engine
 from pyrallel_consumer.errors import EngineError, HandlerExit, PyrallelError
 from pyrallel_consumer.faults import Faults
-from pyrallel_consumer.work import Outcome, Report, WorkItem
+from pyrallel_consumer.work import GroupReport, Outcome, Report, WorkItem
 
 OnComplete = Callable[[Completion], None]
 Clock = Callable[[], float]
@@ -86,31 +86,37 @@ class Completions:
             on_complete.warn_if_slow(self._clock() - started)
 
     def _apply(self, reports: list[Report]) -> None:
-        settle, counters = self._tracker.settle, self._counters
+        apply_one = self._apply_one
         for report in reports:
-            item = settle(report.id)
-            if item is None:
-                continue
-            if report.outcome is _CANCELLED:
-                counters.cancelled += 1  # never committed past; the new owner redoes it
-                continue
-            if report.outcome is _STOPPED:  # SystemExit/KeyboardInterrupt: not completed
-                # Parked once: a stopped batch reports each of its records STOPPED.
-                if self._faults.first is None:
-                    record, error = item.record, report.error or ""
-                    self._faults.park(
-                        HandlerExit(record.topic, record.partition, record.offset, error)
-                    )
-                continue
-            if item.owner.revoked:  # its partition moved on; the new owner redoes it
-                counters.fenced += 1
-                continue
-            if report.attempts > 1:
-                counters.retries += report.attempts - 1
-            if report.outcome is _SUCCEEDED:
-                self.complete(item, report, True)
+            if type(report) is GroupReport:
+                for item_id in report.ids:
+                    apply_one(item_id, report)
             else:
-                self.failures.failed(item, report)
+                apply_one(report.id, report)
+
+    def _apply_one(self, item_id: int, report: Report) -> None:
+        item = self._tracker.settle(item_id)
+        if item is None:
+            return
+        outcome, counters = report.outcome, self._counters
+        if outcome is _CANCELLED:
+            counters.cancelled += 1  # never committed past; the new owner redoes it
+            return
+        if outcome is _STOPPED:  # SystemExit/KeyboardInterrupt: not completed
+            # Parked once: a stopped batch reports each of its records STOPPED.
+            if self._faults.first is None:
+                record, error = item.record, report.error or ""
+                self._faults.park(HandlerExit(record.topic, record.partition, record.offset, error))
+            return
+        if item.owner.revoked:  # its partition moved on; the new owner redoes it
+            counters.fenced += 1
+            return
+        if report.attempts > 1:
+            counters.retries += report.attempts - 1
+        if outcome is _SUCCEEDED:
+            self.complete(item, report, True)
+        else:
+            self.failures.failed(item, report)
 
     def complete(self, item: WorkItem[PartitionState], report: Report, ok: bool) -> None:
         """Mark the record completed: committable once every record before it is."""

@@ -1,7 +1,8 @@
 """Batch mode: the handler takes a list of records, one call per batch, on any engine.
 
 `BatchingEngine` wraps the engine the user chose. To the control plane it is an ordinary engine
-(one work item and one report per record); to the inner engine every batch is one work item
+(one work item per record; a batch's records come back as one `GroupReport`, records isolated
+by a split as their own reports); to the inner engine every batch is one work item
 whose argument is the list of records, with no lane, because the assembly (batch_assembly.py)
 already keeps each lane's batches one at a time and in order. So the inner engines, their
 retries and the process engine's worker-death rules apply to a batch exactly as to a record.
@@ -35,7 +36,7 @@ from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.engines.base import Engine
 from pyrallel_consumer.engines.batch_assembly import Batch, BatchAssembler, Item
 from pyrallel_consumer.record import Record
-from pyrallel_consumer.work import Outcome, Report, WorkItem
+from pyrallel_consumer.work import GroupReport, Outcome, Report, WorkItem
 
 log = logging.getLogger("pyrallel_consumer.batches")
 
@@ -227,5 +228,7 @@ class BatchingEngine(Engine):
             # SystemExit or KeyboardInterrupt) gives each record its traceback, and the control
             # plane stops the run without completing any of them. Not bisected: the handler
             # asked to stop, it did not fail on some record.
-            out.extend(Report(item.id, outcome, attempts, at, report.error) for item in items)
+            out.append(
+                GroupReport([item.id for item in items], outcome, attempts, at, report.error)
+            )
         self._next_piece(running, at)

@@ -22,7 +22,7 @@ from pyrallel_consumer.engines.base import Engine
 from pyrallel_consumer.engines.process import ProcessEngine
 from pyrallel_consumer.ordering import lane_function
 from pyrallel_consumer.record import Record
-from pyrallel_consumer.work import Report, WorkItem
+from pyrallel_consumer.work import GroupReport, Report, WorkItem
 
 WAIT_S = 60.0  # generous upper bound for a condition; never a timing assertion
 
@@ -77,16 +77,22 @@ def make_items(
     return made
 
 
+def report_ids(report: Report) -> list[int]:
+    """The work ids a report covers: a GroupReport's (batch mode), else its one id."""
+    return report.ids if isinstance(report, GroupReport) else [report.id]
+
+
 def collect(engine: Engine, count: int) -> dict[int, Report]:
-    """The next `count` reports of `engine` by work id, polled from the calling (control)
-    thread. AssertionError if an item is reported twice or fewer than `count` came within
-    WAIT_S seconds."""
+    """The report on each of the next `count` items of `engine` by work id, polled from the
+    calling (control) thread. AssertionError if an item is reported twice or fewer than
+    `count` came within WAIT_S seconds."""
     reports: dict[int, Report] = {}
     deadline = time.monotonic() + WAIT_S
     while len(reports) < count and time.monotonic() < deadline:
         for done in engine.reports():
-            assert done.id not in reports, f"item {done.id} reported twice"
-            reports[done.id] = done
+            for item_id in report_ids(done):
+                assert item_id not in reports, f"item {item_id} reported twice"
+                reports[item_id] = done
         if len(reports) < count:
             engine.wait(0.05)
     assert len(reports) == count, f"{len(reports)} of {count} reported"

@@ -1,4 +1,4 @@
-"""The batching engine over a fake inner engine: one call per batch, per-record reports, a
+"""The batching engine over a fake inner engine: one call and one report per batch, a
 failing batch retried then bisected down to the records that fail alone, per-key order kept
 through a split, cancelled records not run."""
 
@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
-from engine_support import make_items
+from engine_support import make_items, report_ids
 
 from pyrallel_consumer.config import build_config
 from pyrallel_consumer.engines.attempts import call_with_retries
@@ -85,17 +85,19 @@ def run(engine: BatchingEngine, work: list[WorkItem[object]]) -> dict[int, Repor
         if len(reports) == len(work):
             break
         for report in engine.reports():  # a split's pieces report on later calls
-            assert report.id not in reports
-            reports[report.id] = report
+            for item_id in report_ids(report):
+                assert item_id not in reports
+                reports[item_id] = report
     assert len(reports) == len(work)
     return reports
 
 
-def test_one_call_per_batch_and_a_report_per_record() -> None:
+def test_one_call_and_one_report_per_batch() -> None:
     handler = Calls(bad=set())
     engine = batching(handler, batch_size=100)
     reports = run(engine, make_items(1000, keys=1000))
     assert {r.outcome for r in reports.values()} == {Outcome.SUCCEEDED}
+    assert len({id(r) for r in reports.values()}) == 10  # a GroupReport per batch
     assert [len(c) for c in handler.calls] == [100] * 10
     assert engine.counts() == {
         "batches": 10,
