@@ -42,7 +42,9 @@ def _ext_modules() -> list[Extension]:
     extensions = [
         Extension("pyrallel_consumer._codec", ["ext/codec.pyx"], extra_compile_args=COMPILE_ARGS),
         Extension("bench._cpu_kernel", ["ext/cpu_kernel.pyx"], extra_compile_args=COMPILE_ARGS),
-        Extension("pyrallel_consumer._backlog", ["ext/backlog.pyx"], extra_compile_args=COMPILE_ARGS),
+        Extension(
+            "pyrallel_consumer._backlog", ["ext/backlog.pyx"], extra_compile_args=COMPILE_ARGS
+        ),
         Extension(
             "pyrallel_consumer.control._partition_state",
             ["ext/partition_state.pyx"],

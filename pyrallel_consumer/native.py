@@ -22,12 +22,23 @@ import importlib
 import os
 from types import ModuleType
 
-__all__ = ["ENV_VAR", "IN_USE", "MODULES", "implementation", "load", "load_native"]
+__all__ = ["ENV_VAR", "IN_USE", "MODULES", "PURE_MODULES", "implementation", "load", "load_native"]
 
 ENV_VAR = "PYRALLEL_NATIVE"
-# Spellings of each choice; the first of each is the canonical one.
-_CHOICES = {"auto": "auto", "": "auto", "native": "native", "1": "native", "pure": "pure", "0": "pure"}
+# Accepted spellings (lower case, stripped) -> the choice they stand for.
+_CHOICES = {
+    "": "auto",
+    "auto": "auto",
+    "1": "native",
+    "native": "native",
+    "0": "pure",
+    "pure": "pure",
+}
 
+PURE_MODULES = {
+    "backlog": "pyrallel_consumer.backlog",
+    "partition_state": "pyrallel_consumer.control.partition_state",
+}
 MODULES = {
     "backlog": "pyrallel_consumer._backlog",
     "partition_state": "pyrallel_consumer.control._partition_state",
@@ -82,10 +93,9 @@ def load(structure: str) -> ModuleType | None:
 
 
 def implementation() -> str:
-    """"native", "pure", or "mixed" when only some structures are native; imports them first,
-    so that the answer is what the control plane runs with."""
-    import pyrallel_consumer.backlog  # noqa: F401  (each binds its structure on import)
-    import pyrallel_consumer.control.partition_state  # noqa: F401
-
+    """Which structures the control plane runs with: "native", "pure", or "mixed" when only
+    some are native. Imports them first: each binds its structure on import."""
+    for module in PURE_MODULES.values():
+        importlib.import_module(module)
     kinds = set(IN_USE.values())
     return kinds.pop() if len(kinds) == 1 else "mixed"

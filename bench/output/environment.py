@@ -66,6 +66,16 @@ def _codec_implementation() -> str:
     return str(IMPLEMENTATION)
 
 
+def _structures_implementation() -> str:
+    """Which record-tracking structures the control plane runs with (native.py): "native",
+    "pure" (PYRALLEL_NATIVE=0 or not built) or "mixed"."""
+    try:
+        from pyrallel_consumer.native import implementation
+    except ImportError:
+        return "unavailable"
+    return implementation()
+
+
 def _kafka_versions() -> dict[str, str]:
     import confluent_kafka
 
@@ -95,6 +105,7 @@ def environment_metadata() -> dict[str, Any]:
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         **_kafka_versions(),
         "codec": _codec_implementation(),
+        "structures": _structures_implementation(),
         "cpu_kernel": str(cpu_kernel.IMPLEMENTATION),
         "event_loop": _event_loop(),
         "cpu_model": _cpu_model(),
