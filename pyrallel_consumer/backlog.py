@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from pyrallel_consumer import native
+from pyrallel_consumer.native import native_twin
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import Lane, WorkItem
 
@@ -148,7 +148,7 @@ class Backlog(Generic[Owner]):
 # keeps those reachable, for the tests that run against both.
 if not TYPE_CHECKING:
     PURE_TWIN = {"Backlog": Backlog, "record_bytes": record_bytes, "batch_bytes": batch_bytes}
-    _native = native.load("backlog")
+    _native = native_twin("backlog")
     if _native is not None:
         Backlog = _native.Backlog
         record_bytes = _native.record_bytes

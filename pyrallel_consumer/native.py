@@ -3,13 +3,15 @@
 The control thread's per-record structures have native twins, built from ext/*.pyx by
 `make build-ext`, with the same behaviour:
 
-    structure          pure-Python module                     native module
-    "backlog"          pyrallel_consumer.backlog               pyrallel_consumer._backlog
+    structure          pure-Python module (PURE_MODULES)      native module (MODULES)
+    "backlog"          pyrallel_consumer.backlog              pyrallel_consumer._backlog
     "partition_state"  pyrallel_consumer.control.partition_state
-                                                             pyrallel_consumer.control._partition_state
+                                                            pyrallel_consumer.control._partition_state
 
-Each pure module calls `load` once, at its end, and binds the native names when it gets a module
-(`Backlog`, `record_bytes`, `batch_bytes`; `PartitionState`), so importers see one set of names.
+Each pure module calls `native_twin` once, at its end, and binds the native names when it gets
+a module (`Backlog`, `record_bytes`, `batch_bytes`; `PartitionState`), so importers see one set
+of names. A leaf: it imports only the standard library, so the shared-vocabulary module
+backlog.py may import it.
 
 ``PYRALLEL_NATIVE`` decides, read when each module is first imported: ``auto`` (default: native
 when built), ``1``/``native`` (ImportError when not built) or ``0``/``pure`` (the pure-Python
@@ -22,7 +24,15 @@ import importlib
 import os
 from types import ModuleType
 
-__all__ = ["ENV_VAR", "IN_USE", "MODULES", "PURE_MODULES", "implementation", "load", "load_native"]
+__all__ = [
+    "ENV_VAR",
+    "IN_USE",
+    "MODULES",
+    "PURE_MODULES",
+    "implementation",
+    "import_native",
+    "native_twin",
+]
 
 ENV_VAR = "PYRALLEL_NATIVE"
 # Accepted spellings (lower case, stripped) -> the choice they stand for.
@@ -44,11 +54,11 @@ MODULES = {
     "partition_state": "pyrallel_consumer.control._partition_state",
 }
 
-# Structure -> "native" | "pure", as bound by `load` (written at import time, then only read).
+# Structure -> "native" | "pure", as bound by `native_twin` (written on import, then only read).
 IN_USE: dict[str, str] = {}
 
 
-def load_native(structure: str) -> ModuleType:
+def import_native(structure: str) -> ModuleType:
     """The native module of `structure` (a key of MODULES).
 
     Raises ImportError, saying how to build it, when it is not built; KeyError for an unknown
@@ -72,7 +82,7 @@ def _choice() -> str:
     return choice
 
 
-def load(structure: str) -> ModuleType | None:
+def native_twin(structure: str) -> ModuleType | None:
     """The native module to bind for `structure`, or None to keep the pure-Python twin, as
     ``PYRALLEL_NATIVE`` says; records the answer in IN_USE.
 
@@ -82,10 +92,10 @@ def load(structure: str) -> ModuleType | None:
     choice = _choice()
     module: ModuleType | None = None
     if choice == "native":
-        module = load_native(structure)
+        module = import_native(structure)
     elif choice == "auto":
         try:
-            module = load_native(structure)
+            module = import_native(structure)
         except ImportError:
             module = None
     IN_USE[structure] = "pure" if module is None else "native"

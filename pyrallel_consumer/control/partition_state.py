@@ -57,8 +57,8 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, NamedTuple
 
-from pyrallel_consumer import native
 from pyrallel_consumer.control import offset_metadata
+from pyrallel_consumer.native import native_twin
 
 log = logging.getLogger("pyrallel_consumer")
 
@@ -307,6 +307,6 @@ def _warn_too_small(limit: int, poll_batch_size: int) -> None:
 # PURE_TWIN keeps that reachable, for the tests that run against both.
 if not TYPE_CHECKING:
     PURE_TWIN = {"PartitionState": PartitionState}
-    _native = native.load("partition_state")
+    _native = native_twin("partition_state")
     if _native is not None:
         PartitionState = _native.PartitionState

@@ -12,13 +12,13 @@ import pytest
 
 import pyrallel_consumer.backlog as backlog_module
 import pyrallel_consumer.control.partition_state as partition_state_module
-from pyrallel_consumer.native import MODULES, load_native
+from pyrallel_consumer.native import MODULES, import_native
 
 
 def _built() -> bool:
     try:
         for structure in MODULES:
-            load_native(structure)
+            import_native(structure)
     except ImportError:
         return False
     return True
@@ -34,14 +34,14 @@ IMPLEMENTATIONS = ["pure", pytest.param("native", marks=needs_native)]
 def backlog_twin(implementation: str) -> Any:
     """`Backlog`, `record_bytes`, `batch_bytes` of one implementation, as attributes."""
     if implementation == "native":
-        return load_native("backlog")
+        return import_native("backlog")
     return _Names(backlog_module.PURE_TWIN)
 
 
 def partition_state_class(implementation: str) -> Any:
     """The `PartitionState` class of one implementation."""
     if implementation == "native":
-        return load_native("partition_state").PartitionState
+        return import_native("partition_state").PartitionState
     return partition_state_module.PURE_TWIN["PartitionState"]
 
 

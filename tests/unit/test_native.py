@@ -75,16 +75,16 @@ def test_without_the_extension_auto_falls_back_and_native_says_how_to_build(
     monkeypatch.setitem(sys.modules, "pyrallel_consumer._backlog", None)  # import now fails
     monkeypatch.setattr(native, "IN_USE", {})
     monkeypatch.setenv(native.ENV_VAR, "auto")
-    assert native.load("backlog") is None
+    assert native.native_twin("backlog") is None
     assert native.IN_USE == {"backlog": "pure"}
     monkeypatch.setenv(native.ENV_VAR, "native")
     with pytest.raises(ImportError, match=r"make build-ext.*PYRALLEL_NATIVE=0"):
-        native.load("backlog")
+        native.native_twin("backlog")
 
 
 @needs_native
 def test_the_native_partition_state_shares_the_twins_constants() -> None:
-    module = native.load_native("partition_state")
+    module = native.import_native("partition_state")
     for name in ("DEFAULT_POLL_BATCH_SIZE", "HEADROOM_FACTOR", "_NOT_MEASURED"):
         assert getattr(module, name) == getattr(partition_state_module, name), name
 

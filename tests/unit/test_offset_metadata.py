@@ -31,7 +31,7 @@ from pyrallel_consumer.control.offset_metadata import (
     run_length_size,
     varint_size,
 )
-from pyrallel_consumer.native import load_native
+from pyrallel_consumer.native import import_native
 
 BASE64_ALPHABET = set(string.ascii_letters + string.digits + "+/=")
 
@@ -109,7 +109,7 @@ def test_run_length_size_is_the_run_length_payloads_size(position: int, relative
 
 
 def _native_varint_size(value: int) -> int:
-    size: int = load_native("partition_state").varint_size(value)
+    size: int = import_native("partition_state").varint_size(value)
     return size
 
 
