@@ -2,12 +2,14 @@
 
 A retrying item keeps its lane: the next item of that lane starts only after its last attempt,
 so `key` and `partition` ordering hold through failures. How the backoff between attempts is
-waited out depends on the runner, the bookkeeping (`attempt_once`, `after_failure`) is shared:
+waited out depends on the runner, the bookkeeping (`after_failure`) is shared:
 - ThreadLaneRunner (lanes.py) holds no thread: a failed attempt goes to a RetryQueue
   (retry_queue.py) and back to the ready queue when due, while its thread runs other lanes;
-- CoroutineLaneRunner awaits `asyncio.sleep` (`call_with_retries_async`): no thread held either;
+- CoroutineLaneRunner awaits `asyncio.sleep` (`retry_after_async`): no thread held either;
 - the baseline engine runs one record at a time by design, so it sleeps inline
-  (`call_with_retries`): there is no other work its thread could do meanwhile.
+  (`retry_after`): there is no other work its thread could do meanwhile.
+Every runner calls the handler itself for the first attempt and enters this module's retry
+functions only after a failure: the success path costs no call per record.
 
 What a handler may raise, and what it becomes (the same in every engine and in batch mode):
 - any `Exception`, and any other `BaseException` (GeneratorExit, a custom subclass, an
@@ -74,19 +76,6 @@ def after_failure(exc: BaseException, attempt: int, policy: RetryPolicy) -> Atte
     return policy.delay(attempt, random.random())
 
 
-def attempt_once(
-    handler: Callable[[Record], Any], record: Record, attempt: int, policy: RetryPolicy
-) -> Attempted | float:
-    """Call `handler(record)` as attempt number `attempt` (1-based): the final result, or the
-    backoff in seconds before the next attempt (`after_failure`). Never raises what the
-    handler raises."""
-    try:
-        handler(record)
-    except BaseException as exc:
-        return after_failure(exc, attempt, policy)
-    return succeeded(attempt)
-
-
 def call_with_retries(
     handler: Callable[[Record], Any],
     record: Record,
@@ -96,13 +85,36 @@ def call_with_retries(
     """Call `handler(record)` until it returns or `policy.retries` retries ran out, sleeping
     `policy.delay` seconds between attempts on the calling thread. Never raises what the
     handler raises."""
+    try:
+        handler(record)
+    except BaseException as exc:
+        return retry_after(exc, handler, record, policy, sleep)
+    return FIRST_TRY
+
+
+def retry_after(
+    exc: BaseException,
+    handler: Callable[[Record], Any],
+    record: Record,
+    policy: RetryPolicy,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Attempted:
+    """`call_with_retries` from the first attempt's failure `exc` on. Split off so that a
+    runner can call the handler itself and pay for the retry machinery only after a failure
+    (no call, no frame per record on the success path)."""
     attempt = 1
     while True:
-        result = attempt_once(handler, record, attempt, policy)
+        result = after_failure(exc, attempt, policy)
         if isinstance(result, Attempted):
             return result
         sleep(result)
         attempt += 1
+        try:
+            handler(record)
+        except BaseException as again:
+            exc = again
+        else:
+            return succeeded(attempt)
 
 
 def _task_cancelled() -> bool:
@@ -117,30 +129,35 @@ def _task_cancelled() -> bool:
     return task is not None and task.cancelling() > 0
 
 
-async def call_with_retries_async(
+async def retry_after_async(
+    exc: BaseException,
     handler: Callable[[Record], Awaitable[Any]],
     record: Record,
     policy: RetryPolicy,
 ) -> Attempted:
-    """The same as `call_with_retries` for an `async def` handler. Raises CancelledError only
-    when the task running it is cancelled (shutdown), during the handler or the backoff."""
+    """`retry_after` for an `async def` handler, awaiting `asyncio.sleep` between attempts: a
+    runner awaits the handler itself and enters this only after the first attempt raised `exc`.
+    Raises CancelledError (`exc` itself, or from a later attempt or backoff) only when the task
+    running it is cancelled (shutdown); any other exception is a failed attempt."""
     attempt = 1
     while True:
-        try:
-            await handler(record)
-            return FIRST_TRY if attempt == 1 else succeeded(attempt)  # no call per record
-        except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError) and _task_cancelled():
-                raise
-            result = after_failure(exc, attempt, policy)
+        if isinstance(exc, asyncio.CancelledError) and _task_cancelled():
+            raise exc
+        result = after_failure(exc, attempt, policy)
         if isinstance(result, Attempted):
             return result
-        await asyncio.sleep(result)
+        await asyncio.sleep(result)  # a cancel() here raises: the task is being cancelled
         attempt += 1
+        try:
+            await handler(record)
+        except BaseException as again:
+            exc = again
+        else:
+            return succeeded(attempt)
 
 
 def escaped(exc: BaseException, attempts: int = 1) -> Attempted:
-    """The result for an item when `exc` escaped `call_with_retries` or `attempt_once` (a bug,
+    """The result for an item when `exc` escaped `retry_after` or `after_failure` (a bug,
     not the handler's exception, which never escapes) during attempt number `attempts`: FAILED
     with the traceback, so the item is still reported and its lane released, and the failure
     policy takes it. A lane runner's loop calls this rather than end with the item in flight."""

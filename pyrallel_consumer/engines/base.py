@@ -30,8 +30,16 @@ BatchHandler = Callable[[list[Record]], Any]
 class ReportQueue:
     """Reports handed from runner threads to the control thread.
 
-    A deque (append/popleft are atomic) plus an event to wake the control thread; the event is
-    cleared before taking, so a report that lands after the clear sets it again.
+    A deque (append/popleft are atomic) plus an event to wake the control thread. Threads: any
+    thread calls `put` and `wake`; the control thread calls `take_all` and `wait`.
+
+    Why `put` sets the event only when it is clear: `Event.set` takes the event's lock and
+    notifies every time (about half a microsecond, on the runner's side of the GIL, per record),
+    while the control thread needs one wake-up per `take_all`, not one per report.
+    No report is left without a wake-up: `put` appends before it looks at the event, and
+    `take_all` clears the event before it counts the deque. When `put` finds the event set, the
+    event stays set (and a wait() returns at once) until the next `take_all` clears it, and that
+    take counts the deque after the clear, so it takes the report appended before the look.
     """
 
     def __init__(self) -> None:
@@ -40,15 +48,18 @@ class ReportQueue:
 
     def put(self, report: Report) -> None:
         self._items.append(report)
-        self._ready.set()
+        if not self._ready.is_set():
+            self._ready.set()
 
     def take_all(self) -> list[Report]:
         self._ready.clear()
         items = self._items
         return [items.popleft() for _ in range(len(items))]
 
-    def wait(self, timeout: float) -> None:
-        self._ready.wait(timeout)
+    def wait(self, timeout: float) -> bool:
+        """Block until a report (or a wake()) is there or `timeout` seconds passed; True when
+        woken, False on the timeout."""
+        return self._ready.wait(timeout)
 
     def wake(self) -> None:
         """End a wait() with no report (the engine has news that reports() will raise)."""
@@ -69,9 +80,11 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def submit(self, items: Sequence[WorkItem[object]]) -> None:
-        """Accept items for execution. Must not block on handler work beyond a short, bounded
-        wait (the baseline waits up to its turn budget, so it stays the classic
-        consume-handle-commit loop): the poll loop must keep serving the group."""
+        """Accept items for execution. The caller hands `items` over: it must not change the
+        sequence afterwards, as an engine may keep it rather than copy it. Must not block on
+        handler work beyond a short, bounded wait (the baseline waits up to its turn budget,
+        so it stays the classic consume-handle-commit loop): the poll loop must keep serving
+        the group."""
 
     @abc.abstractmethod
     def reports(self) -> list[Report]:

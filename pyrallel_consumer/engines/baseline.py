@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from queue import SimpleQueue
 
-from pyrallel_consumer.engines.attempts import call_with_retries, escaped
+from pyrallel_consumer.engines.attempts import FIRST_TRY, Attempted, escaped, retry_after
 from pyrallel_consumer.engines.base import Engine, ReportQueue
 from pyrallel_consumer.work import Outcome, Report, WorkItem
 
@@ -38,7 +38,8 @@ class BaselineEngine(Engine):
 
     def start(self) -> None:
         self._reports = ReportQueue()
-        self._queue: SimpleQueue[WorkItem[object] | None] = SimpleQueue()
+        # A submit's items, or None from close().
+        self._queue: SimpleQueue[Sequence[WorkItem[object]] | None] = SimpleQueue()
         self._idle = threading.Event()  # set when the helper has run everything submitted
         self._closing = False
         self._thread = threading.Thread(target=self._work, name="pyrallel-baseline", daemon=True)
@@ -47,8 +48,7 @@ class BaselineEngine(Engine):
     def submit(self, items: Sequence[WorkItem[object]]) -> None:
         """Queue `items` and wait until they ran or TURN_BUDGET_S passed."""
         self._idle.clear()
-        for item in items:
-            self._queue.put(item)
+        self._queue.put(items)  # one entry per submit, not per item: one put, one get a turn
         self._idle.wait(TURN_BUDGET_S)
 
     def _work(self) -> None:
@@ -59,18 +59,30 @@ class BaselineEngine(Engine):
             self._queue,
         )
         while True:
-            item = queue.get()
-            if item is None or self._closing:
+            items = queue.get()
+            if items is None:
                 return
-            if item.cancelled:
-                report(Report(item.id, Outcome.CANCELLED, 0, time.monotonic()))
-            else:
+            for item in items:
+                if self._closing:
+                    return  # close(): the items not started are abandoned
+                if item.cancelled:
+                    report(Report(item.id, Outcome.CANCELLED, 0, time.monotonic()))
+                    continue
+                record = item.record
+                result: Attempted
                 try:
-                    outcome, attempts, error = call_with_retries(handler, item.record, policy)
+                    # The first attempt called here, the retries (sleeping inline) only after
+                    # a failure: no call per record on the success path.
+                    try:
+                        handler(record)
+                        result = FIRST_TRY
+                    except BaseException as exc:
+                        result = retry_after(exc, handler, record, policy)
                 except BaseException as exc:
                     # Never end this loop with the item in flight: it is reported (FAILED)
                     # like any other, and the items behind it still run.
-                    outcome, attempts, error = escaped(exc)
+                    result = escaped(exc)
+                outcome, attempts, error = result
                 report(Report(item.id, outcome, attempts, time.monotonic(), error))
             if queue.empty():
                 # A submit racing with this check may see idle early; it then returns before its

@@ -27,8 +27,8 @@ from pyrallel_consumer.engines.attempts import (
     FIRST_TRY,
     Attempted,
     after_failure,
-    call_with_retries_async,
     escaped,
+    retry_after_async,
     succeeded,
 )
 from pyrallel_consumer.engines.base import Handler
@@ -187,7 +187,14 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 class CoroutineLaneRunner:
-    """`async def` handlers on an event loop in its own thread, `concurrency` coroutines."""
+    """`async def` handlers on an event loop in its own thread, `concurrency` coroutines.
+
+    The ready queue is a deque of items plus a deque of idle workers' futures, not an
+    asyncio.Queue: its get/put_nowait are Python code with a few calls each, paid per record,
+    while handing an item to an idle worker is one `set_result`. A worker waits on a future of
+    its own only when no item is ready, so the ready deque holds items only while no worker is
+    idle. Both deques and `_lanes` belong to the loop thread.
+    """
 
     def __init__(
         self, handler: Handler, policy: RetryPolicy, concurrency: int, report: ReportSink
@@ -197,6 +204,8 @@ class CoroutineLaneRunner:
         self._report = report
         self._concurrency = concurrency
         self._lanes = Lanes()
+        self._ready: deque[Item | None] = deque()  # None: a worker's signal to end
+        self._idle: deque[asyncio.Future[Item | None]] = deque()
         # Set by close() (on the loop thread) just before it cancels the worker tasks: from
         # then on a CancelledError out of an item abandons it instead of failing it.
         self._abandoning = False
@@ -208,7 +217,6 @@ class CoroutineLaneRunner:
 
     def _run_loop(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self._ready: asyncio.Queue[Item | None] = asyncio.Queue()
         self._workers = [self.loop.create_task(self._work()) for _ in range(self._concurrency)]
         self.loop.call_soon(self._started.set)
         self.loop.run_forever()
@@ -217,33 +225,58 @@ class CoroutineLaneRunner:
         self.loop.call_soon_threadsafe(self._admit, items)
 
     def _admit(self, items: Sequence[Item]) -> None:
-        lanes, ready = self._lanes, self._ready
+        lanes, hand = self._lanes, self._hand
         for item in items:
             if lanes.admit(item):
-                ready.put_nowait(item)
+                hand(item)
+
+    def _hand(self, item: Item | None) -> None:
+        """Give `item` to an idle worker, else queue it (on the loop thread)."""
+        idle = self._idle
+        while idle:
+            waiter = idle.popleft()
+            if not waiter.done():  # done: cancelled with its worker by close()
+                waiter.set_result(item)
+                return
+        self._ready.append(item)
 
     async def _work(self) -> None:
-        handler, policy, report, ready = self._handler, self._policy, self._report, self._ready
+        handler, policy, report = self._handler, self._policy, self._report
+        ready, idle, lanes = self._ready, self._idle, self._lanes
+        new_future = self.loop.create_future
         while True:
-            item = await ready.get()
+            item: Item | None
+            if ready:
+                item = ready.popleft()
+            else:
+                waiter: asyncio.Future[Item | None] = new_future()
+                idle.append(waiter)
+                item = await waiter
             if item is None:
                 return
             while item is not None:
                 if item.cancelled:
                     report(_cancelled(item))
                 else:
+                    record = item.record
+                    result: Attempted
                     try:
-                        outcome, attempts, error = await call_with_retries_async(
-                            handler, item.record, policy
-                        )
+                        # The first attempt awaited here: the retry machinery (a coroutine
+                        # frame of its own) only after a failure.
+                        try:
+                            await handler(record)
+                            result = FIRST_TRY
+                        except BaseException as exc:
+                            result = await retry_after_async(exc, handler, record, policy)
                     except BaseException as exc:
                         if self._abandoning:
                             raise  # close() gave up on this item: not reported, not committed
-                        outcome, attempts, error = self._escaped(exc)
+                        result = self._escaped(exc)
+                    outcome, attempts, error = result
                     report(Report(item.id, outcome, attempts, time.monotonic(), error))
-                following = self._lanes.release(item.lane)
-                if following is not None and not ready.empty():
-                    ready.put_nowait(following)
+                following = lanes.release(item.lane)
+                if following is not None and ready:
+                    ready.append(following)  # other items wait (so no worker is idle): fairness
                     following = None
                 item = following
 
@@ -266,7 +299,7 @@ class CoroutineLaneRunner:
 
     async def _shutdown(self) -> None:
         for _ in self._workers:
-            self._ready.put_nowait(None)
+            self._hand(None)
         await asyncio.gather(*self._workers, return_exceptions=True)
 
     def close(self, timeout: float) -> None:
