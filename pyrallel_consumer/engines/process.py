@@ -12,7 +12,7 @@ the retries, reported failed; deaths with no record to blame end the run past a 
 Threads: the control thread calls submit/reports/wait/close; one reader thread per worker
 (worker_reader.py) starts its processes, receives results, replaces a process that dies and
 gives the worker up, ending the run with WorkerError, when it cannot go on. A per-worker lock
-guards its outstanding table, backlogs and pipe writes; the process handle belongs to the
+guards its outstanding table, unsent queue and pipe writes; the process handle belongs to the
 reader thread alone (worker_handle.py).
 """
 
@@ -24,7 +24,7 @@ import pickle
 import threading
 import time
 from collections.abc import Callable, Sequence
-from itertools import count
+from operator import attrgetter
 from typing import Any, cast
 
 from pyrallel_consumer.codec import load_codec
@@ -85,8 +85,8 @@ class ProcessEngine(Engine):
         self.max_outstanding = max(config.ipc_batch_size, 4 * config.worker_concurrency)
         self._batched = config.batch_size is not None
         self._reports = ReportQueue()
-        self._workers = [WorkerHandle(i, self._batched) for i in range(config.workers)]
-        self._round_robin = count()
+        self._workers = [WorkerHandle(i) for i in range(config.workers)]
+        self._next_unordered = 0  # the worker the next unordered item goes to (control thread)
         self._closing = threading.Event()  # set by close: no more restarts, backoffs cut short
         self._failure: WorkerError | None = None  # raised once by reports()
         self._failure_lock = threading.Lock()  # reader threads may fail at once
@@ -128,60 +128,84 @@ class ProcessEngine(Engine):
     def submit(self, items: Sequence[WorkItem[object]]) -> None:
         workers = self._workers
         n = len(workers)
-        per_worker: dict[int, list[WorkItem[object]]] = {}
+        if n == 1:
+            self._assign(workers[0], items)
+            return
+        assigned: list[list[WorkItem[object]]] = [[] for _ in range(n)]
+        unordered: list[WorkItem[object]] = []
         for item in items:
-            index = next(self._round_robin) % n if item.lane is None else hash(item.lane) % n
-            per_worker.setdefault(index, []).append(item)
-        for index, assigned in per_worker.items():
-            worker = workers[index]
-            # Under the lock: the worker's reader thread takes from the backlog in `_pump`
-            # (unlocked adds raced with it: "pop from an empty deque" under load).
-            with worker.lock:
-                for item in assigned:
-                    worker.backlog.add(item)
-            self._pump(worker)
+            lane = item.lane
+            if lane is None:
+                unordered.append(item)
+            else:
+                assigned[hash(lane) % n].append(item)
+        if unordered:
+            # Dealt round-robin across the workers, continuing from the last call: the
+            # unordered item j goes to worker (start + j) % n.
+            start = self._next_unordered
+            for k in range(n):
+                assigned[(start + k) % n].extend(unordered[k::n])
+            self._next_unordered = (start + len(unordered)) % n
+        for worker, mine in zip(workers, assigned, strict=True):
+            if mine:
+                self._assign(worker, mine)
+
+    def _assign(self, worker: WorkerHandle, items: Sequence[WorkItem[object]]) -> None:
+        """Queue `items` for the worker and send what it has room for."""
+        with worker.lock:  # the worker's reader thread sends from `unsent` too (in `_pump`)
+            worker.unsent.extend(items)
+            self._pump_locked(worker)
 
     def _pump(self, worker: WorkerHandle) -> None:
-        """Send backlog records while the worker has room, in batches of ipc_batch_size; while it
-        isolates suspects, one record at a time."""
+        """Send unsent records while the worker has room (see _pump_locked)."""
         with worker.lock:
-            if worker.given_up:
+            self._pump_locked(worker)
+
+    def _pump_locked(self, worker: WorkerHandle) -> None:
+        """Send unsent records while the worker has room, in batches of ipc_batch_size; while it
+        isolates suspects, one record at a time (worker's lock held)."""
+        unsent = worker.unsent
+        if worker.given_up:
+            now = time.monotonic()
+            for item in unsent:
+                self._reports.put(Report(item.id, Outcome.CANCELLED, 0, now))
+            unsent.clear()
+            return
+        if worker.conn is None or not worker.ready:
+            return  # starting or being replaced; the reader pumps once it is ready
+        while worker.suspects:
+            if worker.outstanding or not worker.isolating:
+                return  # one suspect at a time, and nothing else until all are settled
+            item = worker.isolating.popleft()
+            if item.cancelled:
+                del worker.suspects[item.id]  # its crash count with it
+                self._reports.put(Report(item.id, Outcome.CANCELLED, 0, time.monotonic()))
+                continue
+            self._send(worker, [item])
+            return
+        room = self.max_outstanding - len(worker.outstanding)
+        batch_size, take = self.config.ipc_batch_size, unsent.popleft
+        while room > 0 and unsent:
+            batch = [take() for _ in range(min(room, batch_size, len(unsent)))]
+            if any(map(_is_cancelled, batch)):
                 now = time.monotonic()
-                for item in worker.backlog.take(len(worker.backlog)):
-                    self._reports.put(Report(item.id, Outcome.CANCELLED, 0, now))
-                return
-            if worker.conn is None or not worker.ready:
-                return  # starting or being replaced; the reader pumps once it is ready
-            while worker.suspects:
-                if worker.outstanding or not worker.isolating:
-                    return  # one suspect at a time, and nothing else until all are settled
-                item = worker.isolating.popleft()
-                if item.cancelled:
-                    del worker.suspects[item.id]  # its crash count with it
-                    self._reports.put(Report(item.id, Outcome.CANCELLED, 0, time.monotonic()))
-                    continue
-                self._send(worker, [item])
-                return
-            room = self.max_outstanding - len(worker.outstanding)
-            while room > 0 and worker.backlog:
-                batch: list[WorkItem[object]] = []
-                for item in worker.backlog.take(min(room, self.config.ipc_batch_size)):
+                for item in batch:
                     if item.cancelled:
-                        self._reports.put(Report(item.id, Outcome.CANCELLED, 0, time.monotonic()))
-                    else:
-                        batch.append(item)
+                        self._reports.put(Report(item.id, Outcome.CANCELLED, 0, now))
+                batch = [item for item in batch if not item.cancelled]
                 if not batch:
                     continue
-                room -= len(batch)
-                if not self._send(worker, batch):
-                    return
+            room -= len(batch)
+            if not self._send(worker, batch):
+                return
 
     def _send(self, worker: WorkerHandle, batch: list[WorkItem[object]]) -> bool:
         """Record `batch` as outstanding and write it to the worker (lock held). False when the
         worker died: its reader sees end-of-file and handles the outstanding records."""
         assert worker.conn is not None
+        outstanding = worker.outstanding
         for item in batch:
-            worker.outstanding[item.id] = item
+            outstanding[item.id] = item
         if self._batched:
             # Batch mode: each item's record is the list of records of one batch (batching.py);
             # its records travel one after the other under the item's id (codec.py).
@@ -228,6 +252,9 @@ class ProcessEngine(Engine):
             "worker_restarts": sum(w.restarts for w in self._workers),
             "worker_pids": self.worker_pids(),
         }
+
+
+_is_cancelled = attrgetter("cancelled")
 
 
 def _records_of(item: WorkItem[object]) -> list[Record]:

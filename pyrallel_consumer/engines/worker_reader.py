@@ -26,7 +26,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from operator import itemgetter
 
-from pyrallel_consumer.codec import Codec, CodecError
+from pyrallel_consumer.codec import Codec, CodecError, Result
 from pyrallel_consumer.engines import worker_handle
 from pyrallel_consumer.engines.base import ReportQueue
 from pyrallel_consumer.engines.process_worker import READY, SHUTDOWN, WorkerSpec
@@ -40,7 +40,7 @@ from pyrallel_consumer.engines.worker_deaths import (
 )
 from pyrallel_consumer.engines.worker_handle import WorkerHandle
 from pyrallel_consumer.errors import WorkerError
-from pyrallel_consumer.work import OUTCOME_BY_CODE, Outcome, Report
+from pyrallel_consumer.work import OUTCOME_BY_CODE, GroupReport, Outcome, Report
 
 log = logging.getLogger("pyrallel_consumer.process")
 
@@ -48,6 +48,7 @@ REAP_TIMEOUT_S = 5.0  # for a process that closed its pipe to finish exiting
 
 _OUTCOME_CODES = frozenset(OUTCOME_BY_CODE)
 _code_of = itemgetter(1)  # a Result's outcome code
+_SUCCEEDED = Outcome.SUCCEEDED.value
 
 
 class _Undecodable(Exception):
@@ -170,7 +171,6 @@ class WorkerReader:
         """Receive the process's messages until its pipe ends (it exited or died)."""
         worker = self.worker
         decode = self.codec.decode_results
-        put = self._reports.put
         while True:
             try:
                 data = conn.recv_bytes()
@@ -193,15 +193,40 @@ class WorkerReader:
                     )
             except CodecError as exc:
                 raise _Undecodable(exc) from exc
-            now = time.monotonic()
-            with worker.lock:
-                outstanding, suspects = worker.outstanding, worker.suspects
-                for work_id, code, attempts, error in results:
-                    if outstanding.pop(work_id, None) is not None:
-                        attempts += suspects.pop(work_id, 0)  # deaths blamed on it count too
-                        put(Report(work_id, OUTCOME_BY_CODE[code], attempts, now, error))
-                worker.deaths_in_a_row = worker.unexplained_in_a_row = 0
+            self._report(results)
             self._pump(worker)
+
+    def _report(self, results: list[Result]) -> None:
+        """Hand the results of records still outstanding to the control thread: the records
+        that succeeded at their first attempt as one GroupReport, any other as its own Report.
+        One report per batch instead of one per record: a report per record was most of this
+        thread's time (building it, and waking the control thread's event for each)."""
+        worker = self.worker
+        now = time.monotonic()
+        first_try: list[int] = []  # ids succeeded at the first attempt, in result order
+        others: list[Report] = []
+        with worker.lock:
+            pop, suspects = worker.outstanding.pop, worker.suspects
+            for work_id, code, attempts, error in results:
+                if pop(work_id, None) is None:
+                    continue  # not outstanding: a duplicate, and each record is reported once
+                if suspects:
+                    attempts += suspects.pop(work_id, 0)  # deaths blamed on it count too
+                if code == _SUCCEEDED and attempts == 1 and error is None:
+                    first_try.append(work_id)
+                else:
+                    others.append(Report(work_id, OUTCOME_BY_CODE[code], attempts, now, error))
+            worker.deaths_in_a_row = worker.unexplained_in_a_row = 0
+        put = self._reports.put
+        if first_try and not self.spec.batched:
+            put(GroupReport(first_try, Outcome.SUCCEEDED, 1, now))
+        elif first_try:
+            # Batch mode: BatchingEngine settles its pieces one report id at a time, and a
+            # batch is one work item here anyway, so grouping would save little.
+            for work_id in first_try:
+                put(Report(work_id, Outcome.SUCCEEDED, 1, now))
+        for report in others:
+            put(report)
 
     def _reap(self, process: BaseProcess) -> int | None:
         """Wait for `process` to exit (killing one that closed its pipe but lingers); its exit
@@ -294,10 +319,11 @@ class WorkerReader:
             abandoned = [
                 *worker.outstanding.values(),
                 *worker.isolating,
-                *worker.backlog.take(len(worker.backlog)),
+                *worker.unsent,
             ]
             worker.outstanding.clear()
             worker.isolating.clear()
+            worker.unsent.clear()
             worker.suspects.clear()
         now = time.monotonic()
         for item in abandoned:

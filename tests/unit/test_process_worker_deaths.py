@@ -129,7 +129,7 @@ def test_the_record_running_beside_the_killer_is_not_blamed(
 
 
 def test_settle_blames_only_a_record_that_was_alone() -> None:
-    worker = WorkerHandle(0, batched=False)
+    worker = WorkerHandle(0)
     earlier, *dead = make_items(4, keys=4)
     worker.isolating.append(earlier)
     worker.suspects[earlier.id] = 0
