@@ -129,8 +129,9 @@ class ThreadLaneRunner:
 
     def _work(self) -> None:
         handler, policy, report = self._handler, self._policy, self._report
+        ready, lanes, lock = self._ready, self._lanes, self._lock
         while True:
-            entry = self._ready.get()
+            entry = ready.get()
             if entry is None:
                 return  # close() queues one None per thread, behind the ready work
             item: Item | None
@@ -139,27 +140,31 @@ class ThreadLaneRunner:
                 if item.cancelled:
                     report(_cancelled(item, attempt - 1))
                 else:
+                    result: Attempted
                     try:
-                        # attempt_once, inlined: two calls less per record on the hot path.
-                        result: Attempted | float
+                        # The handler called here, not through a helper: no call per record
+                        # but the handler's on the success path.
                         try:
                             handler(item.record)
                             result = FIRST_TRY if attempt == 1 else succeeded(attempt)
                         except BaseException as exc:
-                            result = after_failure(exc, attempt, policy)
-                        if not isinstance(result, Attempted):
-                            # Back when due; the lane stays held. Dropped after close():
-                            # abandoned. The thread goes on with the ready queue.
-                            self.retries.add((item, attempt + 1), result)
-                            break
+                            failure = after_failure(exc, attempt, policy)
+                            if not isinstance(failure, Attempted):
+                                # Back when due; the lane stays held. Dropped after close():
+                                # abandoned. The thread goes on with the ready queue.
+                                self.retries.add((item, attempt + 1), failure)
+                                break
+                            result = failure
                     except BaseException as exc:  # the safety net (module doc)
                         result = escaped(exc, attempt)
                     outcome, attempts, error = result
                     report(Report(item.id, outcome, attempts, time.monotonic(), error))
-                with self._lock:
-                    following = self._lanes.release(item.lane)
-                if following is not None and not self._ready.empty():
-                    self._ready.put((following, 1))  # let waiting lanes go first
+                if item.lane is None:
+                    break  # unordered: no lane to release, so no lock to take
+                with lock:
+                    following = lanes.release(item.lane)
+                if following is not None and not ready.empty():
+                    ready.put((following, 1))  # let waiting lanes go first
                     following = None
                 item, attempt = following, 1
 
@@ -184,6 +189,13 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
     loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
     return loop
+
+
+def _take_back_cancel() -> None:
+    """Undo every cancel() of the running task (a handler's, never close()'s)."""
+    task = asyncio.current_task()
+    while task is not None and task.uncancel():
+        pass
 
 
 class CoroutineLaneRunner:
@@ -251,7 +263,15 @@ class CoroutineLaneRunner:
             else:
                 waiter: asyncio.Future[Item | None] = new_future()
                 idle.append(waiter)
-                item = await waiter
+                try:
+                    item = await waiter
+                except asyncio.CancelledError:
+                    if self._abandoning:
+                        raise
+                    # A handler cancelled this task and returned before the cancel landed:
+                    # take it back and wait again, rather than lose a worker.
+                    _take_back_cancel()
+                    continue
             if item is None:
                 return
             while item is not None:
@@ -274,6 +294,8 @@ class CoroutineLaneRunner:
                         result = self._escaped(exc)
                     outcome, attempts, error = result
                     report(Report(item.id, outcome, attempts, time.monotonic(), error))
+                if item.lane is None:
+                    break  # unordered: no lane to release
                 following = lanes.release(item.lane)
                 if following is not None and ready:
                     ready.append(following)  # other items wait (so no worker is idle): fairness
@@ -286,9 +308,7 @@ class CoroutineLaneRunner:
         comes from a cancel() of this worker task by the handler itself: take it back, so
         the task's next items do not count as cancelled."""
         if isinstance(exc, asyncio.CancelledError):
-            task = asyncio.current_task()
-            while task is not None and task.uncancel():
-                pass
+            _take_back_cancel()
         return escaped(exc)
 
     def _abandon(self) -> None:
