@@ -78,7 +78,7 @@ broker: install
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
-	rm -f pyrallel_consumer/*.so bench/*.so ext/*.c ext/*.html $(EXT_STAMP)
+	rm -f pyrallel_consumer/*.so pyrallel_consumer/control/*.so bench/*.so ext/*.c ext/*.html $(EXT_STAMP)
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean

@@ -44,6 +44,7 @@ METADATA_KEYS = (
     "python",
     "librdkafka",
     "codec",
+    "structures",
     "cpu_kernel",
     "os",
 )

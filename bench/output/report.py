@@ -156,7 +156,8 @@ def _settings(meta: dict[str, Any]) -> str:
         f"{meta.get('cores', '?')} cores ({meta.get('cpu_model', '?')})",
         f"host {meta.get('host', '?')}",
         f"Python {meta.get('python', '?')}",
-        f"codec {meta.get('codec', '?')}, cpu kernel {meta.get('cpu_kernel', '?')}",
+        f"codec {meta.get('codec', '?')}, structures {meta.get('structures', '?')}, "
+        f"cpu kernel {meta.get('cpu_kernel', '?')}",
     ]
     if meta.get("git_commit"):
         parts.append(f"commit {meta['git_commit']}")
