@@ -6,7 +6,10 @@ Native modules, each with a pure-Python twin that is used when the module is not
   ext/backlog.pyx     -> pyrallel_consumer._backlog (twin: pyrallel_consumer/backlog.py)
   ext/partition_state.pyx -> pyrallel_consumer.control._partition_state
                              (twin: pyrallel_consumer/control/partition_state.py)
-The last two are picked by pyrallel_consumer/native.py (PYRALLEL_NATIVE=0 forces the twins).
+  ext/records.pyx     -> pyrallel_consumer._records
+                         (twins: Record in pyrallel_consumer/record.py; WorkItem, Report and
+                          GroupReport in pyrallel_consumer/work.py)
+The last three are picked by pyrallel_consumer/native.py (PYRALLEL_NATIVE=0 forces the twins).
 
 They are hand-written .pyx rather than the twins compiled in Cython's pure-Python mode: their
 speed comes from different data structures (a C int64 array for the pending offsets, list-backed
@@ -49,6 +52,9 @@ def _ext_modules() -> list[Extension]:
             "pyrallel_consumer.control._partition_state",
             ["ext/partition_state.pyx"],
             extra_compile_args=COMPILE_ARGS,
+        ),
+        Extension(
+            "pyrallel_consumer._records", ["ext/records.pyx"], extra_compile_args=COMPILE_ARGS
         ),
     ]
     return cythonize(

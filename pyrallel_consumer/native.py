@@ -7,11 +7,14 @@ The control thread's per-record structures have native twins, built from ext/*.p
     "backlog"          pyrallel_consumer.backlog              pyrallel_consumer._backlog
     "partition_state"  pyrallel_consumer.control.partition_state
                                                             pyrallel_consumer.control._partition_state
+    "record"           pyrallel_consumer.record               pyrallel_consumer._records
+    "work"             pyrallel_consumer.work                 pyrallel_consumer._records
 
 Each pure module calls `native_twin` once, at its end, and binds the native names when it gets
-a module (`Backlog`, `record_bytes`, `batch_bytes`; `PartitionState`), so importers see one set
-of names. A leaf: it imports only the standard library, so the shared-vocabulary module
-backlog.py may import it.
+a module (`Backlog`, `record_bytes`, `batch_bytes`; `PartitionState`; `Record`; `WorkItem`,
+`Report`, `GroupReport`), so importers see one set of names. A leaf: it imports only the
+standard library, so the shared-vocabulary modules (backlog.py, record.py, work.py) may import
+it.
 
 ``PYRALLEL_NATIVE`` decides, read when each module is first imported: ``auto`` (default: native
 when built), ``1``/``native`` (ImportError when not built) or ``0``/``pure`` (the pure-Python
@@ -48,10 +51,15 @@ _CHOICES = {
 PURE_MODULES = {
     "backlog": "pyrallel_consumer.backlog",
     "partition_state": "pyrallel_consumer.control.partition_state",
+    "record": "pyrallel_consumer.record",
+    "work": "pyrallel_consumer.work",
 }
 MODULES = {
     "backlog": "pyrallel_consumer._backlog",
     "partition_state": "pyrallel_consumer.control._partition_state",
+    # One module for both: work.py's classes hold the record.py one's instances.
+    "record": "pyrallel_consumer._records",
+    "work": "pyrallel_consumer._records",
 }
 
 # Structure -> "native" | "pure", as bound by `native_twin` (written on import, then only read).

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from pyrallel_consumer.native import native_twin
+
 Headers = list[tuple[str, bytes | None]]
 
 
@@ -66,3 +70,13 @@ class Record:
                 self.timestamp,
             ),
         )
+
+
+# The native twin (ext/records.pyx, not tracked by the cyclic GC) replaces the name above when
+# built, unless PYRALLEL_NATIVE=0 (native.py). Hidden from mypy, which checks against the
+# pure-Python definition. PURE_TWIN keeps it reachable, for the tests that run against both.
+if not TYPE_CHECKING:
+    PURE_TWIN = {"Record": Record}
+    _native = native_twin("record")
+    if _native is not None:
+        Record = _native.Record

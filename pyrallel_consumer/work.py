@@ -1,17 +1,19 @@
 """The words the control plane and the engines share: work item, outcome, report, lane.
 
-A leaf module: it imports only `record`, so both `control/` and `engines/` may import it
-without importing each other. Glossary (README): a *record* is one Kafka message; its *lane*
-is the unit of ordering; a work item is *in flight* from its submission to an engine until the
-engine's report on it is applied (a `Report` on one item, or a `GroupReport` on several).
+A leaf module: it imports only `record` and `native`, so both `control/` and `engines/` may
+import it without importing each other. Glossary (README): a *record* is one Kafka message;
+its *lane* is the unit of ordering; a work item is *in flight* from its submission to an engine
+until the engine's report on it is applied (a `Report` on one item, or a `GroupReport` on
+several).
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Hashable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
+from pyrallel_consumer.native import native_twin
 from pyrallel_consumer.record import Record
 
 # The unit of ordering: items that share a lane run one at a time, in submission order.
@@ -112,3 +114,15 @@ class GroupReport(Report):
             f"GroupReport(ids={self.ids[0]}..{self.ids[-1]} ({len(self.ids)}), "
             f"outcome={self.outcome.name}, attempts={self.attempts})"
         )
+
+
+# The native twins (ext/records.pyx, not tracked by the cyclic GC) replace the names above when
+# built, unless PYRALLEL_NATIVE=0 (native.py). Hidden from mypy, which checks against the
+# pure-Python definitions. PURE_TWIN keeps those reachable, for the tests that run against both.
+if not TYPE_CHECKING:
+    PURE_TWIN = {"WorkItem": WorkItem, "Report": Report, "GroupReport": GroupReport}
+    _native = native_twin("work")
+    if _native is not None:
+        WorkItem = _native.WorkItem
+        Report = _native.Report
+        GroupReport = _native.GroupReport

@@ -12,6 +12,8 @@ import pytest
 
 import pyrallel_consumer.backlog as backlog_module
 import pyrallel_consumer.control.partition_state as partition_state_module
+import pyrallel_consumer.record as record_module
+import pyrallel_consumer.work as work_module
 from pyrallel_consumer.native import MODULES, import_native
 
 
@@ -43,6 +45,13 @@ def partition_state_class(implementation: str) -> Any:
     if implementation == "native":
         return import_native("partition_state").PartitionState
     return partition_state_module.PURE_TWIN["PartitionState"]
+
+
+def records_twin(implementation: str) -> Any:
+    """`Record`, `WorkItem`, `Report`, `GroupReport` of one implementation, as attributes."""
+    if implementation == "native":
+        return import_native("work")  # the one module has all four (native.py)
+    return _Names({**record_module.PURE_TWIN, **work_module.PURE_TWIN})
 
 
 class _Names:

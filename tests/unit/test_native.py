@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 _PRINT_IN_USE = (
     "import pyrallel_consumer.backlog as b, pyrallel_consumer.control.partition_state as p; "
-    "print(type(b.Backlog()).__module__, p.PartitionState.__module__, "
+    "import pyrallel_consumer.record as r, pyrallel_consumer.work as w; "
+    "print(type(b.Backlog()).__module__, p.PartitionState.__module__, r.Record.__module__, "
+    "w.WorkItem.__module__, w.Report.__module__, w.GroupReport.__module__, "
     "__import__('pyrallel_consumer.native').native.implementation())"
 )
 
@@ -49,6 +51,7 @@ def test_the_native_structures_are_in_use_when_built(env_value: str | None) -> N
     assert proc.stdout.split() == [
         "pyrallel_consumer._backlog",
         "pyrallel_consumer.control._partition_state",
+        *["pyrallel_consumer._records"] * 4,
         "native",
     ], proc.stderr
 
@@ -59,6 +62,8 @@ def test_the_environment_forces_the_pure_twins(env_value: str) -> None:
     assert proc.stdout.split() == [
         "pyrallel_consumer.backlog",
         "pyrallel_consumer.control.partition_state",
+        "pyrallel_consumer.record",
+        *["pyrallel_consumer.work"] * 3,
         "pure",
     ], proc.stderr
 
