@@ -123,7 +123,8 @@ class ThreadLaneRunner:
 
     def submit(self, items: Sequence[Item]) -> None:
         with self._lock:
-            ready = [(item, 1) for item in items if self._lanes.admit(item)]
+            admit = self._lanes.admit
+            ready = [(item, 1) for item in items if item.lane is None or admit(item)]
         for entry in ready:
             self._ready.put(entry)
 
@@ -202,10 +203,17 @@ class CoroutineLaneRunner:
     """`async def` handlers on an event loop in its own thread, `concurrency` coroutines.
 
     The ready queue is a deque of items plus a deque of idle workers' futures, not an
-    asyncio.Queue: its get/put_nowait are Python code with a few calls each, paid per record,
-    while handing an item to an idle worker is one `set_result`. A worker waits on a future of
-    its own only when no item is ready, so the ready deque holds items only while no worker is
-    idle. Both deques and `_lanes` belong to the loop thread.
+    asyncio.Queue (its get/put_nowait are Python code with a few calls each, paid per record).
+    Idle workers are woken one at a time: one woken worker is on its way at most, and each
+    worker that takes an item while more are ready wakes the next. So a handler that awaits
+    something fans the items out over the workers as before, one wake-up per item it waits
+    on, while handlers that finish without suspending run back to back in the running
+    worker, with no task switch per record (a switch per record was the rejected
+    alternative: a future and a trip through the event loop each).
+
+    Invariant: while items are ready, a woken worker is on its way (`_waking`) or no worker
+    is idle, so no item waits while a worker sleeps. The deques, `_waking` and `_lanes` belong
+    to the loop thread.
     """
 
     def __init__(
@@ -217,7 +225,8 @@ class CoroutineLaneRunner:
         self._concurrency = concurrency
         self._lanes = Lanes()
         self._ready: deque[Item | None] = deque()  # None: a worker's signal to end
-        self._idle: deque[asyncio.Future[Item | None]] = deque()
+        self._idle: deque[asyncio.Future[None]] = deque()
+        self._waking = False  # a worker was woken and has not run yet
         # Set by close() (on the loop thread) just before it cancels the worker tasks: from
         # then on a CancelledError out of an item abandons it instead of failing it.
         self._abandoning = False
@@ -237,41 +246,46 @@ class CoroutineLaneRunner:
         self.loop.call_soon_threadsafe(self._admit, items)
 
     def _admit(self, items: Sequence[Item]) -> None:
-        lanes, hand = self._lanes, self._hand
+        lanes, ready = self._lanes, self._ready
         for item in items:
-            if lanes.admit(item):
-                hand(item)
+            if item.lane is None or lanes.admit(item):
+                ready.append(item)
+        if ready and not self._waking:
+            self._wake()
 
-    def _hand(self, item: Item | None) -> None:
-        """Give `item` to an idle worker, else queue it (on the loop thread)."""
+    def _wake(self) -> None:
+        """Wake one idle worker for the ready items, if any is idle (on the loop thread)."""
         idle = self._idle
         while idle:
             waiter = idle.popleft()
             if not waiter.done():  # done: cancelled with its worker by close()
-                waiter.set_result(item)
+                waiter.set_result(None)
+                self._waking = True
                 return
-        self._ready.append(item)
 
     async def _work(self) -> None:
         handler, policy, report = self._handler, self._policy, self._report
         ready, idle, lanes = self._ready, self._idle, self._lanes
         new_future = self.loop.create_future
         while True:
-            item: Item | None
-            if ready:
-                item = ready.popleft()
-            else:
-                waiter: asyncio.Future[Item | None] = new_future()
+            if not ready:
+                waiter: asyncio.Future[None] = new_future()
                 idle.append(waiter)
                 try:
-                    item = await waiter
+                    await waiter
                 except asyncio.CancelledError:
                     if self._abandoning:
                         raise
-                    # A handler cancelled this task and returned before the cancel landed:
-                    # take it back and wait again, rather than lose a worker.
+                    # A handler cancelled this task and returned before the cancel landed
+                    # (so on this waiter, before anyone woke it): take it back and wait
+                    # again, rather than lose a worker.
                     _take_back_cancel()
                     continue
+                self._waking = False
+                continue
+            item = ready.popleft()
+            if ready and not self._waking:
+                self._wake()  # the next worker for the items behind this one
             if item is None:
                 return
             while item is not None:
@@ -298,7 +312,9 @@ class CoroutineLaneRunner:
                     break  # unordered: no lane to release
                 following = lanes.release(item.lane)
                 if following is not None and ready:
-                    ready.append(following)  # other items wait (so no worker is idle): fairness
+                    # Other lanes' items wait: they go first (fairness). The invariant holds:
+                    # the deque was not empty.
+                    ready.append(following)
                     following = None
                 item = following
 
@@ -318,8 +334,9 @@ class CoroutineLaneRunner:
             task.cancel()
 
     async def _shutdown(self) -> None:
-        for _ in self._workers:
-            self._hand(None)
+        self._ready.extend([None] * len(self._workers))  # behind the ready items
+        if not self._waking:
+            self._wake()
         await asyncio.gather(*self._workers, return_exceptions=True)
 
     def close(self, timeout: float) -> None:
