@@ -226,3 +226,24 @@ def test_a_handler_cancelling_its_task_without_awaiting_loses_no_worker(
     runner.submit(items(2, start=1))
     done = reports.by_id(3)
     assert [done[i].outcome for i in range(3)] == [Outcome.SUCCEEDED] * 3
+
+
+def test_coroutine_workers_fan_out_over_items_submitted_one_by_one(closing: list[Any]) -> None:
+    """Idle workers are woken one at a time; still, every waiting handler gets a worker: the
+    8 handlers below each wait until all 8 are running."""
+    arrived: list[int] = []
+    everyone = asyncio.Event()  # created lazily on the runner's loop below
+
+    async def handle(record: Record) -> None:
+        arrived.append(record.offset)
+        if len(arrived) == 8:
+            everyone.set()
+        await asyncio.wait_for(everyone.wait(), WAIT_S)
+
+    reports = Reports()
+    runner = CoroutineLaneRunner(handle, RetryPolicy(retries=0, backoff_initial_s=0.0), 8, reports)
+    closing.append(runner)
+    for n in range(8):
+        runner.submit(items(1, start=n))
+    done = reports.by_id(8)
+    assert [done[i].outcome for i in range(8)] == [Outcome.SUCCEEDED] * 8
