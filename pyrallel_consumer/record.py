@@ -43,7 +43,7 @@ class Record:
         )
 
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Record):
+        if not isinstance(other, type(self)):  # not `Record`: the native twin rebinds it
             return NotImplemented
         return (
             self.topic == other.topic
@@ -59,7 +59,7 @@ class Record:
 
     def __reduce__(self) -> tuple[type[Record], tuple[object, ...]]:
         return (
-            Record,
+            type(self),
             (
                 self.topic,
                 self.partition,
