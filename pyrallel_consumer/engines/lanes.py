@@ -42,12 +42,19 @@ Item = WorkItem[object]
 ABANDON_WAIT_S = 1.0
 
 
+# A lane whose running item has nobody behind it: no deque is built for it, as most lanes never
+# have more than one item in flight (the control plane's max_in_flight_per_lane).
+_NO_QUEUE: deque[Item] = deque()
+
+
 class Lanes:
     """Items waiting behind the running item of their lane. Not thread-safe: callers lock."""
 
     __slots__ = ("_waiting",)
 
     def __init__(self) -> None:
+        # The lanes with a running item; _NO_QUEUE until an item waits behind it. Never
+        # appended to: admit builds the lane's own deque first.
         self._waiting: dict[Lane, deque[Item]] = {}
 
     def admit(self, item: Item) -> bool:
@@ -57,9 +64,12 @@ class Lanes:
             return True
         waiting = self._waiting.get(lane)
         if waiting is None:
-            self._waiting[lane] = deque()
+            self._waiting[lane] = _NO_QUEUE
             return True
-        waiting.append(item)
+        if waiting is _NO_QUEUE:
+            self._waiting[lane] = deque((item,))
+        else:
+            waiting.append(item)
         return False
 
     def release(self, lane: Lane) -> Item | None:
