@@ -51,6 +51,22 @@ def _require_picklable(name: str, value: object) -> None:
         ) from exc
 
 
+def outstanding_window(config: ConsumerConfig) -> int:
+    """Records one worker may have in its pipe or running (its window): a full pipe message,
+    4 per runner thread so none idles between messages, and twice the lane cap.
+
+    Why twice the lane cap: a worker sends its records in submission order, so a lane's records
+    can follow one another there (one lane had records when the control plane took them); at
+    most max_in_flight_per_lane of them, so with this window a slow or stuck lane holds at most
+    half of it. Not counted where the cap does not apply to the engine's items: `unordered`
+    records have no lane, and batch mode's items are batches (the cap counts records there).
+    """
+    window = max(config.ipc_batch_size, 4 * config.worker_concurrency)
+    if config.ordering == "unordered" or config.batch_size is not None:
+        return window
+    return max(window, 2 * config.max_in_flight_per_lane)
+
+
 class ProcessEngine(Engine):
     name = "process"
 
@@ -82,7 +98,7 @@ class ProcessEngine(Engine):
             worker_init=worker_init,
             worker_exit=worker_exit,
         )
-        self.max_outstanding = max(config.ipc_batch_size, 4 * config.worker_concurrency)
+        self.max_outstanding = outstanding_window(config)
         self._batched = config.batch_size is not None
         self._reports = ReportQueue()
         self._workers = [WorkerHandle(i) for i in range(config.workers)]

@@ -4,7 +4,8 @@ Kafka: items submitted straight to the engine).
 - Records that succeeded at their first attempt come back as one GroupReport per result batch;
   a record retried or failed comes back as its own Report with its attempts.
 - A worker's records go out in the order they were submitted (the control plane's round-robin
-  order), at most `max_outstanding` at a time; unordered records are dealt round-robin over the
+  order), at most `max_outstanding` at a time: a window twice the lane cap, so a lane's run of
+  records leaves room for the others. Unordered records are dealt round-robin over the
   workers, continuing from one submit to the next.
 - The worker's ResultSender sends every result exactly once, with many runner threads
   reporting at once, and sends a lone result without waiting for more.
@@ -14,13 +15,14 @@ from __future__ import annotations
 
 import threading
 from multiprocessing.connection import Connection
-from typing import cast
+from typing import Any, cast
 
-from engine_support import collect, make_items, process_engine, wait_until
+import pytest
+from engine_support import collect, engine_config, make_items, process_engine, wait_until
 
 from pyrallel_consumer.codec import load_codec
 from pyrallel_consumer.engines.base import Engine
-from pyrallel_consumer.engines.process import ProcessEngine
+from pyrallel_consumer.engines.process import ProcessEngine, outstanding_window
 from pyrallel_consumer.engines.process_worker import SHUTDOWN, ResultSender
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import GroupReport, Outcome, Report, WorkItem
@@ -47,7 +49,11 @@ def test_first_try_successes_come_back_grouped_and_the_rest_one_by_one(
     # A result batch goes out when RESULT_BATCH results are ready (the wait is far longer than
     # the test), and the window is one batch: so every result batch holds RESULT_BATCH results.
     engine = process_engine(
-        flaky, engines, ipc_batch_size=RESULT_BATCH, ipc_batch_max_wait_s=3600.0
+        flaky,
+        engines,
+        ipc_batch_size=RESULT_BATCH,
+        ipc_batch_max_wait_s=3600.0,
+        max_in_flight_per_lane=RESULT_BATCH // 2,
     )
     assert engine.max_outstanding == RESULT_BATCH
     engine.start()
@@ -119,6 +125,34 @@ def test_a_workers_records_go_out_in_submission_order_within_its_window(
         worker.outstanding.clear()
     engine._pump(worker)
     assert pipe.sent == [item.id for item in items]
+
+
+def test_a_lane_at_its_cap_leaves_room_for_other_lanes(engines: list[Engine]) -> None:
+    """A lane may have max_in_flight_per_lane records in flight, and they may reach the worker
+    one after the other: the window stays twice that, so the next lane's records still go."""
+    cap = 100  # above the window of ipc_batch_size and worker_concurrency alone
+    engine = process_engine(flaky, engines, max_in_flight_per_lane=cap)
+    (pipe,) = recording(engine)
+    assert engine.max_outstanding == 2 * cap
+    items = keyed(b"stuck", 0, cap) + keyed(b"other", cap, 3)
+    engine.submit(items)
+    assert pipe.sent == [item.id for item in items]
+
+
+@pytest.mark.parametrize(
+    ("options", "window"),
+    [
+        ({}, 64),  # ipc_batch_size and 4 x worker_concurrency (16) above twice the cap (32)
+        ({"max_in_flight_per_lane": 40}, 80),
+        ({"max_in_flight_per_lane": 40, "ordering": "unordered"}, 64),  # no lanes
+        ({"max_in_flight_per_lane": 40, "batch_size": 10}, 64),  # items are batches
+    ],
+)
+def test_the_window_is_twice_the_lane_cap_where_lanes_are_capped(
+    options: dict[str, Any], window: int
+) -> None:
+    config = engine_config("process", worker_concurrency=16, **options)
+    assert outstanding_window(config) == window
 
 
 def test_unordered_records_are_dealt_round_robin_across_submits(engines: list[Engine]) -> None:
