@@ -215,11 +215,11 @@ class CoroutineLaneRunner:
     The ready queue is a deque of items plus a deque of idle workers' futures, not an
     asyncio.Queue (its get/put_nowait are Python code with a few calls each, paid per record).
     Idle workers are woken one at a time: one woken worker is on its way at most, and each
-    worker that takes an item while more are ready wakes the next. So a handler that awaits
-    something fans the items out over the workers as before, one wake-up per item it waits
-    on, while handlers that finish without suspending run back to back in the running
-    worker, with no task switch per record (a switch per record was the rejected
-    alternative: a future and a trip through the event loop each).
+    worker that takes an item while more are ready wakes the next. So handlers that await
+    something fan the items out over the workers, one wake-up per item waited on, while
+    handlers that finish without suspending run back to back in the running worker, with no
+    task switch per record (handing each item to an idle worker, the rejected alternative,
+    costs a future and a trip through the event loop per record).
 
     Invariant: while items are ready, a woken worker is on its way (`_waking`) or no worker
     is idle, so no item waits while a worker sleeps. The deques, `_waking` and `_lanes` belong
