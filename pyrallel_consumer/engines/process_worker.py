@@ -61,9 +61,9 @@ class ResultSender:
     `report` runs on every runner thread, once per record, so it takes no lock: the results
     wait in a deque (append and popleft are atomic), and the sender thread is woken through
     `_wake` only when a batch begins (the first result after a send) or fills up. A Condition
-    held per record cost more than the rest of the report path (measured: 40% of a worker's
-    CPU with a zero-work handler). Missed wake-ups cannot strand a result: the sender looks at
-    the deque again after every send before it sleeps.
+    held per record cost more than the rest of the report path (profiled: about 40% of a
+    worker's time with a zero-work handler). Missed wake-ups cannot strand a result: the
+    sender looks at the deque again after every send before it sleeps.
     """
 
     def __init__(self, conn: Connection, codec: Codec, batch_size: int, max_wait: float) -> None:

@@ -199,8 +199,9 @@ class WorkerReader:
     def _report(self, results: list[Result]) -> None:
         """Hand the results of records still outstanding to the control thread: the records
         that succeeded at their first attempt as one GroupReport, any other as its own Report.
-        One report per batch instead of one per record: a report per record was most of this
-        thread's time (building it, and waking the control thread's event for each)."""
+        One report per result batch instead of one per record: building and queueing a Report
+        for each record was most of this thread's time (profiled), and the control thread then
+        takes one object per batch."""
         worker = self.worker
         now = time.monotonic()
         first_try: list[int] = []  # ids succeeded at the first attempt, in result order
