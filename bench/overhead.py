@@ -96,6 +96,8 @@ def _raw_rate(bootstrap: str, topic: str, count: int) -> float:
             "group.id": f"raw-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
+            # The library's default (pyrallel_consumer/config.py): the same fetch settings.
+            "fetch.queue.backoff.ms": 10,
         }
     )
     consumer.subscribe([topic])

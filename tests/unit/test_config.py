@@ -27,6 +27,13 @@ def build(**overrides: Any) -> Any:
     return build_config(kafka, **options)
 
 
+def test_fetch_backoff_defaults_low_and_stays_the_users_to_set() -> None:
+    # librdkafka's 1,000 ms default starved the loop for half a second per queue refill.
+    assert build().kafka_config["fetch.queue.backoff.ms"] == 10
+    given = build(kafka_config={**KAFKA, "fetch.queue.backoff.ms": 250})
+    assert given.kafka_config["fetch.queue.backoff.ms"] == 250
+
+
 def test_defaults() -> None:
     config = build()
     assert config.engine == "async"
