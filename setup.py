@@ -9,7 +9,9 @@ Native modules, each with a pure-Python twin that is used when the module is not
   ext/records.pyx     -> pyrallel_consumer._records
                          (twins: Record in pyrallel_consumer/record.py; WorkItem, Report and
                           GroupReport in pyrallel_consumer/work.py)
-The last three are picked by pyrallel_consumer/native.py (PYRALLEL_NATIVE=0 forces the twins).
+  ext/intake.pyx      -> pyrallel_consumer.control._intake
+                         (twin: pyrallel_consumer/control/intake.py)
+The last four are picked by pyrallel_consumer/native.py (PYRALLEL_NATIVE=0 forces the twins).
 
 They are hand-written .pyx rather than the twins compiled in Cython's pure-Python mode: their
 speed comes from different data structures (a C int64 array for the pending offsets, list-backed
@@ -55,6 +57,11 @@ def _ext_modules() -> list[Extension]:
         ),
         Extension(
             "pyrallel_consumer._records", ["ext/records.pyx"], extra_compile_args=COMPILE_ARGS
+        ),
+        Extension(
+            "pyrallel_consumer.control._intake",
+            ["ext/intake.pyx"],
+            extra_compile_args=COMPILE_ARGS,
         ),
     ]
     return cythonize(

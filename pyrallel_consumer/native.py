@@ -9,10 +9,11 @@ The control thread's per-record structures have native twins, built from ext/*.p
                                                             pyrallel_consumer.control._partition_state
     "record"           pyrallel_consumer.record               pyrallel_consumer._records
     "work"             pyrallel_consumer.work                 pyrallel_consumer._records
+    "intake"           pyrallel_consumer.control.intake       pyrallel_consumer.control._intake
 
 Each pure module calls `native_twin` once, at its end, and binds the native names when it gets
 a module (`Backlog`, `record_bytes`, `batch_bytes`; `PartitionState`; `Record`; `WorkItem`,
-`Report`, `GroupReport`), so importers see one set of names. A leaf: it imports only the
+`Report`, `GroupReport`; `intake`), so importers see one set of names. A leaf: it imports only the
 standard library, so the shared-vocabulary modules (backlog.py, record.py, work.py) may import
 it.
 
@@ -53,6 +54,7 @@ PURE_MODULES = {
     "partition_state": "pyrallel_consumer.control.partition_state",
     "record": "pyrallel_consumer.record",
     "work": "pyrallel_consumer.work",
+    "intake": "pyrallel_consumer.control.intake",
 }
 MODULES = {
     "backlog": "pyrallel_consumer._backlog",
@@ -60,6 +62,7 @@ MODULES = {
     # One module for both: work.py's classes hold the record.py one's instances.
     "record": "pyrallel_consumer._records",
     "work": "pyrallel_consumer._records",
+    "intake": "pyrallel_consumer.control._intake",
 }
 
 # Structure -> "native" | "pure", as bound by `native_twin` (written on import, then only read).

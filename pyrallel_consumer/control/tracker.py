@@ -1,10 +1,10 @@
 """The record state of one run, in one owner: the partitions assigned, the backlog, the work in
 flight.
 
-A record's way through the control plane: `receive` (a poll batch, in one pass: its partition
-state records the offset, its lane is computed, it joins the backlog) -> `take` (handed to the
-engine: in flight) -> `settle` (the engine's report arrived: no longer in flight, its lane's cap
-makes room). `detach` takes revoked partitions out of all three at once. The loop, the
+A record's way through the control plane: `receive` (a poll batch, in one pass by intake.py: its
+partition state records the offset, its lane is computed, it joins the backlog) -> `take` (handed
+to the engine: in flight) -> `settle` (the engine's report arrived: no longer in flight, its lane's
+cap makes room). `detach` takes revoked partitions out of all three at once. The loop, the
 rebalancer and the completions call these methods; nothing else reads or writes the maps, so
 what "in flight" means is decided here alone.
 
@@ -14,20 +14,17 @@ its consume/poll/close calls on that thread). No lock: no other thread touches i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
-from typing import Any
+from collections.abc import Collection, Sequence
 
 from pyrallel_consumer.backlog import Backlog
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.control.client import Message, TopicPartitionKey
+from pyrallel_consumer.control.intake import OnError, intake
 from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.control.stats import Counters
-from pyrallel_consumer.ordering import lane_function
-from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import WorkItem
 
 Item = WorkItem[PartitionState]
-OnError = Callable[[Any], None]  # a message's KafkaError, for the error callback
 
 
 class Tracker:
@@ -38,14 +35,14 @@ class Tracker:
     `backlog` (received, not handed over) and `backlog_bytes` (their keys and values).
     """
 
-    __slots__ = ("_backlog", "_counters", "_in_flight", "_lane_of", "_next_id", "partitions")
+    __slots__ = ("_backlog", "_counters", "_in_flight", "_next_id", "_ordering", "partitions")
 
     def __init__(self, config: ConsumerConfig, counters: Counters) -> None:
         self.partitions: dict[TopicPartitionKey, PartitionState] = {}
         # Per-lane cap (backlog.py): a stuck key holds at most this many in-flight slots.
         self._backlog: Backlog[PartitionState] = Backlog(config.max_in_flight_per_lane)
         self._in_flight: dict[int, Item] = {}  # by work item id
-        self._lane_of = lane_function(config.ordering)
+        self._ordering = config.ordering
         self._counters = counters  # received and already_completed are counted here
         self._next_id = 0
 
@@ -95,42 +92,18 @@ class Tracker:
         longer assigned are dropped (their new owner consumes them); records the commit
         metadata lists as completed are counted and skipped; the rest join the backlog.
         Then each partition checks its commit metadata bound (partition_state.py)."""
-        partitions: dict[Any, PartitionState] = self.partitions  # looked up by plain tuples
-        lane_of, add = self._lane_of, self._backlog.add
-        next_id = self._next_id
-        skipped = 0
-        # A poll batch comes a partition at a time: look the state up once per run of them.
-        last_topic, last_partition, state = None, -1, None
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                on_error(error)
-                continue
-            topic, partition = message.topic(), message.partition()
-            if partition != last_partition or topic != last_topic:
-                state = partitions.get((topic, partition))
-                last_topic, last_partition = topic, partition
-            if state is None:
-                continue  # revoked while the message was queued
-            offset = message.offset()
-            if not state.receive(offset):
-                skipped += 1
-                continue
-            record = Record(
-                topic,
-                partition,
-                offset,
-                message.key(),
-                message.value(),
-                message.headers(),
-                message.timestamp()[1],
-            )
-            next_id += 1
-            add(WorkItem(next_id, lane_of(record), record, state, received_at))
-        self._next_id = next_id
+        self._next_id, skipped = intake(
+            messages,
+            self.partitions,
+            self._ordering,
+            self._backlog.add,
+            self._next_id,
+            received_at,
+            on_error,
+        )
         self._counters.received += len(messages)
         self._counters.already_completed += skipped
-        for state in partitions.values():
+        for state in self.partitions.values():
             state.check_fit()
 
     def take(self, room: int, now: float) -> list[Item]:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import pyrallel_consumer.backlog as backlog_module
+import pyrallel_consumer.control.intake as intake_module
 import pyrallel_consumer.control.partition_state as partition_state_module
 import pyrallel_consumer.record as record_module
 import pyrallel_consumer.work as work_module
@@ -57,3 +58,10 @@ def records_twin(implementation: str) -> Any:
 class _Names:
     def __init__(self, names: dict[str, Any]) -> None:
         self.__dict__.update(names)
+
+
+def intake_function(implementation: str) -> Any:
+    """The `intake` function of one implementation (control/intake.py)."""
+    if implementation == "native":
+        return import_native("intake").intake
+    return intake_module.PURE_TWIN["intake"]
