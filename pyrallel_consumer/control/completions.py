@@ -7,7 +7,7 @@ settles its item there before anything else happens to it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from pyrallel_consumer.completion import Completion
 from pyrallel_consumer.config import ConsumerConfig
@@ -86,18 +86,21 @@ class Completions:
             on_complete.warn_if_slow(self._clock() - started)
 
     def _apply(self, reports: list[Report]) -> None:
-        apply_one = self._apply_one
+        """Each report settles its items in the tracker, then applies its outcome. A batch
+        that succeeded (a GroupReport) completes its records in one pass."""
+        tracker = self._tracker
         for report in reports:
-            if type(report) is GroupReport:
-                for item_id in report.ids:
-                    apply_one(item_id, report)
+            if type(report) is not GroupReport:
+                item = tracker.settle(report.id)
+                if item is not None:
+                    self._apply_one(item, report)
+            elif report.outcome is _SUCCEEDED:
+                self._complete_group(tracker.settle_all(report.ids), report)
             else:
-                apply_one(report.id, report)
+                for item in tracker.settle_all(report.ids):
+                    self._apply_one(item, report)
 
-    def _apply_one(self, item_id: int, report: Report) -> None:
-        item = self._tracker.settle(item_id)
-        if item is None:
-            return
+    def _apply_one(self, item: WorkItem[PartitionState], report: Report) -> None:
         outcome, counters = report.outcome, self._counters
         if outcome is _CANCELLED:
             counters.cancelled += 1  # never committed past; the new owner redoes it
@@ -114,27 +117,46 @@ class Completions:
         if report.attempts > 1:
             counters.retries += report.attempts - 1
         if outcome is _SUCCEEDED:
-            self.complete(item, report, True)
+            self.complete_all((item,), report, True)
         else:
             self.failures.failed(item, report)
 
+    def _complete_group(self, items: list[WorkItem[PartitionState]], report: Report) -> None:
+        """`_apply_one` for a batch that succeeded, in one pass."""
+        live = [item for item in items if not item.owner.revoked]
+        self._counters.fenced += len(items) - len(live)
+        if report.attempts > 1:
+            self._counters.retries += (report.attempts - 1) * len(live)
+        self.complete_all(live, report, True)
+
     def complete(self, item: WorkItem[PartitionState], report: Report, ok: bool) -> None:
         """Mark the record completed: committable once every record before it is."""
-        record = item.record
-        item.owner.complete(record.offset)
-        self._counters.completed += 1
-        if self._on_complete is not None:
-            self._on_complete(
+        self.complete_all((item,), report, ok)
+
+    def complete_all(
+        self, items: Sequence[WorkItem[PartitionState]], report: Report, ok: bool
+    ) -> None:
+        """Mark records completed under one report (`ok`: the handler succeeded)."""
+        for item in items:
+            item.owner.complete(item.record.offset)
+        self._counters.completed += len(items)
+        on_complete = self._on_complete
+        if on_complete is None:
+            return
+        completed_at, attempts, error = report.completed_at, report.attempts, report.error
+        for item in items:
+            record = item.record
+            on_complete(
                 Completion(
                     record.topic,
                     record.partition,
                     record.offset,
                     record.key,
                     item.received_at,
-                    report.completed_at,
-                    report.attempts,
+                    completed_at,
+                    attempts,
                     ok,
-                    report.error,
+                    error,
                     item.dispatched_at,
                 )
             )

@@ -3,10 +3,10 @@ flight.
 
 A record's way through the control plane: `receive` (a poll batch, in one pass by intake.py: its
 partition state records the offset, its lane is computed, it joins the backlog) -> `take` (handed
-to the engine: in flight) -> `settle` (the engine's report arrived: no longer in flight, its lane's
-cap makes room). `detach` takes revoked partitions out of all three at once. The loop, the
-rebalancer and the completions call these methods; nothing else reads or writes the maps, so
-what "in flight" means is decided here alone.
+to the engine: in flight) -> `settle_all` (the engine's reports arrived: no longer in flight,
+their lanes' caps make room). `detach` takes revoked partitions out of all three at once. The
+loop, the rebalancer and the completions call these methods; nothing else reads or writes the
+maps, so what "in flight" means is decided here alone.
 
 Ownership: the control thread (the poll loop, and the rebalance callbacks librdkafka runs inside
 its consume/poll/close calls on that thread). No lock: no other thread touches it.
@@ -14,7 +14,7 @@ its consume/poll/close calls on that thread). No lock: no other thread touches i
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from pyrallel_consumer.backlog import Backlog
 from pyrallel_consumer.config import ConsumerConfig
@@ -117,12 +117,24 @@ class Tracker:
         return items
 
     def settle(self, item_id: int) -> Item | None:
-        """The engine reported on this item: no longer in flight, and its lane may take
-        another record. None when it is not in flight (reported twice, or after `abandon`)."""
+        """`settle_all` of one item: the item, or None when it was not in flight."""
         item = self._in_flight.pop(item_id, None)
         if item is not None:
             self._backlog.done(item.lane)
         return item
+
+    def settle_all(self, item_ids: Iterable[int]) -> list[Item]:
+        """The engine reported on these items: no longer in flight, and their lanes may take
+        other records. Returns the items that were in flight (one reported twice, or after
+        `abandon`, is left out)."""
+        pop, done = self._in_flight.pop, self._backlog.done
+        items = []
+        for item_id in item_ids:
+            item = pop(item_id, None)
+            if item is not None:
+                done(item.lane)
+                items.append(item)
+        return items
 
     def clear_backlog(self) -> None:
         """Drop the backlog (shutdown, a fatal error): never handed over, never committed."""

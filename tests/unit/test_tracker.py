@@ -53,9 +53,8 @@ def test_a_poll_batch_is_received_in_one_pass_and_taken_round_robin_across_lanes
     assert all(i.received_at == 5.0 and i.dispatched_at == 6.0 for i in taken)
     assert (track.backlog, track.in_flight) == (3, 3)
 
-    settled = track.settle(taken[0].id)
-    assert settled is taken[0]
-    assert track.settle(taken[0].id) is None  # settled once; a second report is ignored
+    assert track.settle_all([taken[0].id, 999]) == [taken[0]]  # 999 was never in flight
+    assert track.settle_all([taken[0].id]) == []  # settled once; a second report is ignored
     assert track.in_flight == 2
 
 
@@ -81,7 +80,7 @@ def test_the_lane_cap_holds_a_lane_until_its_record_is_settled() -> None:
     track.receive(messages(0, range(3)), 1.0, on_error=print)
     (first,) = track.take(10, 2.0)
     assert track.take(10, 2.0) == []  # the partition's lane is at its cap
-    track.settle(first.id)
+    track.settle_all([first.id])
     assert [i.record.offset for i in track.take(10, 3.0)] == [1]
 
 
@@ -98,8 +97,7 @@ def test_detach_drops_the_backlog_and_cancels_the_work_in_flight_of_those_partit
     assert [i.cancelled for i in taken] == [False, False, True, True]
     assert track.backlog == 0  # partition 1's two waiting records were dropped
     assert track.busy_with([revoked])  # cancelled, still in flight until the engine reports
-    for item in taken[2:]:
-        track.settle(item.id)
+    track.settle_all(item.id for item in taken[2:])
     assert not track.busy_with([revoked]) and track.busy_with([kept])
 
 
