@@ -13,10 +13,9 @@ against the backlog's bounds, and a stuck lane holds at most `lane_cap` in-fligh
 Unordered records (lane None) are never capped: they do not wait behind each other, so a stuck
 one holds only its own slot.
 
-Used by the control plane (records queued for in-flight room) and by the process engine
-(records assigned to a worker, not sent yet; no cap there, the control plane's applies), so it
-lives outside both packages. Not thread-safe: each owner says which thread (or lock) guards its
-instance.
+Owned by the control plane's tracker (control/tracker.py: records queued for in-flight room);
+it lives at the top of the package beside `work.py`, whose words it uses, and has a native
+twin (ext/backlog.pyx). Not thread-safe: its owner says which thread guards it.
 """
 
 from __future__ import annotations
