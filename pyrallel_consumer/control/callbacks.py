@@ -12,7 +12,7 @@ Ownership: the control thread.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
 from pyrallel_consumer.control.kafka_log import RepeatLimiter, log_limited
@@ -58,6 +58,19 @@ class Callback(Generic[Argument]):
             return
         try:
             function(argument)
+        except Exception as exc:
+            self._function = None
+            self._faults.park(CallbackError(self.name, exc))
+
+    def each(self, arguments: Iterable[Argument]) -> None:
+        """`self(argument)` for each, in order, in one guarded loop (a batch's completions:
+        the guard per call cost more than the call of a small callback)."""
+        function = self._function
+        if function is None:
+            return
+        try:
+            for argument in arguments:
+                function(argument)
         except Exception as exc:
             self._function = None
             self._faults.park(CallbackError(self.name, exc))

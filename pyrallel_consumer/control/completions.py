@@ -144,11 +144,10 @@ class Completions:
         if on_complete is None:
             return
         completed_at, attempts, error = report.completed_at, report.attempts, report.error
-        for item in items:
-            record = item.record
-            on_complete(
+        on_complete.each(
+            [
                 Completion(
-                    record.topic,
+                    (record := item.record).topic,
                     record.partition,
                     record.offset,
                     record.key,
@@ -159,7 +158,9 @@ class Completions:
                     error,
                     item.dispatched_at,
                 )
-            )
+                for item in items
+            ]
+        )
 
     def settle(
         self,

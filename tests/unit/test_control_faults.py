@@ -16,7 +16,9 @@ from control_fakes import FakeClient, FakeClock, Script, harness, run, tp
 from fake_messages import FakeKafkaError
 
 from pyrallel_consumer.completion import Completion
+from pyrallel_consumer.control.callbacks import Callback
 from pyrallel_consumer.control.client import FATAL
+from pyrallel_consumer.control.kafka_log import RepeatLimiter
 from pyrallel_consumer.control.loop import ControlLoop
 from pyrallel_consumer.errors import (
     CallbackError,
@@ -25,6 +27,7 @@ from pyrallel_consumer.errors import (
     HandlerExit,
     KafkaFatalError,
 )
+from pyrallel_consumer.faults import Faults
 from pyrallel_consumer.work import Outcome, Report
 
 GROUP_AUTHORIZATION_FAILED = 30
@@ -293,3 +296,21 @@ def test_completions_say_when_each_record_was_handed_to_the_engine() -> None:
         assert c.received_at <= c.dispatched_at <= c.completed_at
     waited = [c for c in completions if c.dispatched_at > c.received_at]
     assert waited, "records behind a full in-flight window waited in the backlog"
+
+
+def test_a_callback_over_a_batch_stops_at_its_first_exception_and_is_not_called_again() -> None:
+    calls: list[int] = []
+
+    def on_complete(n: int) -> None:
+        calls.append(n)
+        if n == 3:
+            raise ValueError("bad bookkeeping")
+
+    faults = Faults(lambda: None)
+    callback = Callback("on_complete", on_complete, faults, lambda: 0.0, RepeatLimiter())
+    callback.each(range(10))
+    callback.each(range(10, 20))
+    callback(20)
+    assert calls == [0, 1, 2, 3]
+    assert isinstance(faults.first, CallbackError)
+    assert isinstance(faults.first.__cause__, ValueError)
