@@ -26,7 +26,7 @@ Not thread-safe: the batching engine calls it on the control thread only.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from pyrallel_consumer.work import Lane, WorkItem
 
@@ -57,10 +57,10 @@ class BatchAssembler:
         self._held: dict[Lane, deque[Item]] = {}  # held lanes and the records waiting for them
         self._outstanding = 0  # records given to add() and not yet finished (release)
 
-    def add(self, items: Iterable[Item], now: float) -> None:
-        held, pending = self._held, self._pending
+    def add(self, items: Sequence[Item], now: float) -> None:
+        held, pending, since = self._held, self._pending, self._since
+        added = 0  # counted once per call: the loop runs per record
         for item in items:
-            self._outstanding += 1
             lane = item.lane
             waiting = held.get(lane)
             if waiting is not None:
@@ -69,9 +69,11 @@ class BatchAssembler:
             queued = pending.get(lane)
             if queued is None:
                 queued = pending[lane] = deque()
-                self._since[lane] = now
+                since[lane] = now
             queued.append(item)
-            self._pending_count += 1
+            added += 1
+        self._outstanding += len(items)
+        self._pending_count += added
 
     def release(self, batch: Batch, now: float) -> None:
         """`batch` finished: its lanes are free, and their waiting records pending."""
