@@ -76,22 +76,6 @@ def after_failure(exc: BaseException, attempt: int, policy: RetryPolicy) -> Atte
     return policy.delay(attempt, random.random())
 
 
-def call_with_retries(
-    handler: Callable[[Record], Any],
-    record: Record,
-    policy: RetryPolicy,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Attempted:
-    """Call `handler(record)` until it returns or `policy.retries` retries ran out, sleeping
-    `policy.delay` seconds between attempts on the calling thread. Never raises what the
-    handler raises."""
-    try:
-        handler(record)
-    except BaseException as exc:
-        return retry_after(exc, handler, record, policy, sleep)
-    return FIRST_TRY
-
-
 def retry_after(
     exc: BaseException,
     handler: Callable[[Record], Any],
@@ -99,9 +83,11 @@ def retry_after(
     policy: RetryPolicy,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Attempted:
-    """`call_with_retries` from the first attempt's failure `exc` on. Split off so that a
-    runner can call the handler itself and pay for the retry machinery only after a failure
-    (no call, no frame per record on the success path)."""
+    """The attempts after the first one failed with `exc`: `handler(record)` again until it
+    returns or `policy.retries` retries ran out, sleeping `policy.delay` seconds between
+    attempts on the calling thread. Never raises what the handler raises. A runner calls the
+    handler itself first and pays for this only after a failure (no call, no frame per record
+    on the success path)."""
     attempt = 1
     while True:
         result = after_failure(exc, attempt, policy)

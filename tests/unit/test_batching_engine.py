@@ -11,7 +11,7 @@ import pytest
 from engine_support import make_items, report_ids
 
 from pyrallel_consumer.config import build_config
-from pyrallel_consumer.engines.attempts import call_with_retries
+from pyrallel_consumer.engines.attempts import FIRST_TRY, retry_after
 from pyrallel_consumer.engines.base import Engine
 from pyrallel_consumer.engines.batch_assembly import Batch
 from pyrallel_consumer.engines.batching import BatchingEngine, Piece, _Running
@@ -34,9 +34,14 @@ class InlineEngine(Engine):
             if item.cancelled:
                 self._reports.append(Report(item.id, Outcome.CANCELLED, 0, 0.0))
                 continue
-            outcome, attempts, error = call_with_retries(
-                self.handler, item.record, self.config.retry, sleep=lambda s: None
-            )
+            try:
+                self.handler(item.record)
+                result = FIRST_TRY
+            except BaseException as exc:
+                result = retry_after(
+                    exc, self.handler, item.record, self.config.retry, sleep=lambda s: None
+                )
+            outcome, attempts, error = result
             self._reports.append(Report(item.id, outcome, attempts, 0.0, error))
 
     def reports(self) -> list[Report]:
