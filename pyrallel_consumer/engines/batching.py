@@ -123,7 +123,11 @@ class BatchingEngine(Engine):
 
     def reports(self) -> list[Report]:
         for report in self.inner.reports():
-            self._settle(report)
+            if type(report) is GroupReport:  # several pieces that succeeded at once
+                for piece_id in report.ids:
+                    self._settle(piece_id, report)
+            else:
+                self._settle(report.id, report)
         self._send_ready(self._clock())
         self._hand_over()
         out, self._reports = self._reports, []
@@ -202,8 +206,8 @@ class BatchingEngine(Engine):
 
     # ---- reports in ------------------------------------------------------------------------
 
-    def _settle(self, report: Report) -> None:
-        piece = self._pieces.pop(report.id, None)
+    def _settle(self, piece_id: int, report: Report) -> None:
+        piece = self._pieces.pop(piece_id, None)
         if piece is None:
             return
         running, items = piece.batch, piece.items

@@ -33,10 +33,14 @@ from pyrallel_consumer.engines.attempts import (
 )
 from pyrallel_consumer.engines.base import Handler
 from pyrallel_consumer.engines.retry_queue import Clock, RetryQueue
-from pyrallel_consumer.work import Lane, Outcome, Report, WorkItem
+from pyrallel_consumer.work import GroupReport, Lane, Outcome, Report, WorkItem
 
 ReportSink = Callable[[Report], None]
 Item = WorkItem[object]
+
+# How long a CoroutineLaneRunner holds back the reports of items that succeeded, to send them
+# as one (its docstring): far below any commit interval or latency worth measuring.
+GROUP_REPORT_S = 0.001
 
 # How long CoroutineLaneRunner.close waits, after its timeout, for the tasks it cancelled.
 ABANDON_WAIT_S = 1.0
@@ -224,6 +228,12 @@ class CoroutineLaneRunner:
     Invariant: while items are ready, a woken worker is on its way (`_waking`) or no worker
     is idle, so no item waits while a worker sleeps. The deques, `_waking` and `_lanes` belong
     to the loop thread.
+
+    Items that succeed on their first attempt are reported together, as one GroupReport, at
+    the end of the event loop's turn or once the first of them is GROUP_REPORT_S old, whichever
+    comes first; their `completed_at` is the report's time, so at most that much late. The
+    control thread then applies a burst of records in one pass instead of one report each.
+    Every other outcome is reported alone, at once.
     """
 
     def __init__(
@@ -237,6 +247,9 @@ class CoroutineLaneRunner:
         self._ready: deque[Item | None] = deque()  # None: a worker's signal to end
         self._idle: deque[asyncio.Future[None]] = deque()
         self._waking = False  # a worker was woken and has not run yet
+        # Items that succeeded on their first attempt, reported together (GROUP_REPORT_S).
+        self._succeeded: list[int] = []
+        self._group_since = 0.0  # when the first of them succeeded
         # Set by close() (on the loop thread) just before it cancels the worker tasks: from
         # then on a CancelledError out of an item abandons it instead of failing it.
         self._abandoning = False
@@ -276,7 +289,8 @@ class CoroutineLaneRunner:
     async def _work(self) -> None:
         handler, policy, report = self._handler, self._policy, self._report
         ready, idle, lanes = self._ready, self._idle, self._lanes
-        new_future = self.loop.create_future
+        new_future, call_soon = self.loop.create_future, self.loop.call_soon
+        succeeded, monotonic = self._succeeded, time.monotonic
         while True:
             if not ready:
                 waiter: asyncio.Future[None] = new_future()
@@ -316,8 +330,17 @@ class CoroutineLaneRunner:
                         if self._abandoning:
                             raise  # close() gave up on this item: not reported, not committed
                         result = self._escaped(exc)
-                    outcome, attempts, error = result
-                    report(Report(item.id, outcome, attempts, time.monotonic(), error))
+                    now = monotonic()
+                    if result is FIRST_TRY:
+                        if not succeeded:
+                            self._group_since = now
+                            call_soon(self._report_succeeded)
+                        succeeded.append(item.id)
+                        if now - self._group_since >= GROUP_REPORT_S:
+                            self._report_succeeded()
+                    else:
+                        outcome, attempts, error = result
+                        report(Report(item.id, outcome, attempts, now, error))
                 if item.lane is None:
                     break  # unordered: no lane to release
                 following = lanes.release(item.lane)
@@ -327,6 +350,15 @@ class CoroutineLaneRunner:
                     ready.append(following)
                     following = None
                 item = following
+
+    def _report_succeeded(self) -> None:
+        """Report the items that succeeded on their first attempt since the last call, as one
+        GroupReport (on the loop thread)."""
+        succeeded = self._succeeded
+        if succeeded:
+            ids = succeeded.copy()
+            succeeded.clear()
+            self._report(GroupReport(ids, Outcome.SUCCEEDED, 1, time.monotonic()))
 
     @staticmethod
     def _escaped(exc: BaseException) -> Attempted:
@@ -348,6 +380,7 @@ class CoroutineLaneRunner:
         if not self._waking:
             self._wake()
         await asyncio.gather(*self._workers, return_exceptions=True)
+        self._report_succeeded()
 
     def close(self, timeout: float) -> None:
         """Let the items started finish within `timeout` seconds; then cancel the worker tasks,
@@ -363,6 +396,8 @@ class CoroutineLaneRunner:
             # pending, with a warning); bounded, as a handler may ignore its cancel.
             with contextlib.suppress(TimeoutError):
                 future.result(ABANDON_WAIT_S)
+        # What succeeded before the end is reported, whatever happened to the rest.
+        self.loop.call_soon_threadsafe(self._report_succeeded)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
         if not self._thread.is_alive():

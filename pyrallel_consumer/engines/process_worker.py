@@ -32,7 +32,7 @@ from pyrallel_consumer.engines.base import Handler
 from pyrallel_consumer.engines.lanes import CoroutineLaneRunner, ThreadLaneRunner
 from pyrallel_consumer.ordering import lane_function
 from pyrallel_consumer.record import Record
-from pyrallel_consumer.work import Report, WorkItem
+from pyrallel_consumer.work import GroupReport, Report, WorkItem
 
 SHUTDOWN = b""  # parent -> worker: finish the records you have, then exit
 READY = b""  # worker -> parent: initialised, send records
@@ -79,10 +79,16 @@ class ResultSender:
 
     def report(self, report: Report) -> None:
         pending = self._pending
-        # An Outcome is an int: it travels as its code.
-        pending.append((report.id, report.outcome, report.attempts, report.error))
+        before = len(pending)
+        # An Outcome is an int: it travels as its code. A GroupReport (the coroutine runner's
+        # first-try successes) travels as a result per item.
+        if type(report) is GroupReport:
+            outcome, attempts, error = report.outcome, report.attempts, report.error
+            pending.extend((item_id, outcome, attempts, error) for item_id in report.ids)
+        else:
+            pending.append((report.id, report.outcome, report.attempts, report.error))
         size = len(pending)
-        if size == 1 or size == self._batch_size:
+        if before == 0 or before < self._batch_size <= size:
             self._wake.set()
 
     def _run(self) -> None:

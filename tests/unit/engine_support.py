@@ -101,7 +101,8 @@ def collect(engine: Engine, count: int) -> dict[int, Report]:
 
 class Reports:
     """A lane runner's report callback: runner threads append, the test thread waits. The
-    list `done` (arrival order) is guarded by the condition's lock."""
+    list `done` (arrival order) is guarded by the condition's lock. A GroupReport is kept as
+    one Report per item it covers, so `done` has a report per item."""
 
     def __init__(self) -> None:
         self.done: list[Report] = []
@@ -109,7 +110,10 @@ class Reports:
 
     def __call__(self, done: Report) -> None:
         with self._cond:
-            self.done.append(done)
+            self.done.extend(
+                Report(item_id, done.outcome, done.attempts, done.completed_at, done.error)
+                for item_id in report_ids(done)
+            )
             self._cond.notify_all()
 
     def wait_for(self, count: int) -> list[Report]:

@@ -9,12 +9,12 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 import pytest
-from engine_support import WAIT_S, Reports
+from engine_support import WAIT_S, Reports, report_ids, wait_until
 
 from pyrallel_consumer.config import RetryPolicy
 from pyrallel_consumer.engines.lanes import CoroutineLaneRunner, Lanes, ThreadLaneRunner
 from pyrallel_consumer.record import Record
-from pyrallel_consumer.work import Outcome, WorkItem
+from pyrallel_consumer.work import GroupReport, Outcome, Report, WorkItem
 
 NO_RETRY = RetryPolicy(retries=0, backoff_initial_s=0.0)
 
@@ -273,3 +273,27 @@ def test_failures_retry_within_the_lane(runner_kind: str, closing: list[Any]) ->
     assert second.error is not None and "ValueError: always" in second.error
     assert (third.outcome, third.attempts) == (Outcome.SUCCEEDED, 1)
     assert order == [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3), (2, 1)]
+
+
+def test_coroutine_runner_reports_first_try_successes_together_and_the_rest_alone() -> None:
+    raw: list[Report] = []  # appended on the loop thread, read once every item is covered
+
+    async def handler(record: Record) -> None:
+        if record.offset == 3:
+            raise ValueError("bad record")
+
+    runner = CoroutineLaneRunner(handler, RetryPolicy(retries=0), 4, raw.append)
+    try:
+        runner.submit(
+            [WorkItem(i, None, Record("t", 0, i, None, b""), None, 0.0) for i in range(200)]
+        )
+        wait_until(lambda: sum(len(report_ids(r)) for r in list(raw)) >= 200, "all reported")
+    finally:
+        runner.close(WAIT_S)
+    covered = [item_id for report in raw for item_id in report_ids(report)]
+    assert sorted(covered) == list(range(200))  # each item reported exactly once
+    (failed,) = [r for r in raw if r.outcome is Outcome.FAILED]
+    assert type(failed) is Report and failed.id == 3
+    groups = [r for r in raw if isinstance(r, GroupReport)]
+    assert groups and len(groups) < 199  # successes travel together
+    assert all(g.outcome is Outcome.SUCCEEDED and g.attempts == 1 for g in groups)
