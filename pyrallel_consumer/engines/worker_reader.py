@@ -219,13 +219,8 @@ class WorkerReader:
                     others.append(Report(work_id, OUTCOME_BY_CODE[code], attempts, now, error))
             worker.deaths_in_a_row = worker.unexplained_in_a_row = 0
         put = self._reports.put
-        if first_try and not self.spec.batched:
+        if first_try:
             put(GroupReport(first_try, Outcome.SUCCEEDED, 1, now))
-        elif first_try:
-            # Batch mode: BatchingEngine settles its pieces one report id at a time, and a
-            # batch is one work item here anyway, so grouping would save little.
-            for work_id in first_try:
-                put(Report(work_id, Outcome.SUCCEEDED, 1, now))
         for report in others:
             put(report)
 
