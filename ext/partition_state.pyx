@@ -17,11 +17,7 @@ the twin.
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from libc.string cimport memmove
 
-import logging
-
 from pyrallel_consumer.control import offset_metadata
-
-log = logging.getLogger("pyrallel_consumer")
 
 # Kept equal to partition_state.py's (tests/unit/test_native.py checks it).
 DEFAULT_POLL_BATCH_SIZE = 500
@@ -32,14 +28,16 @@ _NOT_MEASURED = 1 << 62
 # here at load time would be circular.
 cdef object _commit_point_type = None
 cdef object _warn_too_small = None
+cdef object _log_cut = None
 
 
 cdef _load_twin_helpers():
-    global _commit_point_type, _warn_too_small
+    global _commit_point_type, _warn_too_small, _log_cut
     from pyrallel_consumer.control import partition_state
 
     _commit_point_type = partition_state.CommitPoint
     _warn_too_small = partition_state._warn_too_small
+    _log_cut = partition_state._log_cut
 
 
 cdef inline Py_ssize_t _varint_size(long long value):
@@ -257,16 +255,7 @@ cdef class PartitionState:
         metadata, fits = offset_metadata.encode_relative(relative, self._limit)
         if not fits and not self._cut_logged:
             self._cut_logged = True
-            log.error(
-                "bug: the commit metadata of %s[%d] at %d lists only part of the %d completed "
-                "offsets above it (offset.metadata.max.bytes=%d); the partition should have "
-                "stopped taking records before that. The rest will be redone after a restart.",
-                self.topic,
-                self.partition,
-                position,
-                len(relative),
-                self._limit,
-            )
+            _log_cut(self.topic, self.partition, position, len(relative), self._limit)
         if self._cheap_fit(position):
             self.blocked = False
         else:

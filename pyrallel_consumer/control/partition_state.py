@@ -226,16 +226,7 @@ class PartitionState:
         metadata, fits = offset_metadata.encode_relative(relative, self._limit)
         if not fits and not self._cut_logged:
             self._cut_logged = True
-            log.error(
-                "bug: the commit metadata of %s[%d] at %d lists only part of the %d completed "
-                "offsets above it (offset.metadata.max.bytes=%d); the partition should have "
-                "stopped taking records before that. The rest will be redone after a restart.",
-                self.topic,
-                self.partition,
-                position,
-                len(relative),
-                self._limit,
-            )
+            _log_cut(self.topic, self.partition, position, len(relative), self._limit)
         if self._cheap_fit(position):
             self.blocked = False
         else:
@@ -287,6 +278,21 @@ class PartitionState:
     def mark_committed(self, position: int, metadata: str) -> None:
         self.committed = position
         self.committed_metadata = metadata
+
+
+def _log_cut(topic: str, partition: int, position: int, completed: int, limit: int) -> None:
+    """A commit had to cut its completed list (a bug: module docstring), logged once per
+    partition state by its caller."""
+    log.error(
+        "bug: the commit metadata of %s[%d] at %d lists only part of the %d completed "
+        "offsets above it (offset.metadata.max.bytes=%d); the partition should have "
+        "stopped taking records before that. The rest will be redone after a restart.",
+        topic,
+        partition,
+        position,
+        completed,
+        limit,
+    )
 
 
 def _warn_too_small(limit: int, poll_batch_size: int) -> None:
