@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, get_args
 
 from pyrallel_consumer import kafka_settings
 from pyrallel_consumer.engines.registry import ENGINE_NAMES, engine_spec
+from pyrallel_consumer.options import CodecName, OnFailure, Options, Ordering, option_names
 from pyrallel_consumer.redact import redact
 
-Ordering = Literal["key", "partition", "unordered"]
-OnFailure = Literal["dead_letter", "stop", "skip"]
-
-ORDERINGS: tuple[str, ...] = ("key", "partition", "unordered")
-ON_FAILURE: tuple[str, ...] = ("dead_letter", "stop", "skip")
+ORDERINGS: tuple[str, ...] = get_args(Ordering)
+ON_FAILURE: tuple[str, ...] = get_args(OnFailure)
+CODECS: tuple[str, ...] = get_args(CodecName)
 
 # librdkafka settings the consumer owns: offsets are stored and committed by the control plane only.
 _FORCED_KAFKA_SETTINGS = {"enable.auto.commit": False, "enable.auto.offset.store": False}
@@ -176,57 +176,43 @@ def validate_handler(handler: object, engine: str) -> None:
 
 
 def build_config(
-    kafka_config: Mapping[str, Any],
-    *,
-    topics: Sequence[str],
-    engine: str = "async",
-    ordering: str = "key",
-    max_in_flight: int = 1000,
-    max_in_flight_per_lane: int | None = None,
-    backlog_size: int = 50_000,
-    backlog_max_bytes: int = 64 * 1024 * 1024,
-    concurrency: int | None = None,
-    workers: int | None = None,
-    worker_concurrency: int | None = None,
-    ipc_batch_size: int = 64,
-    ipc_batch_max_wait_s: float = 0.002,
-    batch_size: int | None = None,
-    batch_max_wait_s: float = 0.1,
-    retries: int = 3,
-    retry_backoff_s: float = 0.1,
-    retry_backoff_max_s: float = 10.0,
-    on_failure: str | None = None,
-    dlq_topic: str | None = None,
-    commit_interval_s: float = 1.0,
-    drain_timeout_s: float = 30.0,
-    revoke_grace_s: float = 10.0,
-    poll_batch_size: int = 500,
-    codec: str | None = None,
-    dlq_producer_config: Mapping[str, Any] | None = None,
+    kafka_config: Mapping[str, Any], *, topics: Sequence[str], **options: Any
 ) -> ConsumerConfig:
-    """Validate every option and return the frozen config; errors name the option."""
+    """`config_from` with the options by name (`Options`' fields; the rest keep their
+    defaults). Raises TypeError for a name that is not an option, naming the closest."""
+    check_option_names(options)
+    return config_from(kafka_config, topics, Options(**options))
+
+
+def check_option_names(given: Iterable[str], also: Sequence[str] = ()) -> None:
+    """Raise TypeError for the first name of `given` that is neither an option nor in `also`,
+    with the closest known name and the list of all of them."""
+    known = [*also, *option_names()]
+    for name in given:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(
+                f"ParallelConsumer() got an unexpected option {name!r}{hint} "
+                f"(options: {', '.join(known)}; see README)"
+            )
+
+
+def config_from(
+    kafka_config: Mapping[str, Any], topics: Sequence[str], options: Options
+) -> ConsumerConfig:
+    """Validate `kafka_config`, `topics` and every option, derive the options left to None
+    (options.py), and return the frozen config. Raises ValueError for a bad value and
+    TypeError for a wrong type, each naming the option and what it accepts."""
     kafka = _validate_kafka_config(kafka_config)
     if isinstance(topics, str) or not isinstance(topics, Sequence) or not topics:
         raise ValueError("topics must be a non-empty list of topic names, e.g. topics=['orders']")
     for topic in topics:
         if not isinstance(topic, str) or not topic:
             raise ValueError(f"topics must hold non-empty strings, got {topic!r}")
-    engine = _require_choice("engine", engine, ENGINE_NAMES)
-    ordering = _require_choice("ordering", ordering, ORDERINGS)
-    max_in_flight = _require_int("max_in_flight", max_in_flight, 1)
-    # The backlog: records held beyond max_in_flight, so the in-flight window can be spread
-    # over many keys.
-    backlog_size = _require_int("backlog_size", backlog_size, 0)
-    backlog_max_bytes = _require_int("backlog_max_bytes", backlog_max_bytes, 1)
-    cores = usable_cores()
-    if concurrency is not None:  # None: the async engine picks per handler kind
-        concurrency = _require_int("concurrency", concurrency, 1)
-    workers = _require_int("workers", cores if workers is None else workers, 1)
-    worker_concurrency = _require_int(
-        "worker_concurrency", 16 if worker_concurrency is None else worker_concurrency, 1
-    )
-    ipc_batch_size = _require_int("ipc_batch_size", ipc_batch_size, 1)
-    ipc_batch_max_wait_s = _require_float("ipc_batch_max_wait_s", ipc_batch_max_wait_s, 0.0)
+    o = options
+    max_in_flight = _require_int("max_in_flight", o.max_in_flight, 1)
+    batch_size = o.batch_size
     if batch_size is not None:
         batch_size = _require_int("batch_size", batch_size, 1)
         if batch_size > max_in_flight:
@@ -234,51 +220,57 @@ def build_config(
                 f"batch_size ({batch_size}) must be <= max_in_flight ({max_in_flight}): a batch "
                 "is made of records in flight; raise max_in_flight or lower batch_size"
             )
-    if max_in_flight_per_lane is None:
-        max_in_flight_per_lane = default_lane_cap(max_in_flight, batch_size)
-    max_in_flight_per_lane = _require_int("max_in_flight_per_lane", max_in_flight_per_lane, 1)
-    batch_max_wait_s = _require_float("batch_max_wait_s", batch_max_wait_s, 0.0)
-    retry = RetryPolicy(
-        retries=_require_int("retries", retries, 0),
-        backoff_initial_s=_require_float("retry_backoff_s", retry_backoff_s, 0.0),
-        backoff_max_s=_require_float("retry_backoff_max_s", retry_backoff_max_s, 0.0),
-    )
+    lane_cap = o.max_in_flight_per_lane
+    if lane_cap is None:
+        lane_cap = default_lane_cap(max_in_flight, batch_size)
+    dlq_topic = o.dlq_topic
     if dlq_topic is not None and (not isinstance(dlq_topic, str) or not dlq_topic):
         raise ValueError(f"dlq_topic must be a non-empty topic name or None, got {dlq_topic!r}")
-    if on_failure is None:
-        on_failure = "dead_letter" if dlq_topic else "stop"
-    on_failure = _require_choice("on_failure", on_failure, ON_FAILURE)
+    on_failure = _require_choice(
+        "on_failure",
+        o.on_failure if o.on_failure is not None else "dead_letter" if dlq_topic else "stop",
+        ON_FAILURE,
+    )
     if on_failure == "dead_letter" and not dlq_topic:
         raise ValueError("on_failure='dead_letter' needs dlq_topic='<topic name>'")
     if dlq_topic in topics:
         raise ValueError(f"dlq_topic {dlq_topic!r} must differ from the consumed topics")
-    codec = codec if codec is not None else os.environ.get("PYRALLEL_CODEC", "auto")
-    producer = _validate_producer_config(dlq_producer_config, dlq_topic)
+    # None: the async engine picks per handler kind (engines/asyncio_engine.py).
+    concurrency = None if o.concurrency is None else _require_int("concurrency", o.concurrency, 1)
+    workers = usable_cores() if o.workers is None else o.workers
+    worker_concurrency = 16 if o.worker_concurrency is None else o.worker_concurrency
+    codec = o.codec if o.codec is not None else os.environ.get("PYRALLEL_CODEC", "auto")
     return ConsumerConfig(
         kafka_config=kafka,
         topics=tuple(topics),
-        engine=engine,
-        ordering=ordering,  # type: ignore[arg-type]
+        engine=_require_choice("engine", o.engine, ENGINE_NAMES),
+        ordering=_require_choice("ordering", o.ordering, ORDERINGS),  # type: ignore[arg-type]
         max_in_flight=max_in_flight,
-        max_in_flight_per_lane=max_in_flight_per_lane,
-        backlog_size=backlog_size,
-        backlog_max_bytes=backlog_max_bytes,
+        max_in_flight_per_lane=_require_int("max_in_flight_per_lane", lane_cap, 1),
+        # The backlog: records held beyond max_in_flight, so the in-flight window can be
+        # spread over many keys.
+        backlog_size=_require_int("backlog_size", o.backlog_size, 0),
+        backlog_max_bytes=_require_int("backlog_max_bytes", o.backlog_max_bytes, 1),
         concurrency=concurrency,
-        workers=workers,
-        worker_concurrency=worker_concurrency,
-        ipc_batch_size=ipc_batch_size,
-        ipc_batch_max_wait_s=ipc_batch_max_wait_s,
+        workers=_require_int("workers", workers, 1),
+        worker_concurrency=_require_int("worker_concurrency", worker_concurrency, 1),
+        ipc_batch_size=_require_int("ipc_batch_size", o.ipc_batch_size, 1),
+        ipc_batch_max_wait_s=_require_float("ipc_batch_max_wait_s", o.ipc_batch_max_wait_s, 0.0),
         batch_size=batch_size,
-        batch_max_wait_s=batch_max_wait_s,
-        retry=retry,
+        batch_max_wait_s=_require_float("batch_max_wait_s", o.batch_max_wait_s, 0.0),
+        retry=RetryPolicy(
+            retries=_require_int("retries", o.retries, 0),
+            backoff_initial_s=_require_float("retry_backoff_s", o.retry_backoff_s, 0.0),
+            backoff_max_s=_require_float("retry_backoff_max_s", o.retry_backoff_max_s, 0.0),
+        ),
         on_failure=on_failure,  # type: ignore[arg-type]
         dlq_topic=dlq_topic,
-        commit_interval_s=_require_float("commit_interval_s", commit_interval_s, 0.0),
-        drain_timeout_s=_require_float("drain_timeout_s", drain_timeout_s, 0.0),
-        revoke_grace_s=_require_float("revoke_grace_s", revoke_grace_s, 0.0),
-        poll_batch_size=_require_int("poll_batch_size", poll_batch_size, 1),
-        codec=_require_choice("codec", codec, ("auto", "native", "msgpack")),
-        dlq_producer_config=producer,
+        commit_interval_s=_require_float("commit_interval_s", o.commit_interval_s, 0.0),
+        drain_timeout_s=_require_float("drain_timeout_s", o.drain_timeout_s, 0.0),
+        revoke_grace_s=_require_float("revoke_grace_s", o.revoke_grace_s, 0.0),
+        poll_batch_size=_require_int("poll_batch_size", o.poll_batch_size, 1),
+        codec=_require_choice("codec", codec, CODECS),
+        dlq_producer_config=_validate_producer_config(o.dlq_producer_config, dlq_topic),
     )
 
 
@@ -302,8 +294,3 @@ def _validate_producer_config(
         )
     kafka_settings.check(config, "dlq_producer_config")
     return config
-
-
-def option_names() -> tuple[str, ...]:
-    """The keyword options build_config takes (ParallelConsumer's **options among them)."""
-    return tuple(inspect.signature(build_config).parameters)[1:]

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import difflib
+import functools
 import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, cast
 
-from pyrallel_consumer.config import ConsumerConfig, build_config, option_names, validate_handler
+from pyrallel_consumer.config import (
+    ConsumerConfig,
+    check_option_names,
+    config_from,
+    validate_handler,
+)
 from pyrallel_consumer.control.completions import OnComplete
 from pyrallel_consumer.control.loop import ControlLoop
 from pyrallel_consumer.control.rebalance import OnAssign
@@ -18,12 +23,37 @@ from pyrallel_consumer.control.run_end import RunEnd
 from pyrallel_consumer.engines.base import BatchHandler, Engine, Handler
 from pyrallel_consumer.engines.batching import BatchingEngine
 from pyrallel_consumer.engines.registry import engine_spec
+from pyrallel_consumer.options import DEFAULTS as D
+from pyrallel_consumer.options import (
+    CodecName,
+    EngineName,
+    OnFailure,
+    Options,
+    Ordering,
+    option_names,
+)
 
 if TYPE_CHECKING:  # the metrics module needs the optional prometheus-client
     from pyrallel_consumer.metrics import ConsumerMetrics
 
 # Engines that call the handler in this process, where its time can be observed.
 _TIMED_ENGINES = ("baseline", "async")
+
+
+P = ParamSpec("P")
+
+
+def _naming_the_closest_option(init: Callable[P, None]) -> Callable[P, None]:
+    """`init`, with a misspelt keyword refused before Python's own TypeError, so that the
+    message names the closest option on every Python version (3.13 added a hint of its own).
+    The signature stays `init`'s, for help(), IDEs and type checkers."""
+
+    @functools.wraps(init)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> None:
+        check_option_names(kwargs, _OWN_ARGUMENTS)
+        init(*args, **kwargs)
+
+    return checked
 
 
 class ParallelConsumer:
@@ -35,31 +65,48 @@ class ParallelConsumer:
     what was in flight. See README for every option.
     """
 
+    @_naming_the_closest_option
     def __init__(
         self,
         kafka_config: Mapping[str, Any],
         *,
         topics: Sequence[str],
         handler: Handler | BatchHandler,
-        engine: str = "async",
-        ordering: str = "key",
-        max_in_flight: int = 1000,
         on_complete: OnComplete | None = None,
         on_assign: OnAssign | None = None,
         worker_init: Callable[[], None] | None = None,
         worker_exit: Callable[[], None] | None = None,
         metrics: ConsumerMetrics | bool = False,
-        **options: Any,
+        # The options (options.py holds their types and defaults; README.md's table says
+        # what each does). Keep this list in Options' order: a unit test compares them.
+        engine: EngineName = D.engine,
+        ordering: Ordering = D.ordering,
+        max_in_flight: int = D.max_in_flight,
+        max_in_flight_per_lane: int | None = D.max_in_flight_per_lane,
+        backlog_size: int = D.backlog_size,
+        backlog_max_bytes: int = D.backlog_max_bytes,
+        concurrency: int | None = D.concurrency,
+        workers: int | None = D.workers,
+        worker_concurrency: int | None = D.worker_concurrency,
+        ipc_batch_size: int = D.ipc_batch_size,
+        ipc_batch_max_wait_s: float = D.ipc_batch_max_wait_s,
+        batch_size: int | None = D.batch_size,
+        batch_max_wait_s: float = D.batch_max_wait_s,
+        retries: int = D.retries,
+        retry_backoff_s: float = D.retry_backoff_s,
+        retry_backoff_max_s: float = D.retry_backoff_max_s,
+        on_failure: OnFailure | None = D.on_failure,
+        dlq_topic: str | None = D.dlq_topic,
+        dlq_producer_config: Mapping[str, Any] | None = D.dlq_producer_config,
+        commit_interval_s: float = D.commit_interval_s,
+        drain_timeout_s: float = D.drain_timeout_s,
+        revoke_grace_s: float = D.revoke_grace_s,
+        poll_batch_size: int = D.poll_batch_size,
+        codec: CodecName | None = D.codec,
     ) -> None:
-        _check_option_names(options)
-        self.config = build_config(
-            kafka_config,
-            topics=topics,
-            engine=engine,
-            ordering=ordering,
-            max_in_flight=max_in_flight,
-            **options,
-        )
+        given = locals()  # the options by name, before anything else is bound here
+        options = Options(**{name: given[name] for name in option_names()})
+        self.config = config_from(kafka_config, topics, options)
         validate_handler(handler, self.config.engine)
         for name, hook in (("worker_init", worker_init), ("worker_exit", worker_exit)):
             if hook is not None and not callable(hook):
@@ -190,9 +237,10 @@ class ParallelConsumer:
         return restore
 
 
-# ParallelConsumer's own keyword arguments, beside build_config's options: both are what a
-# misspelt option is matched against.
-_OWN_OPTIONS = (
+# ParallelConsumer's own keyword arguments beside the options: a misspelt one is matched
+# against both.
+_OWN_ARGUMENTS = (
+    "kafka_config",
     "topics",
     "handler",
     "on_complete",
@@ -208,18 +256,6 @@ def _starts_at_end(config: ConsumerConfig) -> bool:
     auto.offset.reset: largest/latest/end, its default), rather than at its beginning."""
     reset = str(config.kafka_config.get("auto.offset.reset", "largest")).lower()
     return reset in ("largest", "latest", "end")
-
-
-def _check_option_names(options: Mapping[str, Any]) -> None:
-    known = list(dict.fromkeys([*_OWN_OPTIONS, *option_names()]))  # topics is in both
-    for name in options:
-        if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise TypeError(
-                f"ParallelConsumer() got an unexpected option {name!r}{hint} "
-                f"(options: {', '.join(known)}; see README)"
-            )
 
 
 def _metrics(metrics: ConsumerMetrics | bool) -> ConsumerMetrics | None:
