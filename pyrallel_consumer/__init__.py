@@ -3,6 +3,7 @@ commits that lose nothing and redo little."""
 
 from pyrallel_consumer.completion import Completion
 from pyrallel_consumer.consumer import ParallelConsumer
+from pyrallel_consumer.control.stats import BatchStats, PartitionStats, Stats, stats_json
 from pyrallel_consumer.errors import (
     CallbackError,
     CommitError,
@@ -16,8 +17,10 @@ from pyrallel_consumer.errors import (
     WorkerError,
 )
 from pyrallel_consumer.record import Record
+from pyrallel_consumer.topic_partition import TopicPartition
 
 __all__ = [
+    "BatchStats",
     "CallbackError",
     "CommitError",
     "Completion",
@@ -27,9 +30,13 @@ __all__ = [
     "KafkaError",
     "KafkaFatalError",
     "ParallelConsumer",
+    "PartitionStats",
     "ProcessingError",
     "PyrallelError",
     "Record",
+    "Stats",
+    "TopicPartition",
     "WorkerError",
+    "stats_json",
 ]
 __version__ = "0.1.0"

@@ -18,8 +18,9 @@ from pyrallel_consumer.config import (
 )
 from pyrallel_consumer.control.completions import OnComplete
 from pyrallel_consumer.control.loop import ControlLoop
-from pyrallel_consumer.control.rebalance import OnAssign
+from pyrallel_consumer.control.rebalance import OnAssign, OnRevoke
 from pyrallel_consumer.control.run_end import RunEnd
+from pyrallel_consumer.control.stats import Stats
 from pyrallel_consumer.engines.base import BatchHandler, Engine, Handler
 from pyrallel_consumer.engines.batching import BatchingEngine
 from pyrallel_consumer.engines.registry import engine_spec
@@ -74,6 +75,7 @@ class ParallelConsumer:
         handler: Handler | BatchHandler,
         on_complete: OnComplete | None = None,
         on_assign: OnAssign | None = None,
+        on_revoke: OnRevoke | None = None,
         worker_init: Callable[[], None] | None = None,
         worker_exit: Callable[[], None] | None = None,
         metrics: ConsumerMetrics | bool = False,
@@ -127,7 +129,9 @@ class ParallelConsumer:
         used: Engine = (
             chosen if self.config.batch_size is None else BatchingEngine(chosen, self.config)
         )
-        self._loop = ControlLoop(self.config, used, on_complete, on_assign, **loop_options)
+        self._loop = ControlLoop(
+            self.config, used, on_complete, on_assign, on_revoke, **loop_options
+        )
         self._started = False
 
     def run(
@@ -198,17 +202,15 @@ class ParallelConsumer:
         """Ask the loop to stop; safe from any thread or a signal handler."""
         self._loop.request_stop()
 
-    def stats(self) -> dict[str, Any]:
-        """In-flight, completed, committed offsets, lag per partition, retries, dead-lettered,
-        paused partitions and engine facts; in batch mode also `batches` (batches, records,
-        calls, splits, split_calls). A consistent snapshot the control thread publishes (at most
-        0.1 s old while running), the caller's own copy. Safe from any thread, before run()
-        (zeros, no partitions), during and after it (the final state)."""
-        return {
-            "engine": self.config.engine,
-            "ordering": self.config.ordering,
-            **self._loop.stats(),
-        }
+    def stats(self) -> Stats:
+        """In-flight, completed, committed offsets, lag per partition (keyed by
+        `TopicPartition`), retries, dead-lettered, paused partitions and engine facts; in batch
+        mode also `batches` (batches, records, calls, splits, split_calls). The shape is
+        `Stats` (control/stats.py; `stats_json` gives the JSON form). A consistent snapshot the
+        control thread publishes (at most 0.1 s old while running), the caller's own copy. Safe
+        from any thread, before run() (zeros, no partitions), during and after it (the final
+        state)."""
+        return self._loop.stats()
 
     def __enter__(self) -> ParallelConsumer:
         return self
@@ -245,6 +247,7 @@ _OWN_ARGUMENTS = (
     "handler",
     "on_complete",
     "on_assign",
+    "on_revoke",
     "worker_init",
     "worker_exit",
     "metrics",

@@ -47,10 +47,11 @@ from pyrallel_consumer.control.client import (
     ErrorCallback,
     KafkaClient,
 )
+from pyrallel_consumer.control.stats import Stats
 from pyrallel_consumer.engines.base import Handler
 from pyrallel_consumer.record import Record
 
-Stats = Callable[[], Mapping[str, Any]]
+StatsSource = Callable[[], Stats]
 
 # stats() counter -> (metric name without namespace, help). The one list of counters.
 COUNTERS: dict[str, tuple[str, str]] = {
@@ -86,12 +87,6 @@ HANDLER_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
-def partition_labels(name: str) -> tuple[str, str]:
-    """("orders", "3") from stats()' partition key "orders[3]" (topic names hold no '[')."""
-    topic, _, rest = name.rpartition("[")
-    return topic, rest.rstrip("]")
-
-
 class ConsumerMetrics(Collector):
     """The metrics of one ParallelConsumer at a time, registered in `registry` when built.
 
@@ -106,7 +101,7 @@ class ConsumerMetrics(Collector):
     ) -> None:
         self.namespace = namespace
         self._registry = registry
-        self._stats: Stats | None = None
+        self._stats: StatsSource | None = None
         try:
             self.handler_seconds = Histogram(
                 "handler_seconds",
@@ -138,31 +133,33 @@ class ConsumerMetrics(Collector):
                 self._registry.unregister(collector)
             self._registry = None
 
-    def attach(self, stats: Stats) -> None:
+    def attach(self, stats: StatsSource) -> None:
         """Read counters and gauges from `stats` (a ParallelConsumer's stats) from now on."""
         self._stats = stats
 
     def describe(self) -> Iterator[Metric]:
-        return self._families({})
+        return self._families(None)
 
     def collect(self) -> Iterator[Metric]:
-        return self._families(dict(self._stats()) if self._stats is not None else {})
+        return self._families(self._stats() if self._stats is not None else None)
 
-    def _families(self, stats: Mapping[str, Any]) -> Iterator[Metric]:
+    def _families(self, stats: Stats | None) -> Iterator[Metric]:
+        """The metric families, with no samples before a consumer is attached (`stats` None)."""
         ns = self.namespace
+        flat: Mapping[str, Any] = stats if stats is not None else {}  # looked up by name
         for key, (name, doc) in COUNTERS.items():
             counter = CounterMetricFamily(f"{ns}_{name}", doc)
-            if key in stats:
-                counter.add_metric([], stats[key])
+            if key in flat:
+                counter.add_metric([], flat[key])
             yield counter
         restarts = CounterMetricFamily(
             f"{ns}_worker_restarts", "Worker processes replaced (process engine)"
         )
-        engine_info = stats.get("engine_info", {})
+        engine_info = flat.get("engine_info", {})
         if stats:
             restarts.add_metric([], engine_info.get("worker_restarts", 0))
         yield restarts
-        batches = stats.get("batches", {})
+        batches = flat.get("batches", {})
         for key, (name, doc) in BATCH_COUNTERS.items():
             counter = CounterMetricFamily(f"{ns}_{name}", doc)
             if key in batches:
@@ -170,12 +167,12 @@ class ConsumerMetrics(Collector):
             yield counter
         for key, (name, doc) in GAUGES.items():
             gauge = GaugeMetricFamily(f"{ns}_{name}", doc)
-            if key in stats:
-                gauge.add_metric([], stats[key])
+            if key in flat:
+                gauge.add_metric([], flat[key])
             yield gauge
         paused = GaugeMetricFamily(f"{ns}_paused_partitions", "Assigned partitions paused")
         if stats:
-            paused.add_metric([], len(stats.get("paused_partitions", ())))
+            paused.add_metric([], len(flat["paused_partitions"]))
         yield paused
         labels = ["topic", "partition"]
         lag = GaugeMetricFamily(
@@ -184,11 +181,11 @@ class ConsumerMetrics(Collector):
         committed = GaugeMetricFamily(
             f"{ns}_partition_committed_offset", "Last committed offset", labels=labels
         )
-        for key, partition in stats.get("partitions", {}).items():
-            values = list(partition_labels(key))
-            if partition.get("lag") is not None:
+        for where, partition in (stats["partitions"] if stats else {}).items():
+            values = [where.topic, str(where.partition)]
+            if partition["lag"] is not None:
                 lag.add_metric(values, partition["lag"])
-            if partition.get("committed") is not None:
+            if partition["committed"] is not None:
                 committed.add_metric(values, partition["committed"])
         yield lag
         yield committed

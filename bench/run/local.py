@@ -16,6 +16,7 @@ from bench.output.progress import Progress
 from bench.run.collector import Collector
 from bench.run.phase import Phase, PhaseSpec
 from bench.run.produce import Delivered, OpenLoopProducer
+from pyrallel_consumer import stats_json
 
 _WATCH_INTERVAL_S = 0.2
 
@@ -78,7 +79,7 @@ def _run_consumer(
         finally:
             finished.set()
         try:
-            return dict(consumer.stats())
+            return stats_json(consumer.stats())
         except Exception:  # stats are informative only; never lose a result over them
             return {}
 

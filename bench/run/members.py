@@ -30,6 +30,7 @@ from bench.output.progress import Progress
 from bench.output.results import jsonable
 from bench.run.phase import Phase, PhaseSpec
 from bench.run.produce import Delivered, OpenLoopProducer
+from pyrallel_consumer import stats_json
 
 _PROGRESS_INTERVAL_S = 0.1  # how often a member reports its completions so far
 _POLL_S = 0.2
@@ -112,7 +113,7 @@ def _member_main(
             path = profiling.profile_path(profile.settings.directory, stem)
             with profiling.profiled(profile.settings, path, f"{spec.label} member {index}"):
                 consumer.run(timeout=spec.timeout_s + _STOP_GRACE_S)
-        stats = dict(consumer.stats())
+        stats = stats_json(consumer.stats())
     except Exception as exc:  # reported to the parent, which records it as the run's error
         error = f"member {index}: {type(exc).__name__}: {exc}"
     finished.set()

@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol, cast
 
-from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException
+from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from pyrallel_consumer.control import broker_config
 from pyrallel_consumer.control.kafka_log import with_logger
+from pyrallel_consumer.topic_partition import TopicPartition
 
 # librdkafka's "end of partition" event: informational, not an error.
 PARTITION_EOF: int = KafkaError._PARTITION_EOF
@@ -33,13 +35,6 @@ FATAL: int = KafkaError._FATAL
 FATAL_CODES = frozenset({FATAL, KafkaError.FENCED_INSTANCE_ID})
 # The longest wait for the cluster's offset.metadata.max.bytes when a run starts.
 METADATA_LIMIT_TIMEOUT_S = 10.0
-
-
-class TopicPartitionKey(NamedTuple):
-    """One partition of a topic: what the control plane keys its state by."""
-
-    topic: str
-    partition: int
 
 
 class CommitOffset(NamedTuple):
@@ -129,7 +124,7 @@ class Message(Protocol):
     def timestamp(self) -> tuple[int, int]: ...
 
 
-PartitionsCallback = Callable[[list[TopicPartitionKey]], None]
+PartitionsCallback = Callable[[list[TopicPartition]], None]
 ErrorCallback = Callable[[KafkaErrorInfo], None]
 
 
@@ -157,7 +152,7 @@ class KafkaClient(Protocol):
         coordinator, a timeout, a fatal client), in which case nothing was committed."""
 
     def committed(
-        self, partitions: Sequence[TopicPartitionKey], timeout: float
+        self, partitions: Sequence[TopicPartition], timeout: float
     ) -> list[CommittedOffset]:
         """The group's committed offsets and metadata of `partitions`; `ClientError` when
         they could not be read within `timeout` seconds."""
@@ -166,21 +161,21 @@ class KafkaClient(Protocol):
         """The longest commit metadata the cluster accepts, in bytes (the brokers'
         offset.metadata.max.bytes); read once, 4096 (Kafka's default) when it cannot be."""
 
-    def positions(self, partitions: Sequence[TopicPartitionKey]) -> list[int | None]:
+    def positions(self, partitions: Sequence[TopicPartition]) -> list[int | None]:
         """The consumer's position per partition: one past the last record it delivered or
         skipped (a transaction marker, an aborted record); None when unknown. Local, no
         broker round trip."""
 
-    def pause(self, partitions: Sequence[TopicPartitionKey]) -> None:
+    def pause(self, partitions: Sequence[TopicPartition]) -> None:
         """Stop fetching these partitions (`ClientError` if one is not assigned)."""
 
-    def resume(self, partitions: Sequence[TopicPartitionKey]) -> None:
+    def resume(self, partitions: Sequence[TopicPartition]) -> None:
         """Fetch these partitions again (`ClientError` if one is not assigned)."""
 
-    def high_watermark(self, partition: TopicPartitionKey) -> int | None:
+    def high_watermark(self, partition: TopicPartition) -> int | None:
         """The last known high watermark (cached, no broker round trip); None if unknown."""
 
-    def query_watermarks(self, partition: TopicPartitionKey, timeout: float) -> tuple[int, int]:
+    def query_watermarks(self, partition: TopicPartition, timeout: float) -> tuple[int, int]:
         """(low, high) watermarks asked of the broker now. Under
         `isolation.level=read_committed` (librdkafka's default) `high` is the last stable
         offset. `ClientError` when the broker did not answer within `timeout` seconds."""
@@ -193,12 +188,12 @@ class KafkaClient(Protocol):
 ClientFactory = Callable[[Mapping[str, Any], ErrorCallback], KafkaClient]
 
 
-def _keys(partitions: list[TopicPartition]) -> list[TopicPartitionKey]:
-    return [TopicPartitionKey(tp.topic, tp.partition) for tp in partitions]
+def _keys(partitions: list[KafkaTopicPartition]) -> list[TopicPartition]:
+    return [TopicPartition(tp.topic, tp.partition) for tp in partitions]
 
 
-def _topic_partitions(partitions: Sequence[TopicPartitionKey]) -> list[TopicPartition]:
-    return [TopicPartition(topic, partition) for topic, partition in partitions]
+def _topic_partitions(partitions: Sequence[TopicPartition]) -> list[KafkaTopicPartition]:
+    return [KafkaTopicPartition(topic, partition) for topic, partition in partitions]
 
 
 class ConfluentClient:
@@ -244,7 +239,8 @@ class ConfluentClient:
 
     def commit(self, offsets: Sequence[CommitOffset]) -> list[CommitFailure]:
         partitions = [
-            TopicPartition(o.topic, o.partition, o.offset, metadata=o.metadata) for o in offsets
+            KafkaTopicPartition(o.topic, o.partition, o.offset, metadata=o.metadata)
+            for o in offsets
         ]
         try:
             result = self._consumer.commit(offsets=partitions, asynchronous=False)
@@ -265,7 +261,7 @@ class ConfluentClient:
         ]
 
     def committed(
-        self, partitions: Sequence[TopicPartitionKey], timeout: float
+        self, partitions: Sequence[TopicPartition], timeout: float
     ) -> list[CommittedOffset]:
         try:
             found = self._consumer.committed(_topic_partitions(partitions), timeout=timeout)
@@ -281,38 +277,38 @@ class ConfluentClient:
     def metadata_limit(self) -> int:
         return broker_config.metadata_limit(self._kafka_config, METADATA_LIMIT_TIMEOUT_S)
 
-    def positions(self, partitions: Sequence[TopicPartitionKey]) -> list[int | None]:
+    def positions(self, partitions: Sequence[TopicPartition]) -> list[int | None]:
         try:
             found = self._consumer.position(_topic_partitions(partitions))
         except KafkaException:  # the assignment is changing: no position is known
             return [None] * len(partitions)
         return [tp.offset if tp.offset >= 0 else None for tp in found]
 
-    def pause(self, partitions: Sequence[TopicPartitionKey]) -> None:
+    def pause(self, partitions: Sequence[TopicPartition]) -> None:
         try:
             self._consumer.pause(_topic_partitions(partitions))
         except KafkaException as exc:
             raise ClientError.of(exc) from exc
 
-    def resume(self, partitions: Sequence[TopicPartitionKey]) -> None:
+    def resume(self, partitions: Sequence[TopicPartition]) -> None:
         try:
             self._consumer.resume(_topic_partitions(partitions))
         except KafkaException as exc:
             raise ClientError.of(exc) from exc
 
-    def high_watermark(self, partition: TopicPartitionKey) -> int | None:
+    def high_watermark(self, partition: TopicPartition) -> int | None:
         try:
             _, high = self._consumer.get_watermark_offsets(
-                TopicPartition(partition.topic, partition.partition), cached=True
+                KafkaTopicPartition(partition.topic, partition.partition), cached=True
             )
         except KafkaException:
             return None
         return None if high == OFFSET_INVALID else int(high)
 
-    def query_watermarks(self, partition: TopicPartitionKey, timeout: float) -> tuple[int, int]:
+    def query_watermarks(self, partition: TopicPartition, timeout: float) -> tuple[int, int]:
         try:
             found = self._consumer.get_watermark_offsets(
-                TopicPartition(partition.topic, partition.partition), timeout=timeout
+                KafkaTopicPartition(partition.topic, partition.partition), timeout=timeout
             )
         except KafkaException as exc:
             raise ClientError.of(exc) from exc

@@ -17,12 +17,12 @@ from pyrallel_consumer.control.client import (
     CommitFailure,
     CommitOffset,
     KafkaClient,
-    TopicPartitionKey,
 )
 from pyrallel_consumer.control.kafka_errors import fatal_error
 from pyrallel_consumer.control.partition_state import CommitPoint, PartitionState
 from pyrallel_consumer.errors import CommitError
 from pyrallel_consumer.faults import Faults
+from pyrallel_consumer.topic_partition import TopicPartition
 
 log = logging.getLogger("pyrallel_consumer")
 
@@ -162,7 +162,7 @@ def advance_idle(client: KafkaClient, states: Iterable[PartitionState]) -> None:
     idle = [s for s in states if s.idle]
     if not idle:
         return
-    keys = [TopicPartitionKey(s.topic, s.partition) for s in idle]
+    keys = [TopicPartition(s.topic, s.partition) for s in idle]
     for state, position in zip(idle, client.positions(keys), strict=True):
         if position is not None:
             state.advance(position)
@@ -170,7 +170,7 @@ def advance_idle(client: KafkaClient, states: Iterable[PartitionState]) -> None:
 
 def read_committed(
     client: KafkaClient,
-    partitions: Sequence[TopicPartitionKey],
+    partitions: Sequence[TopicPartition],
     first_epoch: int,
     timeout: float = COMMITTED_TIMEOUT_S,
     metadata_limit: int = offset_metadata.MAX_METADATA_BYTES,
@@ -211,7 +211,7 @@ def set_paused(client: KafkaClient, states: Sequence[PartitionState], paused: bo
     loop turn decides again."""
     if not states:
         return
-    keys = [TopicPartitionKey(s.topic, s.partition) for s in states]
+    keys = [TopicPartition(s.topic, s.partition) for s in states]
     try:
         (client.pause if paused else client.resume)(keys)
     except ClientError as exc:
@@ -224,6 +224,6 @@ def set_paused(client: KafkaClient, states: Sequence[PartitionState], paused: bo
 def refresh_watermarks(client: KafkaClient, states: Iterable[PartitionState]) -> None:
     """Cache high watermarks for stats(), which must not call librdkafka itself."""
     for state in states:
-        high = client.high_watermark(TopicPartitionKey(state.topic, state.partition))
+        high = client.high_watermark(TopicPartition(state.topic, state.partition))
         if high is not None:
             state.high_watermark = high

@@ -23,7 +23,6 @@ from pyrallel_consumer.control.client import (
     ClientFactory,
     KafkaClient,
     Message,
-    TopicPartitionKey,
     confluent_client,
 )
 from pyrallel_consumer.control.completions import BUSY_WAIT_S, Clock, Completions, OnComplete
@@ -31,12 +30,13 @@ from pyrallel_consumer.control.dead_letter import DeadLetterPublisher, DeadLette
 from pyrallel_consumer.control.kafka_errors import KafkaErrors
 from pyrallel_consumer.control.kafka_log import RepeatLimiter
 from pyrallel_consumer.control.partition_state import PartitionState
-from pyrallel_consumer.control.rebalance import OnAssign, Rebalancer
+from pyrallel_consumer.control.rebalance import OnAssign, OnRevoke, Rebalancer
 from pyrallel_consumer.control.run_end import RunEnd
-from pyrallel_consumer.control.stats import Counters, snapshot
+from pyrallel_consumer.control.stats import Counters, Stats, snapshot
 from pyrallel_consumer.control.tracker import Tracker
 from pyrallel_consumer.engines.base import Engine
 from pyrallel_consumer.faults import Faults
+from pyrallel_consumer.topic_partition import TopicPartition
 
 log = logging.getLogger("pyrallel_consumer")
 
@@ -66,6 +66,7 @@ class ControlLoop:
         engine: Engine,
         on_complete: OnComplete | None = None,
         on_assign: OnAssign | None = None,
+        on_revoke: OnRevoke | None = None,
         clock: Clock = time.monotonic,
         client_factory: ClientFactory = confluent_client,
         dead_letters: DeadLetterSink | None = None,
@@ -87,6 +88,7 @@ class ControlLoop:
         self._on_kafka_error = KafkaErrors(config.kafka_config, self._faults, clock)
         self._slow_callbacks = RepeatLimiter(clock=clock)
         self._on_assign = self._callback("on_assign", on_assign)
+        self._on_revoke = self._callback("on_revoke", on_revoke)
         if dead_letters is None:
             dead_letters = default_dead_letters(config)
         self._completions = Completions(
@@ -143,6 +145,7 @@ class ControlLoop:
                 self._completions,
                 self._clock,
                 self._on_assign,
+                self._on_revoke,
                 self._wait_bound_s,
                 client.metadata_limit(),
             )
@@ -328,8 +331,9 @@ class ControlLoop:
         self._published = self._snapshot(self._partitions)
         self._next_publish = now + STATS_INTERVAL_S
 
-    def _snapshot(self, partitions: dict[TopicPartitionKey, PartitionState]) -> dict[str, Any]:
+    def _snapshot(self, partitions: dict[TopicPartition, PartitionState]) -> Stats:
         return snapshot(
+            (self.config.engine, self.config.ordering),
             self.counters,
             partitions,
             self._partitions,
@@ -340,7 +344,7 @@ class ControlLoop:
             self.engine.counters(),
         )
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> Stats:
         """The control thread's latest snapshot (at most STATS_INTERVAL_S old while running;
         the final state after run returned). On the control thread itself, e.g. inside
         `on_complete`, a fresh one. Safe from any thread."""

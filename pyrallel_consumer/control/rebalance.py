@@ -22,15 +22,19 @@ from collections.abc import Callable
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.control import commits
 from pyrallel_consumer.control.callbacks import Callback
-from pyrallel_consumer.control.client import ClientError, KafkaClient, TopicPartitionKey
+from pyrallel_consumer.control.client import ClientError, KafkaClient
 from pyrallel_consumer.control.completions import Clock, Completions
+from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.control.tracker import Tracker
 from pyrallel_consumer.errors import KafkaError
 from pyrallel_consumer.faults import Faults
+from pyrallel_consumer.topic_partition import TopicPartition
 
 log = logging.getLogger("pyrallel_consumer")
 
-OnAssign = Callable[[list[TopicPartitionKey]], None]
+# The user's rebalance callbacks: the partitions assigned, and those revoked or lost.
+OnAssign = Callable[[list[TopicPartition]], None]
+OnRevoke = Callable[[list[TopicPartition]], None]
 
 
 class Rebalancer:
@@ -45,7 +49,8 @@ class Rebalancer:
         tracker: Tracker,
         completions: Completions,
         clock: Clock,
-        on_assign: Callback[list[TopicPartitionKey]] | None,
+        on_assign: Callback[list[TopicPartition]] | None,
+        on_revoke: Callback[list[TopicPartition]] | None,
         wait_bound_s: float,
         metadata_limit: int,
     ) -> None:
@@ -60,6 +65,7 @@ class Rebalancer:
         self._completions = completions
         self._clock = clock
         self._on_assign = on_assign
+        self._on_revoke = on_revoke
         self._epoch = 0
         self._grace_s = min(config.revoke_grace_s, wait_bound_s)
         if self._grace_s < config.revoke_grace_s:
@@ -74,7 +80,7 @@ class Rebalancer:
         # revoke that close() runs commits without a second wait.
         self.closing = False
 
-    def assigned(self, partitions: list[TopicPartitionKey]) -> None:
+    def assigned(self, partitions: list[TopicPartition]) -> None:
         """Read the group's commits of the new partitions and start tracking them. When they
         cannot be read, the run ends with KafkaError: consuming without them would redo what
         their metadata lists, or, worse, start from auto.offset.reset."""
@@ -104,7 +110,7 @@ class Rebalancer:
         if self._on_assign is not None:
             self._on_assign.timed(list(partitions))
 
-    def revoked(self, partitions: list[TopicPartitionKey]) -> None:
+    def revoked(self, partitions: list[TopicPartition]) -> None:
         """Commit what completed, let started work finish within the grace (revoke_grace_s,
         capped by session.wait_bound_s), commit again, then fence reports still to come."""
         states = self._tracker.detach(partitions)
@@ -129,8 +135,18 @@ class Rebalancer:
         for state in states:
             state.revoked = True  # reports still to come on these are fenced from now on
         log.info("revoked %s", [(s.topic, s.partition) for s in states])
+        self._tell_revoked(states)
 
-    def lost(self, partitions: list[TopicPartitionKey]) -> None:
-        for state in self._tracker.detach(partitions):
-            state.revoked = True  # another member owns them already: do not commit
+    def lost(self, partitions: list[TopicPartition]) -> None:
+        """Partitions another member owns already: fence their work, commit nothing."""
+        states = self._tracker.detach(partitions)
+        for state in states:
+            state.revoked = True
         log.warning("partitions lost: %s", partitions)
+        self._tell_revoked(states)
+
+    def _tell_revoked(self, states: list[PartitionState]) -> None:
+        """`on_revoke` with the partitions this member no longer owns, once their work is
+        finished (within the grace) or fenced and their last commit was made or given up."""
+        if self._on_revoke is not None and states:
+            self._on_revoke.timed([TopicPartition(s.topic, s.partition) for s in states])

@@ -17,9 +17,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from pyrallel_consumer.control.client import ClientError, KafkaClient, TopicPartitionKey
+from pyrallel_consumer.control.client import ClientError, KafkaClient
 from pyrallel_consumer.control.completions import Clock
 from pyrallel_consumer.control.partition_state import PartitionState
+from pyrallel_consumer.topic_partition import TopicPartition
 
 log = logging.getLogger("pyrallel_consumer")
 
@@ -53,7 +54,7 @@ class RunEnd:
     def reached(
         self,
         client: KafkaClient,
-        partitions: Mapping[TopicPartitionKey, PartitionState],
+        partitions: Mapping[TopicPartition, PartitionState],
         received: int,
         busy: bool,
     ) -> bool:
@@ -78,7 +79,7 @@ class RunEnd:
         log.info("run ends: every assigned partition completed up to its end offset")
         return True
 
-    def _forget_unassigned(self, partitions: Mapping[TopicPartitionKey, PartitionState]) -> None:
+    def _forget_unassigned(self, partitions: Mapping[TopicPartition, PartitionState]) -> None:
         """Drop the ends of states no longer assigned (revoked, lost, or replaced by a later
         assignment's state): a partition assigned again is asked again anyway."""
         live = set(partitions.values())
@@ -92,7 +93,7 @@ class RunEnd:
             return known
         try:
             low, end = client.query_watermarks(
-                TopicPartitionKey(state.topic, state.partition), WATERMARK_TIMEOUT_S
+                TopicPartition(state.topic, state.partition), WATERMARK_TIMEOUT_S
             )
         except ClientError as exc:
             log.warning(

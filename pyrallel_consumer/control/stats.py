@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Container, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
-from pyrallel_consumer.control.client import TopicPartitionKey
 from pyrallel_consumer.control.partition_state import PartitionState
+from pyrallel_consumer.topic_partition import TopicPartition
 
 
 @dataclass(slots=True)
@@ -37,13 +37,64 @@ class Counters:
         return asdict(self)
 
 
-def partition_stats(state: PartitionState, assigned: bool) -> dict[str, Any]:
+class PartitionStats(TypedDict):
+    """One partition in `Stats.partitions`. Offsets are Kafka offsets (None: not known yet)."""
+
+    topic: str
+    partition: int
+    assigned: bool  # False once revoked, e.g. in the final snapshot after run()
+    position: int | None  # the next offset the consumer reads
+    committed: int | None  # the last offset committed (the next record to redo after a restart)
+    incomplete: int  # records received and not completed
+    completed_above: int  # completed records above the committed offset (in the metadata)
+    lag: int | None  # records between the position and the partition's end
+    paused: bool
+    blocked: bool  # the commit metadata bound holds new records back (partition_state.py)
+    epoch: int  # assignments of this partition so far in this run
+
+
+class BatchStats(TypedDict):
+    """Batch mode's counters (engines/batching.py)."""
+
+    batches: int
+    records: int
+    calls: int
+    splits: int
+    split_calls: int
+
+
+class Stats(TypedDict):
+    """What `ParallelConsumer.stats()` returns: the counters (records since start, README
+    glossary), the sizes of the in-flight window and backlog (records), the partitions, and
+    the engine's facts; `batches` in batch mode only."""
+
+    engine: str
+    ordering: str
+    received: int
+    completed: int
+    retries: int
+    failed: int
+    skipped: int
+    dead_lettered: int
+    cancelled: int
+    already_completed: int
+    fenced: int
+    in_flight: int
+    backlog: int
+    dead_lettering: int  # dead letters sent and not yet acknowledged
+    paused_partitions: list[TopicPartition]  # assigned and paused, sorted
+    partitions: dict[TopicPartition, PartitionStats]
+    engine_info: dict[str, Any]
+    batches: NotRequired[BatchStats]
+
+
+def partition_stats(state: PartitionState, assigned: bool) -> PartitionStats:
     position, high = state.position, state.high_watermark
     lag = max(0, high - position) if high is not None and position is not None else None
     return {
         "topic": state.topic,
         "partition": state.partition,
-        "assigned": assigned,  # False once revoked, e.g. in the final snapshot after run()
+        "assigned": assigned,
         "position": position,
         "committed": state.committed,
         "incomplete": state.incomplete,
@@ -56,32 +107,46 @@ def partition_stats(state: PartitionState, assigned: bool) -> dict[str, Any]:
 
 
 def snapshot(
+    identity: tuple[str, str],
     counters: Counters,
-    partitions: Mapping[TopicPartitionKey, PartitionState],
-    assigned: Container[TopicPartitionKey],
+    partitions: Mapping[TopicPartition, PartitionState],
+    assigned: Container[TopicPartition],
     in_flight: int,
     backlog: int,
     dead_lettering: int,
     engine_info: dict[str, Any],
     engine_counters: Mapping[str, Any],
-) -> dict[str, Any]:
-    """The stats() dict: counters, sizes, per-partition positions and lag (keyed
-    "topic[partition]"), engine facts, then the engine's own counters (Engine.counters), e.g.
-    `batches` in batch mode. `partitions` may include states no longer `assigned`
-    (the last assignment, after run() returned)."""
+) -> Stats:
+    """The stats() value: `identity` (engine, ordering), counters, sizes, per-partition
+    positions and lag, engine facts, then the engine's own counters (Engine.counters), e.g.
+    `batches` in batch mode. `partitions` may include states no longer `assigned` (the last
+    assignment, after run() returned)."""
     per_partition = {
-        f"{key.topic}[{key.partition}]": partition_stats(state, key in assigned)
-        for key, state in partitions.items()
+        key: partition_stats(state, key in assigned) for key, state in partitions.items()
     }
-    return {
-        **counters.as_dict(),
+    engine, ordering = identity
+    stats: Stats = {
+        "engine": engine,
+        "ordering": ordering,
+        **counters.as_dict(),  # type: ignore[typeddict-item]
         "in_flight": in_flight,
         "backlog": backlog,
         "dead_lettering": dead_lettering,
         "paused_partitions": sorted(
-            k for k, v in per_partition.items() if v["paused"] and v["assigned"]
+            key for key, p in per_partition.items() if p["paused"] and p["assigned"]
         ),
         "partitions": per_partition,
         "engine_info": engine_info,
         **engine_counters,
+    }
+    return stats
+
+
+def stats_json(stats: Stats) -> dict[str, Any]:
+    """`stats` in the shape JSON carries (the bench's results files): partitions keyed, and
+    paused partitions named, "topic[partition]"."""
+    return {
+        **stats,
+        "paused_partitions": [str(key) for key in stats["paused_partitions"]],
+        "partitions": {str(key): dict(p) for key, p in stats["partitions"].items()},
     }

@@ -18,10 +18,11 @@ from collections.abc import Collection, Iterable, Sequence
 
 from pyrallel_consumer.backlog import Backlog
 from pyrallel_consumer.config import ConsumerConfig
-from pyrallel_consumer.control.client import Message, TopicPartitionKey
+from pyrallel_consumer.control.client import Message
 from pyrallel_consumer.control.intake import OnError, intake
 from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.control.stats import Counters
+from pyrallel_consumer.topic_partition import TopicPartition
 from pyrallel_consumer.work import WorkItem
 
 Item = WorkItem[PartitionState]
@@ -38,7 +39,7 @@ class Tracker:
     __slots__ = ("_backlog", "_counters", "_in_flight", "_next_id", "_ordering", "partitions")
 
     def __init__(self, config: ConsumerConfig, counters: Counters) -> None:
-        self.partitions: dict[TopicPartitionKey, PartitionState] = {}
+        self.partitions: dict[TopicPartition, PartitionState] = {}
         # Per-lane cap (backlog.py): a stuck key holds at most this many in-flight slots.
         self._backlog: Backlog[PartitionState] = Backlog(config.max_in_flight_per_lane)
         self._in_flight: dict[int, Item] = {}  # by work item id
@@ -65,9 +66,9 @@ class Tracker:
     def attach(self, states: Sequence[PartitionState]) -> None:
         """Start tracking newly assigned partitions (one new state per assignment)."""
         for state in states:
-            self.partitions[TopicPartitionKey(state.topic, state.partition)] = state
+            self.partitions[TopicPartition(state.topic, state.partition)] = state
 
-    def detach(self, keys: Sequence[TopicPartitionKey]) -> list[PartitionState]:
+    def detach(self, keys: Sequence[TopicPartition]) -> list[PartitionState]:
         """Stop tracking these partitions: their backlog is dropped and their work in flight
         cancelled where it has not started (engines report it CANCELLED). Returns their
         states, for the commit and the fencing that follow."""

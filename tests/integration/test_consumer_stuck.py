@@ -85,7 +85,7 @@ def test_stuck_record_blocks_partition_then_resumes(
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    name = f"{topic}[0]"
+    name = TopicPartition(topic, 0)
     try:
 
         def partition() -> dict[str, Any]:

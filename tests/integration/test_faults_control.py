@@ -27,6 +27,7 @@ from pyrallel_consumer import (
     ParallelConsumer,
     Record,
 )
+from pyrallel_consumer.topic_partition import TopicPartition
 
 pytestmark = pytest.mark.integration
 
@@ -167,7 +168,7 @@ def test_a_topic_deleted_mid_run_leaves_the_live_topic_flowing_and_stats_truthfu
     run = RunThread(consumer, timeout=120)
 
     def committed_of(topic: str) -> Any:
-        return consumer.stats()["partitions"].get(f"{topic}[0]", {}).get("committed")
+        return consumer.stats()["partitions"].get(TopicPartition(topic, 0), {}).get("committed")
 
     wait_for(lambda: committed_of(live) == 50 and committed_of(doomed) == 50, "both committed")
     admin = AdminClient(kafka_broker.client_config())

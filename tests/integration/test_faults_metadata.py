@@ -25,6 +25,7 @@ from faults_support import Completions, RunThread, committed, group_name, produc
 
 from pyrallel_consumer import ParallelConsumer, Record
 from pyrallel_consumer.control import offset_metadata
+from pyrallel_consumer.topic_partition import TopicPartition
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -73,7 +74,7 @@ def test_committed_metadata_lists_every_completed_record(
     first = Completions()
     consumer = consumer_of_group(first, commit_interval_s=0.5, drain_timeout_s=1.0)
     run = RunThread(consumer)
-    name = f"{topic}[0]"
+    name = TopicPartition(topic, 0)
 
     def settled() -> bool:
         """Blocked (or everything received), and every record received that does not wait

@@ -11,6 +11,7 @@ import pytest
 from faults_support import RunThread, group_name
 
 from pyrallel_consumer import ParallelConsumer, Record
+from pyrallel_consumer.topic_partition import TopicPartition
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +89,7 @@ def test_stats_before_during_and_after_a_run(
     ends: dict[int, int] = {}
     for r in produced:
         ends[r.partition] = max(ends.get(r.partition, 0), r.offset + 1)
-    assert set(after["partitions"]) == {f"{topic}[{p}]" for p in range(PARTITIONS)}, after
+    assert set(after["partitions"]) == {TopicPartition(topic, p) for p in range(PARTITIONS)}, after
     for p, end in ends.items():
-        assert after["partitions"][f"{topic}[{p}]"]["committed"] == end
+        assert after["partitions"][TopicPartition(topic, p)]["committed"] == end
     assert after["completed"] == RECORDS and after["in_flight"] == 0

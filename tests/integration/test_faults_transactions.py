@@ -17,6 +17,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from faults_support import Completions, RunThread, committed_offset, group_name, wait_for
 
 from pyrallel_consumer import ParallelConsumer, Record
+from pyrallel_consumer.topic_partition import TopicPartition as Partition
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -94,7 +95,7 @@ def test_read_committed_commits_up_to_the_position(
             alive=run.alive,
             state=lambda: f"committed {committed_offset(kafka_broker, group, topic)}",
         )
-        lag = consumer.stats()["partitions"][f"{topic}[0]"]["lag"]
+        lag = consumer.stats()["partitions"][Partition(topic, 0)]["lag"]
         assert lag in (0, None), f"lag {lag} with everything handled"
     finally:
         run.stop_and_join()

@@ -105,8 +105,7 @@ def test_scraped_metrics_match_stats_during_a_run(
     assert stats["received"] == RECORDS and stats["failed"] > 0
     assert value("pyrallel_paused_partitions") == len(stats["paused_partitions"])
     for key, partition in stats["partitions"].items():
-        name, number = key.rstrip("]").split("[")
-        labels = {"topic": name, "partition": number}
+        labels = {"topic": key.topic, "partition": str(key.partition)}
         assert value("pyrallel_partition_committed_offset", **labels) == partition["committed"]
         assert value("pyrallel_partition_lag", **labels) == partition["lag"] == 0
     # The timers: one handler observation per call (first attempts plus retries), and commits.

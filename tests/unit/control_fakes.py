@@ -33,19 +33,19 @@ from pyrallel_consumer.control.client import (
     ErrorCallback,
     Message,
     PartitionsCallback,
-    TopicPartitionKey,
 )
 from pyrallel_consumer.control.dead_letter import OnDelivered
 from pyrallel_consumer.control.loop import ControlLoop
 from pyrallel_consumer.engines.base import Engine
 from pyrallel_consumer.record import Record
+from pyrallel_consumer.topic_partition import TopicPartition
 from pyrallel_consumer.work import Outcome, Report, WorkItem
 
 TOPIC = "orders"
 
 
-def tp(partition: int) -> TopicPartitionKey:
-    return TopicPartitionKey(TOPIC, partition)
+def tp(partition: int) -> TopicPartition:
+    return TopicPartition(TOPIC, partition)
 
 
 class FakeClock:
@@ -85,12 +85,12 @@ class FakeClient:
     clock: FakeClock
     script: Script
     log: dict[int, list[FakeMessage]] = field(default_factory=dict)
-    committed_offsets: dict[TopicPartitionKey, tuple[int, str]] = field(default_factory=dict)
+    committed_offsets: dict[TopicPartition, tuple[int, str]] = field(default_factory=dict)
     commits: list[list[CommitOffset]] = field(default_factory=list)
-    events: deque[tuple[str, list[TopicPartitionKey]]] = field(default_factory=deque)
-    assigned: set[TopicPartitionKey] = field(default_factory=set)
-    paused: set[TopicPartitionKey] = field(default_factory=set)
-    pause_calls: list[tuple[str, list[TopicPartitionKey]]] = field(default_factory=list)
+    events: deque[tuple[str, list[TopicPartition]]] = field(default_factory=deque)
+    assigned: set[TopicPartition] = field(default_factory=set)
+    paused: set[TopicPartition] = field(default_factory=set)
+    pause_calls: list[tuple[str, list[TopicPartition]]] = field(default_factory=list)
     markers: dict[int, int] = field(default_factory=dict)
     fail_commits: bool = False  # every commit request fails as a whole (ClientError)
     # partition -> (Kafka error code, its name, retriable): the broker refuses that partition
@@ -98,7 +98,7 @@ class FakeClient:
     metadata_limit_bytes: int = 4096
     closed: bool = False
     on_error: ErrorCallback | None = None  # the loop's error callback, once built
-    _fetch: dict[TopicPartitionKey, int] = field(default_factory=dict)
+    _fetch: dict[TopicPartition, int] = field(default_factory=dict)
     _callbacks: tuple[PartitionsCallback, PartitionsCallback, PartitionsCallback] | None = None
 
     def produce(self, partition: int, count: int, keys: int = 1) -> None:
@@ -187,7 +187,7 @@ class FakeClient:
         return self.metadata_limit_bytes
 
     def committed(
-        self, partitions: Sequence[TopicPartitionKey], timeout: float
+        self, partitions: Sequence[TopicPartition], timeout: float
     ) -> list[CommittedOffset]:
         out = []
         for key in partitions:
@@ -196,7 +196,7 @@ class FakeClient:
             out.append(CommittedOffset(key.topic, key.partition, offset, metadata))
         return out
 
-    def positions(self, partitions: Sequence[TopicPartitionKey]) -> list[int | None]:
+    def positions(self, partitions: Sequence[TopicPartition]) -> list[int | None]:
         out: list[int | None] = []
         for key in partitions:
             fetched = self._fetch.get(key)
@@ -208,24 +208,24 @@ class FakeClient:
                 out.append(fetched)
         return out
 
-    def _check_assigned(self, partitions: Sequence[TopicPartitionKey]) -> None:
+    def _check_assigned(self, partitions: Sequence[TopicPartition]) -> None:
         if not set(partitions) <= self.assigned:
             raise ClientError(f"{partitions} not assigned")
 
-    def pause(self, partitions: Sequence[TopicPartitionKey]) -> None:
+    def pause(self, partitions: Sequence[TopicPartition]) -> None:
         self._check_assigned(partitions)
         self.pause_calls.append(("pause", list(partitions)))
         self.paused.update(partitions)
 
-    def resume(self, partitions: Sequence[TopicPartitionKey]) -> None:
+    def resume(self, partitions: Sequence[TopicPartition]) -> None:
         self._check_assigned(partitions)
         self.pause_calls.append(("resume", list(partitions)))
         self.paused.difference_update(partitions)
 
-    def high_watermark(self, partition: TopicPartitionKey) -> int | None:
+    def high_watermark(self, partition: TopicPartition) -> int | None:
         return len(self.log.get(partition.partition, [])) + self.markers.get(partition.partition, 0)
 
-    def query_watermarks(self, partition: TopicPartitionKey, timeout: float) -> tuple[int, int]:
+    def query_watermarks(self, partition: TopicPartition, timeout: float) -> tuple[int, int]:
         return 0, len(self.log.get(partition.partition, []))
 
     def close(self) -> None:
@@ -341,7 +341,7 @@ class Harness:
     engine: FakeEngine
     loop: ControlLoop
     dead_letters: FakeDeadLetters
-    assignments: list[list[TopicPartitionKey]]
+    assignments: list[list[TopicPartition]]
 
 
 def harness(
@@ -363,7 +363,7 @@ def harness(
     )
     engine = FakeEngine(config, clock, script, hold)
     dead_letters = FakeDeadLetters()
-    assignments: list[list[TopicPartitionKey]] = []
+    assignments: list[list[TopicPartition]] = []
     loop = ControlLoop(
         config,
         engine,

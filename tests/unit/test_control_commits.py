@@ -14,6 +14,7 @@ from control_fakes import harness, run, tp
 
 from pyrallel_consumer import ParallelConsumer
 from pyrallel_consumer.control import offset_metadata, session
+from pyrallel_consumer.topic_partition import TopicPartition
 
 SESSION = {"session.timeout.ms": 6000}
 
@@ -151,7 +152,7 @@ def test_an_idle_partition_commits_past_records_never_delivered() -> None:
     script.when(lambda: client.last_commit() == (8, ""), h.loop.request_stop)
 
     assert run(h) == 3
-    stats = h.loop.stats()["partitions"]["orders[0]"]
+    stats = h.loop.stats()["partitions"][TopicPartition("orders", 0)]
     assert (stats["position"], stats["committed"], stats["lag"]) == (8, 8, 0)
 
 
@@ -203,13 +204,15 @@ def test_stats_before_during_from_another_thread_and_after_the_run() -> None:
 
     assert run(h) == 10
     second = seen["second"]
-    assert second["partitions"]["orders[0]"]["committed"] == 10  # published with the commit
+    assert (
+        second["partitions"][TopicPartition("orders", 0)]["committed"] == 10
+    )  # published with the commit
     assert second["completed"] <= second["received"] == 10
 
     after = h.loop.stats()  # the final state, kept after run() returned
     assert after["completed"] == 10 and after["in_flight"] == 0
     assert after["paused_partitions"] == []
-    partition = after["partitions"]["orders[0]"]
+    partition = after["partitions"][TopicPartition("orders", 0)]
     assert (partition["topic"], partition["partition"]) == tp(0)
     assert (partition["committed"], partition["lag"], partition["assigned"]) == (10, 0, False)
 

@@ -11,6 +11,7 @@ from control_fakes import FakeClient, FakeClock, Harness, Script, harness, run, 
 
 from pyrallel_consumer.control import offset_metadata
 from pyrallel_consumer.errors import DeadLetterError, ProcessingError
+from pyrallel_consumer.topic_partition import TopicPartition
 from pyrallel_consumer.work import Outcome
 
 
@@ -58,7 +59,7 @@ def test_assign_revoke_with_work_in_flight_then_reassign() -> None:
     epochs: list[int] = []
 
     def stop() -> None:
-        epochs.append(h.loop.stats()["partitions"]["orders[0]"]["epoch"])
+        epochs.append(h.loop.stats()["partitions"][TopicPartition("orders", 0)]["epoch"])
         h.loop.request_stop()
 
     script.when(lambda: client.last_commit() == (10, ""), stop)
@@ -204,7 +205,7 @@ def test_partitions_pause_when_in_flight_and_backlog_are_full_and_resume_after()
 
     assert run(h) == 20
     stats = while_paused[0]
-    assert stats["paused_partitions"] == ["orders[0]"]
+    assert stats["paused_partitions"] == [TopicPartition("orders", 0)]
     assert stats["in_flight"] == 2
     assert stats["received"] <= 2 + 3 + 2  # capacity + at most one poll batch past it
     assert engine.max_in_flight_seen <= 2

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from pyrallel_consumer import ParallelConsumer
 from pyrallel_consumer.metrics import ConsumerMetrics
+from pyrallel_consumer.topic_partition import TopicPartition
 
 STATS: dict[str, Any] = {
     "received": 12,
@@ -24,10 +25,10 @@ STATS: dict[str, Any] = {
     "in_flight": 2,
     "backlog": 0,
     "dead_lettering": 0,
-    "paused_partitions": ["orders[1]"],
+    "paused_partitions": [TopicPartition("orders", 1)],
     "partitions": {
-        "orders[0]": {"committed": 7, "lag": 3},
-        "orders[1]": {"committed": None, "lag": None},
+        TopicPartition("orders", 0): {"committed": 7, "lag": 3},
+        TopicPartition("orders", 1): {"committed": None, "lag": None},
     },
     "engine_info": {"engine": "process", "worker_restarts": 4},
 }

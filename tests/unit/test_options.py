@@ -19,7 +19,8 @@ from pyrallel_consumer.options import DEFAULTS, EngineName, Options, option_name
 README = Path(__file__).resolve().parents[2] / "README.md"
 KAFKA = {"bootstrap.servers": "localhost:9092", "group.id": "g"}
 # ParallelConsumer's arguments that are not options (the required ones and the callbacks).
-OWN = ("kafka_config", "topics", "handler", "on_complete", "on_assign", "worker_init")
+OWN = ("kafka_config", "topics", "handler", "on_complete", "on_assign", "on_revoke")
+OWN += ("worker_init",)
 OWN += ("worker_exit", "metrics")
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from control_fakes import TOPIC, FakeClient, FakeClock, Script, harness, tp
 
-from pyrallel_consumer.control.client import TopicPartitionKey
 from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.control.run_end import CHECK_INTERVAL_S, RunEnd
+from pyrallel_consumer.topic_partition import TopicPartition
 
 
 def test_until_end_stops_once_every_partition_completed_to_its_end_and_commits_it() -> None:
@@ -63,7 +63,7 @@ class CountingClient(FakeClient):
 
     asked = 0
 
-    def query_watermarks(self, partition: TopicPartitionKey, timeout: float) -> tuple[int, int]:
+    def query_watermarks(self, partition: TopicPartition, timeout: float) -> tuple[int, int]:
         self.asked += 1
         return super().query_watermarks(partition, timeout)
 
@@ -74,7 +74,7 @@ def test_ends_are_remembered_per_live_assignment_only() -> None:
     client.produce(0, 5)
     end = RunEnd(True, None, clock)
 
-    def check(partitions: dict[TopicPartitionKey, PartitionState]) -> bool:
+    def check(partitions: dict[TopicPartition, PartitionState]) -> bool:
         clock.advance(CHECK_INTERVAL_S)
         return end.reached(client, partitions, 0, False)
 

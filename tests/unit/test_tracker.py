@@ -10,10 +10,10 @@ from typing import Any
 from fake_messages import FakeKafkaError, FakeMessage
 
 from pyrallel_consumer.config import build_config
-from pyrallel_consumer.control.client import TopicPartitionKey
 from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.control.stats import Counters
 from pyrallel_consumer.control.tracker import Tracker
+from pyrallel_consumer.topic_partition import TopicPartition
 
 TOPIC = "orders"
 
@@ -92,8 +92,8 @@ def test_detach_drops_the_backlog_and_cancels_the_work_in_flight_of_those_partit
     taken = track.take(4, 2.0)  # unordered: in arrival order
     assert track.busy_with([revoked])
 
-    assert track.detach([TopicPartitionKey(TOPIC, 1), TopicPartitionKey(TOPIC, 5)]) == [revoked]
-    assert list(track.partitions) == [TopicPartitionKey(TOPIC, 0)]
+    assert track.detach([TopicPartition(TOPIC, 1), TopicPartition(TOPIC, 5)]) == [revoked]
+    assert list(track.partitions) == [TopicPartition(TOPIC, 0)]
     assert [i.cancelled for i in taken] == [False, False, True, True]
     assert track.backlog == 0  # partition 1's two waiting records were dropped
     assert track.busy_with([revoked])  # cancelled, still in flight until the engine reports
