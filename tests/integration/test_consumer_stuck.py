@@ -22,6 +22,7 @@ from support import committed, produce_each, wait_for
 
 from pyrallel_consumer import ParallelConsumer, Record
 from pyrallel_consumer.control import offset_metadata
+from pyrallel_consumer.topic_partition import TopicPartition as Partition
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -85,7 +86,7 @@ def test_stuck_record_blocks_partition_then_resumes(
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    name = TopicPartition(topic, 0)
+    name = Partition(topic, 0)
     try:
 
         def partition() -> dict[str, Any]:
