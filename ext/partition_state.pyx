@@ -75,8 +75,9 @@ cdef class PartitionState:
     # next_offset (a property): one past the highest offset received; _has_next False = None.
     cdef long long _next
     cdef bint _has_next
-    # Received, not yet known complete, increasing: _pending[_head:_head + _count].
-    cdef long long *_pending
+    # Offsets received from the position up, increasing: _received[_head:_head + _count]
+    # (those completed are also in _completed until every offset below them is).
+    cdef long long *_received
     cdef Py_ssize_t _head
     cdef Py_ssize_t _count
     cdef Py_ssize_t _capacity
@@ -94,12 +95,12 @@ cdef class PartitionState:
 
     def __cinit__(self, *args, **kwargs):
         self._capacity = 64
-        self._pending = <long long *>PyMem_Malloc(self._capacity * sizeof(long long))
-        if self._pending is NULL:
+        self._received = <long long *>PyMem_Malloc(self._capacity * sizeof(long long))
+        if self._received is NULL:
             raise MemoryError()
 
     def __dealloc__(self):
-        PyMem_Free(self._pending)
+        PyMem_Free(self._received)
 
     def __init__(
         self,
@@ -158,22 +159,24 @@ cdef class PartitionState:
         if self._head + self._count == self._capacity:
             if 2 * self._head >= self._capacity:
                 # At least half the array is consumed head: slide the live part down.
-                memmove(self._pending, self._pending + self._head, self._count * sizeof(long long))
+                memmove(
+                    self._received, self._received + self._head, self._count * sizeof(long long)
+                )
                 self._head = 0
             else:
                 grown = <long long *>PyMem_Realloc(
-                    self._pending, 2 * self._capacity * sizeof(long long)
+                    self._received, 2 * self._capacity * sizeof(long long)
                 )
                 if grown is NULL:
                     raise MemoryError()
-                self._pending = grown
+                self._received = grown
                 self._capacity *= 2
-        self._pending[self._head + self._count] = offset
+        self._received[self._head + self._count] = offset
         self._count += 1
         return 0
 
     cdef inline long long _pop(self):
-        cdef long long offset = self._pending[self._head]
+        cdef long long offset = self._received[self._head]
         self._count -= 1
         self._head = 0 if self._count == 0 else self._head + 1
         return offset
@@ -204,10 +207,10 @@ cdef class PartitionState:
         cdef set completed = self._completed
         if self._holes:
             self._hole_sum -= self._holes.pop(offset, 0)
-        if self._count and self._pending[self._head] == offset:
+        if self._count and self._received[self._head] == offset:
             self._pop()
             if completed:
-                while self._count and self._pending[self._head] in completed:
+                while self._count and self._received[self._head] in completed:
                     completed.discard(self._pop())
         else:
             completed.add(offset)
@@ -216,7 +219,7 @@ cdef class PartitionState:
     def position(self):
         """The offset to commit: everything below it completed. None before any record."""
         if self._count:
-            return self._pending[self._head]
+            return self._received[self._head]
         return self.next_offset
 
     @property
@@ -271,7 +274,7 @@ cdef class PartitionState:
         batch: one comparison while the open span is small."""
         if not self._has_next:
             return  # no record yet: position is None too
-        position = self._pending[self._head] if self._count else self._next
+        position = self._received[self._head] if self._count else self._next
         if self._cheap_fit(position):
             self.blocked = False
             return

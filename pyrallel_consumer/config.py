@@ -31,12 +31,18 @@ _DEFAULT_KAFKA_SETTINGS = {"fetch.queue.backoff.ms": 10}
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Retries of a failing handler call: exponential backoff with full jitter, capped."""
+    """Retries of a failing handler call: exponential backoff, capped, with jitter.
+
+    Retry n waits `base = min(backoff_max_s, backoff_initial_s * 2**(n-1))` scaled by a uniform
+    draw from [1 - jitter, 1]: with the default `jitter` of 0.5, between half and all of
+    `base` ("equal jitter" in AWS's Exponential Backoff And Jitter article, which calls the
+    [0, 1] draw "full jitter"). Half the delay stays fixed so a retry never fires at once,
+    the other half spreads out records that failed together."""
 
     retries: int = 3
     backoff_initial_s: float = 0.1
     backoff_max_s: float = 10.0
-    jitter: float = 0.5  # fraction of each delay that is randomised
+    jitter: float = 0.5  # fraction of each delay that is random (0: none, 1: full jitter)
 
     def delay(self, attempt: int, rand: float) -> float:
         """Delay before retry number `attempt` (1-based); `rand` is uniform in [0, 1)."""

@@ -16,9 +16,9 @@ from pyrallel_consumer.config import (
     config_from,
     validate_handler,
 )
-from pyrallel_consumer.control.completions import OnComplete
 from pyrallel_consumer.control.loop import ControlLoop
 from pyrallel_consumer.control.rebalance import OnAssign, OnRevoke
+from pyrallel_consumer.control.reports import OnComplete
 from pyrallel_consumer.control.run_end import RunEnd
 from pyrallel_consumer.control.stats import Stats
 from pyrallel_consumer.engines.base import BatchHandler, Engine, Handler

@@ -16,8 +16,8 @@ call). Neither timer exists when metrics are off.
 Metric names (namespace `pyrallel` by default), all counters since the consumer started:
 `_records_received_total`, `_records_completed_total`, `_records_failed_total`,
 `_records_skipped_total`, `_records_dead_lettered_total`, `_records_fenced_total`,
-`_records_cancelled_total`, `_records_already_completed_total`, `_retries_total`,
-`_worker_restarts_total`; gauges `_in_flight`, `_backlog`, `_dead_lettering`,
+`_records_cancelled_total`, `_records_abandoned_total`, `_records_already_completed_total`,
+`_retries_total`, `_worker_restarts_total`; gauges `_in_flight`, `_backlog`, `_dead_lettering`,
 `_paused_partitions`, `_partition_lag{topic,partition}`,
 `_partition_committed_offset{topic,partition}`; histograms `_handler_seconds`,
 `_commit_seconds`.
@@ -62,6 +62,7 @@ COUNTERS: dict[str, tuple[str, str]] = {
     "dead_lettered": ("records_dead_lettered", "Failed records the dead-letter topic acknowledged"),
     "fenced": ("records_fenced", "Reports that arrived after their partition was revoked"),
     "cancelled": ("records_cancelled", "Records not started when their partition was revoked"),
+    "abandoned": ("records_abandoned", "Records an engine gave up without a verdict"),
     "already_completed": (
         "records_already_completed",
         "Records skipped because the commit metadata says they completed before",

@@ -38,6 +38,9 @@ class Outcome(enum.IntEnum):
     # The handler raised SystemExit or KeyboardInterrupt: not completed, and the run stops
     # cleanly (errors.HandlerExit); `error` has the traceback.
     STOPPED = 3
+    # The engine gave the item up without a verdict (its worker process was given up: the run
+    # ends with errors.WorkerError): not completed, never committed; the next run redoes it.
+    ABANDONED = 4
 
 
 # Code -> Outcome without Enum's call machinery (the process engine maps every result back).

@@ -168,7 +168,7 @@ def advance_idle(client: KafkaClient, states: Iterable[PartitionState]) -> None:
             state.advance(position)
 
 
-def read_committed(
+def read_commits(
     client: KafkaClient,
     partitions: Sequence[TopicPartition],
     first_epoch: int,

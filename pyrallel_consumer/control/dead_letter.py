@@ -57,8 +57,9 @@ DEFAULT_MESSAGE_MAX_BYTES = 1_000_000
 QUEUE_FULL_WAIT_S = 1.0
 QUEUE_FULL_POLL_S = 0.05
 
-# While no dead letter is pending, the producer is still polled this often: its librdkafka log
-# lines (routed to logging, control/kafka_log.py) queue up until a poll serves them.
+# While every dead letter is acknowledged, the producer is still polled this often: its
+# librdkafka log lines (routed to logging, control/kafka_log.py) queue up until a poll serves
+# them.
 IDLE_POLL_INTERVAL_S = 1.0
 
 # How long `close` serves the reports of dead letters it gave up on (they arrive at once).
@@ -144,7 +145,7 @@ def headers_size(headers: Sequence[tuple[str, bytes | str | None]]) -> int:
 
 class DeadLetterPublisher:
     """A `DeadLetterSink` producing to `topic` with an idempotent producer, built at the first
-    `publish`. `pending`: dead letters produced and not reported yet."""
+    `publish`. `unacknowledged`: dead letters produced and not acknowledged (or refused) yet."""
 
     def __init__(
         self,
@@ -158,7 +159,7 @@ class DeadLetterPublisher:
         self._max_bytes = int(self._config.get("message.max.bytes", DEFAULT_MESSAGE_MAX_BYTES))
         self._queue_full_wait_s = queue_full_wait_s
         self._producer: Producer | None = None
-        self.pending = 0
+        self.unacknowledged = 0
         self._next_idle_poll = 0.0
 
     def publish(
@@ -172,7 +173,7 @@ class DeadLetterPublisher:
         headers = dead_letter_headers(record, error, attempts)
 
         def delivered(err: KafkaError | None, _msg: Message) -> None:
-            self.pending -= 1
+            self.unacknowledged -= 1
             if err is None:
                 on_delivered(None)
             elif err.code() == KafkaError.MSG_SIZE_TOO_LARGE:
@@ -181,7 +182,7 @@ class DeadLetterPublisher:
                 on_delivered(f"{err.name()}: {err.str()}", err.code())
 
         self._produce(producer, record, headers, delivered)
-        self.pending += 1
+        self.unacknowledged += 1
         producer.poll(0)
 
     def _producer_for(self, record: Record) -> Producer:
@@ -265,8 +266,8 @@ class DeadLetterPublisher:
         kbytes = self._config.get("queue.buffering.max.kbytes", "default")
         return (
             f"_QUEUE_FULL: the dead-letter producer's local queue stayed full for "
-            f"{self._queue_full_wait_s:.1f} s with {self.pending} dead letters waiting for the "
-            f"broker (queue.buffering.max.messages={messages}, queue.buffering.max.kbytes="
+            f"{self._queue_full_wait_s:.1f} s with {self.unacknowledged} dead letters waiting for "
+            f"the broker (queue.buffering.max.messages={messages}, queue.buffering.max.kbytes="
             f"{kbytes}): raise them in dlq_producer_config, or check that the broker of topic "
             f"{self.topic!r} answers"
         )
@@ -275,7 +276,7 @@ class DeadLetterPublisher:
         producer = self._producer
         if producer is None:
             return
-        if self.pending:
+        if self.unacknowledged:
             producer.poll(0)
             return
         now = time.monotonic()
@@ -293,13 +294,13 @@ class DeadLetterPublisher:
         producer, self._producer = self._producer, None
         if producer is None:
             return 0
-        given_up: int = producer.flush(timeout) if self.pending else 0
+        given_up: int = producer.flush(timeout) if self.unacknowledged else 0
         if given_up:
             producer.purge()
             producer.flush(PURGE_SETTLE_S)  # serves the purged ones' reports
-        if self.pending:  # not reported even after the purge: their records stay held
-            log.warning("dead-letter producer closed with %d reports missing", self.pending)
-            self.pending = 0
+        if self.unacknowledged:  # not reported even after the purge: their records stay held
+            log.warning("dead-letter producer closed with %d reports missing", self.unacknowledged)
+            self.unacknowledged = 0
         return given_up
 
 

@@ -25,12 +25,12 @@ from pyrallel_consumer.control.client import (
     Message,
     confluent_client,
 )
-from pyrallel_consumer.control.completions import BUSY_WAIT_S, Clock, Completions, OnComplete
 from pyrallel_consumer.control.dead_letter import DeadLetterPublisher, DeadLetterSink
 from pyrallel_consumer.control.kafka_errors import KafkaErrors
 from pyrallel_consumer.control.kafka_log import RepeatLimiter
 from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.control.rebalance import OnAssign, OnRevoke, Rebalancer
+from pyrallel_consumer.control.reports import BUSY_WAIT_S, Clock, OnComplete, ReportHandler
 from pyrallel_consumer.control.run_end import RunEnd
 from pyrallel_consumer.control.stats import Counters, Stats, snapshot
 from pyrallel_consumer.control.tracker import Tracker
@@ -91,7 +91,7 @@ class ControlLoop:
         self._on_revoke = self._callback("on_revoke", on_revoke)
         if dead_letters is None:
             dead_letters = default_dead_letters(config)
-        self._completions = Completions(
+        self._reports = ReportHandler(
             config,
             engine,
             self._tracker,
@@ -104,7 +104,7 @@ class ControlLoop:
         )
         # run(max_records=N): how many records may still be handed to the engine.
         self._submit_limit: int | None = None
-        self._failures = self._completions.failures
+        self._failures = self._reports.failures
         self._control_thread: int | None = None  # the thread in run(), while it runs
         # Partitions whose records the shutdown drain consumed without handling them.
         self._dropped: set[tuple[str, int]] = set()
@@ -142,7 +142,7 @@ class ControlLoop:
                 committer,
                 self._faults,
                 self._tracker,
-                self._completions,
+                self._reports,
                 self._clock,
                 self._on_assign,
                 self._on_revoke,
@@ -170,7 +170,7 @@ class ControlLoop:
                 if client is not None:
                     client.close()  # runs the revoke callback: it commits, no second wait
             finally:
-                self._completions.failures.close(self.config.drain_timeout_s)
+                self._reports.failures.close(self.config.drain_timeout_s)
                 self.engine.close(self.config.drain_timeout_s)
                 # The final state stays readable: the last assignment's partitions, revoked.
                 self._published = self._snapshot(last_assignment)
@@ -191,11 +191,11 @@ class ControlLoop:
         deadline: float | None,
         end: RunEnd | None,
     ) -> None:
-        clock, engine, completions = self._clock, self.engine, self._completions
+        clock, engine, reports = self._clock, self.engine, self._reports
         next_commit = clock() + self.config.commit_interval_s
         batch = self.config.poll_batch_size
         while not self._stop.is_set():
-            completions.apply(completions.collect())
+            reports.apply(reports.collect())
             self._failures.poll()
             if max_records is not None and self.counters.completed >= max_records:
                 return
@@ -275,7 +275,7 @@ class ControlLoop:
                     self._commit(client, "retried during the shutdown drain")
                     next_commit = clock() + interval
 
-            self._completions.settle(
+            self._reports.settle(
                 lambda: tracker.in_flight > 0 or failures.dead_lettering > 0,
                 clock() + self.config.drain_timeout_s,
                 serve=serve,

@@ -100,7 +100,7 @@ class PartitionState:
         "_holes",
         "_limit",
         "_max_payload",
-        "_pending",
+        "_received",
         "blocked",
         "committed",
         "committed_metadata",
@@ -127,7 +127,9 @@ class PartitionState:
         self.topic = topic
         self.partition = partition
         self.epoch = epoch
-        self._pending: deque[int] = deque()  # received, not yet known complete, increasing
+        # Offsets received from the position up, increasing; those completed are also in
+        # _completed until every offset below them is.
+        self._received: deque[int] = deque()
         self._completed: set[int] = set()  # completed offsets still behind an incomplete one
         # completed before a restart or rebalance, read from the commit metadata
         self._already_completed = already_completed or set()
@@ -159,48 +161,48 @@ class PartitionState:
         self.next_offset = offset + 1
         if offset in self._already_completed:
             self._already_completed.discard(offset)
-            if self._pending:
+            if self._received:
                 self._completed.add(offset)
-                self._pending.append(offset)
+                self._received.append(offset)
             return False
-        if offset != previous_next and self._pending and previous_next is not None:
+        if offset != previous_next and self._received and previous_next is not None:
             # Offsets skipped since the previous record (markers, compaction): d(q) > 1.
             weight = offset_metadata.varint_size(offset - previous_next)
             self._holes[offset] = weight
             self._hole_sum += weight
-        self._pending.append(offset)
+        self._received.append(offset)
         return True
 
     def complete(self, offset: int) -> None:
         if self._holes:
             self._hole_sum -= self._holes.pop(offset, 0)
-        pending = self._pending
-        if pending and pending[0] == offset:
-            pending.popleft()
+        received = self._received
+        if received and received[0] == offset:
+            received.popleft()
             completed = self._completed
-            while pending and pending[0] in completed:
-                completed.discard(pending.popleft())
+            while received and received[0] in completed:
+                completed.discard(received.popleft())
         else:
             self._completed.add(offset)
 
     @property
     def position(self) -> int | None:
         """The offset to commit: everything below it completed. None before any record."""
-        if self._pending:
-            return self._pending[0]
+        if self._received:
+            return self._received[0]
         return self.next_offset
 
     @property
     def idle(self) -> bool:
         """Every record received under this assignment completed."""
-        return not self._pending
+        return not self._received
 
     def advance(self, position: int) -> None:
         """Move an idle partition's position up to the consumer's `position`: the offsets in
         between were never delivered (transaction markers, aborted records under
         read_committed), so nothing is left to handle below it. Ignored while any received
         record is incomplete: the commit never passes one."""
-        if self._pending:
+        if self._received:
             return
         if self.next_offset is None or position > self.next_offset:
             self.next_offset = position
@@ -208,7 +210,7 @@ class PartitionState:
 
     @property
     def incomplete(self) -> int:
-        return len(self._pending) - len(self._completed)
+        return len(self._received) - len(self._completed)
 
     @property
     def completed_above(self) -> int:
@@ -258,7 +260,7 @@ class PartitionState:
         small for one batch slows the partition down instead of stopping it)."""
         next_offset = self.next_offset
         return (
-            not self._pending
+            not self._received
             or next_offset is None
             or next_offset + self._headroom - position <= self._always_fits_span
         )

@@ -23,8 +23,8 @@ from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.control import commits
 from pyrallel_consumer.control.callbacks import Callback
 from pyrallel_consumer.control.client import ClientError, KafkaClient
-from pyrallel_consumer.control.completions import Clock, Completions
 from pyrallel_consumer.control.partition_state import PartitionState
+from pyrallel_consumer.control.reports import Clock, ReportHandler
 from pyrallel_consumer.control.tracker import Tracker
 from pyrallel_consumer.errors import KafkaError
 from pyrallel_consumer.faults import Faults
@@ -47,7 +47,7 @@ class Rebalancer:
         committer: commits.Committer,
         faults: Faults,
         tracker: Tracker,
-        completions: Completions,
+        reports: ReportHandler,
         clock: Clock,
         on_assign: Callback[list[TopicPartition]] | None,
         on_revoke: Callback[list[TopicPartition]] | None,
@@ -62,7 +62,7 @@ class Rebalancer:
         self._faults = faults
         self._metadata_limit = metadata_limit
         self._tracker = tracker
-        self._completions = completions
+        self._reports = reports
         self._clock = clock
         self._on_assign = on_assign
         self._on_revoke = on_revoke
@@ -85,7 +85,7 @@ class Rebalancer:
         cannot be read, the run ends with KafkaError: consuming without them would redo what
         their metadata lists, or, worse, start from auto.offset.reset."""
         try:
-            states = commits.read_committed(
+            states = commits.read_commits(
                 self._client,
                 partitions,
                 self._epoch + 1,
@@ -116,8 +116,8 @@ class Rebalancer:
         states = self._tracker.detach(partitions)
         if not states:
             return
-        completions, tracker = self._completions, self._tracker
-        failures = completions.failures
+        reports, tracker = self._reports, self._tracker
+        failures = reports.failures
 
         def busy() -> bool:
             return failures.dead_lettering > 0 or tracker.busy_with(states)
@@ -125,7 +125,7 @@ class Rebalancer:
         grace = 0.0 if self.closing else self._grace_s
         if grace > 0 and busy():
             self._committer.commit(states, "retried once the revoke grace ends")
-            completions.settle(busy, self._clock() + grace)
+            reports.settle(busy, self._clock() + grace)
         kept = commits.committed_text(states)
         self._committer.commit(
             states,

@@ -18,8 +18,8 @@ import logging
 from collections.abc import Mapping
 
 from pyrallel_consumer.control.client import ClientError, KafkaClient
-from pyrallel_consumer.control.completions import Clock
 from pyrallel_consumer.control.partition_state import PartitionState
+from pyrallel_consumer.control.reports import Clock
 from pyrallel_consumer.topic_partition import TopicPartition
 
 log = logging.getLogger("pyrallel_consumer")

@@ -30,6 +30,7 @@ class Counters:
     skipped: int = 0  # failed and given up under on_failure='skip'
     dead_lettered: int = 0  # failed and acknowledged by the dead-letter topic
     cancelled: int = 0  # not started when their partition was revoked
+    abandoned: int = 0  # given up by the engine without a verdict (a worker given up)
     already_completed: int = 0  # completed before a restart or rebalance, per commit metadata
     fenced: int = 0  # reported after their partition was revoked; the new owner redoes them
 
@@ -77,6 +78,7 @@ class Stats(TypedDict):
     skipped: int
     dead_lettered: int
     cancelled: int
+    abandoned: int
     already_completed: int
     fenced: int
     in_flight: int

@@ -2,8 +2,8 @@
 
 Ordering across batches works per lane (work.py). A lane is *free* or *held*: held from the
 moment a batch with its records is sent until `release` says that batch finished. Records of a
-held lane wait for it; records of a free lane are *pending*, and batches are made of pending
-records, lane by lane: all of a lane's pending records in submission (offset) order, the lanes
+held lane wait for it; records of a free lane are *unbatched*, and batches are made of unbatched
+records, lane by lane: all of a lane's unbatched records in submission (offset) order, the lanes
 that waited longest first, many lanes per batch, until the batch is full (a lane cut at the
 batch's end keeps its rest waiting for that batch). Unordered records (lane None) are never
 held.
@@ -15,7 +15,7 @@ lanes keeps a key's records together and more keys free (simulated, 100 keys, ba
 taking 10 ms, 1,000 in flight: 53,000 records/s filled on arrival, 66,000 this way; the rest of
 the gap to 100,000 is records waiting for held keys, which count against max_in_flight).
 
-A batch is sent when `batch_size` records are pending, when the oldest pending record waited
+A batch is sent when `batch_size` records are unbatched, when the oldest unbatched record waited
 `max_wait_s`, or when nothing else can happen: `capacity` records (the control plane's
 max_in_flight) are here and no batch is running, so no record can arrive until some go. While
 a batch runs, a full window is no reason to send a partial batch: that batch's end frees room.
@@ -51,14 +51,14 @@ class BatchAssembler:
         self._max_wait_s = max_wait_s
         self._capacity = capacity
         # Free lanes with records, oldest first (dicts keep insertion order), and since when.
-        self._pending: dict[Lane, deque[Item]] = {}
+        self._unbatched: dict[Lane, deque[Item]] = {}
         self._since: dict[Lane, float] = {}
-        self._pending_count = 0
-        self._held: dict[Lane, deque[Item]] = {}  # held lanes and the records waiting for them
+        self._unbatched_count = 0
+        self._waiting: dict[Lane, deque[Item]] = {}  # held lanes and the records waiting for them
         self._outstanding = 0  # records given to add() and not yet finished (release)
 
     def add(self, items: Sequence[Item], now: float) -> None:
-        held, pending, since = self._held, self._pending, self._since
+        held, unbatched, since = self._waiting, self._unbatched, self._since
         added = 0  # counted once per call: the loop runs per record
         for item in items:
             lane = item.lane
@@ -66,31 +66,31 @@ class BatchAssembler:
             if waiting is not None:
                 waiting.append(item)
                 continue
-            queued = pending.get(lane)
+            queued = unbatched.get(lane)
             if queued is None:
-                queued = pending[lane] = deque()
+                queued = unbatched[lane] = deque()
                 since[lane] = now
             queued.append(item)
             added += 1
         self._outstanding += len(items)
-        self._pending_count += added
+        self._unbatched_count += added
 
     def release(self, batch: Batch, now: float) -> None:
-        """`batch` finished: its lanes are free, and their waiting records pending."""
+        """`batch` finished: its lanes are free, and their waiting records unbatched."""
         self._outstanding -= len(batch.items)
         for lane in batch.lanes:
-            waiting = self._held.pop(lane)
+            waiting = self._waiting.pop(lane)
             if waiting:
-                self._pending[lane] = waiting
+                self._unbatched[lane] = waiting
                 self._since[lane] = now
-                self._pending_count += len(waiting)
+                self._unbatched_count += len(waiting)
 
     def due_in(self, now: float, running: bool) -> float | None:
-        """Seconds until pending records must be sent (0: now); None when there are none.
+        """Seconds until unbatched records must be sent (0: now); None when there are none.
         `running`: whether some batch sent earlier has not finished."""
-        if not self._pending_count:
+        if not self._unbatched_count:
             return None
-        if self._pending_count >= self._batch_size:
+        if self._unbatched_count >= self._batch_size:
             return 0.0
         if self._outstanding >= self._capacity and not running:
             return 0.0
@@ -100,7 +100,7 @@ class BatchAssembler:
     def take(self, now: float, running: bool) -> list[Batch]:
         """The batches to send now: every full one, then a partial one when it is due."""
         batches = []
-        while self._pending_count >= self._batch_size:
+        while self._unbatched_count >= self._batch_size:
             batches.append(self._make())
         if self.due_in(now, running or bool(batches)) == 0.0:
             batches.append(self._make())
@@ -109,12 +109,12 @@ class BatchAssembler:
     def _make(self) -> Batch:
         items: list[Item] = []
         lanes: list[Lane] = []
-        pending, room = self._pending, self._batch_size
-        while room and pending:
-            lane = next(iter(pending))
-            queued = pending[lane]
+        unbatched, room = self._unbatched, self._batch_size
+        while room and unbatched:
+            lane = next(iter(unbatched))
+            queued = unbatched[lane]
             if len(queued) <= room:
-                del pending[lane]
+                del unbatched[lane]
                 del self._since[lane]
                 items.extend(queued)
                 room -= len(queued)
@@ -123,19 +123,19 @@ class BatchAssembler:
                 items.extend(queued.popleft() for _ in range(room))
                 room = 0
                 rest = queued
-                if lane is not None:  # the rest waits for this batch: no longer pending
-                    del pending[lane]
+                if lane is not None:  # the rest waits for this batch: no longer unbatched
+                    del unbatched[lane]
                     del self._since[lane]
-                    self._pending_count -= len(rest)
+                    self._unbatched_count -= len(rest)
             if lane is not None:
-                self._held[lane] = rest
+                self._waiting[lane] = rest
                 lanes.append(lane)
-        self._pending_count -= len(items)
+        self._unbatched_count -= len(items)
         return Batch(items, lanes)
 
     def open_items(self) -> list[Item]:
-        """Records not sent yet: pending, or waiting for their lane."""
+        """Records not sent yet: unbatched, or waiting for their lane."""
         return [
-            *(item for queued in self._pending.values() for item in queued),
-            *(item for waiting in self._held.values() for item in waiting),
+            *(item for queued in self._unbatched.values() for item in queued),
+            *(item for waiting in self._waiting.values() for item in waiting),
         ]

@@ -77,11 +77,11 @@ class _Running:
     """A sent batch until all of its records are settled: the pieces still to run (after a
     split, one at a time, first half first)."""
 
-    __slots__ = ("batch", "calls", "failed", "pending", "split")
+    __slots__ = ("batch", "calls", "failed", "split", "to_run")
 
     def __init__(self, batch: Batch) -> None:
         self.batch = batch
-        self.pending: deque[tuple[list[Item], int]] = deque()  # (items, calls_before)
+        self.to_run: deque[tuple[list[Item], int]] = deque()  # (items, calls_before)
         self.calls = 0  # handler calls made for this batch and its pieces
         self.failed = 0  # records that failed alone
         self.split = False  # failed every attempt as a whole: being bisected
@@ -174,14 +174,14 @@ class BatchingEngine(Engine):
             self.batches += 1
             self.records += len(batch.items)
             running = _Running(batch)
-            running.pending.append((batch.items, 0))
+            running.to_run.append((batch.items, 0))
             self._next_piece(running, now)
 
     def _next_piece(self, running: _Running, now: float) -> None:
         """Queue the next piece of `running` for the inner engine, or release its lanes when
         none is left."""
-        while running.pending:
-            items, calls_before = running.pending.popleft()
+        while running.to_run:
+            items, calls_before = running.to_run.popleft()
             live = []
             for item in items:
                 if item.cancelled:
@@ -222,8 +222,8 @@ class BatchingEngine(Engine):
                 running.split = True
                 self.splits += 1
             middle = len(items) // 2
-            running.pending.appendleft((items[middle:], attempts))
-            running.pending.appendleft((items[:middle], attempts))
+            running.to_run.appendleft((items[middle:], attempts))
+            running.to_run.appendleft((items[:middle], attempts))
         elif outcome is _FAILED:
             running.failed += 1
             out.append(Report(items[0].id, _FAILED, attempts, at, report.error))

@@ -71,30 +71,30 @@ class ResultSender:
         self._codec = codec
         self._batch_size = batch_size
         self._max_wait = max_wait
-        self._pending: deque[ResultFields] = deque()
+        self._unsent: deque[ResultFields] = deque()
         self._wake = threading.Event()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="pyrallel-results", daemon=True)
         self._thread.start()
 
     def report(self, report: Report) -> None:
-        pending = self._pending
-        before = len(pending)
+        unsent = self._unsent
+        before = len(unsent)
         # An Outcome is an int: it travels as its code. A GroupReport (the coroutine runner's
         # first-try successes) travels as a result per item.
         if type(report) is GroupReport:
             outcome, attempts, error = report.outcome, report.attempts, report.error
-            pending.extend((item_id, outcome, attempts, error) for item_id in report.ids)
+            unsent.extend((item_id, outcome, attempts, error) for item_id in report.ids)
         else:
-            pending.append((report.id, report.outcome, report.attempts, report.error))
-        size = len(pending)
+            unsent.append((report.id, report.outcome, report.attempts, report.error))
+        size = len(unsent)
         if before == 0 or before < self._batch_size <= size:
             self._wake.set()
 
     def _run(self) -> None:
-        pending, wake = self._pending, self._wake
+        unsent, wake = self._unsent, self._wake
         while True:
-            if not pending:
+            if not unsent:
                 if self._closed:
                     return  # closed and flushed
                 wake.wait()
@@ -102,9 +102,9 @@ class ResultSender:
                 continue
             # Cleared before the size is read: a batch filling up after the read sets it again.
             wake.clear()
-            if len(pending) < self._batch_size and not self._closed:
+            if len(unsent) < self._batch_size and not self._closed:
                 wake.wait(self._max_wait)  # gather a fuller batch
-            batch = [pending.popleft() for _ in range(len(pending))]
+            batch = [unsent.popleft() for _ in range(len(unsent))]
             try:
                 self._conn.send_bytes(self._codec.encode_results(batch))
             except OSError:

@@ -8,7 +8,7 @@ that worker. The control thread reads only what this thread publishes under the 
 
 Nothing ends this thread silently. The normal death signal is end-of-file (or OSError) on the
 pipe; anything else that goes wrong here (an undecodable result batch, an unknown outcome code,
-a bug) gives the worker up: its process is killed, its records are reported CANCELLED so
+a bug) gives the worker up: its process is killed, its records are reported ABANDONED so
 nothing waits for them, and the engine's reports() raises a WorkerError naming the worker and
 the exception, with that exception as `__cause__`. An OSError while starting a process (no
 processes, descriptors or memory left) counts as a death with no record to blame: retried
@@ -304,7 +304,7 @@ class WorkerReader:
 
     def _give_up(self, failure: WorkerError) -> None:
         """Stop running this worker and end the run with `failure`: kill its process, if any,
-        and report its records CANCELLED (never started, or never to be finished), so nothing
+        and report its records ABANDONED (never started, or never to be finished), so nothing
         waits for them and none is committed. reports() raises `failure`, so it is not logged
         here as well."""
         worker = self.worker
@@ -323,7 +323,7 @@ class WorkerReader:
             worker.suspects.clear()
         now = time.monotonic()
         for item in abandoned:
-            self._reports.put(Report(item.id, Outcome.CANCELLED, 0, now))
+            self._reports.put(Report(item.id, Outcome.ABANDONED, 0, now))
         self._fail(failure)  # before the cleanup below, which must not keep it from the engine
         if conn is not None:
             conn.close()

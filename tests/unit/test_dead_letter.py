@@ -112,7 +112,7 @@ def test_a_dead_letter_over_message_max_bytes_is_refused_with_the_size_limit_and
     assert "orders[0]@3" in message and "MSG_SIZE_TOO_LARGE" in message
     assert "value 1,500,000" in message and "message.max.bytes=1,000,000" in message
     assert "dlq_producer_config" in message and "max.message.bytes" in message
-    assert dead_letters.pending == 0 and reports.calls == []
+    assert dead_letters.unacknowledged == 0 and reports.calls == []
     assert dead_letters.close(0) == 0
 
 
@@ -120,7 +120,7 @@ def test_settings_librdkafka_rejects_fail_the_first_publish_not_the_constructor(
     dead_letters = publisher(acks="bogus")  # no producer built yet, so no error yet
     with pytest.raises(DeadLetterError, match=r"orders\[0\]@3.*could not build the dead-letter"):
         dead_letters.publish(record(), "ValueError: no", 1, Reports())
-    assert dead_letters.pending == 0
+    assert dead_letters.unacknowledged == 0
 
 
 def test_a_full_local_queue_is_waited_on_briefly_then_refused() -> None:
@@ -131,11 +131,11 @@ def test_a_full_local_queue_is_waited_on_briefly_then_refused() -> None:
         dead_letters.publish(record(offset=2), "ValueError: no", 1, second)
     assert raised.value.offset == 2 and raised.value.code == KafkaError._QUEUE_FULL
     assert "queue.buffering.max.messages=1" in str(raised.value)
-    assert dead_letters.pending == 1 and second.calls == []
+    assert dead_letters.unacknowledged == 1 and second.calls == []
 
     # Closing gives up on the one queued: it is reported, so its record is not held forever.
     assert dead_letters.close(0.1) == 1
-    assert dead_letters.pending == 0
+    assert dead_letters.unacknowledged == 0
     ((cause, code),) = first.calls
     assert cause is not None and "PURGE" in cause and code is not None
 
@@ -147,5 +147,5 @@ def test_a_dead_letter_the_broker_never_acknowledges_is_reported_with_its_code()
     assert dead_letters.close(30) == 0  # reported (timed out) within the wait, none purged
     ((cause, code),) = reports.calls
     assert code == KafkaError._MSG_TIMED_OUT and cause is not None and "TIMED_OUT" in cause
-    assert dead_letters.pending == 0
+    assert dead_letters.unacknowledged == 0
     assert dead_letters.close(0) == 0

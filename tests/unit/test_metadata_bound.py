@@ -31,7 +31,7 @@ def PartitionState(request: pytest.FixtureRequest) -> Any:
 
 
 class Loop:
-    """The poll loop's side of one partition: delivery in batches, completions, commits."""
+    """The poll loop's side of one partition: delivery in batches, reports, commits."""
 
     def __init__(self, state: Any, offsets: Iterator[int], batch: int) -> None:
         self.state = state
@@ -233,7 +233,7 @@ def test_idle_partition_is_never_blocked_even_when_one_batch_cannot_fit(
 def test_a_cut_is_logged_once_at_error(
     PartitionState: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Completions the blocking rule never saw coming (check_fit never called): the commit
+    # ReportHandler the blocking rule never saw coming (check_fit never called): the commit
     # still fits, by cutting the list, and says that this is a bug.
     caplog.set_level(logging.ERROR, logger="pyrallel_consumer")
     state = PartitionState("orders", 2, epoch=1, metadata_limit=256)

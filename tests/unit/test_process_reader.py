@@ -3,7 +3,7 @@ to the engine; faults injected through the engine's own codec and process starte
 
 - A result batch that does not decode, or names an outcome code this side does not know, or
   any other error on a reader thread: the worker is given up, its process killed, its records
-  reported CANCELLED, and reports() raises WorkerError with the original error as the cause.
+  reported ABANDONED, and reports() raises WorkerError with the original error as the cause.
 - Starting a worker process fails with OSError: retried within the restart budget, then
   WorkerError naming the OSError.
 - The control thread never asks a worker process for its liveness or exit code (the reader
@@ -103,9 +103,9 @@ def test_a_reader_that_cannot_go_on_gives_the_worker_up_with_worker_error(
     assert isinstance(error.__cause__, cause)
     assert says in str(error) and "worker 0" in str(error)
     # Every record is reported exactly once: none completed (their results were not trusted),
-    # so all are CANCELLED and nothing waits for them.
+    # so all are ABANDONED and nothing waits for them.
     reports = collect(engine, 10)
-    assert {done.outcome for done in reports.values()} == {Outcome.CANCELLED}
+    assert {done.outcome for done in reports.values()} == {Outcome.ABANDONED}
     # The worker is not left running, and records submitted later are cancelled too.
     assert engine.worker_pids() == []
     engine.submit(make_items(2, keys=4, first_id=100))
@@ -171,7 +171,7 @@ def test_a_worker_that_cannot_be_replaced_ends_in_worker_error(
     assert "could not start worker 0" in str(error) and "ulimit" in str(error)
     assert attempts() == RESTART_BUDGET  # the death itself was the first of the budget
     reports = collect(engine, 3)
-    assert {done.outcome for done in reports.values()} == {Outcome.CANCELLED}
+    assert {done.outcome for done in reports.values()} == {Outcome.ABANDONED}
 
 
 # ---- one owner per process handle; bounded suspects ---------------------------------------------

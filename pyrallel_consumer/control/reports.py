@@ -31,10 +31,11 @@ BUSY_WAIT_S = 0.02  # how long one wait for reports lasts while work is in fligh
 # `apply` runs per record.
 _SUCCEEDED = Outcome.SUCCEEDED
 _CANCELLED = Outcome.CANCELLED
+_ABANDONED = Outcome.ABANDONED
 _STOPPED = Outcome.STOPPED
 
 
-class Completions:
+class ReportHandler:
     """Turns reports into completed offsets, counters and `on_complete` calls."""
 
     def __init__(
@@ -102,6 +103,9 @@ class Completions:
 
     def _apply_one(self, item: WorkItem[PartitionState], report: Report) -> None:
         outcome, counters = report.outcome, self._counters
+        if outcome is _ABANDONED:
+            counters.abandoned += 1  # never committed past; the error ending the run says why
+            return
         if outcome is _CANCELLED:
             counters.cancelled += 1  # never committed past; the new owner redoes it
             return
