@@ -46,13 +46,13 @@ def interpreter_metadata() -> dict[str, Any]:
 
 def describe_interpreter(metadata: Mapping[str, Any]) -> str:
     """The interpreter of a results file's `metadata`, in one phrase for tables and summaries:
-    `CPython 3.11.7` on a default build, `CPython 3.14.0 free-threaded, GIL off` (or `GIL on`)
-    on a free-threaded one. A file from before the interpreter was recorded gives its `python`
-    line (`CPython 3.11.7`), or `?` without one."""
+    `CPython 3.11.7` on a default build, `CPython 3.14.0t, GIL off` (or `GIL on`) on a
+    free-threaded one (the `t` of its `python3.14t` command). A file from before the
+    interpreter was recorded gives its `python` line (`CPython 3.11.7`), or `?` without one."""
     recorded = metadata.get("interpreter")
     if not isinstance(recorded, Mapping):
         return str(metadata.get("python", "?"))
     name = f"{recorded.get('implementation', '?')} {recorded.get('version', '?')}"
     if not recorded.get("free_threaded"):
         return name
-    return f"{name} free-threaded, GIL {'on' if recorded.get('gil_enabled') else 'off'}"
+    return f"{name}t, GIL {'on' if recorded.get('gil_enabled') else 'off'}"
