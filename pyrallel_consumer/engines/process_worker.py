@@ -10,6 +10,10 @@ exits at once (no orphans).
 
 A worker ignores SIGINT: Ctrl-C in a terminal reaches the whole process group, and shutdown is
 the parent's job (it drains, commits, then sends the "finish" message).
+
+Threads in a worker: the main thread reads the pipe and submits to the lane runner; the
+runner's threads (or its event loop's) run handlers and report to the ResultSender, whose one
+thread alone writes results to the pipe (READY is written before that thread exists).
 """
 
 from __future__ import annotations
@@ -60,9 +64,10 @@ class ResultSender:
 
     Threads: `report` runs on every runner thread (or the event loop's), once per record; the
     sender thread alone pops and writes to the pipe; `close` runs on the worker's main thread.
-    `report` takes no lock: the results wait in a deque (append, extend and popleft are each
-    atomic, with or without the GIL), and the sender is woken through `_wake`, which `report`
-    sets only when it finds it clear. A Condition held per record cost more than the rest of
+    `report` takes no lock: the results wait in a deque (append and popleft are atomic with or
+    without the GIL; a GroupReport's extend is appends whose order among other reports' does
+    not matter), and the sender is woken through `_wake`, which `report` sets only when it
+    finds it clear. A Condition held per record cost more than the rest of
     the report path (profiled: about 40% of a worker's time with a zero-work handler).
 
     No wake-up is lost: `report` appends before it looks at `_wake`, and the sender clears
