@@ -58,9 +58,10 @@ class Case:
 
 CASES = [
     Case("baseline", "baseline", support.handle, 20_000),
-    Case("async-coroutines", "async", support.handle_async, 40_000),
-    Case("async-threads", "async", support.handle, 40_000, {"concurrency": 16}),
-    Case("process", "process", support.handle, 40_000, {"workers": 2, "worker_concurrency": 4}),
+    Case("async-coroutines", "async", support.handle_async, 60_000),
+    Case("async-threads", "async", support.handle, 60_000, {"concurrency": 16}),
+    Case("process", "process", support.handle, 60_000, {"workers": 2, "worker_concurrency": 4}),
+    Case("process-coroutines", "process", support.handle_async, 20_000, {"workers": 2}),
     Case(
         "batch-async-threads",
         "async",
