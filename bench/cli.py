@@ -16,6 +16,7 @@ from pathlib import Path
 from bench import option_groups
 from bench.arg_parser import BenchArgumentParser
 from bench.argtypes import positive_float, positive_int
+from bench.measure.profiling import missing_profiler
 from bench.options import MODES, BenchOptions, skip_dest
 from bench.output.results import DEFAULT_RESULTS_DIR
 from pyrallel_consumer import kafka_settings
@@ -187,6 +188,10 @@ def _validate(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> None:
     if profiling_extras and not ns.profile:
         option = "--" + profiling_extras[0].replace("_", "-")
         parser.error(f"{option} needs --profile")
+    # Before anything is produced: a missing profiler would otherwise end the first run.
+    unavailable = missing_profiler() if ns.profile else None
+    if unavailable is not None:
+        parser.error(unavailable)
     if ns.batch_size is not None and ns.batch_size > ns.max_in_flight:
         parser.error(
             f"--batch-size: {ns.batch_size} is more than --max-in-flight {ns.max_in_flight}; "

@@ -57,6 +57,19 @@ def add_workload_options(parser: argparse.ArgumentParser) -> None:
         "at start; the container driver measures it once and passes it to every mode)",
     )
     workload.add_argument(
+        "--worker-pycpu-iterations",
+        type=positive_int,
+        default=5000,
+        help="pure-Python arithmetic steps of the pycpu workload, after its JSON decode",
+    )
+    workload.add_argument(
+        "--pycpu-service-ms",
+        type=positive_float,
+        default=None,
+        help="pycpu workload: its time per record on one core, for the bound (default: "
+        "measured at start)",
+    )
+    workload.add_argument(
         "--worker-io-sleep-ms",
         type=non_negative_float,
         default=5.0,

@@ -38,6 +38,8 @@ class BenchOptions:
     worker_bulk_fixed_ms: float
     worker_bulk_per_record_ms: float
     cpu_service_ms: float | None  # cpu workload's time per record; None: measured at start
+    worker_pycpu_iterations: int
+    pycpu_service_ms: float | None  # pycpu workload's time per record; None: measured at start
     key_distribution: str  # uniform | zipf:S | hot:F (bench.workloads.keys)
     stuck_key_ms: float  # 0: no stuck record
     rate: tuple[float, ...]  # offered records/s of open-loop runs; empty: closed loop

@@ -94,6 +94,8 @@ def _set_up_workloads(
         bulk_fixed_ms=opts.worker_bulk_fixed_ms,
         bulk_per_record_ms=opts.worker_bulk_per_record_ms,
         cpu_service_ms=opts.cpu_service_ms,
+        pycpu_iterations=opts.worker_pycpu_iterations,
+        pycpu_service_ms=opts.pycpu_service_ms,
     )
     selected = {name: workload_class(name)(settings) for name in opts.workloads}
     for workload in selected.values():

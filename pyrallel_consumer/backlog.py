@@ -15,7 +15,8 @@ one holds only its own slot.
 
 Owned by the control plane's tracker (control/tracker.py: records queued for in-flight room);
 it lives at the top of the package beside `work.py`, whose words it uses, and has a native
-twin (ext/backlog.pyx). Not thread-safe: its owner says which thread guards it.
+twin (ext/backlog.pyx). Not thread-safe, and needs not be: only the control thread, through
+the tracker, ever touches it.
 """
 
 from __future__ import annotations

@@ -31,6 +31,10 @@ relies on msgpack's own checks.
 ``PYRALLEL_CODEC`` picks the implementation when this module is imported: ``auto`` (default:
 native if built, else msgpack), ``native`` (ImportError if not built) or ``msgpack``.
 ``IMPLEMENTATION`` says which one the module-level functions use.
+
+Threads: no state beyond the choice made at import, so any thread may call it: the control
+thread encodes, the reader threads decode, and in a worker the main thread decodes and the
+result sender's thread encodes.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Options of a ParallelConsumer, validated when the object is built (before anything connects)."""
+"""Options of a ParallelConsumer, validated when the object is built (before anything connects).
+
+Threads: a ConsumerConfig (and its RetryPolicy) is frozen once built, so every thread reads it
+without a lock, and process workers get a pickled copy.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""ParallelConsumer: the public entry point. Validates options, picks the engine, runs the loop."""
+"""ParallelConsumer: the public entry point. Validates options, picks the engine, runs the loop.
+
+Threads: the thread that calls `run` becomes the control thread (`run_async` runs it on a thread
+of the event loop's executor); `stop` and `stats` are safe from any thread, `stop` from a signal
+handler too. Which thread owns what: README "Concurrency model".
+"""
 
 from __future__ import annotations
 

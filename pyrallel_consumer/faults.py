@@ -5,7 +5,8 @@ Who parks: the control thread (commit refusals, the failure policy, callbacks, l
 error callback and errored messages, which librdkafka serves inside consume/poll on that
 thread); engines report theirs by raising from `reports()`, which the control thread parks.
 Parking never raises and never blocks beyond a lock, so it is safe inside librdkafka's
-callbacks, where an exception would be lost or surface from an unrelated call.
+callbacks, where an exception would be lost or surface from an unrelated call. The first error
+and `fatal` are written under the lock; the control thread reads each as one attribute.
 
 Rejected: raising at the point of failure. Inside a librdkafka callback the exception escapes
 from whichever consume() served it, past the code that would commit and close; on an engine

@@ -21,6 +21,11 @@ Metric names (namespace `pyrallel` by default), all counters since the consumer 
 `_paused_partitions`, `_partition_lag{topic,partition}`,
 `_partition_committed_offset{topic,partition}`; histograms `_handler_seconds`,
 `_commit_seconds`.
+
+Threads: a scrape runs `collect` on the scraping thread (the metrics server's, or whoever calls
+prometheus_client), which reads stats(): a copy of the snapshot the control thread published.
+The handler timer observes on the engine's handler threads, the commit timer on the control
+thread; prometheus_client locks each observation and each read.
 """
 
 from __future__ import annotations

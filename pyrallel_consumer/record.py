@@ -1,4 +1,9 @@
-"""The record a handler receives: one Kafka message, detached from librdkafka."""
+"""The record a handler receives: one Kafka message, detached from librdkafka.
+
+Threads: built on the control thread (in a process worker, on its main thread, from the pipe)
+and handed with its work item to the thread running the handler; nothing of the library
+changes it afterwards.
+"""
 
 from __future__ import annotations
 

@@ -5,6 +5,11 @@ import it without importing each other. Glossary (README): a *record* is one Kaf
 its *lane* is the unit of ordering; a work item is *in flight* from its submission to an engine
 until the engine's report on it is applied (a `Report` on one item, or a `GroupReport` on
 several).
+
+Threads: the control thread (in a process worker, its main thread) builds work items and
+hands them to the threads that run them by `submit`; an engine's thread builds each report and
+hands it back through the engine's ReportQueue (engines/base.py). Neither changes after its
+hand-off, but for `WorkItem.cancelled` (its docstring).
 """
 
 from __future__ import annotations
@@ -52,6 +57,9 @@ class WorkItem(Generic[Owner_co]):
 
     `cancelled` may be set by the control thread while the item waits; an engine that sees it
     before starting the item reports `Outcome.CANCELLED` instead of running the handler.
+    Shared without a lock: only the control thread writes it, only ever from False to True,
+    and an engine thread that reads it too late runs the item, whose report is then fenced
+    (its partition was revoked), so a late look costs a handler call, never a commit.
     """
 
     __slots__ = ("cancelled", "dispatched_at", "id", "lane", "owner", "received_at", "record")

@@ -9,12 +9,17 @@ for the process engine, and the top-N table on stdout.
                     so the top-N output also lists the busiest tasks. Without the option yappi
                     still measures coroutines correctly (wall time excludes suspended time), but
                     all tasks of a thread are merged.
+
+yappi is an optional dependency (the `bench` extra; a new Python release may have no build of
+it yet): it is imported when a profile starts, so the bench runs without it unless --profile
+is given, and the command line refuses --profile up front with missing_profiler()'s line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import importlib.util
 import io
 import os
@@ -22,9 +27,29 @@ import pstats
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-import yappi
+INSTALL_HINT = "pip install yappi (or the bench extra: pip install 'pyrallel-consumer[bench]')"
+
+
+def _yappi() -> ModuleType:
+    """The yappi module; ImportError saying how to install it when it cannot be imported."""
+    try:
+        return importlib.import_module("yappi")
+    except ImportError as exc:
+        raise ImportError(
+            f"--profile needs yappi, which cannot be imported here ({exc}); {INSTALL_HINT}"
+        ) from exc
+
+
+def missing_profiler() -> str | None:
+    """Why profiling cannot run here (yappi not importable), in one line; None when it can."""
+    try:
+        _yappi()
+    except ImportError as exc:
+        return str(exc)
+    return None
 
 
 @dataclass(frozen=True)
@@ -75,7 +100,7 @@ def task_names() -> dict[int, str]:
     return {tag: name for name, tag in _TAG_BY_NAME.items()}
 
 
-def _configure(settings: ProfileSettings) -> None:
+def _configure(yappi: ModuleType, settings: ProfileSettings) -> None:
     yappi.clear_stats()
     yappi.set_clock_type(settings.clock)
     if settings.greenlets:
@@ -87,7 +112,8 @@ def _configure(settings: ProfileSettings) -> None:
         yappi.set_tag_callback(None)
 
 
-def _top_table(stats: yappi.YFuncStats, top_n: int) -> str:
+def _top_table(stats: Any, top_n: int) -> str:
+    """The top-N rows of a yappi YFuncStats."""
     buffer = io.StringIO()
     stats.sort("ttot", "desc")
     buffer.write(f"{'ttot s':>10} {'tsub s':>10} {'calls':>10}  function\n")
@@ -99,7 +125,7 @@ def _top_table(stats: yappi.YFuncStats, top_n: int) -> str:
     return buffer.getvalue()
 
 
-def _top_tasks(top_n: int) -> str:
+def _top_tasks(yappi: ModuleType, top_n: int) -> str:
     """Busiest asyncio tasks by total time (tags set by _asyncio_task_tag)."""
     totals: dict[int, float] = {}
     for func in yappi.get_func_stats():
@@ -116,8 +142,10 @@ def _top_tasks(top_n: int) -> str:
 
 @contextlib.contextmanager
 def profiled(settings: ProfileSettings, path: Path, title: str) -> Iterator[None]:
-    """Profile the body with yappi, save `path` (pstat), print the top-N functions."""
-    _configure(settings)
+    """Profile the body with yappi, save `path` (pstat), print the top-N functions; ImportError
+    before the body runs when yappi cannot be imported."""
+    yappi = _yappi()
+    _configure(yappi, settings)
     yappi.start(builtins=False, profile_threads=settings.threads)
     try:
         yield
@@ -133,7 +161,7 @@ def profiled(settings: ProfileSettings, path: Path, title: str) -> Iterator[None
             )
             print(_top_table(stats, settings.top_n), end="")
             if settings.greenlets:
-                print(_top_tasks(settings.top_n), end="")
+                print(_top_tasks(yappi, settings.top_n), end="")
         yappi.clear_stats()
 
 
@@ -146,6 +174,7 @@ def start_worker_profile(clock: str) -> None:
     Every thread is profiled regardless of --profile-threads: a worker runs its handlers in
     threads, so its main thread alone would show nothing but waiting for the next batch.
     """
+    yappi = _yappi()
     yappi.clear_stats()
     yappi.set_clock_type(clock)
     yappi.start(builtins=False, profile_threads=True)
@@ -153,6 +182,7 @@ def start_worker_profile(clock: str) -> None:
 
 def stop_worker_profile(directory: str, stem: str) -> None:
     """worker_exit hook: save <directory>/<stem>-worker-<pid>.prof."""
+    yappi = _yappi()
     yappi.stop()
     target = Path(directory) / f"{stem}-worker-{os.getpid()}.prof"
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.arg_parser import BenchArgumentParser
+from bench.interpreter import describe_interpreter
 from bench.output.results import load_results
 from bench.output.table import WIDTH, fmt_number, render, run_label
 
@@ -41,11 +42,12 @@ METADATA_KEYS = (
     "git_commit",
     "cpu_model",
     "cores",
-    "python",
+    "python",  # with its build and GIL (bench.interpreter.describe_interpreter)
     "librdkafka",
     "codec",
     "structures",
     "cpu_kernel",
+    "json_library",
     "os",
 )
 
@@ -100,6 +102,12 @@ def _broker(meta: dict[str, Any]) -> str:
     return f"{broker.get('kind', '?')} {broker.get('version', '')}".strip()
 
 
+def _metadata_value(meta: dict[str, Any], key: str) -> str:
+    if key == "python":
+        return describe_interpreter(meta)
+    return str(meta.get(key))
+
+
 def _short(key: str, value: str) -> str:
     """A metadata value within DIFF_CELL columns: a commit as its first 12 hex digits (and
     `-dirty`), anything else cut with `...`."""
@@ -114,7 +122,9 @@ def metadata_diff(
     """(what, A, B) for every metadata line and option that differs; values shortened to fit
     WIDTH unless `wide`."""
     rows = [
-        (key, str(a.get(key)), str(b.get(key))) for key in METADATA_KEYS if a.get(key) != b.get(key)
+        (key, value_a, value_b)
+        for key in METADATA_KEYS
+        if (value_a := _metadata_value(a, key)) != (value_b := _metadata_value(b, key))
     ]
     if _broker(a) != _broker(b):
         rows.append(("broker", _broker(a), _broker(b)))

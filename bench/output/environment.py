@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import cpu_kernel
+from bench.interpreter import interpreter_metadata
+from bench.output.jsonlib import JSON_LIBRARY
 from pyrallel_consumer.config import usable_cores
 
 
@@ -98,16 +100,26 @@ def _event_loop() -> str:
 
 
 def environment_metadata() -> dict[str, Any]:
-    """The machine, the versions and the native modules in use (plain JSON values)."""
+    """The machine, the versions and the native modules in use (plain JSON values).
+
+    `interpreter` is bench.interpreter's record (version, implementation, free-threaded build,
+    GIL enabled), taken after the extension modules above are imported: a free-threaded build
+    turns the GIL on when it imports one not declared safe without it. `json_library`: what
+    writes the results file (bench.output.jsonlib)."""
+    kafka = _kafka_versions()
+    codec, structures = _codec_implementation(), _structures_implementation()
+    event_loop = _event_loop()
     return {
         "utc_time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "git_commit": _git_commit(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
-        **_kafka_versions(),
-        "codec": _codec_implementation(),
-        "structures": _structures_implementation(),
+        "interpreter": interpreter_metadata(),
+        **kafka,
+        "codec": codec,
+        "structures": structures,
         "cpu_kernel": str(cpu_kernel.IMPLEMENTATION),
-        "event_loop": _event_loop(),
+        "event_loop": event_loop,
+        "json_library": JSON_LIBRARY,
         "cpu_model": _cpu_model(),
         "cores": usable_cores(),
         "memory_bytes": _memory_bytes(),

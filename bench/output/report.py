@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.arg_parser import BenchArgumentParser
+from bench.interpreter import describe_interpreter
 from bench.output.charts import Series, draw_bars, draw_curves, save
 from bench.output.results import load_results
 from bench.output.scenario_tables import scenario_sections
@@ -155,9 +156,9 @@ def _settings(meta: dict[str, Any]) -> str:
         f"broker {broker.get('kind', '?')} {broker.get('version', '')}".rstrip(),
         f"{meta.get('cores', '?')} cores ({meta.get('cpu_model', '?')})",
         f"host {meta.get('host', '?')}",
-        f"Python {meta.get('python', '?')}",
+        describe_interpreter(meta),
         f"codec {meta.get('codec', '?')}, structures {meta.get('structures', '?')}, "
-        f"cpu kernel {meta.get('cpu_kernel', '?')}",
+        f"cpu kernel {meta.get('cpu_kernel', '?')}, JSON {meta.get('json_library', '?')}",
     ]
     if meta.get("git_commit"):
         parts.append(f"commit {meta['git_commit']}")

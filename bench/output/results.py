@@ -1,6 +1,8 @@
 """The benchmark's results file: one run's result record, the writer and the reader.
 
-Shape of the file (orjson, indented): {"metadata": {...}, "results": [RunResult, ...]}.
+Shape of the file (indented JSON): {"metadata": {...}, "results": [RunResult, ...]}, written
+with orjson, or the standard library's json without it (bench.output.jsonlib; the metadata's
+`json_library` says which).
 Readers (compare, report) only need `results[*].run_type/workload` and the numbers.
 """
 
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import math
 import sys
 import tempfile
@@ -15,8 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from bench.output import jsonlib
 from pyrallel_consumer.redact import redact
 
 DEFAULT_RESULTS_DIR = Path("bench") / "results"
@@ -102,7 +104,7 @@ def default_output_path(now: dt.datetime | None = None) -> Path:
 
 
 def _clean(value: Any) -> Any:
-    """NaN/inf are not JSON; orjson would write null for NaN anyway, but be explicit for inf.
+    """NaN/inf are not JSON: written as null. Keys become strings (JSON's only kind of key).
     Secret-bearing entries (a password, a key) are redacted wherever they appear."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -124,9 +126,7 @@ def write_results(path: Path, metadata: dict[str, Any], results: list[RunResult]
 
     Measured results are never lost to an unwritable location: when `path` cannot be written
     (OSError), they go to fallback_path(path) instead, with a warning on stderr naming both."""
-    data = orjson.dumps(
-        build_document(metadata, results), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
-    )
+    data = jsonlib.dumps_indented(build_document(metadata, results))
     try:
         return _write_atomically(path, data + b"\n")
     except OSError as exc:
@@ -158,10 +158,10 @@ def _write_atomically(path: Path, data: bytes) -> Path:
 def load_results(path: Path) -> dict[str, Any]:
     """Read a results file, checking the top-level shape so callers get a clear error."""
     try:
-        doc = orjson.loads(path.read_bytes())
+        doc = jsonlib.loads(path.read_bytes())
     except FileNotFoundError:
         raise ValueError(f"{path}: no such file") from None
-    except orjson.JSONDecodeError as exc:
+    except json.JSONDecodeError as exc:  # orjson's error is a subclass
         raise ValueError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
         raise ValueError(f"{path}: not a benchmark results file (no 'results' list)")

@@ -16,15 +16,17 @@ from bench.workloads.base import COROUTINE_ENGINES, Handler, Workload, WorkloadS
 from bench.workloads.bulk import BulkWorkload
 from bench.workloads.cpu import CpuWorkload
 from bench.workloads.io import IoWorkload
+from bench.workloads.pycpu import PyCpuWorkload
 from bench.workloads.sleep import SleepWorkload
 
 # In the order `--workload all` runs them (the benchmark document's order).
 WORKLOADS: Mapping[str, type[Workload]] = {
-    workload.name: workload for workload in (SleepWorkload, CpuWorkload, IoWorkload, BulkWorkload)
+    workload.name: workload
+    for workload in (SleepWorkload, CpuWorkload, PyCpuWorkload, IoWorkload, BulkWorkload)
 }
 WORKLOAD_NAMES: tuple[str, ...] = tuple(WORKLOADS)
 # What `--workload all` runs: the benchmark document's workloads. `bulk` is for batch mode
-# (--batch-size), so it runs only when named.
+# (--batch-size) and `pycpu` shows the GIL (pycpu.py), so they run only when named.
 ALL_WORKLOADS: tuple[str, ...] = ("sleep", "cpu", "io")
 
 

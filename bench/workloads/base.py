@@ -8,6 +8,7 @@ each engine and its service time for the theoretical bound (bench/measure/bounds
 from __future__ import annotations
 
 import functools
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,33 @@ class WorkloadSettings:
     bulk_fixed_ms: float = 5.0
     bulk_per_record_ms: float = 0.05
     cpu_service_ms: float | None = None  # the cpu workload's time per record; None: measure it
+    pycpu_iterations: int = 5000
+    pycpu_service_ms: float | None = None  # the pycpu workload's; None: measure it
+
+
+def best_seconds_per_call(
+    call: Callable[[], object], rounds: int = 5, round_seconds: float = 0.05
+) -> float:
+    """Seconds one `call()` takes on this core: the best of `rounds` rounds of at least
+    `round_seconds` and 3 calls each, after one warm-up call (imports, caches).
+
+    The calibration of the CPU-bound workloads' service time. The fastest round is kept: on a
+    noisy machine it is the closest to the work's real cost, and a bound must not be lowered
+    by a neighbour's load.
+    """
+    call()
+    best = float("inf")
+    for _ in range(rounds):
+        calls = 0
+        start = time.perf_counter()
+        while True:
+            call()
+            calls += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= round_seconds and calls >= 3:
+                break
+        best = min(best, elapsed / calls)
+    return best
 
 
 def for_each(handler: Handler, records: list[Any]) -> None:

@@ -8,11 +8,16 @@ releases the GIL in threads. Its service time is measured on this machine at set
 from __future__ import annotations
 
 import functools
-import time
 from typing import Any
 
 from bench import cpu_kernel
-from bench.workloads.base import Handler, Workload, WorkloadSettings, wants_coroutine
+from bench.workloads.base import (
+    Handler,
+    Workload,
+    WorkloadSettings,
+    best_seconds_per_call,
+    wants_coroutine,
+)
 from bench.workloads.payload import make_value
 
 
@@ -25,25 +30,11 @@ def measure_cpu_service_time(
 ) -> float:
     """Seconds per record of the cpu workload on one core, with the bench's own payload.
 
-    Measured at start so the bound of the cpu workload reflects this machine and this kernel.
-    The best of a few short rounds is kept: on a noisy machine the fastest round is the closest
-    to the kernel's real cost, and a bound must not be lowered by a neighbour's load.
+    Measured at start so the bound of the cpu workload reflects this machine and this kernel
+    (base.best_seconds_per_call says how).
     """
-    chain = cpu_kernel.sha256_chain
-    payload = make_value(0)
-    chain(payload, iterations)  # warm up (imports, caches)
-    best = float("inf")
-    for _ in range(rounds):
-        calls = 0
-        start = time.perf_counter()
-        while True:
-            chain(payload, iterations)
-            calls += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= round_seconds and calls >= 3:
-                break
-        best = min(best, elapsed / calls)
-    return best
+    call = functools.partial(cpu_kernel.sha256_chain, make_value(0), iterations)
+    return best_seconds_per_call(call, rounds, round_seconds)
 
 
 class CpuWorkload(Workload):

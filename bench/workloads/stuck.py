@@ -18,14 +18,10 @@ from typing import Any
 
 from bench.workloads.base import Handler, wants_coroutine
 from bench.workloads.keys import key_name
+from bench.workloads.payload import value_marker
 
 STUCK_KEY_INDEX = 0  # key-0: the hottest key under zipf and hot distributions
 STUCK_KEY = key_name(STUCK_KEY_INDEX)
-
-
-def value_marker(seq: int) -> bytes:
-    """The start of the value of record `seq` (make_value's zero-padded sequence number)."""
-    return b"%012d:" % seq
 
 
 def stuck_sync(inner: Handler, marker: bytes, stuck_s: float, record: Any) -> Any:

@@ -5,7 +5,9 @@ fake through the same `ClientFactory`, so the control plane is tested without a 
 control plane never builds a `confluent_kafka.Consumer` itself.
 
 Ownership: every method is called by the control thread. As in librdkafka, the rebalance
-callbacks given to `subscribe` run inside `consume`/`poll`/`close` on that same thread.
+callbacks given to `subscribe` run inside `consume`/`poll`/`close` on that same thread, and so
+do the error callback and the log lines (kafka_log.py), which librdkafka's threads queue for
+those calls to serve. The one thing shared beyond it, the log's repeat limiter, has a lock.
 """
 
 from __future__ import annotations

@@ -1,6 +1,11 @@
 """The asyncio engine: `async def` handlers run concurrently on an event loop (uvloop when
 installed); plain functions run on a bounded thread pool so GIL-releasing work gets real
-parallelism."""
+parallelism.
+
+Threads: the control thread calls submit/reports/wait/close; the runner (lanes.py) owns its
+threads (the event loop's, or the pool's and its retry timer's) and puts reports on the
+engine's ReportQueue (base.py), which the control thread takes.
+"""
 
 from __future__ import annotations
 

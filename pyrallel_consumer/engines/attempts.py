@@ -20,6 +20,8 @@ What a handler may raise, and what it becomes (the same in every engine and in b
 - an `asyncio.CancelledError` that cancels the runner's own task (CoroutineLaneRunner.close
   abandoning work at shutdown) propagates: it is not the handler's failure, and the item it
   interrupts must stay uncommitted rather than be given to the failure policy.
+
+Threads: no state; each function runs on the thread (or event loop) of the runner calling it.
 """
 
 from __future__ import annotations

@@ -5,9 +5,13 @@ Engines never touch the Kafka consumer: the control plane submits `WorkItem`s an
 run one at a time, in submission order; `lane=None` means unordered. That lets an engine keep
 one worker loop per active lane instead of a round trip through the control plane per record.
 
-Thread ownership: `submit`, `reports`, `wait`, `close` are called by the control thread only.
-Engines run handlers on their own threads/processes and hand reports back through a
-`ReportQueue`.
+Thread ownership: `submit`, `reports`, `wait`, `close` (and `describe`, `counters`) are called
+by the control thread only. Work goes out by `submit`: the caller hands the sequence and its
+items over and changes nothing in them afterwards but `WorkItem.cancelled` (work.py). Engines
+run handlers on their own threads/processes and hand reports back through a `ReportQueue`.
+Nothing here relies on the GIL: every hand-off is a lock, an Event, a queue, or single
+operations on a deque, each atomic on its own with or without the GIL (README "Concurrency
+model").
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ class ReportQueue:
     """Reports handed from runner threads to the control thread.
 
     A deque (append/popleft are atomic) plus an event to wake the control thread. Threads: any
-    thread calls `put` and `wake`; the control thread calls `take_all` and `wait`.
+    thread calls `put` and `wake`; the control thread calls `take_all` and `wait`, and is the
+    only one to pop (so the count it reads is there to take: others only append).
 
     Why `put` sets the event only when it is clear: `Event.set` takes the event's lock and
     notifies every time (about half a microsecond, on the runner's side of the GIL, per record),
@@ -40,6 +45,8 @@ class ReportQueue:
     `take_all` clears the event before it counts the deque. When `put` finds the event set, the
     event stays set (and a wait() returns at once) until the next `take_all` clears it, and that
     take counts the deque after the clear, so it takes the report appended before the look.
+    The argument orders whole operations only (an append, a look at the event, a clear, a
+    count), never steps inside one, so it holds with or without the GIL.
     """
 
     def __init__(self) -> None:

@@ -11,8 +11,11 @@ Why a batch per turn, not one record: the hand-over to the helper costs two thre
 paid per record it cut the zero-work rate to a quarter (bench.overhead), paid per batch it is
 noise.
 
-Threads: the control thread calls submit/drain/wait/close; the helper thread runs handlers and
-sets `_idle` when it has run everything submitted.
+Threads: the control thread calls submit/reports/wait/close; the helper thread runs handlers
+and sets `_idle` when it has run everything submitted. Hand-offs: items go over a SimpleQueue,
+reports come back through a ReportQueue, `_idle` is an Event (seen early at worst: then submit
+returns before its items ran, and the loop turns once more), and `_closing` is a flag close()
+only ever sets (seen late, one more item runs, within close's timeout like the running one).
 """
 
 from __future__ import annotations

@@ -21,7 +21,9 @@ is isolated the same way. A batch whose handler raised SystemExit or KeyboardInt
 A record's report counts `attempts` as the handler calls that included it; `stats()` counts
 batches, the records in them, handler calls, and the splits.
 
-Threads: everything here runs on the control thread, as the Engine interface requires.
+Threads: everything here runs on the control thread, as the Engine interface requires. The
+inner engine's threads only read the pieces handed to them (the list of records, never changed
+after the hand-off, and its work items' `cancelled` flags, which only the control thread sets).
 """
 
 from __future__ import annotations

@@ -10,6 +10,11 @@ A runner loop never ends because of one item: whatever the handler raises is a r
 (`attempts.escaped`), so no item stays in flight with nobody running it. The only exception is
 close() giving up on items (a coroutine runner's unfinished ones, a thread runner's waiting for
 a retry): they are abandoned, not reported.
+
+Threads: a runner's `submit` and `close` are called by one thread (the control thread, or a
+process worker's main thread); its lane table is shared with the threads that run items under
+a lock (ThreadLaneRunner) or belongs to the event loop's thread (CoroutineLaneRunner), and
+reports leave through the `report` callable, called on the running thread.
 """
 
 from __future__ import annotations
@@ -226,8 +231,9 @@ class CoroutineLaneRunner:
     costs a future and a trip through the event loop per record).
 
     Invariant: while items are ready, a woken worker is on its way (`_waking`) or no worker
-    is idle, so no item waits while a worker sleeps. The deques, `_waking` and `_lanes` belong
-    to the loop thread.
+    is idle, so no item waits while a worker sleeps. The deques, `_waking`, `_lanes` and the
+    grouped successes belong to the loop thread: other threads reach them only through the
+    loop (`submit` by call_soon_threadsafe, `close` by run_coroutine_threadsafe).
 
     Items that succeed on their first attempt are reported together, as one GroupReport, at
     the end of the event loop's turn or once the first of them is GROUP_REPORT_S old, whichever

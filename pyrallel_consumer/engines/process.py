@@ -13,7 +13,9 @@ Threads: the control thread calls submit/reports/wait/close; one reader thread p
 (worker_reader.py) starts its processes, receives results, replaces a process that dies and
 gives the worker up, ending the run with WorkerError, when it cannot go on. A per-worker lock
 guards its outstanding table, unsent queue and pipe writes; the process handle belongs to the
-reader thread alone (worker_handle.py).
+reader thread alone (worker_handle.py). Reports go through a ReportQueue (base.py); the first
+reader to fail sets `_failure` under `_failure_lock`, which reports() raises on the control
+thread; `_closing` is an Event the control thread sets and the readers wait on.
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ exits at once (no orphans).
 
 A worker ignores SIGINT: Ctrl-C in a terminal reaches the whole process group, and shutdown is
 the parent's job (it drains, commits, then sends the "finish" message).
+
+Threads in a worker: the main thread reads the pipe and submits to the lane runner; the
+runner's threads (or its event loop's) run handlers and report to the ResultSender, whose one
+thread alone writes results to the pipe (READY is written before that thread exists).
 """
 
 from __future__ import annotations
@@ -58,12 +62,22 @@ class WorkerSpec:
 class ResultSender:
     """Collects results from runner threads; one thread encodes and sends them in batches.
 
-    `report` runs on every runner thread, once per record, so it takes no lock: the results
-    wait in a deque (append and popleft are atomic), and the sender thread is woken through
-    `_wake` only when a batch begins (the first result after a send) or fills up. A Condition
-    held per record cost more than the rest of the report path (profiled: about 40% of a
-    worker's time with a zero-work handler). Missed wake-ups cannot strand a result: the
-    sender looks at the deque again after every send before it sleeps.
+    Threads: `report` runs on every runner thread (or the event loop's), once per record; the
+    sender thread alone pops and writes to the pipe; `close` runs on the worker's main thread.
+    `report` takes no lock: the results wait in a deque (append and popleft are atomic with or
+    without the GIL; a GroupReport's extend is appends whose order among other reports' does
+    not matter), and the sender is woken through `_wake`, which `report` sets only when it
+    finds it clear. A Condition held per record cost more than the rest of
+    the report path (profiled: about 40% of a worker's time with a zero-work handler).
+
+    No wake-up is lost: `report` appends before it looks at `_wake`, and the sender clears
+    `_wake` before it looks at the deque, so a result appended after the sender found the
+    deque empty finds `_wake` clear (and sets it) or set (and the sender's wait returns at
+    once). Rejected: deciding from the deque's length seen before the append (was it empty?),
+    which a reporter paused between that look and its append got wrong while the sender sent
+    and fell asleep: the result then waited for the next report, forever after the last one.
+    `_full` only cuts the wait for a fuller batch short (set when a report fills one): a
+    missed one costs at most `max_wait`.
     """
 
     def __init__(self, conn: Connection, codec: Codec, batch_size: int, max_wait: float) -> None:
@@ -72,7 +86,8 @@ class ResultSender:
         self._batch_size = batch_size
         self._max_wait = max_wait
         self._unsent: deque[ResultFields] = deque()
-        self._wake = threading.Event()
+        self._wake = threading.Event()  # results to send, or close()
+        self._full = threading.Event()  # a batch filled up, or close()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="pyrallel-results", daemon=True)
         self._thread.start()
@@ -87,23 +102,24 @@ class ResultSender:
             unsent.extend((item_id, outcome, attempts, error) for item_id in report.ids)
         else:
             unsent.append((report.id, report.outcome, report.attempts, report.error))
-        size = len(unsent)
-        if before == 0 or before < self._batch_size <= size:
+        if not self._wake.is_set():  # after the append: see the class docstring
             self._wake.set()
+        if before < self._batch_size <= len(unsent):
+            self._full.set()
 
     def _run(self) -> None:
-        unsent, wake = self._unsent, self._wake
+        unsent, wake, full = self._unsent, self._wake, self._full
         while True:
+            wake.clear()  # before the deque is looked at: a result appended after sets it
             if not unsent:
                 if self._closed:
                     return  # closed and flushed
                 wake.wait()
-                wake.clear()
                 continue
-            # Cleared before the size is read: a batch filling up after the read sets it again.
-            wake.clear()
             if len(unsent) < self._batch_size and not self._closed:
-                wake.wait(self._max_wait)  # gather a fuller batch
+                full.clear()  # before the size is read again: a batch filling up sets it
+                if len(unsent) < self._batch_size:
+                    full.wait(self._max_wait)  # gather a fuller batch
             batch = [unsent.popleft() for _ in range(len(unsent))]
             try:
                 self._conn.send_bytes(self._codec.encode_results(batch))
@@ -113,6 +129,7 @@ class ResultSender:
     def close(self) -> None:
         self._closed = True
         self._wake.set()
+        self._full.set()
         self._thread.join()
 
 

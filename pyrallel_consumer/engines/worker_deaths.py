@@ -10,6 +10,10 @@ Rules (the process engine applies them; see process.py):
 - A death with no record outstanding (at startup, in worker_init, killed while idle) has no
   record to blame: after `RESTART_BUDGET` of those in a row the engine gives up with WorkerError.
 - Restarts back off exponentially while deaths follow each other with no record completing.
+
+Threads: `settle` changes a worker's records and counts: its reader thread calls it under the
+worker's lock (worker_handle.py). The rest keep no state (`exit_if_importing_main` runs where
+the engine is built).
 """
 
 from __future__ import annotations

@@ -30,11 +30,11 @@ SETTINGS = WorkloadSettings(sleep_ms=5, cpu_iterations=10, io_sleep_ms=2)
 
 
 def test_registry_order_and_cli_choices() -> None:
-    assert WORKLOAD_NAMES == ("sleep", "cpu", "io", "bulk")
+    assert WORKLOAD_NAMES == ("sleep", "cpu", "pycpu", "io", "bulk")
     assert (*WORKLOAD_NAMES, "all") == option_groups.WORKLOAD_CHOICES
     assert cli.parse_args(["--workload", "all"]).workloads == ["sleep", "cpu", "io"]
     assert workload_class("io") is IoWorkload
-    with pytest.raises(ValueError, match="sleep, cpu, io, bulk; got 'disk'"):
+    with pytest.raises(ValueError, match="sleep, cpu, pycpu, io, bulk; got 'disk'"):
         workload_class("disk")
 
 

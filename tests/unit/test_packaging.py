@@ -1,6 +1,8 @@
 """The packaging contract: supported Pythons, what uv and pip install, the docs' commands.
 
-- the metadata declares Python 3.11, 3.12 and 3.13;
+- the metadata declares Python 3.11 to 3.15 (.ci/run tests 3.14 and 3.15 in a Debian sid root);
+- the build needs a Cython that knows Python 3.15 (3.3+), and the library's own dependencies
+  leave out the bench's orjson (on 3.15 a wheel only for glibc 2.39+, else a Rust build);
 - uv's default dependency group brings the bench extra and the tools the docs name (snakeviz for
   `uv run snakeviz <prof>`; setuptools and Cython for `make build-ext` on Python 3.12+);
 - `make install` runs uv when uv is on PATH and venv + pip otherwise (checked with `make -n` and
@@ -25,7 +27,7 @@ from packaging.specifiers import SpecifierSet
 
 REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
-SUPPORTED = ("3.11", "3.12", "3.13")
+SUPPORTED = ("3.11", "3.12", "3.13", "3.14", "3.15")
 READMES = (REPO / "README.md", REPO / "bench" / "README.md", REPO / "images" / "README.md")
 # The Makefile's own calls while it parses and during `make -n install`.
 MAKE_TOOLS = ("make", "sh", "sed", "git")
@@ -39,6 +41,36 @@ def test_metadata_declares_every_supported_python() -> None:
     classifiers = set(project["classifiers"])
     for version in SUPPORTED:
         assert f"Programming Language :: Python :: {version}" in classifiers
+
+
+def test_cython_is_one_that_builds_ext_on_every_supported_python() -> None:
+    build_requires = {
+        Requirement(spec).name: Requirement(spec) for spec in PYPROJECT["build-system"]["requires"]
+    }
+    dev = {
+        Requirement(spec).name: Requirement(spec) for spec in PYPROJECT["dependency-groups"]["dev"]
+    }
+    for where, requirement in (("build-system", build_requires["cython"]), ("dev", dev["cython"])):
+        # 3.2.x (the newest before 3.3) must not satisfy it: it predates Python 3.15.
+        assert not requirement.specifier.contains("3.2.9"), f"{where}: Cython 3.3+ for 3.15"
+        assert requirement.specifier.contains("3.3.0"), where
+
+
+def test_orjson_is_the_bench_s_not_the_library_s() -> None:
+    core = {Requirement(spec).name for spec in PYPROJECT["project"]["dependencies"]}
+    assert "orjson" not in core
+    bench = {
+        Requirement(spec).name for spec in PYPROJECT["project"]["optional-dependencies"]["bench"]
+    }
+    assert {"orjson", "yappi"} <= bench
+    # The library never imports it (the bench falls back to the standard library's json).
+    library = REPO / "pyrallel_consumer"
+    importers = [
+        p
+        for p in library.rglob("*.py")
+        if re.search(r"^\s*(import|from) orjson", p.read_text(), re.M)
+    ]
+    assert importers == []
 
 
 def test_default_group_brings_the_bench_and_metrics_extras_and_the_documented_tools() -> None:
