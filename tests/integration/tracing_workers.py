@@ -40,6 +40,7 @@ class JsonLinesExporter(SpanExporter):
 
 def span_fields(span: ReadableSpan) -> dict[str, Any]:
     context = span.get_span_context()
+    assert context is not None  # a finished span has one
     return {
         "name": span.name,
         "kind": span.kind.name,

@@ -78,7 +78,8 @@ def run_traced(
     real_loop = consumer_module.ControlLoop
 
     def with_fake_client(*args: Any, **kwargs: Any) -> Any:
-        return real_loop(*args, client_factory=client.factory, **kwargs)
+        kwargs["client_factory"] = client.factory
+        return real_loop(*args, **kwargs)
 
     monkeypatch.setattr(consumer_module, "ControlLoop", with_fake_client)
     consumer = ParallelConsumer(
