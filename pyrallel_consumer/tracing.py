@@ -79,6 +79,8 @@ from pyrallel_consumer.engines.attempts import STOP_EXCEPTIONS
 from pyrallel_consumer.record import Headers, Record
 
 TRACER_NAME = "pyrallel_consumer"
+# The semantic conventions the attributes follow (the module doc), told to the SDK and exporters.
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.27.0"
 ATTEMPT = "pyrallel.attempt"
 ERROR_TYPE = "error.type"
 _EMPTY = Context()  # the parent of a span without a producer context: none
@@ -204,7 +206,7 @@ class TracedHandler:
         first attempt)."""
         tracer = self._tracer
         if tracer is None:
-            tracer = self._tracer = trace.get_tracer(TRACER_NAME)
+            tracer = self._tracer = trace.get_tracer(TRACER_NAME, schema_url=SCHEMA_URL)
         # No lookup while nothing is being retried: the common case pays one truth test.
         previous = self._retrying.get(id(work)) if self._retrying else None
         attempt = 1 if previous is None else previous.attempts + 1

@@ -5,6 +5,7 @@ batch mode), failures as the status, retries as events; and the `tracing` option
 from __future__ import annotations
 
 import asyncio
+import inspect
 import pickle
 import subprocess
 import sys
@@ -28,7 +29,7 @@ KAFKA = {"bootstrap.servers": "127.0.0.1:1", "group.id": "orders-app"}
 
 def traced(handler: Any, *, retries: int = 3, batch: bool = False, cap: int = 100) -> Any:
     wrapper = TracedHandler(handler, "orders-app", retries, batch, cap)
-    return wrapper.call_async if asyncio.iscoroutinefunction(handler) else wrapper.call
+    return wrapper.call_async if inspect.iscoroutinefunction(handler) else wrapper.call
 
 
 def record(offset: int = 7, *, key: bytes | None = b"k1", headers: Any = None) -> Record:
@@ -122,7 +123,7 @@ def test_an_async_handler_runs_inside_its_span(spans: InMemorySpanExporter) -> N
         return seen(work)
 
     wrapped = traced(handle)
-    assert asyncio.iscoroutinefunction(wrapped)
+    assert inspect.iscoroutinefunction(wrapped)
     header, ids = producer_context(3)
     assert asyncio.run(wrapped(record(headers=[("traceparent", header)]))) == "done"
     (span,) = spans.get_finished_spans()
@@ -262,7 +263,7 @@ def test_the_wrapper_pickles_for_worker_processes(spans: InMemorySpanExporter) -
     assert [attempt_of(span) for span in spans.get_finished_spans()] == [1, 2]
 
     unpickled = pickle.loads(pickle.dumps(traced_handler(handle_async, config)))
-    assert asyncio.iscoroutinefunction(unpickled)  # workers pick their runner by this
+    assert inspect.iscoroutinefunction(unpickled)  # workers pick their runner by this
     asyncio.run(unpickled(record(8)))
     assert attempt_of(spans.get_finished_spans()[-1]) == 1
 
