@@ -110,7 +110,7 @@ _GETTER = _HeaderGetter()
 
 def record_context(headers: Headers | None) -> Context:
     """The context the global propagator extracts from `headers` (empty without headers)."""
-    return _EMPTY if not headers else propagate.extract(headers, context=Context(), getter=_GETTER)
+    return _EMPTY if not headers else propagate.extract(headers, context=_EMPTY, getter=_GETTER)
 
 
 def error_type(exc: BaseException) -> str:
