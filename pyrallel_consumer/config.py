@@ -83,6 +83,7 @@ class ConsumerConfig:
     codec: str
     # The dead-letter producer's settings given explicitly (None: derived from kafka_config).
     dlq_producer_config: dict[str, Any] | None = None
+    tracing: bool = False  # a span per handler call (tracing.py)
 
     def __repr__(self) -> str:
         # Secret settings (passwords, keys, callables) never reach a log line or a traceback.
@@ -281,7 +282,24 @@ def config_from(
         poll_batch_size=_require_int("poll_batch_size", o.poll_batch_size, 1),
         codec=_require_choice("codec", codec, CODECS),
         dlq_producer_config=_validate_producer_config(o.dlq_producer_config, dlq_topic),
+        tracing=_validate_tracing(o.tracing),
     )
+
+
+def _validate_tracing(tracing: object) -> bool:
+    """`tracing`, checked: a bool, and True only where opentelemetry-api can be imported (the
+    import happens here, so a missing extra fails when the consumer is built, not at its first
+    record)."""
+    if not isinstance(tracing, bool):
+        raise TypeError(f"tracing must be True or False, got {type(tracing).__name__}")
+    if tracing:
+        try:
+            import opentelemetry.trace  # noqa: F401  # the optional extra
+        except ImportError:
+            raise ValueError(
+                "tracing=True needs opentelemetry-api: pip install 'pyrallel-consumer[tracing]'"
+            ) from None
+    return tracing
 
 
 def _validate_producer_config(

@@ -110,6 +110,7 @@ class ParallelConsumer:
         revoke_grace_s: float = D.revoke_grace_s,
         poll_batch_size: int = D.poll_batch_size,
         codec: CodecName | None = D.codec,
+        tracing: bool = D.tracing,
     ) -> None:
         given = locals()  # the options by name, before anything else is bound here
         options = Options(**{name: given[name] for name in option_names()})
@@ -120,6 +121,11 @@ class ParallelConsumer:
                 raise TypeError(f"{name} must be a callable or None, got {type(hook).__name__}")
         self.metrics = _metrics(metrics)
         loop_options: dict[str, Any] = {}
+        if self.config.tracing:
+            # A span per handler call, in whatever thread, task or worker process runs it.
+            from pyrallel_consumer.tracing import traced_handler  # the optional extra
+
+            handler = traced_handler(handler, self.config)
         if self.metrics is not None:
             if self.config.engine in _TIMED_ENGINES:
                 # In batch mode one observation per call, of a whole batch.

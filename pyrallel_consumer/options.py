@@ -52,6 +52,7 @@ class Options:
     revoke_grace_s: float = 10.0
     poll_batch_size: int = 500
     codec: CodecName | None = None  # derived: PYRALLEL_CODEC, else "auto"
+    tracing: bool = False  # OpenTelemetry spans per handler call (tracing.py); needs the extra
 
 
 DEFAULTS = Options()
