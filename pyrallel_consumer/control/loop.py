@@ -77,10 +77,13 @@ class ControlLoop:
         self._client_factory = client_factory
         self._wait_bound_s = session.wait_bound_s(config.kafka_config)  # ValueError if invalid
         self._backpressure = Backpressure(config)
-        self._stop = threading.Event()
+        # A plain flag, not an Event: one store is atomic with or without the GIL, and safe in
+        # a signal handler, where Event.set could deadlock on the Event's own lock if the signal
+        # arrived while this thread was inside an Event.set. Only read, never waited on.
+        self._stop_requested = False
         # The one error path: whatever fails, from any thread or callback, is parked here and
         # raised by run() once the consumer closed (faults.py).
-        self._faults = Faults(self._stop.set)
+        self._faults = Faults(self.request_stop)
         self.counters = Counters()
         # Partitions, backlog and work in flight: the record state, in one owner.
         self._tracker = Tracker(config, self.counters)
@@ -114,7 +117,8 @@ class ControlLoop:
     # ---- lifecycle -------------------------------------------------------------------------
 
     def request_stop(self) -> None:
-        self._stop.set()
+        """Ask the loop to stop at its next turn: from any thread, a signal handler included."""
+        self._stop_requested = True
 
     def run(self, max_records: int | None, timeout: float | None, end: RunEnd | None = None) -> int:
         """Consume until `max_records` completed, `timeout` seconds passed, `end` says the
@@ -194,7 +198,7 @@ class ControlLoop:
         clock, engine, reports = self._clock, self.engine, self._reports
         next_commit = clock() + self.config.commit_interval_s
         batch = self.config.poll_batch_size
-        while not self._stop.is_set():
+        while not self._stop_requested:
             reports.apply(reports.collect())
             self._failures.poll()
             if max_records is not None and self.counters.completed >= max_records:
@@ -301,7 +305,7 @@ class ControlLoop:
         limit = self._submit_limit
         if limit is not None:  # run(max_records=N): never more than N handed to the handler
             room = min(room, limit - self.counters.completed - held)
-        if room <= 0 or not self._tracker.backlog or self._stop.is_set():
+        if room <= 0 or not self._tracker.backlog or self._stop_requested:
             return
         items = self._tracker.take(room, self._clock())
         if items:  # else every lane with records is at its cap
