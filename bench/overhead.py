@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from confluent_kafka import Consumer
 
@@ -28,6 +29,7 @@ from bench.run import topics
 from bench.run.produce import ProducePlan, produce_backlog
 from pyrallel_consumer import Completion, ParallelConsumer
 from pyrallel_consumer.engines.registry import ENGINE_NAMES
+from pyrallel_consumer.options import EngineName, Ordering
 
 PARTITIONS = 8
 KEYS = 100
@@ -132,8 +134,8 @@ def _path_rate(bootstrap: str, topic: str, count: int, path: Path) -> float:
         },
         topics=[topic],
         handler=handler,
-        engine=path.engine,
-        ordering=path.ordering,
+        engine=cast(EngineName, path.engine),  # names checked by the bench's parser
+        ordering=cast(Ordering, path.ordering),
         on_complete=on_complete,
         batch_size=path.batch_size,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from bench.measure import profiling
 from bench.output.progress import Progress
@@ -17,6 +17,7 @@ from bench.run.collector import Collector
 from bench.run.phase import Phase, PhaseSpec
 from bench.run.produce import Delivered, OpenLoopProducer
 from pyrallel_consumer import stats_json
+from pyrallel_consumer.options import EngineName, Ordering
 
 _WATCH_INTERVAL_S = 0.2
 
@@ -56,8 +57,8 @@ def _run_consumer(
         dict(spec.kafka_config),
         topics=[spec.plan.topic],
         handler=spec.handler,
-        engine=spec.engine,
-        ordering=spec.ordering,
+        engine=cast(EngineName, spec.engine),  # names checked by the bench's parser
+        ordering=cast(Ordering, spec.ordering),
         on_complete=collector.on_complete,
         on_assign=collector.on_assign,
         **dict(spec.engine_options),

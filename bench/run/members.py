@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from bench.measure import profiling
 from bench.measure.stats import CompletionSample
@@ -31,6 +31,7 @@ from bench.output.results import jsonable
 from bench.run.phase import Phase, PhaseSpec
 from bench.run.produce import Delivered, OpenLoopProducer
 from pyrallel_consumer import stats_json
+from pyrallel_consumer.options import EngineName, Ordering
 
 _PROGRESS_INTERVAL_S = 0.1  # how often a member reports its completions so far
 _POLL_S = 0.2
@@ -94,8 +95,8 @@ def _member_main(
             dict(spec.kafka_config),
             topics=[spec.plan.topic],
             handler=spec.handler,
-            engine=spec.engine,
-            ordering=spec.ordering,
+            engine=cast(EngineName, spec.engine),  # names checked by the bench's parser
+            ordering=cast(Ordering, spec.ordering),
             on_complete=on_complete,
             on_assign=on_assign,
             **dict(spec.engine_options),

@@ -12,9 +12,8 @@ from typing import Any
 
 from bench import cpu_kernel
 from bench.workloads.base import (
+    CalibratedWorkload,
     Handler,
-    Workload,
-    WorkloadSettings,
     best_seconds_per_call,
     wants_coroutine,
 )
@@ -37,59 +36,31 @@ def measure_cpu_service_time(
     return best_seconds_per_call(call, rounds, round_seconds)
 
 
-class CpuWorkload(Workload):
+class CpuWorkload(CalibratedWorkload):
     name = "cpu"
     summary = "SHA-256 chain of --worker-cpu-iterations per record"
-    cpu_bound = True
 
-    def __init__(self, settings: WorkloadSettings) -> None:
-        super().__init__(settings)
-        self._service_s: float | None = None
+    def given_service_ms(self) -> float | None:
+        return self.settings.cpu_service_ms
 
-    def set_up(self) -> None:
-        given = self.settings.cpu_service_ms
-        # Given (--cpu-service-ms): every mode of one container run shares the driver's one
-        # measurement, so their bounds and efficiencies compare.
-        if given is not None:
-            self._service_s = given / 1000
-        else:
-            self._service_s = measure_cpu_service_time(self.settings.cpu_iterations)
+    def measure_service_s(self) -> float:
+        return measure_cpu_service_time(self.settings.cpu_iterations)
 
     def handler(self, engine: str) -> Handler:
         wants_coroutine(engine)  # validates the engine; every engine gets the sync chain
         return functools.partial(cpu_sync, self.settings.cpu_iterations)
 
-    def service_time_s(self) -> float:
-        if self._service_s is None:
-            raise RuntimeError("the cpu workload's service time is measured by set_up(): call it")
-        return self._service_s
-
     @property
     def releases_gil(self) -> bool:
         return str(cpu_kernel.IMPLEMENTATION) == "native"
 
-    def engine_options(self, cores: int) -> dict[str, int]:
-        # The GIL-free kernel wants about two threads per core: one hashing while the other
-        # waits for the GIL to report. Measured on 2 cores (20,000 records, 500 iterations):
-        # async with 32 threads 1.2x baseline, 2 threads 1.6x, 4 threads 1.7x; process with
-        # 16 threads per worker 1.66x, 2 threads 1.78x. Each engine reads only its own option.
-        return {"concurrency": 2 * cores, "worker_concurrency": 2}
-
     def describe(self) -> str | None:
         seconds = self.service_time_s()
         return (
-            f"cpu workload: {seconds * 1000:.3f} ms per record on one core ({self._source()}, "
+            f"cpu workload: {seconds * 1000:.3f} ms per record on one core ({self.source()}, "
             f"{cpu_kernel.IMPLEMENTATION} kernel, {self.settings.cpu_iterations} "
             f"iterations) -> {1 / seconds:,.0f} records/s/core"
         )
 
     def metadata(self) -> dict[str, Any]:
-        return {
-            "cpu_service_ms": self._service_s * 1000 if self._service_s else None,
-            "cpu_service_source": self._source() if self._service_s else None,
-            "cpu_kernel_releases_gil": self.releases_gil,
-        }
-
-    def _source(self) -> str:
-        """Where the service time comes from: `given` (--cpu-service-ms) or `measured`."""
-        return "measured" if self.settings.cpu_service_ms is None else "given"
+        return {**super().metadata(), "cpu_kernel_releases_gil": self.releases_gil}

@@ -27,9 +27,8 @@ from typing import Any
 
 from bench.interpreter import gil_enabled
 from bench.workloads.base import (
+    CalibratedWorkload,
     Handler,
-    Workload,
-    WorkloadSettings,
     best_seconds_per_call,
     wants_coroutine,
 )
@@ -69,56 +68,32 @@ def measure_pycpu_service_time(
     return best_seconds_per_call(call, rounds, round_seconds)
 
 
-class PyCpuWorkload(Workload):
+class PyCpuWorkload(CalibratedWorkload):
     name = "pycpu"
     summary = "JSON decode and --worker-pycpu-iterations steps of pure-Python arithmetic"
-    cpu_bound = True
 
-    def __init__(self, settings: WorkloadSettings) -> None:
-        super().__init__(settings)
-        self._service_s: float | None = None
+    def given_service_ms(self) -> float | None:
+        return self.settings.pycpu_service_ms
 
-    def set_up(self) -> None:
-        given = self.settings.pycpu_service_ms
-        if given is not None:
-            self._service_s = given / 1000
-        else:
-            self._service_s = measure_pycpu_service_time(self.settings.pycpu_iterations)
+    def measure_service_s(self) -> float:
+        return measure_pycpu_service_time(self.settings.pycpu_iterations)
 
     def handler(self, engine: str) -> Handler:
         wants_coroutine(engine)  # validates the engine; every engine gets the sync handler
         return functools.partial(pycpu_sync, self.settings.pycpu_iterations)
-
-    def service_time_s(self) -> float:
-        if self._service_s is None:
-            raise RuntimeError("the pycpu workload's service time is measured by set_up(): call it")
-        return self._service_s
 
     @property
     def releases_gil(self) -> bool:
         # Pure Python runs on several threads at once only where there is no GIL to hold.
         return not gil_enabled()
 
-    def engine_options(self, cores: int) -> dict[str, int]:
-        # The cpu workload's settings, so that the two compare engine for engine: only whether
-        # the handler's code holds the GIL differs.
-        return {"concurrency": 2 * cores, "worker_concurrency": 2}
-
     def describe(self) -> str | None:
         seconds = self.service_time_s()
         return (
-            f"pycpu workload: {seconds * 1000:.3f} ms per record on one core ({self._source()}, "
+            f"pycpu workload: {seconds * 1000:.3f} ms per record on one core ({self.source()}, "
             f"{self.settings.pycpu_iterations} iterations, GIL "
             f"{'on' if gil_enabled() else 'off'}) -> {1 / seconds:,.0f} records/s/core"
         )
 
     def metadata(self) -> dict[str, Any]:
-        return {
-            "pycpu_service_ms": self._service_s * 1000 if self._service_s else None,
-            "pycpu_service_source": self._source() if self._service_s else None,
-            "pycpu_releases_gil": self.releases_gil,
-        }
-
-    def _source(self) -> str:
-        """Where the service time comes from: `given` (--pycpu-service-ms) or `measured`."""
-        return "measured" if self.settings.pycpu_service_ms is None else "given"
+        return {**super().metadata(), "pycpu_releases_gil": self.releases_gil}
