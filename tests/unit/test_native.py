@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -257,3 +258,17 @@ def test_bench_results_record_the_structures_in_use() -> None:
     from bench.output.environment import environment_metadata
 
     assert environment_metadata()["structures"] == native.implementation()
+
+
+@needs_native
+def test_every_extension_declares_it_runs_without_the_gil() -> None:
+    """A free-threaded Python turns the GIL back on for the whole process when it imports a
+    module that does not declare Py_MOD_GIL_NOT_USED (setup.py says why each one may)."""
+    generated = sorted((ROOT / "ext").glob("*.c"))
+    if not generated:
+        pytest.skip("the generated C sources are not here (built elsewhere)")
+    # Cython (3.1+) writes the module's default after the CYTHON_FREETHREADING_COMPATIBLE
+    # override: Py_MOD_GIL_USED unless the freethreading_compatible directive was given.
+    default = re.compile(r"#endif\n#else\n#define __Pyx_FREETHREADING_COMPATIBLE (\w+)\n")
+    declared = {c.name: default.findall(c.read_text()) for c in generated}
+    assert declared == {name: ["Py_MOD_GIL_NOT_USED"] for name in declared}
