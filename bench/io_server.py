@@ -55,10 +55,12 @@ class DelayServer:
         port: int = 0,
         *,
         wait: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
     ) -> None:
         self._host = host
         self._port = port
         self._wait = wait
+        self._loop_factory = loop_factory
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -104,7 +106,7 @@ class DelayServer:
         self.stop()
 
     def _run(self) -> None:
-        loop = asyncio.new_event_loop()
+        loop = self._loop_factory()
         self._loop = loop
         try:
             self._server = loop.run_until_complete(
@@ -208,11 +210,14 @@ class DelayServerProcess:
         self.stop()
 
 
-def _install_uvloop() -> None:
-    with contextlib.suppress(ImportError):
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop's event loops when installed, else asyncio's (a factory, not an event loop
+    policy: policies are deprecated since Python 3.14)."""
+    try:
         import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -223,8 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
-    _install_uvloop()
-    server = DelayServer(args.host, args.port).start()
+    server = DelayServer(args.host, args.port, loop_factory=_loop_factory()).start()
     print(f"port={server.address[1]}", flush=True)
     # Serve until the parent closes our stdin (or dies): no orphan servers after a crash.
     with contextlib.suppress(KeyboardInterrupt):

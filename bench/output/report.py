@@ -11,7 +11,6 @@ or line style (curves), while a mode has one colour in every source.
 from __future__ import annotations
 
 import math
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,7 +56,7 @@ def source_labels(docs: Sequence[tuple[Path, Doc]], given: Sequence[str] = ()) -
         if len(members) > 1:
             # The names' common start character by character ("<run id>-"), not a path.
             names = [stems[i] for i in members]
-            common = os.path.commonprefix(names).rstrip("-_. ")  # noqa: RUF071
+            common = _common_start(names).rstrip("-_. ")
             for i in members:
                 labels[i] = common or stems[members[0]]
     run_of = {i: run_id for run_id, members in runs.items() for i in members}
@@ -285,3 +284,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _common_start(names: list[str]) -> str:
+    """The longest start every name shares, character by character (os.path.commonprefix,
+    which Python 3.15 deprecates for this use)."""
+    first, last = min(names), max(names)  # the two that differ soonest, in sorted order
+    shared = 0
+    while shared < min(len(first), len(last)) and first[shared] == last[shared]:
+        shared += 1
+    return first[:shared]

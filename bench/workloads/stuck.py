@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import time
 from collections.abc import Callable
 from typing import Any
@@ -70,7 +71,7 @@ def with_stuck_record(
     """`inner`, except that record `stuck_seq` waits `stuck_ms` instead (sleeping, as the
     engine's flavour of handler would: asyncio.sleep in a coroutine, time.sleep otherwise).
     `batch`: `inner` is a batch handler (takes a list of records)."""
-    coroutine = wants_coroutine(engine) and asyncio.iscoroutinefunction(
+    coroutine = wants_coroutine(engine) and inspect.iscoroutinefunction(
         getattr(inner, "func", inner)
     )
     wrapper: Callable[..., Any]

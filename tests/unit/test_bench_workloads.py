@@ -116,7 +116,7 @@ def test_bulk_workload_costs_a_fixed_part_plus_a_part_per_record() -> None:
     started = time.monotonic()
     handler([object()] * 100)
     assert time.monotonic() - started >= 0.010
-    assert asyncio.iscoroutinefunction(bulk.batch_handler("async").func)  # type: ignore[attr-defined]
+    assert inspect.iscoroutinefunction(bulk.batch_handler("async").func)  # type: ignore[attr-defined]
 
 
 def test_per_record_workloads_run_each_record_of_a_batch() -> None:

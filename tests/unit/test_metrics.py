@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from typing import Any
 
 import pytest
@@ -81,7 +82,7 @@ def test_handler_timer_observes_sync_and_async_handlers() -> None:
 
     assert metrics.timed_handler(handle)(None) == 1  # type: ignore[arg-type]
     timed_async = metrics.timed_handler(handle_async)
-    assert asyncio.iscoroutinefunction(timed_async)
+    assert inspect.iscoroutinefunction(timed_async)
     assert asyncio.run(timed_async(None)) == 2  # type: ignore[arg-type]
     assert sample(registry, "pyrallel_handler_seconds_count") == 2
 
