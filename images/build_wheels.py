@@ -75,11 +75,14 @@ _LIBRARY_SOURCES = (
     "ext",
 )
 _BENCH_SOURCES = ("bench", "ext/cpu_kernel.pyx")
+# The C files Cython generated in place stay out too: the build's own Cython regenerates them
+# from the .pyx (a copied one newer than its .pyx would otherwise be compiled as it is).
 _IGNORE = shutil.ignore_patterns(
     "__pycache__",
     "*.py[cod]",
     "*.so",
     "*.pyd",
+    "*.c",
     "*.html",
     "results",
     ".mypy_cache",

@@ -190,3 +190,15 @@ def test_checkout_venv_imports_bench_from_the_checkout_anywhere(tmp_path: Path) 
     )
     assert done.returncode == 0, done.stderr
     assert Path(done.stdout.strip()).is_relative_to(REPO / "bench")
+
+
+def test_wheel_check_refuses_a_library_wheel_that_holds_the_bench(tmp_path: Path) -> None:
+    """images/build_wheels.py stops before any image is built from such a wheel."""
+    wheel = tmp_path / f"pyrallel_consumer-{VERSION}-cp311-cp311-linux_x86_64.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for module in LIBRARY_NATIVE:
+            archive.writestr(f"{module}.cpython-311-x86_64-linux-gnu.so", b"")
+        archive.writestr(f"pyrallel_consumer-{VERSION}.dist-info/METADATA", "")
+        archive.writestr("bench/__init__.py", "")
+    with pytest.raises(build_wheels.WheelBuildError, match=r"outside pyrallel_consumer/ \(bench/"):
+        build_wheels.check_wheel(wheel, build_wheels.LIBRARY)
