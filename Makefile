@@ -29,7 +29,9 @@ BROKER_ARGS ?=
 
 install: $(INSTALL_STAMP) $(EXT_STAMP)
 
-# The editable install builds the Cython extensions in place (both routes), so it also stamps them.
+# The editable install builds the Cython extensions in place (both routes), so it also stamps them;
+# it also makes the checkout's bench/ importable from $(VENV) (setup.py: the bench is not part of
+# the library's distribution, its dependencies are the `bench` group that `dev` includes).
 # uv: `uv sync` from uv.lock, into $(VENV), leaving packages it did not install (--inexact).
 # pip: a virtualenv made by uv has no pip (ensurepip adds it); --group needs pip 25.1+.
 # PYTHONWARNINGS hides setuptools' "Editable installation" notice, which pip 26 prints.
@@ -42,7 +44,7 @@ else
 	@$(PY) -m pip --version >/dev/null 2>&1 || $(PY) -m ensurepip >/dev/null
 	@$(PY) -m pip install --disable-pip-version-check -q 'pip>=25.1'
 	PYTHONWARNINGS='ignore:Editable installation' \
-		$(PY) -m pip install --disable-pip-version-check -q -e '.[bench]' --group dev
+		$(PY) -m pip install --disable-pip-version-check -q -e . --group dev
 endif
 	@touch $@ $(EXT_STAMP)
 

@@ -21,13 +21,23 @@ a cdef class. Both twins' tests run against both implementations.
 
 Without Cython no extension is built and the package still installs and works, only slower.
 `make build-ext` runs `python setup.py build_ext --inplace`.
+
+The distribution is the library alone: its wheel and sdist hold `pyrallel_consumer` and its
+extensions, never `bench` (pyproject.toml lists the packages; MANIFEST.in keeps the bench's
+kernel source out of the sdist). The bench runs from the checkout, so its kernel is listed here
+only when the checkout's bench/ is present (an sdist has none) and built only in place
+(`make build-ext`, and the editable install of `make install` / `uv sync`, which also maps the
+import name `bench` to the checkout's bench/ for that virtualenv); a wheel build leaves it out.
+The images get the bench from its own distribution, images/bench-dist (images/build_wheels.py).
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 try:
     from Cython.Build import cythonize
@@ -38,6 +48,9 @@ except ImportError:  # Cython is a build requirement, but a plain `pip install` 
 
 # -O3 for the SHA-256 rounds and the msgpack byte loops; MSVC spells its flags differently.
 COMPILE_ARGS = ["/O2"] if sys.platform == "win32" else ["-O3"]
+# The bench's own extensions: built in place for the checkout, never into the library's wheel.
+BENCH_PREFIX = "bench."
+HAVE_BENCH = (Path(__file__).resolve().parent / "bench" / "__init__.py").is_file()
 
 
 def _ext_modules() -> list[Extension]:
@@ -46,7 +59,6 @@ def _ext_modules() -> list[Extension]:
         return []
     extensions = [
         Extension("pyrallel_consumer._codec", ["ext/codec.pyx"], extra_compile_args=COMPILE_ARGS),
-        Extension("bench._cpu_kernel", ["ext/cpu_kernel.pyx"], extra_compile_args=COMPILE_ARGS),
         Extension(
             "pyrallel_consumer._backlog", ["ext/backlog.pyx"], extra_compile_args=COMPILE_ARGS
         ),
@@ -64,6 +76,10 @@ def _ext_modules() -> list[Extension]:
             extra_compile_args=COMPILE_ARGS,
         ),
     ]
+    if HAVE_BENCH:
+        extensions.append(
+            Extension("bench._cpu_kernel", ["ext/cpu_kernel.pyx"], extra_compile_args=COMPILE_ARGS)
+        )
     return cythonize(
         extensions,
         # No "Compiling ... because it depends on ..." / "Cythonizing" lines; errors still print.
@@ -84,4 +100,16 @@ def _ext_modules() -> list[Extension]:
     )
 
 
-setup(ext_modules=_ext_modules())
+class LibraryBuildExt(build_ext):
+    """build_ext that builds the bench's extensions only in place (--inplace, or an editable
+    install, whose finalize_options turns inplace on), so no wheel of the library carries one."""
+
+    def finalize_options(self) -> None:
+        super().finalize_options()
+        if not self.inplace:
+            # A new list: the distribution's own ext_modules still name bench._cpu_kernel, which
+            # is what makes an editable install map `bench` to the checkout.
+            self.extensions = [e for e in self.extensions if not e.name.startswith(BENCH_PREFIX)]
+
+
+setup(ext_modules=_ext_modules(), cmdclass={"build_ext": LibraryBuildExt})

@@ -1,6 +1,6 @@
 """Primary benchmark entry: baseline, async and process modes on the same workload.
 
-    python -m bench.run_parallel_benchmark [options]      (also: python -m bench, pyrallel-bench)
+    python -m bench.run_parallel_benchmark [options]      (also: python -m bench, make bench)
 
 Exit status: 0 every run processed every record; 1 a run was incomplete or failed (its partial
 results are still written), or the broker could not be started or reached; 2 bad options;

@@ -99,8 +99,10 @@ def plan(settings: BuildSettings) -> list[BuildStep]:
 
 
 def build_wheelhouse(log: Log, reuse: bool = False, version: str | None = None) -> None:
-    """images/wheels/ from images/build_wheels.py (reused as is when asked and present)."""
-    if reuse and version and list(WHEELS_DIR.glob(f"pyrallel_consumer-{version}-*.whl")):
+    """images/wheels/ from images/build_wheels.py (reused as is when asked and both project
+    wheels, the library's and the bench's, of this version are present)."""
+    wanted = (f"pyrallel_consumer-{version}-*.whl", f"pyrallel_consumer_bench-{version}-*.whl")
+    if reuse and version and all(list(WHEELS_DIR.glob(pattern)) for pattern in wanted):
         log(f"wheels: reusing {WHEELS_DIR}")
         return
     command = [sys.executable, str(BUILD_WHEELS)]

@@ -36,8 +36,8 @@ def connect(timeout_s: float = 300.0) -> Any:
         import docker
     except ImportError:
         raise ContainerError(
-            "the docker SDK is not installed: pip install 'pyrallel-consumer[bench]' "
-            "(or pip install docker)"
+            "the docker SDK is not installed: `make install` (the bench's dependency group) "
+            "or pip install docker"
         ) from None
     try:
         client = docker.from_env(timeout=int(timeout_s))

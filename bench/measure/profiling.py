@@ -10,7 +10,7 @@ for the process engine, and the top-N table on stdout.
                     still measures coroutines correctly (wall time excludes suspended time), but
                     all tasks of a thread are merged.
 
-yappi is an optional dependency (the `bench` extra; a new Python release may have no build of
+yappi is an optional dependency (the `bench` group; a new Python release may have no build of
 it yet): it is imported when a profile starts, so the bench runs without it unless --profile
 is given, and the command line refuses --profile up front with missing_profiler()'s line.
 """
@@ -30,7 +30,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-INSTALL_HINT = "pip install yappi (or the bench extra: pip install 'pyrallel-consumer[bench]')"
+INSTALL_HINT = "pip install yappi (or `make install`: the bench's dependency group has it)"
 
 
 def _yappi() -> ModuleType:

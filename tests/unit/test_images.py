@@ -7,7 +7,9 @@
   refused, and the results directory is checked before the run;
 - the compose file parses, runs the three mode images after a healthy broker, in sequence, with
   memory limits, CPU sets when given, and mounts bench/results;
-- the wheel the images install carries the compiled extensions and imports from a fresh venv.
+- the wheels the images install (the library's and the bench's, pyrallel-consumer-bench) carry
+  their compiled extensions and import from a fresh venv; what else each holds (nothing):
+  test_distributions.py.
 """
 
 from __future__ import annotations
@@ -220,14 +222,15 @@ def test_compose_images_are_the_ones_the_dockerfiles_build() -> None:
 
 
 @pytest.mark.slow
-def test_project_wheel_has_native_modules_and_imports_from_a_fresh_venv(tmp_path: Path) -> None:
-    wheel = build_wheels.build_project_wheel(tmp_path / "wheels")
-    assert not wheel.name.endswith("-none-any.whl")
-    members = build_wheels.native_members(wheel)
-    assert set(members) == set(build_wheels.NATIVE_MODULES), members
-    with zipfile.ZipFile(wheel) as archive:
-        names = archive.namelist()
-    assert "bench/run_parallel_benchmark.py" in names  # the console script's module
+def test_project_wheels_have_native_modules_and_import_from_a_fresh_venv(tmp_path: Path) -> None:
+    library = build_wheels.build_library_wheel(tmp_path / "wheels")
+    bench = build_wheels.build_bench_wheel(tmp_path / "wheels")
+    for wheel, dist in ((library, build_wheels.LIBRARY), (bench, build_wheels.BENCH)):
+        assert not wheel.name.endswith("-none-any.whl")
+        members = build_wheels.native_members(wheel, dist)
+        assert set(members) == set(dist.native), members
+    with zipfile.ZipFile(bench) as archive:
+        assert "bench/__main__.py" in archive.namelist()  # the images' `python -m bench`
 
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
@@ -244,7 +247,8 @@ def test_project_wheel_has_native_modules_and_imports_from_a_fresh_venv(tmp_path
             "--no-index",
             "--no-deps",
             "--quiet",
-            str(wheel),
+            str(library),
+            str(bench),
         ],
         check=True,
         timeout=120,
@@ -287,9 +291,10 @@ def test_wheelhouse_if_built_installs_offline() -> None:
     wheelhouse = IMAGES / "wheels"
     if not list(wheelhouse.glob("pyrallel_consumer-*.whl")):
         pytest.skip("no wheelhouse: run `python images/build_wheels.py` (make images)")
-    projects = list(wheelhouse.glob("pyrallel_consumer-*.whl"))
-    assert len(projects) == 1 and f"-{VERSION}-" in projects[0].name
-    build_wheels.check_project_wheel(projects[0])
+    for dist in (build_wheels.LIBRARY, build_wheels.BENCH):
+        projects = list(wheelhouse.glob(f"{dist.prefix}-*.whl"))
+        assert len(projects) == 1 and f"-{VERSION}-" in projects[0].name, projects
+        build_wheels.check_wheel(projects[0], dist)
     build_wheels.check_offline_install(wheelhouse)
 
 

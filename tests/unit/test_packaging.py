@@ -3,7 +3,8 @@
 - the metadata declares Python 3.11 to 3.15 (.ci/run tests 3.14 and 3.15 in a Debian sid root);
 - the build needs a Cython that knows Python 3.15 (3.3+), and the library's own dependencies
   leave out the bench's orjson (on 3.15 a wheel only for glibc 2.39+, else a Rust build);
-- uv's default dependency group brings the bench extra and the tools the docs name (snakeviz for
+- uv's default dependency group brings the bench's group (the bench is no extra: the library's
+  distribution does not hold it, test_distributions.py) and the tools the docs name (snakeviz for
   `uv run snakeviz <prof>`; setuptools and Cython for `make build-ext` on Python 3.12+);
 - `make install` runs uv when uv is on PATH and venv + pip otherwise (checked with `make -n` and
   a PATH holding only the tools the Makefile calls, plus a stand-in `uv` or not);
@@ -44,13 +45,20 @@ def test_metadata_declares_every_supported_python() -> None:
 
 
 def test_cython_is_one_that_builds_ext_on_every_supported_python() -> None:
-    build_requires = {
-        Requirement(spec).name: Requirement(spec) for spec in PYPROJECT["build-system"]["requires"]
-    }
-    dev = {
-        Requirement(spec).name: Requirement(spec) for spec in PYPROJECT["dependency-groups"]["dev"]
-    }
-    for where, requirement in (("build-system", build_requires["cython"]), ("dev", dev["cython"])):
+    bench_dist = tomllib.loads((REPO / "images" / "bench-dist" / "pyproject.toml").read_text())
+    build_requires, bench_build_requires, dev = (
+        {Requirement(spec).name: Requirement(spec) for spec in specs if isinstance(spec, str)}
+        for specs in (
+            PYPROJECT["build-system"]["requires"],
+            bench_dist["build-system"]["requires"],
+            PYPROJECT["dependency-groups"]["dev"],
+        )
+    )
+    for where, requirement in (
+        ("build-system", build_requires["cython"]),
+        ("bench-dist build-system", bench_build_requires["cython"]),
+        ("dev", dev["cython"]),
+    ):
         # 3.2.x (the newest before 3.3) must not satisfy it: it predates Python 3.15.
         assert not requirement.specifier.contains("3.2.9"), f"{where}: Cython 3.3+ for 3.15"
         assert requirement.specifier.contains("3.3.0"), where
@@ -59,9 +67,7 @@ def test_cython_is_one_that_builds_ext_on_every_supported_python() -> None:
 def test_orjson_is_the_bench_s_not_the_library_s() -> None:
     core = {Requirement(spec).name for spec in PYPROJECT["project"]["dependencies"]}
     assert "orjson" not in core
-    bench = {
-        Requirement(spec).name for spec in PYPROJECT["project"]["optional-dependencies"]["bench"]
-    }
+    bench = {Requirement(spec).name for spec in PYPROJECT["dependency-groups"]["bench"]}
     assert {"orjson", "yappi"} <= bench
     # The library never imports it (the bench falls back to the standard library's json).
     library = REPO / "pyrallel_consumer"
@@ -73,16 +79,18 @@ def test_orjson_is_the_bench_s_not_the_library_s() -> None:
     assert importers == []
 
 
-def test_default_group_brings_the_bench_and_metrics_extras_and_the_documented_tools() -> None:
+def test_default_group_brings_the_bench_group_metrics_extra_and_the_documented_tools() -> None:
     default_groups = PYPROJECT["tool"]["uv"]["default-groups"]
     assert default_groups == ["dev"]
+    dev = PYPROJECT["dependency-groups"]["dev"]
+    assert {"include-group": "bench"} in dev
     requirements = {
-        Requirement(spec).name: Requirement(spec) for spec in PYPROJECT["dependency-groups"]["dev"]
+        Requirement(spec).name: Requirement(spec) for spec in dev if isinstance(spec, str)
     }
-    assert requirements["pyrallel-consumer"].extras == {"bench", "metrics"}
+    assert requirements["pyrallel-consumer"].extras == {"metrics"}
     for tool in ("snakeviz", "pytest", "setuptools", "cython", "pip"):
         assert tool in requirements, f"{tool} missing from the dev group"
-    assert "yappi>=1.6" in PYPROJECT["project"]["optional-dependencies"]["bench"]
+    assert "yappi>=1.6" in PYPROJECT["dependency-groups"]["bench"]
 
 
 def _dry_run_install(tmp_path: Path, *, with_uv: bool) -> str:
@@ -125,7 +133,7 @@ def test_make_install_uses_venv_and_pip_without_uv(tmp_path: Path) -> None:
     commands = _dry_run_install(tmp_path, with_uv=False)
     assert "python3 -m venv" in commands
     assert "-m ensurepip" in commands  # a virtualenv made by uv has no pip
-    assert "pip install --disable-pip-version-check -q -e '.[bench]' --group dev" in commands
+    assert "pip install --disable-pip-version-check -q -e . --group dev" in commands
     assert "uv " not in commands
 
 
