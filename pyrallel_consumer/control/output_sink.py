@@ -37,6 +37,7 @@ from confluent_kafka import KafkaError, Message
 
 from pyrallel_consumer.control.producer import LazyProducer, Refused, described, producer_config
 from pyrallel_consumer.control.stats import Counters
+from pyrallel_consumer.control.topic_limits import BATCH_OVERHEAD_BYTES, TopicLimits
 from pyrallel_consumer.output import Output
 
 log = logging.getLogger("pyrallel_consumer")
@@ -91,6 +92,7 @@ class OutputProducer:
         self._producer = LazyProducer(
             config, "output producer", "output", "output_producer_config", error_cb=error_cb
         )
+        self._limits = TopicLimits(config)
 
     @property
     def unacknowledged(self) -> int:
@@ -102,6 +104,7 @@ class OutputProducer:
         for index, output in enumerate(outputs):
             counters.outputs_produced += 1  # handed to the producer: answered or pending
             try:
+                self._check_size(output)
                 producer.produce(
                     output.topic,
                     output.value,
@@ -118,6 +121,18 @@ class OutputProducer:
                 )
                 return
 
+    def _check_size(self, output: Output) -> None:
+        """Refused when over its topic's max.message.bytes (topic_limits.py says why)."""
+        limit = self._limits.limit(output.topic)
+        if limit is not None and output.size + BATCH_OVERHEAD_BYTES > limit:
+            size = self._producer.size_text(output.key, output.value, output.headers)
+            raise Refused(
+                f"MSG_SIZE_TOO_LARGE: the output is {size}, over max.message.bytes={limit:,} of "
+                f"topic {output.topic!r} (not produced, so it cannot fail the outputs batched "
+                "with it): raise the topic's max.message.bytes, or make the output smaller",
+                KafkaError.MSG_SIZE_TOO_LARGE,
+            )
+
     def _on_delivery(
         self, unit: _Unit, index: int, output: Output
     ) -> Callable[[KafkaError | None, Message], None]:
@@ -130,6 +145,13 @@ class OutputProducer:
             if err.code() == KafkaError.MSG_SIZE_TOO_LARGE:
                 size = self._producer.size_text(output.key, output.value, output.headers)
                 cause = self._producer.too_large(output.topic, size, by_broker=True)
+                # The broker refuses a whole record batch: outputs within the limit fail when
+                # their batch is over it (many of them, under a small topic limit).
+                cause += (
+                    f"; if this output is below the topic's limit, its record batch was not: "
+                    f"set batch.size in output_producer_config below max.message.bytes of "
+                    f"topic {output.topic!r}"
+                )
             else:
                 cause = described(err)
             unit.answer(Refusal(index, output, cause, err.code()))
