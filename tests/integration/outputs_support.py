@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+from support import group_name
 
 from pyrallel_consumer import Output, Record
 
@@ -72,3 +76,27 @@ def duplicates(read: list[tuple[int, int, bytes | None, int, int]]) -> int:
     """Outputs read beyond the first per input record."""
     counts = Counter((r[0], r[1]) for r in read)
     return sum(n - 1 for n in counts.values())
+
+
+def read_all(broker: Any, topic: str, partitions: int, timeout: float = 120.0) -> list[Any]:
+    """Every record of `topic` up to its end offsets now (a reader that stops at a count
+    misses the tail when records were written twice)."""
+    consumer = Consumer(broker.consumer_config(group_name("outputs-reader")))
+    try:
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+            for p in range(partitions)
+        }
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        positions = dict.fromkeys(ends, 0)
+        messages: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while any(positions[p] < ends[p] for p in ends):
+            assert time.monotonic() < deadline, f"read {len(messages)} of {sum(ends.values())}"
+            for message in consumer.consume(1000, 0.5):
+                assert message.error() is None, message.error()
+                messages.append(message)
+                positions[message.partition()] = message.offset() + 1
+        return messages
+    finally:
+        consumer.close()
