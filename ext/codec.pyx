@@ -10,7 +10,9 @@ and its twin in pyrallel_consumer/codec.py produce identical bytes and read each
     result batch (worker -> parent):
         [1, [[work_id, outcome, attempts, error], ...]]
         outcome = the code of a work.Outcome (int >= 0); attempts = handler attempts (int >= 0);
-        error = traceback text (str) or nil
+        error = traceback text (str) or nil; a result with outputs has a fifth field,
+        [[topic, value, key, headers, partition], ...] (partition an int or nil), and one
+        without them is the four fields as before (codec.py says why)
 
 Why not the msgpack package here: it needs a list of lists built per record before packing and
 hands back lists that must be turned into Records after unpacking. This module reads the Record
@@ -63,6 +65,8 @@ cdef enum:
     RESULT_BATCH = 1
     RECORD_FIELDS = 8    # items per record / per result
     RESULT_FIELDS = 4
+    RESULT_WITH_OUTPUTS = 5
+    OUTPUT_FIELDS = 5
     NAME_CACHE_SIZE = 8  # header positions whose names are remembered between records
 
 # Records are built by setting their slots directly; that needs Record to be exactly the slotted
@@ -90,6 +94,7 @@ _init_record_slots()
 
 cdef object _codec_error_type = None
 cdef object _result_type = None  # codec.Result, imported on first use like CodecError
+cdef object _output_type = None  # output.Output, likewise
 
 
 cdef object _in_item(object exc, str what, Py_ssize_t index):
@@ -384,6 +389,31 @@ def encode_records(items) -> bytes:
         PyMem_Free(w.data)
 
 
+cdef int _write_outputs(_Writer *w, object outputs) except -1:
+    cdef Py_ssize_t j, m
+    if type(outputs) is not list and type(outputs) is not tuple:
+        raise _error(f"outputs must be a list of Outputs, got {type(outputs).__name__}")
+    m = len(outputs)
+    _write_array_header(w, m)
+    for j in range(m):
+        output = outputs[j]
+        try:
+            topic, value, key = output.topic, output.value, output.key
+            headers, partition = output.headers, output.partition
+        except AttributeError:
+            raise _error(f"output {j} is not an Output: {output!r:.80}") from None
+        _write_byte(w, 0x90 | OUTPUT_FIELDS)
+        _write_str(w, topic, "output topic")
+        _write_optional_bin(w, value, "output value")
+        _write_optional_bin(w, key, "output key")
+        _write_headers(w, headers)
+        if partition is None:
+            _write_byte(w, 0xc0)
+        else:
+            _write_int(w, partition, "output partition")
+    return 0
+
+
 def encode_results(results) -> bytes:
     """Encode [Result(work_id, outcome, attempts, error), ...] as a result batch; same bytes
     as msgpack.packb. outcome and attempts must be ints >= 0 (a bool is not one)."""
@@ -398,12 +428,19 @@ def encode_results(results) -> bytes:
         _write_byte(&w, RESULT_BATCH)
         _write_array_header(&w, n)
         for i in range(n):
-            entry = _pair_at(results, i, RESULT_FIELDS, "result")
-            _write_byte(&w, 0x90 | RESULT_FIELDS)
+            entry = results[i]
+            if not (isinstance(entry, tuple) or isinstance(entry, list)) or not (
+                len(entry) == RESULT_FIELDS or len(entry) == RESULT_WITH_OUTPUTS
+            ):
+                raise _error(f"result {i} must be a tuple of 4 or 5 items, got {entry!r:.80}")
+            outputs = entry[4] if len(entry) == RESULT_WITH_OUTPUTS else None
+            _write_byte(&w, 0x90 | (RESULT_FIELDS if outputs is None else RESULT_WITH_OUTPUTS))
             _write_int(&w, entry[0], "work_id")
             _write_uint(&w, entry[1], "outcome")
             _write_uint(&w, entry[2], "attempts")
             _write_optional_str(&w, entry[3], "error")
+            if outputs is not None:
+                _write_outputs(&w, outputs)
         return PyBytes_FromStringAndSize(<char *>w.data, w.size)
     except ValueError as exc:
         raise _in_item(exc, "result", i) from exc.__cause__
@@ -728,12 +765,51 @@ def decode_records(data) -> list:
         PyBuffer_Release(&view)
 
 
+cdef object _read_outputs(_Reader *r, _NameCache *caches, list names):
+    """The outputs field of a result: nil, or an array of [topic, value, key, headers,
+    partition] arrays, each built into an output.Output."""
+    cdef Py_ssize_t j, m
+    global _output_type
+    _need(r, 1, "outputs")
+    if r.pos[0] == 0xc0:
+        r.pos += 1
+        return None
+    if _output_type is None:
+        from pyrallel_consumer.output import Output
+        _output_type = Output
+    m = _read_array_header(r, "outputs")
+    outputs = []
+    for j in range(m):
+        _read_fixed_array(r, OUTPUT_FIELDS, "output")
+        topic = _read_str(r, "output topic")
+        if not topic:
+            raise _error(f"output topic is empty (at byte {r.pos - r.start})")
+        value = _read_optional_bin(r, "output value")
+        key = _read_optional_bin(r, "output key")
+        headers = _read_headers(r, caches, names)
+        _need(r, 1, "output partition")
+        if r.pos[0] == 0xc0:
+            r.pos += 1
+            partition = None
+        else:
+            partition = _read_int(r, "output partition")
+            if partition < 0:
+                raise _error(f"output partition {partition} is negative (at byte "
+                             f"{r.pos - r.start})")
+        outputs.append(_output_type(topic, value, key, headers, partition))
+    return outputs
+
+
 def decode_results(data) -> list:
     """Decode a result batch into [Result(work_id, outcome, attempts, error), ...]; raises
     CodecError if malformed (including a negative outcome or attempts)."""
     cdef Py_buffer view
     cdef _Reader r
     cdef Py_ssize_t i, n
+    cdef _NameCache name_caches[NAME_CACHE_SIZE]
+    for i in range(NAME_CACHE_SIZE):
+        name_caches[i].data = NULL
+    names = [None] * NAME_CACHE_SIZE
     global _result_type
     if _result_type is None:
         from pyrallel_consumer.codec import Result
@@ -747,12 +823,18 @@ def decode_results(data) -> list:
         _read_batch_start(&r, RESULT_BATCH, "result batch")
         n = _read_array_header(&r, "results")
         for i in range(n):
-            _read_fixed_array(&r, RESULT_FIELDS, "result")
+            fields = _read_array_header(&r, "result")
+            if fields != RESULT_FIELDS and fields != RESULT_WITH_OUTPUTS:
+                raise _error(f"result: expected an array of 4 or 5 items, got {fields} (at "
+                             f"byte {r.pos - r.start})")
             work_id = _read_int(&r, "work_id")
             outcome = _read_uint(&r, "outcome")
             attempts = _read_uint(&r, "attempts")
             error = _read_optional_str(&r, "error")
-            out.append(new_tuple(result_type, (work_id, outcome, attempts, error)))
+            outputs = None
+            if fields == RESULT_WITH_OUTPUTS:
+                outputs = _read_outputs(&r, name_caches, names)
+            out.append(new_tuple(result_type, (work_id, outcome, attempts, error, outputs)))
         i = -1
         _check_end(&r)
         return out

@@ -12,8 +12,8 @@ classes are built in tens of ns and, being `no_gc`, are never tracked.
 
 Why `no_gc` is safe: an instance of these classes cannot be part of a reference cycle. Their
 attributes hold strings, bytes, ints, floats, Outcome members, None, lists of header tuples or
-of records or of work ids, and a WorkItem's `owner`, a PartitionState (which refers to no work
-item). What would break it: an attribute that leads back to the instance, e.g. an `owner` that
+of records or of work ids or of Outputs (whose slots hold only str, bytes, ints and header
+lists), and a WorkItem's `owner`, a PartitionState (which refers to no work item). What would break it: an attribute that leads back to the instance, e.g. an `owner` that
 keeps its items, or a Record whose `headers` list holds the record. The collector never sees
 such a cycle, so it leaks: keep these attributes free of back references. Python subclasses
 (engines/batching.py's `Piece(WorkItem)`) get GC support of their own for the slots they add,
@@ -112,21 +112,24 @@ cdef class WorkItem:
 
 @cython.no_gc
 cdef class Report:
-    """Report(id, outcome, attempts, completed_at, error=None): an engine's report on one work
-    item; `completed_at` in monotonic seconds, `error` the last traceback (str) or None."""
+    """Report(id, outcome, attempts, completed_at, error=None, outputs=None): an engine's
+    report on one work item; `completed_at` in monotonic seconds, `error` the last traceback
+    (str) or None, `outputs` a list of output.Output or None."""
 
     cdef public object id
     cdef public object outcome
     cdef public object attempts
     cdef public object completed_at
     cdef public object error
+    cdef public object outputs
 
-    def __init__(self, id, outcome, attempts, completed_at, error=None):
+    def __init__(self, id, outcome, attempts, completed_at, error=None, outputs=None):
         self.id = id
         self.outcome = outcome
         self.attempts = attempts
         self.completed_at = completed_at
         self.error = error
+        self.outputs = outputs
 
     def __repr__(self):
         return f"Report(id={self.id}, outcome={self.outcome.name}, attempts={self.attempts})"
@@ -134,17 +137,18 @@ cdef class Report:
 
 @cython.no_gc
 cdef class GroupReport(Report):
-    """GroupReport(ids, outcome, attempts, completed_at, error=None): one report on several
-    work items, `ids` a list in submission order; `id` is ids[0]."""
+    """GroupReport(ids, outcome, attempts, completed_at, error=None, outputs=None): one report
+    on several work items, `ids` a list in submission order; `id` is ids[0]."""
 
     cdef public object ids
 
-    def __init__(self, ids, outcome, attempts, completed_at, error=None):
+    def __init__(self, ids, outcome, attempts, completed_at, error=None, outputs=None):
         self.id = ids[0]
         self.outcome = outcome
         self.attempts = attempts
         self.completed_at = completed_at
         self.error = error
+        self.outputs = outputs
         self.ids = ids
 
     def __repr__(self):

@@ -16,6 +16,7 @@ from pyrallel_consumer.errors import (
     PyrallelError,
     WorkerError,
 )
+from pyrallel_consumer.output import Output
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.topic_partition import TopicPartition
 
@@ -29,6 +30,7 @@ __all__ = [
     "HandlerExit",
     "KafkaError",
     "KafkaFatalError",
+    "Output",
     "ParallelConsumer",
     "PartitionStats",
     "ProcessingError",

@@ -12,6 +12,12 @@ The wire format is plain msgpack, exactly the bytes of ``msgpack.packb(obj, use_
         [1, [[work_id, outcome, attempts, error], ...]]
         work_id: int; outcome: int >= 0, the code of a `work.Outcome` (0 succeeded, 1 failed,
         2 cancelled, 3 stopped); attempts: handler attempts, int >= 0; error: traceback text | None
+        A result whose handler returned outputs (outputs=True) has a fifth field:
+        [work_id, outcome, attempts, error, [[topic, value, key, headers, partition], ...]]
+        topic: str; value, key: bytes | None; headers as a record's; partition: int | None.
+        Version-safe: a result without outputs is the four fields, byte for byte as before, and
+        both lengths decode (`Result.outputs` None for four), so only a worker that produces
+        outputs sends the new form.
 
 Two implementations behind one interface (the functions below and ``load_codec``):
 
@@ -46,6 +52,7 @@ from typing import Any, NamedTuple
 
 import msgpack
 
+from pyrallel_consumer.output import Output
 from pyrallel_consumer.record import Record
 
 __all__ = [
@@ -73,11 +80,15 @@ class Result(NamedTuple):
     outcome: int  # a `work.Outcome` (an IntEnum); decoded as its plain int code
     attempts: int  # how many times the handler ran, >= 0
     error: str | None  # the last traceback when the outcome is FAILED or STOPPED
+    outputs: list[Output] | None = None  # what the handler returned to produce (outputs=True)
 
 
-# What `encode_results` takes: a Result, or the plain tuple of its fields (the worker builds
-# plain tuples: a NamedTuple per record costs ~0.4 us on its hot path).
-ResultFields = tuple[int, int, int, str | None]
+# What `encode_results` takes: a Result, or the plain tuple of its fields, the outputs left out
+# when there are none (the worker builds plain tuples: a NamedTuple per record costs ~0.4 us on
+# its hot path).
+ResultFields = (
+    tuple[int, int, int, str | None] | tuple[int, int, int, str | None, list[Output] | None]
+)
 
 
 ENV_VAR = "PYRALLEL_CODEC"
@@ -124,9 +135,24 @@ def _msgpack_encode_records(items: Sequence[tuple[int, Record]]) -> bytes:
 def _msgpack_encode_results(results: Sequence[ResultFields]) -> bytes:
     try:
         # msgpack packs the Result tuples as arrays, as it does lists.
-        return _packb([RESULT_BATCH, list(results)], use_bin_type=True)
+        return _packb([RESULT_BATCH, [_result_fields(r) for r in results]], use_bin_type=True)
     except _MSGPACK_ERRORS as exc:
         raise CodecError(f"cannot encode result batch: {exc}") from exc
+    except AttributeError as exc:  # an output that is not an Output
+        raise CodecError(f"cannot encode result batch: an output is not an Output: {exc}") from exc
+
+
+def _result_fields(result: ResultFields) -> Sequence[Any]:
+    """The wire fields of one result: four without outputs, five with them."""
+    if len(result) == 4:
+        return result
+    outputs = result[4]
+    if outputs is None:
+        return result[:4]
+    return (
+        *result[:4],
+        [[o.topic, o.value, o.key, o.headers, o.partition] for o in outputs],
+    )
 
 
 def _unpack_batch(data: bytes, tag: int, kind: str) -> Any:
@@ -201,7 +227,7 @@ def _msgpack_decode_results(data: bytes) -> list[Result]:
     for index, item in enumerate(_unpack_batch(data, RESULT_BATCH, "result batch")):
         if (
             type(item) is not tuple
-            or len(item) != 4
+            or len(item) not in (4, 5)
             or type(item[0]) is not int
             or type(item[1]) is not int
             or item[1] < 0
@@ -210,8 +236,38 @@ def _msgpack_decode_results(data: bytes) -> list[Result]:
             or (item[3] is not None and type(item[3]) is not str)
         ):
             raise _bad_field("result batch", index, item)
-        out.append(Result(*item))
+        if len(item) == 4 or item[4] is None:
+            out.append(Result(*item[:4]))
+            continue
+        outputs = _decode_outputs(item[4])
+        if outputs is None:
+            raise _bad_field("result batch", index, item)
+        out.append(Result(item[0], item[1], item[2], item[3], outputs))
     return out
+
+
+def _decode_outputs(wire: Any) -> list[Output] | None:
+    """The outputs of one result, or None when they are malformed."""
+    if type(wire) is not tuple:
+        return None
+    outputs = []
+    for fields in wire:
+        if type(fields) is not tuple or len(fields) != 5:
+            return None
+        topic, value, key, headers, partition = fields
+        if not (
+            type(topic) is str
+            and topic
+            and (value is None or type(value) is bytes)
+            and (key is None or type(key) is bytes)
+            and (partition is None or (type(partition) is int and partition >= 0))
+            and _valid_headers(headers)
+        ):
+            return None
+        outputs.append(
+            Output(topic, value, key, None if headers is None else list(headers), partition)
+        )
+    return outputs
 
 
 # --- selection -------------------------------------------------------------------------------

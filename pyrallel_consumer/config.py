@@ -84,6 +84,10 @@ class ConsumerConfig:
     # The dead-letter producer's settings given explicitly (None: derived from kafka_config).
     dlq_producer_config: dict[str, Any] | None = None
     tracing: bool = False  # a span per handler call (tracing.py)
+    # Consume-transform-produce: the handler's return value is its outputs (output.py).
+    outputs: bool = False
+    # The output producer's settings given explicitly (None: derived from kafka_config).
+    output_producer_config: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         # Secret settings (passwords, keys, callables) never reach a log line or a traceback.
@@ -283,6 +287,8 @@ def config_from(
         codec=_require_choice("codec", codec, CODECS),
         dlq_producer_config=_validate_producer_config(o.dlq_producer_config, dlq_topic),
         tracing=_validate_tracing(o.tracing),
+        outputs=_require_bool("outputs", o.outputs),
+        output_producer_config=_validate_output_producer(o.output_producer_config, o.outputs),
     )
 
 
@@ -302,23 +308,50 @@ def _validate_tracing(tracing: object) -> bool:
     return tracing
 
 
+def _require_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+    return value
+
+
 def _validate_producer_config(
     producer: Mapping[str, Any] | None, dlq_topic: str | None
 ) -> dict[str, Any] | None:
+    if producer is not None and not dlq_topic:
+        raise ValueError("dlq_producer_config is for the dead-letter producer: set dlq_topic too")
+    return _checked_producer(producer, "dlq_producer_config")
+
+
+def _validate_output_producer(
+    producer: Mapping[str, Any] | None, outputs: object
+) -> dict[str, Any] | None:
+    if producer is not None and outputs is not True:
+        raise ValueError(
+            "output_producer_config is for the producer of the handler's outputs: set "
+            "outputs=True too"
+        )
+    config = _checked_producer(producer, "output_producer_config")
+    if config is not None and config.get("enable.idempotence") in (False, "false"):
+        raise ValueError(
+            "output_producer_config: enable.idempotence must stay true: without it a retry "
+            "inside librdkafka can reorder or duplicate a key's outputs"
+        )
+    return config
+
+
+def _checked_producer(producer: Mapping[str, Any] | None, name: str) -> dict[str, Any] | None:
+    """A producer's explicit settings, checked: a mapping with bootstrap.servers that
+    librdkafka accepts. They replace the settings derived from kafka_config."""
     if producer is None:
         return None
     if not isinstance(producer, Mapping):
         raise TypeError(
-            "dlq_producer_config must be a dict of librdkafka producer settings, got "
-            f"{type(producer).__name__}"
+            f"{name} must be a dict of librdkafka producer settings, got {type(producer).__name__}"
         )
-    if not dlq_topic:
-        raise ValueError("dlq_producer_config is for the dead-letter producer: set dlq_topic too")
     config = dict(producer)
     if not config.get("bootstrap.servers"):
         raise ValueError(
-            "dlq_producer_config needs 'bootstrap.servers' (it replaces the settings derived "
-            "from kafka_config)"
+            f"{name} needs 'bootstrap.servers' (it replaces the settings derived from kafka_config)"
         )
-    kafka_settings.check(config, "dlq_producer_config")
+    kafka_settings.check(config, name)
     return config

@@ -111,6 +111,8 @@ class ParallelConsumer:
         poll_batch_size: int = D.poll_batch_size,
         codec: CodecName | None = D.codec,
         tracing: bool = D.tracing,
+        outputs: bool = D.outputs,
+        output_producer_config: Mapping[str, Any] | None = D.output_producer_config,
     ) -> None:
         given = locals()  # the options by name, before anything else is bound here
         options = Options(**{name: given[name] for name in option_names()})

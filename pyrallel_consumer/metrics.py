@@ -17,10 +17,10 @@ Metric names (namespace `pyrallel` by default), all counters since the consumer 
 `_records_received_total`, `_records_completed_total`, `_records_failed_total`,
 `_records_skipped_total`, `_records_dead_lettered_total`, `_records_fenced_total`,
 `_records_cancelled_total`, `_records_abandoned_total`, `_records_already_completed_total`,
-`_retries_total`, `_worker_restarts_total`; gauges `_in_flight`, `_backlog`, `_dead_lettering`,
-`_paused_partitions`, `_partition_lag{topic,partition}`,
-`_partition_committed_offset{topic,partition}`; histograms `_handler_seconds`,
-`_commit_seconds`.
+`_retries_total`, `_worker_restarts_total`, `_outputs_{produced,acknowledged,refused}_total`;
+gauges `_in_flight`, `_backlog`, `_dead_lettering`, `_outputs_pending`, `_paused_partitions`,
+`_partition_lag{topic,partition}`, `_partition_committed_offset{topic,partition}`; histograms
+`_handler_seconds`, `_commit_seconds`.
 
 Threads: a scrape runs `collect` on the scraping thread (the metrics server's, or whoever calls
 prometheus_client), which reads stats(): a copy of the snapshot the control thread published.
@@ -73,6 +73,9 @@ COUNTERS: dict[str, tuple[str, str]] = {
         "Records skipped because the commit metadata says they completed before",
     ),
     "retries": ("retries", "Handler calls beyond the first, over all records"),
+    "outputs_produced": ("outputs_produced", "Handler outputs handed to the output producer"),
+    "outputs_acknowledged": ("outputs_acknowledged", "Handler outputs the broker acknowledged"),
+    "outputs_refused": ("outputs_refused", "Handler outputs refused (at once or by the broker)"),
 }
 # stats()["batches"] counter (batch mode) -> (metric name without namespace, help).
 BATCH_COUNTERS: dict[str, tuple[str, str]] = {
@@ -86,6 +89,7 @@ GAUGES: dict[str, tuple[str, str]] = {
     "in_flight": ("in_flight", "Records submitted to the engine and not reported yet"),
     "backlog": ("backlog", "Records received and waiting for in-flight room"),
     "dead_lettering": ("dead_lettering", "Failed records waiting for the dead-letter ack"),
+    "outputs_pending": ("outputs_pending", "Handler outputs waiting for the broker's answer"),
 }
 
 # Handler calls range from microseconds (zero-work) to seconds (I/O with retries).

@@ -53,6 +53,8 @@ class Options:
     poll_batch_size: int = 500
     codec: CodecName | None = None  # derived: PYRALLEL_CODEC, else "auto"
     tracing: bool = False  # OpenTelemetry spans per handler call (tracing.py); needs the extra
+    outputs: bool = False  # the handler's return value is records to produce (output.py)
+    output_producer_config: Mapping[str, Any] | None = None  # None: derived from kafka_config
 
 
 DEFAULTS = Options()

@@ -1,10 +1,10 @@
 """The words the control plane and the engines share: work item, outcome, report, lane.
 
-A leaf module: it imports only `record` and `native`, so both `control/` and `engines/` may
-import it without importing each other. Glossary (README): a *record* is one Kafka message;
-its *lane* is the unit of ordering; a work item is *in flight* from its submission to an engine
-until the engine's report on it is applied (a `Report` on one item, or a `GroupReport` on
-several).
+A leaf module: it imports only `record`, `output` and `native`, so both `control/` and
+`engines/` may import it without importing each other. Glossary (README): a *record* is one
+Kafka message; its *lane* is the unit of ordering; a work item is *in flight* from its
+submission to an engine until the engine's report on it is applied (a `Report` on one item,
+or a `GroupReport` on several).
 
 Threads: the control thread (in a process worker, its main thread) builds work items and
 hands them to the threads that run them by `submit`; an engine's thread builds each report and
@@ -19,6 +19,7 @@ from collections.abc import Hashable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from pyrallel_consumer.native import native_twin
+from pyrallel_consumer.output import Output
 from pyrallel_consumer.record import Record
 
 # The unit of ordering: items that share a lane run one at a time, in submission order.
@@ -79,9 +80,10 @@ class WorkItem(Generic[Owner_co]):
 class Report:
     """An engine's report on one work item: `attempts` handler calls made (0 when cancelled
     before its first attempt), `completed_at` in monotonic seconds, `error` the last traceback
-    when FAILED or STOPPED."""
+    when FAILED or STOPPED, `outputs` what the handler returned to produce when SUCCEEDED
+    with outputs=True (None: nothing; else a non-empty list of `output.Output`, in order)."""
 
-    __slots__ = ("attempts", "completed_at", "error", "id", "outcome")
+    __slots__ = ("attempts", "completed_at", "error", "id", "outcome", "outputs")
 
     def __init__(
         self,
@@ -90,22 +92,27 @@ class Report:
         attempts: int,
         completed_at: float,
         error: str | None = None,
+        outputs: list[Output] | None = None,
     ) -> None:
         self.id = id
         self.outcome = outcome
         self.attempts = attempts
         self.completed_at = completed_at
         self.error = error
+        self.outputs = outputs
 
     def __repr__(self) -> str:
         return f"Report(id={self.id}, outcome={self.outcome.name}, attempts={self.attempts})"
 
 
 class GroupReport(Report):
-    """One report on several work items that share its outcome, attempts, `completed_at` and
-    error: `ids`, in submission order (`id` is the first). Batch mode sends one for the records
-    of a batch that ran as one handler call, so a batch travels back as one report, not one per
-    record. Engines may send either kind; each item is still reported exactly once."""
+    """One report on several work items that share its outcome, attempts, `completed_at`,
+    error and outputs: `ids`, in submission order (`id` is the first). Batch mode sends one for
+    the records of a batch that ran as one handler call, so a batch travels back as one report,
+    not one per record; its `outputs` are the batch's, and complete its records together.
+    Engines may send either kind; each item is still reported exactly once, and a group of
+    items that ran as separate calls never carries outputs (each such item is reported alone).
+    """
 
     __slots__ = ("ids",)
 
@@ -116,8 +123,9 @@ class GroupReport(Report):
         attempts: int,
         completed_at: float,
         error: str | None = None,
+        outputs: list[Output] | None = None,
     ) -> None:
-        super().__init__(ids[0], outcome, attempts, completed_at, error)
+        super().__init__(ids[0], outcome, attempts, completed_at, error, outputs)
         self.ids = ids
 
     def __repr__(self) -> str:

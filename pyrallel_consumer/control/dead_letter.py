@@ -24,17 +24,30 @@ run inside `publish`/`poll`/`close`, so on that thread too.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Protocol
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, Message
 
-from pyrallel_consumer.control.kafka_log import with_logger
+from pyrallel_consumer.control.producer import (
+    QUEUE_FULL_WAIT_S,
+    LazyProducer,
+    Refused,
+    described,
+    headers_size,
+    producer_config,
+)
 from pyrallel_consumer.errors import DeadLetterError, last_line
-from pyrallel_consumer.kafka_settings import producer_settings
 from pyrallel_consumer.record import Record
-from pyrallel_consumer.redact import redact_text
+
+# Kept importable from here: the dead-letter producer's settings and sizes (producer.py).
+__all__ = [
+    "DeadLetterPublisher",
+    "DeadLetterSink",
+    "OnDelivered",
+    "headers_size",
+    "producer_config",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,25 +58,6 @@ TRACEBACK_MAX_BYTES = 8 * 1024
 TRACEBACK_HEAD_BYTES = 2 * 1024
 ERROR_MAX_BYTES = 1024
 ERROR_HEAD_BYTES = 768
-
-# librdkafka's default message.max.bytes: the largest message the producer accepts.
-DEFAULT_MESSAGE_MAX_BYTES = 1_000_000
-
-# A full local queue (BufferError) empties as the broker acknowledges: serve acknowledgements
-# in steps of QUEUE_FULL_POLL_S for up to QUEUE_FULL_WAIT_S, then give up. Dead letters waiting
-# are bounded by max_in_flight, so a queue that stays full means queue.buffering.max.messages
-# or .kbytes is too small for them, not a burst; blocking the control thread longer would
-# delay the poll loop for nothing.
-QUEUE_FULL_WAIT_S = 1.0
-QUEUE_FULL_POLL_S = 0.05
-
-# While every dead letter is acknowledged, the producer is still polled this often: its
-# librdkafka log lines (routed to logging, control/kafka_log.py) queue up until a poll serves
-# them.
-IDLE_POLL_INTERVAL_S = 1.0
-
-# How long `close` serves the reports of dead letters it gave up on (they arrive at once).
-PURGE_SETTLE_S = 1.0
 
 Headers = list[tuple[str, str | bytes | None]]
 
@@ -91,19 +85,6 @@ class DeadLetterSink(Protocol):
         """Wait up to `timeout` seconds for deliveries, give up on the rest (each one's
         `on_delivered` runs with the cause) and release what `publish` built. Returns how
         many were given up."""
-
-
-def producer_config(
-    kafka_config: Mapping[str, Any], explicit: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """The dead-letter producer's settings: `explicit` (the dlq_producer_config option) when
-    given, else every setting of the consumer's `kafka_config` that a producer takes (bootstrap
-    servers, security.protocol, sasl.*, ssl.*, callables such as oauth_cb, ...). Idempotence is
-    on unless the settings say otherwise."""
-    config = dict(explicit) if explicit is not None else producer_settings(kafka_config)
-    config.setdefault("enable.idempotence", True)
-    config.setdefault("linger.ms", 5)
-    return config
 
 
 def cut(text: str, limit: int, head: int) -> bytes:
@@ -138,14 +119,10 @@ def dead_letter_headers(record: Record, error: str, attempts: int) -> Headers:
     ]
 
 
-def headers_size(headers: Sequence[tuple[str, bytes | str | None]]) -> int:
-    """Bytes of header names and values (librdkafka adds a few bytes of framing to each)."""
-    return sum(len(name.encode()) + len(value or b"") for name, value in headers)
-
-
 class DeadLetterPublisher:
     """A `DeadLetterSink` producing to `topic` with an idempotent producer, built at the first
-    `publish`. `unacknowledged`: dead letters produced and not acknowledged (or refused) yet."""
+    `publish` (producer.py). `unacknowledged`: dead letters produced and not acknowledged (or
+    refused) yet."""
 
     def __init__(
         self,
@@ -155,12 +132,17 @@ class DeadLetterPublisher:
         queue_full_wait_s: float = QUEUE_FULL_WAIT_S,
     ) -> None:
         self.topic = topic
-        self._config = producer_config(kafka_config, explicit)
-        self._max_bytes = int(self._config.get("message.max.bytes", DEFAULT_MESSAGE_MAX_BYTES))
-        self._queue_full_wait_s = queue_full_wait_s
-        self._producer: Producer | None = None
-        self.unacknowledged = 0
-        self._next_idle_poll = 0.0
+        self._producer = LazyProducer(
+            producer_config(kafka_config, explicit),
+            "dead-letter producer",
+            "dead letter",
+            "dlq_producer_config",
+            queue_full_wait_s,
+        )
+
+    @property
+    def unacknowledged(self) -> int:
+        return self._producer.unacknowledged
 
     def publish(
         self,
@@ -169,120 +151,32 @@ class DeadLetterPublisher:
         attempts: int,
         on_delivered: OnDelivered,
     ) -> None:
-        producer = self._producer_for(record)
         headers = dead_letter_headers(record, error, attempts)
+        producer = self._producer
 
         def delivered(err: KafkaError | None, _msg: Message) -> None:
-            self.unacknowledged -= 1
             if err is None:
                 on_delivered(None)
             elif err.code() == KafkaError.MSG_SIZE_TOO_LARGE:
-                on_delivered(self._too_large(record, headers, by_broker=True), err.code())
+                size = producer.size_text(record.key, record.value, headers)
+                on_delivered(producer.too_large(self.topic, size, by_broker=True), err.code())
             else:
-                on_delivered(f"{err.name()}: {err.str()}", err.code())
+                on_delivered(described(err), err.code())
 
-        self._produce(producer, record, headers, delivered)
-        self.unacknowledged += 1
-        producer.poll(0)
-
-    def _producer_for(self, record: Record) -> Producer:
-        if self._producer is None:
-            try:
-                self._producer = Producer(with_logger(self._config))
-            except (KafkaException, TypeError, ValueError) as exc:
-                err = _kafka_error(exc)
-                text = redact_text(err.str() if err is not None else str(exc), self._config)
-                raise self._error(
-                    record,
-                    f"could not build the dead-letter producer: {text} (fix dlq_producer_config)",
-                    exc,
-                ) from exc
-        return self._producer
-
-    def _produce(
-        self,
-        producer: Producer,
-        record: Record,
-        headers: Headers,
-        delivered: Callable[[KafkaError | None, Message], None],
-    ) -> None:
-        """`produce`, retried while the local queue is full (up to queue_full_wait_s);
-        DeadLetterError when the producer refuses the dead letter."""
-        deadline: float | None = None
-        while True:
-            try:
-                producer.produce(
-                    self.topic,
-                    key=record.key,
-                    value=record.value,
-                    headers=headers,
-                    on_delivery=delivered,
-                )
-                return
-            except BufferError as exc:
-                now = time.monotonic()
-                deadline = now + self._queue_full_wait_s if deadline is None else deadline
-                if now >= deadline:
-                    raise self._error(record, self._queue_full(), exc) from exc
-                producer.poll(QUEUE_FULL_POLL_S)  # acknowledgements make room
-            except KafkaException as exc:
-                err = _kafka_error(exc)
-                if err is not None and err.code() == KafkaError.MSG_SIZE_TOO_LARGE:
-                    cause = self._too_large(record, headers, by_broker=False)
-                else:
-                    cause = f"{err.name()}: {err.str()}" if err is not None else str(exc)
-                raise self._error(record, cause, exc) from exc
-
-    def _error(self, record: Record, cause: str, exc: BaseException) -> DeadLetterError:
-        err = _kafka_error(exc)
-        code = err.code() if err is not None else None
-        if isinstance(exc, BufferError):
-            code = KafkaError._QUEUE_FULL
-        return DeadLetterError(
-            record.topic, record.partition, record.offset, self.topic, cause, code
-        )
-
-    def _too_large(self, record: Record, headers: Headers, by_broker: bool) -> str:
-        key, value = len(record.key or b""), len(record.value or b"")
-        header_bytes = headers_size(headers)
-        size = f"{key + value + header_bytes:,} bytes (key {key:,}, value {value:,}, headers "
-        size += f"{header_bytes:,}) plus the record framing"
-        limit = f"message.max.bytes={self._max_bytes:,}"
-        if by_broker:
-            return (
-                f"MSG_SIZE_TOO_LARGE: the broker refused the dead letter of {size}: raise "
-                f"max.message.bytes of topic {self.topic!r} (and {limit} of the producer, in "
-                "kafka_config or dlq_producer_config, if it is below that)"
-            )
-        return (
-            f"MSG_SIZE_TOO_LARGE: the dead letter is {size}, over the dead-letter producer's "
-            f"{limit}: raise message.max.bytes (in kafka_config, which the dead-letter producer "
-            f"inherits, or in dlq_producer_config when given) and max.message.bytes of topic "
-            f"{self.topic!r} above it"
-        )
-
-    def _queue_full(self) -> str:
-        messages = self._config.get("queue.buffering.max.messages", "default")
-        kbytes = self._config.get("queue.buffering.max.kbytes", "default")
-        return (
-            f"_QUEUE_FULL: the dead-letter producer's local queue stayed full for "
-            f"{self._queue_full_wait_s:.1f} s with {self.unacknowledged} dead letters waiting for "
-            f"the broker (queue.buffering.max.messages={messages}, queue.buffering.max.kbytes="
-            f"{kbytes}): raise them in dlq_producer_config, or check that the broker of topic "
-            f"{self.topic!r} answers"
-        )
+        try:
+            producer.produce(self.topic, record.value, record.key, headers, delivered)
+        except Refused as refused:
+            raise DeadLetterError(
+                record.topic,
+                record.partition,
+                record.offset,
+                self.topic,
+                refused.cause,
+                refused.code,
+            ) from refused.__cause__
 
     def poll(self) -> None:
-        producer = self._producer
-        if producer is None:
-            return
-        if self.unacknowledged:
-            producer.poll(0)
-            return
-        now = time.monotonic()
-        if now >= self._next_idle_poll:
-            self._next_idle_poll = now + IDLE_POLL_INTERVAL_S
-            producer.poll(0)
+        self._producer.poll()
 
     def close(self, timeout: float) -> int:
         """Wait up to `timeout` seconds for outstanding deliveries, then purge the rest: their
@@ -290,22 +184,9 @@ class DeadLetterPublisher:
         dead letter that will never be acknowledged (one in flight may still reach the topic;
         its record is redone, so it may be dead-lettered twice: at least once). Releases the
         producer. Returns how many were purged."""
-        # Dropping the only reference destroys librdkafka's handle when this returns.
-        producer, self._producer = self._producer, None
-        if producer is None:
-            return 0
-        given_up: int = producer.flush(timeout) if self.unacknowledged else 0
-        if given_up:
-            producer.purge()
-            producer.flush(PURGE_SETTLE_S)  # serves the purged ones' reports
-        if self.unacknowledged:  # not reported even after the purge: their records stay held
-            log.warning("dead-letter producer closed with %d reports missing", self.unacknowledged)
-            self.unacknowledged = 0
+        given_up = self._producer.close(timeout)
+        if self._producer.missing:  # not reported even after the purge: their records stay held
+            log.warning(
+                "dead-letter producer closed with %d reports missing", self._producer.missing
+            )
         return given_up
-
-
-def _kafka_error(exc: BaseException) -> KafkaError | None:
-    """The KafkaError a KafkaException carries, if any."""
-    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
-        return exc.args[0]
-    return None

@@ -28,6 +28,7 @@ from pyrallel_consumer.control.client import (
 from pyrallel_consumer.control.dead_letter import DeadLetterPublisher, DeadLetterSink
 from pyrallel_consumer.control.kafka_errors import KafkaErrors
 from pyrallel_consumer.control.kafka_log import RepeatLimiter
+from pyrallel_consumer.control.output_sink import OutputProducer, OutputSink
 from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.control.rebalance import OnAssign, OnRevoke, Rebalancer
 from pyrallel_consumer.control.reports import BUSY_WAIT_S, Clock, OnComplete, ReportHandler
@@ -47,6 +48,18 @@ STATS_INTERVAL_S = 0.1
 # What a commit refused during the loop leads to.
 RETRIED_NEXT_INTERVAL = "retried at the next commit interval"
 RETRIED_AT_CLOSE = "retried once more as the consumer closes (its last commit)"
+
+
+def default_outputs(
+    config: ConsumerConfig, counters: Counters, on_error: KafkaErrors
+) -> OutputSink | None:
+    """The at-least-once output producer when outputs=True; its client-level errors go where
+    the consumer's go (a fatal one, e.g. an idempotence failure, ends the run)."""
+    if not config.outputs:
+        return None
+    return OutputProducer(
+        config.kafka_config, counters, config.output_producer_config, error_cb=on_error
+    )
 
 
 def default_dead_letters(config: ConsumerConfig) -> DeadLetterSink | None:
@@ -70,6 +83,7 @@ class ControlLoop:
         clock: Clock = time.monotonic,
         client_factory: ClientFactory = confluent_client,
         dead_letters: DeadLetterSink | None = None,
+        output_sink: OutputSink | None = None,
     ) -> None:
         self.config = config
         self.engine = engine
@@ -104,6 +118,7 @@ class ControlLoop:
             self._faults,
             clock,
             self._publish_due,
+            output_sink or default_outputs(config, self.counters, self._on_kafka_error),
         )
         # run(max_records=N): how many records may still be handed to the engine.
         self._submit_limit: int | None = None
@@ -174,7 +189,7 @@ class ControlLoop:
                 if client is not None:
                     client.close()  # runs the revoke callback: it commits, no second wait
             finally:
-                self._reports.failures.close(self.config.drain_timeout_s)
+                self._reports.close(self.config.drain_timeout_s)
                 self.engine.close(self.config.drain_timeout_s)
                 # The final state stays readable: the last assignment's partitions, revoked.
                 self._published = self._snapshot(last_assignment)
@@ -200,7 +215,7 @@ class ControlLoop:
         batch = self.config.poll_batch_size
         while not self._stop_requested:
             reports.apply(reports.collect())
-            self._failures.poll()
+            reports.poll()
             if max_records is not None and self.counters.completed >= max_records:
                 return
             now = clock()

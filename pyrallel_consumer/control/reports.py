@@ -1,5 +1,6 @@
-"""Applying the engine's reports: fencing, completing records, the failure policy; and the one
-loop that waits for in-flight work (used on revoke and at shutdown).
+"""Applying the engine's reports: fencing, completing records (those with outputs once the
+outputs are acknowledged: outputs.py), the failure policy; and the one loop that waits for
+in-flight work (used on revoke and at shutdown).
 
 Ownership: the control thread. The work in flight is the tracker's (tracker.py): each report
 settles its item there before anything else happens to it.
@@ -14,6 +15,8 @@ from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.control.callbacks import Callback
 from pyrallel_consumer.control.dead_letter import DeadLetterSink
 from pyrallel_consumer.control.failures import FailurePolicy
+from pyrallel_consumer.control.output_sink import OutputSink
+from pyrallel_consumer.control.outputs import Outputs
 from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.control.stats import Counters
 from pyrallel_consumer.control.tracker import Tracker
@@ -49,9 +52,10 @@ class ReportHandler:
         faults: Faults,
         clock: Clock,
         tick: Callable[[], None] = lambda: None,
+        output_sink: OutputSink | None = None,
     ) -> None:
         """`tick` runs at every turn of `settle`'s wait (the control loop publishes its
-        stats snapshot there)."""
+        stats snapshot there). `output_sink` writes the handler's outputs (outputs=True)."""
         self._engine = engine
         self._tick = tick
         self._tracker = tracker
@@ -60,6 +64,18 @@ class ReportHandler:
         self._clock = clock
         self._faults = faults
         self.failures = FailurePolicy(config, counters, dead_letters, self.complete, faults.park)
+        self.outputs: Outputs | None = None
+        if output_sink is not None:
+            self.outputs = Outputs(
+                config,
+                output_sink,
+                tracker,
+                engine,
+                counters,
+                self.complete_all,
+                self.failures.failed,
+                clock,
+            )
 
     def collect(self) -> list[Report]:
         """The engine's reports available now. An engine that cannot go on raises from
@@ -90,7 +106,14 @@ class ReportHandler:
         """Each report settles its items in the tracker, then applies its outcome. A batch
         that succeeded (a GroupReport) completes its records in one pass."""
         tracker = self._tracker
+        outputs = self.outputs
         for report in reports:
+            if outputs is not None:
+                if report.outputs is not None:
+                    outputs.take(report)  # completed once the outputs are acknowledged
+                    continue
+                if outputs.refusals:
+                    self._forget_refusals(outputs, report)
             if type(report) is not GroupReport:
                 item = tracker.settle(report.id)
                 if item is not None:
@@ -100,6 +123,13 @@ class ReportHandler:
             else:
                 for item in tracker.settle_all(report.ids):
                     self._apply_one(item, report)
+
+    def _forget_refusals(self, outputs: Outputs, report: Report) -> None:
+        """A record redone after an output refusal was reported without outputs this time:
+        its count of refusals is done with."""
+        ids = report.ids if type(report) is GroupReport else (report.id,)
+        for item_id in ids:
+            outputs.refusals.pop(item_id, None)
 
     def _apply_one(self, item: WorkItem[PartitionState], report: Report) -> None:
         outcome, counters = report.outcome, self._counters
@@ -175,11 +205,27 @@ class ReportHandler:
         """While `busy()` and before `deadline` (clock seconds): wait for reports, apply them,
         serve dead-letter acknowledgements and, if given, `serve()` (the shutdown drain keeps
         rebalance callbacks running with it)."""
-        engine, failures, clock, tick = self._engine, self.failures, self._clock, self._tick
+        engine, clock, tick = self._engine, self._clock, self._tick
         while busy() and clock() < deadline:
             engine.wait(BUSY_WAIT_S)
             self.apply(self.collect())
-            failures.poll()
+            self.poll()
             if serve is not None:
                 serve()
             tick()
+
+    def poll(self) -> None:
+        """Serve the acknowledgements of dead letters and outputs that are due, and hand
+        records to redo after an output refusal back to the engine; never blocks."""
+        self.failures.poll()
+        if self.outputs is not None:
+            self.outputs.poll()
+
+    def close(self, timeout: float) -> None:
+        """Release the producers, each waiting up to `timeout` seconds for what it still
+        waits for (failures.py, outputs.py). Called once per run, after the consumer closed."""
+        try:
+            if self.outputs is not None:
+                self.outputs.close(timeout)
+        finally:
+            self.failures.close(timeout)

@@ -33,6 +33,11 @@ class Counters:
     abandoned: int = 0  # given up by the engine without a verdict (a worker given up)
     already_completed: int = 0  # completed before a restart or rebalance, per commit metadata
     fenced: int = 0  # reported after their partition was revoked; the new owner redoes them
+    # outputs=True: the handler's outputs handed to the output producer, acknowledged by the
+    # broker, refused (at once or in their delivery report). Outputs, not records.
+    outputs_produced: int = 0
+    outputs_acknowledged: int = 0
+    outputs_refused: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -81,6 +86,10 @@ class Stats(TypedDict):
     abandoned: int
     already_completed: int
     fenced: int
+    outputs_produced: int
+    outputs_acknowledged: int
+    outputs_refused: int
+    outputs_pending: int  # queued in the output producer, not answered yet
     in_flight: int
     backlog: int
     dead_lettering: int  # dead letters sent and not yet acknowledged
@@ -131,6 +140,9 @@ def snapshot(
         "engine": engine,
         "ordering": ordering,
         **counters.as_dict(),  # type: ignore[typeddict-item]
+        "outputs_pending": (
+            counters.outputs_produced - counters.outputs_acknowledged - counters.outputs_refused
+        ),
         "in_flight": in_flight,
         "backlog": backlog,
         "dead_lettering": dead_lettering,

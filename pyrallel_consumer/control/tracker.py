@@ -117,6 +117,12 @@ class Tracker:
             item.dispatched_at = now
         return items
 
+    def in_flight_items(self, item_ids: Iterable[int]) -> list[Item]:
+        """The items of `item_ids` still in flight, left in flight (outputs.py holds records
+        there until their outputs are acknowledged)."""
+        get = self._in_flight.get
+        return [item for item_id in item_ids if (item := get(item_id)) is not None]
+
     def settle(self, item_id: int) -> Item | None:
         """`settle_all` of one item: the item, or None when it was not in flight."""
         item = self._in_flight.pop(item_id, None)

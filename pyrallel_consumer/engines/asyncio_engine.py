@@ -16,6 +16,7 @@ from typing import Any
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.engines.base import Engine, Handler, ReportQueue
 from pyrallel_consumer.engines.lanes import CoroutineLaneRunner, ThreadLaneRunner
+from pyrallel_consumer.output import outputs_of
 from pyrallel_consumer.work import Report, WorkItem
 
 # Coroutines are cheap, threads are not: a thread per waiting record would thrash 2 cores.
@@ -37,8 +38,9 @@ class AsyncEngine(Engine):
     def start(self) -> None:
         self._reports = ReportQueue()
         runner_type = CoroutineLaneRunner if self.is_coroutine else ThreadLaneRunner
+        collect = outputs_of if self.config.outputs else None
         self._runner = runner_type(
-            self.handler, self.config.retry, self.concurrency, self._reports.put
+            self.handler, self.config.retry, self.concurrency, self._reports.put, collect=collect
         )
 
     def submit(self, items: Sequence[WorkItem[object]]) -> None:

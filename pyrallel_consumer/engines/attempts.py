@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 from pyrallel_consumer.config import RetryPolicy
+from pyrallel_consumer.output import Output
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import Outcome
 
@@ -48,6 +49,13 @@ class Attempted(NamedTuple):
     outcome: Outcome  # SUCCEEDED, FAILED or STOPPED
     attempts: int  # handler calls made, >= 1
     error: str | None  # the last traceback when FAILED or STOPPED
+    # With outputs=True, what the succeeding call returned to produce (output.outputs_of).
+    outputs: list[Output] | None = None
+
+
+# With outputs=True, turns a handler's return value into its outputs (output.outputs_of); None
+# when outputs are off, and return values are ignored.
+Collect = Callable[[Any], "list[Output] | None"] | None
 
 
 # The common result, built once: a NamedTuple built per record costs ~0.5 us on the hot path.
@@ -62,8 +70,11 @@ def error_text(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc)).rstrip()
 
 
-def succeeded(attempts: int) -> Attempted:
-    """The result of a handler call that returned on attempt number `attempts` (1-based)."""
+def succeeded(attempts: int, outputs: list[Output] | None = None) -> Attempted:
+    """The result of a handler call that returned on attempt number `attempts` (1-based),
+    with the outputs it returned, if any."""
+    if outputs is not None:
+        return Attempted(Outcome.SUCCEEDED, attempts, None, outputs)
     return FIRST_TRY if attempts == 1 else Attempted(Outcome.SUCCEEDED, attempts, None)
 
 
@@ -83,13 +94,15 @@ def retry_after(
     handler: Callable[[Record], Any],
     record: Record,
     policy: RetryPolicy,
+    collect: Collect = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Attempted:
     """The attempts after the first one failed with `exc`: `handler(record)` again until it
     returns or `policy.retries` retries ran out, sleeping `policy.delay` seconds between
-    attempts on the calling thread. Never raises what the handler raises. A runner calls the
-    handler itself first and pays for this only after a failure (no call, no frame per record
-    on the success path)."""
+    attempts on the calling thread; with `collect`, the return value becomes the outputs
+    (within the attempt: what collecting raises fails it). Never raises what the handler
+    raises. A runner calls the handler itself first and pays for this only after a failure
+    (no call, no frame per record on the success path)."""
     attempt = 1
     while True:
         result = after_failure(exc, attempt, policy)
@@ -98,11 +111,12 @@ def retry_after(
         sleep(result)
         attempt += 1
         try:
-            handler(record)
+            returned = handler(record)
+            outputs = None if collect is None else collect(returned)
         except BaseException as again:
             exc = again
         else:
-            return succeeded(attempt)
+            return succeeded(attempt, outputs)
 
 
 def _task_cancelled() -> bool:
@@ -122,6 +136,7 @@ async def retry_after_async(
     handler: Callable[[Record], Awaitable[Any]],
     record: Record,
     policy: RetryPolicy,
+    collect: Collect = None,
 ) -> Attempted:
     """`retry_after` for an `async def` handler, awaiting `asyncio.sleep` between attempts: a
     runner awaits the handler itself and enters this only after the first attempt raised `exc`.
@@ -137,11 +152,12 @@ async def retry_after_async(
         await asyncio.sleep(result)  # a cancel() here raises: the task is being cancelled
         attempt += 1
         try:
-            await handler(record)
+            returned = await handler(record)
+            outputs = None if collect is None else collect(returned)
         except BaseException as again:
             exc = again
         else:
-            return succeeded(attempt)
+            return succeeded(attempt, outputs)
 
 
 def escaped(exc: BaseException, attempts: int = 1) -> Attempted:

@@ -25,8 +25,15 @@ import time
 from collections.abc import Sequence
 from queue import SimpleQueue
 
-from pyrallel_consumer.engines.attempts import FIRST_TRY, Attempted, escaped, retry_after
+from pyrallel_consumer.engines.attempts import (
+    FIRST_TRY,
+    Attempted,
+    escaped,
+    retry_after,
+    succeeded,
+)
 from pyrallel_consumer.engines.base import Engine, ReportQueue
+from pyrallel_consumer.output import outputs_of
 from pyrallel_consumer.work import Outcome, Report, WorkItem
 
 # How long submit waits for the handler before returning to the poll loop: far below any
@@ -61,6 +68,7 @@ class BaselineEngine(Engine):
             self._reports.put,
             self._queue,
         )
+        collect = outputs_of if self.config.outputs else None
         while True:
             items = queue.get()
             if items is None:
@@ -77,16 +85,19 @@ class BaselineEngine(Engine):
                     # The first attempt called here, the retries (sleeping inline) only after
                     # a failure: no call per record on the success path.
                     try:
-                        handler(record)
-                        result = FIRST_TRY
+                        returned = handler(record)
+                        if collect is None or returned is None:
+                            result = FIRST_TRY
+                        else:  # what collecting raises fails the attempt
+                            result = succeeded(1, collect(returned))
                     except BaseException as exc:
-                        result = retry_after(exc, handler, record, policy)
+                        result = retry_after(exc, handler, record, policy, collect)
                 except BaseException as exc:
                     # Never end this loop with the item in flight: it is reported (FAILED)
                     # like any other, and the items behind it still run.
                     result = escaped(exc)
-                outcome, attempts, error = result
-                report(Report(item.id, outcome, attempts, time.monotonic(), error))
+                outcome, attempts, error, outputs = result
+                report(Report(item.id, outcome, attempts, time.monotonic(), error, outputs))
             if queue.empty():
                 # A submit racing with this check may see idle early; it then returns before its
                 # record ran, which only means the loop turns once more: reports come via reports().

@@ -234,7 +234,11 @@ class BatchingEngine(Engine):
             # SystemExit or KeyboardInterrupt) gives each record its traceback, and the control
             # plane stops the run without completing any of them. Not bisected: the handler
             # asked to stop, it did not fail on some record.
+            # A batch's outputs (outputs=True) are the whole piece's: its records complete
+            # together once the broker acknowledged them all.
             out.append(
-                GroupReport([item.id for item in items], outcome, attempts, at, report.error)
+                GroupReport(
+                    [item.id for item in items], outcome, attempts, at, report.error, report.outputs
+                )
             )
         self._next_piece(running, at)

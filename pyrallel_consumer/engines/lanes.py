@@ -31,11 +31,12 @@ from pyrallel_consumer.config import RetryPolicy
 from pyrallel_consumer.engines.attempts import (
     FIRST_TRY,
     Attempted,
+    Collect,
     after_failure,
     escaped,
     retry_after_async,
-    succeeded,
 )
+from pyrallel_consumer.engines.attempts import succeeded as success
 from pyrallel_consumer.engines.base import Handler
 from pyrallel_consumer.engines.retry_queue import Clock, RetryQueue
 from pyrallel_consumer.work import GroupReport, Lane, Outcome, Report, WorkItem
@@ -125,10 +126,12 @@ class ThreadLaneRunner:
         threads: int,
         report: ReportSink,
         clock: Clock = time.monotonic,
+        collect: Collect = None,
     ) -> None:
         self._handler = handler
         self._policy = policy
         self._report = report
+        self._collect = collect
         self._lanes = Lanes()
         self._lock = threading.Lock()
         self._ready: SimpleQueue[Ready | None] = SimpleQueue()
@@ -148,7 +151,7 @@ class ThreadLaneRunner:
             self._ready.put(entry)
 
     def _work(self) -> None:
-        handler, policy, report = self._handler, self._policy, self._report
+        handler, policy, report, collect = self._handler, self._policy, self._report, self._collect
         ready, lanes, lock = self._ready, self._lanes, self._lock
         while True:
             entry = ready.get()
@@ -165,8 +168,11 @@ class ThreadLaneRunner:
                         # The handler called here, not through a helper: no call per record
                         # but the handler's on the success path.
                         try:
-                            handler(item.record)
-                            result = FIRST_TRY if attempt == 1 else succeeded(attempt)
+                            returned = handler(item.record)
+                            if collect is None or returned is None:
+                                result = FIRST_TRY if attempt == 1 else success(attempt)
+                            else:  # what collecting raises fails the attempt
+                                result = success(attempt, collect(returned))
                         except BaseException as exc:
                             failure = after_failure(exc, attempt, policy)
                             if not isinstance(failure, Attempted):
@@ -177,8 +183,10 @@ class ThreadLaneRunner:
                             result = failure
                     except BaseException as exc:  # the safety net (module doc)
                         result = escaped(exc, attempt)
-                    outcome, attempts, error = result
-                    report(Report(item.id, outcome, attempts, time.monotonic(), error))
+                    outcome, attempts, error, outputs = result
+                    # Reported before the lane is released: the control thread gets a lane's
+                    # reports, and so produces its outputs, in the order its records ran.
+                    report(Report(item.id, outcome, attempts, time.monotonic(), error, outputs))
                 if item.lane is None:
                     break  # unordered: no lane to release, so no lock to take
                 with lock:
@@ -239,15 +247,22 @@ class CoroutineLaneRunner:
     the end of the event loop's turn or once the first of them is GROUP_REPORT_S old, whichever
     comes first; their `completed_at` is the report's time, so at most that much late. The
     control thread then applies a burst of records in one pass instead of one report each.
-    Every other outcome is reported alone, at once.
+    Every other outcome, and a success with outputs, is reported alone, at once, after the
+    grouped successes before it.
     """
 
     def __init__(
-        self, handler: Handler, policy: RetryPolicy, concurrency: int, report: ReportSink
+        self,
+        handler: Handler,
+        policy: RetryPolicy,
+        concurrency: int,
+        report: ReportSink,
+        collect: Collect = None,
     ) -> None:
         self._handler = handler
         self._policy = policy
         self._report = report
+        self._collect = collect
         self._concurrency = concurrency
         self._lanes = Lanes()
         self._ready: deque[Item | None] = deque()  # None: a worker's signal to end
@@ -293,7 +308,7 @@ class CoroutineLaneRunner:
                 return
 
     async def _work(self) -> None:
-        handler, policy, report = self._handler, self._policy, self._report
+        handler, policy, report, collect = self._handler, self._policy, self._report, self._collect
         ready, idle, lanes = self._ready, self._idle, self._lanes
         new_future, call_soon = self.loop.create_future, self.loop.call_soon
         succeeded, monotonic = self._succeeded, time.monotonic
@@ -328,10 +343,13 @@ class CoroutineLaneRunner:
                         # The first attempt awaited here: the retry machinery (a coroutine
                         # frame of its own) only after a failure.
                         try:
-                            await handler(record)
-                            result = FIRST_TRY
+                            returned = await handler(record)
+                            if collect is None or returned is None:
+                                result = FIRST_TRY
+                            else:  # what collecting raises fails the attempt
+                                result = success(1, collect(returned))
                         except BaseException as exc:
-                            result = await retry_after_async(exc, handler, record, policy)
+                            result = await retry_after_async(exc, handler, record, policy, collect)
                     except BaseException as exc:
                         if self._abandoning:
                             raise  # close() gave up on this item: not reported, not committed
@@ -345,8 +363,12 @@ class CoroutineLaneRunner:
                         if now - self._group_since >= GROUP_REPORT_S:
                             self._report_succeeded()
                     else:
-                        outcome, attempts, error = result
-                        report(Report(item.id, outcome, attempts, now, error))
+                        # The grouped successes first: a lane's reports (and so its outputs,
+                        # produced in report order) keep the order its records ran in.
+                        if succeeded:
+                            self._report_succeeded()
+                        outcome, attempts, error, outputs = result
+                        report(Report(item.id, outcome, attempts, now, error, outputs))
                 if item.lane is None:
                     break  # unordered: no lane to release
                 following = lanes.release(item.lane)

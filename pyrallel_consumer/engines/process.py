@@ -97,6 +97,7 @@ class ProcessEngine(Engine):
             ipc_batch_size=config.ipc_batch_size,
             ipc_batch_max_wait_s=config.ipc_batch_max_wait_s,
             batched=config.batch_size is not None,
+            outputs=config.outputs,
             worker_init=worker_init,
             worker_exit=worker_exit,
         )

@@ -35,6 +35,7 @@ from pyrallel_consumer.config import RetryPolicy
 from pyrallel_consumer.engines.base import Handler
 from pyrallel_consumer.engines.lanes import CoroutineLaneRunner, ThreadLaneRunner
 from pyrallel_consumer.ordering import lane_function
+from pyrallel_consumer.output import outputs_of
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import GroupReport, Report, WorkItem
 
@@ -55,6 +56,7 @@ class WorkerSpec:
     ipc_batch_size: int
     ipc_batch_max_wait_s: float
     batched: bool = False  # batch mode: consecutive records with one work id are one batch
+    outputs: bool = False  # the handler's return value is its outputs, sent back with its result
     worker_init: Callable[[], None] | None = None
     worker_exit: Callable[[], None] | None = None
 
@@ -97,11 +99,17 @@ class ResultSender:
         before = len(unsent)
         # An Outcome is an int: it travels as its code. A GroupReport (the coroutine runner's
         # first-try successes) travels as a result per item.
+        # A result with outputs has them as a fifth field (codec.py); a GroupReport never has
+        # any (the runners report a success with outputs alone).
         if type(report) is GroupReport:
             outcome, attempts, error = report.outcome, report.attempts, report.error
             unsent.extend((item_id, outcome, attempts, error) for item_id in report.ids)
-        else:
+        elif report.outputs is None:
             unsent.append((report.id, report.outcome, report.attempts, report.error))
+        else:
+            unsent.append(
+                (report.id, report.outcome, report.attempts, report.error, report.outputs)
+            )
         if not self._wake.is_set():  # after the append: see the class docstring
             self._wake.set()
         if before < self._batch_size <= len(unsent):
@@ -145,7 +153,8 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     runner_type = (
         CoroutineLaneRunner if inspect.iscoroutinefunction(spec.handler) else ThreadLaneRunner
     )
-    runner = runner_type(spec.handler, spec.retry, spec.concurrency, sender.report)
+    collect = outputs_of if spec.outputs else None
+    runner = runner_type(spec.handler, spec.retry, spec.concurrency, sender.report, collect=collect)
     while True:
         try:
             data = conn.recv_bytes()

@@ -208,15 +208,20 @@ class WorkerReader:
         others: list[Report] = []
         with worker.lock:
             pop, suspects = worker.outstanding.pop, worker.suspects
-            for work_id, code, attempts, error in results:
+            for work_id, code, attempts, error, outputs in results:
                 if pop(work_id, None) is None:
                     continue  # not outstanding: a duplicate, and each record is reported once
                 if suspects:
                     attempts += suspects.pop(work_id, 0)  # deaths blamed on it count too
-                if code == _SUCCEEDED and attempts == 1 and error is None:
+                if code == _SUCCEEDED and attempts == 1 and error is None and outputs is None:
                     first_try.append(work_id)
                 else:
-                    others.append(Report(work_id, OUTCOME_BY_CODE[code], attempts, now, error))
+                    # Results with outputs keep their order among themselves (the order the
+                    # worker's lanes finished them in), so each lane's outputs are produced in
+                    # its records' order; the grouped ones have none.
+                    others.append(
+                        Report(work_id, OUTCOME_BY_CODE[code], attempts, now, error, outputs)
+                    )
             worker.deaths_in_a_row = worker.unexplained_in_a_row = 0
         put = self._reports.put
         if first_try:

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from pyrallel_consumer.codec import Result, available_codecs
+from pyrallel_consumer.output import Output
 from pyrallel_consumer.record import Record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,8 +49,25 @@ records = st.builds(
 record_batches = st.lists(st.tuples(wire_ints, records), max_size=20)
 attempts = st.integers(0, UINT64_MAX)
 outcomes = st.integers(0, UINT64_MAX)  # the codec carries any code; work.Outcome has 0..2
+# Outputs as the handler returns them (outputs=True): a result carries none or a list of them.
+outputs = st.builds(
+    Output,
+    topic=texts.filter(bool),
+    value=optional_bytes,
+    key=optional_bytes,
+    headers=headers,
+    partition=st.none() | st.integers(0, 2**31 - 1),
+)
 result_batches = st.lists(
-    st.builds(Result, wire_ints, outcomes, attempts, st.none() | long_texts), max_size=20
+    st.builds(
+        Result,
+        wire_ints,
+        outcomes,
+        attempts,
+        st.none() | long_texts,
+        st.none() | st.lists(outputs, min_size=1, max_size=4),
+    ),
+    max_size=20,
 )
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -74,7 +92,27 @@ def reference_records(items: list[tuple[int, Record]]) -> bytes:
 
 
 def reference_results(results: list[Result]) -> bytes:
-    return msgpack.packb([1, [list(r) for r in results]], use_bin_type=True)
+    """What the msgpack package produces for a result batch: four fields, or five with the
+    outputs."""
+    batch = [
+        list(r[:4])
+        if len(r) == 4 or r[4] is None
+        else [
+            *r[:4],
+            [
+                [
+                    o.topic,
+                    o.value,
+                    o.key,
+                    None if o.headers is None else [list(h) for h in o.headers],
+                    o.partition,
+                ]
+                for o in r[4]
+            ],
+        ]
+        for r in results
+    ]
+    return msgpack.packb([1, batch], use_bin_type=True)
 
 
 def sample_batch(size: int = 5) -> list[tuple[int, Record]]:

@@ -41,7 +41,7 @@ class InlineEngine(Engine):
                 result = retry_after(
                     exc, self.handler, item.record, self.config.retry, sleep=lambda s: None
                 )
-            outcome, attempts, error = result
+            outcome, attempts, error, _ = result
             self._reports.append(Report(item.id, outcome, attempts, 0.0, error))
 
     def reports(self) -> list[Report]:

@@ -122,7 +122,7 @@ def test_integer_forms_match_msgpack(codec, value: int) -> None:
     results = [(value, 0, max(value, 0), None)]
     data = codec.encode_results(results)
     assert data == reference_results(results)
-    assert codec.decode_results(data) == results
+    assert codec.decode_results(data) == [Result(*r) for r in results]
 
 
 @pytest.mark.parametrize("value", [0, 1, 127, 128, 255, 256, 65_535, 65_536, 2**32, UINT64_MAX])
@@ -216,8 +216,10 @@ def test_native_rejects_wrong_field_types_naming_the_field(record: Record, field
         ((1, 0, None, None), "attempts"),
         ((1, 0, -1, None), "attempts"),
         ((1, 0, 1, b"boom"), "error"),
-        ((1, 0, None), "4 items"),  # the old three-field shape
-        ((1, 0, 1, None, 0), "4 items"),
+        ((1, 0, None), "4 or 5 items"),  # the old three-field shape
+        ((1, 0, 1, None, None, 0), "4 or 5 items"),
+        ((1, 0, 1, None, 0), "outputs must be a list"),
+        ((1, 0, 1, None, [object()]), "output 0 is not an Output"),
     ],
 )
 def test_native_rejects_wrong_result_fields_naming_the_field(result: tuple, field: str) -> None:

@@ -75,7 +75,13 @@ def test_wrong_shapes_raise_codec_error(codec, obj: object) -> None:
     "obj",
     [
         [1, [[1, 0, None]]],  # the old three-field shape
-        [1, [[1, 0, 1, None, None]]],  # 5 fields
+        [1, [[1, 0, 1, None, None, None]]],  # 6 fields
+        [1, [[1, 0, 1, None, 7]]],  # outputs not an array
+        [1, [[1, 0, 1, None, [["t", b"v"]]]]],  # an output of 2 fields
+        [1, [[1, 0, 1, None, [["", b"v", None, None, None]]]]],  # empty output topic
+        [1, [[1, 0, 1, None, [["t", "v", None, None, None]]]]],  # str output value
+        [1, [[1, 0, 1, None, [["t", b"v", None, None, -1]]]]],  # negative partition
+        [1, [[1, 0, 1, None, [["t", b"v", None, [["h"]], None]]]]],  # bad output header
         [1, [[1, True]]],
         [1, [[1, True, 1, None]]],  # bool outcome
         [1, [[1, -1, 1, None]]],  # negative outcome

@@ -34,7 +34,7 @@ def test_engines_never_import_the_control_plane_nor_each_other() -> None:
 
 
 def test_shared_vocabulary_modules_are_leaves() -> None:
-    for name in ("work.py", "backlog.py", "record.py", "native.py"):
+    for name in ("work.py", "backlog.py", "record.py", "native.py", "output.py"):
         imported = imports_of(PACKAGE / name)
         inner = {m for m in imported if m.startswith("pyrallel_consumer")}
         assert inner <= {
@@ -43,6 +43,9 @@ def test_shared_vocabulary_modules_are_leaves() -> None:
             "pyrallel_consumer.work",
             "pyrallel_consumer.work.Lane",
             "pyrallel_consumer.work.WorkItem",
+            # output.py (the handler's outputs) imports only the standard library
+            "pyrallel_consumer.output",
+            "pyrallel_consumer.output.Output",
             # native.py picks the native twins; it imports only the standard library
             "pyrallel_consumer.native",
             "pyrallel_consumer.native.native_twin",

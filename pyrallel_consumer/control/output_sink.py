@@ -1,0 +1,190 @@
+"""Where the handler's outputs are written: the `OutputSink` interface and its at-least-once
+implementation, `OutputProducer`.
+
+A sink takes the outputs of one *unit* (one record's, or one batch's in batch mode), in order,
+and answers once for the whole unit: every output acknowledged, or the first refusal. What a
+refusal means for the records is decided by the caller (outputs.py); the sink only writes and
+counts.
+
+`OutputProducer` writes with an idempotent producer (acks=all; control/producer.py builds it at
+the first output, from the consumer's settings or `output_producer_config`). Why the order of a
+key's outputs holds: the control thread produces a unit's outputs in the order the handler
+returned them, and units in the order their reports arrive, which for one lane is the order
+its records ran (engines report a record before releasing its lane); librdkafka keeps one
+queue per partition, sends it in that order, and with idempotence its own retries (a broker
+restarting, a timeout) are resent with sequence numbers the broker uses to reject duplicates
+and out-of-order batches, so what reaches a partition keeps the produce order. A refused output
+breaks that for its record only: the record is redone, so its outputs land again after those of
+the key's later records already produced (at least once: the first copies that were
+acknowledged stay).
+
+The exactly-once step replaces this class with a transactional sink behind the same interface:
+its `write` would add the outputs to the open transaction and answer once the transaction
+committed (or refuse them all when it aborted).
+
+Ownership: the control thread calls `write`, `poll` and `close`; delivery callbacks run inside
+them, on that thread too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from confluent_kafka import KafkaError, Message
+
+from pyrallel_consumer.control.producer import LazyProducer, Refused, described, producer_config
+from pyrallel_consumer.control.stats import Counters
+from pyrallel_consumer.control.topic_limits import BATCH_OVERHEAD_BYTES, TopicLimits
+from pyrallel_consumer.output import Output
+
+log = logging.getLogger("pyrallel_consumer")
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why output number `index` (0-based) of a unit was not written: `cause` names the error
+    and the fix, `code` is the Kafka error code (None when there is none)."""
+
+    index: int
+    output: Output
+    cause: str
+    code: int | None
+
+
+OnWritten = Callable[[Refusal | None], None]
+
+
+class OutputSink(Protocol):
+    """Writes the handler's outputs (module doc)."""
+
+    def write(self, outputs: Sequence[Output], on_written: OnWritten) -> None:
+        """Write one unit's outputs, in order. `on_written` runs exactly once, inside this call
+        or a later `poll` or `close`, after every output of the unit had its answer: with None
+        when all were acknowledged, else with the first refusal (outputs after one refused at
+        once are not written). Never raises for a refused output."""
+
+    def poll(self) -> None:
+        """Serve the answers that are due; never blocks."""
+
+    def close(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for the answers still due, give up on the rest (each
+        unit's `on_written` runs with a refusal) and release what `write` built."""
+
+
+class OutputProducer:
+    """The at-least-once `OutputSink`: an idempotent producer (module doc). Counts
+    `outputs_produced` (handed to the producer), `outputs_acknowledged` and `outputs_refused`
+    (at once or by the broker) in `counters`: the difference is what waits for an answer."""
+
+    def __init__(
+        self,
+        kafka_config: Mapping[str, Any],
+        counters: Counters,
+        explicit: Mapping[str, Any] | None = None,
+        error_cb: Callable[[KafkaError], None] | None = None,
+    ) -> None:
+        self._counters = counters
+        config = producer_config(kafka_config, explicit)
+        config.setdefault("acks", "all")
+        self._producer = LazyProducer(
+            config, "output producer", "output", "output_producer_config", error_cb=error_cb
+        )
+        self._limits = TopicLimits(config)
+
+    @property
+    def unacknowledged(self) -> int:
+        return self._producer.unacknowledged
+
+    def write(self, outputs: Sequence[Output], on_written: OnWritten) -> None:
+        unit = _Unit(len(outputs), on_written)
+        producer, counters = self._producer, self._counters
+        for index, output in enumerate(outputs):
+            counters.outputs_produced += 1  # handed to the producer: answered or pending
+            try:
+                self._check_size(output)
+                producer.produce(
+                    output.topic,
+                    output.value,
+                    output.key,
+                    output.headers,
+                    self._on_delivery(unit, index, output),
+                    output.partition,
+                )
+            except Refused as refused:
+                counters.outputs_refused += 1
+                # This one and the rest, which are never written.
+                unit.answer(
+                    Refusal(index, output, refused.cause, refused.code), len(outputs) - index
+                )
+                return
+
+    def _check_size(self, output: Output) -> None:
+        """Refused when over its topic's max.message.bytes (topic_limits.py says why)."""
+        limit = self._limits.limit(output.topic)
+        if limit is not None and output.size + BATCH_OVERHEAD_BYTES > limit:
+            size = self._producer.size_text(output.key, output.value, output.headers)
+            raise Refused(
+                f"MSG_SIZE_TOO_LARGE: the output is {size}, over max.message.bytes={limit:,} of "
+                f"topic {output.topic!r} (not produced, so it cannot fail the outputs batched "
+                "with it): raise the topic's max.message.bytes, or make the output smaller",
+                KafkaError.MSG_SIZE_TOO_LARGE,
+            )
+
+    def _on_delivery(
+        self, unit: _Unit, index: int, output: Output
+    ) -> Callable[[KafkaError | None, Message], None]:
+        def delivered(err: KafkaError | None, _msg: Message) -> None:
+            if err is None:
+                self._counters.outputs_acknowledged += 1
+                unit.answer(None)
+                return
+            self._counters.outputs_refused += 1
+            if err.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+                size = self._producer.size_text(output.key, output.value, output.headers)
+                cause = self._producer.too_large(output.topic, size, by_broker=True)
+                # The broker refuses a whole record batch: outputs within the limit fail when
+                # their batch is over it (many of them, under a small topic limit).
+                cause += (
+                    f"; if this output is below the topic's limit, its record batch was not: "
+                    f"set batch.size in output_producer_config below max.message.bytes of "
+                    f"topic {output.topic!r}"
+                )
+            else:
+                cause = described(err)
+            unit.answer(Refusal(index, output, cause, err.code()))
+
+        return delivered
+
+    def poll(self) -> None:
+        self._producer.poll()
+
+    def close(self, timeout: float) -> None:
+        self._producer.close(timeout)
+        if self._producer.missing:
+            log.warning(
+                "output producer closed with %d reports missing: their records stay "
+                "uncommitted and are redone by the next run",
+                self._producer.missing,
+            )
+
+
+class _Unit:
+    """The answers one unit waits for; calls `on_written` once, after the last one."""
+
+    __slots__ = ("_on_written", "_refusal", "_waiting")
+
+    def __init__(self, outputs: int, on_written: OnWritten) -> None:
+        self._waiting = outputs
+        self._refusal: Refusal | None = None
+        self._on_written = on_written
+
+    def answer(self, refusal: Refusal | None, outputs: int = 1) -> None:
+        """The answer for `outputs` of the unit's outputs (None: acknowledged)."""
+        if refusal is not None and self._refusal is None:
+            self._refusal = refusal  # the first one: later refusals often share its cause
+        self._waiting -= outputs
+        if self._waiting == 0:
+            self._on_written(self._refusal)

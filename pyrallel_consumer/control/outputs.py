@@ -1,0 +1,174 @@
+"""Records with outputs: completed only once the broker acknowledged every output (at least
+once).
+
+A report that carries outputs (`Report.outputs`, outputs=True) does not complete its records
+when it arrives: its items stay in flight in the tracker (so they hold their in-flight and
+lane slots: backpressure counts them, the revoke grace and the shutdown drain wait for them,
+and no commit passes them) while the sink (output_sink.py) writes the outputs. Then:
+- every output acknowledged: the records complete, as a report without outputs would have;
+- an output refused (refused at once, or a delivery error such as a record over the topic's
+  max.message.bytes): a failed attempt of the unit's records. With retries left (`retries`
+  counts refusals of one record here, separately from the engine's count of handler
+  exceptions, which starts again at each resubmission) they go back to the engine after the
+  usual backoff: the handler runs again and its outputs are written again, so the outputs
+  acknowledged before the refusal may be written twice (at least once). Once a record was
+  refused `retries` + 1 times, `on_failure` takes it (failures.py) with the refusal as its
+  error: which record, which output, the cause and the broker's code.
+A record whose partition was revoked meanwhile is fenced (counted, not completed): the new
+owner redoes it.
+
+The order of a lane's outputs holds (output_sink.py says why) because units are written in the
+order their reports arrive. A resubmitted record joins its lane behind the records already
+handed to the engine, so its outputs follow theirs: at least once, in order except around a
+refusal.
+
+Ownership: the control thread, like the tracker; sink answers run inside `poll`/`close`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+
+from pyrallel_consumer.config import ConsumerConfig
+from pyrallel_consumer.control.output_sink import OutputSink, Refusal
+from pyrallel_consumer.control.partition_state import PartitionState
+from pyrallel_consumer.control.stats import Counters
+from pyrallel_consumer.control.tracker import Tracker
+from pyrallel_consumer.engines.base import Engine
+from pyrallel_consumer.errors import last_line
+from pyrallel_consumer.work import GroupReport, Outcome, Report, WorkItem
+
+log = logging.getLogger("pyrallel_consumer")
+
+Item = WorkItem[PartitionState]
+# Completes records under one report (reports.ReportHandler.complete_all).
+Complete = Callable[[Sequence[Item], Report, bool], None]
+# Hands a record that failed for good to the failure policy (failures.FailurePolicy.failed).
+Fail = Callable[[Item, Report], None]
+Clock = Callable[[], float]
+
+
+class Outputs:
+    """Holds records until their outputs are acknowledged; redoes the refused ones (module
+    doc). `waiting`: records whose outputs are being written or that wait to be redone."""
+
+    def __init__(
+        self,
+        config: ConsumerConfig,
+        sink: OutputSink,
+        tracker: Tracker,
+        engine: Engine,
+        counters: Counters,
+        complete: Complete,
+        fail: Fail,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._policy = config.retry
+        self._sink = sink
+        self._tracker = tracker
+        self._engine = engine
+        self._counters = counters
+        self._complete = complete
+        self._fail = fail
+        self._clock = clock
+        self.refusals: dict[int, int] = {}  # item id -> its outputs' refusals so far
+        # Records to redo: (due, sequence, items), the earliest first.
+        self._redo: list[tuple[float, int, list[Item]]] = []
+        self._sequence = itertools.count()
+        self._closing = False
+
+    def take(self, report: Report) -> None:
+        """A report whose handler call succeeded with `report.outputs`: write them; its records
+        complete once all are acknowledged."""
+        ids = report.ids if type(report) is GroupReport else (report.id,)
+        items = self._live(self._tracker.in_flight_items(ids))
+        if not items:
+            return
+        if report.attempts > 1:
+            self._counters.retries += (report.attempts - 1) * len(items)
+        outputs = report.outputs or []
+        self._sink.write(outputs, lambda refusal: self._written(items, report, refusal))
+
+    def _live(self, items: list[Item]) -> list[Item]:
+        """`items` whose partition is still assigned; the others are settled and fenced."""
+        live = [item for item in items if not item.owner.revoked]
+        if len(live) < len(items):
+            fenced = [item.id for item in items if item.owner.revoked]
+            self._counters.fenced += len(self._tracker.settle_all(fenced))
+        return live
+
+    def _written(self, items: list[Item], report: Report, refusal: Refusal | None) -> None:
+        if refusal is None:
+            live = self._live(items)
+            self._tracker.settle_all([item.id for item in live])
+            for item in live:
+                self.refusals.pop(item.id, None)
+            self._complete(live, report, True)
+            return
+        if self._closing:  # the run is ending: not completed, so redone by the next run
+            self._tracker.settle_all([item.id for item in items])
+            return
+        items = self._live(items)
+        redo = []
+        now = self._clock()
+        for item in items:
+            refused = self.refusals.get(item.id, 0) + 1
+            error = _error_text(item, refusal, len(report.outputs or ()), refused)
+            if refused > self._policy.retries:
+                self.refusals.pop(item.id, None)
+                self._tracker.settle_all((item.id,))
+                self._fail(item, Report(item.id, Outcome.FAILED, refused, now, error))
+                continue
+            self.refusals[item.id] = refused
+            self._counters.retries += 1
+            log.warning(
+                "%s; redoing the record (retry %d of %d)", error, refused, self._policy.retries
+            )
+            redo.append(item)
+        if redo:
+            delay = self._policy.delay(
+                max(self.refusals[item.id] for item in redo), random.random()
+            )
+            heapq.heappush(self._redo, (now + delay, next(self._sequence), redo))
+
+    def poll(self) -> None:
+        """Serve the sink's answers and hand the records due for another attempt back to the
+        engine (those of partitions revoked meanwhile are fenced instead)."""
+        self._sink.poll()
+        redo = self._redo
+        if not redo:
+            return
+        now = self._clock()
+        while redo and redo[0][0] <= now:
+            items = self._live(heapq.heappop(redo)[2])
+            if items:
+                for item in items:
+                    item.dispatched_at = now
+                self._engine.submit(items)
+
+    def close(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for the answers still due; the records whose outputs
+        were not all acknowledged by then, or that waited to be redone, stay uncommitted (the
+        next run redoes them). Called once per run, after the consumer closed."""
+        self._closing = True
+        for _, _, items in self._redo:
+            self._tracker.settle_all([item.id for item in items])
+        self._redo.clear()
+        self._sink.close(timeout)
+
+
+def _error_text(item: Item, refusal: Refusal, outputs: int, refused: int) -> str:
+    """The error of a record whose output was refused: which record, which output, the cause
+    and the broker's code. One line: it is the last line the failure policy shows."""
+    record, output = item.record, refusal.output
+    code = "" if refusal.code is None else f" (Kafka error code {refusal.code})"
+    return (
+        f"OutputRefused: output {refusal.index + 1} of {outputs} of "
+        f"{record.topic}[{record.partition}]@{record.offset} (to topic {output.topic!r}, key "
+        f"{output.key!r:.60}) was refused {refused} time(s): {last_line(refusal.cause)}{code}"
+    )

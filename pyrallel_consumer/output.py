@@ -1,0 +1,158 @@
+"""What a handler returns to produce records (consume-transform-produce): `Output`.
+
+With `outputs=True`, a handler's return value is its outputs: None (or an empty iterable) for
+none, one `Output`, or an iterable of them (a list, a tuple, a generator: a sync handler may
+`yield` them). A batch handler returns the outputs of its whole batch. The library's producer
+writes them (control/outputs.py), and the record (or the batch) completes only once the broker
+acknowledged every one of them.
+
+`Output` checks and normalises its fields when built, in the handler's own thread: a str key,
+value or header value becomes its UTF-8 bytes, a dict of headers a list of pairs. So a wrong
+type fails inside the handler call, as a TypeError naming the field: a failed attempt like any
+other exception, with the handler's traceback.
+
+A leaf module (standard library only): the engines build outputs, the codec ships them from
+worker processes, the control plane produces them.
+
+Threads: an Output is built on the thread that runs the handler and never changed afterwards
+(its slots are set once, in __init__), so handing it to the control thread is safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+OutputHeaders = list[tuple[str, bytes | None]]
+HeadersIn = Mapping[str, bytes | str | None] | Iterable[tuple[str, bytes | str | None]]
+
+
+def _as_bytes(value: object, field: str) -> bytes | None:
+    if value is None or type(value) is bytes:
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    raise TypeError(f"Output {field} must be bytes, str or None, got {type(value).__name__}")
+
+
+def _as_headers(headers: object) -> OutputHeaders | None:
+    if headers is None:
+        return None
+    pairs: Iterable[Any]
+    if isinstance(headers, Mapping):
+        pairs = headers.items()
+    elif isinstance(headers, str | bytes) or not isinstance(headers, Iterable):
+        raise TypeError(
+            "Output headers must be a dict or a list of (name, value) pairs, got "
+            f"{type(headers).__name__}"
+        )
+    else:
+        pairs = headers
+    out: OutputHeaders = []
+    for pair in pairs:
+        if not isinstance(pair, tuple | list) or len(pair) != 2 or not isinstance(pair[0], str):
+            raise TypeError(
+                f"Output headers: each must be a (str name, value) pair, got {pair!r:.80}"
+            )
+        out.append((pair[0], _as_bytes(pair[1], f"header {pair[0]!r}")))
+    return out
+
+
+class Output:
+    """One record to produce: `Output(topic, value, key=None, headers=None, partition=None)`.
+
+    `topic`: a non-empty str. `value`, `key`: bytes, str (encoded as UTF-8) or None.
+    `headers`: a dict or a list of (name, value) pairs, values bytes, str or None; stored as a
+    list of (str, bytes | None). `partition`: an int >= 0, or None for the producer's
+    partitioner (librdkafka's `partitioner` setting; its default, consistent_random, sends one
+    key to one partition). Raises TypeError for a wrong type, ValueError for an empty topic or
+    a negative partition. Compared by value; immutable by convention (slots set once).
+    """
+
+    __slots__ = ("headers", "key", "partition", "topic", "value")
+
+    topic: str
+    value: bytes | None
+    key: bytes | None
+    headers: OutputHeaders | None
+    partition: int | None
+
+    def __init__(
+        self,
+        topic: str,
+        value: bytes | str | None,
+        key: bytes | str | None = None,
+        headers: HeadersIn | None = None,
+        partition: int | None = None,
+    ) -> None:
+        if not isinstance(topic, str):
+            raise TypeError(f"Output topic must be a str, got {type(topic).__name__}")
+        if not topic:
+            raise ValueError("Output topic must not be empty")
+        if partition is not None:
+            if not isinstance(partition, int) or isinstance(partition, bool):
+                raise TypeError(
+                    f"Output partition must be an int or None, got {type(partition).__name__}"
+                )
+            if partition < 0:
+                raise ValueError(f"Output partition must be >= 0 or None, got {partition}")
+        self.topic = topic
+        self.value = _as_bytes(value, "value")
+        self.key = _as_bytes(key, "key")
+        self.headers = _as_headers(headers)
+        self.partition = partition
+
+    def __repr__(self) -> str:
+        size = 0 if self.value is None else len(self.value)
+        where = "" if self.partition is None else f", partition={self.partition}"
+        return f"Output(topic={self.topic!r}, key={self.key!r:.60}, value=<{size:,} bytes>{where})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Output):
+            return NotImplemented
+        return (
+            self.topic == other.topic
+            and self.value == other.value
+            and self.key == other.key
+            and self.headers == other.headers
+            and self.partition == other.partition
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # compared by value; headers are a list
+
+    def __reduce__(self) -> tuple[type[Output], tuple[object, ...]]:
+        return (Output, (self.topic, self.value, self.key, self.headers, self.partition))
+
+    @property
+    def size(self) -> int:
+        """Bytes of key, value and headers (librdkafka adds the record framing)."""
+        headers = sum(len(n.encode()) + len(v or b"") for n, v in self.headers or ())
+        return len(self.key or b"") + len(self.value or b"") + headers
+
+
+def outputs_of(returned: object) -> list[Output] | None:
+    """A handler's return value as its outputs: None when there are none (None, or an empty
+    iterable), else the list of Outputs in the order given. Iterating a generator runs the
+    rest of the handler, so call this inside the attempt: what it raises is the attempt's
+    failure. Raises TypeError for anything else, naming what was returned."""
+    if returned is None:
+        return None
+    if isinstance(returned, Output):
+        return [returned]
+    if isinstance(returned, str | bytes | Mapping) or not isinstance(returned, Iterable):
+        raise TypeError(_not_outputs(returned))
+    outputs = list(returned)
+    for output in outputs:
+        if not isinstance(output, Output):
+            raise TypeError(_not_outputs(output, inside=True))
+    return outputs or None
+
+
+def _not_outputs(value: object, inside: bool = False) -> str:
+    what = f"an iterable holding a {type(value).__name__}" if inside else type(value).__name__
+    return (
+        f"with outputs=True a handler returns its outputs: None, an Output or an iterable of "
+        f"Outputs; it returned {what} ({value!r:.80})"
+    )

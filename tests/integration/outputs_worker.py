@@ -1,0 +1,52 @@
+"""Run by test_outputs_crash in a subprocess: a ParallelConsumer (async engine, key order,
+outputs=True) whose handler returns one output per record (outputs_support.py) and appends
+"partition offset" to a file once it returned, one flushed line per record.
+
+    python outputs_worker.py BOOTSTRAP TOPIC GROUP HANDLED_FILE OUT_TOPIC
+
+Runs until SIGKILL (the crash) or its input is done (`until_end`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import sys
+
+from outputs_support import OUT_TOPIC_ENV, output_of
+
+from pyrallel_consumer import Output, ParallelConsumer, Record
+
+
+def main(bootstrap: str, topic: str, group: str, handled: str, out_topic: str) -> int:
+    os.environ[OUT_TOPIC_ENV] = out_topic
+    out = open(handled, "a", buffering=1)  # noqa: SIM115  # lives as long as the process
+
+    async def handle(record: Record) -> Output:
+        await asyncio.sleep(random.random() * 0.002)
+        out.write(f"{record.partition} {record.offset}\n")
+        return output_of(record)
+
+    consumer = ParallelConsumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 1000,
+        },
+        topics=[topic],
+        handler=handle,
+        engine="async",
+        ordering="key",
+        commit_interval_s=0.2,
+        outputs=True,
+    )
+    consumer.run(until_end=True)
+    out.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))
