@@ -2,9 +2,9 @@
 installed); plain functions run on a bounded thread pool so GIL-releasing work gets real
 parallelism.
 
-Threads: the control thread calls submit/reports/wait/close; the runner (lanes.py) owns its
-threads (the event loop's, or the pool's and its retry timer's) and puts reports on the
-engine's ReportQueue (base.py), which the control thread takes.
+Threads: the control thread calls submit/reports/wait/close; the runner (coroutine_lanes.py or
+lanes.py) owns its threads (the event loop's, or the pool's and its retry timer's) and puts
+reports on the engine's ReportQueue (base.py), which the control thread takes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.engines.base import Engine, Handler, ReportQueue
-from pyrallel_consumer.engines.lanes import CoroutineLaneRunner, ThreadLaneRunner
+from pyrallel_consumer.engines.coroutine_lanes import CoroutineLaneRunner
+from pyrallel_consumer.engines.lanes import ThreadLaneRunner
 from pyrallel_consumer.output import outputs_of
 from pyrallel_consumer.work import Report, WorkItem
 

@@ -33,7 +33,8 @@ from typing import cast
 from pyrallel_consumer.codec import Codec, ResultFields, load_codec
 from pyrallel_consumer.config import RetryPolicy
 from pyrallel_consumer.engines.base import Handler
-from pyrallel_consumer.engines.lanes import CoroutineLaneRunner, ThreadLaneRunner
+from pyrallel_consumer.engines.coroutine_lanes import CoroutineLaneRunner
+from pyrallel_consumer.engines.lanes import ThreadLaneRunner
 from pyrallel_consumer.ordering import lane_function
 from pyrallel_consumer.output import outputs_of
 from pyrallel_consumer.record import Record

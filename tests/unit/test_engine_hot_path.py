@@ -23,7 +23,7 @@ from pyrallel_consumer.config import RetryPolicy
 from pyrallel_consumer.engines.asyncio_engine import AsyncEngine
 from pyrallel_consumer.engines.base import Engine, ReportQueue
 from pyrallel_consumer.engines.baseline import BaselineEngine
-from pyrallel_consumer.engines.lanes import CoroutineLaneRunner
+from pyrallel_consumer.engines.coroutine_lanes import CoroutineLaneRunner
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import Outcome, Report, WorkItem
 

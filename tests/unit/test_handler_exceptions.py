@@ -25,7 +25,8 @@ from pyrallel_consumer.config import ConsumerConfig, RetryPolicy
 from pyrallel_consumer.engines.base import Engine
 from pyrallel_consumer.engines.baseline import BaselineEngine
 from pyrallel_consumer.engines.batching import BatchingEngine
-from pyrallel_consumer.engines.lanes import CoroutineLaneRunner, ThreadLaneRunner
+from pyrallel_consumer.engines.coroutine_lanes import CoroutineLaneRunner
+from pyrallel_consumer.engines.lanes import ThreadLaneRunner
 from pyrallel_consumer.engines.registry import engine_spec
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import OUTCOME_BY_CODE, Outcome, Report, WorkItem

@@ -12,7 +12,8 @@ import pytest
 from engine_support import WAIT_S, Reports, report_ids, wait_until
 
 from pyrallel_consumer.config import RetryPolicy
-from pyrallel_consumer.engines.lanes import CoroutineLaneRunner, Lanes, ThreadLaneRunner
+from pyrallel_consumer.engines.coroutine_lanes import CoroutineLaneRunner
+from pyrallel_consumer.engines.lanes import Lanes, ThreadLaneRunner
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import GroupReport, Outcome, Report, WorkItem
 
