@@ -13,6 +13,8 @@ import asyncio
 import random
 import sys
 
+from support import worker_kafka_config
+
 from pyrallel_consumer import ParallelConsumer, Record
 
 
@@ -25,13 +27,7 @@ def main(bootstrap: str, topic: str, group: str, output: str) -> int:
         out.flush()
 
     consumer = ParallelConsumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": group,
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 1000,
-        },
+        worker_kafka_config(bootstrap, group),
         topics=[topic],
         handler=handle,
         engine="async",

@@ -14,6 +14,8 @@ import asyncio
 import random
 import sys
 
+from support import worker_kafka_config
+
 from pyrallel_consumer import ParallelConsumer, Record
 
 
@@ -29,13 +31,7 @@ def main(bootstrap: str, topic: str, group: str, output: str, *stuck_at: str) ->
         out.flush()
 
     consumer = ParallelConsumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": group,
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 1000,
-        },
+        worker_kafka_config(bootstrap, group),
         topics=[topic],
         handler=handle,
         engine="async",

@@ -15,6 +15,7 @@ import random
 import sys
 
 from outputs_support import OUT_TOPIC_ENV, output_of
+from support import worker_kafka_config
 
 from pyrallel_consumer import Output, ParallelConsumer, Record
 
@@ -29,13 +30,7 @@ def main(bootstrap: str, topic: str, group: str, handled: str, out_topic: str) -
         return output_of(record)
 
     consumer = ParallelConsumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": group,
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 1000,
-        },
+        worker_kafka_config(bootstrap, group),
         topics=[topic],
         handler=handle,
         engine="async",

@@ -120,6 +120,18 @@ def wait_handled(
     )
 
 
+def worker_kafka_config(bootstrap: str, group: str) -> dict[str, Any]:
+    """The consumer settings of the subprocess consumers the crash tests kill: from the
+    beginning, and a short session so the group notices the dead member within seconds."""
+    return {
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 1000,
+    }
+
+
 def group_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
