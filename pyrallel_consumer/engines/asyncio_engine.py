@@ -41,7 +41,12 @@ class AsyncEngine(Engine):
         runner_type = CoroutineLaneRunner if self.is_coroutine else ThreadLaneRunner
         collect = outputs_of if self.config.outputs else None
         self._runner = runner_type(
-            self.handler, self.config.retry, self.concurrency, self._reports.put, collect=collect
+            self.handler,
+            self.config.retry,
+            self.concurrency,
+            self._reports.put,
+            collect=collect,
+            on_failure=self._reports.fail,
         )
 
     def submit(self, items: Sequence[WorkItem[object]]) -> None:

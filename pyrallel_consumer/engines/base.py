@@ -23,12 +23,35 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pyrallel_consumer.config import ConsumerConfig
+from pyrallel_consumer.errors import EngineError
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import Report, WorkItem
 
 Handler = Callable[[Record], Any]
 # Batch mode's handler (batch_size set): one call per list of records (engines/batching.py).
 BatchHandler = Callable[[list[Record]], Any]
+# Told when one of an engine's threads ended on an exception (`guarded`): the thread's name and
+# the exception.
+ThreadFailure = Callable[[str, BaseException], None]
+
+
+def guarded(target: Callable[[], object], name: str, on_failure: ThreadFailure | None) -> Any:
+    """`target` as the body of the engine thread `name`, so that its end on an exception is not
+    silent. A runner loop reports every item whatever the handler does (attempts.escaped), but a
+    failure outside that net (building a report, a bug) would otherwise end the thread with a
+    traceback on stderr while the records it held stay in flight and the run waits for them
+    until its timeout. `on_failure(name, exc)` is told instead (the engine's ReportQueue.fail,
+    or a worker process's exit); None leaves `target` as it is."""
+    if on_failure is None:
+        return target
+
+    def run() -> None:
+        try:
+            target()
+        except BaseException as exc:
+            on_failure(name, exc)
+
+    return run
 
 
 class ReportQueue:
@@ -52,13 +75,33 @@ class ReportQueue:
     def __init__(self) -> None:
         self._items: deque[Report] = deque()
         self._ready = threading.Event()
+        self._failure: EngineError | None = None  # the first thread failure, until raised
+        self._failed = threading.Lock()  # first failure wins (several threads may fail)
 
     def put(self, report: Report) -> None:
         self._items.append(report)
         if not self._ready.is_set():
             self._ready.set()
 
+    def fail(self, name: str, exc: BaseException) -> None:
+        """One of the engine's threads (`name`) ended on `exc`: the next take_all raises
+        EngineError (once), so the run ends instead of waiting for the records that thread
+        held. Any thread; the first failure wins."""
+        error = EngineError(
+            f"the engine's thread {name} stopped on {exc!r}: the records it held will not "
+            "finish, so the run ends (they are not committed: the next run redoes them)"
+        )
+        error.__cause__ = exc
+        with self._failed:
+            if self._failure is None:
+                self._failure = error
+        self._ready.set()
+
     def take_all(self) -> list[Report]:
+        """The reports put so far. Raises the EngineError of a failed thread once (`fail`)."""
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
         self._ready.clear()
         items = self._items
         return [items.popleft() for _ in range(len(items))]

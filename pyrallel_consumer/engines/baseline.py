@@ -32,7 +32,7 @@ from pyrallel_consumer.engines.attempts import (
     retry_after,
     succeeded,
 )
-from pyrallel_consumer.engines.base import Engine, ReportQueue
+from pyrallel_consumer.engines.base import Engine, ReportQueue, guarded
 from pyrallel_consumer.output import outputs_of
 from pyrallel_consumer.work import Outcome, Report, WorkItem
 
@@ -52,7 +52,11 @@ class BaselineEngine(Engine):
         self._queue: SimpleQueue[Sequence[WorkItem[object]] | None] = SimpleQueue()
         self._idle = threading.Event()  # set when the helper has run everything submitted
         self._closing = False
-        self._thread = threading.Thread(target=self._work, name="pyrallel-baseline", daemon=True)
+        self._thread = threading.Thread(
+            target=guarded(self._work, "pyrallel-baseline", self._reports.fail),
+            name="pyrallel-baseline",
+            daemon=True,
+        )
         self._thread.start()
 
     def submit(self, items: Sequence[WorkItem[object]]) -> None:

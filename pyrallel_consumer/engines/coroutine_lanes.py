@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 from pyrallel_consumer.config import RetryPolicy
 from pyrallel_consumer.engines.attempts import (
@@ -26,7 +27,7 @@ from pyrallel_consumer.engines.attempts import (
     retry_after_async,
 )
 from pyrallel_consumer.engines.attempts import succeeded as success
-from pyrallel_consumer.engines.base import Handler
+from pyrallel_consumer.engines.base import Handler, ThreadFailure, guarded
 from pyrallel_consumer.engines.lanes import Item, Lanes, ReportSink, cancelled_report
 from pyrallel_consumer.work import GroupReport, Outcome, Report
 
@@ -87,11 +88,14 @@ class CoroutineLaneRunner:
         concurrency: int,
         report: ReportSink,
         collect: Collect = None,
+        on_failure: ThreadFailure | None = None,
     ) -> None:
+        """`on_failure`: told when the event loop's thread ends on an exception (base.guarded)."""
         self._handler = handler
         self._policy = policy
         self._report = report
         self._collect = collect
+        self._on_failure = on_failure
         self._concurrency = concurrency
         self._lanes = Lanes()
         self._ready: deque[Item | None] = deque()  # None: a worker's signal to end
@@ -105,15 +109,36 @@ class CoroutineLaneRunner:
         self._abandoning = False
         self.loop = new_event_loop()
         self._started = threading.Event()
-        self._thread = threading.Thread(target=self._run_loop, name="pyrallel-loop", daemon=True)
+        self._thread = threading.Thread(
+            target=guarded(self._run_loop, "pyrallel-loop", on_failure),
+            name="pyrallel-loop",
+            daemon=True,
+        )
         self._thread.start()
         self._started.wait()
 
     def _run_loop(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self._workers = [self.loop.create_task(self._work()) for _ in range(self._concurrency)]
-        self.loop.call_soon(self._started.set)
-        self.loop.run_forever()
+        try:
+            asyncio.set_event_loop(self.loop)
+            if self._on_failure is not None:
+                self.loop.set_exception_handler(self._loop_failed)
+            self._workers = [self.loop.create_task(self._work()) for _ in range(self._concurrency)]
+            self.loop.call_soon(self._started.set)
+            self.loop.run_forever()
+        finally:
+            self._started.set()  # also after a failure before the loop ran: no waiting forever
+
+    def _loop_failed(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """The loop's exception handler: an exception escaping one of this runner's callbacks
+        or tasks (the worker tasks catch everything a handler raises, so this is a bug, e.g.
+        a report that could not be built) leaves the loop running but its item unreported;
+        it is a thread failure like any other (base.guarded)."""
+        if self._abandoning:  # close() is cancelling the tasks: what follows is expected
+            loop.default_exception_handler(context)
+            return
+        exc = context.get("exception") or RuntimeError(str(context.get("message")))
+        assert self._on_failure is not None  # installed only with one
+        self._on_failure("pyrallel-loop", exc)
 
     def submit(self, items: Sequence[Item]) -> None:
         self.loop.call_soon_threadsafe(self._admit, items)

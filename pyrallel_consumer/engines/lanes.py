@@ -35,7 +35,7 @@ from pyrallel_consumer.engines.attempts import (
     escaped,
 )
 from pyrallel_consumer.engines.attempts import succeeded as success
-from pyrallel_consumer.engines.base import Handler
+from pyrallel_consumer.engines.base import Handler, ThreadFailure, guarded
 from pyrallel_consumer.engines.retry_queue import Clock, RetryQueue
 from pyrallel_consumer.work import Lane, Outcome, Report, WorkItem
 
@@ -118,7 +118,9 @@ class ThreadLaneRunner:
         report: ReportSink,
         clock: Clock = time.monotonic,
         collect: Collect = None,
+        on_failure: ThreadFailure | None = None,
     ) -> None:
+        """`on_failure`: told when one of its threads ends on an exception (base.guarded)."""
         self._handler = handler
         self._policy = policy
         self._report = report
@@ -126,9 +128,13 @@ class ThreadLaneRunner:
         self._lanes = Lanes()
         self._lock = threading.Lock()
         self._ready: SimpleQueue[Ready | None] = SimpleQueue()
-        self.retries: RetryQueue[Ready] = RetryQueue(self._ready.put, clock)
+        self.retries: RetryQueue[Ready] = RetryQueue(self._ready.put, clock, on_failure=on_failure)
         self._threads = [
-            threading.Thread(target=self._work, name=f"pyrallel-worker-{i}", daemon=True)
+            threading.Thread(
+                target=guarded(self._work, f"pyrallel-worker-{i}", on_failure),
+                name=f"pyrallel-worker-{i}",
+                daemon=True,
+            )
             for i in range(threads)
         ]
         for thread in self._threads:

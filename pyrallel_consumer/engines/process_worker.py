@@ -21,7 +21,9 @@ from __future__ import annotations
 import inspect
 import os
 import signal
+import sys
 import threading
+import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +34,7 @@ from typing import cast
 
 from pyrallel_consumer.codec import Codec, ResultFields, load_codec
 from pyrallel_consumer.config import RetryPolicy
-from pyrallel_consumer.engines.base import Handler
+from pyrallel_consumer.engines.base import Handler, ThreadFailure, guarded
 from pyrallel_consumer.engines.coroutine_lanes import CoroutineLaneRunner
 from pyrallel_consumer.engines.lanes import ThreadLaneRunner
 from pyrallel_consumer.ordering import lane_function
@@ -43,6 +45,7 @@ from pyrallel_consumer.work import GroupReport, Report, WorkItem
 SHUTDOWN = b""  # parent -> worker: finish the records you have, then exit
 READY = b""  # worker -> parent: initialised, send records
 CLOSE_TIMEOUT_S = 60.0
+THREAD_FAILED_EXIT = 70  # exit status of a worker one of whose threads failed (EX_SOFTWARE)
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,15 @@ class ResultSender:
     missed one costs at most `max_wait`.
     """
 
-    def __init__(self, conn: Connection, codec: Codec, batch_size: int, max_wait: float) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        codec: Codec,
+        batch_size: int,
+        max_wait: float,
+        on_failure: ThreadFailure | None = None,
+    ) -> None:
+        """`on_failure`: told when the sender thread ends on an exception (base.guarded)."""
         self._conn = conn
         self._codec = codec
         self._batch_size = batch_size
@@ -92,7 +103,11 @@ class ResultSender:
         self._wake = threading.Event()  # results to send, or close()
         self._full = threading.Event()  # a batch filled up, or close()
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="pyrallel-results", daemon=True)
+        self._thread = threading.Thread(
+            target=guarded(self._run, "pyrallel-results", on_failure),
+            name="pyrallel-results",
+            daemon=True,
+        )
         self._thread.start()
 
     def report(self, report: Report) -> None:
@@ -150,12 +165,21 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     codec = load_codec(spec.codec)
     lane_of = lane_function(spec.ordering)
     conn.send_bytes(READY)  # before the sender's thread exists: one writer at a time
-    sender = ResultSender(conn, codec, spec.ipc_batch_size, spec.ipc_batch_max_wait_s)
+    sender = ResultSender(
+        conn, codec, spec.ipc_batch_size, spec.ipc_batch_max_wait_s, _thread_failed
+    )
     runner_type = (
         CoroutineLaneRunner if inspect.iscoroutinefunction(spec.handler) else ThreadLaneRunner
     )
     collect = outputs_of if spec.outputs else None
-    runner = runner_type(spec.handler, spec.retry, spec.concurrency, sender.report, collect=collect)
+    runner = runner_type(
+        spec.handler,
+        spec.retry,
+        spec.concurrency,
+        sender.report,
+        collect=collect,
+        on_failure=_thread_failed,
+    )
     while True:
         try:
             data = conn.recv_bytes()
@@ -178,6 +202,17 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     if spec.worker_exit is not None:
         spec.worker_exit()
     conn.close()
+
+
+def _thread_failed(name: str, exc: BaseException) -> None:
+    """A thread of this worker ended on an exception (engines/base.py, `guarded`): the worker
+    cannot finish what it holds, so it exits at once with THREAD_FAILED_EXIT, and the parent
+    treats it as any worker death (worker_deaths.py: the records in flight are failed
+    attempts, the worker restarted). The traceback goes to stderr first."""
+    traceback.print_exception(exc)
+    print(f"pyrallel worker {os.getpid()}: thread {name} failed; exiting", file=sys.stderr)
+    sys.stderr.flush()
+    os._exit(THREAD_FAILED_EXIT)
 
 
 def _batch_items(decoded: list[tuple[int, Record]]) -> list[WorkItem[None]]:

@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from pyrallel_consumer.engines.base import ThreadFailure, guarded
+
 T = TypeVar("T")
 
 Clock = Callable[[], float]  # monotonic seconds
@@ -33,9 +35,16 @@ class RetryQueue(Generic[T]):
     earliest due first, entries due at the same time in the order they were added."""
 
     def __init__(
-        self, due: Callable[[T], None], clock: Clock = time.monotonic, name: str = "retries"
+        self,
+        due: Callable[[T], None],
+        clock: Clock = time.monotonic,
+        name: str = "retries",
+        on_failure: ThreadFailure | None = None,
     ) -> None:
+        """`on_failure(thread name, exc)`: told when the timer thread ends on an exception
+        (engines/base.py, `guarded`, says why)."""
         self._due = due
+        self._on_failure = on_failure
         self._clock = clock
         self._name = name
         self._cond = threading.Condition()
@@ -55,8 +64,11 @@ class RetryQueue(Generic[T]):
             sequence = next(self._sequence)
             heapq.heappush(self._heap, (self._clock() + delay_s, sequence, entry))
             if self._thread is None:
+                thread_name = f"pyrallel-{self._name}"
                 self._thread = threading.Thread(
-                    target=self._run, name=f"pyrallel-{self._name}", daemon=True
+                    target=guarded(self._run, thread_name, self._on_failure),
+                    name=thread_name,
+                    daemon=True,
                 )
                 self._thread.start()
             elif self._heap[0][1] == sequence:
