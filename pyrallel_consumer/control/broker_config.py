@@ -12,7 +12,9 @@ longer than its limit, and one configured higher would block partitions needless
 When the limit cannot be read (no DescribeConfigs permission, a timeout, a broker that does not
 implement it), 4096 is used, Kafka's default, and one INFO line says so.
 
-Called from the control thread, once per run, before the group is joined.
+Called from the control thread, once per run, before the group is joined. The two steps of a
+configuration read (`admin_client`, `read_setting`, failing with one of READ_ERRORS) serve
+topic_limits.py too.
 """
 
 from __future__ import annotations
@@ -36,9 +38,31 @@ from pyrallel_consumer.kafka_settings import producer_settings
 log = logging.getLogger("pyrallel_consumer")
 
 SETTING = "offset.metadata.max.bytes"
-# Callbacks that belong to the consumer: the admin client's errors are reported as the INFO line
-# below, not through the user's error or statistics callbacks.
-_CONSUMER_CALLBACKS = ("error_cb", "stats_cb", "throttle_cb", "on_delivery")
+# Callbacks that belong to the consumer or producer the settings came from: an admin client's
+# errors are reported by its caller (an INFO line), not through the user's callbacks.
+_CLIENT_CALLBACKS = ("error_cb", "stats_cb", "throttle_cb", "on_delivery", "dr_cb", "dr_msg_cb")
+# What a failed read raises. TimeoutError: concurrent.futures' own in Python 3.11+; LookupError:
+# no broker or no such entry in the answer; ValueError/TypeError: settings the admin client
+# refused, or a value that is not a positive integer.
+READ_ERRORS = (KafkaException, ValueError, TypeError, LookupError, TimeoutError)
+
+
+def admin_client(settings: Mapping[str, Any]) -> AdminClient:
+    """An admin client from a producer-type client's `settings`, without their callbacks, its
+    log through `logging`. Raises one of READ_ERRORS when librdkafka refuses the settings."""
+    kept = {name: value for name, value in settings.items() if name not in _CLIENT_CALLBACKS}
+    return AdminClient(with_logger(kept))
+
+
+def read_setting(admin: AdminClient, resource: ConfigResource, name: str, timeout: float) -> int:
+    """The positive integer setting `name` of `resource`, read within `timeout` seconds.
+    Raises one of READ_ERRORS."""
+    future = admin.describe_configs([resource], request_timeout=timeout)[resource]
+    entries = future.result(timeout=timeout)
+    value = int(entries[name].value)  # KeyError when the broker does not list it
+    if value <= 0:
+        raise ValueError(f"{name}={value} is not a positive size")
+    return value
 
 
 def metadata_limit(kafka_config: Mapping[str, Any], timeout: float) -> int:
@@ -46,16 +70,9 @@ def metadata_limit(kafka_config: Mapping[str, Any], timeout: float) -> int:
     within about `timeout` seconds with the connection settings of `kafka_config` (a consumer's
     librdkafka settings). MAX_METADATA_BYTES (4096, Kafka's default) when it cannot be read, or
     reads as something other than a positive integer; never raises."""
-    settings = {
-        name: value
-        for name, value in producer_settings(kafka_config).items()
-        if name not in _CONSUMER_CALLBACKS
-    }
     try:
-        return _read(with_logger(settings), timeout)
-    except (KafkaException, ValueError, TypeError, LookupError, TimeoutError) as exc:
-        # TimeoutError: concurrent.futures' own in Python 3.11+; LookupError: no broker or no
-        # such entry in the answer; ValueError/TypeError: settings the admin client refused.
+        return _read(producer_settings(kafka_config), timeout)
+    except READ_ERRORS as exc:
         log.info(
             "could not read the cluster's %s (%s: %s); sizing commit metadata for Kafka's "
             "default of %d bytes",
@@ -67,21 +84,15 @@ def metadata_limit(kafka_config: Mapping[str, Any], timeout: float) -> int:
         return MAX_METADATA_BYTES
 
 
-def _read(settings: dict[str, Any], timeout: float) -> int:
+def _read(settings: Mapping[str, Any], timeout: float) -> int:
     """One attempt; any failure raises. The admin client is closed when this returns or
     raises: confluent-kafka's AdminClient has no close(), its librdkafka client is destroyed
     with the last reference, which is this frame's."""
     deadline = time.monotonic() + timeout
-    admin = AdminClient(settings)
+    admin = admin_client(settings)
     cluster = admin.list_topics(timeout=timeout)
     broker_id = cluster.controller_id
     if broker_id < 0:  # not reported (an older broker): any broker answers for its own
         broker_id = min(cluster.brokers)  # ValueError when there is none
     resource = ConfigResource(ResourceType.BROKER, str(broker_id))
-    remaining = max(0.1, deadline - time.monotonic())
-    future = admin.describe_configs([resource], request_timeout=remaining)[resource]
-    entries = future.result(timeout=remaining)
-    value = int(entries[SETTING].value)  # KeyError when the broker does not list it
-    if value <= 0:
-        raise ValueError(f"{SETTING}={value} is not a positive size")
-    return value
+    return read_setting(admin, resource, SETTING, max(0.1, deadline - time.monotonic()))

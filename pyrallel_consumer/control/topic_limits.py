@@ -21,14 +21,13 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from confluent_kafka import KafkaException
 from confluent_kafka.admin import (  # type: ignore[attr-defined, unused-ignore]  # not in __all__
     AdminClient,
     ConfigResource,
     ResourceType,
 )
 
-from pyrallel_consumer.control.kafka_log import with_logger
+from pyrallel_consumer.control.broker_config import READ_ERRORS, admin_client, read_setting
 
 log = logging.getLogger("pyrallel_consumer")
 
@@ -37,14 +36,13 @@ SETTING = "max.message.bytes"
 # deltas): an upper bound for one small record, so an output within the limit by this check fits.
 BATCH_OVERHEAD_BYTES = 100
 READ_TIMEOUT_S = 5.0
-_CALLBACKS = ("error_cb", "stats_cb", "throttle_cb", "on_delivery", "dr_cb", "dr_msg_cb")
 
 
 class TopicLimits:
     """`limit(topic)`: the topic's max.message.bytes, or None when it is not checked."""
 
     def __init__(self, producer_config: Mapping[str, Any], timeout: float = READ_TIMEOUT_S):
-        self._settings = {k: v for k, v in producer_config.items() if k not in _CALLBACKS}
+        self._settings = producer_config
         compression = str(producer_config.get("compression.type", "none")).lower()
         self._enabled = compression in ("none", "")
         self._timeout = timeout
@@ -61,13 +59,10 @@ class TopicLimits:
     def _read(self, topic: str) -> int | None:
         try:
             if self._admin is None:
-                self._admin = AdminClient(with_logger(self._settings))
+                self._admin = admin_client(self._settings)
             resource = ConfigResource(ResourceType.TOPIC, topic)
-            future = self._admin.describe_configs([resource], request_timeout=self._timeout)
-            entries = future[resource].result(timeout=self._timeout)
-            value = int(entries[SETTING].value)
-            return value if value > 0 else None
-        except (KafkaException, ValueError, TypeError, LookupError, TimeoutError) as exc:
+            return read_setting(self._admin, resource, SETTING, self._timeout)
+        except READ_ERRORS as exc:
             log.info(
                 "could not read %s of output topic %r (%s: %s); outputs to it are not checked "
                 "against it before they are produced",
