@@ -35,7 +35,7 @@ from pyrallel_consumer.control.reports import BUSY_WAIT_S, Clock, OnComplete, Re
 from pyrallel_consumer.control.run_end import RunEnd
 from pyrallel_consumer.control.stats import Counters, Stats, snapshot
 from pyrallel_consumer.control.tracker import Tracker
-from pyrallel_consumer.control.transactions import TransactionalCommitter
+from pyrallel_consumer.control.transactions import TransactionalCommitter, TransactionalProducer
 from pyrallel_consumer.control.writers import (
     Committing,
     committer_for,
@@ -72,7 +72,11 @@ class ControlLoop:
         client_factory: ClientFactory = confluent_client,
         dead_letters: DeadLetterSink | None = None,
         output_sink: OutputSink | None = None,
+        transactions: TransactionalProducer | None = None,
     ) -> None:
+        """`dead_letters`, `output_sink` and `transactions` replace what the settings would
+        build (control/writers.py): the dead-letter and output sinks, exactly once's
+        transactional producer."""
         self.config = config
         self.engine = engine
         self._clock = self.clock = clock
@@ -95,7 +99,7 @@ class ControlLoop:
         self._on_assign = self._callback("on_assign", on_assign)
         self._on_revoke = self._callback("on_revoke", on_revoke)
         # Exactly once: one transactional producer for outputs, dead letters and offsets.
-        self._transactions = transactional_producer(config, self._on_kafka_error)
+        self._transactions = transactions or transactional_producer(config, self._on_kafka_error)
         if dead_letters is None:
             dead_letters = default_dead_letters(config, self._transactions)
         self._reports = ReportHandler(
