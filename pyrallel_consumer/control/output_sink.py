@@ -56,6 +56,10 @@ class Refusal:
 
 OnWritten = Callable[[Refusal | None], None]
 
+# The code of a refusal that is not its output's fault (exactly once): another write failed the
+# open transaction, which is aborted at the next commit, and every record of it redone.
+TRANSACTION_ABORTING: int = KafkaError._STATE
+
 
 class OutputSink(Protocol):
     """Writes the handler's outputs (module doc)."""

@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from pyrallel_consumer.config import ConsumerConfig
-from pyrallel_consumer.control.output_sink import OutputSink, Refusal
+from pyrallel_consumer.control.output_sink import TRANSACTION_ABORTING, OutputSink, Refusal
 from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.control.stats import Counters
 from pyrallel_consumer.control.tracker import Tracker
@@ -141,7 +141,9 @@ class Outputs:
                 self.refusals.pop(record_key(item), None)
             self._complete(live, report, True)
             return
-        if self._closing:  # the run is ending: not completed, so redone by the next run
+        if self._closing or refusal.code == TRANSACTION_ABORTING:
+            # Not completed, and not this record's fault: the run is ending (the next run
+            # redoes it), or its transaction failed on another write (the abort redoes it).
             self._tracker.settle_all([item.id for item in items])
             return
         items = self._live(items)

@@ -35,13 +35,21 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from pyrallel_consumer.control.client import KafkaClient
 from pyrallel_consumer.control.kafka_errors import fatal_error
+from pyrallel_consumer.control.output_sink import TRANSACTION_ABORTING
 from pyrallel_consumer.control.partition_state import CommitPoint, PartitionState
-from pyrallel_consumer.control.producer import LazyProducer, Refused, described, kafka_error
+from pyrallel_consumer.control.producer import (
+    Headers,
+    LazyProducer,
+    OnDelivery,
+    Refused,
+    described,
+    kafka_error,
+)
 from pyrallel_consumer.control.stats import Counters
 from pyrallel_consumer.control.tracker import Tracker
 from pyrallel_consumer.errors import KafkaError as PyrallelKafkaError
@@ -53,6 +61,12 @@ log = logging.getLogger("pyrallel_consumer")
 # How many times a commit step that failed with a retriable error (a coordinator moving, a
 # timeout) is tried again before the transaction is aborted and redone.
 RETRIES = 3
+
+
+_ABORTING_TEXT = (
+    "the open transaction failed on an earlier write: it is aborted at the next commit and "
+    "its records are redone"
+)
 
 
 class Aborted(Exception):
@@ -78,6 +92,7 @@ class TransactionalProducer(LazyProducer):
         )
         self.transactional_id = transactional_id
         self.open = False
+        self.failed = False  # a write of the open transaction failed: it must be aborted
 
     def start(self) -> None:
         """Build the producer and register its transactional.id. Raises KafkaFatalError or
@@ -103,8 +118,29 @@ class TransactionalProducer(LazyProducer):
                 err is not None and err.retriable(),
             ) from exc
 
-    def produce(self, *args: Any, **kwargs: Any) -> None:
-        """`LazyProducer.produce`, inside the open transaction (begun here if none is)."""
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        headers: Headers | None,
+        on_delivery: OnDelivery,
+        partition: int | None = None,
+    ) -> None:
+        """`LazyProducer.produce`, inside the open transaction (begun here if none is). Once
+        one write of a transaction failed, the transaction can only be aborted: later writes
+        are refused at once, and later delivery errors reported, with TRANSACTION_ABORTING,
+        so that only the first failure counts against its record."""
+        if self.failed:
+            raise Refused(_ABORTING_TEXT, TRANSACTION_ABORTING)
+
+        def delivered(err: KafkaError | None, msg: Message) -> None:
+            if err is not None:
+                if self.failed:
+                    err = KafkaError(TRANSACTION_ABORTING, _ABORTING_TEXT)
+                self.failed = True
+            on_delivery(err, msg)
+
         if not self.open:
             try:
                 self._built().begin_transaction()
@@ -115,13 +151,16 @@ class TransactionalProducer(LazyProducer):
                     err.code() if err is not None else None,
                 ) from exc
             self.open = True
-        super().produce(*args, **kwargs)
+        super().produce(topic, value, key, headers, delivered, partition)
 
     def commit(self, offsets: list[KafkaTopicPartition], group_metadata: object) -> None:
         """Commit the open transaction with `offsets` (begun here if only offsets moved).
         Raises Aborted when it was aborted instead (its records must be redone), KafkaException
         when the producer failed for good (a fatal error: fenced)."""
         producer = self._built()
+        if self.failed:  # records of its writes were let go uncompleted: never commit it
+            self.abort()
+            raise Aborted("a write of the transaction failed")
         if not self.open:
             producer.begin_transaction()
             self.open = True
@@ -139,14 +178,14 @@ class TransactionalProducer(LazyProducer):
                 raise
             self.abort()
             raise Aborted(described(err) if err is not None else str(exc)) from exc
-        self.open = False
+        self.open = self.failed = False
 
     def abort(self) -> None:
         """Abort the open transaction: what it wrote is discarded (outstanding writes are
         purged, their delivery callbacks report it). KafkaException when even that failed."""
         if self._producer is not None and self.open:
             self._producer.abort_transaction(COMMIT_TIMEOUT_S)
-        self.open = False
+        self.open = self.failed = False
 
     def close(self, timeout: float) -> int:
         """Abort what is open (its records were not committed: the next owner redoes them),

@@ -19,7 +19,7 @@ from test_control_outputs import FakeSink, OutputEngine
 
 from pyrallel_consumer.config import build_config
 from pyrallel_consumer.control.loop import ControlLoop
-from pyrallel_consumer.control.output_sink import OnWritten
+from pyrallel_consumer.control.output_sink import TRANSACTION_ABORTING, OnWritten, Refusal
 from pyrallel_consumer.control.transactions import Aborted
 from pyrallel_consumer.errors import KafkaFatalError
 from pyrallel_consumer.output import Output
@@ -213,6 +213,23 @@ def test_a_record_refused_for_good_in_an_aborted_transaction_is_not_written_agai
     assert writes_of_1 == [b"1"]  # redone after the abort, but skipped without a write
     assert r.committed_values() == [0, 2]
     assert r.loop.stats()["skipped"] == 2  # once in the aborted transaction, once after
+
+
+def test_writes_failed_only_by_their_transaction_do_not_count_against_their_records() -> None:
+    r = Run(records=3, retries=0, on_failure="skip")
+
+    def refuse_1_then_2_as_collateral() -> None:
+        r.sink.answer(1, refuse="TOPIC_AUTHORIZATION_FAILED: not allowed")
+        index = next(i for i, (o, _) in enumerate(r.sink.writes) if o[0].value == b"2")
+        outputs, on_written = r.sink.writes.pop(index)
+        on_written(Refusal(0, outputs[0], "the transaction failed earlier", TRANSACTION_ABORTING))
+        r.transactions.fail.append(Aborted("the refusal aborted the transaction"))
+
+    r.script.when(lambda: r.sink.pending(1) and r.sink.pending(2), refuse_1_then_2_as_collateral)
+    r.script.when(lambda: r.transactions.commits and r.last_offset() == 3, r.loop.request_stop)
+    run(r)
+    assert r.committed_values() == [0, 2]  # 2 redone and written; only 1 given up
+    assert r.loop.stats()["skipped"] == 2  # 1, in the aborted transaction and after it
 
 
 @pytest.mark.parametrize(
