@@ -69,6 +69,9 @@ _ABORTING_TEXT = (
 )
 
 
+_PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
+
+
 class Aborted(Exception):
     """The transaction was aborted (its text says why); its records must be redone."""
 
@@ -93,6 +96,7 @@ class TransactionalProducer(LazyProducer):
         self.transactional_id = transactional_id
         self.open = False
         self.failed = False  # a write of the open transaction failed: it must be aborted
+        self._transaction = 0  # counts the transactions ended (committed or aborted)
 
     def start(self) -> None:
         """Build the producer and register its transactional.id. Raises KafkaFatalError or
@@ -134,11 +138,18 @@ class TransactionalProducer(LazyProducer):
         if self.failed:
             raise Refused(_ABORTING_TEXT, TRANSACTION_ABORTING)
 
+        transaction = self._transaction
+
         def delivered(err: KafkaError | None, msg: Message) -> None:
             if err is not None:
-                if self.failed:
+                # Blamed on its write only when it is the first failure of the open
+                # transaction and not a purge (librdkafka purges what is outstanding when a
+                # transaction fails, and so does an abort); any failure dooms the transaction.
+                current = transaction == self._transaction
+                if self.failed or not current or err.code() in _PURGED:
                     err = KafkaError(TRANSACTION_ABORTING, _ABORTING_TEXT)
-                self.failed = True
+                if current:
+                    self.failed = True
             on_delivery(err, msg)
 
         if not self.open:
@@ -179,10 +190,12 @@ class TransactionalProducer(LazyProducer):
             self.abort()
             raise Aborted(described(err) if err is not None else str(exc)) from exc
         self.open = self.failed = False
+        self._transaction += 1
 
     def abort(self) -> None:
         """Abort the open transaction: what it wrote is discarded (outstanding writes are
         purged, their delivery callbacks report it). KafkaException when even that failed."""
+        self._transaction += 1  # first: the purged writes may report during the abort
         if self._producer is not None and self.open:
             self._producer.abort_transaction(COMMIT_TIMEOUT_S)
         self.open = self.failed = False
