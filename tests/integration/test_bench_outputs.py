@@ -1,4 +1,5 @@
-"""A short --outputs benchmark run against Apache Kafka: every output written once, in order."""
+"""Short --outputs and --exactly-once benchmark runs against Apache Kafka: every output
+written once, in order."""
 
 from __future__ import annotations
 
@@ -15,8 +16,19 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 RECORDS = 2000
 
 
+@pytest.mark.parametrize(
+    ("flags", "mode"),
+    [
+        (["--outputs"], "at_least_once"),
+        (["--exactly-once", "--commit-interval", "0.1"], "exactly_once"),
+    ],
+)
 def test_outputs_run_checks_its_output_topic(
-    kafka_broker: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    flags: list[str],
+    mode: str,
+    kafka_broker: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = tmp_path / "results.json"
     status = main(
@@ -33,7 +45,7 @@ def test_outputs_run_checks_its_output_topic(
             "1",
             "--skip-baseline",
             "--skip-process",
-            "--outputs",
+            *flags,
             "--timeout-sec",
             "60",
             "--topic-prefix",
@@ -44,12 +56,12 @@ def test_outputs_run_checks_its_output_topic(
         ]
     )
     doc: dict[str, Any] = orjson.loads(out.read_bytes())
-    assert doc["metadata"]["output_mode"] == "at_least_once"
+    assert doc["metadata"]["output_mode"] == mode
     (result,) = doc["results"]
     outputs = result["outputs"]
     assert outputs is not None, result.get("error")
     assert outputs["error"] is None, outputs["error"]
-    assert outputs["mode"] == "at_least_once"
+    assert outputs["mode"] == mode
     assert outputs["topic"] == f"{result['topic']}-out"
     assert outputs["read"] >= RECORDS
     assert outputs["missing"] == 0 and outputs["duplicates"] == 0, outputs
@@ -57,5 +69,9 @@ def test_outputs_run_checks_its_output_topic(
     assert outputs["timestamp_type"] == "log_append_time"
     assert 0 <= outputs["e2e_p50_ms"] <= outputs["e2e_p99_ms"]
     assert outputs["outputs_acknowledged"] == RECORDS
+    if mode == "exactly_once":  # one transaction per commit interval, none aborted
+        assert outputs["transactional_id"] == f"{result['group_id']}-tx"
+        assert outputs["transactions_committed"] >= 1
+        assert outputs["transactions_aborted"] == 0
     assert result["complete"] is True and status == 0, result.get("error")
     assert "Outputs (read back with read_committed" in capsys.readouterr().out
