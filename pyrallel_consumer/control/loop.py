@@ -167,6 +167,7 @@ class ControlLoop:
             )
             if isinstance(committer, TransactionalCommitter):
                 committer.on_abort = rebalancer.rewind
+            self._reports.start()
             self.engine.start()
             client.subscribe(
                 self.config.topics, rebalancer.assigned, rebalancer.revoked, rebalancer.lost
