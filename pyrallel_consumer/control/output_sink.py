@@ -1,13 +1,13 @@
 """Where the handler's outputs are written: the `OutputSink` interface and its at-least-once
-implementation, `OutputProducer`.
+implementation, `OutputProducer` (also the exactly-once one, with a transactional producer).
 
 A sink takes the outputs of one *unit* (one record's, or one batch's in batch mode), in order,
 and answers once for the whole unit: every output acknowledged, or the first refusal. What a
 refusal means for the records is decided by the caller (outputs.py); the sink only writes and
 counts.
 
-`OutputProducer` writes with an idempotent producer (acks=all; control/producer.py builds it at
-the first output, from the consumer's settings or `output_producer_config`). Why the order of a
+`OutputProducer` writes with an idempotent producer (acks=all; control/producer.py builds it when
+the run starts, from the consumer's settings or `output_producer_config`). Why the order of a
 key's outputs holds: the control thread produces a unit's outputs in the order the handler
 returned them, and units in the order their reports arrive, which for one lane is the order
 its records ran (engines report a record before releasing its lane); librdkafka keeps one
@@ -18,9 +18,9 @@ breaks that for its record only: the record is redone, so its outputs land again
 the key's later records already produced (at least once: the first copies that were
 acknowledged stay).
 
-The exactly-once step replaces this class with a transactional sink behind the same interface:
-its `write` would add the outputs to the open transaction and answer once the transaction
-committed (or refuse them all when it aborted).
+Exactly once (transactional_id) keeps this class and hands it the transactional producer
+(transactions.py): every write joins the open transaction, and an output answered
+acknowledged is in it, committed or aborted with it.
 
 Ownership: the control thread calls `write`, `poll` and `close`; delivery callbacks run inside
 them, on that thread too.
