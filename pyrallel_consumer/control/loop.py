@@ -145,7 +145,7 @@ class ControlLoop:
         client: KafkaClient | None = None
         rebalancer: Rebalancer | None = None
         last_assignment = self._partitions  # replaced by the copy taken before close()
-        shut_down = False
+        shut_down = engine_started = False
         try:
             client = self._client_factory(self.config.kafka_config, self._on_kafka_error)
             committer = committer_for(
@@ -169,6 +169,7 @@ class ControlLoop:
                 committer.on_abort = rebalancer.rewind
             self._reports.start()
             self.engine.start()
+            engine_started = True
             client.subscribe(
                 self.config.topics, rebalancer.assigned, rebalancer.revoked, rebalancer.lost
             )
@@ -190,7 +191,8 @@ class ControlLoop:
                     client.close()  # runs the revoke callback: it commits, no second wait
             finally:
                 self._reports.close(self.config.drain_timeout_s)
-                self.engine.close(self.config.drain_timeout_s)
+                if engine_started:  # else a failure before it started is what run() raises
+                    self.engine.close(self.config.drain_timeout_s)
                 # The final state stays readable: the last assignment's partitions, revoked.
                 self._published = self._snapshot(last_assignment)
                 self._control_thread = None

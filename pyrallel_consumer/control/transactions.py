@@ -97,14 +97,18 @@ class TransactionalProducer(LazyProducer):
         self.open = False
         self.failed = False  # a write of the open transaction failed: it must be aborted
         self._transaction = 0  # counts the transactions ended (committed or aborted)
+        self._started = False  # init_transactions done
 
     def start(self) -> None:
         """Build the producer and register its transactional.id. Raises KafkaFatalError or
         pyrallel_consumer.errors.KafkaError (naming the cause and the fix) when it cannot be:
         the brokers refuse the transaction timeout or the id, or none answered in time."""
+        if self._started:  # the committer and the output sink both start it
+            return
         try:
             producer = self._built()
             producer.init_transactions(COMMIT_TIMEOUT_S)
+            self._started = True
         except Refused as exc:
             raise PyrallelKafkaError(exc.cause, exc.code, "") from exc
         except KafkaException as exc:

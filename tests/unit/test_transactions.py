@@ -21,6 +21,8 @@ from pyrallel_consumer.config import build_config
 from pyrallel_consumer.control.loop import ControlLoop
 from pyrallel_consumer.control.output_sink import TRANSACTION_ABORTING, OnWritten, Refusal
 from pyrallel_consumer.control.transactions import Aborted
+from pyrallel_consumer.engines.registry import engine_spec
+from pyrallel_consumer.errors import KafkaError as KafkaError_
 from pyrallel_consumer.errors import KafkaFatalError
 from pyrallel_consumer.output import Output
 from pyrallel_consumer.work import WorkItem
@@ -274,3 +276,34 @@ def test_settings_exactly_once_cannot_work_with_are_refused_when_built(
             outputs=True,
             **options,
         )
+
+
+def no_work(record: object) -> None:
+    """A handler the process engine can pickle."""
+
+
+@pytest.mark.parametrize("engine", ["baseline", "async", "process"])
+def test_a_run_that_cannot_start_its_transactions_raises_why_with_every_engine(
+    engine: str,
+) -> None:
+    # The producer fails before any engine started: the run raises that error, not one from
+    # closing an engine that never ran.
+    r = Run()
+    real = engine_spec(engine).create(no_work, r.config, None, None)
+    refused = KafkaError_("transaction.timeout.ms is above the brokers' limit", 50, "X")
+
+    def refuse() -> None:
+        raise refused
+
+    r.transactions.start = refuse  # type: ignore[method-assign]
+    loop = ControlLoop(
+        r.config,
+        real,
+        clock=r.clock,
+        client_factory=r.client.factory,
+        output_sink=r.sink,
+        transactions=r.transactions,  # type: ignore[arg-type]
+    )
+    with pytest.raises(KafkaError_) as raised:
+        loop.run(max_records=None, timeout=5.0)
+    assert raised.value is refused
