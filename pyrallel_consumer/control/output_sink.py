@@ -198,9 +198,9 @@ class OutputProducer:
 
     def start(self) -> None:
         """Build the producer when the run starts, not at the first output: an idempotent
-        producer's first acknowledgement waits for its producer id (0.5 s measured on a local
-        broker), which the group join then hides; at the first output it stalled every record
-        in flight (0.6 of the throughput without outputs on a 20,000-record run)."""
+        producer's first acknowledgement waits for its producer id (LazyProducer.start), and
+        at the first output that wait held every record in flight (0.6 of the throughput
+        without outputs on a 20,000-record run)."""
         try:
             self._producer.start()
         except Refused as exc:
