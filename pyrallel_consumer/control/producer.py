@@ -15,6 +15,7 @@ callbacks (and the error callback) inside them, so on that thread too.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
@@ -182,10 +183,8 @@ class LazyProducer:
         producer id and its first acknowledgement about 0.06 s after it was built, against
         0.5 s without (measured, one local broker), a wait that held every record in flight."""
         producer = self._built()
-        try:
+        with contextlib.suppress(KafkaException):
             producer.list_topics(timeout=START_METADATA_TIMEOUT_S)
-        except KafkaException:
-            pass
 
     def _built(self) -> Producer:
         if self._producer is None:

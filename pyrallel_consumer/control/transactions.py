@@ -265,21 +265,16 @@ class TransactionalCommitter:
 
     def commit(self, states: Iterable[PartitionState], then: str) -> bool:
         """Commit the open transaction with the commit points of every assigned partition
-        and of `states` (revoked ones still to commit); False when it was not committed.
-        `then` completes the warning when the outputs could not all be acknowledged in time
-        (the transaction stays open and a later commit tries again)."""
+        and of `states` (revoked ones still to commit); False when it was not committed (it
+        was aborted instead, and the partitions rewound; or a fatal error was parked). `then`
+        is not needed: a transaction is never left half done for a later commit."""
         if self._faults.fatal:
             return False
         producer = self._producer
         # Every delivery answered first: its record completes, so its offset is in the points.
         left = producer.flush(COMMIT_TIMEOUT_S)
         if left:
-            log.warning(
-                "transaction not committed: %d writes still wait for the broker after %.0f s; %s",
-                left,
-                COMMIT_TIMEOUT_S,
-                then,
-            )
+            self.abort(f"{left} writes still waited for the broker after {COMMIT_TIMEOUT_S:.0f} s")
             return False
         tracked = {id(state): state for state in self._tracker.partitions.values()}
         for state in states:
@@ -298,25 +293,42 @@ class TransactionalCommitter:
         try:
             producer.commit(offsets, self._client.group_metadata())
         except Aborted as exc:
-            self._counters.transactions_aborted += 1
-            log.warning(
-                "transaction aborted (%s): every assigned partition goes back to the offsets "
-                "of the last committed transaction and its records are redone",
-                exc,
-            )
-            self.on_abort()
+            self._aborted(str(exc))
             return False
         except KafkaException as exc:
-            err = kafka_error(exc)
-            text = described(err) if err is not None else str(exc)
-            self._faults.park(
-                fatal_error(text, err.code() if err is not None else None, _name(err))
-            )
+            self._fatal(exc)
             return False
         for state, point in points:
             state.mark_committed(point.position, point.metadata)
         self._counters.transactions_committed += 1
         return True
+
+    def abort(self, reason: str) -> None:
+        """Abort the open transaction, if any, and rewind (`on_abort`): its writes can no
+        longer be committed with their records' offsets (`reason` says why: partitions lost,
+        writes that did not finish)."""
+        if self._faults.fatal or not self._producer.open:
+            return
+        try:
+            self._producer.abort()
+        except KafkaException as exc:
+            self._fatal(exc)
+            return
+        self._aborted(reason)
+
+    def _aborted(self, reason: str) -> None:
+        self._counters.transactions_aborted += 1
+        log.warning(
+            "transaction aborted (%s): every assigned partition goes back to the offsets of "
+            "the last committed transaction and its records are redone",
+            reason,
+        )
+        self.on_abort()
+
+    def _fatal(self, exc: KafkaException) -> None:
+        err = kafka_error(exc)
+        text = described(err) if err is not None else str(exc)
+        self._faults.park(fatal_error(text, err.code() if err is not None else None, _name(err)))
 
 
 def _name(err: KafkaError | None) -> str:

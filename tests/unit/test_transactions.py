@@ -43,15 +43,17 @@ class FakeTransactions:
         self.commits: list[list[tuple[int, int, str]]] = []
         self.fail: list[Exception] = []
         self.flushed_before_commit: list[int] = []  # sink writes left unanswered at commit
+        self.aborts = 0  # abort() calls (an abort raised from commit is not one)
+        self.left = 0  # writes `flush` leaves unanswered
 
     def start(self) -> None:
         """Nothing to register."""
 
     def flush(self, timeout: float) -> int:
         assert self.sink is not None
-        while self.sink.writes:
+        while len(self.sink.writes) > self.left:
             self.sink.answer()
-        return 0
+        return len(self.sink.writes)
 
     def commit(self, offsets: list[KafkaTopicPartition], group_metadata: object) -> None:
         assert self.sink is not None
@@ -64,6 +66,11 @@ class FakeTransactions:
             raise error
         self.commits.append([(o.partition, o.offset, o.metadata) for o in offsets])
         self.committed_outputs.extend(self.pending)
+        self.pending.clear()
+        self.open = False
+
+    def abort(self) -> None:
+        self.aborts += 1
         self.pending.clear()
         self.open = False
 
@@ -184,6 +191,35 @@ def test_work_in_flight_across_an_abort_is_fenced_and_its_outputs_dropped() -> N
     run(r)
     assert r.committed_values() == list(range(6))
     assert r.loop.stats()["fenced"] == 1
+
+
+def test_lost_partitions_abort_the_open_transaction() -> None:
+    # Outputs of partition 1's records are in the open transaction when it is lost: committing
+    # it would publish them without their offsets, and the new owner would write them again.
+    r = Run()
+    r.client.produce(1, 6)
+    r.client.rebalance("assign", 1)
+    r.script.when(lambda: len(r.sink.writes) == 12, lambda: r.client.rebalance("lost", 1))
+    r.script.when(lambda: r.transactions.commits and r.last_offset() == 6, r.loop.request_stop)
+    run(r)
+    assert r.transactions.aborts == 1
+    assert r.client.seeks == [(0, 0)]
+    assert r.committed_values() == list(range(6))  # partition 0's, once; none of partition 1
+    assert r.loop.stats()["transactions_aborted"] == 1
+
+
+def test_writes_that_do_not_finish_abort_the_transaction_instead_of_waiting() -> None:
+    r = Run()
+    r.transactions.left = 2  # two writes never answered at the first commit
+
+    def answer_all_later() -> None:
+        r.transactions.left = 0
+
+    r.script.when(lambda: r.transactions.aborts == 1, answer_all_later)
+    r.script.when(lambda: r.transactions.commits and r.last_offset() == 6, r.loop.request_stop)
+    run(r)
+    assert r.transactions.aborts == 1 and r.client.seeks == [(0, 0)]
+    assert r.committed_values() == list(range(6))
 
 
 def test_a_producer_fenced_by_a_newer_instance_ends_the_run_with_kafka_fatal_error() -> None:
