@@ -93,8 +93,13 @@ class Outputs:
     def take(self, report: Report) -> None:
         """A report whose handler call succeeded with `report.outputs`: write them; its records
         complete once all are acknowledged."""
-        ids = report.ids if type(report) is GroupReport else (report.id,)
-        items = self._live(self._tracker.in_flight_items(ids))
+        if type(report) is GroupReport:
+            items = self._live(self._tracker.in_flight_items(report.ids))
+        else:  # the usual case, one record: no list to filter
+            item = self._tracker.in_flight_item(report.id)
+            if item is None:
+                return
+            items = [item] if not item.owner.revoked else self._live([item])
         if not items:
             return
         if report.attempts > 1:
@@ -137,7 +142,7 @@ class Outputs:
 
     def _written(self, items: list[Item], report: Report, refusal: Refusal | None) -> None:
         if refusal is None:
-            live = self._live(items)
+            live = self._live(items) if len(items) > 1 or items[0].owner.revoked else items
             self._tracker.settle_all([item.id for item in live])
             if self.refusals:
                 for item in live:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -135,8 +135,8 @@ class LazyProducer:
         once (then `on_delivery` never runs): the producer cannot be built, the record is over
         message.max.bytes, the local queue stayed full, or librdkafka refused it (an unknown
         partition, a fatal producer)."""
-        producer = self._built()
-        pairs = cast(_ProduceHeaders | None, headers)
+        producer = self._producer or self._built()
+        pairs: _ProduceHeaders | None = headers  # type: ignore[assignment]  # any pair sequence
 
         def delivered(err: KafkaError | None, msg: Message) -> None:
             self.unacknowledged -= 1

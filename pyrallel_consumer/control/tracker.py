@@ -158,6 +158,10 @@ class Tracker:
         get = self._in_flight.get
         return [item for item_id in item_ids if (item := get(item_id)) is not None]
 
+    def in_flight_item(self, item_id: int) -> Item | None:
+        """`in_flight_items` of one id: the item, or None."""
+        return self._in_flight.get(item_id)
+
     def release_lanes(self, items: Iterable[Item]) -> None:
         """These items' handler calls ended but they stay in flight (their outputs are being
         written, outputs.py): their lanes may start their next records now. The order of a
