@@ -113,6 +113,7 @@ class ParallelConsumer:
         tracing: bool = D.tracing,
         outputs: bool = D.outputs,
         output_producer_config: Mapping[str, Any] | None = D.output_producer_config,
+        transactional_id: str | None = D.transactional_id,
     ) -> None:
         given = locals()  # the options by name, before anything else is bound here
         options = Options(**{name: given[name] for name in option_names()})

@@ -192,3 +192,16 @@ def producer_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     security and client setting (callables such as `oauth_cb` included), none of the
     consumer-only ones."""
     return {name: value for name, value in settings.items() if name not in CONSUMER_ONLY}
+
+
+# Exactly once (transactional_id). librdkafka's default transaction.timeout.ms; the longest a
+# transaction's commit may take (flushing its outputs, sending the offsets, committing).
+DEFAULT_TRANSACTION_TIMEOUT_MS = 60_000
+COMMIT_TIMEOUT_S = 10.0
+
+
+def transaction_span_s(commit_interval_s: float, revoke_grace_s: float) -> float:
+    """The longest a transaction stays open, in seconds: one commit interval, or a revoke's
+    grace (a revoke commits before its grace and after it), plus its commit. The broker aborts
+    a transaction older than transaction.timeout.ms, so that setting must exceed this."""
+    return max(commit_interval_s, revoke_grace_s) + COMMIT_TIMEOUT_S

@@ -55,6 +55,7 @@ class Options:
     tracing: bool = False  # OpenTelemetry spans per handler call (tracing.py); needs the extra
     outputs: bool = False  # the handler's return value is records to produce (output.py)
     output_producer_config: Mapping[str, Any] | None = None  # None: derived from kafka_config
+    transactional_id: str | None = None  # exactly once: outputs and offsets in transactions
 
 
 DEFAULTS = Options()

@@ -182,6 +182,14 @@ class KafkaClient(Protocol):
         `isolation.level=read_committed` (librdkafka's default) `high` is the last stable
         offset. `ClientError` when the broker did not answer within `timeout` seconds."""
 
+    def seek(self, positions: Sequence[tuple[TopicPartition, int]]) -> None:
+        """Consume each partition from its offset next (records fetched beyond it are
+        dropped); `ClientError` when one could not be moved."""
+
+    def group_metadata(self) -> object:
+        """The consumer's group metadata (group, generation, member), which a transaction's
+        offsets carry so that the group coordinator refuses them from a fenced member."""
+
     def close(self) -> None:
         """Leave the group (the revoke callback runs first) and release the consumer."""
 
@@ -318,6 +326,16 @@ class ConfluentClient:
             raise ClientError(f"no watermarks of {partition} within {timeout} s")
         low, high = found
         return int(low), int(high)
+
+    def seek(self, positions: Sequence[tuple[TopicPartition, int]]) -> None:
+        for (topic, partition), offset in positions:
+            try:
+                self._consumer.seek(KafkaTopicPartition(topic, partition, offset))
+            except KafkaException as exc:
+                raise ClientError.of(exc) from exc
+
+    def group_metadata(self) -> object:
+        return self._consumer.consumer_group_metadata()
 
     def close(self) -> None:
         self._consumer.close()

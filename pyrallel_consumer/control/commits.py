@@ -16,6 +16,7 @@ from pyrallel_consumer.control.client import (
     ClientError,
     CommitFailure,
     CommitOffset,
+    CommittedOffset,
     KafkaClient,
 )
 from pyrallel_consumer.control.kafka_errors import fatal_error
@@ -181,29 +182,34 @@ def read_commits(
     seconds; each state keeps its commit metadata within `metadata_limit` bytes, taking up to
     `poll_batch_size` records per consume call. Epochs count
     up from `first_epoch`. Raises ClientError when the offsets could not be read."""
-    states = []
-    for epoch, found in enumerate(client.committed(partitions, timeout), start=first_epoch):
-        completed: set[int] = set()
-        if found.offset is not None and found.metadata:
-            try:
-                completed = offset_metadata.decode(found.offset, found.metadata)
-            except offset_metadata.MetadataError as exc:
-                log.warning(
-                    "ignoring commit metadata of %s[%d]: %s", found.topic, found.partition, exc
-                )
-        state = PartitionState(
-            found.topic,
-            found.partition,
-            epoch,
-            found.offset,
-            completed,
-            metadata_limit=metadata_limit,
-            poll_batch_size=poll_batch_size,
-        )
-        if found.offset is not None:
-            state.mark_committed(found.offset, found.metadata)
-        states.append(state)
-    return states
+    return [
+        state_from(found, epoch, metadata_limit, poll_batch_size)
+        for epoch, found in enumerate(client.committed(partitions, timeout), start=first_epoch)
+    ]
+
+
+def state_from(
+    found: CommittedOffset, epoch: int, metadata_limit: int, poll_batch_size: int
+) -> PartitionState:
+    """A fresh state for a partition whose group commit is `found` (read_commits)."""
+    completed: set[int] = set()
+    if found.offset is not None and found.metadata:
+        try:
+            completed = offset_metadata.decode(found.offset, found.metadata)
+        except offset_metadata.MetadataError as exc:
+            log.warning("ignoring commit metadata of %s[%d]: %s", found.topic, found.partition, exc)
+    state = PartitionState(
+        found.topic,
+        found.partition,
+        epoch,
+        found.offset,
+        completed,
+        metadata_limit=metadata_limit,
+        poll_batch_size=poll_batch_size,
+    )
+    if found.offset is not None:
+        state.mark_committed(found.offset, found.metadata)
+    return state
 
 
 def set_paused(client: KafkaClient, states: Sequence[PartitionState], paused: bool) -> None:

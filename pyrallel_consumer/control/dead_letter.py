@@ -130,9 +130,12 @@ class DeadLetterPublisher:
         kafka_config: Mapping[str, Any],
         explicit: Mapping[str, Any] | None = None,
         queue_full_wait_s: float = QUEUE_FULL_WAIT_S,
+        producer: LazyProducer | None = None,
     ) -> None:
+        """`producer`: one to share (exactly once: the transactional output producer, so
+        dead letters join its transactions); None builds its own from the settings."""
         self.topic = topic
-        self._producer = LazyProducer(
+        self._producer = producer or LazyProducer(
             producer_config(kafka_config, explicit),
             "dead-letter producer",
             "dead letter",

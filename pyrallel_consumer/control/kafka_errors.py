@@ -29,6 +29,12 @@ from pyrallel_consumer.faults import Faults
 
 log = logging.getLogger("pyrallel_consumer")
 
+# A transactional producer fenced by a newer one with the same transactional.id (the broker's
+# code, librdkafka's local one, and the epoch refusal an older broker sends instead).
+PRODUCER_FENCED_CODES = frozenset(
+    {KafkaError.PRODUCER_FENCED, KafkaError._FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
+)
+
 
 class KafkaErrors:
     """The `ErrorCallback` the control loop gives its client, also called for errored
@@ -65,7 +71,15 @@ class KafkaErrors:
 def fatal_error(text: str, code: int | None, name: str) -> KafkaFatalError:
     """The KafkaFatalError of a fatal librdkafka error, with the fix for the usual cause."""
     hint = ""
-    if "fenced" in text.lower() or code == KafkaError.FENCED_INSTANCE_ID:
+    lower = text.lower()
+    if code in PRODUCER_FENCED_CODES or ("producer" in lower and "fenced" in lower):
+        code, name = KafkaError.PRODUCER_FENCED, "PRODUCER_FENCED"
+        hint = (
+            " (a newer instance started with the same transactional_id and took over its "
+            "transactions: this one is a zombie; give each running member its own "
+            "transactional_id, and reuse an id only for the restart of the same member)"
+        )
+    elif "fenced" in lower or code == KafkaError.FENCED_INSTANCE_ID:
         # librdkafka's error callback gives the generic _FATAL code; its text names the cause,
         # which this names by its own code, as a commit refused for it would.
         code, name = KafkaError.FENCED_INSTANCE_ID, "FENCED_INSTANCE_ID"

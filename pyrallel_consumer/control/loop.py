@@ -25,16 +25,24 @@ from pyrallel_consumer.control.client import (
     Message,
     confluent_client,
 )
-from pyrallel_consumer.control.dead_letter import DeadLetterPublisher, DeadLetterSink
+from pyrallel_consumer.control.dead_letter import DeadLetterSink
 from pyrallel_consumer.control.kafka_errors import KafkaErrors
 from pyrallel_consumer.control.kafka_log import RepeatLimiter
-from pyrallel_consumer.control.output_sink import OutputProducer, OutputSink
+from pyrallel_consumer.control.output_sink import OutputSink
 from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.control.rebalance import OnAssign, OnRevoke, Rebalancer
 from pyrallel_consumer.control.reports import BUSY_WAIT_S, Clock, OnComplete, ReportHandler
 from pyrallel_consumer.control.run_end import RunEnd
 from pyrallel_consumer.control.stats import Counters, Stats, snapshot
 from pyrallel_consumer.control.tracker import Tracker
+from pyrallel_consumer.control.transactions import TransactionalCommitter
+from pyrallel_consumer.control.writers import (
+    Committing,
+    committer_for,
+    default_dead_letters,
+    default_outputs,
+    transactional_producer,
+)
 from pyrallel_consumer.engines.base import Engine
 from pyrallel_consumer.faults import Faults
 from pyrallel_consumer.topic_partition import TopicPartition
@@ -48,26 +56,6 @@ STATS_INTERVAL_S = 0.1
 # What a commit refused during the loop leads to.
 RETRIED_NEXT_INTERVAL = "retried at the next commit interval"
 RETRIED_AT_CLOSE = "retried once more as the consumer closes (its last commit)"
-
-
-def default_outputs(
-    config: ConsumerConfig, counters: Counters, on_error: KafkaErrors
-) -> OutputSink | None:
-    """The at-least-once output producer when outputs=True; its client-level errors go where
-    the consumer's go (a fatal one, e.g. an idempotence failure, ends the run)."""
-    if not config.outputs:
-        return None
-    return OutputProducer(
-        config.kafka_config, counters, config.output_producer_config, error_cb=on_error
-    )
-
-
-def default_dead_letters(config: ConsumerConfig) -> DeadLetterSink | None:
-    if config.on_failure == "dead_letter" and config.dlq_topic:
-        return DeadLetterPublisher(
-            config.dlq_topic, config.kafka_config, config.dlq_producer_config
-        )
-    return None
 
 
 class ControlLoop:
@@ -106,8 +94,10 @@ class ControlLoop:
         self._slow_callbacks = RepeatLimiter(clock=clock)
         self._on_assign = self._callback("on_assign", on_assign)
         self._on_revoke = self._callback("on_revoke", on_revoke)
+        # Exactly once: one transactional producer for outputs, dead letters and offsets.
+        self._transactions = transactional_producer(config, self._on_kafka_error)
         if dead_letters is None:
-            dead_letters = default_dead_letters(config)
+            dead_letters = default_dead_letters(config, self._transactions)
         self._reports = ReportHandler(
             config,
             engine,
@@ -118,7 +108,8 @@ class ControlLoop:
             self._faults,
             clock,
             self._publish_due,
-            output_sink or default_outputs(config, self.counters, self._on_kafka_error),
+            output_sink
+            or default_outputs(config, self.counters, self._on_kafka_error, self._transactions),
         )
         # run(max_records=N): how many records may still be handed to the engine.
         self._submit_limit: int | None = None
@@ -153,8 +144,10 @@ class ControlLoop:
         shut_down = False
         try:
             client = self._client_factory(self.config.kafka_config, self._on_kafka_error)
-            committer = commits.Committer(client, self._faults)
-            self._committer = committer
+            committer = committer_for(
+                client, self._faults, self._tracker, self.counters, self._transactions
+            )
+            self._committer: Committing = committer
             rebalancer = Rebalancer(
                 self.config,
                 client,
@@ -168,6 +161,8 @@ class ControlLoop:
                 self._wait_bound_s,
                 client.metadata_limit(),
             )
+            if isinstance(committer, TransactionalCommitter):
+                committer.on_abort = rebalancer.rewind
             self.engine.start()
             client.subscribe(
                 self.config.topics, rebalancer.assigned, rebalancer.revoked, rebalancer.lost

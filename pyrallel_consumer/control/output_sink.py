@@ -74,6 +74,15 @@ class OutputSink(Protocol):
         unit's `on_written` runs with a refusal) and release what `write` built."""
 
 
+def output_config(
+    kafka_config: Mapping[str, Any], explicit: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The output producer's settings (producer.producer_config), acks=all unless given."""
+    config = producer_config(kafka_config, explicit)
+    config.setdefault("acks", "all")
+    return config
+
+
 class OutputProducer:
     """The at-least-once `OutputSink`: an idempotent producer (module doc). Counts
     `outputs_produced` (handed to the producer), `outputs_acknowledged` and `outputs_refused`
@@ -85,14 +94,21 @@ class OutputProducer:
         counters: Counters,
         explicit: Mapping[str, Any] | None = None,
         error_cb: Callable[[KafkaError], None] | None = None,
+        producer: LazyProducer | None = None,
     ) -> None:
+        """`producer`: the one to write with (exactly once: the transactional producer,
+        transactions.py); None builds an idempotent one from the settings."""
         self._counters = counters
-        config = producer_config(kafka_config, explicit)
-        config.setdefault("acks", "all")
-        self._producer = LazyProducer(
-            config, "output producer", "output", "output_producer_config", error_cb=error_cb
-        )
-        self._limits = TopicLimits(config)
+        if producer is None:
+            producer = LazyProducer(
+                output_config(kafka_config, explicit),
+                "output producer",
+                "output",
+                "output_producer_config",
+                error_cb=error_cb,
+            )
+        self._producer = producer
+        self._limits = TopicLimits(producer.config)
 
     @property
     def unacknowledged(self) -> int:
@@ -101,10 +117,19 @@ class OutputProducer:
     def write(self, outputs: Sequence[Output], on_written: OnWritten) -> None:
         unit = _Unit(len(outputs), on_written)
         producer, counters = self._producer, self._counters
+        # Sizes first, so that a unit with one output over its topic's limit writes none (in a
+        # transaction, the ones before it could not be taken back).
+        for index, output in enumerate(outputs):
+            try:
+                self._check_size(output)
+            except Refused as refused:
+                counters.outputs_refused += len(outputs)
+                counters.outputs_produced += len(outputs)
+                unit.answer(Refusal(index, output, refused.cause, refused.code), len(outputs))
+                return
         for index, output in enumerate(outputs):
             counters.outputs_produced += 1  # handed to the producer: answered or pending
             try:
-                self._check_size(output)
                 producer.produce(
                     output.topic,
                     output.value,

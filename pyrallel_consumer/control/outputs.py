@@ -46,6 +46,7 @@ from pyrallel_consumer.work import GroupReport, Outcome, Report, WorkItem
 log = logging.getLogger("pyrallel_consumer")
 
 Item = WorkItem[PartitionState]
+RecordKey = tuple[str, int, int]  # topic, partition, offset
 # Completes records under one report (reports.ReportHandler.complete_all).
 Complete = Callable[[Sequence[Item], Report, bool], None]
 # Hands a record that failed for good to the failure policy (failures.FailurePolicy.failed).
@@ -76,7 +77,13 @@ class Outputs:
         self._complete = complete
         self._fail = fail
         self._clock = clock
-        self.refusals: dict[int, int] = {}  # item id -> its outputs' refusals so far
+        # A record's refusals so far, by (topic, partition, offset): a record redone after an
+        # aborted transaction is a new work item, and its count must survive that.
+        self.refusals: dict[RecordKey, int] = {}
+        # Exactly once: a record refused for good stays listed, because the refusal aborted
+        # the transaction its failure was handled in; when it comes back, it fails at once
+        # instead of writing (and aborting) again.
+        self._keep_given_up = config.transactional_id is not None
         # Records to redo: (due, sequence, items), the earliest first.
         self._redo: list[tuple[float, int, list[Item]]] = []
         self._sequence = itertools.count()
@@ -91,8 +98,32 @@ class Outputs:
             return
         if report.attempts > 1:
             self._counters.retries += (report.attempts - 1) * len(items)
+        if self._keep_given_up and self.refusals:
+            items = self._fail_given_up(items, report)
+            if not items:
+                return
         outputs = report.outputs or []
         self._sink.write(outputs, lambda refusal: self._written(items, report, refusal))
+
+    def _fail_given_up(self, items: list[Item], report: Report) -> list[Item]:
+        """Hand the records refused for good before (exactly once: their transaction was
+        aborted) to the failure policy without writing their outputs; returns the others. A
+        batch with one of them fails as a whole, since its outputs are not per record."""
+        retries = self._policy.retries
+        given_up = [i for i in items if self.refusals.get(record_key(i), 0) > retries]
+        if not given_up:
+            return items
+        now = self._clock()
+        for item in items:
+            self._tracker.settle_all((item.id,))
+            record = item.record
+            error = (
+                f"OutputRefused: the outputs of {record.topic}[{record.partition}]@"
+                f"{record.offset} (or of its batch) were refused {retries + 1} time(s), the "
+                "last in a transaction that was aborted for it; not written again"
+            )
+            self._fail(item, Report(item.id, Outcome.FAILED, retries + 1, now, error))
+        return []
 
     def _live(self, items: list[Item]) -> list[Item]:
         """`items` whose partition is still assigned; the others are settled and fenced."""
@@ -107,7 +138,7 @@ class Outputs:
             live = self._live(items)
             self._tracker.settle_all([item.id for item in live])
             for item in live:
-                self.refusals.pop(item.id, None)
+                self.refusals.pop(record_key(item), None)
             self._complete(live, report, True)
             return
         if self._closing:  # the run is ending: not completed, so redone by the next run
@@ -117,14 +148,18 @@ class Outputs:
         redo = []
         now = self._clock()
         for item in items:
-            refused = self.refusals.get(item.id, 0) + 1
+            key = record_key(item)
+            refused = self.refusals.get(key, 0) + 1
             error = _error_text(item, refusal, len(report.outputs or ()), refused)
             if refused > self._policy.retries:
-                self.refusals.pop(item.id, None)
+                if self._keep_given_up:
+                    self.refusals[key] = refused
+                else:
+                    self.refusals.pop(key, None)
                 self._tracker.settle_all((item.id,))
                 self._fail(item, Report(item.id, Outcome.FAILED, refused, now, error))
                 continue
-            self.refusals[item.id] = refused
+            self.refusals[key] = refused
             self._counters.retries += 1
             log.warning(
                 "%s; redoing the record (retry %d of %d)", error, refused, self._policy.retries
@@ -132,7 +167,7 @@ class Outputs:
             redo.append(item)
         if redo:
             delay = self._policy.delay(
-                max(self.refusals[item.id] for item in redo), random.random()
+                max(self.refusals[record_key(item)] for item in redo), random.random()
             )
             heapq.heappush(self._redo, (now + delay, next(self._sequence), redo))
 
@@ -160,6 +195,12 @@ class Outputs:
             self._tracker.settle_all([item.id for item in items])
         self._redo.clear()
         self._sink.close(timeout)
+
+
+def record_key(item: Item) -> RecordKey:
+    """The record's identity across work items (a redone record gets a new item)."""
+    record = item.record
+    return record.topic, record.partition, record.offset
 
 
 def _error_text(item: Item, refusal: Refusal, outputs: int, refused: int) -> str:

@@ -235,6 +235,14 @@ class LazyProducer:
             self._next_idle_poll = now + IDLE_POLL_INTERVAL_S
             producer.poll(0)
 
+    def flush(self, timeout: float) -> int:
+        """Wait up to `timeout` seconds for every outstanding delivery, serving their
+        callbacks; returns how many are still outstanding."""
+        if self._producer is None or not self.unacknowledged:
+            return 0
+        self._producer.flush(timeout)
+        return self.unacknowledged
+
     def close(self, timeout: float) -> int:
         """Wait up to `timeout` seconds for outstanding deliveries, then purge the rest: their
         callbacks run with _PURGE_QUEUE or _PURGE_INFLIGHT (one in flight may still reach its

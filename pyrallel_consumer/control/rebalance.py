@@ -22,10 +22,11 @@ from collections.abc import Callable
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.control import commits
 from pyrallel_consumer.control.callbacks import Callback
-from pyrallel_consumer.control.client import ClientError, KafkaClient
+from pyrallel_consumer.control.client import ClientError, CommittedOffset, KafkaClient
 from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.control.reports import Clock, ReportHandler
 from pyrallel_consumer.control.tracker import Tracker
+from pyrallel_consumer.control.writers import Committing
 from pyrallel_consumer.errors import KafkaError
 from pyrallel_consumer.faults import Faults
 from pyrallel_consumer.topic_partition import TopicPartition
@@ -44,7 +45,7 @@ class Rebalancer:
         self,
         config: ConsumerConfig,
         client: KafkaClient,
-        committer: commits.Committer,
+        committer: Committing,
         faults: Faults,
         tracker: Tracker,
         reports: ReportHandler,
@@ -136,6 +137,51 @@ class Rebalancer:
             state.revoked = True  # reports still to come on these are fenced from now on
         log.info("revoked %s", [(s.topic, s.partition) for s in states])
         self._tell_revoked(states)
+
+    def rewind(self) -> None:
+        """After an aborted transaction (exactly once, transactions.py): every assigned
+        partition back to what the last committed transaction holds, as a revoke and an
+        assignment of the same partitions without the callbacks: its work is fenced (what is
+        still in flight ends unseen, its outputs dropped), a new state starts from its
+        committed offset and metadata (or the first offset received under an assignment that
+        found nothing committed) and the consumer seeks there. A partition that cannot be
+        moved is left untracked, so nothing more of it is committed, and the run ends with
+        KafkaError."""
+        tracker = self._tracker
+        keys = list(tracker.partitions)
+        starts = {key: tracker.first_offsets.get(key) for key in keys}
+        old = tracker.detach(keys)
+        fresh, seeks = [], []
+        for epoch, state in enumerate(old, start=self._epoch + 1):
+            state.revoked = True
+            key = TopicPartition(state.topic, state.partition)
+            found = CommittedOffset(
+                state.topic, state.partition, state.committed, state.committed_metadata
+            )
+            fresh.append(
+                commits.state_from(found, epoch, self._metadata_limit, self._config.poll_batch_size)
+            )
+            target = state.committed if state.committed is not None else starts[key]
+            if target is not None:  # else nothing was received: the consumer did not move
+                seeks.append((key, target))
+        self._epoch += len(old)
+        try:
+            self._client.seek(seeks)
+        except ClientError as exc:
+            self._faults.park(
+                KafkaError(
+                    f"could not rewind {[key for key, _ in seeks]} after an aborted "
+                    f"transaction: {exc}; the run ends without committing them further, and "
+                    "the next owner redoes them from their committed offsets",
+                    exc.code,
+                    exc.name,
+                    exc.retriable,
+                )
+            )
+            return
+        tracker.attach(fresh)  # one that found nothing committed notes its first offset again
+        commits.set_paused(self._client, fresh, False)
+        log.info("rewound %s to their committed offsets", [k for k, _ in seeks])
 
     def lost(self, partitions: list[TopicPartition]) -> None:
         """Partitions another member owns already: fence their work, commit nothing."""

@@ -16,7 +16,7 @@ from pyrallel_consumer.control.callbacks import Callback
 from pyrallel_consumer.control.dead_letter import DeadLetterSink
 from pyrallel_consumer.control.failures import FailurePolicy
 from pyrallel_consumer.control.output_sink import OutputSink
-from pyrallel_consumer.control.outputs import Outputs
+from pyrallel_consumer.control.outputs import Outputs, record_key
 from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.control.stats import Counters
 from pyrallel_consumer.control.tracker import Tracker
@@ -128,8 +128,8 @@ class ReportHandler:
         """A record redone after an output refusal was reported without outputs this time:
         its count of refusals is done with."""
         ids = report.ids if type(report) is GroupReport else (report.id,)
-        for item_id in ids:
-            outputs.refusals.pop(item_id, None)
+        for item in self._tracker.in_flight_items(ids):
+            outputs.refusals.pop(record_key(item), None)
 
     def _apply_one(self, item: WorkItem[PartitionState], report: Report) -> None:
         outcome, counters = report.outcome, self._counters

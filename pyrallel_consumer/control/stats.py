@@ -38,6 +38,9 @@ class Counters:
     outputs_produced: int = 0
     outputs_acknowledged: int = 0
     outputs_refused: int = 0
+    # transactional_id: transactions committed, and aborted (their records were redone).
+    transactions_committed: int = 0
+    transactions_aborted: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -90,6 +93,8 @@ class Stats(TypedDict):
     outputs_acknowledged: int
     outputs_refused: int
     outputs_pending: int  # queued in the output producer, not answered yet
+    transactions_committed: int  # exactly once (transactional_id): transactions committed
+    transactions_aborted: int  # and aborted, their records rewound and redone
     in_flight: int
     backlog: int
     dead_lettering: int  # dead letters sent and not yet acknowledged

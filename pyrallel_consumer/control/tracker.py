@@ -36,7 +36,16 @@ class Tracker:
     `backlog` (received, not handed over) and `backlog_bytes` (their keys and values).
     """
 
-    __slots__ = ("_backlog", "_counters", "_in_flight", "_next_id", "_ordering", "partitions")
+    __slots__ = (
+        "_backlog",
+        "_counters",
+        "_in_flight",
+        "_next_id",
+        "_ordering",
+        "_unstarted",
+        "first_offsets",
+        "partitions",
+    )
 
     def __init__(self, config: ConsumerConfig, counters: Counters) -> None:
         self.partitions: dict[TopicPartition, PartitionState] = {}
@@ -46,6 +55,10 @@ class Tracker:
         self._ordering = config.ordering
         self._counters = counters  # received and already_completed are counted here
         self._next_id = 0
+        # The first offset received under each assignment that found nothing committed: where
+        # a rewind (exactly once, after an aborted transaction) goes back to for it.
+        self.first_offsets: dict[TopicPartition, int] = {}
+        self._unstarted: list[PartitionState] = []  # such states, no record received yet
 
     # ---- sizes -----------------------------------------------------------------------------
 
@@ -67,13 +80,18 @@ class Tracker:
         """Start tracking newly assigned partitions (one new state per assignment)."""
         for state in states:
             self.partitions[TopicPartition(state.topic, state.partition)] = state
+            if state.committed is None:
+                self._unstarted.append(state)
 
     def detach(self, keys: Sequence[TopicPartition]) -> list[PartitionState]:
         """Stop tracking these partitions: their backlog is dropped and their work in flight
         cancelled where it has not started (engines report it CANCELLED). Returns their
         states, for the commit and the fencing that follow."""
         states = [s for key in keys if (s := self.partitions.pop(key, None))]
+        for key in keys:
+            self.first_offsets.pop(key, None)
         if states:
+            self._unstarted = [s for s in self._unstarted if s not in states]
             detached = set(map(id, states))
             self._backlog.remove_if(lambda item: id(item.owner) in detached)
             for item in self._in_flight.values():
@@ -104,8 +122,22 @@ class Tracker:
         )
         self._counters.received += len(messages)
         self._counters.already_completed += skipped
+        if self._unstarted:
+            self._note_first_offsets()
         for state in self.partitions.values():
             state.check_fit()
+
+    def _note_first_offsets(self) -> None:
+        """Right after a receive, before any of its records can complete, the position of a
+        state that just received its first records is the first offset it received."""
+        waiting = []
+        for state in self._unstarted:
+            position = state.position
+            if position is None:
+                waiting.append(state)
+            else:
+                self.first_offsets[TopicPartition(state.topic, state.partition)] = position
+        self._unstarted = waiting
 
     def take(self, room: int, now: float) -> list[Item]:
         """Up to `room` records of the backlog, round-robin across lanes and within their

@@ -1,0 +1,267 @@
+"""Exactly once (transactional_id): outputs, dead letters and offsets in one transaction per
+commit.
+
+Kafka's read-process-write transactions (KIP-98, with the group fencing of KIP-447): a
+transactional producer writes the outputs, and `send_offsets_to_transaction` puts the
+consumer's offsets into the same transaction, so a downstream `read_committed` consumer sees a
+record's outputs if and only if the group's commit passed the record. Here:
+
+- `TransactionalProducer` is the library's producer (producer.py) with the run's
+  transactional.id: `start` registers it (init_transactions, which fences an older instance
+  with the same id and aborts what it left open); the first write after a commit begins the
+  next transaction, so the outputs of the handler and the dead letters join whichever is open.
+- `TransactionalCommitter` replaces the plain commit (commits.Committer, same interface) at
+  every commit point of the loop, the rebalance and the shutdown: it first waits for every
+  delivery of the open transaction (so each record whose outputs are in it has completed and
+  its offset is in the commit point: no output is committed without its record), then sends
+  the commit points of *every* assigned partition (a transaction holds the outputs of all of
+  them, so its offsets must cover all of them too) with the group's metadata, and commits.
+- An abortable failure (the member was fenced by a newer generation after a rebalance, an
+  output the broker refused inside the transaction, a commit that kept timing out): the
+  transaction is aborted and `on_abort` runs (rebalance.Rebalancer.rewind): every assigned
+  partition goes back to the offset the last committed transaction holds, with a new
+  partition state, so work still in flight from the aborted one is fenced and its outputs are
+  dropped, and its records are consumed and handled again.
+- A fatal one (a newer instance with the same transactional_id fenced this producer): the run
+  ends with KafkaFatalError and nothing more is committed.
+
+Ownership: the control thread, like the plain committer; delivery callbacks run inside
+`flush`, `produce` and `poll`, on it too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import TopicPartition as KafkaTopicPartition
+
+from pyrallel_consumer.control.client import KafkaClient
+from pyrallel_consumer.control.kafka_errors import fatal_error
+from pyrallel_consumer.control.partition_state import CommitPoint, PartitionState
+from pyrallel_consumer.control.producer import LazyProducer, Refused, described, kafka_error
+from pyrallel_consumer.control.stats import Counters
+from pyrallel_consumer.control.tracker import Tracker
+from pyrallel_consumer.errors import KafkaError as PyrallelKafkaError
+from pyrallel_consumer.faults import Faults
+from pyrallel_consumer.kafka_settings import COMMIT_TIMEOUT_S
+
+log = logging.getLogger("pyrallel_consumer")
+
+# How many times a commit step that failed with a retriable error (a coordinator moving, a
+# timeout) is tried again before the transaction is aborted and redone.
+RETRIES = 3
+
+
+class Aborted(Exception):
+    """The transaction was aborted (its text says why); its records must be redone."""
+
+
+class TransactionalProducer(LazyProducer):
+    """The library's producer with `transactional_id` (module doc). `open`: a transaction is
+    open (something was written since the last commit or abort)."""
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        transactional_id: str,
+        error_cb: Callable[[KafkaError], None] | None = None,
+    ) -> None:
+        super().__init__(
+            {**config, "transactional.id": transactional_id},
+            "transactional output producer",
+            "output",
+            "output_producer_config",
+            error_cb=error_cb,
+        )
+        self.transactional_id = transactional_id
+        self.open = False
+
+    def start(self) -> None:
+        """Build the producer and register its transactional.id. Raises KafkaFatalError or
+        pyrallel_consumer.errors.KafkaError (naming the cause and the fix) when it cannot be:
+        the brokers refuse the transaction timeout or the id, or none answered in time."""
+        try:
+            producer = self._built()
+            producer.init_transactions(COMMIT_TIMEOUT_S)
+        except Refused as exc:
+            raise PyrallelKafkaError(exc.cause, exc.code, "") from exc
+        except KafkaException as exc:
+            err = kafka_error(exc)
+            code = err.code() if err is not None else None
+            text = described(err) if err is not None else str(exc)
+            hint = _START_HINTS.get(code, "") if code is not None else ""
+            if err is not None and err.fatal():
+                raise fatal_error(text + hint, code, err.name()) from exc
+            raise PyrallelKafkaError(
+                f"could not start transactions with transactional_id "
+                f"{self.transactional_id!r}: {text}{hint}",
+                code,
+                _name(err),
+                err is not None and err.retriable(),
+            ) from exc
+
+    def produce(self, *args: Any, **kwargs: Any) -> None:
+        """`LazyProducer.produce`, inside the open transaction (begun here if none is)."""
+        if not self.open:
+            try:
+                self._built().begin_transaction()
+            except KafkaException as exc:
+                err = kafka_error(exc)
+                raise Refused(
+                    described(err) if err is not None else str(exc),
+                    err.code() if err is not None else None,
+                ) from exc
+            self.open = True
+        super().produce(*args, **kwargs)
+
+    def commit(self, offsets: list[KafkaTopicPartition], group_metadata: object) -> None:
+        """Commit the open transaction with `offsets` (begun here if only offsets moved).
+        Raises Aborted when it was aborted instead (its records must be redone), KafkaException
+        when the producer failed for good (a fatal error: fenced)."""
+        producer = self._built()
+        if not self.open:
+            producer.begin_transaction()
+            self.open = True
+        try:
+            if offsets:
+                _retrying(
+                    lambda: producer.send_offsets_to_transaction(
+                        offsets, group_metadata, COMMIT_TIMEOUT_S
+                    )
+                )
+            _retrying(lambda: producer.commit_transaction(COMMIT_TIMEOUT_S))
+        except KafkaException as exc:
+            err = kafka_error(exc)
+            if err is not None and err.fatal():
+                raise
+            self.abort()
+            raise Aborted(described(err) if err is not None else str(exc)) from exc
+        self.open = False
+
+    def abort(self) -> None:
+        """Abort the open transaction: what it wrote is discarded (outstanding writes are
+        purged, their delivery callbacks report it). KafkaException when even that failed."""
+        if self._producer is not None and self.open:
+            self._producer.abort_transaction(COMMIT_TIMEOUT_S)
+        self.open = False
+
+    def close(self, timeout: float) -> int:
+        """Abort what is open (its records were not committed: the next owner redoes them),
+        then `LazyProducer.close`."""
+        try:
+            self.abort()
+        except KafkaException as exc:
+            log.warning("could not abort the open transaction at close: %s", exc)
+        return super().close(timeout)
+
+
+def _retrying(step: Callable[[], object]) -> None:
+    """Run a transaction step, again up to RETRIES times while it fails retriably."""
+    for attempt in range(RETRIES + 1):
+        try:
+            step()
+            return
+        except KafkaException as exc:
+            err = kafka_error(exc)
+            if err is None or not err.retriable() or err.txn_requires_abort():
+                raise
+            if attempt == RETRIES:
+                raise
+            log.info("transaction step failed (%s), retrying", described(err))
+
+
+_START_HINTS = {
+    KafkaError.INVALID_TRANSACTION_TIMEOUT: (
+        " (transaction.timeout.ms is above the brokers' transaction.max.timeout.ms: lower it "
+        "in output_producer_config, or raise the brokers' limit)"
+    ),
+    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED: (
+        " (grant this principal Write on the TransactionalId resource)"
+    ),
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED: (
+        " (grant this principal IdempotentWrite on the cluster)"
+    ),
+}
+
+
+class TransactionalCommitter:
+    """Commits through transactions (module doc); the interface of commits.Committer.
+    `on_abort` runs after an aborted transaction (set by the loop to the rebalancer's
+    rewind)."""
+
+    def __init__(
+        self,
+        client: KafkaClient,
+        faults: Faults,
+        producer: TransactionalProducer,
+        tracker: Tracker,
+        counters: Counters,
+    ) -> None:
+        self._client = client
+        self._faults = faults
+        self._producer = producer
+        self._tracker = tracker
+        self._counters = counters
+        self.on_abort: Callable[[], None] = lambda: None
+
+    def commit(self, states: Iterable[PartitionState], then: str) -> bool:
+        """Commit the open transaction with the commit points of every assigned partition
+        and of `states` (revoked ones still to commit); False when it was not committed.
+        `then` completes the warning when the outputs could not all be acknowledged in time
+        (the transaction stays open and a later commit tries again)."""
+        if self._faults.fatal:
+            return False
+        producer = self._producer
+        # Every delivery answered first: its record completes, so its offset is in the points.
+        left = producer.flush(COMMIT_TIMEOUT_S)
+        if left:
+            log.warning(
+                "transaction not committed: %d writes still wait for the broker after %.0f s; %s",
+                left,
+                COMMIT_TIMEOUT_S,
+                then,
+            )
+            return False
+        tracked = {id(state): state for state in self._tracker.partitions.values()}
+        for state in states:
+            tracked.setdefault(id(state), state)
+        points: list[tuple[PartitionState, CommitPoint]] = []
+        for state in tracked.values():
+            point = state.commit_point()
+            if point is not None:
+                points.append((state, point))
+        if not points and not producer.open:
+            return True
+        offsets = [
+            KafkaTopicPartition(s.topic, s.partition, p.position, metadata=p.metadata)
+            for s, p in points
+        ]
+        try:
+            producer.commit(offsets, self._client.group_metadata())
+        except Aborted as exc:
+            self._counters.transactions_aborted += 1
+            log.warning(
+                "transaction aborted (%s): every assigned partition goes back to the offsets "
+                "of the last committed transaction and its records are redone",
+                exc,
+            )
+            self.on_abort()
+            return False
+        except KafkaException as exc:
+            err = kafka_error(exc)
+            text = described(err) if err is not None else str(exc)
+            self._faults.park(
+                fatal_error(text, err.code() if err is not None else None, _name(err))
+            )
+            return False
+        for state, point in points:
+            state.mark_committed(point.position, point.metadata)
+        self._counters.transactions_committed += 1
+        return True
+
+
+def _name(err: KafkaError | None) -> str:
+    return err.name() if err is not None else ""

@@ -1,0 +1,89 @@
+"""What one run writes with and commits through: the output sink and the dead-letter sink
+(at least once, each with its own idempotent producer) or, with transactional_id, the one
+transactional producer both share and the committer that commits through its transactions.
+
+Ownership: built by the control loop; used on the control thread only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from pyrallel_consumer.config import ConsumerConfig
+from pyrallel_consumer.control.client import ErrorCallback, KafkaClient
+from pyrallel_consumer.control.commits import Committer
+from pyrallel_consumer.control.dead_letter import DeadLetterPublisher, DeadLetterSink
+from pyrallel_consumer.control.output_sink import OutputProducer, OutputSink, output_config
+from pyrallel_consumer.control.partition_state import PartitionState
+from pyrallel_consumer.control.stats import Counters
+from pyrallel_consumer.control.tracker import Tracker
+from pyrallel_consumer.control.transactions import TransactionalCommitter, TransactionalProducer
+from pyrallel_consumer.faults import Faults
+
+
+class Committing(Protocol):
+    """Commits what completed (commits.Committer; transactions.TransactionalCommitter)."""
+
+    def commit(self, states: Iterable[PartitionState], then: str) -> bool:
+        """Commit the commit points of `states`; False when anything was refused. `then`
+        completes the warning of a retriable refusal with what happens next."""
+
+
+def transactional_producer(
+    config: ConsumerConfig, on_error: ErrorCallback
+) -> TransactionalProducer | None:
+    """The producer of an exactly-once run (None without transactional_id); its
+    client-level errors go where the consumer's go (a fenced producer ends the run)."""
+    if config.transactional_id is None:
+        return None
+    return TransactionalProducer(
+        output_config(config.kafka_config, config.output_producer_config),
+        config.transactional_id,
+        error_cb=on_error,
+    )
+
+
+def default_outputs(
+    config: ConsumerConfig,
+    counters: Counters,
+    on_error: ErrorCallback,
+    producer: TransactionalProducer | None,
+) -> OutputSink | None:
+    """The output sink when outputs=True: with `producer` (exactly once), writing into its
+    transactions, else with an idempotent producer of its own."""
+    if not config.outputs:
+        return None
+    return OutputProducer(
+        config.kafka_config,
+        counters,
+        config.output_producer_config,
+        error_cb=on_error,
+        producer=producer,
+    )
+
+
+def default_dead_letters(
+    config: ConsumerConfig, producer: TransactionalProducer | None
+) -> DeadLetterSink | None:
+    """The dead-letter sink under on_failure='dead_letter', sharing `producer` if given."""
+    if config.on_failure == "dead_letter" and config.dlq_topic:
+        return DeadLetterPublisher(
+            config.dlq_topic, config.kafka_config, config.dlq_producer_config, producer=producer
+        )
+    return None
+
+
+def committer_for(
+    client: KafkaClient,
+    faults: Faults,
+    tracker: Tracker,
+    counters: Counters,
+    producer: TransactionalProducer | None,
+) -> Committer | TransactionalCommitter:
+    """Plain commits, or with `producer` commits through its transactions (started here:
+    raises what TransactionalProducer.start raises)."""
+    if producer is None:
+        return Committer(client, faults)
+    producer.start()
+    return TransactionalCommitter(client, faults, producer, tracker, counters)
