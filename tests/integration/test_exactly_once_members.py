@@ -229,6 +229,7 @@ def test_a_zombie_is_fenced_with_kafka_fatal_error(
     error = zombie.error
     assert isinstance(error, KafkaFatalError), f"A's run ended with {error!r}"
     text = str(error)
+    print(f"A's run ended with: {text}")
     assert "fenced" in text.lower() and "transactional_id" in text, text
     assert newer.error is None, newer.error
 
