@@ -159,6 +159,14 @@ def own_kafka(tmp_path: Path) -> Iterator[RestartableKafka]:
         kafka.stop()
 
 
+def progress(consumer: ParallelConsumer, positions: dict[int, Any]) -> str:
+    """The group's committed offsets and the consumer's counters, for a failed wait."""
+    stats = consumer.stats()
+    names = ("completed", "in_flight", "outputs_pending", "transactions_committed")
+    counts = {name: stats[name] for name in (*names, "transactions_aborted")}
+    return f"committed { ({p: tp.offset for p, tp in positions.items()}) }, {counts}"
+
+
 def paced(
     gate: dict[int, int], opened: threading.Event, restarted: threading.Event
 ) -> Callable[[Record], Any]:
@@ -219,6 +227,7 @@ def test_broker_restart_mid_run_outputs_exactly_once(
             alive=run.alive,
             timeout=WAIT_S,
             every_s=0.5,
+            state=lambda: progress(consumer, committed(broker, group, topic, RESTART_PARTITIONS)),
         )
         run.stop_and_join(WAIT_S)
     finally:
