@@ -130,6 +130,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     option_groups.add_workload_options(parser)
     option_groups.add_scenario_options(parser)
     option_groups.add_consumer_options(parser)
+    option_groups.add_outputs_options(parser)
     option_groups.add_profiling_options(parser)
     option_groups.add_output_options(parser)
     return parser
@@ -196,6 +197,13 @@ def _validate(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> None:
         parser.error(
             f"--batch-size: {ns.batch_size} is more than --max-in-flight {ns.max_in_flight}; "
             "a batch is made of records in flight"
+        )
+    if ns.exactly_once:
+        ns.outputs = True  # exactly once is a way of writing outputs
+    if ns.outputs and ns.skip_reset:
+        parser.error(
+            "--outputs checks the run's output topic for missing and duplicate outputs, but "
+            "--skip-reset keeps the outputs of earlier runs in it: drop one of the two"
         )
     if ns.workers is not None and ns.workers > 4 * usable_cores() + 64:
         parser.error(

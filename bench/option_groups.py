@@ -1,5 +1,5 @@
 """The option groups of the benchmark's command line (bench/cli.py builds the parser and
-validates across groups): workload, scenarios, consumer settings, profiling."""
+validates across groups): workload, scenarios, consumer settings, outputs, profiling."""
 
 from __future__ import annotations
 
@@ -193,6 +193,33 @@ def add_consumer_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="every mode: batch mode, one handler call per list of up to N records (the "
         "library's batch_size); default: one call per record",
+    )
+
+
+def add_outputs_options(parser: argparse.ArgumentParser) -> None:
+    """Consume, transform, produce: each record's handler also produces one output record."""
+    outputs = parser.add_argument_group("outputs (consume, transform, produce)")
+    outputs.add_argument(
+        "--outputs",
+        action="store_true",
+        help="each record's handler also returns one output record, written by the library "
+        "(outputs=True, at least once) to the run's output topic <topic>-out, which is read "
+        "back after the run and checked (missing, duplicates, order per key)",
+    )
+    outputs.add_argument(
+        "--exactly-once",
+        action="store_true",
+        help="--outputs with the library's transactional producer (transactional_id "
+        "<group>-tx, one per run and member): each commit interval is one transaction",
+    )
+    outputs.add_argument(
+        "--commit-interval",
+        dest="commit_interval_s",
+        type=positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="the consumer's commit_interval_s (with --exactly-once: one transaction each); "
+        "default: the library's",
     )
 
 

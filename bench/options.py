@@ -52,6 +52,9 @@ class BenchOptions:
     workers: int | None
     worker_concurrency: int | None
     batch_size: int | None  # batch mode: records per handler call at most; None: one
+    outputs: bool  # --outputs (also set by --exactly-once): one output record per record
+    exactly_once: bool  # --exactly-once: the transactional producer
+    commit_interval_s: float | None  # the consumer's commit_interval_s; None: the library's
     kafka_config: tuple[tuple[str, str], ...]
     metrics_port: int | None  # serve Prometheus metrics of the (single-member) runs
     json_output: Path | None
@@ -80,6 +83,14 @@ class BenchOptions:
     def workloads(self) -> list[str]:
         """`all` expands to the document's workloads in order (sleep -> cpu -> io)."""
         return list(ALL_WORKLOADS) if self.workload == "all" else [self.workload]
+
+    @property
+    def output_mode(self) -> str:
+        """What --outputs / --exactly-once select, recorded in the results: `none`,
+        `at_least_once` (--outputs) or `exactly_once`."""
+        if self.exactly_once:
+            return "exactly_once"
+        return "at_least_once" if self.outputs else "none"
 
     def to_dict(self) -> dict[str, object]:
         """JSON-friendly copy (paths as strings) for the results metadata; the skipped modes

@@ -117,6 +117,7 @@ def run_benchmark(opts: BenchOptions) -> int:
     metadata: dict[str, Any] = environment_metadata()
     metadata["run_id"] = run_id
     metadata["options"] = opts.to_dict()
+    metadata["output_mode"] = opts.output_mode  # none | at_least_once | exactly_once
     results: list[RunResult] = []
     status = EXIT_OK
     with contextlib.ExitStack() as stack:

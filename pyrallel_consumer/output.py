@@ -128,8 +128,10 @@ class Output:
     @property
     def size(self) -> int:
         """Bytes of key, value and headers (librdkafka adds the record framing)."""
-        headers = sum(len(n.encode()) + len(v or b"") for n, v in self.headers or ())
-        return len(self.key or b"") + len(self.value or b"") + headers
+        size = len(self.key or b"") + len(self.value or b"")
+        if self.headers:
+            size += sum(len(n.encode()) + len(v or b"") for n, v in self.headers)
+        return size
 
 
 def outputs_of(returned: object) -> list[Output] | None:

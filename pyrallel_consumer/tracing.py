@@ -76,6 +76,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.engines.attempts import STOP_EXCEPTIONS
+from pyrallel_consumer.output import Output, outputs_of
 from pyrallel_consumer.record import Headers, Record
 
 TRACER_NAME = "pyrallel_consumer"
@@ -135,7 +136,10 @@ class TracedHandler:
 
     `handler`: the user's handler; `group`: the consumer group; `retries`: the retries after a
     failed attempt (config.retry.retries); `batch`: the handler takes lists of records;
-    `max_retrying`: how many records' failures are remembered at most (max_in_flight)."""
+    `max_retrying`: how many records' failures are remembered at most (max_in_flight);
+    `outputs`: the handler returns outputs (outputs=True), which get the span's context in
+    their headers (the global propagator's: W3C traceparent by default), so the consumers of
+    the output topic continue the trace; a header of that name the handler set is kept."""
 
     def __init__(
         self,
@@ -144,12 +148,14 @@ class TracedHandler:
         retries: int,
         batch: bool,
         max_retrying: int,
+        outputs: bool = False,
     ) -> None:
         self.handler = handler
         self._group = group
         self._retries = retries
         self._batch = batch
         self._max_retrying = max_retrying
+        self._outputs = outputs
         self._fresh()
 
     def _fresh(self) -> None:
@@ -158,10 +164,24 @@ class TracedHandler:
         self._retrying: dict[int, _Failed] = {}  # id(work) -> its failures, oldest first
 
     def __getstate__(self) -> tuple[object, ...]:
-        return (self.handler, self._group, self._retries, self._batch, self._max_retrying)
+        return (
+            self.handler,
+            self._group,
+            self._retries,
+            self._batch,
+            self._max_retrying,
+            self._outputs,
+        )
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
-        self.handler, self._group, self._retries, self._batch, self._max_retrying = state
+        (
+            self.handler,
+            self._group,
+            self._retries,
+            self._batch,
+            self._max_retrying,
+            self._outputs,
+        ) = state
         self._fresh()
 
     # ---- the two handlers ------------------------------------------------------------------
@@ -173,6 +193,8 @@ class TracedHandler:
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
             result = self.handler(work)
+            if self._outputs:
+                result = with_context(result)
         except BaseException as exc:
             self._failed(span, work, previous, exc)
             raise
@@ -189,6 +211,8 @@ class TracedHandler:
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
             result = await self.handler(work)
+            if self._outputs:
+                result = with_context(result)
         except BaseException as exc:
             self._failed(span, work, previous, exc)
             raise
@@ -298,6 +322,21 @@ class TracedHandler:
             self._retrying.pop(id(work), None)
 
 
+def with_context(returned: object) -> list[Output] | None:
+    """A handler's outputs (output.outputs_of: TypeError for anything else), each with the
+    current context in its headers, unless it has a header of the same name already."""
+    outputs = outputs_of(returned)
+    if outputs:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        for output in outputs:
+            have = {name for name, _ in output.headers or ()}
+            added = [(name, value.encode()) for name, value in carrier.items() if name not in have]
+            if added:
+                output.headers = [*(output.headers or ()), *added]
+    return outputs
+
+
 def traced_handler(handler: Callable[..., Any], config: ConsumerConfig) -> Callable[..., Any]:
     """`handler` with a span per call, sync or `async def` alike (a batch handler in batch
     mode); picklable when `handler` is (the process engine sends it to its workers)."""
@@ -307,5 +346,6 @@ def traced_handler(handler: Callable[..., Any], config: ConsumerConfig) -> Calla
         retries=config.retry.retries,
         batch=config.batch_size is not None,
         max_retrying=config.max_in_flight,
+        outputs=config.outputs,
     )
     return traced.call_async if inspect.iscoroutinefunction(handler) else traced.call

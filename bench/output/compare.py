@@ -34,6 +34,13 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("p99_processing_ms", "P99 ms"),
     ("join_time_sec", "Join s"),
 )
+# Added when either file ran with --outputs: the output topic's figures (`outputs.<name>`).
+OUTPUT_METRICS: tuple[tuple[str, str], ...] = (
+    ("outputs.e2e_p50_ms", "Out e2e p50"),
+    ("outputs.e2e_p99_ms", "Out e2e p99"),
+    ("outputs.missing", "Out miss"),
+    ("outputs.duplicates", "Out dup"),
+)
 NOTHING_SHARED = "no run and workload is in both files"
 # Columns of a metadata value in the default view: the longest option name (27) and two
 # values fit WIDTH.
@@ -49,6 +56,7 @@ METADATA_KEYS = (
     "cpu_kernel",
     "json_library",
     "os",
+    "output_mode",  # none | at_least_once | exactly_once (--outputs, --exactly-once)
 )
 
 
@@ -59,6 +67,21 @@ def ratio(a: Any, b: Any) -> float:
     if a == 0 or not math.isfinite(a) or not math.isfinite(b):
         return math.nan
     return b / a
+
+
+def figure(result: dict[str, Any], field: str) -> Any:
+    """A result's value of `field`, or of `object.name` inside one of its objects."""
+    name, _, inner = field.partition(".")
+    value = result.get(name)
+    if not inner:
+        return value
+    return value.get(inner) if isinstance(value, dict) else None
+
+
+def metrics(a: dict[str, Any], b: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The figures compared: METRICS, and OUTPUT_METRICS when either file has outputs."""
+    with_outputs = any(r.get("outputs") for doc in (a, b) for r in doc["results"])
+    return METRICS + OUTPUT_METRICS if with_outputs else METRICS
 
 
 def _index(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -165,9 +188,10 @@ def compare_table(a: dict[str, Any], b: dict[str, Any], wide: bool = False) -> s
     metric under its run by default (within WIDTH columns whatever the values), one row per
     run with every metric side by side with `wide`."""
     index_a, index_b = _index(a), _index(b)
+    shown = metrics(a, b)
     if wide:
         headers = ["Run", "Workload", "A", "B"]
-        for _, label in METRICS:
+        for _, label in shown:
             headers += [f"{label} A", f"{label} B", "B/A"]
     else:
         headers = ["Run", "Workload", "Figure", "A", "B", "B/A"]
@@ -177,17 +201,17 @@ def compare_table(a: dict[str, Any], b: dict[str, Any], wide: bool = False) -> s
         states = [_state(ra, a["metadata"]), _state(rb, b["metadata"])]
         figures = [
             [
-                fmt_number(ra.get(field)),
-                fmt_number(rb.get(field)),
-                fmt_number(ratio(ra.get(field), rb.get(field)), 2),
+                fmt_number(figure(ra, field)),
+                fmt_number(figure(rb, field)),
+                fmt_number(ratio(figure(ra, field), figure(rb, field)), 2),
             ]
-            for field, _ in METRICS
+            for field, _ in shown
         ]
         if wide:
             rows.append([key[0], key[1], *states, *(cell for f in figures for cell in f)])
             continue
         rows.append([key[0], key[1], "state", *states, ""])
-        rows += [["", "", label, *f] for (_, label), f in zip(METRICS, figures, strict=True)]
+        rows += [["", "", label, *f] for (_, label), f in zip(shown, figures, strict=True)]
     return render(headers, rows, right_align_from=4 if wide else 3)
 
 

@@ -152,6 +152,7 @@ def _settings(meta: dict[str, Any]) -> str:
         f"{options.get('num_messages', '?')} messages, {options.get('num_keys', '?')} keys "
         f"({options.get('key_distribution', 'uniform')}), "
         f"{options.get('num_partitions', '?')} partitions, ordering {options.get('ordering', '?')}",
+        f"outputs {meta.get('output_mode', 'none')}",
         f"broker {broker.get('kind', '?')} {broker.get('version', '')}".rstrip(),
         f"{meta.get('cores', '?')} cores ({meta.get('cpu_model', '?')})",
         f"host {meta.get('host', '?')}",

@@ -77,6 +77,9 @@ class RunResult:
     stuck_key: dict[str, Any] | None = None
     open_loop: dict[str, Any] | None = None
     group: dict[str, Any] | None = None
+    # --outputs: the output mode, the output topic's counters and end-to-end latency
+    # (bench/run/outputs.py output_figures); null without outputs.
+    outputs: dict[str, Any] | None = None
     profile_files: list[str] = dataclasses.field(default_factory=list)
     engine_stats: dict[str, Any] = dataclasses.field(default_factory=dict)
     error: str | None = None

@@ -1,5 +1,6 @@
 """Console tables of the scenario figures (key skew, stuck key, open loop, group), each next to
-its bound; a table appears only when some result used its option, so no row is all blanks.
+its bound, and of the output topic's check (--outputs); a table appears only when some result
+used its option, so no row is all blanks.
 
 By default each table fits bench.output.table.WIDTH columns (short headers, compact numbers,
 the settings columns left out); `wide` gives every column with fixed decimals.
@@ -74,6 +75,10 @@ def _fetch_wait(o: dict[str, Any]) -> str:
     return str(fetch.get("fetch.wait.max.ms", "-")).split(" ")[0]
 
 
+def _output_mode(o: dict[str, Any]) -> str:
+    return str(o.get("mode", "-")).replace("_", " ")
+
+
 def _members_tps(g: dict[str, Any]) -> str:
     return " / ".join(fmt_number(v, 0) for v in g.get("member_tps") or [])
 
@@ -142,6 +147,26 @@ SCENARIOS: tuple[Scenario, ...] = (
             _col("vs 1 member", "vs 1", "speedup_vs_one_member"),
             _col("Join s", "Join s", "join_time_sec"),
             _col("Rebalance s", "Rebal. s", "rebalance_time_sec"),
+        ),
+    ),
+    Scenario(
+        "Outputs (read back with read_committed: input records with no output, outputs beyond "
+        "the first, outputs out of input order per key; end-to-end: input timestamp -> the "
+        "output's log-append time, ms)",
+        _object("outputs"),
+        (
+            Col("Mode", "Mode", _output_mode),
+            _col("Read", None, "read", 0),
+            _col("Missing", "Miss", "missing", 0),
+            _col("Duplicates", "Dup", "duplicates", 0),
+            _col("Order!", "Order!", "ordering_violations", 0),
+            _col("Extra", None, "extra", 0),
+            _col("E2E p50", "E2E p50", "e2e_p50_ms", 1),
+            _col("p95", None, "e2e_p95_ms", 1),
+            _col("p99", "p99", "e2e_p99_ms", 1),
+            _col("max ms", None, "e2e_max_ms", 1),
+            _col("Tx committed", None, "transactions_committed", 0),
+            _col("Tx aborted", None, "transactions_aborted", 0),
         ),
     ),
 )

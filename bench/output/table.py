@@ -79,16 +79,21 @@ def _latency(prefix: str, kind: str, stats: Sequence[str], digits: int | None) -
 
 
 def checks(r: Result) -> str:
-    """'ok', or what went wrong: ordering violations, duplicates, missing, failed records."""
+    """'ok', or what went wrong: ordering violations, duplicates, missing, failed records, and
+    with --outputs the same counters of the output topic (`out-miss`, ...)."""
+    outputs = r.get("outputs") or {}
     problems = [
         f"{count} {label}"
-        for label, name in (
-            ("order!", "ordering_violations"),
-            ("dup", "duplicates"),
-            ("miss", "missing"),
-            ("failed", "failed"),
+        for label, source, name in (
+            ("order!", r, "ordering_violations"),
+            ("dup", r, "duplicates"),
+            ("miss", r, "missing"),
+            ("failed", r, "failed"),
+            ("out-order!", outputs, "ordering_violations"),
+            ("out-dup", outputs, "duplicates"),
+            ("out-miss", outputs, "missing"),
         )
-        if (count := r.get(name))
+        if (count := source.get(name))
     ]
     if not problems and r.get("complete") is False:
         problems.append("incomplete")

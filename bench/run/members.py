@@ -20,7 +20,7 @@ import multiprocessing
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -99,7 +99,7 @@ def _member_main(
             ordering=cast(Ordering, spec.ordering),
             on_complete=on_complete,
             on_assign=on_assign,
-            **dict(spec.engine_options),
+            **member_options(spec.engine_options, index),
         )
 
         def stop_when_told() -> None:
@@ -120,6 +120,34 @@ def _member_main(
     finished.set()
     reporter.join()
     events.put(("done", index, samples, jsonable(stats), error))
+
+
+def member_options(engine_options: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """The ParallelConsumer options of member `index`: the run's, with a transactional id of
+    its own (--exactly-once: two running members must not share one, or one fences the
+    other)."""
+    options = dict(engine_options)
+    if options.get("transactional_id"):
+        options["transactional_id"] = f"{options['transactional_id']}-member-{index}"
+    return options
+
+
+# Counters of stats() added over the members (--outputs; the rest of engine_stats stays the
+# first member's).
+SUMMED_COUNTERS = (
+    "outputs_acknowledged",
+    "outputs_refused",
+    "transactions_committed",
+    "transactions_aborted",
+)
+
+
+def add_member_counters(engine_stats: dict[str, Any], member_stats: Mapping[str, Any]) -> None:
+    """Add another member's SUMMED_COUNTERS (those it has) to the run's engine_stats."""
+    for name in SUMMED_COUNTERS:
+        value = member_stats.get(name)
+        if isinstance(value, int):
+            engine_stats[name] = engine_stats.get(name, 0) + value
 
 
 def add_batch_counts(engine_stats: dict[str, Any], batches: dict[str, int]) -> None:
@@ -210,8 +238,10 @@ def _supervise(
                 phase.member_samples[index] = event[2]
                 if not phase.engine_stats:
                     phase.engine_stats = event[3]
-                elif "batches" in event[3]:
-                    add_batch_counts(phase.engine_stats, event[3]["batches"])
+                else:
+                    add_member_counters(phase.engine_stats, event[3])
+                    if "batches" in event[3]:
+                        add_batch_counts(phase.engine_stats, event[3]["batches"])
                 if event[4]:
                     errors.append(event[4])
         settled = sum(1 for a in phase.assigned_at if a) >= needed and now - last_assign >= SETTLE_S

@@ -21,7 +21,7 @@ from bench.measure import profiling
 from bench.output.progress import format_duration
 from bench.output.results import RunResult
 from bench.output.table import WIDTH
-from bench.run import topics
+from bench.run import outputs, topics
 from bench.run.bound import (
     RunBound,
     consume_pace_tps,
@@ -73,6 +73,9 @@ def engine_options(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
     options.update({name: value for name, value in given.items() if value is not None})
     if opts.batch_size is not None:
         options["batch_size"] = opts.batch_size
+    if opts.commit_interval_s is not None:
+        options["commit_interval_s"] = opts.commit_interval_s
+    options.update(outputs.consumer_options(spec, ctx))
     return options
 
 
@@ -185,15 +188,19 @@ def run_mode(spec: RunSpec, ctx: RunContext) -> RunResult:
         stuck_handler = with_stuck_record(
             handler, spec.engine, stuck_seq(plan), opts.stuck_key_ms, batch=batch
         )
+    setup_s = opts.timeout_sec or SETUP_TIMEOUT_S
     try:
         topics.reset_topic(
             ctx.bootstrap_servers,
             spec.topic,
             opts.num_partitions,
-            opts.timeout_sec or SETUP_TIMEOUT_S,
+            setup_s,
             delete_first=not opts.skip_reset,
         )
+        # Outermost: the stuck record has its output too.
+        stuck_handler = outputs.prepare(spec, ctx, stuck_handler, setup_s)
         phase = _phase(spec, ctx, plan, stuck_handler, timeout)
+        output_figures = outputs.output_figures(spec, ctx, phase, setup_s)
         if spec.rate and opts.floor and phase.error is None:
             print("   floor: the same records at the same rate, a plain consume loop", flush=True)
             phase.floor = measure_floor(
@@ -217,7 +224,7 @@ def run_mode(spec: RunSpec, ctx: RunContext) -> RunResult:
         reference = Phase(time.monotonic(), [], [], error=f"{type(exc).__name__}: {exc}")
     finally:
         workload.after_run()
-    return summarize(spec, ctx, plan, phase, reference, options, timeout)
+    return summarize(spec, ctx, plan, phase, reference, options, timeout, output_figures)
 
 
 def _reference_phase(
@@ -232,13 +239,16 @@ def _reference_phase(
     of the first phase's group can take long (tansu held it past the timeout with members)."""
     opts = ctx.options
     ref = dataclasses.replace(spec, topic=f"{spec.topic}-ref", group_id=f"{spec.group_id}-ref")
+    setup_s = opts.timeout_sec or SETUP_TIMEOUT_S
     topics.reset_topic(
         ctx.bootstrap_servers,
         ref.topic,
         opts.num_partitions,
-        opts.timeout_sec or SETUP_TIMEOUT_S,
+        setup_s,
         delete_first=not opts.skip_reset,
     )
+    # Outputs to its own topic (not checked: the phase is the throughput reference).
+    handler = outputs.prepare(ref, ctx, handler, setup_s)
     second = dataclasses.replace(plan, topic=ref.topic, seq_base=opts.num_messages)
     no_stuck = run_bound(ref, ctx, opts.num_messages, {}, options, with_stuck=False)
     timeout = run_timeout(ref, ctx, no_stuck, second.total_messages)

@@ -26,9 +26,11 @@ def summarize(
     reference: Phase | None,
     engine_options: Mapping[str, Any],
     timeout_s: float,
+    outputs: dict[str, Any] | None = None,
 ) -> RunResult:
-    """The run's result record: latency, throughput, correctness, bound and efficiency, and the
-    figures of the scenario options used."""
+    """The run's result record: latency, throughput, correctness, bound and efficiency, the
+    figures of the scenario options used, and `outputs` (bench/run/outputs.py output_figures;
+    None without --outputs): a run with an output missing is not complete."""
     opts = ctx.options
     expected = plan.num_messages
     samples = phase.samples
@@ -48,6 +50,11 @@ def summarize(
     error = phase.error
     failed = phase.failed
     complete = error is None and check.missing == 0 and failed == 0
+    if complete and outputs is not None and (outputs["missing"] or outputs["error"]):
+        complete = False
+        error = outputs["error"] or (
+            f"{outputs['missing']} of {expected} outputs missing in {outputs['topic']}"
+        )
     # The consumer turns SIGINT into a clean stop, so an interrupted run just returns early:
     # early and short without an error means the user stopped it, not the timeout.
     interrupted = not complete and error is None and failed == 0 and phase.wall_s < timeout_s * 0.95
@@ -115,6 +122,7 @@ def summarize(
             spec, ctx, plan, phase, bound, workload.service_time_s()
         ),
         group=scenario_summary.group(spec, ctx, phase, bound, rate.throughput_tps),
+        outputs=outputs,
         profile_files=phase.profile_files,
         engine_stats=jsonable(phase.engine_stats),
         error=error,

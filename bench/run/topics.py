@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -22,8 +23,10 @@ def reset_topic(
     timeout_s: float,
     *,
     delete_first: bool = True,
+    config: Mapping[str, str] | None = None,
 ) -> None:
-    """Delete `topic` (when asked) and create it with `partitions` partitions.
+    """Delete `topic` (when asked) and create it with `partitions` partitions and the topic
+    settings `config` (e.g. message.timestamp.type), when it creates it.
 
     Deletion is asynchronous on Apache Kafka: creating the same name right after can fail with
     TOPIC_ALREADY_EXISTS for a moment, so creation is retried until the deadline.
@@ -40,9 +43,10 @@ def reset_topic(
     elif _topic_exists(admin, topic, timeout_s):
         return
     while True:
-        future = admin.create_topics([NewTopic(topic, partitions, 1)], operation_timeout=timeout_s)[
-            topic
-        ]
+        future = admin.create_topics(
+            [NewTopic(topic, partitions, 1, config=dict(config or {}))],
+            operation_timeout=timeout_s,
+        )[topic]
         try:
             future.result(timeout=timeout_s)
         except KafkaException as exc:

@@ -99,6 +99,10 @@ class Committer:
             self._refused(failures, then)
         return not failures
 
+    def abort(self, reason: str) -> None:
+        """Nothing to take back: a plain commit leaves no work half committed (the
+        transactional committer aborts its open transaction here)."""
+
     def _refused(self, failures: Sequence[CommitFailure], then: str) -> None:
         first = failures[0]
         names = [f"{f.topic}[{f.partition}]" for f in failures]

@@ -35,7 +35,7 @@ from pyrallel_consumer.control.reports import BUSY_WAIT_S, Clock, OnComplete, Re
 from pyrallel_consumer.control.run_end import RunEnd
 from pyrallel_consumer.control.stats import Counters, Stats, snapshot
 from pyrallel_consumer.control.tracker import Tracker
-from pyrallel_consumer.control.transactions import TransactionalCommitter
+from pyrallel_consumer.control.transactions import TransactionalCommitter, TransactionalProducer
 from pyrallel_consumer.control.writers import (
     Committing,
     committer_for,
@@ -72,7 +72,11 @@ class ControlLoop:
         client_factory: ClientFactory = confluent_client,
         dead_letters: DeadLetterSink | None = None,
         output_sink: OutputSink | None = None,
+        transactions: TransactionalProducer | None = None,
     ) -> None:
+        """`dead_letters`, `output_sink` and `transactions` replace what the settings would
+        build (control/writers.py): the dead-letter and output sinks, exactly once's
+        transactional producer."""
         self.config = config
         self.engine = engine
         self._clock = self.clock = clock
@@ -95,7 +99,7 @@ class ControlLoop:
         self._on_assign = self._callback("on_assign", on_assign)
         self._on_revoke = self._callback("on_revoke", on_revoke)
         # Exactly once: one transactional producer for outputs, dead letters and offsets.
-        self._transactions = transactional_producer(config, self._on_kafka_error)
+        self._transactions = transactions or transactional_producer(config, self._on_kafka_error)
         if dead_letters is None:
             dead_letters = default_dead_letters(config, self._transactions)
         self._reports = ReportHandler(
@@ -141,7 +145,7 @@ class ControlLoop:
         client: KafkaClient | None = None
         rebalancer: Rebalancer | None = None
         last_assignment = self._partitions  # replaced by the copy taken before close()
-        shut_down = False
+        shut_down = engine_started = False
         try:
             client = self._client_factory(self.config.kafka_config, self._on_kafka_error)
             committer = committer_for(
@@ -163,7 +167,9 @@ class ControlLoop:
             )
             if isinstance(committer, TransactionalCommitter):
                 committer.on_abort = rebalancer.rewind
+            self._reports.start()
             self.engine.start()
+            engine_started = True
             client.subscribe(
                 self.config.topics, rebalancer.assigned, rebalancer.revoked, rebalancer.lost
             )
@@ -185,7 +191,8 @@ class ControlLoop:
                     client.close()  # runs the revoke callback: it commits, no second wait
             finally:
                 self._reports.close(self.config.drain_timeout_s)
-                self.engine.close(self.config.drain_timeout_s)
+                if engine_started:  # else a failure before it started is what run() raises
+                    self.engine.close(self.config.drain_timeout_s)
                 # The final state stays readable: the last assignment's partitions, revoked.
                 self._published = self._snapshot(last_assignment)
                 self._control_thread = None

@@ -2,9 +2,10 @@
 once).
 
 A report that carries outputs (`Report.outputs`, outputs=True) does not complete its records
-when it arrives: its items stay in flight in the tracker (so they hold their in-flight and
-lane slots: backpressure counts them, the revoke grace and the shutdown drain wait for them,
-and no commit passes them) while the sink (output_sink.py) writes the outputs. Then:
+when it arrives: its items stay in flight in the tracker (so they hold their in-flight slots:
+backpressure counts them, the revoke grace and the shutdown drain wait for them, and no commit
+passes them) while the sink (output_sink.py) writes the outputs; their lane slots are given
+back at once (Tracker.release_lanes), since a lane's order needs only the write order. Then:
 - every output acknowledged: the records complete, as a report without outputs would have;
 - an output refused (refused at once, or a delivery error such as a record over the topic's
   max.message.bytes): a failed attempt of the unit's records. With retries left (`retries`
@@ -35,7 +36,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from pyrallel_consumer.config import ConsumerConfig
-from pyrallel_consumer.control.output_sink import OutputSink, Refusal
+from pyrallel_consumer.control.output_sink import TRANSACTION_ABORTING, OutputSink, Refusal
 from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.control.stats import Counters
 from pyrallel_consumer.control.tracker import Tracker
@@ -102,6 +103,7 @@ class Outputs:
             items = self._fail_given_up(items, report)
             if not items:
                 return
+        self._tracker.release_lanes(items)  # in flight until written; the lane moves on
         outputs = report.outputs or []
         self._sink.write(outputs, lambda refusal: self._written(items, report, refusal))
 
@@ -137,11 +139,14 @@ class Outputs:
         if refusal is None:
             live = self._live(items)
             self._tracker.settle_all([item.id for item in live])
-            for item in live:
-                self.refusals.pop(record_key(item), None)
+            if self.refusals:
+                for item in live:
+                    self.refusals.pop(record_key(item), None)
             self._complete(live, report, True)
             return
-        if self._closing:  # the run is ending: not completed, so redone by the next run
+        if self._closing or refusal.code == TRANSACTION_ABORTING:
+            # Not completed, and not this record's fault: the run is ending (the next run
+            # redoes it), or its transaction failed on another write (the abort redoes it).
             self._tracker.settle_all([item.id for item in items])
             return
         items = self._live(items)
@@ -170,6 +175,10 @@ class Outputs:
                 max(self.refusals[record_key(item)] for item in redo), random.random()
             )
             heapq.heappush(self._redo, (now + delay, next(self._sequence), redo))
+
+    def start(self) -> None:
+        """The run starts: the sink builds its producer (KafkaError when it cannot)."""
+        self._sink.start()
 
     def poll(self) -> None:
         """Serve the sink's answers and hand the records due for another attempt back to the

@@ -15,6 +15,7 @@ callbacks (and the error callback) inside them, so on that thread too.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
@@ -39,6 +40,9 @@ QUEUE_FULL_POLL_S = 0.05
 # While everything is acknowledged, the producer is still polled this often: its librdkafka
 # log lines (routed to logging, control/kafka_log.py) queue up until a poll serves them.
 IDLE_POLL_INTERVAL_S = 1.0
+
+# The longest `start` waits for the cluster's metadata.
+START_METADATA_TIMEOUT_S = 2.0
 
 # How long `close` serves the reports of writes it gave up on (they arrive at once).
 PURGE_SETTLE_S = 1.0
@@ -169,7 +173,18 @@ class LazyProducer:
                     raise Refused(self.too_large(topic, size, by_broker=False), code) from exc
                 raise Refused(described(err) if err is not None else str(exc), code) from exc
         self.unacknowledged += 1
-        producer.poll(0)
+        # Acknowledgements are served by `poll`, once per loop turn, not per record: a poll
+        # per produce cost about half of the output path's time on the control thread.
+
+    def start(self) -> None:
+        """Build the producer now rather than at the first `produce` (Refused when it cannot
+        be), and read the cluster's metadata once (up to START_METADATA_TIMEOUT_S; a failure
+        is left to the writes to report): with that request an idempotent producer has its
+        producer id and its first acknowledgement about 0.06 s after it was built, against
+        0.5 s without (measured, one local broker), a wait that held every record in flight."""
+        producer = self._built()
+        with contextlib.suppress(KafkaException):
+            producer.list_topics(timeout=START_METADATA_TIMEOUT_S)
 
     def _built(self) -> Producer:
         if self._producer is None:

@@ -184,10 +184,13 @@ class Rebalancer:
         log.info("rewound %s to their committed offsets", [k for k, _ in seeks])
 
     def lost(self, partitions: list[TopicPartition]) -> None:
-        """Partitions another member owns already: fence their work, commit nothing."""
+        """Partitions another member owns already: fence their work, commit nothing. Exactly
+        once, the open transaction is aborted (and the partitions kept rewound): it holds
+        outputs of the lost partitions' records, whose offsets it can no longer commit."""
         states = self._tracker.detach(partitions)
         for state in states:
             state.revoked = True
+        self._committer.abort(f"partitions lost: {partitions}")
         log.warning("partitions lost: %s", partitions)
         self._tell_revoked(states)
 

@@ -214,6 +214,11 @@ class ReportHandler:
                 serve()
             tick()
 
+    def start(self) -> None:
+        """The run starts: the output sink builds its producer (KafkaError when it cannot)."""
+        if self.outputs is not None:
+            self.outputs.start()
+
     def poll(self) -> None:
         """Serve the acknowledgements of dead letters and outputs that are due, and hand
         records to redo after an output refusal back to the engine; never blocks."""

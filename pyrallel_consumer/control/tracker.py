@@ -40,6 +40,7 @@ class Tracker:
         "_backlog",
         "_counters",
         "_in_flight",
+        "_lanes_released",
         "_next_id",
         "_ordering",
         "_unstarted",
@@ -52,6 +53,8 @@ class Tracker:
         # Per-lane cap (backlog.py): a stuck key holds at most this many in-flight slots.
         self._backlog: Backlog[PartitionState] = Backlog(config.max_in_flight_per_lane)
         self._in_flight: dict[int, Item] = {}  # by work item id
+        # Ids of items in flight whose lane slots were given back early (release_lanes).
+        self._lanes_released: set[int] = set()
         self._ordering = config.ordering
         self._counters = counters  # received and already_completed are counted here
         self._next_id = 0
@@ -155,11 +158,31 @@ class Tracker:
         get = self._in_flight.get
         return [item for item_id in item_ids if (item := get(item_id)) is not None]
 
+    def release_lanes(self, items: Iterable[Item]) -> None:
+        """These items' handler calls ended but they stay in flight (their outputs are being
+        written, outputs.py): their lanes may start their next records now. The order of a
+        lane's outputs does not need the slot: they are written in the order the lane's
+        records reported. An item redone after this runs without a lane slot."""
+        released, done = self._lanes_released, self._backlog.done
+        for item in items:
+            if item.id not in released:
+                released.add(item.id)
+                done(item.lane)
+
+    def _done(self, item: Item) -> None:
+        """The item left the in-flight map: its lane slot is given back, unless it already
+        was."""
+        released = self._lanes_released
+        if released and item.id in released:
+            released.discard(item.id)
+        else:
+            self._backlog.done(item.lane)
+
     def settle(self, item_id: int) -> Item | None:
         """`settle_all` of one item: the item, or None when it was not in flight."""
         item = self._in_flight.pop(item_id, None)
         if item is not None:
-            self._backlog.done(item.lane)
+            self._done(item)
         return item
 
     def settle_all(self, item_ids: Iterable[int]) -> list[Item]:
@@ -167,11 +190,15 @@ class Tracker:
         other records. Returns the items that were in flight (one reported twice, or after
         `abandon`, is left out)."""
         pop, done = self._in_flight.pop, self._backlog.done
+        released = self._lanes_released
         items = []
         for item_id in item_ids:
             item = pop(item_id, None)
             if item is not None:
-                done(item.lane)
+                if released and item_id in released:
+                    released.discard(item_id)
+                else:
+                    done(item.lane)
                 items.append(item)
         return items
 

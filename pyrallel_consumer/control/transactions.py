@@ -35,13 +35,21 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from pyrallel_consumer.control.client import KafkaClient
 from pyrallel_consumer.control.kafka_errors import fatal_error
+from pyrallel_consumer.control.output_sink import TRANSACTION_ABORTING
 from pyrallel_consumer.control.partition_state import CommitPoint, PartitionState
-from pyrallel_consumer.control.producer import LazyProducer, Refused, described, kafka_error
+from pyrallel_consumer.control.producer import (
+    Headers,
+    LazyProducer,
+    OnDelivery,
+    Refused,
+    described,
+    kafka_error,
+)
 from pyrallel_consumer.control.stats import Counters
 from pyrallel_consumer.control.tracker import Tracker
 from pyrallel_consumer.errors import KafkaError as PyrallelKafkaError
@@ -53,6 +61,15 @@ log = logging.getLogger("pyrallel_consumer")
 # How many times a commit step that failed with a retriable error (a coordinator moving, a
 # timeout) is tried again before the transaction is aborted and redone.
 RETRIES = 3
+
+
+_ABORTING_TEXT = (
+    "the open transaction failed on an earlier write: it is aborted at the next commit and "
+    "its records are redone"
+)
+
+
+_PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
 
 
 class Aborted(Exception):
@@ -78,14 +95,20 @@ class TransactionalProducer(LazyProducer):
         )
         self.transactional_id = transactional_id
         self.open = False
+        self.failed = False  # a write of the open transaction failed: it must be aborted
+        self._transaction = 0  # counts the transactions ended (committed or aborted)
+        self._started = False  # init_transactions done
 
     def start(self) -> None:
         """Build the producer and register its transactional.id. Raises KafkaFatalError or
         pyrallel_consumer.errors.KafkaError (naming the cause and the fix) when it cannot be:
         the brokers refuse the transaction timeout or the id, or none answered in time."""
+        if self._started:  # the committer and the output sink both start it
+            return
         try:
             producer = self._built()
             producer.init_transactions(COMMIT_TIMEOUT_S)
+            self._started = True
         except Refused as exc:
             raise PyrallelKafkaError(exc.cause, exc.code, "") from exc
         except KafkaException as exc:
@@ -103,8 +126,36 @@ class TransactionalProducer(LazyProducer):
                 err is not None and err.retriable(),
             ) from exc
 
-    def produce(self, *args: Any, **kwargs: Any) -> None:
-        """`LazyProducer.produce`, inside the open transaction (begun here if none is)."""
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        headers: Headers | None,
+        on_delivery: OnDelivery,
+        partition: int | None = None,
+    ) -> None:
+        """`LazyProducer.produce`, inside the open transaction (begun here if none is). Once
+        one write of a transaction failed, the transaction can only be aborted: later writes
+        are refused at once, and later delivery errors reported, with TRANSACTION_ABORTING,
+        so that only the first failure counts against its record."""
+        if self.failed:
+            raise Refused(_ABORTING_TEXT, TRANSACTION_ABORTING)
+
+        transaction = self._transaction
+
+        def delivered(err: KafkaError | None, msg: Message) -> None:
+            if err is not None:
+                # Blamed on its write only when it is the first failure of the open
+                # transaction and not a purge (librdkafka purges what is outstanding when a
+                # transaction fails, and so does an abort); any failure dooms the transaction.
+                current = transaction == self._transaction
+                if self.failed or not current or err.code() in _PURGED:
+                    err = KafkaError(TRANSACTION_ABORTING, _ABORTING_TEXT)
+                if current:
+                    self.failed = True
+            on_delivery(err, msg)
+
         if not self.open:
             try:
                 self._built().begin_transaction()
@@ -115,13 +166,16 @@ class TransactionalProducer(LazyProducer):
                     err.code() if err is not None else None,
                 ) from exc
             self.open = True
-        super().produce(*args, **kwargs)
+        super().produce(topic, value, key, headers, delivered, partition)
 
     def commit(self, offsets: list[KafkaTopicPartition], group_metadata: object) -> None:
         """Commit the open transaction with `offsets` (begun here if only offsets moved).
         Raises Aborted when it was aborted instead (its records must be redone), KafkaException
         when the producer failed for good (a fatal error: fenced)."""
         producer = self._built()
+        if self.failed:  # records of its writes were let go uncompleted: never commit it
+            self.abort()
+            raise Aborted("a write of the transaction failed")
         if not self.open:
             producer.begin_transaction()
             self.open = True
@@ -139,14 +193,16 @@ class TransactionalProducer(LazyProducer):
                 raise
             self.abort()
             raise Aborted(described(err) if err is not None else str(exc)) from exc
-        self.open = False
+        self.open = self.failed = False
+        self._transaction += 1
 
     def abort(self) -> None:
         """Abort the open transaction: what it wrote is discarded (outstanding writes are
         purged, their delivery callbacks report it). KafkaException when even that failed."""
+        self._transaction += 1  # first: the purged writes may report during the abort
         if self._producer is not None and self.open:
             self._producer.abort_transaction(COMMIT_TIMEOUT_S)
-        self.open = False
+        self.open = self.failed = False
 
     def close(self, timeout: float) -> int:
         """Abort what is open (its records were not committed: the next owner redoes them),
@@ -209,21 +265,16 @@ class TransactionalCommitter:
 
     def commit(self, states: Iterable[PartitionState], then: str) -> bool:
         """Commit the open transaction with the commit points of every assigned partition
-        and of `states` (revoked ones still to commit); False when it was not committed.
-        `then` completes the warning when the outputs could not all be acknowledged in time
-        (the transaction stays open and a later commit tries again)."""
+        and of `states` (revoked ones still to commit); False when it was not committed (it
+        was aborted instead, and the partitions rewound; or a fatal error was parked). `then`
+        is not needed: a transaction is never left half done for a later commit."""
         if self._faults.fatal:
             return False
         producer = self._producer
         # Every delivery answered first: its record completes, so its offset is in the points.
         left = producer.flush(COMMIT_TIMEOUT_S)
         if left:
-            log.warning(
-                "transaction not committed: %d writes still wait for the broker after %.0f s; %s",
-                left,
-                COMMIT_TIMEOUT_S,
-                then,
-            )
+            self.abort(f"{left} writes still waited for the broker after {COMMIT_TIMEOUT_S:.0f} s")
             return False
         tracked = {id(state): state for state in self._tracker.partitions.values()}
         for state in states:
@@ -242,25 +293,42 @@ class TransactionalCommitter:
         try:
             producer.commit(offsets, self._client.group_metadata())
         except Aborted as exc:
-            self._counters.transactions_aborted += 1
-            log.warning(
-                "transaction aborted (%s): every assigned partition goes back to the offsets "
-                "of the last committed transaction and its records are redone",
-                exc,
-            )
-            self.on_abort()
+            self._aborted(str(exc))
             return False
         except KafkaException as exc:
-            err = kafka_error(exc)
-            text = described(err) if err is not None else str(exc)
-            self._faults.park(
-                fatal_error(text, err.code() if err is not None else None, _name(err))
-            )
+            self._fatal(exc)
             return False
         for state, point in points:
             state.mark_committed(point.position, point.metadata)
         self._counters.transactions_committed += 1
         return True
+
+    def abort(self, reason: str) -> None:
+        """Abort the open transaction, if any, and rewind (`on_abort`): its writes can no
+        longer be committed with their records' offsets (`reason` says why: partitions lost,
+        writes that did not finish)."""
+        if self._faults.fatal or not self._producer.open:
+            return
+        try:
+            self._producer.abort()
+        except KafkaException as exc:
+            self._fatal(exc)
+            return
+        self._aborted(reason)
+
+    def _aborted(self, reason: str) -> None:
+        self._counters.transactions_aborted += 1
+        log.warning(
+            "transaction aborted (%s): every assigned partition goes back to the offsets of "
+            "the last committed transaction and its records are redone",
+            reason,
+        )
+        self.on_abort()
+
+    def _fatal(self, exc: KafkaException) -> None:
+        err = kafka_error(exc)
+        text = described(err) if err is not None else str(exc)
+        self._faults.park(fatal_error(text, err.code() if err is not None else None, _name(err)))
 
 
 def _name(err: KafkaError | None) -> str:

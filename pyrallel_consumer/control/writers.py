@@ -29,6 +29,9 @@ class Committing(Protocol):
         """Commit the commit points of `states`; False when anything was refused. `then`
         completes the warning of a retriable refusal with what happens next."""
 
+    def abort(self, reason: str) -> None:
+        """Take back what is written but not committed, if anything can be (`reason`: why)."""
+
 
 def transactional_producer(
     config: ConsumerConfig, on_error: ErrorCallback

@@ -97,6 +97,7 @@ class FakeClient:
     refuse_commits: dict[int, tuple[int, str, bool]] = field(default_factory=dict)
     metadata_limit_bytes: int = 4096
     closed: bool = False
+    seeks: list[tuple[int, int]] = field(default_factory=list)  # (partition, offset)
     on_error: ErrorCallback | None = None  # the loop's error callback, once built
     _fetch: dict[TopicPartition, int] = field(default_factory=dict)
     _callbacks: tuple[PartitionsCallback, PartitionsCallback, PartitionsCallback] | None = None
@@ -227,6 +228,15 @@ class FakeClient:
 
     def query_watermarks(self, partition: TopicPartition, timeout: float) -> tuple[int, int]:
         return 0, len(self.log.get(partition.partition, []))
+
+    def seek(self, positions: Sequence[tuple[TopicPartition, int]]) -> None:
+        self._check_assigned([key for key, _ in positions])
+        for key, offset in positions:
+            self.seeks.append((key.partition, offset))
+            self._fetch[key] = offset
+
+    def group_metadata(self) -> object:
+        return ("group metadata", len(self.commits))
 
     def close(self) -> None:
         if self._callbacks is None:  # closed before it subscribed (a failed start)

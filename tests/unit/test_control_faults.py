@@ -20,6 +20,7 @@ from pyrallel_consumer.control.callbacks import Callback
 from pyrallel_consumer.control.client import FATAL
 from pyrallel_consumer.control.kafka_log import RepeatLimiter
 from pyrallel_consumer.control.loop import ControlLoop
+from pyrallel_consumer.engines.registry import engine_spec
 from pyrallel_consumer.errors import (
     CallbackError,
     CommitError,
@@ -238,19 +239,27 @@ def test_a_failing_engine_start_leaks_no_client() -> None:
     assert h.client.closed
 
 
-def test_a_failing_client_factory_still_closes_the_engine() -> None:
+@pytest.mark.parametrize("engine", ["baseline", "async", "process"])
+def test_a_failing_client_factory_raises_its_error_and_starts_no_engine(engine: str) -> None:
+    # The engine starts after the client: nothing of it runs, and closing it (which a real
+    # engine cannot do before it started) would have replaced the factory's error.
     clock = FakeClock()
     client = FakeClient(clock, Script())
     h = harness(client=client)
+    real = engine_spec(engine).create(no_work, h.config, None, None)
+    loop = ControlLoop(h.config, real, clock=clock, client_factory=client.factory)
 
     def factory(*args: Any) -> FakeClient:
         raise ValueError("bad bootstrap.servers")
 
-    h.loop._client_factory = factory
+    loop._client_factory = factory
     with pytest.raises(ValueError, match=r"bad bootstrap\.servers"):
-        run(h)
-    assert h.engine.closed
+        loop.run(max_records=None, timeout=5.0)
     assert tp(0) not in client.assigned
+
+
+def no_work(record: object) -> None:
+    """A handler the process engine can pickle."""
 
 
 @pytest.mark.parametrize("callback", ["on_complete", "on_assign"])

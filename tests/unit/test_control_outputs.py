@@ -43,6 +43,9 @@ class FakeSink:
         self.writes.append((list(outputs), on_written))
         self.written.extend(o.value for o in outputs)
 
+    def start(self) -> None:
+        """Nothing to build."""
+
     def poll(self) -> None:
         """Answers come only from `answer`."""
 
@@ -191,3 +194,20 @@ def test_records_waiting_for_outputs_hold_in_flight_room() -> None:
     run(r)
     assert seen == {"submitted": 4, "writes": 4}  # max_in_flight, none completed: no more
     assert r.sink.closed
+
+
+def test_a_key_moves_on_while_its_outputs_are_written_in_order() -> None:
+    # Key order, one key: the lane does not wait for the broker's acknowledgements, only for
+    # the handler; the outputs are written in the order the key's records ran.
+    r = Run(records=3, ordering="key", max_in_flight_per_lane=1)
+    seen: dict[str, Any] = {}
+    r.script.when(
+        lambda: len(r.sink.writes) == 3,
+        lambda: seen.update(handled=list(r.engine.handled), completed=r.loop.counters.completed),
+    )
+    r.script.when(lambda: len(r.sink.writes) == 3, lambda: [r.sink.answer() for _ in range(3)])
+    r.stop_when(lambda: r.loop.counters.completed == 3)
+    assert run(r) == 3
+    assert seen == {"handled": [(0, 0), (0, 1), (0, 2)], "completed": 0}
+    assert r.sink.written == [b"0", b"1", b"2"]
+    assert r.committed() == 3

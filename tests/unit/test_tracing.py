@@ -19,6 +19,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from tracing_support import attempt_of, link_ids, parent_ids, producer_context, spans
 
 from pyrallel_consumer.config import build_config
+from pyrallel_consumer.output import Output
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.tracing import TracedHandler, traced_handler
 
@@ -303,3 +304,30 @@ def test_off_nothing_is_wrapped_or_imported() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
     )
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_outputs_carry_the_span_context_to_the_output_topic(spans: InMemorySpanExporter) -> None:
+    def handler(work: Record) -> list[Output]:
+        return [
+            Output("out", b"1", key=b"k1"),
+            Output("out", b"2", headers={"traceparent": b"mine", "x": b"y"}),
+        ]
+
+    wrapper = TracedHandler(handler, "orders-app", 3, False, 100, outputs=True)
+    first, second = wrapper.call(record())
+    (span,) = spans.get_finished_spans()
+    assert span.context is not None
+    trace_id = f"{span.context.trace_id:032x}"
+    span_id = f"{span.context.span_id:016x}"
+    ((name, value),) = first.headers or ()
+    assert name == "traceparent" and value.startswith(f"00-{trace_id}-{span_id}-".encode())
+    assert second.headers == [("traceparent", b"mine"), ("x", b"y")]  # the handler's own kept
+
+
+def test_outputs_of_a_generator_are_taken_inside_the_span(spans: InMemorySpanExporter) -> None:
+    async def handler(work: Record) -> Any:
+        return (Output("out", b"%d" % n) for n in range(2))
+
+    wrapper = TracedHandler(handler, "orders-app", 3, False, 100, outputs=True)
+    outputs = asyncio.run(wrapper.call_async(record()))
+    assert [dict(o.headers or ())["traceparent"][:3] for o in outputs] == [b"00-", b"00-"]
