@@ -24,7 +24,7 @@ run inside `publish`/`poll`/`close`, so on that thread too.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, Message
@@ -131,9 +131,11 @@ class DeadLetterPublisher:
         explicit: Mapping[str, Any] | None = None,
         queue_full_wait_s: float = QUEUE_FULL_WAIT_S,
         producer: LazyProducer | None = None,
+        error_cb: Callable[[KafkaError], None] | None = None,
     ) -> None:
         """`producer`: one to share (exactly once: the transactional output producer, so
-        dead letters join its transactions); None builds its own from the settings."""
+        dead letters join its transactions); None builds its own from the settings, whose
+        client-level errors go to `error_cb` (a fatal one ends the run)."""
         self.topic = topic
         self._producer = producer or LazyProducer(
             producer_config(kafka_config, explicit),
@@ -141,6 +143,7 @@ class DeadLetterPublisher:
             "dead letter",
             "dlq_producer_config",
             queue_full_wait_s,
+            error_cb=error_cb,
         )
 
     @property

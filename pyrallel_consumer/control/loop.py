@@ -101,7 +101,7 @@ class ControlLoop:
         # Exactly once: one transactional producer for outputs, dead letters and offsets.
         self._transactions = transactions or transactional_producer(config, self._on_kafka_error)
         if dead_letters is None:
-            dead_letters = default_dead_letters(config, self._transactions)
+            dead_letters = default_dead_letters(config, self._on_kafka_error, self._transactions)
         self._reports = ReportHandler(
             config,
             engine,
@@ -229,7 +229,13 @@ class ControlLoop:
                 self.counters.received,
                 bool(self._held()),
             ):
-                return
+                # Exactly once: the end counts once it is committed. A transaction that
+                # aborts instead rewound the partitions below it: their records are redone.
+                if not isinstance(self._committer, TransactionalCommitter) or self._commit(
+                    client, RETRIED_AT_CLOSE
+                ):
+                    return
+                continue
             self._submit_backlog()
             if now >= next_commit:
                 self._commit(client, RETRIED_NEXT_INTERVAL)

@@ -164,13 +164,15 @@ class LazyProducer:
                 deadline = now + self._queue_full_wait_s if deadline is None else deadline
                 if now >= deadline:
                     raise Refused(self._queue_full(topic), KafkaError._QUEUE_FULL) from exc
-                producer.poll(QUEUE_FULL_POLL_S)  # acknowledgements make room
+                self._served(lambda: producer.poll(QUEUE_FULL_POLL_S))  # acks make room
             except KafkaException as exc:
                 err = kafka_error(exc)
                 code = err.code() if err is not None else None
                 if code == KafkaError.MSG_SIZE_TOO_LARGE:
                     size = self.size_text(key, value, headers)
                     raise Refused(self.too_large(topic, size, by_broker=False), code) from exc
+                if err is not None and err.fatal() and self._error_cb is not None:
+                    self._error_cb(err)  # the run ends at once: no use redoing the record
                 raise Refused(described(err) if err is not None else str(exc), code) from exc
         self.unacknowledged += 1
         # Acknowledgements are served by `poll`, once per loop turn, not per record: a poll
@@ -185,6 +187,20 @@ class LazyProducer:
         producer = self._built()
         with contextlib.suppress(KafkaException):
             producer.list_topics(timeout=START_METADATA_TIMEOUT_S)
+
+    def _served(self, serve: Callable[[], int | None]) -> int:
+        """`serve()` (a poll or flush of the producer), returning its count (0 for None).
+        confluent-kafka raises a fatal error of the producer (a transactional producer fenced
+        by a newer instance, an idempotence failure) from poll and flush rather than passing
+        it to error_cb: hand it to error_cb here, which ends the run with KafkaFatalError."""
+        try:
+            return serve() or 0
+        except KafkaException as exc:
+            err = kafka_error(exc)
+            if err is None or not err.fatal() or self._error_cb is None:
+                raise
+            self._error_cb(err)
+            return self.unacknowledged
 
     def _built(self) -> Producer:
         if self._producer is None:
@@ -243,19 +259,20 @@ class LazyProducer:
         if producer is None:
             return
         if self.unacknowledged:
-            producer.poll(0)
+            self._served(lambda: producer.poll(0))
             return
         now = time.monotonic()
         if now >= self._next_idle_poll:
             self._next_idle_poll = now + IDLE_POLL_INTERVAL_S
-            producer.poll(0)
+            self._served(lambda: producer.poll(0))
 
     def flush(self, timeout: float) -> int:
         """Wait up to `timeout` seconds for every outstanding delivery, serving their
         callbacks; returns how many are still outstanding."""
         if self._producer is None or not self.unacknowledged:
             return 0
-        self._producer.flush(timeout)
+        producer = self._producer
+        self._served(lambda: producer.flush(timeout))
         return self.unacknowledged
 
     def close(self, timeout: float) -> int:
@@ -269,9 +286,9 @@ class LazyProducer:
         self.missing = 0
         if producer is None:
             return 0
-        given_up: int = producer.flush(timeout) if self.unacknowledged else 0
+        given_up = self._served(lambda: producer.flush(timeout)) if self.unacknowledged else 0
         if given_up:
             producer.purge()
-            producer.flush(PURGE_SETTLE_S)  # serves the purged ones' reports
+            self._served(lambda: producer.flush(PURGE_SETTLE_S))  # the purged ones' reports
         self.missing, self.unacknowledged = self.unacknowledged, 0
         return given_up

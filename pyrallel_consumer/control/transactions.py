@@ -38,6 +38,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
+from pyrallel_consumer.control.bounded_call import Hung, bounded
 from pyrallel_consumer.control.client import KafkaClient
 from pyrallel_consumer.control.kafka_errors import fatal_error
 from pyrallel_consumer.control.output_sink import TRANSACTION_ABORTING
@@ -53,6 +54,7 @@ from pyrallel_consumer.control.producer import (
 from pyrallel_consumer.control.stats import Counters
 from pyrallel_consumer.control.tracker import Tracker
 from pyrallel_consumer.errors import KafkaError as PyrallelKafkaError
+from pyrallel_consumer.errors import KafkaFatalError
 from pyrallel_consumer.faults import Faults
 from pyrallel_consumer.kafka_settings import COMMIT_TIMEOUT_S
 
@@ -61,6 +63,8 @@ log = logging.getLogger("pyrallel_consumer")
 # How many times a commit step that failed with a retriable error (a coordinator moving, a
 # timeout) is tried again before the transaction is aborted and redone.
 RETRIES = 3
+# How much longer than its own timeout a transaction call may take before it counts as hung.
+HANG_GRACE_S = 20.0
 
 
 _ABORTING_TEXT = (
@@ -98,6 +102,7 @@ class TransactionalProducer(LazyProducer):
         self.failed = False  # a write of the open transaction failed: it must be aborted
         self._transaction = 0  # counts the transactions ended (committed or aborted)
         self._started = False  # init_transactions done
+        self.hung = False  # a transaction call never returned (bounded_call.py): unusable
 
     def start(self) -> None:
         """Build the producer and register its transactional.id. Raises KafkaFatalError or
@@ -107,10 +112,12 @@ class TransactionalProducer(LazyProducer):
             return
         try:
             producer = self._built()
-            producer.init_transactions(COMMIT_TIMEOUT_S)
+            self._call(lambda: producer.init_transactions(COMMIT_TIMEOUT_S), "init_transactions")
             self._started = True
         except Refused as exc:
             raise PyrallelKafkaError(exc.cause, exc.code, "") from exc
+        except Hung as exc:
+            raise hung_error(exc) from exc
         except KafkaException as exc:
             err = kafka_error(exc)
             code = err.code() if err is not None else None
@@ -161,6 +168,8 @@ class TransactionalProducer(LazyProducer):
                 self._built().begin_transaction()
             except KafkaException as exc:
                 err = kafka_error(exc)
+                if err is not None and err.fatal() and self._error_cb is not None:
+                    self._error_cb(err)  # fenced: the run ends at once
                 raise Refused(
                     described(err) if err is not None else str(exc),
                     err.code() if err is not None else None,
@@ -182,11 +191,18 @@ class TransactionalProducer(LazyProducer):
         try:
             if offsets:
                 _retrying(
-                    lambda: producer.send_offsets_to_transaction(
-                        offsets, group_metadata, COMMIT_TIMEOUT_S
+                    lambda: self._call(
+                        lambda: producer.send_offsets_to_transaction(
+                            offsets, group_metadata, COMMIT_TIMEOUT_S
+                        ),
+                        "send_offsets_to_transaction",
                     )
                 )
-            _retrying(lambda: producer.commit_transaction(COMMIT_TIMEOUT_S))
+            _retrying(
+                lambda: self._call(
+                    lambda: producer.commit_transaction(COMMIT_TIMEOUT_S), "commit_transaction"
+                )
+            )
         except KafkaException as exc:
             err = kafka_error(exc)
             if err is not None and err.fatal():
@@ -200,17 +216,32 @@ class TransactionalProducer(LazyProducer):
         """Abort the open transaction: what it wrote is discarded (outstanding writes are
         purged, their delivery callbacks report it). KafkaException when even that failed."""
         self._transaction += 1  # first: the purged writes may report during the abort
-        if self._producer is not None and self.open:
-            self._producer.abort_transaction(COMMIT_TIMEOUT_S)
+        producer = self._producer
+        if producer is not None and self.open:
+            self._call(lambda: producer.abort_transaction(COMMIT_TIMEOUT_S), "abort_transaction")
         self.open = self.failed = False
+
+    def _call(self, call: Callable[[], object], what: str) -> None:
+        """A transaction call, bounded (bounded_call.py); Hung marks this producer `hung`."""
+        try:
+            bounded(call, COMMIT_TIMEOUT_S + HANG_GRACE_S, self._producer, what)
+        except Hung:
+            self.hung = True
+            raise
 
     def close(self, timeout: float) -> int:
         """Abort what is open (its records were not committed: the next owner redoes them),
-        then `LazyProducer.close`."""
+        then `LazyProducer.close`. A producer with a call hung inside is left alone."""
+        if self.hung:
+            self._producer = None  # kept alive by bounded_call, never destroyed
+            return 0
         try:
             self.abort()
-        except KafkaException as exc:
+        except (KafkaException, Hung) as exc:
             log.warning("could not abort the open transaction at close: %s", exc)
+            if self.hung:
+                self._producer = None
+                return 0
         return super().close(timeout)
 
 
@@ -298,6 +329,9 @@ class TransactionalCommitter:
         except KafkaException as exc:
             self._fatal(exc)
             return False
+        except Hung as exc:
+            self._faults.park(hung_error(exc))
+            return False
         for state, point in points:
             state.mark_committed(point.position, point.metadata)
         self._counters.transactions_committed += 1
@@ -314,6 +348,9 @@ class TransactionalCommitter:
         except KafkaException as exc:
             self._fatal(exc)
             return
+        except Hung as exc:
+            self._faults.park(hung_error(exc))
+            return
         self._aborted(reason)
 
     def _aborted(self, reason: str) -> None:
@@ -329,6 +366,19 @@ class TransactionalCommitter:
         err = kafka_error(exc)
         text = described(err) if err is not None else str(exc)
         self._faults.park(fatal_error(text, err.code() if err is not None else None, _name(err)))
+
+
+def hung_error(exc: Hung) -> KafkaFatalError:
+    """The run's error when a transaction call hung: the producer cannot go on."""
+    return KafkaFatalError(
+        f"the transaction coordinator did not answer: {exc}, past the call's own "
+        f"{COMMIT_TIMEOUT_S:.0f} s timeout (a broker restart can leave librdkafka waiting for "
+        "good: librdkafka issues 5456 and 5511); the consumer stopped, committing nothing "
+        "more: start it again (with the same transactional_id, which aborts what this one "
+        "left open)",
+        KafkaError._TIMED_OUT,
+        "_TIMED_OUT",
+    )
 
 
 def _name(err: KafkaError | None) -> str:

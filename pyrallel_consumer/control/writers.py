@@ -67,12 +67,17 @@ def default_outputs(
 
 
 def default_dead_letters(
-    config: ConsumerConfig, producer: TransactionalProducer | None
+    config: ConsumerConfig, on_error: ErrorCallback, producer: TransactionalProducer | None
 ) -> DeadLetterSink | None:
-    """The dead-letter sink under on_failure='dead_letter', sharing `producer` if given."""
+    """The dead-letter sink under on_failure='dead_letter', sharing `producer` if given; its
+    own producer's client-level errors go where the consumer's go."""
     if config.on_failure == "dead_letter" and config.dlq_topic:
         return DeadLetterPublisher(
-            config.dlq_topic, config.kafka_config, config.dlq_producer_config, producer=producer
+            config.dlq_topic,
+            config.kafka_config,
+            config.dlq_producer_config,
+            producer=producer,
+            error_cb=on_error,
         )
     return None
 
