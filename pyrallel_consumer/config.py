@@ -15,11 +15,6 @@ from typing import Any, get_args
 
 from pyrallel_consumer import kafka_settings
 from pyrallel_consumer.engines.registry import ENGINE_NAMES, engine_spec
-from pyrallel_consumer.kafka_settings import (
-    COMMIT_TIMEOUT_S,
-    DEFAULT_TRANSACTION_TIMEOUT_MS,
-    transaction_span_s,
-)
 from pyrallel_consumer.options import CodecName, OnFailure, Options, Ordering, option_names
 from pyrallel_consumer.redact import redact
 
@@ -296,7 +291,14 @@ def config_from(
         tracing=_validate_tracing(o.tracing),
         outputs=_require_bool("outputs", o.outputs),
         output_producer_config=_validate_output_producer(o.output_producer_config, o.outputs),
-        transactional_id=_validate_transactional_id(o, kafka),
+        transactional_id=kafka_settings.check_transactional_id(
+            o.transactional_id,
+            kafka,
+            o.output_producer_config,
+            o.dlq_producer_config,
+            o.commit_interval_s,
+            o.revoke_grace_s,
+        ),
     )
 
 
@@ -345,42 +347,6 @@ def _validate_output_producer(
             "inside librdkafka can reorder or duplicate a key's outputs"
         )
     return config
-
-
-def _validate_transactional_id(o: Options, kafka: Mapping[str, Any]) -> str | None:
-    """`transactional_id`, checked against the settings exactly once depends on: the
-    transaction timeout (control/transactions.py says how long a transaction stays open),
-    read_committed inputs, and dead letters written by the same producer."""
-    tid = o.transactional_id
-    if tid is None:
-        return None
-    if not isinstance(tid, str) or not tid:
-        raise ValueError(f"transactional_id must be a non-empty string or None, got {tid!r}")
-    if o.dlq_producer_config is not None:
-        raise ValueError(
-            "with transactional_id, dead letters join the output producer's transactions: "
-            "drop dlq_producer_config (output_producer_config gives that producer's settings)"
-        )
-    isolation = str(kafka.get("isolation.level", "read_committed"))
-    if isolation != "read_committed":
-        raise ValueError(
-            f"transactional_id needs isolation.level=read_committed in kafka_config (got "
-            f"{isolation!r}): exactly once holds only for inputs whose own transactions "
-            "committed"
-        )
-    producer = o.output_producer_config or {}
-    timeout_ms = int(producer.get("transaction.timeout.ms", DEFAULT_TRANSACTION_TIMEOUT_MS))
-    needed_s = transaction_span_s(o.commit_interval_s, o.revoke_grace_s)
-    if timeout_ms < needed_s * 1000:
-        raise ValueError(
-            f"transaction.timeout.ms={timeout_ms} is too short for this consumer: a "
-            f"transaction stays open up to {needed_s:.1f} s (the longer of commit_interval_s="
-            f"{o.commit_interval_s} and revoke_grace_s={o.revoke_grace_s}, plus "
-            f"{COMMIT_TIMEOUT_S:.0f} s to commit it); raise transaction.timeout.ms in "
-            "output_producer_config (the brokers' transaction.max.timeout.ms caps it, 900000 "
-            "by default) or shorten those options"
-        )
-    return tid
 
 
 def _checked_producer(producer: Mapping[str, Any] | None, name: str) -> dict[str, Any] | None:

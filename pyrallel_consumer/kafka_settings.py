@@ -205,3 +205,58 @@ def transaction_span_s(commit_interval_s: float, revoke_grace_s: float) -> float
     grace (a revoke commits before its grace and after it), plus its commit. The broker aborts
     a transaction older than transaction.timeout.ms, so that setting must exceed this."""
     return max(commit_interval_s, revoke_grace_s) + COMMIT_TIMEOUT_S
+
+
+def check_transactional_id(
+    tid: object,
+    kafka: Mapping[str, Any],
+    output_producer_config: Mapping[str, Any] | None,
+    dlq_producer_config: Mapping[str, Any] | None,
+    commit_interval_s: float,
+    revoke_grace_s: float,
+) -> str | None:
+    """The `transactional_id` option, checked against the settings exactly once depends on:
+    no transactional.id among the librdkafka settings, the transaction timeout
+    (transaction_span_s), read_committed inputs, dead letters written by the same producer.
+    Raises ValueError naming the setting and the fix."""
+    for name, settings in (
+        ("kafka_config", kafka),
+        ("output_producer_config", output_producer_config or {}),
+        ("dlq_producer_config", dlq_producer_config or {}),
+    ):
+        if "transactional.id" in settings:
+            raise ValueError(
+                f"transactional.id in {name}: the library's producers would inherit it without "
+                "running transactions (every write refused); give it as "
+                "transactional_id='...' instead, which turns on exactly once"
+            )
+    if tid is None:
+        return None
+    if not isinstance(tid, str) or not tid:
+        raise ValueError(f"transactional_id must be a non-empty string or None, got {tid!r}")
+    if dlq_producer_config is not None:
+        raise ValueError(
+            "with transactional_id, dead letters join the output producer's transactions: "
+            "drop dlq_producer_config (output_producer_config gives that producer's settings)"
+        )
+    isolation = str(kafka.get("isolation.level", "read_committed"))
+    if isolation != "read_committed":
+        raise ValueError(
+            f"transactional_id needs isolation.level=read_committed in kafka_config (got "
+            f"{isolation!r}): exactly once holds only for inputs whose own transactions "
+            "committed"
+        )
+    # The producer's settings: given, or derived from kafka_config (which may set it too).
+    producer = output_producer_config if output_producer_config is not None else kafka
+    timeout_ms = int(producer.get("transaction.timeout.ms", DEFAULT_TRANSACTION_TIMEOUT_MS))
+    needed_s = transaction_span_s(commit_interval_s, revoke_grace_s)
+    if timeout_ms < needed_s * 1000:
+        raise ValueError(
+            f"transaction.timeout.ms={timeout_ms} is too short for this consumer: a "
+            f"transaction stays open up to {needed_s:.1f} s (the longer of commit_interval_s="
+            f"{commit_interval_s} and revoke_grace_s={revoke_grace_s}, plus "
+            f"{COMMIT_TIMEOUT_S:.0f} s to commit it); raise transaction.timeout.ms in "
+            "output_producer_config (the brokers' transaction.max.timeout.ms caps it, 900000 "
+            "by default) or shorten those options"
+        )
+    return tid

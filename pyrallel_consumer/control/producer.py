@@ -119,6 +119,7 @@ class LazyProducer:
         self._error_cb = error_cb
         self._producer: Producer | None = None
         self.unacknowledged = 0
+        self.missing = 0  # after `close`: reports that never came, even after a purge
         self._next_idle_poll = 0.0
 
     def produce(

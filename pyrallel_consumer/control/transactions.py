@@ -64,7 +64,7 @@ log = logging.getLogger("pyrallel_consumer")
 # timeout) is tried again before the transaction is aborted and redone.
 RETRIES = 3
 # How much longer than its own timeout a transaction call may take before it counts as hung.
-HANG_GRACE_S = 20.0
+HANG_GRACE_S = 5.0
 
 
 _ABORTING_TEXT = (

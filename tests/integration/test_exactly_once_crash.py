@@ -44,6 +44,7 @@ from test_faults_broker_restart import Broker, RestartableKafka
 
 from bench.broker import BrokerError
 from pyrallel_consumer import Output, ParallelConsumer, Record
+from pyrallel_consumer.errors import KafkaFatalError
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -216,15 +217,15 @@ def test_broker_restart_mid_run_outputs_exactly_once(
         return check
 
     run = RunThread(consumer, timeout=WAIT_S * 2)
+    done = committed_to(ends)
     try:
         wait_for(committed_to(middle), "commits up to the middle", alive=run.alive, every_s=0.2)
         opened.set()  # records complete slowly from now: the restart finds transactions open
         own_kafka.restart()
         restarted.set()
         wait_for(
-            committed_to(ends),
-            "every record committed",
-            alive=run.alive,
+            lambda: done() or not run.alive(),
+            "every record committed, or the run ended",
             timeout=WAIT_S,
             every_s=0.5,
             state=lambda: progress(consumer, committed(broker, group, topic, RESTART_PARTITIONS)),
@@ -234,7 +235,25 @@ def test_broker_restart_mid_run_outputs_exactly_once(
         opened.set()
         restarted.set()
         consumer.stop()
-    assert run.error is None, run.error
+    if run.error is not None:
+        # librdkafka can leave a transaction call waiting for good once its coordinator
+        # restarted (issues 5456, 5511): the run ends with KafkaFatalError instead of hanging,
+        # and a new run with the same transactional_id finishes the work.
+        assert isinstance(run.error, KafkaFatalError), run.error
+        assert run.error.name == "_TIMED_OUT" and "librdkafka" in str(run.error), run.error
+        print(f"first run ended: {run.error}")
+        consumer = ParallelConsumer(
+            broker.consumer_config(group),
+            topics=[topic],
+            handler=paced(middle, opened, restarted),
+            engine="async",
+            ordering="key",
+            commit_interval_s=0.2,
+            outputs=True,
+            transactional_id=f"{group}-0",
+        )
+        consumer.run(until_end=True, timeout=WAIT_S)
+        assert done()
     stats = consumer.stats()
     print(
         f"transactions committed {stats['transactions_committed']}, "

@@ -291,6 +291,13 @@ def test_writes_failed_only_by_their_transaction_do_not_count_against_their_reco
             "transaction.timeout.ms=15000 is too short",
         ),
         ({"transactional_id": "t"}, {"isolation.level": "read_uncommitted"}, "read_committed"),
+        ({"transactional_id": "t"}, {"transaction.timeout.ms": 5000}, "=5000 is too short"),
+        ({}, {"transactional.id": "t"}, "transactional.id in kafka_config"),
+        (
+            {"output_producer_config": {"bootstrap.servers": "b:9092", "transactional.id": "t"}},
+            {},
+            "transactional.id in output_producer_config",
+        ),
         (
             {
                 "transactional_id": "t",
