@@ -20,7 +20,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from eos_support import committed_outputs, read_to_end, verdict, watermarks
 from faults_support import RunThread
 from outputs_support import OUT_TOPIC_ENV, duplicates, output_of, sources
+from restart_support import Broker, RestartableKafka
 from support import (
     committed,
     end_offsets,
@@ -40,9 +41,7 @@ from support import (
     wait_for,
     wait_handled,
 )
-from test_faults_broker_restart import Broker, RestartableKafka
 
-from bench.broker import BrokerError
 from pyrallel_consumer import Output, ParallelConsumer, Record
 from pyrallel_consumer.errors import KafkaFatalError
 
@@ -146,18 +145,6 @@ def test_sigkill_in_a_transaction_then_restart_outputs_exactly_once(
 RESTART_RECORDS = 4_000
 RESTART_PARTITIONS = 2
 SLOW_S = 0.05  # a record's service time while the broker restarts: outputs keep coming
-
-
-@pytest.fixture
-def own_kafka(tmp_path: Path) -> Iterator[RestartableKafka]:
-    try:
-        kafka = RestartableKafka(tmp_path / "kafka")
-    except BrokerError as exc:
-        pytest.fail(f"could not start the kafka broker: {exc}", pytrace=False)
-    try:
-        yield kafka
-    finally:
-        kafka.stop()
 
 
 def progress(consumer: ParallelConsumer, positions: dict[int, Any]) -> str:
