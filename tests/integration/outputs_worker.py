@@ -1,8 +1,9 @@
-"""Run by test_outputs_crash in a subprocess: a ParallelConsumer (async engine, key order,
-outputs=True) whose handler returns one output per record (outputs_support.py) and appends
-"partition offset" to a file once it returned, one flushed line per record.
+"""Run by test_outputs_crash and test_exactly_once_crash in a subprocess: a ParallelConsumer
+(async engine, key order, outputs=True; exactly once when a TRANSACTIONAL_ID is given) whose
+handler returns one output per record (outputs_support.py) and appends "partition offset" to a
+file once it returned, one flushed line per record.
 
-    python outputs_worker.py BOOTSTRAP TOPIC GROUP HANDLED_FILE OUT_TOPIC
+    python outputs_worker.py BOOTSTRAP TOPIC GROUP HANDLED_FILE OUT_TOPIC [TRANSACTIONAL_ID]
 
 Runs until SIGKILL (the crash) or its input is done (`until_end`).
 """
@@ -20,7 +21,14 @@ from support import worker_kafka_config
 from pyrallel_consumer import Output, ParallelConsumer, Record
 
 
-def main(bootstrap: str, topic: str, group: str, handled: str, out_topic: str) -> int:
+def main(
+    bootstrap: str,
+    topic: str,
+    group: str,
+    handled: str,
+    out_topic: str,
+    transactional_id: str | None = None,
+) -> int:
     os.environ[OUT_TOPIC_ENV] = out_topic
     out = open(handled, "a", buffering=1)  # noqa: SIM115  # lives as long as the process
 
@@ -37,6 +45,7 @@ def main(bootstrap: str, topic: str, group: str, handled: str, out_topic: str) -
         ordering="key",
         commit_interval_s=0.2,
         outputs=True,
+        transactional_id=transactional_id,
     )
     consumer.run(until_end=True)
     out.close()

@@ -1,6 +1,6 @@
 """Exactly once across a crash and a broker restart, on Apache Kafka.
 
-SIGKILL: the consumer (a subprocess, eos_worker.py) is killed while a transaction of its is
+SIGKILL: the consumer (a subprocess, outputs_worker.py) is killed while a transaction of its is
 open with outputs in it, after some transactions committed; a restart with the same
 `transactional_id` aborts that transaction and redoes its records. A read_committed reader of
 the output topic sees every output exactly once; a read_uncommitted reader sees the aborted
@@ -47,7 +47,7 @@ from pyrallel_consumer.errors import KafkaFatalError
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-WORKER = Path(__file__).with_name("eos_worker.py")
+WORKER = Path(__file__).with_name("outputs_worker.py")
 WAIT_S = 180.0
 SETTLE_S = 1.0  # a second look at the watermarks after this: an EndTxn sent just before the stop
 
