@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -35,15 +35,21 @@ OUT_MAX_BYTES = 10_000  # the output topic's max.message.bytes
 RUN_TIMEOUT_S = 120.0
 
 
-async def poisoned(record: Record) -> Output:
-    """One output per record, to partition 0; the poison's to partition 1, incompressible
-    and twice the topic's limit."""
-    await asyncio.sleep(0.001)
-    output = output_of(record)
-    if record.offset != POISON_OFFSET:
-        return Output(output.topic, output.value, output.key, output.headers, partition=0)
-    value = os.urandom(OUT_MAX_BYTES * 2)
-    return Output(output.topic, value, output.key, output.headers, partition=1)
+def poisoned_at(poison_offset: int, pause_s: float) -> Callable[[Record], Awaitable[Output]]:
+    """A handler with one output per record, to partition 0, after `pause_s`; the output of
+    the record at `poison_offset` goes to partition 1, incompressible and twice the topic's
+    limit."""
+
+    async def handle(record: Record) -> Output:
+        if pause_s:
+            await asyncio.sleep(pause_s)
+        output = output_of(record)
+        if record.offset != poison_offset:
+            return Output(output.topic, output.value, output.key, output.headers, partition=0)
+        value = os.urandom(OUT_MAX_BYTES * 2)
+        return Output(output.topic, value, output.key, output.headers, partition=1)
+
+    return handle
 
 
 def test_an_output_refused_inside_a_transaction_aborts_and_redoes_the_others(
@@ -62,7 +68,7 @@ def test_an_output_refused_inside_a_transaction_aborts_and_redoes_the_others(
     consumer = ParallelConsumer(
         kafka_broker.consumer_config(group),
         topics=[topic],
-        handler=poisoned,
+        handler=poisoned_at(POISON_OFFSET, 0.001),
         engine="async",
         ordering="key",
         commit_interval_s=0.2,
@@ -95,15 +101,6 @@ def test_an_output_refused_inside_a_transaction_aborts_and_redoes_the_others(
 LAST = 199  # the last record of a 200-record partition
 
 
-async def poisoned_last(record: Record) -> Output:
-    """poisoned(), with the refused output on the partition's last record."""
-    output = output_of(record)
-    if record.offset != LAST:
-        return Output(output.topic, output.value, output.key, output.headers, partition=0)
-    value = os.urandom(OUT_MAX_BYTES * 2)
-    return Output(output.topic, value, output.key, output.headers, partition=1)
-
-
 def test_a_batch_job_whose_last_transaction_aborts_still_commits_to_the_end(
     kafka_broker: Any,
     new_topic: Callable[..., str],
@@ -123,7 +120,7 @@ def test_a_batch_job_whose_last_transaction_aborts_still_commits_to_the_end(
     consumer = ParallelConsumer(
         kafka_broker.consumer_config(group),
         topics=[topic],
-        handler=poisoned_last,
+        handler=poisoned_at(LAST, 0.0),  # the refused output on the last record
         engine="async",
         ordering="key",
         commit_interval_s=0.2,

@@ -185,16 +185,20 @@ def test_broker_restart_mid_run_outputs_exactly_once(
     middle = {p: end // 2 for p, end in ends.items()}
     group = group_name("eos-restart")
     opened, restarted = threading.Event(), threading.Event()
-    consumer = ParallelConsumer(
-        broker.consumer_config(group),
-        topics=[topic],
-        handler=paced(middle, opened, restarted),
-        engine="async",
-        ordering="key",
-        commit_interval_s=0.2,
-        outputs=True,
-        transactional_id=f"{group}-0",
-    )
+
+    def new_consumer() -> ParallelConsumer:
+        return ParallelConsumer(
+            broker.consumer_config(group),
+            topics=[topic],
+            handler=paced(middle, opened, restarted),
+            engine="async",
+            ordering="key",
+            commit_interval_s=0.2,
+            outputs=True,
+            transactional_id=f"{group}-0",
+        )
+
+    consumer = new_consumer()
 
     def committed_to(offsets: dict[int, int]) -> Callable[[], bool]:
         def check() -> bool:
@@ -229,16 +233,7 @@ def test_broker_restart_mid_run_outputs_exactly_once(
         assert isinstance(run.error, KafkaFatalError), run.error
         assert run.error.name == "_TIMED_OUT" and "librdkafka" in str(run.error), run.error
         print(f"first run ended: {run.error}")
-        consumer = ParallelConsumer(
-            broker.consumer_config(group),
-            topics=[topic],
-            handler=paced(middle, opened, restarted),
-            engine="async",
-            ordering="key",
-            commit_interval_s=0.2,
-            outputs=True,
-            transactional_id=f"{group}-0",
-        )
+        consumer = new_consumer()  # the same transactional_id
         consumer.run(until_end=True, timeout=WAIT_S)
         assert done()
     stats = consumer.stats()
