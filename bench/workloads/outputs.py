@@ -41,9 +41,7 @@ def emit_sync(inner: Handler, topic: str, record: Any) -> Output:
 
 
 async def emit_async(inner: Handler, topic: str, record: Any) -> Output:
-    result = inner(record)
-    if inspect.isawaitable(result):
-        await result
+    await inner(record)  # with_outputs picks this wrapper only for a coroutine function
     return output_of(topic, record)
 
 
@@ -53,9 +51,7 @@ def emit_batch_sync(inner: Handler, topic: str, records: list[Any]) -> list[Outp
 
 
 async def emit_batch_async(inner: Handler, topic: str, records: list[Any]) -> list[Output]:
-    result = inner(records)
-    if inspect.isawaitable(result):
-        await result
+    await inner(records)
     return [output_of(topic, record) for record in records]
 
 

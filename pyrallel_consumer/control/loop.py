@@ -167,6 +167,8 @@ class ControlLoop:
             )
             if isinstance(committer, TransactionalCommitter):
                 committer.on_abort = rebalancer.rewind
+                if self._reports.outputs is not None:
+                    committer.on_flushed = self._reports.outputs.settle_answered
             self._reports.start()
             self.engine.start()
             engine_started = True

@@ -127,17 +127,17 @@ class OutputProducer:
         counters = self._counters
         # Sizes first, so that a unit with one output over its topic's limit writes none (in a
         # transaction, the ones before it could not be taken back).
+        limit_of = self._limits.limit
         for index, output in enumerate(outputs):
-            try:
-                self._check_size(output)
-            except Refused as refused:
+            limit = limit_of(output.topic)
+            if limit is not None and output.size + BATCH_OVERHEAD_BYTES > limit:
                 counters.outputs_refused += len(outputs)
                 counters.outputs_produced += len(outputs)
-                on_written(Refusal(index, output, refused.cause, refused.code))
+                on_written(self._over_limit(index, output, limit))
                 return
         # One output (the usual case) answers `on_written` itself; more share a _Unit.
         answer = on_written if len(outputs) == 1 else _Unit(len(outputs), on_written).answer
-        produce = self._producer.produce
+        produce, on_delivery = self._producer.produce, self._on_delivery
         for index, output in enumerate(outputs):
             counters.outputs_produced += 1  # handed to the producer: answered or pending
             try:
@@ -146,7 +146,7 @@ class OutputProducer:
                     output.value,
                     output.key,
                     output.headers,
-                    self._on_delivery(answer, index, output),
+                    on_delivery(answer, index, output),
                     output.partition,
                 )
             except Refused as refused:
@@ -157,17 +157,16 @@ class OutputProducer:
                     answer(refusal)
                 return
 
-    def _check_size(self, output: Output) -> None:
-        """Refused when over its topic's max.message.bytes (topic_limits.py says why)."""
-        limit = self._limits.limit(output.topic)
-        if limit is not None and output.size + BATCH_OVERHEAD_BYTES > limit:
-            size = self._producer.size_text(output.key, output.value, output.headers)
-            raise Refused(
-                f"MSG_SIZE_TOO_LARGE: the output is {size}, over max.message.bytes={limit:,} of "
-                f"topic {output.topic!r} (not produced, so it cannot fail the outputs batched "
-                "with it): raise the topic's max.message.bytes, or make the output smaller",
-                KafkaError.MSG_SIZE_TOO_LARGE,
-            )
+    def _over_limit(self, index: int, output: Output, limit: int) -> Refusal:
+        """The refusal of an output over its topic's max.message.bytes (topic_limits.py says
+        why it is refused before it is produced)."""
+        size = self._producer.size_text(output.key, output.value, output.headers)
+        cause = (
+            f"MSG_SIZE_TOO_LARGE: the output is {size}, over max.message.bytes={limit:,} of "
+            f"topic {output.topic!r} (not produced, so it cannot fail the outputs batched with "
+            "it): raise the topic's max.message.bytes, or make the output smaller"
+        )
+        return Refusal(index, output, cause, KafkaError.MSG_SIZE_TOO_LARGE)
 
     def _on_delivery(
         self, answer: OnWritten, index: int, output: Output

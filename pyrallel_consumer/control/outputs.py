@@ -18,6 +18,11 @@ back at once (Tracker.release_lanes), since a lane's order needs only the write 
 A record whose partition was revoked meanwhile is fenced (counted, not completed): the new
 owner redoes it.
 
+Answers are settled in bulk: the sink's answer for a unit only notes it (`_answered`), and
+`settle_answered` (after each `poll` of the sink, and by the exactly-once committer after its
+flush, before it takes the commit points) completes every acknowledged record of the turn in one
+pass: one tracker update and one `on_complete` call for all of them, instead of one per unit.
+
 The order of a lane's outputs holds (output_sink.py says why) because units are written in the
 order their reports arrive. A resubmitted record joins its lane behind the records already
 handed to the engine, so its outputs follow theirs: at least once, in order except around a
@@ -48,8 +53,9 @@ log = logging.getLogger("pyrallel_consumer")
 
 Item = WorkItem[PartitionState]
 RecordKey = tuple[str, int, int]  # topic, partition, offset
-# Completes records under one report (reports.ReportHandler.complete_all).
-Complete = Callable[[Sequence[Item], Report, bool], None]
+# Completes records whose outputs were acknowledged, items[i] under reports[i]
+# (reports.ReportHandler.complete_each).
+Complete = Callable[[Sequence[Item], Sequence[Report]], None]
 # Hands a record that failed for good to the failure policy (failures.FailurePolicy.failed).
 Fail = Callable[[Item, Report], None]
 Clock = Callable[[], float]
@@ -89,6 +95,8 @@ class Outputs:
         self._redo: list[tuple[float, int, list[Item]]] = []
         self._sequence = itertools.count()
         self._closing = False
+        # Units answered and not settled yet: (items, report, refusal or None), in answer order.
+        self._answered: list[tuple[list[Item], Report, Refusal | None]] = []
 
     def take(self, report: Report) -> None:
         """A report whose handler call succeeded with `report.outputs`: write them; its records
@@ -109,8 +117,10 @@ class Outputs:
             if not items:
                 return
         self._tracker.release_lanes(items)  # in flight until written; the lane moves on
-        outputs = report.outputs or []
-        self._sink.write(outputs, lambda refusal: self._written(items, report, refusal))
+        answered = self._answered
+        self._sink.write(
+            report.outputs or [], lambda refusal: answered.append((items, report, refusal))
+        )
 
     def _fail_given_up(self, items: list[Item], report: Report) -> list[Item]:
         """Hand the records refused for good before (exactly once: their transaction was
@@ -140,15 +150,33 @@ class Outputs:
             self._counters.fenced += len(self._tracker.settle_all(fenced))
         return live
 
-    def _written(self, items: list[Item], report: Report, refusal: Refusal | None) -> None:
-        if refusal is None:
-            live = self._live(items) if len(items) > 1 or items[0].owner.revoked else items
-            self._tracker.settle_all([item.id for item in live])
-            if self.refusals:
-                for item in live:
-                    self.refusals.pop(record_key(item), None)
-            self._complete(live, report, True)
+    def settle_answered(self) -> None:
+        """Settle the units answered since the last call (module doc): the acknowledged ones
+        complete together, the refused ones are failed attempts (`_refused`)."""
+        if not self._answered:
             return
+        answered = self._answered.copy()
+        self._answered.clear()
+        items: list[Item] = []
+        reports: list[Report] = []
+        for unit_items, report, refusal in answered:
+            if refusal is None:
+                items += unit_items
+                reports += [report] * len(unit_items)
+            else:
+                self._refused(unit_items, report, refusal)
+        if not items:
+            return
+        if any(item.owner.revoked for item in items):
+            reports = [r for item, r in zip(items, reports, strict=True) if not item.owner.revoked]
+            items = self._live(items)
+        self._tracker.settle_all([item.id for item in items])
+        if self.refusals:
+            for item in items:
+                self.refusals.pop(record_key(item), None)
+        self._complete(items, reports)
+
+    def _refused(self, items: list[Item], report: Report, refusal: Refusal) -> None:
         if self._closing or refusal.code == TRANSACTION_ABORTING:
             # Not completed, and not this record's fault: the run is ending (the next run
             # redoes it), or its transaction failed on another write (the abort redoes it).
@@ -186,9 +214,10 @@ class Outputs:
         self._sink.start()
 
     def poll(self) -> None:
-        """Serve the sink's answers and hand the records due for another attempt back to the
-        engine (those of partitions revoked meanwhile are fenced instead)."""
+        """Serve the sink's answers, settle them, and hand the records due for another attempt
+        back to the engine (those of partitions revoked meanwhile are fenced instead)."""
         self._sink.poll()
+        self.settle_answered()
         redo = self._redo
         if not redo:
             return
@@ -209,6 +238,7 @@ class Outputs:
             self._tracker.settle_all([item.id for item in items])
         self._redo.clear()
         self._sink.close(timeout)
+        self.settle_answered()
 
 
 def record_key(item: Item) -> RecordKey:

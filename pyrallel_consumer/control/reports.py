@@ -8,7 +8,8 @@ settles its item there before anything else happens to it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Sequence
 
 from pyrallel_consumer.completion import Completion
 from pyrallel_consumer.config import ConsumerConfig
@@ -72,7 +73,7 @@ class ReportHandler:
                 tracker,
                 engine,
                 counters,
-                self.complete_all,
+                self.complete_each,
                 self.failures.failed,
                 clock,
             )
@@ -171,13 +172,24 @@ class ReportHandler:
         self, items: Sequence[WorkItem[PartitionState]], report: Report, ok: bool
     ) -> None:
         """Mark records completed under one report (`ok`: the handler succeeded)."""
+        self._completed(items, itertools.repeat(report), ok)
+
+    def complete_each(
+        self, items: Sequence[WorkItem[PartitionState]], reports: Sequence[Report]
+    ) -> None:
+        """Mark records completed whose outputs were all acknowledged, items[i] under
+        reports[i] (outputs.py settles a turn's answers in one call)."""
+        self._completed(items, reports, True)
+
+    def _completed(
+        self, items: Sequence[WorkItem[PartitionState]], reports: Iterable[Report], ok: bool
+    ) -> None:
         for item in items:
             item.owner.complete(item.record.offset)
         self._counters.completed += len(items)
         on_complete = self._on_complete
         if on_complete is None:
             return
-        completed_at, attempts, error = report.completed_at, report.attempts, report.error
         on_complete.each(
             [
                 Completion(
@@ -186,13 +198,13 @@ class ReportHandler:
                     record.offset,
                     record.key,
                     item.received_at,
-                    completed_at,
-                    attempts,
+                    report.completed_at,
+                    report.attempts,
                     ok,
-                    error,
+                    report.error,
                     item.dispatched_at,
                 )
-                for item in items
+                for item, report in zip(items, reports, strict=False)  # reports may repeat
             ]
         )
 

@@ -50,11 +50,11 @@ class TopicLimits:
         self._admin: AdminClient | None = None
 
     def limit(self, topic: str) -> int | None:
-        if not self._enabled:
-            return None
-        if topic not in self._limits:
-            self._limits[topic] = self._read(topic)
-        return self._limits[topic]
+        try:
+            return self._limits[topic]
+        except KeyError:
+            limit = self._limits[topic] = self._read(topic) if self._enabled else None
+            return limit
 
     def _read(self, topic: str) -> int | None:
         try:

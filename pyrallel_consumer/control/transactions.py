@@ -293,6 +293,9 @@ class TransactionalCommitter:
         self._tracker = tracker
         self._counters = counters
         self.on_abort: Callable[[], None] = lambda: None
+        # Runs after the flush, before the commit points are taken: settles the outputs'
+        # answers the flush served (set by the loop to Outputs.settle_answered).
+        self.on_flushed: Callable[[], None] = lambda: None
 
     def commit(self, states: Iterable[PartitionState], then: str) -> bool:
         """Commit the open transaction with the commit points of every assigned partition
@@ -304,6 +307,7 @@ class TransactionalCommitter:
         producer = self._producer
         # Every delivery answered first: its record completes, so its offset is in the points.
         left = producer.flush(COMMIT_TIMEOUT_S)
+        self.on_flushed()
         if left:
             self.abort(f"{left} writes still waited for the broker after {COMMIT_TIMEOUT_S:.0f} s")
             return False
