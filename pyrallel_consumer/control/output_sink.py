@@ -137,7 +137,7 @@ class OutputProducer:
                 return
         # One output (the usual case) answers `on_written` itself; more share a _Unit.
         answer = on_written if len(outputs) == 1 else _Unit(len(outputs), on_written).answer
-        produce, on_delivery = self._producer.produce, self._on_delivery
+        produce = self._producer.produce
         for index, output in enumerate(outputs):
             counters.outputs_produced += 1  # handed to the producer: answered or pending
             try:
@@ -146,7 +146,7 @@ class OutputProducer:
                     output.value,
                     output.key,
                     output.headers,
-                    on_delivery(answer, index, output),
+                    _Delivery(self, answer, index, output),
                     output.partition,
                 )
             except Refused as refused:
@@ -168,32 +168,23 @@ class OutputProducer:
         )
         return Refusal(index, output, cause, KafkaError.MSG_SIZE_TOO_LARGE)
 
-    def _on_delivery(
-        self, answer: OnWritten, index: int, output: Output
-    ) -> Callable[[KafkaError | None, Message], None]:
-        counters = self._counters
-
-        def delivered(err: KafkaError | None, _msg: Message) -> None:
-            if err is None:
-                counters.outputs_acknowledged += 1
-                answer(None)
-                return
-            self._counters.outputs_refused += 1
-            if err.code() == KafkaError.MSG_SIZE_TOO_LARGE:
-                size = self._producer.size_text(output.key, output.value, output.headers)
-                cause = self._producer.too_large(output.topic, size, by_broker=True)
-                # The broker refuses a whole record batch: outputs within the limit fail when
-                # their batch is over it (many of them, under a small topic limit).
-                cause += (
-                    f"; if this output is below the topic's limit, its record batch was not: "
-                    f"set batch.size in output_producer_config below max.message.bytes of "
-                    f"topic {output.topic!r}"
-                )
-            else:
-                cause = described(err)
-            answer(Refusal(index, output, cause, err.code()))
-
-        return delivered
+    def refusal(self, index: int, output: Output, err: KafkaError) -> Refusal:
+        """The refusal of output `index` that the broker (or librdkafka) answered with `err`;
+        counted."""
+        self._counters.outputs_refused += 1
+        if err.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+            size = self._producer.size_text(output.key, output.value, output.headers)
+            cause = self._producer.too_large(output.topic, size, by_broker=True)
+            # The broker refuses a whole record batch: outputs within the limit fail when
+            # their batch is over it (many of them, under a small topic limit).
+            cause += (
+                f"; if this output is below the topic's limit, its record batch was not: "
+                f"set batch.size in output_producer_config below max.message.bytes of "
+                f"topic {output.topic!r}"
+            )
+        else:
+            cause = described(err)
+        return Refusal(index, output, cause, err.code())
 
     def start(self) -> None:
         """Build the producer when the run starts, not at the first output: an idempotent
@@ -216,6 +207,29 @@ class OutputProducer:
                 "uncommitted and are redone by the next run",
                 self._producer.missing,
             )
+
+
+class _Delivery:
+    """The delivery report of one output, for its unit's `answer`: None when acknowledged,
+    else its Refusal. A slotted object, not a closure (a function, its cells and their tuple):
+    the objects of the outputs waiting for the broker are what the cyclic GC keeps walking,
+    and with closures its collections took about 8% of a run's time (sleep 5 ms, 100 keys,
+    about 300 collections for 20,000 records)."""
+
+    __slots__ = ("_answer", "_index", "_output", "_sink")
+
+    def __init__(self, sink: OutputProducer, answer: OnWritten, index: int, output: Output):
+        self._sink = sink
+        self._answer = answer
+        self._index = index
+        self._output = output
+
+    def __call__(self, err: KafkaError | None, _msg: Message) -> None:
+        if err is None:
+            self._sink._counters.outputs_acknowledged += 1
+            self._answer(None)
+        else:
+            self._answer(self._sink.refusal(self._index, self._output, err))
 
 
 class _Unit:

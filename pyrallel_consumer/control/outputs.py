@@ -95,8 +95,8 @@ class Outputs:
         self._redo: list[tuple[float, int, list[Item]]] = []
         self._sequence = itertools.count()
         self._closing = False
-        # Units answered and not settled yet: (items, report, refusal or None), in answer order.
-        self._answered: list[tuple[list[Item], Report, Refusal | None]] = []
+        # Units answered and not settled yet, in answer order.
+        self._answered: list[_Waiting] = []
 
     def take(self, report: Report) -> None:
         """A report whose handler call succeeded with `report.outputs`: write them; its records
@@ -117,10 +117,7 @@ class Outputs:
             if not items:
                 return
         self._tracker.release_lanes(items)  # in flight until written; the lane moves on
-        answered = self._answered
-        self._sink.write(
-            report.outputs or [], lambda refusal: answered.append((items, report, refusal))
-        )
+        self._sink.write(report.outputs or [], _Waiting(items, report, self._answered))
 
     def _fail_given_up(self, items: list[Item], report: Report) -> list[Item]:
         """Hand the records refused for good before (exactly once: their transaction was
@@ -159,12 +156,12 @@ class Outputs:
         self._answered.clear()
         items: list[Item] = []
         reports: list[Report] = []
-        for unit_items, report, refusal in answered:
-            if refusal is None:
-                items += unit_items
-                reports += [report] * len(unit_items)
+        for unit in answered:
+            if unit.refusal is None:
+                items += unit.items
+                reports += [unit.report] * len(unit.items)
             else:
-                self._refused(unit_items, report, refusal)
+                self._refused(unit.items, unit.report, unit.refusal)
         if not items:
             return
         if any(item.owner.revoked for item in items):
@@ -239,6 +236,24 @@ class Outputs:
         self._redo.clear()
         self._sink.close(timeout)
         self.settle_answered()
+
+
+class _Waiting:
+    """The records of one unit, waiting for the answer on its outputs (the sink's
+    `on_written`): answered, it notes itself for `Outputs.settle_answered`. A slotted object
+    rather than a closure (output_sink._Delivery says why)."""
+
+    __slots__ = ("_answered", "items", "refusal", "report")
+
+    def __init__(self, items: list[Item], report: Report, answered: list[_Waiting]) -> None:
+        self.items = items
+        self.report = report
+        self.refusal: Refusal | None = None
+        self._answered = answered
+
+    def __call__(self, refusal: Refusal | None) -> None:
+        self.refusal = refusal
+        self._answered.append(self)
 
 
 def record_key(item: Item) -> RecordKey:
