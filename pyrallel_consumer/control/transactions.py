@@ -149,20 +149,7 @@ class TransactionalProducer(LazyProducer):
         if self.failed:
             raise Refused(_ABORTING_TEXT, TRANSACTION_ABORTING)
 
-        transaction = self._transaction
-
-        def delivered(err: KafkaError | None, msg: Message) -> None:
-            if err is not None:
-                # Blamed on its write only when it is the first failure of the open
-                # transaction and not a purge (librdkafka purges what is outstanding when a
-                # transaction fails, and so does an abort); any failure dooms the transaction.
-                current = transaction == self._transaction
-                if self.failed or not current or err.code() in _PURGED:
-                    err = KafkaError(TRANSACTION_ABORTING, _ABORTING_TEXT)
-                if current:
-                    self.failed = True
-            on_delivery(err, msg)
-
+        delivered = _InTransaction(self, self._transaction, on_delivery)
         if not self.open:
             try:
                 self._built().begin_transaction()
@@ -243,6 +230,33 @@ class TransactionalProducer(LazyProducer):
                 self._producer = None
                 return 0
         return super().close(timeout)
+
+
+class _InTransaction:
+    """`on_delivery` of a write into transaction number `transaction`: a failure is blamed on
+    its write only when it is the first failure of the open transaction and not a purge
+    (librdkafka purges what is outstanding when a transaction fails, and so does an abort);
+    the others are reported as TRANSACTION_ABORTING. Any failure dooms the transaction. A
+    slotted object rather than a closure (output_sink._Delivery says why)."""
+
+    __slots__ = ("_on_delivery", "_producer", "_transaction")
+
+    def __init__(
+        self, producer: TransactionalProducer, transaction: int, on_delivery: OnDelivery
+    ) -> None:
+        self._producer = producer
+        self._transaction = transaction
+        self._on_delivery = on_delivery
+
+    def __call__(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            producer = self._producer
+            current = self._transaction == producer._transaction
+            if producer.failed or not current or err.code() in _PURGED:
+                err = KafkaError(TRANSACTION_ABORTING, _ABORTING_TEXT)
+            if current:
+                producer.failed = True
+        self._on_delivery(err, msg)
 
 
 def _retrying(step: Callable[[], object]) -> None:
