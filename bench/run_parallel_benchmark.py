@@ -34,6 +34,7 @@ from bench.run.context import RunContext, RunSpec, profile_settings, run_names
 from bench.run.floor import warm_up
 from bench.run.mode import run_mode
 from bench.run.scenario_summary import client_settings, relate_to_one_member
+from bench.run.warm_writes import warm_up_writes
 from bench.workloads import WORKLOADS, Workload, WorkloadSettings, workload_class
 from pyrallel_consumer.config import usable_cores
 
@@ -147,6 +148,10 @@ def run_benchmark(opts: BenchOptions) -> int:
             )
         if broker.kind == "kafka":  # a JVM started for this run: seconds slow while cold
             metadata["broker"]["warm_up"] = warm_up(broker.bootstrap_servers)
+            if opts.outputs:  # the library's own producers too (warm_writes.py)
+                metadata["broker"]["warm_up_writes"] = warm_up_writes(
+                    broker.bootstrap_servers, opts.exactly_once
+                )
         metadata["client_settings"] = client_settings(opts)
         ctx = RunContext(
             options=opts,

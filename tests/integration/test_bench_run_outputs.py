@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
+from bench.run.warm_writes import WARM_UP_WRITES, warm_up_writes
 from bench.run_parallel_benchmark import main
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -75,3 +76,10 @@ def test_outputs_run_checks_its_output_topic(
         assert outputs["transactions_aborted"] == 0
     assert result["complete"] is True and status == 0, result.get("error")
     assert "Outputs (read back with read_committed" in capsys.readouterr().out
+
+
+def test_the_writers_warm_up_commits_its_records_with_both_producers(kafka_broker: Any) -> None:
+    result = warm_up_writes(kafka_broker.bootstrap_servers, transactional=True)
+    assert "error" not in result
+    assert result["idempotent_s"] > 0 and result["transactional_s"] > 0
+    assert result["records"] == WARM_UP_WRITES
