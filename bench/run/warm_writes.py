@@ -11,7 +11,7 @@ outputs as the first run on a fresh broker, and 0.92-0.95 in the runs after it (
 "Consume, transform, produce").
 
 Here an idempotent producer, and for --exactly-once a transactional one committing one
-transaction, each write WARM_UP_WRITES records to a throwaway topic first, and the time they
+transaction, each writes WARM_UP_WRITES records to a throwaway topic first, and the time they
 took goes into the results' metadata.
 """
 
