@@ -6,7 +6,11 @@ Produces N records over 100 keys into a fresh 8-partition topic, then reads them
 plain confluent-kafka consume() loop (the floor: no tracking, no ordering, no commits) and with
 ParallelConsumer on each path, handler doing nothing. A path is `engine[/ordering][/batchN]`:
 `async` (key order, one record per handler call), `async/unordered/batch500` (batch mode,
-`batch_size=500`). Prints records/s per path and its ratio to the raw loop of the same run.
+`batch_size=500`). Prints records/s per path and its ratio to the raw loop of the same run,
+and the CPU time of the thread that runs the loop (the control thread; `time.thread_time()`
+around the run, so the join included) per record, next to the raw loop's: on a shared or
+noisy machine the raw loop's own rate moved by a third between runs (1.37-1.87M records/s on 2
+cores), while CPU time per record does not count the time others took the cores.
 Without --bootstrap-servers it starts an embedded broker.
 """
 
@@ -91,7 +95,16 @@ async def noop_async(record: object) -> None:
     """The zero-work coroutine handler."""
 
 
-def _raw_rate(bootstrap: str, topic: str, count: int) -> float:
+@dataclass(frozen=True)
+class Measured:
+    """Records/s (first record received to the last done) and the loop thread's CPU time per
+    record (us)."""
+
+    rate: float
+    cpu_us: float
+
+
+def _raw_rate(bootstrap: str, topic: str, count: int) -> Measured:
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -105,6 +118,7 @@ def _raw_rate(bootstrap: str, topic: str, count: int) -> float:
     consumer.subscribe([topic])
     seen = 0
     first: float | None = None
+    cpu = time.thread_time()
     while seen < count:
         messages = consumer.consume(500, 0.1)
         if messages and first is None:
@@ -112,11 +126,12 @@ def _raw_rate(bootstrap: str, topic: str, count: int) -> float:
         seen += len(messages)
     assert first is not None
     elapsed = time.monotonic() - first
+    cpu = time.thread_time() - cpu
     consumer.close()
-    return count / elapsed
+    return Measured(count / elapsed, 1e6 * cpu / count)
 
 
-def _path_rate(bootstrap: str, topic: str, count: int, path: Path) -> float:
+def _path_rate(bootstrap: str, topic: str, count: int, path: Path) -> Measured:
     """Records/s from the first record received to the last completion."""
     span: list[float] = []
 
@@ -139,10 +154,12 @@ def _path_rate(bootstrap: str, topic: str, count: int, path: Path) -> float:
         on_complete=on_complete,
         batch_size=path.batch_size,
     )
-    done = consumer.run(max_records=count, timeout=300)
+    cpu = time.thread_time()
+    done = consumer.run(max_records=count, timeout=300)  # the control loop, on this thread
+    cpu = time.thread_time() - cpu
     if done < count or len(span) < 2:
         raise RuntimeError(f"{path.label}: only {done} of {count} records completed")
-    return count / (span[1] - span[0])
+    return Measured(count / (span[1] - span[0]), 1e6 * cpu / count)
 
 
 @contextlib.contextmanager
@@ -179,12 +196,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         produce_backlog(ProducePlan(bootstrap, topic, args.num_messages, KEYS), 120)
         raw = _raw_rate(bootstrap, topic, args.num_messages)
         width = max(len("raw consume()"), *(len(path.label) for path in args.paths))
-        print(f"{'raw consume()':>{width}}: {raw:>12,.0f} records/s")
+        print(
+            f"{'raw consume()':>{width}}: {raw.rate:>12,.0f} records/s  "
+            f"(loop thread CPU {raw.cpu_us:.2f} us/record)"
+        )
         for path in args.paths:
-            rate = _path_rate(bootstrap, topic, args.num_messages, path)
+            got = _path_rate(bootstrap, topic, args.num_messages, path)
             print(
-                f"{path.label:>{width}}: {rate:>12,.0f} records/s  ({rate / raw:.3f} of raw, "
-                f"{1e6 / rate:.1f} us/record)"
+                f"{path.label:>{width}}: {got.rate:>12,.0f} records/s  ({got.rate / raw.rate:.3f} "
+                f"of raw, {1e6 / got.rate:.1f} us/record; control thread CPU "
+                f"{got.cpu_us:.2f} us/record, {got.cpu_us / raw.cpu_us:.1f}x raw's)"
             )
     return 0
 
