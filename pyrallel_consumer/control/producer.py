@@ -136,7 +136,7 @@ class LazyProducer:
         partition, a fatal producer)."""
         producer = self._producer or self._built()
         delivered = _Counted(self, on_delivery)
-        # Positional arguments (topic, value, key, partition, on_delivery, callback,
+        # Positional arguments (topic, value, key, partition, callback, on_delivery,
         # timestamp, headers; -1 is librdkafka's "any partition", 0 "now"): confluent-kafka
         # parses keywords at about 0.5 us more per record (measured). Acknowledgements are
         # served by `poll`, once per loop turn, not per record: a poll per produce cost about
