@@ -17,7 +17,7 @@ INSTALL_STAMP := $(VENV)/.pyrallel-installed
 EXT_STAMP := $(VENV)/.pyrallel-ext-built
 SETUP_PY := $(wildcard setup.py)
 UV_LOCK := $(wildcard uv.lock)
-EXT_SOURCES := $(wildcard ext/*.pyx ext/*.pxd)
+EXT_SOURCES := $(wildcard ext/*.pyx ext/*.pxi ext/*.pxd)
 DOCKERFILES := $(wildcard images/*Dockerfile* images/local/Dockerfile*)
 
 ARGS ?=

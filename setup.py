@@ -3,21 +3,19 @@
 Native modules, each with a pure-Python twin that is used when the module is not built:
   ext/codec.pyx       -> pyrallel_consumer._codec  (twin: pyrallel_consumer/codec.py, msgpack)
   ext/cpu_kernel.pyx  -> bench._cpu_kernel         (twin: bench/cpu_kernel.py, hashlib)
-  ext/backlog.pyx     -> pyrallel_consumer._backlog (twin: pyrallel_consumer/backlog.py)
-  ext/partition_state.pyx -> pyrallel_consumer.control._partition_state
-                             (twin: pyrallel_consumer/control/partition_state.py)
-  ext/records.pyx     -> pyrallel_consumer._records
-                         (twins: Record in pyrallel_consumer/record.py; WorkItem, Report and
-                          GroupReport in pyrallel_consumer/work.py)
-  ext/intake.pyx      -> pyrallel_consumer.control._intake
-                         (twin: pyrallel_consumer/control/intake.py)
-The last four are picked by pyrallel_consumer/native.py (PYRALLEL_NATIVE=0 forces the twins).
+  ext/record_path.pyx -> pyrallel_consumer._record_path: the control thread's record path,
+                         from ext/records.pxi, backlog.pxi, partition_state.pxi, intake.pxi,
+                         completing.pxi and in_flight.pxi (twins: record.py, work.py, backlog.py
+                         and control/{partition_state,intake,completing,in_flight}.py in
+                         pyrallel_consumer/)
+The record path's twins are picked by pyrallel_consumer/native.py (PYRALLEL_NATIVE=0 forces
+the pure-Python ones).
 
-They are hand-written .pyx rather than the twins compiled in Cython's pure-Python mode: their
-speed comes from different data structures (a C int64 array for the pending offsets, list-backed
-queues with a head index and one object per lane instead of deques and two dicts), which a .pxd
-cannot add to the .py source; and the twins' `Generic` base and `__slots__` are not allowed on
-a cdef class. Both twins' tests run against both implementations.
+The record path is hand-written Cython rather than the twins compiled in Cython's pure-Python
+mode: its speed comes from different data structures (a C int64 array for the pending offsets,
+list-backed queues with a head index and one object per lane instead of deques and two dicts),
+which a .pxd cannot add to the .py source; and the twins' `Generic` base and `__slots__` are
+not allowed on a cdef class. Both twins' tests run against both implementations.
 
 Without Cython no extension is built and the package still installs and works, only slower.
 `make build-ext` runs `python setup.py build_ext --inplace`.
@@ -60,19 +58,8 @@ def _ext_modules() -> list[Extension]:
     extensions = [
         Extension("pyrallel_consumer._codec", ["ext/codec.pyx"], extra_compile_args=COMPILE_ARGS),
         Extension(
-            "pyrallel_consumer._backlog", ["ext/backlog.pyx"], extra_compile_args=COMPILE_ARGS
-        ),
-        Extension(
-            "pyrallel_consumer.control._partition_state",
-            ["ext/partition_state.pyx"],
-            extra_compile_args=COMPILE_ARGS,
-        ),
-        Extension(
-            "pyrallel_consumer._records", ["ext/records.pyx"], extra_compile_args=COMPILE_ARGS
-        ),
-        Extension(
-            "pyrallel_consumer.control._intake",
-            ["ext/intake.pyx"],
+            "pyrallel_consumer._record_path",
+            ["ext/record_path.pyx"],
             extra_compile_args=COMPILE_ARGS,
         ),
     ]

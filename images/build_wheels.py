@@ -56,10 +56,7 @@ LIBRARY = Distribution(
     "pyrallel_consumer",
     (
         "pyrallel_consumer/_codec",
-        "pyrallel_consumer/_backlog",
-        "pyrallel_consumer/_records",
-        "pyrallel_consumer/control/_partition_state",
-        "pyrallel_consumer/control/_intake",
+        "pyrallel_consumer/_record_path",
     ),
 )
 BENCH = Distribution("pyrallel_consumer_bench", "bench", ("bench/_cpu_kernel",))

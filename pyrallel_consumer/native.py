@@ -1,21 +1,23 @@
 """Native (Cython) or pure-Python record-tracking structures: which ones the package uses.
 
-The control thread's per-record structures have native twins, built from ext/*.pyx by
-`make build-ext`, with the same behaviour:
+The control thread's per-record structures have native twins, all in one extension module
+built from ext/record_path.pyx by `make build-ext` (one module so that they call each other in
+C), with the same behaviour:
 
-    structure          pure-Python module (PURE_MODULES)      native module (MODULES)
-    "backlog"          pyrallel_consumer.backlog              pyrallel_consumer._backlog
+    structure          pure-Python module (PURE_MODULES)
+    "backlog"          pyrallel_consumer.backlog
     "partition_state"  pyrallel_consumer.control.partition_state
-                                                            pyrallel_consumer.control._partition_state
-    "record"           pyrallel_consumer.record               pyrallel_consumer._records
-    "work"             pyrallel_consumer.work                 pyrallel_consumer._records
-    "intake"           pyrallel_consumer.control.intake       pyrallel_consumer.control._intake
+    "record"           pyrallel_consumer.record
+    "work"             pyrallel_consumer.work
+    "intake"           pyrallel_consumer.control.intake
+    "completing"       pyrallel_consumer.control.completing
+    "in_flight"        pyrallel_consumer.control.in_flight
 
 Each pure module calls `native_twin` once, at its end, and binds the native names when it gets
-a module (`Backlog`, `record_bytes`, `batch_bytes`; `PartitionState`; `Record`; `WorkItem`,
-`Report`, `GroupReport`; `intake`), so importers see one set of names. A leaf: it imports only the
-standard library, so the shared-vocabulary modules (backlog.py, record.py, work.py) may import
-it.
+the module (`Backlog`, `record_bytes`, `batch_bytes`; `PartitionState`; `Record`; `WorkItem`,
+`Report`, `GroupReport`; `intake`; `complete_offsets`, `completions`; `dispatch`, `settle`),
+so importers see one set of names. A leaf: it imports only the standard library, so the
+shared-vocabulary modules (backlog.py, record.py, work.py) may import it.
 
 ``PYRALLEL_NATIVE`` decides, read when each module is first imported: ``auto`` (default: native
 when built), ``1``/``native`` (ImportError when not built) or ``0``/``pure`` (the pure-Python
@@ -32,6 +34,7 @@ __all__ = [
     "ENV_VAR",
     "IN_USE",
     "MODULES",
+    "NATIVE_MODULE",
     "PURE_MODULES",
     "implementation",
     "import_native",
@@ -55,15 +58,12 @@ PURE_MODULES = {
     "record": "pyrallel_consumer.record",
     "work": "pyrallel_consumer.work",
     "intake": "pyrallel_consumer.control.intake",
+    "completing": "pyrallel_consumer.control.completing",
+    "in_flight": "pyrallel_consumer.control.in_flight",
 }
-MODULES = {
-    "backlog": "pyrallel_consumer._backlog",
-    "partition_state": "pyrallel_consumer.control._partition_state",
-    # One module for both: work.py's classes hold the record.py one's instances.
-    "record": "pyrallel_consumer._records",
-    "work": "pyrallel_consumer._records",
-    "intake": "pyrallel_consumer.control._intake",
-}
+# Every structure's native twin is in this one module (ext/record_path.pyx).
+NATIVE_MODULE = "pyrallel_consumer._record_path"
+MODULES = dict.fromkeys(PURE_MODULES, NATIVE_MODULE)
 
 # Structure -> "native" | "pure", as bound by `native_twin` (written on import, then only read).
 IN_USE: dict[str, str] = {}

@@ -3,11 +3,12 @@
 For each message of a consume() call: an error goes to the error callback; a record of a
 partition no longer assigned is dropped (its new owner consumes it); a record whose offset the
 partition state knows as completed (commit metadata, before a restart or rebalance) is counted
-and skipped; any other becomes a `Record` and a `WorkItem` on its lane (ordering.py), handed to
-`add` (the tracker's backlog). One job, no state: the tracker owns what it writes to.
+and skipped; any other becomes a `Record` and a `WorkItem` on its lane (ordering.py), added to the
+tracker's backlog. One job, no state: the tracker owns what it writes to.
 
-A native twin (ext/intake.pyx) runs the same loop in C when built (pyrallel_consumer/native.py):
-it is the hottest loop of the control thread, a Python interpreter turn per message attribute.
+A native twin (ext/intake.pxi, in pyrallel_consumer._record_path) runs the same loop in C when
+built (pyrallel_consumer/native.py): it is the hottest loop of the control thread, a Python
+interpreter turn per message attribute.
 
 Ownership: the control thread (called by tracker.py).
 """
@@ -15,7 +16,7 @@ Ownership: the control thread (called by tracker.py).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pyrallel_consumer.control.client import Message
 from pyrallel_consumer.control.partition_state import PartitionState
@@ -24,7 +25,13 @@ from pyrallel_consumer.ordering import lane_function
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import WorkItem
 
-Add = Callable[[WorkItem[PartitionState]], None]
+
+class Queue(Protocol):
+    """Where the work items go: the tracker's `Backlog`."""
+
+    def add(self, item: WorkItem[PartitionState]) -> None: ...
+
+
 OnError = Callable[[Any], None]  # a message's KafkaError, for the error callback
 
 
@@ -32,18 +39,19 @@ def intake(
     messages: Sequence[Message],
     partitions: Mapping[Any, PartitionState],
     ordering: str,
-    add: Add,
+    backlog: Queue,
     last_id: int,
     received_at: float,
     on_error: OnError,
 ) -> tuple[int, int]:
-    """Turn `messages` into work items numbered from `last_id + 1`, each handed to `add`.
+    """Turn `messages` into work items numbered from `last_id + 1`, each added to `backlog`.
 
     `partitions` maps (topic, partition) tuples to their states; `ordering` is the config's
     ("key", "partition" or "unordered"); `received_at` monotonic seconds. Returns (the last id
     used, the records skipped as already completed).
     """
     lane_of = lane_function(ordering)
+    add = backlog.add
     skipped = 0
     # A poll batch comes a partition at a time: look the state up once per run of them.
     last_topic, last_partition, state = None, -1, None
@@ -76,7 +84,7 @@ def intake(
     return last_id, skipped
 
 
-# The native twin (ext/intake.pyx) replaces the name above when built, unless PYRALLEL_NATIVE=0
+# The native twin (ext/intake.pxi) replaces the name above when built, unless PYRALLEL_NATIVE=0
 # (native.py). Hidden from mypy, which checks against the pure-Python definition. PURE_TWIN
 # keeps it reachable, for the tests that run against both.
 if not TYPE_CHECKING:

@@ -55,7 +55,7 @@ Item = WorkItem[PartitionState]
 RecordKey = tuple[str, int, int]  # topic, partition, offset
 # Completes records whose outputs were acknowledged, items[i] under reports[i]
 # (reports.ReportHandler.complete_each).
-Complete = Callable[[Sequence[Item], Sequence[Report]], None]
+Complete = Callable[[Sequence[Item], list[Report]], None]
 # Hands a record that failed for good to the failure policy (failures.FailurePolicy.failed).
 Fail = Callable[[Item, Report], None]
 Clock = Callable[[], float]

@@ -8,12 +8,12 @@ settles its item there before anything else happens to it.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 from pyrallel_consumer.completion import Completion
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.control.callbacks import Callback
+from pyrallel_consumer.control.completing import complete_offsets, completions
 from pyrallel_consumer.control.dead_letter import DeadLetterSink
 from pyrallel_consumer.control.failures import FailurePolicy
 from pyrallel_consumer.control.output_sink import OutputSink
@@ -172,47 +172,22 @@ class ReportHandler:
         self, items: Sequence[WorkItem[PartitionState]], report: Report, ok: bool
     ) -> None:
         """Mark records completed under one report (`ok`: the handler succeeded)."""
-        self._completed(items, itertools.repeat(report), ok)
+        self._completed(items, report, ok)
 
     def complete_each(
-        self, items: Sequence[WorkItem[PartitionState]], reports: Sequence[Report]
+        self, items: Sequence[WorkItem[PartitionState]], reports: list[Report]
     ) -> None:
         """Mark records completed whose outputs were all acknowledged, items[i] under
         reports[i] (outputs.py settles a turn's answers in one call)."""
         self._completed(items, reports, True)
 
     def _completed(
-        self, items: Sequence[WorkItem[PartitionState]], reports: Iterable[Report], ok: bool
+        self, items: Sequence[WorkItem[PartitionState]], reports: Report | list[Report], ok: bool
     ) -> None:
-        for item in items:
-            item.owner.complete(item.record.offset)
+        complete_offsets(items)
         self._counters.completed += len(items)
-        on_complete = self._on_complete
-        if on_complete is None:
-            return
-        # tuple.__new__ rather than Completion(...): the named tuple's own __new__ is Python
-        # code, a frame per record (107 ns against 277 ns per record, timeit, CPython 3.11).
-        new = tuple.__new__
-        on_complete.each(
-            [
-                new(
-                    Completion,
-                    (
-                        (record := item.record).topic,
-                        record.partition,
-                        record.offset,
-                        record.key,
-                        item.received_at,
-                        report.completed_at,
-                        report.attempts,
-                        ok,
-                        report.error,
-                        item.dispatched_at,
-                    ),
-                )
-                for item, report in zip(items, reports, strict=False)  # reports may repeat
-            ]
-        )
+        if self._on_complete is not None:
+            self._on_complete.each(completions(items, reports, ok))
 
     def settle(
         self,

@@ -19,6 +19,7 @@ from collections.abc import Collection, Iterable, Sequence
 from pyrallel_consumer.backlog import Backlog
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.control.client import Message
+from pyrallel_consumer.control.in_flight import dispatch, settle
 from pyrallel_consumer.control.intake import OnError, intake
 from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.control.stats import Counters
@@ -118,7 +119,7 @@ class Tracker:
             messages,
             self.partitions,
             self._ordering,
-            self._backlog.add,
+            self._backlog,
             self._next_id,
             received_at,
             on_error,
@@ -146,10 +147,7 @@ class Tracker:
         """Up to `room` records of the backlog, round-robin across lanes and within their
         caps, now in flight (dispatched at `now`)."""
         items = self._backlog.take(room)
-        in_flight = self._in_flight
-        for item in items:
-            in_flight[item.id] = item
-            item.dispatched_at = now
+        dispatch(items, self._in_flight, now)
         return items
 
     def in_flight_items(self, item_ids: Iterable[int]) -> list[Item]:
@@ -193,18 +191,7 @@ class Tracker:
         """The engine reported on these items: no longer in flight, and their lanes may take
         other records. Returns the items that were in flight (one reported twice, or after
         `abandon`, is left out)."""
-        pop, done = self._in_flight.pop, self._backlog.done
-        released = self._lanes_released
-        items = []
-        for item_id in item_ids:
-            item = pop(item_id, None)
-            if item is not None:
-                if released and item_id in released:
-                    released.discard(item_id)
-                else:
-                    done(item.lane)
-                items.append(item)
-        return items
+        return settle(item_ids, self._in_flight, self._lanes_released, self._backlog)
 
     def clear_backlog(self) -> None:
         """Drop the backlog (shutdown, a fatal error): never handed over, never committed."""

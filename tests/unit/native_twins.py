@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 import pyrallel_consumer.backlog as backlog_module
+import pyrallel_consumer.control.completing as completing_module
+import pyrallel_consumer.control.in_flight as in_flight_module
 import pyrallel_consumer.control.intake as intake_module
 import pyrallel_consumer.control.partition_state as partition_state_module
 import pyrallel_consumer.record as record_module
@@ -65,3 +67,17 @@ def intake_function(implementation: str) -> Any:
     if implementation == "native":
         return import_native("intake").intake
     return intake_module.PURE_TWIN["intake"]
+
+
+def completing_twin(implementation: str) -> Any:
+    """`complete_offsets` and `completions` of one implementation (control/completing.py)."""
+    if implementation == "native":
+        return import_native("completing")
+    return _Names(completing_module.PURE_TWIN)
+
+
+def in_flight_twin(implementation: str) -> Any:
+    """`dispatch` and `settle` of one implementation (control/in_flight.py)."""
+    if implementation == "native":
+        return import_native("in_flight")
+    return _Names(in_flight_module.PURE_TWIN)

@@ -46,10 +46,7 @@ CHECKOUT = (
 IGNORE = shutil.ignore_patterns("__pycache__", "*.py[cod]", "*.so", "*.c", "*.html", "results")
 LIBRARY_NATIVE = (
     "pyrallel_consumer/_codec",
-    "pyrallel_consumer/_backlog",
-    "pyrallel_consumer/_records",
-    "pyrallel_consumer/control/_partition_state",
-    "pyrallel_consumer/control/_intake",
+    "pyrallel_consumer/_record_path",
 )
 
 
@@ -130,9 +127,11 @@ def test_library_sdist_holds_only_the_library_and_builds_the_same_wheel(checkout
     assert not [n for n in names if n.startswith("bench")], "the sdist holds the bench"
     sources = sorted(n for n in names if n.startswith("ext/"))
     expected = sorted(
-        f"ext/{p.name}" for p in (REPO / "ext").glob("*.pyx") if p.name != "cpu_kernel.pyx"
+        f"ext/{p.name}"
+        for p in [*(REPO / "ext").glob("*.pyx"), *(REPO / "ext").glob("*.pxi")]
+        if p.name != "cpu_kernel.pyx"
     )
-    assert sources == expected  # the library's .pyx: no bench kernel, no generated C
+    assert sources == expected  # the library's .pyx and .pxi: no bench kernel, no generated C
     assert {"pyproject.toml", "setup.py", "pyrallel_consumer/__init__.py"} <= set(names)
     _assert_library_wheel(_pip_wheel(sdist, checkout.parent / "sdist-wheel"))
 

@@ -9,7 +9,12 @@ from typing import Any
 
 import pytest
 from fake_messages import FakeKafkaError, FakeMessage
-from native_twins import IMPLEMENTATIONS, intake_function
+from native_twins import (
+    IMPLEMENTATIONS,
+    backlog_twin,
+    intake_function,
+    partition_state_class,
+)
 
 from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.ordering import lane_function
@@ -29,6 +34,13 @@ class ErroredMessage:
         return self._error
 
 
+class Collected(list[WorkItem[PartitionState]]):
+    """A backlog stand-in that keeps what the intake adds, in order."""
+
+    def add(self, item: WorkItem[PartitionState]) -> None:
+        self.append(item)
+
+
 @pytest.fixture(params=IMPLEMENTATIONS)
 def intake(request: pytest.FixtureRequest) -> Any:
     return intake_function(request.param)
@@ -41,8 +53,8 @@ def test_records_become_work_items_on_the_orderings_lanes(intake: Any, ordering:
         *(FakeMessage(TOPIC, 0, o, b"k%d" % (o % 3), b"v%d" % o) for o in range(5)),
         *(FakeMessage(TOPIC, 1, o, None, None) for o in range(10, 12)),
     ]
-    items: list[WorkItem[PartitionState]] = []
-    last_id, skipped = intake(messages, states, ordering, items.append, 41, 7.5, print)
+    items = Collected()
+    last_id, skipped = intake(messages, states, ordering, items, 41, 7.5, print)
     assert (last_id, skipped) == (48, 0)
     assert [i.id for i in items] == list(range(42, 49))
     lane_of = lane_function(ordering)
@@ -68,11 +80,9 @@ def test_errors_unassigned_partitions_and_completed_offsets_are_left_out(intake:
         FakeMessage(TOPIC, 0, 2, b"a", b"v"),
         FakeMessage(TOPIC, 0, 3, b"a", b"v"),
     ]
-    items: list[WorkItem[PartitionState]] = []
+    items = Collected()
     errors: list[object] = []
-    last_id, skipped = intake(
-        messages, {(TOPIC, 0): state}, "key", items.append, 0, 1.0, errors.append
-    )
+    last_id, skipped = intake(messages, {(TOPIC, 0): state}, "key", items, 0, 1.0, errors.append)
     assert errors == [error]
     assert (last_id, skipped) == (2, 2)
     assert [i.record.offset for i in items] == [0, 3]
@@ -80,4 +90,32 @@ def test_errors_unassigned_partitions_and_completed_offsets_are_left_out(intake:
 
 def test_an_unknown_ordering_is_refused(intake: Any) -> None:
     with pytest.raises(ValueError, match="ordering must be"):
-        intake([FakeMessage(TOPIC, 0, 0, None, None)], {}, "random", print, 0, 0.0, print)
+        intake([FakeMessage(TOPIC, 0, 0, None, None)], {}, "random", Collected(), 0, 0.0, print)
+
+
+@pytest.mark.parametrize("backlog_of", IMPLEMENTATIONS)
+@pytest.mark.parametrize("state_of", IMPLEMENTATIONS)
+def test_a_backlog_and_partition_states_of_either_twin_receive_the_same(
+    intake: Any, backlog_of: str, state_of: str
+) -> None:
+    """The native intake calls its own module's backlog and states in C and any other class
+    through Python: every pairing queues the same items and records the same offsets."""
+    state_class = partition_state_class(state_of)
+    states = {(TOPIC, p): state_class(TOPIC, p, 1, already_completed={3}) for p in (0, 1)}
+    backlog = backlog_twin(backlog_of).Backlog(2)
+    messages = [FakeMessage(TOPIC, o % 2, o, b"k%d" % (o % 3), b"v") for o in range(8)]
+    last_id, skipped = intake(messages, states, "key", backlog, 0, 2.0, print)
+    assert (last_id, skipped, len(backlog), backlog.bytes) == (7, 1, 7, 21)
+    taken = backlog.take(10)  # at most 2 per lane (the cap), one per lane per round
+    assert sorted((i.record.partition, i.record.offset) for i in taken) == [
+        (0, 0),
+        (0, 2),
+        (0, 4),
+        (0, 6),
+        (1, 1),
+        (1, 5),
+        (1, 7),
+    ]
+    assert all(i.owner is states[(TOPIC, i.record.partition)] for i in taken)
+    assert [states[(TOPIC, p)].next_offset for p in (0, 1)] == [7, 8]
+    assert [states[(TOPIC, p)].position for p in (0, 1)] == [0, 1]

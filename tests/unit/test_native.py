@@ -24,8 +24,12 @@ ROOT = Path(__file__).resolve().parents[2]
 _PRINT_IN_USE = (
     "import pyrallel_consumer.backlog as b, pyrallel_consumer.control.partition_state as p; "
     "import pyrallel_consumer.record as r, pyrallel_consumer.work as w; "
+    "import pyrallel_consumer.control.intake as i, pyrallel_consumer.control.completing as c; "
+    "import pyrallel_consumer.control.in_flight as f; "
     "print(type(b.Backlog()).__module__, p.PartitionState.__module__, r.Record.__module__, "
     "w.WorkItem.__module__, w.Report.__module__, w.GroupReport.__module__, "
+    "i.intake.__module__, c.complete_offsets.__module__, c.completions.__module__, "
+    "f.dispatch.__module__, f.settle.__module__, "
     "__import__('pyrallel_consumer.native').native.implementation())"
 )
 
@@ -49,12 +53,7 @@ def _in_use(env_value: str | None) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("env_value", [None, "auto", "1", "native"])
 def test_the_native_structures_are_in_use_when_built(env_value: str | None) -> None:
     proc = _in_use(env_value)
-    assert proc.stdout.split() == [
-        "pyrallel_consumer._backlog",
-        "pyrallel_consumer.control._partition_state",
-        *["pyrallel_consumer._records"] * 4,
-        "native",
-    ], proc.stderr
+    assert proc.stdout.split() == [*["pyrallel_consumer._record_path"] * 11, "native"], proc.stderr
 
 
 @pytest.mark.parametrize("env_value", ["0", "pure", " PURE "])
@@ -65,6 +64,9 @@ def test_the_environment_forces_the_pure_twins(env_value: str) -> None:
         "pyrallel_consumer.control.partition_state",
         "pyrallel_consumer.record",
         *["pyrallel_consumer.work"] * 3,
+        "pyrallel_consumer.control.intake",
+        *["pyrallel_consumer.control.completing"] * 2,
+        *["pyrallel_consumer.control.in_flight"] * 2,
         "pure",
     ], proc.stderr
 
@@ -78,7 +80,7 @@ def test_the_environment_rejects_unknown_values() -> None:
 def test_without_the_extension_auto_falls_back_and_native_says_how_to_build(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setitem(sys.modules, "pyrallel_consumer._backlog", None)  # import now fails
+    monkeypatch.setitem(sys.modules, native.NATIVE_MODULE, None)  # import now fails
     monkeypatch.setattr(native, "IN_USE", {})
     monkeypatch.setenv(native.ENV_VAR, "auto")
     assert native.native_twin("backlog") is None

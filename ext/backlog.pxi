@@ -1,14 +1,13 @@
-# cython: language_level=3
-"""Native twin of pyrallel_consumer/backlog.py: the same `Backlog`, `record_bytes` and
-`batch_bytes`, with the same behaviour (that module's docstring explains the rotation and the
-per-lane cap). Loaded by pyrallel_consumer/native.py; backlog.py binds these names when built.
-
-Why it is faster: the pure twin pays a deque method call per queue operation, a `size_of`
-call per record twice, and two dict lookups per lane (its queue and its taken count). Here a
-lane is one `_Lane` object (its queue as a list with a head index, and its count), found with
-one dict lookup, the rotation is a list with a head index too, and the two standard sizers are
-computed inline. Not thread-safe, like the twin: its owner says which thread guards it.
-"""
+# Native twin of pyrallel_consumer/backlog.py: the same `Backlog`, `record_bytes` and
+# `batch_bytes`, with the same behaviour (that module's docstring explains the rotation and the
+# per-lane cap). Loaded by pyrallel_consumer/native.py; backlog.py binds these names when built.
+#
+# Why it is faster: the pure twin pays a deque method call per queue operation, a `size_of`
+# call per record twice, and two dict lookups per lane (its queue and its taken count). Here a
+# lane is one `_Lane` object (its queue as a list with a head index, and its count), found with
+# one dict lookup, the rotation is a list with a head index too, and the two standard sizers are
+# computed inline. Not thread-safe, like the twin: its owner says which thread guards it.
+#
 
 from types import GenericAlias
 
@@ -144,6 +143,10 @@ cdef class Backlog:
         return lane
 
     def add(self, item):
+        self._add(item)
+
+    cdef int _add(self, object item) except -1:
+        """`add`, as a C call for the intake."""
         key = item.lane
         cdef _Lane lane
         found = self._lanes.get(key)
@@ -157,6 +160,7 @@ cdef class Backlog:
         lane.items.append(item)
         self._size += 1
         self.bytes += self._bytes_of(item)
+        return 0
 
     def take(self, Py_ssize_t limit):
         """Up to `limit` records, one per lane per round (unordered records in bulk); fewer
@@ -195,8 +199,12 @@ cdef class Backlog:
         at its cap takes its turn again. Only for a backlog with a cap.
 
         Raises KeyError for a lane with no record taken and not done, as the twin does."""
+        self._done(lane)
+
+    cdef int _done(self, object lane) except -1:
+        """`done`, as a C call for the settling of work in flight."""
         if not self._capped or lane is None:
-            return
+            return 0
         found = self._lanes.get(lane)
         if found is None or (<_Lane>found).taken == 0:
             raise KeyError(lane)
@@ -207,6 +215,7 @@ cdef class Backlog:
                 self._push_ready(state)
         elif state.taken == 0:
             del self._lanes[lane]
+        return 0
 
     def remove_if(self, doomed):
         """Drop the records that match (their partition was revoked)."""

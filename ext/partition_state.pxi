@@ -1,18 +1,17 @@
-# cython: language_level=3
-"""Native twin of pyrallel_consumer/control/partition_state.py's `PartitionState`, with the same
-behaviour. That module's docstring is the reasoning for the blocking rule (bounds (a) and (b))
-and applies here unchanged: only the data structures differ. Loaded by
-pyrallel_consumer/native.py; partition_state.py binds `PartitionState` to this one when built.
-
-Why it is faster: `receive` and `complete`, once per record each, keep the received and not yet
-complete offsets in a C array of int64 (oldest first) instead of a deque, and the offsets as C
-integers, so the in-order case touches no Python object. The completed set stays a Python set:
-it is touched only when records complete out of order. The rest (commit_point, check_fit) runs
-per poll batch or per commit and reuses offset_metadata's pure-Python helpers as they are.
-
-Offsets are Kafka's int64: a larger int raises OverflowError. Owned by the control thread, like
-the twin.
-"""
+# Native twin of pyrallel_consumer/control/partition_state.py's `PartitionState`, with the same
+# behaviour. That module's docstring is the reasoning for the blocking rule (bounds (a) and (b))
+# and applies here unchanged: only the data structures differ. Loaded by
+# pyrallel_consumer/native.py; partition_state.py binds `PartitionState` to this one when built.
+#
+# Why it is faster: `receive` and `complete`, once per record each, keep the received and not yet
+# complete offsets in a C array of int64 (oldest first) instead of a deque, and the offsets as C
+# integers, so the in-order case touches no Python object. The completed set stays a Python set:
+# it is touched only when records complete out of order. The rest (commit_point, check_fit) runs
+# per poll batch or per commit and reuses offset_metadata's pure-Python helpers as they are.
+#
+# Offsets are Kafka's int64: a larger int raises OverflowError. Owned by the control thread, like
+# the twin.
+#
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from libc.string cimport memmove
@@ -184,6 +183,10 @@ cdef class PartitionState:
     def receive(self, long long offset):
         """Track a received offset; False means the commit metadata says it already
         completed (before a restart or rebalance), so it is not handled again."""
+        return self._receive(offset)
+
+    cdef bint _receive(self, long long offset) except -1:
+        """`receive`, as a C call for the intake."""
         cdef bint had_next = self._has_next
         cdef long long previous_next = self._next
         cdef Py_ssize_t weight
@@ -204,6 +207,10 @@ cdef class PartitionState:
         return True
 
     def complete(self, long long offset):
+        self._complete(offset)
+
+    cdef int _complete(self, long long offset) except -1:
+        """`complete`, as a C call for the completions."""
         cdef set completed = self._completed
         if self._holes:
             self._hole_sum -= self._holes.pop(offset, 0)
@@ -214,6 +221,7 @@ cdef class PartitionState:
                     completed.discard(self._pop())
         else:
             completed.add(offset)
+        return 0
 
     @property
     def position(self):

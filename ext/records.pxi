@@ -1,26 +1,25 @@
-# cython: language_level=3
-"""Native twins of `Record` (pyrallel_consumer/record.py) and of `WorkItem`, `Report` and
-`GroupReport` (pyrallel_consumer/work.py), with the same constructors, attributes, reprs and
-equality. Loaded by pyrallel_consumer/native.py; record.py and work.py bind these names when
-built, unless PYRALLEL_NATIVE=0.
-
-Why: every record builds one `Record` and one `WorkItem` on the control thread and one
-`Report` (or a share of a `GroupReport`) on an engine thread. As slotted Python classes each
-costs ~0.3 us to build and is tracked by the cyclic garbage collector, so every record also
-advances the GC generations and their collections walk the objects in flight. These cdef
-classes are built in tens of ns and, being `no_gc`, are never tracked.
-
-Why `no_gc` is safe: an instance of these classes cannot be part of a reference cycle. Their
-attributes hold strings, bytes, ints, floats, Outcome members, None, lists of header tuples or
-of records or of work ids or of Outputs (whose slots hold only str, bytes, ints and header
-lists), and a WorkItem's `owner`, a PartitionState (which refers to no work item). What would break it: an attribute that leads back to the instance, e.g. an `owner` that
-keeps its items, or a Record whose `headers` list holds the record. The collector never sees
-such a cycle, so it leaks: keep these attributes free of back references. Python subclasses
-(engines/batching.py's `Piece(WorkItem)`) get GC support of their own for the slots they add,
-so a cycle through those slots (Piece.batch -> its batch -> Piece) is still collected.
-
-Not thread-safe beyond what the GIL gives attribute access, like the twins.
-"""
+# Native twins of `Record` (pyrallel_consumer/record.py) and of `WorkItem`, `Report` and
+# `GroupReport` (pyrallel_consumer/work.py), with the same constructors, attributes, reprs and
+# equality. Loaded by pyrallel_consumer/native.py; record.py and work.py bind these names when
+# built, unless PYRALLEL_NATIVE=0.
+#
+# Why: every record builds one `Record` and one `WorkItem` on the control thread and one
+# `Report` (or a share of a `GroupReport`) on an engine thread. As slotted Python classes each
+# costs ~0.3 us to build and is tracked by the cyclic garbage collector, so every record also
+# advances the GC generations and their collections walk the objects in flight. These cdef
+# classes are built in tens of ns and, being `no_gc`, are never tracked.
+#
+# Why `no_gc` is safe: an instance of these classes cannot be part of a reference cycle. Their
+# attributes hold strings, bytes, ints, floats, Outcome members, None, lists of header tuples or
+# of records or of work ids or of Outputs (whose slots hold only str, bytes, ints and header
+# lists), and a WorkItem's `owner`, a PartitionState (which refers to no work item). What would break it: an attribute that leads back to the instance, e.g. an `owner` that
+# keeps its items, or a Record whose `headers` list holds the record. The collector never sees
+# such a cycle, so it leaks: keep these attributes free of back references. Python subclasses
+# (engines/batching.py's `Piece(WorkItem)`) get GC support of their own for the slots they add,
+# so a cycle through those slots (Piece.batch -> its batch -> Piece) is still collected.
+#
+# Not thread-safe beyond what the GIL gives attribute access, like the twins.
+#
 
 cimport cython
 

@@ -1,0 +1,25 @@
+# cython: language_level=3
+"""The control thread's record path in C: pyrallel_consumer._record_path, the native twin of
+five pure-Python modules (pyrallel_consumer/native.py binds its names in their place):
+
+    records.pxi          Record (record.py); WorkItem, Report, GroupReport (work.py)
+    backlog.pxi          Backlog, record_bytes, batch_bytes (backlog.py)
+    partition_state.pxi  PartitionState (control/partition_state.py)
+    intake.pxi           intake (control/intake.py)
+    completing.pxi       complete_offsets, completions (control/completing.py)
+    in_flight.pxi        dispatch, settle (control/in_flight.py)
+
+One extension rather than one per file: the intake builds records and work items, records
+offsets in partition states and queues work items in the backlog, the settling gives lane slots
+back to the backlog, and the completions read records and mark offsets, once per record each. Within one module these are C calls on typed
+objects; across modules they would go through Python's attribute and call protocol (or need
+.pxd files found under the package's import path at build time, for every wheel). Each .pxi
+keeps one job, with the comment at its top saying which twin it mirrors and why it is faster.
+"""
+
+include "records.pxi"
+include "backlog.pxi"
+include "partition_state.pxi"
+include "intake.pxi"
+include "completing.pxi"
+include "in_flight.pxi"
