@@ -15,7 +15,7 @@ one holds only its own slot.
 
 Owned by the control plane's tracker (control/tracker.py: records queued for in-flight room);
 it lives at the top of the package beside `work.py`, whose words it uses, and has a native
-twin (ext/backlog.pyx). Not thread-safe, and needs not be: only the control thread, through
+twin (ext/backlog.pxi). Not thread-safe, and needs not be: only the control thread, through
 the tracker, ever touches it.
 """
 
@@ -143,7 +143,7 @@ class Backlog(Generic[Owner]):
         self.bytes = 0
 
 
-# The native twin (ext/backlog.pyx) replaces the names above when built, unless PYRALLEL_NATIVE=0
+# The native twin (ext/backlog.pxi) replaces the names above when built, unless PYRALLEL_NATIVE=0
 # (native.py). Hidden from mypy, which checks against the pure-Python definitions. PURE_TWIN
 # keeps those reachable, for the tests that run against both.
 if not TYPE_CHECKING:

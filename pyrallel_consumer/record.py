@@ -77,7 +77,7 @@ class Record:
         )
 
 
-# The native twin (ext/records.pyx, not tracked by the cyclic GC) replaces the name above when
+# The native twin (ext/records.pxi, not tracked by the cyclic GC) replaces the name above when
 # built, unless PYRALLEL_NATIVE=0 (native.py). Hidden from mypy, which checks against the
 # pure-Python definition. PURE_TWIN keeps it reachable, for the tests that run against both.
 if not TYPE_CHECKING:

@@ -135,7 +135,7 @@ class GroupReport(Report):
         )
 
 
-# The native twins (ext/records.pyx, not tracked by the cyclic GC) replace the names above when
+# The native twins (ext/records.pxi, not tracked by the cyclic GC) replace the names above when
 # built, unless PYRALLEL_NATIVE=0 (native.py). Hidden from mypy, which checks against the
 # pure-Python definitions. PURE_TWIN keeps those reachable, for the tests that run against both.
 if not TYPE_CHECKING:

@@ -310,7 +310,7 @@ def _warn_too_small(limit: int, poll_batch_size: int) -> None:
     )
 
 
-# The native twin (ext/partition_state.pyx) replaces PartitionState when built, unless
+# The native twin (ext/partition_state.pxi) replaces PartitionState when built, unless
 # PYRALLEL_NATIVE=0 (native.py). Hidden from mypy, which checks against the class above.
 # PURE_TWIN keeps that reachable, for the tests that run against both.
 if not TYPE_CHECKING:

@@ -1,5 +1,5 @@
 """Record, WorkItem, Report and GroupReport behave the same in both twins (record.py and
-work.py, ext/records.pyx), and the native ones are never tracked by the cyclic GC."""
+work.py, ext/records.pxi), and the native ones are never tracked by the cyclic GC."""
 
 from __future__ import annotations
 
