@@ -8,7 +8,20 @@
 
 from pyrallel_consumer.completion import Completion
 
-cdef object _tuple_new = tuple.__new__
+cdef extern from *:
+    """
+    /* tuple.__new__(cls, fields) without the method wrapper, which walks the class's MRO and
+       slices its arguments on every call: the tuple type's own constructor, which builds an
+       instance of the subclass `cls` (a named tuple) from `fields`. */
+    static PyObject *pyrallel_tuple_of(PyObject *cls, PyObject *fields) {
+        PyObject *args = PyTuple_Pack(1, fields);
+        if (args == NULL) return NULL;
+        PyObject *made = PyTuple_Type.tp_new((PyTypeObject *)cls, args, NULL);
+        Py_DECREF(args);
+        return made;
+    }
+    """
+    object pyrallel_tuple_of(object cls, object fields)
 
 
 def complete_offsets(items):
@@ -53,5 +66,5 @@ def completions(items, reports, bint ok):
                 obj.received_at, given.completed_at, given.attempts, ok, given.error,
                 obj.dispatched_at,
             )
-        out.append(_tuple_new(Completion, fields))
+        out.append(pyrallel_tuple_of(Completion, fields))
     return out
