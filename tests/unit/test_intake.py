@@ -41,6 +41,13 @@ class Collected(list[WorkItem[PartitionState]]):
         self.append(item)
 
 
+def _fields(record: Any) -> tuple[Any, ...]:
+    return tuple(
+        getattr(record, name)
+        for name in ("topic", "partition", "offset", "key", "value", "headers", "timestamp")
+    )
+
+
 @pytest.fixture(params=IMPLEMENTATIONS)
 def intake(request: pytest.FixtureRequest) -> Any:
     return intake_function(request.param)
@@ -62,7 +69,10 @@ def test_records_become_work_items_on_the_orderings_lanes(intake: Any, ordering:
         expected = Record(
             TOPIC, message.partition(), message.offset(), message.key(), message.value(), None, 0
         )
-        assert item.record == expected
+        # Field by field: the native intake builds its own module's records even where the
+        # pure twins are bound (PYRALLEL_NATIVE=0), and records of two classes never compare
+        # equal.
+        assert _fields(item.record) == _fields(expected)
         assert item.lane == lane_of(expected)
         assert item.owner is states[(TOPIC, message.partition())]
         assert (item.received_at, item.dispatched_at, item.cancelled) == (7.5, 7.5, False)
