@@ -4,19 +4,41 @@
 #
 # Why it is faster: the pure loop is interpreted, a bytecode round per message attribute, plus a
 # call of the ordering's lane function per record. Here the loop, the message calls and the
-# state lookups are C calls, and the lane is built inline from the ordering: (topic, partition,
-# key) for "key", (topic, partition) for "partition", None for "unordered", exactly what
+# state lookups are C calls, and the lane comes from the ordering inline: (topic, partition,
+# key) for "key", (topic, partition) for "partition", None for "unordered", equal to what
 # pyrallel_consumer/ordering.py's functions return (the tests compare both twins on the same
-# messages). The records, work items, partition states and backlog are this module's own
-# classes (record_path.pyx), so building a record and a work item, recording the offset and
-# queueing the item are C calls, not calls through Python's protocol. A partition state or
-# backlog of another class (a test's) is called through its Python methods.
+# messages). Equal lanes are mostly one tuple object (kept by the partition state: a key's in a
+# bounded cache, the partition's own), which the lane dicts downstream find by identity. The
+# records, work items, partition states and backlog are this module's own classes
+# (record_path.pyx), so building a record and a work item, recording the offset and queueing
+# the item are C calls, not calls through Python's protocol. A partition state or backlog of
+# another class (a test's) is called through its Python methods.
 
 
 cdef enum:
     BY_KEY
     BY_PARTITION
     UNORDERED
+
+
+# Lanes kept per partition for reuse (PartitionState.lanes), and their count before the cache
+# starts over: bounds its memory for topics whose keys rarely repeat (a UUID per record).
+cdef enum:
+    LANES_KEPT = 4096
+
+
+cdef object _key_lane(PartitionState state, object topic, object partition, object key):
+    """The lane (topic, partition, key), the same tuple object for every record of that key
+    while it stays cached: the backlog's and the engines' lane dicts then find it by identity
+    instead of comparing three fields, and no tuple is built per record."""
+    cdef dict lanes = state.lanes
+    lane = lanes.get(key)
+    if lane is None:
+        if len(lanes) >= LANES_KEPT:
+            lanes.clear()
+        lane = (topic, partition, key)
+        lanes[key] = lane
+    return lane
 
 
 cdef int _lane_kind(str ordering) except -1:
@@ -42,6 +64,7 @@ def intake(messages, partitions, str ordering, backlog, Py_ssize_t last_id,
     cdef Backlog native_backlog = backlog if type(backlog) is Backlog else None
     cdef object add = backlog.add
     cdef object lane
+    cdef object partition_lane = None
     cdef bint fresh
     cdef Record record
     cdef WorkItem item
@@ -55,6 +78,12 @@ def intake(messages, partitions, str ordering, backlog, Py_ssize_t last_id,
         if partition != last_partition or topic != last_topic:
             state = partitions.get((topic, partition))
             native_state = state if type(state) is PartitionState else None
+            if native_state is None:
+                partition_lane = (topic, partition)
+            else:
+                if native_state.partition_lane is None:
+                    native_state.partition_lane = (topic, partition)
+                partition_lane = native_state.partition_lane
             last_topic = topic
             last_partition = partition
         if state is None:
@@ -77,9 +106,12 @@ def intake(messages, partitions, str ordering, backlog, Py_ssize_t last_id,
         record.headers = message.headers()
         record.timestamp = message.timestamp()[1]
         if kind == BY_KEY:
-            lane = (topic, partition, key)
+            if native_state is not None:
+                lane = _key_lane(native_state, topic, partition, key)
+            else:
+                lane = (topic, partition, key)
         elif kind == BY_PARTITION:
-            lane = (topic, partition)
+            lane = partition_lane
         else:
             lane = None
         last_id += 1

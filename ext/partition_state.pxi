@@ -91,6 +91,10 @@ cdef class PartitionState:
     cdef object _bound  # bound (b) in bytes when last measured (a Python int: no overflow)
     cdef object _bound_next  # next_offset when it was measured
     cdef bint _cut_logged
+    # The intake's lanes of this partition (intake.pxi): by record key (at most LANES_KEPT),
+    # and the partition's own, built on first use.
+    cdef dict lanes
+    cdef object partition_lane
 
     def __cinit__(self, *args, **kwargs):
         self._capacity = 64
@@ -138,6 +142,8 @@ cdef class PartitionState:
         self._bound = _NOT_MEASURED
         self._bound_next = 0
         self._cut_logged = False
+        self.lanes = {}
+        self.partition_lane = None
         if self._headroom // 8 + 1 > self._max_payload:
             _warn_too_small(metadata_limit, poll_batch_size)
 

@@ -13,6 +13,7 @@ from native_twins import (
     IMPLEMENTATIONS,
     backlog_twin,
     intake_function,
+    needs_native,
     partition_state_class,
 )
 
@@ -129,3 +130,31 @@ def test_a_backlog_and_partition_states_of_either_twin_receive_the_same(
     assert all(i.owner is states[(TOPIC, i.record.partition)] for i in taken)
     assert [states[(TOPIC, p)].next_offset for p in (0, 1)] == [7, 8]
     assert [states[(TOPIC, p)].position for p in (0, 1)] == [0, 1]
+
+
+@needs_native
+def test_the_native_intake_hands_out_one_lane_object_per_key_and_partition() -> None:
+    """Equal lanes as one tuple object (the lane dicts downstream then match by identity):
+    a key's lane is kept by its partition state across poll batches, a partition's within one;
+    distinct keys or partitions still get distinct, correct lanes, and so do more distinct keys
+    than the cache keeps."""
+    intake = intake_function("native")
+    states = {(TOPIC, p): partition_state_class("native")(TOPIC, p, 1) for p in (0, 1)}
+    by_key, by_partition = Collected(), Collected()
+    first = [FakeMessage(TOPIC, o % 2, o, b"k%d" % (o % 3), b"v") for o in range(12)]
+    intake(first, states, "key", by_key, 0, 1.0, print)
+    intake([FakeMessage(TOPIC, 0, 12, b"k0", b"v")], states, "key", by_key, 12, 1.0, print)
+    lanes: dict[tuple[Any, ...], int] = {}
+    for item in by_key:
+        assert item.lane == (TOPIC, item.record.partition, item.record.key)
+        lanes.setdefault(item.lane, id(item.lane))
+        assert id(item.lane) == lanes[item.lane]
+    assert len(lanes) == 6
+    intake(first, states, "partition", by_partition, 0, 1.0, print)
+    assert {id(i.lane) for i in by_partition if i.record.partition == 0} == {
+        id(by_partition[0].lane)
+    }
+    many = [FakeMessage(TOPIC, 0, 100 + o, b"u%d" % o, None) for o in range(10_000)]
+    crowd = Collected()
+    intake(many, states, "key", crowd, 0, 1.0, print)
+    assert [i.lane for i in crowd] == [(TOPIC, 0, b"u%d" % o) for o in range(10_000)]
