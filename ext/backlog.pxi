@@ -6,7 +6,8 @@
 # call per record twice, and two dict lookups per lane (its queue and its taken count). Here a
 # lane is one `_Lane` object (its queue as a list with a head index, and its count), found with
 # one dict lookup, the rotation is a list with a head index too, and the two standard sizers are
-# computed inline. Not thread-safe, like the twin: its owner says which thread guards it.
+# computed inline, reading this module's WorkItem and Record as structs. Not thread-safe, like
+# the twin: its owner says which thread guards it.
 #
 
 from types import GenericAlias
@@ -24,10 +25,15 @@ cdef enum:
 
 
 cdef inline Py_ssize_t _record_size(object record):
-    """Key + value bytes of one Record (None counts 0), as `len(value or b"")` does."""
+    """Key + value bytes of one Record (None counts 0), as `len(value or b"")` does. This
+    module's Record is read as a struct, any other class through its attributes."""
     cdef Py_ssize_t size = 0
-    value = record.value
-    key = record.key
+    if type(record) is Record:
+        value = (<Record>record).value
+        key = (<Record>record).key
+    else:
+        value = record.value
+        key = record.key
     if value:
         size += len(value)
     if key:
@@ -35,9 +41,14 @@ cdef inline Py_ssize_t _record_size(object record):
     return size
 
 
+cdef inline object _record_of(object item):
+    """`item.record`, read as a struct field for this module's WorkItem."""
+    return (<WorkItem>item).record if type(item) is WorkItem else item.record
+
+
 def record_bytes(item):
     """Key + value bytes of the item's record."""
-    return _record_size(item.record)
+    return _record_size(_record_of(item))
 
 
 def batch_bytes(item):
@@ -122,7 +133,7 @@ cdef class Backlog:
 
     cdef inline Py_ssize_t _bytes_of(self, object item) except -1:
         if self._size_mode == SIZE_RECORD:
-            return _record_size(item.record)
+            return _record_size(_record_of(item))
         if self._size_mode == SIZE_BATCH:
             return batch_bytes(item)
         return self._size_of(item)
@@ -147,7 +158,7 @@ cdef class Backlog:
 
     cdef int _add(self, object item) except -1:
         """`add`, as a C call for the intake."""
-        key = item.lane
+        key = (<WorkItem>item).lane if type(item) is WorkItem else item.lane
         cdef _Lane lane
         found = self._lanes.get(key)
         if found is None:

@@ -34,7 +34,9 @@ def settle(item_ids, dict in_flight, set released, backlog):
         if released and item_id in released:
             released.discard(item_id)
         elif native_backlog is not None:
-            native_backlog._done(item.lane)
+            native_backlog._done(
+                (<WorkItem>item).lane if type(item) is WorkItem else item.lane
+            )
         else:
             backlog.done(item.lane)
         items.append(item)
