@@ -6,7 +6,7 @@ five pure-Python modules (pyrallel_consumer/native.py binds its names in their p
     backlog.pxi          Backlog, record_bytes, batch_bytes (backlog.py)
     partition_state.pxi  PartitionState (control/partition_state.py)
     intake.pxi           intake (control/intake.py)
-    completing.pxi       complete_offsets, completions (control/completing.py)
+    completing.pxi       unrevoked, complete_offsets, completions (control/completing.py)
     in_flight.pxi        dispatch, settle (control/in_flight.py)
 
 One extension rather than one per file: the intake builds records and work items, records

@@ -15,9 +15,9 @@ C), with the same behaviour:
 
 Each pure module calls `native_twin` once, at its end, and binds the native names when it gets
 the module (`Backlog`, `record_bytes`, `batch_bytes`; `PartitionState`; `Record`; `WorkItem`,
-`Report`, `GroupReport`; `intake`; `complete_offsets`, `completions`; `dispatch`, `settle`),
-so importers see one set of names. A leaf: it imports only the standard library, so the
-shared-vocabulary modules (backlog.py, record.py, work.py) may import it.
+`Report`, `GroupReport`; `intake`; `unrevoked`, `complete_offsets`, `completions`; `dispatch`,
+`settle`), so importers see one set of names. A leaf: it imports only the standard library, so
+the shared-vocabulary modules (backlog.py, record.py, work.py) may import it.
 
 ``PYRALLEL_NATIVE`` decides, read when each module is first imported: ``auto`` (default: native
 when built), ``1``/``native`` (ImportError when not built) or ``0``/``pure`` (the pure-Python

@@ -1,5 +1,6 @@
-"""Records completing, per turn in one pass: their offsets marked in their partition states
-(`complete_offsets`), and the `Completion`s `on_complete` receives (`completions`).
+"""Records completing, per turn in one pass: those whose partition is still assigned
+(`unrevoked`), their offsets marked in their partition states (`complete_offsets`), and the
+`Completion`s `on_complete` receives (`completions`).
 
 A native twin (ext/completing.pxi, in pyrallel_consumer._record_path) runs the same loops in C
 when built (pyrallel_consumer/native.py): they run once per record, on the control thread.
@@ -18,6 +19,11 @@ from pyrallel_consumer.native import native_twin
 from pyrallel_consumer.work import Report, WorkItem
 
 Item = WorkItem[PartitionState]
+
+
+def unrevoked(items: Sequence[Item]) -> list[Item]:
+    """The items whose partition state (`item.owner`) is not revoked, in order."""
+    return [item for item in items if not item.owner.revoked]
 
 
 def complete_offsets(items: Sequence[Item]) -> None:
@@ -62,8 +68,13 @@ def completions(
 # PYRALLEL_NATIVE=0 (native.py). Hidden from mypy, which checks against the pure-Python
 # definitions. PURE_TWIN keeps them reachable, for the tests that run against both.
 if not TYPE_CHECKING:
-    PURE_TWIN = {"complete_offsets": complete_offsets, "completions": completions}
+    PURE_TWIN = {
+        "unrevoked": unrevoked,
+        "complete_offsets": complete_offsets,
+        "completions": completions,
+    }
     _native = native_twin("completing")
     if _native is not None:
+        unrevoked = _native.unrevoked
         complete_offsets = _native.complete_offsets
         completions = _native.completions

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pyrallel_consumer.completion import Completion
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.control.callbacks import Callback
-from pyrallel_consumer.control.completing import complete_offsets, completions
+from pyrallel_consumer.control.completing import complete_offsets, completions, unrevoked
 from pyrallel_consumer.control.dead_letter import DeadLetterSink
 from pyrallel_consumer.control.failures import FailurePolicy
 from pyrallel_consumer.control.output_sink import OutputSink
@@ -158,7 +158,7 @@ class ReportHandler:
 
     def _complete_group(self, items: list[WorkItem[PartitionState]], report: Report) -> None:
         """`_apply_one` for a batch that succeeded, in one pass."""
-        live = [item for item in items if not item.owner.revoked]
+        live = unrevoked(items)
         self._counters.fenced += len(items) - len(live)
         if report.attempts > 1:
             self._counters.retries += (report.attempts - 1) * len(live)

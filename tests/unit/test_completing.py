@@ -84,3 +84,19 @@ def test_completions_carry_each_records_report(completing: Any, items_of: str) -
         Completion(TOPIC, 0, 8, b"k8", 9.0, 9.75, 3, False, "Traceback ...", 10.0),
     ]
     assert completing.completions([], one, True) == []
+
+
+@pytest.mark.parametrize("items_of", [*IMPLEMENTATIONS, "fake"])
+@pytest.mark.parametrize("state_of", IMPLEMENTATIONS)
+def test_only_records_of_partitions_still_assigned_are_live(
+    completing: Any, items_of: str, state_of: str
+) -> None:
+    kept, revoked = (partition_state_class(state_of)(TOPIC, p, 1) for p in (0, 1))
+    revoked.revoked = True
+    items = [
+        *_items(items_of, kept, [1, 2]),
+        *_items(items_of, revoked, [3]),
+        *_items(items_of, kept, [4]),
+    ]
+    assert [i.record.offset for i in completing.unrevoked(items)] == [1, 2, 4]
+    assert completing.unrevoked([]) == []
