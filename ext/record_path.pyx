@@ -8,10 +8,12 @@ five pure-Python modules (pyrallel_consumer/native.py binds its names in their p
     intake.pxi           intake (control/intake.py)
     completing.pxi       unrevoked, complete_offsets, completions (control/completing.py)
     in_flight.pxi        dispatch, settle (control/in_flight.py)
+    batch_assembly.pxi   Batch, BatchAssembler (engines/batch_assembly.py)
 
 One extension rather than one per file: the intake builds records and work items, records
 offsets in partition states and queues work items in the backlog, the settling gives lane slots
-back to the backlog, and the completions read records and mark offsets, once per record each. Within one module these are C calls on typed
+back to the backlog, the completions read records and mark offsets, and batch mode's assembly
+reads lanes, once per record each. Within one module these are C calls on typed
 objects; across modules they would go through Python's attribute and call protocol (or need
 .pxd files found under the package's import path at build time, for every wheel). Each .pxi
 keeps one job, with the comment at its top saying which twin it mirrors and why it is faster.
@@ -23,3 +25,4 @@ include "partition_state.pxi"
 include "intake.pxi"
 include "completing.pxi"
 include "in_flight.pxi"
+include "batch_assembly.pxi"

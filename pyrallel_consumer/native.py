@@ -12,12 +12,14 @@ C), with the same behaviour:
     "intake"           pyrallel_consumer.control.intake
     "completing"       pyrallel_consumer.control.completing
     "in_flight"        pyrallel_consumer.control.in_flight
+    "batch_assembly"   pyrallel_consumer.engines.batch_assembly
 
 Each pure module calls `native_twin` once, at its end, and binds the native names when it gets
 the module (`Backlog`, `record_bytes`, `batch_bytes`; `PartitionState`; `Record`; `WorkItem`,
 `Report`, `GroupReport`; `intake`; `unrevoked`, `complete_offsets`, `completions`; `dispatch`,
-`settle`), so importers see one set of names. A leaf: it imports only the standard library, so
-the shared-vocabulary modules (backlog.py, record.py, work.py) may import it.
+`settle`; `Batch`, `BatchAssembler`), so importers see one set of names. A leaf: it imports only
+the standard library, so the shared-vocabulary modules (backlog.py, record.py, work.py) may
+import it.
 
 ``PYRALLEL_NATIVE`` decides, read when each module is first imported: ``auto`` (default: native
 when built), ``1``/``native`` (ImportError when not built) or ``0``/``pure`` (the pure-Python
@@ -60,6 +62,7 @@ PURE_MODULES = {
     "intake": "pyrallel_consumer.control.intake",
     "completing": "pyrallel_consumer.control.completing",
     "in_flight": "pyrallel_consumer.control.in_flight",
+    "batch_assembly": "pyrallel_consumer.engines.batch_assembly",
 }
 # Every structure's native twin is in this one module (ext/record_path.pyx).
 NATIVE_MODULE = "pyrallel_consumer._record_path"

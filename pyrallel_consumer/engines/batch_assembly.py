@@ -21,13 +21,18 @@ max_in_flight) are here and no batch is running, so no record can arrive until s
 a batch runs, a full window is no reason to send a partial batch: that batch's end frees room.
 
 Not thread-safe: the batching engine calls it on the control thread only.
+
+A native twin (ext/batch_assembly.pxi, in pyrallel_consumer._record_path) does the same in C
+when built (pyrallel_consumer/native.py): `add` runs once per record.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
+from pyrallel_consumer.native import native_twin
 from pyrallel_consumer.work import Lane, WorkItem
 
 Item = WorkItem[object]
@@ -139,3 +144,14 @@ class BatchAssembler:
             *(item for queued in self._unbatched.values() for item in queued),
             *(item for waiting in self._waiting.values() for item in waiting),
         ]
+
+
+# The native twin (ext/batch_assembly.pxi) replaces the names above when built, unless
+# PYRALLEL_NATIVE=0 (native.py). Hidden from mypy, which checks against the pure-Python
+# definitions. PURE_TWIN keeps them reachable, for the tests that run against both.
+if not TYPE_CHECKING:
+    PURE_TWIN = {"Batch": Batch, "BatchAssembler": BatchAssembler}
+    _native = native_twin("batch_assembly")
+    if _native is not None:
+        Batch = _native.Batch
+        BatchAssembler = _native.BatchAssembler

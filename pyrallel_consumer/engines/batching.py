@@ -184,12 +184,11 @@ class BatchingEngine(Engine):
         none is left."""
         while running.to_run:
             items, calls_before = running.to_run.popleft()
-            live = []
-            for item in items:
-                if item.cancelled:
-                    self._reports.append(Report(item.id, Outcome.CANCELLED, 0, now))
-                else:
-                    live.append(item)
+            live = [item for item in items if not item.cancelled]
+            if len(live) < len(items):  # rare: a revoke cancelled some before they were sent
+                self._reports += [
+                    Report(item.id, Outcome.CANCELLED, 0, now) for item in items if item.cancelled
+                ]
             if live:
                 self._next_id += 1
                 piece = Piece(self._next_id, live, running, calls_before)

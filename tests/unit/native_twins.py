@@ -15,6 +15,7 @@ import pyrallel_consumer.control.completing as completing_module
 import pyrallel_consumer.control.in_flight as in_flight_module
 import pyrallel_consumer.control.intake as intake_module
 import pyrallel_consumer.control.partition_state as partition_state_module
+import pyrallel_consumer.engines.batch_assembly as batch_assembly_module
 import pyrallel_consumer.record as record_module
 import pyrallel_consumer.work as work_module
 from pyrallel_consumer.native import MODULES, import_native
@@ -81,3 +82,10 @@ def in_flight_twin(implementation: str) -> Any:
     if implementation == "native":
         return import_native("in_flight")
     return _Names(in_flight_module.PURE_TWIN)
+
+
+def batch_assembly_twin(implementation: str) -> Any:
+    """`Batch` and `BatchAssembler` of one implementation (engines/batch_assembly.py)."""
+    if implementation == "native":
+        return import_native("batch_assembly")
+    return _Names(batch_assembly_module.PURE_TWIN)

@@ -26,11 +26,12 @@ _PRINT_IN_USE = (
     "import pyrallel_consumer.record as r, pyrallel_consumer.work as w; "
     "import pyrallel_consumer.control.intake as i, pyrallel_consumer.control.completing as c; "
     "import pyrallel_consumer.control.in_flight as f; "
+    "import pyrallel_consumer.engines.batch_assembly as a; "
     "print(type(b.Backlog()).__module__, p.PartitionState.__module__, r.Record.__module__, "
     "w.WorkItem.__module__, w.Report.__module__, w.GroupReport.__module__, "
     "i.intake.__module__, c.unrevoked.__module__, c.complete_offsets.__module__, "
     "c.completions.__module__, "
-    "f.dispatch.__module__, f.settle.__module__, "
+    "f.dispatch.__module__, f.settle.__module__, a.Batch.__module__, a.BatchAssembler.__module__, "
     "__import__('pyrallel_consumer.native').native.implementation())"
 )
 
@@ -54,7 +55,7 @@ def _in_use(env_value: str | None) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("env_value", [None, "auto", "1", "native"])
 def test_the_native_structures_are_in_use_when_built(env_value: str | None) -> None:
     proc = _in_use(env_value)
-    assert proc.stdout.split() == [*["pyrallel_consumer._record_path"] * 12, "native"], proc.stderr
+    assert proc.stdout.split() == [*["pyrallel_consumer._record_path"] * 14, "native"], proc.stderr
 
 
 @pytest.mark.parametrize("env_value", ["0", "pure", " PURE "])
@@ -68,6 +69,7 @@ def test_the_environment_forces_the_pure_twins(env_value: str) -> None:
         "pyrallel_consumer.control.intake",
         *["pyrallel_consumer.control.completing"] * 3,
         *["pyrallel_consumer.control.in_flight"] * 2,
+        *["pyrallel_consumer.engines.batch_assembly"] * 2,
         "pure",
     ], proc.stderr
 
