@@ -61,7 +61,7 @@ cdef class BatchAssembler:
         self._outstanding += count
         self._unbatched_count += added
 
-    def release(self, Batch batch, double now):
+    def release(self, Batch batch not None, double now):
         """`batch` finished: its lanes are free, and their waiting records unbatched."""
         cdef list waiting
         self._outstanding -= len(batch.items)

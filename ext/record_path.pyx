@@ -1,6 +1,6 @@
 # cython: language_level=3
 """The control thread's record path in C: pyrallel_consumer._record_path, the native twin of
-five pure-Python modules (pyrallel_consumer/native.py binds its names in their place):
+eight pure-Python modules (pyrallel_consumer/native.py binds its names in their place):
 
     records.pxi          Record (record.py); WorkItem, Report, GroupReport (work.py)
     backlog.pxi          Backlog, record_bytes, batch_bytes (backlog.py)
@@ -18,6 +18,13 @@ objects; across modules they would go through Python's attribute and call protoc
 .pxd files found under the package's import path at build time, for every wheel). Each .pxi
 keeps one job, with the comment at its top saying which twin it mirrors and why it is faster.
 """
+
+# The structures this build has twins of: pyrallel_consumer/native.py refuses a structure a
+# build from older sources lacks (ImportError, so that `auto` falls back to its pure twin).
+STRUCTURES = frozenset({
+    "record", "work", "backlog", "partition_state", "intake", "completing", "in_flight",
+    "batch_assembly",
+})
 
 include "records.pxi"
 include "backlog.pxi"

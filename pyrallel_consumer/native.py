@@ -75,17 +75,23 @@ IN_USE: dict[str, str] = {}
 def import_native(structure: str) -> ModuleType:
     """The native module of `structure` (a key of MODULES).
 
-    Raises ImportError, saying how to build it, when it is not built; KeyError for an unknown
-    structure.
+    Raises ImportError, saying how to build it, when it is not built or was built from sources
+    that lacked it (its STRUCTURES); KeyError for an unknown structure.
     """
     name = MODULES[structure]
     try:
-        return importlib.import_module(name)  # consults sys.modules (tests block it there)
+        module = importlib.import_module(name)  # consults sys.modules (tests block it there)
     except ImportError as exc:
         raise ImportError(
             f"the native {structure} ({name}) is not built: run `make build-ext` "
             f"(python setup.py build_ext --inplace), or set {ENV_VAR}=0"
         ) from exc
+    if structure not in getattr(module, "STRUCTURES", ()):
+        raise ImportError(
+            f"the native {structure} is not in {name}, which was built from older sources: "
+            f"run `make build-ext` (python setup.py build_ext --inplace), or set {ENV_VAR}=0"
+        )
+    return module
 
 
 def _choice() -> str:

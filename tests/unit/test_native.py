@@ -8,6 +8,7 @@ import random
 import re
 import subprocess
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,30 @@ def test_without_the_extension_auto_falls_back_and_native_says_how_to_build(
     monkeypatch.setenv(native.ENV_VAR, "native")
     with pytest.raises(ImportError, match=r"make build-ext.*PYRALLEL_NATIVE=0"):
         native.native_twin("backlog")
+
+
+def test_a_build_from_older_sources_falls_back_for_what_it_lacks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A module built before a structure had its twin (a stale in-place build) is refused for
+    that structure, as if it were not built, and still used for the others."""
+    stale = types.ModuleType(native.NATIVE_MODULE)
+    stale.STRUCTURES = frozenset({"backlog"})  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, native.NATIVE_MODULE, stale)
+    monkeypatch.setattr(native, "IN_USE", {})
+    monkeypatch.setenv(native.ENV_VAR, "auto")
+    assert native.native_twin("batch_assembly") is None
+    assert native.native_twin("backlog") is stale
+    assert native.IN_USE == {"batch_assembly": "pure", "backlog": "native"}
+    monkeypatch.setenv(native.ENV_VAR, "native")
+    with pytest.raises(ImportError, match=r"built from older sources: run `make build-ext`"):
+        native.native_twin("batch_assembly")
+
+
+@needs_native
+def test_the_build_has_a_twin_of_every_structure() -> None:
+    built = native.import_native("record").STRUCTURES
+    assert set(native.PURE_MODULES) == built
 
 
 @needs_native
