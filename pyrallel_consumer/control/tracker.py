@@ -171,21 +171,10 @@ class Tracker:
                 released.add(item.id)
                 done(item.lane)
 
-    def _done(self, item: Item) -> None:
-        """The item left the in-flight map: its lane slot is given back, unless it already
-        was."""
-        released = self._lanes_released
-        if released and item.id in released:
-            released.discard(item.id)
-        else:
-            self._backlog.done(item.lane)
-
     def settle(self, item_id: int) -> Item | None:
         """`settle_all` of one item: the item, or None when it was not in flight."""
-        item = self._in_flight.pop(item_id, None)
-        if item is not None:
-            self._done(item)
-        return item
+        items = settle((item_id,), self._in_flight, self._lanes_released, self._backlog)
+        return items[0] if items else None
 
     def settle_all(self, item_ids: Iterable[int]) -> list[Item]:
         """The engine reported on these items: no longer in flight, and their lanes may take
