@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from pyrallel_consumer.native import native_twin
+from pyrallel_consumer.native import bind_twin
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import Lane, WorkItem
 
@@ -147,9 +147,4 @@ class Backlog(Generic[Owner]):
 # (native.py). Hidden from mypy, which checks against the pure-Python definitions. PURE_TWIN
 # keeps those reachable, for the tests that run against both.
 if not TYPE_CHECKING:
-    PURE_TWIN = {"Backlog": Backlog, "record_bytes": record_bytes, "batch_bytes": batch_bytes}
-    _native = native_twin("backlog")
-    if _native is not None:
-        Backlog = _native.Backlog
-        record_bytes = _native.record_bytes
-        batch_bytes = _native.batch_bytes
+    PURE_TWIN = bind_twin(globals(), "backlog", ("Backlog", "record_bytes", "batch_bytes"))

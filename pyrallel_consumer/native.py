@@ -14,12 +14,12 @@ C), with the same behaviour:
     "in_flight"        pyrallel_consumer.control.in_flight
     "batch_assembly"   pyrallel_consumer.engines.batch_assembly
 
-Each pure module calls `native_twin` once, at its end, and binds the native names when it gets
-the module (`Backlog`, `record_bytes`, `batch_bytes`; `PartitionState`; `Record`; `WorkItem`,
-`Report`, `GroupReport`; `intake`; `unrevoked`, `complete_offsets`, `completions`; `dispatch`,
-`settle`; `Batch`, `BatchAssembler`), so importers see one set of names. A leaf: it imports only
-the standard library, so the shared-vocabulary modules (backlog.py, record.py, work.py) may
-import it.
+Each pure module calls `bind_twin` once, at its end, which binds the native names when
+`native_twin` gives the module (`Backlog`, `record_bytes`, `batch_bytes`; `PartitionState`;
+`Record`; `WorkItem`, `Report`, `GroupReport`; `intake`; `unrevoked`, `complete_offsets`,
+`completions`; `dispatch`, `settle`; `Batch`, `BatchAssembler`), so importers see one set of
+names. A leaf: it imports only the standard library, so the shared-vocabulary modules
+(backlog.py, record.py, work.py) may import it.
 
 ``PYRALLEL_NATIVE`` decides, read when each module is first imported: ``auto`` (default: native
 when built), ``1``/``native`` (ImportError when not built) or ``0``/``pure`` (the pure-Python
@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Iterable, MutableMapping
 from types import ModuleType
+from typing import Any
 
 __all__ = [
     "ENV_VAR",
@@ -38,6 +40,7 @@ __all__ = [
     "MODULES",
     "NATIVE_MODULE",
     "PURE_MODULES",
+    "bind_twin",
     "implementation",
     "import_native",
     "native_twin",
@@ -120,6 +123,21 @@ def native_twin(structure: str) -> ModuleType | None:
             module = None
     IN_USE[structure] = "pure" if module is None else "native"
     return module
+
+
+def bind_twin(
+    namespace: MutableMapping[str, Any], structure: str, names: Iterable[str]
+) -> dict[str, Any]:
+    """Rebind `names` in `namespace` (a pure module's globals()) to their native twins when
+    `native_twin(structure)` gives the module. Returns the pure definitions, by name: the
+    module's PURE_TWIN, which keeps them reachable for the tests that run against both.
+
+    Raises what `native_twin` raises."""
+    pure = {name: namespace[name] for name in names}
+    module = native_twin(structure)
+    if module is not None:
+        namespace.update((name, getattr(module, name)) for name in pure)
+    return pure
 
 
 def implementation() -> str:

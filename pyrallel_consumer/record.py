@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pyrallel_consumer.native import native_twin
+from pyrallel_consumer.native import bind_twin
 
 Headers = list[tuple[str, bytes | None]]
 
@@ -81,7 +81,4 @@ class Record:
 # built, unless PYRALLEL_NATIVE=0 (native.py). Hidden from mypy, which checks against the
 # pure-Python definition. PURE_TWIN keeps it reachable, for the tests that run against both.
 if not TYPE_CHECKING:
-    PURE_TWIN = {"Record": Record}
-    _native = native_twin("record")
-    if _native is not None:
-        Record = _native.Record
+    PURE_TWIN = bind_twin(globals(), "record", ("Record",))

@@ -18,7 +18,7 @@ import enum
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from pyrallel_consumer.native import native_twin
+from pyrallel_consumer.native import bind_twin
 from pyrallel_consumer.output import Output
 from pyrallel_consumer.record import Record
 
@@ -139,9 +139,4 @@ class GroupReport(Report):
 # built, unless PYRALLEL_NATIVE=0 (native.py). Hidden from mypy, which checks against the
 # pure-Python definitions. PURE_TWIN keeps those reachable, for the tests that run against both.
 if not TYPE_CHECKING:
-    PURE_TWIN = {"WorkItem": WorkItem, "Report": Report, "GroupReport": GroupReport}
-    _native = native_twin("work")
-    if _native is not None:
-        WorkItem = _native.WorkItem
-        Report = _native.Report
-        GroupReport = _native.GroupReport
+    PURE_TWIN = bind_twin(globals(), "work", ("WorkItem", "Report", "GroupReport"))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from pyrallel_consumer.completion import Completion
 from pyrallel_consumer.control.partition_state import PartitionState
-from pyrallel_consumer.native import native_twin
+from pyrallel_consumer.native import bind_twin
 from pyrallel_consumer.work import Report, WorkItem
 
 Item = WorkItem[PartitionState]
@@ -68,13 +68,4 @@ def completions(
 # PYRALLEL_NATIVE=0 (native.py). Hidden from mypy, which checks against the pure-Python
 # definitions. PURE_TWIN keeps them reachable, for the tests that run against both.
 if not TYPE_CHECKING:
-    PURE_TWIN = {
-        "unrevoked": unrevoked,
-        "complete_offsets": complete_offsets,
-        "completions": completions,
-    }
-    _native = native_twin("completing")
-    if _native is not None:
-        unrevoked = _native.unrevoked
-        complete_offsets = _native.complete_offsets
-        completions = _native.completions
+    PURE_TWIN = bind_twin(globals(), "completing", ("unrevoked", "complete_offsets", "completions"))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from pyrallel_consumer.backlog import Backlog
 from pyrallel_consumer.control.partition_state import PartitionState
-from pyrallel_consumer.native import native_twin
+from pyrallel_consumer.native import bind_twin
 from pyrallel_consumer.work import WorkItem
 
 Item = WorkItem[PartitionState]
@@ -55,8 +55,4 @@ def settle(
 # PYRALLEL_NATIVE=0 (native.py). Hidden from mypy, which checks against the pure-Python
 # definitions. PURE_TWIN keeps them reachable, for the tests that run against both.
 if not TYPE_CHECKING:
-    PURE_TWIN = {"dispatch": dispatch, "settle": settle}
-    _native = native_twin("in_flight")
-    if _native is not None:
-        dispatch = _native.dispatch
-        settle = _native.settle
+    PURE_TWIN = bind_twin(globals(), "in_flight", ("dispatch", "settle"))

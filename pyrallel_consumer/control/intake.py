@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pyrallel_consumer.control.client import Message
 from pyrallel_consumer.control.partition_state import PartitionState
-from pyrallel_consumer.native import native_twin
+from pyrallel_consumer.native import bind_twin
 from pyrallel_consumer.ordering import lane_function
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import WorkItem
@@ -88,7 +88,4 @@ def intake(
 # (native.py). Hidden from mypy, which checks against the pure-Python definition. PURE_TWIN
 # keeps it reachable, for the tests that run against both.
 if not TYPE_CHECKING:
-    PURE_TWIN = {"intake": intake}
-    _native = native_twin("intake")
-    if _native is not None:
-        intake = _native.intake
+    PURE_TWIN = bind_twin(globals(), "intake", ("intake",))

@@ -58,7 +58,7 @@ from collections import deque
 from typing import TYPE_CHECKING, NamedTuple
 
 from pyrallel_consumer.control import offset_metadata
-from pyrallel_consumer.native import native_twin
+from pyrallel_consumer.native import bind_twin
 
 log = logging.getLogger("pyrallel_consumer")
 
@@ -314,7 +314,4 @@ def _warn_too_small(limit: int, poll_batch_size: int) -> None:
 # PYRALLEL_NATIVE=0 (native.py). Hidden from mypy, which checks against the class above.
 # PURE_TWIN keeps that reachable, for the tests that run against both.
 if not TYPE_CHECKING:
-    PURE_TWIN = {"PartitionState": PartitionState}
-    _native = native_twin("partition_state")
-    if _native is not None:
-        PartitionState = _native.PartitionState
+    PURE_TWIN = bind_twin(globals(), "partition_state", ("PartitionState",))

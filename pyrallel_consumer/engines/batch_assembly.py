@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from pyrallel_consumer.native import native_twin
+from pyrallel_consumer.native import bind_twin
 from pyrallel_consumer.work import Lane, WorkItem
 
 Item = WorkItem[object]
@@ -150,8 +150,4 @@ class BatchAssembler:
 # PYRALLEL_NATIVE=0 (native.py). Hidden from mypy, which checks against the pure-Python
 # definitions. PURE_TWIN keeps them reachable, for the tests that run against both.
 if not TYPE_CHECKING:
-    PURE_TWIN = {"Batch": Batch, "BatchAssembler": BatchAssembler}
-    _native = native_twin("batch_assembly")
-    if _native is not None:
-        Batch = _native.Batch
-        BatchAssembler = _native.BatchAssembler
+    PURE_TWIN = bind_twin(globals(), "batch_assembly", ("Batch", "BatchAssembler"))

@@ -48,7 +48,7 @@ def test_shared_vocabulary_modules_are_leaves() -> None:
             "pyrallel_consumer.output.Output",
             # native.py picks the native twins; it imports only the standard library
             "pyrallel_consumer.native",
-            "pyrallel_consumer.native.native_twin",
+            "pyrallel_consumer.native.bind_twin",
         }, (name, inner)
 
 
