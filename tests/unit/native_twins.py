@@ -6,19 +6,12 @@ the pure-Python twins and the native (Cython) ones (pyrallel_consumer/native.py)
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import pytest
 
-import pyrallel_consumer.backlog as backlog_module
-import pyrallel_consumer.control.completing as completing_module
-import pyrallel_consumer.control.in_flight as in_flight_module
-import pyrallel_consumer.control.intake as intake_module
-import pyrallel_consumer.control.partition_state as partition_state_module
-import pyrallel_consumer.engines.batch_assembly as batch_assembly_module
-import pyrallel_consumer.record as record_module
-import pyrallel_consumer.work as work_module
-from pyrallel_consumer.native import MODULES, import_native
+from pyrallel_consumer.native import MODULES, PURE_MODULES, import_native
 
 
 def _built() -> bool:
@@ -37,55 +30,53 @@ needs_native = pytest.mark.skipif(
 IMPLEMENTATIONS = ["pure", pytest.param("native", marks=needs_native)]
 
 
-def backlog_twin(implementation: str) -> Any:
-    """`Backlog`, `record_bytes`, `batch_bytes` of one implementation, as attributes."""
-    if implementation == "native":
-        return import_native("backlog")
-    return _Names(backlog_module.PURE_TWIN)
-
-
-def partition_state_class(implementation: str) -> Any:
-    """The `PartitionState` class of one implementation."""
-    if implementation == "native":
-        return import_native("partition_state").PartitionState
-    return partition_state_module.PURE_TWIN["PartitionState"]
-
-
-def records_twin(implementation: str) -> Any:
-    """`Record`, `WorkItem`, `Report`, `GroupReport` of one implementation, as attributes."""
-    if implementation == "native":
-        return import_native("work")  # the one module has all four (native.py)
-    return _Names({**record_module.PURE_TWIN, **work_module.PURE_TWIN})
-
-
 class _Names:
     def __init__(self, names: dict[str, Any]) -> None:
         self.__dict__.update(names)
 
 
+def twin(structure: str, implementation: str) -> Any:
+    """The names of `structure` (a key of native.PURE_MODULES) in one implementation, as
+    attributes: the native module, or the pure module's PURE_TWIN."""
+    if implementation == "native":
+        return import_native(structure)
+    return _Names(importlib.import_module(PURE_MODULES[structure]).PURE_TWIN)
+
+
+def backlog_twin(implementation: str) -> Any:
+    """`Backlog`, `record_bytes`, `batch_bytes` of one implementation."""
+    return twin("backlog", implementation)
+
+
+def partition_state_class(implementation: str) -> Any:
+    """The `PartitionState` class of one implementation."""
+    return twin("partition_state", implementation).PartitionState
+
+
+_WORK_NAMES = ("WorkItem", "Report", "GroupReport")
+
+
+def records_twin(implementation: str) -> Any:
+    """`Record`, `WorkItem`, `Report`, `GroupReport` of one implementation."""
+    record, work = twin("record", implementation), twin("work", implementation)
+    return _Names({"Record": record.Record, **{n: getattr(work, n) for n in _WORK_NAMES}})
+
+
 def intake_function(implementation: str) -> Any:
     """The `intake` function of one implementation (control/intake.py)."""
-    if implementation == "native":
-        return import_native("intake").intake
-    return intake_module.PURE_TWIN["intake"]
+    return twin("intake", implementation).intake
 
 
 def completing_twin(implementation: str) -> Any:
-    """`complete_offsets` and `completions` of one implementation (control/completing.py)."""
-    if implementation == "native":
-        return import_native("completing")
-    return _Names(completing_module.PURE_TWIN)
+    """`unrevoked`, `complete_offsets`, `completions` of one implementation."""
+    return twin("completing", implementation)
 
 
 def in_flight_twin(implementation: str) -> Any:
     """`dispatch` and `settle` of one implementation (control/in_flight.py)."""
-    if implementation == "native":
-        return import_native("in_flight")
-    return _Names(in_flight_module.PURE_TWIN)
+    return twin("in_flight", implementation)
 
 
 def batch_assembly_twin(implementation: str) -> Any:
     """`Batch` and `BatchAssembler` of one implementation (engines/batch_assembly.py)."""
-    if implementation == "native":
-        return import_native("batch_assembly")
-    return _Names(batch_assembly_module.PURE_TWIN)
+    return twin("batch_assembly", implementation)
