@@ -156,3 +156,22 @@ cdef class BatchAssembler:
         for waiting in self._waiting.values():
             out.extend(<list>waiting)
         return out
+
+
+def piece_lists(items):
+    """The records and the ids of `items`, in order; None when one of them is cancelled."""
+    cdef list records = [], ids = []
+    cdef WorkItem native
+    for item in items:
+        if type(item) is WorkItem:
+            native = <WorkItem>item
+            if native.cancelled:
+                return None
+            records.append(native.record)
+            ids.append(native.id)
+        else:
+            if item.cancelled:
+                return None
+            records.append(item.record)
+            ids.append(item.id)
+    return records, ids

@@ -22,8 +22,11 @@ a batch runs, a full window is no reason to send a partial batch: that batch's e
 
 Not thread-safe: the batching engine calls it on the control thread only.
 
+`piece_lists` gives the handler's list of records and the report's list of ids of a batch (or a
+part of one) in one pass over its items, while they are still in the caches from `take`.
+
 A native twin (ext/batch_assembly.pxi, in pyrallel_consumer._record_path) does the same in C
-when built (pyrallel_consumer/native.py): `add` runs once per record.
+when built (pyrallel_consumer/native.py): `add` and `piece_lists` run once per record.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pyrallel_consumer.native import bind_twin
+from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import Lane, WorkItem
 
 Item = WorkItem[object]
@@ -148,8 +152,19 @@ class BatchAssembler:
         ]
 
 
+def piece_lists(items: Sequence[Item]) -> tuple[list[Record], list[int]] | None:
+    """The records and the ids of `items`, in order; None when one of them is cancelled."""
+    records, ids = [], []
+    for item in items:
+        if item.cancelled:
+            return None
+        records.append(item.record)
+        ids.append(item.id)
+    return records, ids
+
+
 # The native twin (ext/batch_assembly.pxi) replaces the names above when built, unless
 # PYRALLEL_NATIVE=0 (native.py). Hidden from mypy, which checks against the pure-Python
 # definitions. PURE_TWIN keeps them reachable, for the tests that run against both.
 if not TYPE_CHECKING:
-    PURE_TWIN = bind_twin(globals(), "batch_assembly", ("Batch", "BatchAssembler"))
+    PURE_TWIN = bind_twin(globals(), "batch_assembly", ("Batch", "BatchAssembler", "piece_lists"))

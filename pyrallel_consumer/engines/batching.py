@@ -36,7 +36,7 @@ from typing import Any, cast
 
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.engines.base import Engine
-from pyrallel_consumer.engines.batch_assembly import Batch, BatchAssembler, Item
+from pyrallel_consumer.engines.batch_assembly import Batch, BatchAssembler, Item, piece_lists
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import GroupReport, Outcome, Report, WorkItem
 
@@ -50,13 +50,21 @@ _FAILED = Outcome.FAILED
 
 class Piece(WorkItem[object]):
     """A batch, or after a split part of one, as the inner engine sees it: `record` is the
-    list of records the handler takes. Cancelled when all of its records are (their partitions
-    were revoked before it started)."""
+    list of records the handler takes, `ids` its items' ids (`parts`: both, from
+    `piece_lists`). Cancelled when all of its records are (their partitions were revoked before
+    it started)."""
 
-    __slots__ = ("batch", "calls_before", "items")
+    __slots__ = ("batch", "calls_before", "ids", "items")
 
-    def __init__(self, id: int, items: list[Item], batch: _Running, calls_before: int) -> None:
-        records = [item.record for item in items]
+    def __init__(
+        self,
+        id: int,
+        items: list[Item],
+        parts: tuple[list[Record], list[int]],
+        batch: _Running,
+        calls_before: int,
+    ) -> None:
+        records, self.ids = parts
         # Engines hand `record` to the handler without looking inside; in batch mode the
         # handler takes the list.
         super().__init__(id, None, cast(Record, records), None, items[0].received_at)
@@ -184,14 +192,16 @@ class BatchingEngine(Engine):
         none is left."""
         while running.to_run:
             items, calls_before = running.to_run.popleft()
-            live = [item for item in items if not item.cancelled]
-            if len(live) < len(items):  # rare: a revoke cancelled some before they were sent
+            parts = piece_lists(items)
+            if parts is None:  # rare: a revoke cancelled some before they were sent
                 self._reports += [
                     Report(item.id, Outcome.CANCELLED, 0, now) for item in items if item.cancelled
                 ]
-            if live:
+                items = [item for item in items if not item.cancelled]
+                parts = piece_lists(items)
+            if items and parts is not None:
                 self._next_id += 1
-                piece = Piece(self._next_id, live, running, calls_before)
+                piece = Piece(self._next_id, items, parts, running, calls_before)
                 self._pieces[piece.id] = piece
                 self._outgoing.append(piece)
                 return
@@ -236,8 +246,6 @@ class BatchingEngine(Engine):
             # A batch's outputs (outputs=True) are the whole piece's: its records complete
             # together once the broker acknowledged them all.
             out.append(
-                GroupReport(
-                    [item.id for item in items], outcome, attempts, at, report.error, report.outputs
-                )
+                GroupReport(piece.ids, outcome, attempts, at, report.error, report.outputs)
             )
         self._next_piece(running, at)

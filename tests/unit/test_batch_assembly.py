@@ -146,3 +146,15 @@ def test_the_twins_agree_on_random_operations(seed: int) -> None:
         busy = bool(running)
         assert pure.due_in(now, busy) == native.due_in(now, busy)
         assert [i.id for i in pure.open_items()] == [i.id for i in native.open_items()]
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_piece_lists_give_records_and_ids_in_order_and_none_once_one_is_cancelled(
+    implementation: str,
+) -> None:
+    piece_lists = batch_assembly_twin(implementation).piece_lists
+    items = [item("a", 1), item(None, 2), item("b", 3)]
+    assert piece_lists(items) == ([i.record for i in items], [i.id for i in items])
+    assert piece_lists([]) == ([], [])
+    items[1].cancelled = True
+    assert piece_lists(items) is None

@@ -176,7 +176,7 @@ def test_batch_size_above_max_in_flight_is_refused() -> None:
 def test_a_piece_is_cancelled_when_all_of_its_records_are() -> None:
     work = make_items(3, keys=3)
     batch = _Running(Batch(work, set()))
-    piece = Piece(1, work, batch, 0)
+    piece = Piece(1, work, ([i.record for i in work], [i.id for i in work]), batch, 0)
     assert piece.record == [item.record for item in work]  # type: ignore[comparison-overlap]
     assert not piece.cancelled
     work[0].cancelled = work[1].cancelled = True

@@ -121,7 +121,7 @@ def test_a_python_subclass_of_the_native_work_item_keeps_its_property_and_gc() -
         pytest.skip("this process runs the pure twins (PYRALLEL_NATIVE=0)")
     item = native.WorkItem(1, None, native.Record("t", 0, 1, None, None), None, 0.0)
     batch = _Batch()
-    piece = Piece(9, [item], batch, 0)  # type: ignore[arg-type]
+    piece = Piece(9, [item], ([item.record], [item.id]), batch, 0)  # type: ignore[arg-type]
     assert gc.is_tracked(piece)
     assert piece.cancelled is False  # the property, not the base's attribute
     piece.cancelled = True
