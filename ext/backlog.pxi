@@ -212,17 +212,19 @@ cdef class Backlog:
         Raises KeyError for a lane with no record taken and not done, as the twin does."""
         self._done(lane)
 
-    cdef int _done(self, object lane) except -1:
-        """`done`, as a C call for the settling of work in flight."""
+    cdef int _done(self, object lane, Py_ssize_t count=1) except -1:
+        """`done`, as a C call for the settling of work in flight, for `count` records of
+        `lane` at once (a batch's records come back lane by lane: one lookup per run)."""
         if not self._capped or lane is None:
             return 0
         found = self._lanes.get(lane)
-        if found is None or (<_Lane>found).taken == 0:
+        if found is None or (<_Lane>found).taken < count:
             raise KeyError(lane)
         cdef _Lane state = <_Lane>found
-        state.taken -= 1
+        cdef bint parked = state.taken >= self._cap
+        state.taken -= count
         if state.queued():
-            if state.taken == self._cap - 1:
+            if parked and state.taken < self._cap:
                 self._push_ready(state)
         elif state.taken == 0:
             del self._lanes[lane]

@@ -4,7 +4,8 @@
 # Why it is faster: the pure loops store and pop the in-flight map through method calls and
 # give each lane slot back through the backlog's Python `done`. Here the map is touched with
 # the C dict calls, this module's WorkItem fields are set directly and `done` is a C call on
-# this module's Backlog. Objects of other classes take the Python route.
+# this module's Backlog, once per run of one lane's items. Objects of other classes take the
+# Python route.
 
 from cpython.dict cimport PyDict_SetItem
 
@@ -24,20 +25,29 @@ def dispatch(items, dict in_flight, now):
 
 def settle(item_ids, dict in_flight, set released, backlog):
     """Take the items of `item_ids` out of flight, giving their lane slots back to `backlog`
-    unless `released` has them; returns the items that were in flight."""
+    unless `released` has them; returns the items that were in flight. Consecutive items of one
+    lane give their slots back in one call (a batch's items are grouped by lane)."""
     cdef Backlog native_backlog = backlog if type(backlog) is Backlog else None
     cdef list items = []
+    cdef object run_lane = None
+    cdef Py_ssize_t run = 0
     for item_id in item_ids:
         item = in_flight.pop(item_id, None)
         if item is None:
             continue
+        items.append(item)
         if released and item_id in released:
             released.discard(item_id)
-        elif native_backlog is not None:
-            native_backlog._done(
-                (<WorkItem>item).lane if type(item) is WorkItem else item.lane
-            )
+            continue
+        lane = (<WorkItem>item).lane if type(item) is WorkItem else item.lane
+        if native_backlog is None:
+            backlog.done(lane)
+        elif run and lane is run_lane:
+            run += 1
         else:
-            backlog.done(item.lane)
-        items.append(item)
+            if run:
+                native_backlog._done(run_lane, run)
+            run_lane, run = lane, 1
+    if run:
+        native_backlog._done(run_lane, run)
     return items

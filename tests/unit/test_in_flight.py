@@ -41,3 +41,26 @@ def test_settled_items_leave_flight_and_free_their_lanes(
     assert [i.id for i in settled] == [3, 1] and flying == {} and released == set()
     assert sorted(i.id for i in backlog.take(10)) == [2, 4]  # each lane freed exactly once
     assert in_flight.settle([1], flying, released, backlog) == []  # reported twice
+
+
+@pytest.mark.parametrize("backlog_of", IMPLEMENTATIONS)
+def test_a_batch_settled_lane_by_lane_gives_each_lane_all_its_slots_back(
+    in_flight: Any, backlog_of: str
+) -> None:
+    twin = records_twin("native" if "native" in IMPLEMENTATIONS else "pure")
+    backlog = backlog_twin(backlog_of).Backlog(2)  # two records per lane at a time
+    lanes = [LANE_A, LANE_A, LANE_A, LANE_B, LANE_B, LANE_B]
+    for item_id, lane in enumerate(lanes, start=1):
+        backlog.add(
+            twin.WorkItem(item_id, lane, twin.Record("orders", 0, item_id, None, b""), None, 0.0)
+        )
+    flying: dict[int, Any] = {}
+    in_flight.dispatch(backlog.take(10), flying, 1.0)
+    assert sorted(flying) == [1, 2, 4, 5] and backlog.take(10) == []  # both lanes at their cap
+    # A batch's report lists its items lane by lane: runs of one lane.
+    settled = in_flight.settle([1, 2, 4, 5], flying, set(), backlog)
+    assert [i.id for i in settled] == [1, 2, 4, 5] and flying == {}
+    assert sorted(i.id for i in backlog.take(10)) == [3, 6]  # both lanes back in rotation
+    with pytest.raises(KeyError):  # a slot given back twice is a bug, as one at a time
+        backlog.done(LANE_A)
+        backlog.done(LANE_A)
