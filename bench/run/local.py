@@ -34,7 +34,7 @@ def consume(spec: PhaseSpec, consumer_options: dict[str, Any], no_progress: bool
     phase = Phase(time.monotonic(), [collector.samples], [collector.assigned_at])
     producer = OpenLoopProducer(spec.plan, spec.timeout_s).start() if spec.plan.rate else None
     try:
-        with progress:
+        with progress, collector.counting():
             phase.engine_stats = _run_consumer(spec, collector, producer, phase, consumer_options)
     except Exception as exc:  # a failed run is a result too: record it and go on
         phase.error = f"{type(exc).__name__}: {exc}"

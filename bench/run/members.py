@@ -28,12 +28,12 @@ from bench.measure import profiling
 from bench.measure.stats import CompletionSample
 from bench.output.progress import Progress
 from bench.output.results import jsonable
+from bench.run.collector import counting
 from bench.run.phase import Phase, PhaseSpec
 from bench.run.produce import Delivered, OpenLoopProducer
 from pyrallel_consumer import stats_json
 from pyrallel_consumer.options import EngineName, Ordering
 
-_PROGRESS_INTERVAL_S = 0.1  # how often a member reports its completions so far
 _POLL_S = 0.2
 # After the run's timeout, members get this long to drain, commit and report before a kill.
 _STOP_GRACE_S = 30.0
@@ -53,34 +53,6 @@ def _member_main(
     from pyrallel_consumer import ParallelConsumer
 
     samples: list[CompletionSample] = []
-    reported = 0
-    finished = threading.Event()
-
-    def report_progress() -> None:
-        # A thread of its own: the last completions of a phase come with no callback after
-        # them, and the parent stops the group only once it has counted every record.
-        nonlocal reported
-        while True:
-            last = finished.wait(_PROGRESS_INTERVAL_S)
-            count = len(samples)  # appended by the consumer's thread; len() is atomic
-            if count > reported:
-                events.put(("progress", index, count - reported))
-                reported = count
-            if last:
-                return
-
-    def on_complete(c: Any) -> None:
-        samples.append(
-            CompletionSample(
-                c.partition,
-                c.offset,
-                c.key,
-                c.received_at,
-                c.dispatched_at,
-                c.completed_at,
-                bool(c.ok),
-            )
-        )
 
     def on_assign(partitions: Sequence[tuple[str, int]]) -> None:
         if partitions:
@@ -88,37 +60,35 @@ def _member_main(
 
     stats: dict[str, Any] = {}
     error = None
-    reporter = threading.Thread(target=report_progress, daemon=True)
-    reporter.start()
-    try:
-        consumer = ParallelConsumer(
-            dict(spec.kafka_config),
-            topics=[spec.plan.topic],
-            handler=spec.handler,
-            engine=cast(EngineName, spec.engine),  # names checked by the bench's parser
-            ordering=cast(Ordering, spec.ordering),
-            on_complete=on_complete,
-            on_assign=on_assign,
-            **member_options(spec.engine_options, index),
-        )
+    # The last completions of a phase come with no callback after them: counted on a thread.
+    with counting(samples, lambda count: events.put(("progress", index, count))):
+        try:
+            consumer = ParallelConsumer(
+                dict(spec.kafka_config),
+                topics=[spec.plan.topic],
+                handler=spec.handler,
+                engine=cast(EngineName, spec.engine),  # names checked by the bench's parser
+                ordering=cast(Ordering, spec.ordering),
+                on_complete=samples.append,  # as in collector.py: no Python call per record
+                on_assign=on_assign,
+                **member_options(spec.engine_options, index),
+            )
 
-        def stop_when_told() -> None:
-            stop.wait()
-            consumer.stop()
+            def stop_when_told() -> None:
+                stop.wait()
+                consumer.stop()
 
-        threading.Thread(target=stop_when_told, daemon=True).start()
-        if profile is None:
-            consumer.run(timeout=spec.timeout_s + _STOP_GRACE_S)
-        else:
-            stem = f"{profile.stem}-member-{index}"
-            path = profiling.profile_path(profile.settings.directory, stem)
-            with profiling.profiled(profile.settings, path, f"{spec.label} member {index}"):
+            threading.Thread(target=stop_when_told, daemon=True).start()
+            if profile is None:
                 consumer.run(timeout=spec.timeout_s + _STOP_GRACE_S)
-        stats = stats_json(consumer.stats())
-    except Exception as exc:  # reported to the parent, which records it as the run's error
-        error = f"member {index}: {type(exc).__name__}: {exc}"
-    finished.set()
-    reporter.join()
+            else:
+                stem = f"{profile.stem}-member-{index}"
+                path = profiling.profile_path(profile.settings.directory, stem)
+                with profiling.profiled(profile.settings, path, f"{spec.label} member {index}"):
+                    consumer.run(timeout=spec.timeout_s + _STOP_GRACE_S)
+            stats = stats_json(consumer.stats())
+        except Exception as exc:  # reported to the parent, which records it as the run's error
+            error = f"member {index}: {type(exc).__name__}: {exc}"
     events.put(("done", index, samples, jsonable(stats), error))
 
 

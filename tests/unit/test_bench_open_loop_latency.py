@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from bench_completions import completion
 
 from bench.cli import parse_args
 from bench.measure import pacing
@@ -81,7 +82,7 @@ def test_plan_numbers_warmup_records_after_the_measured_ones() -> None:
 
 
 def _sample(partition: int, offset: int, received: float, done: float) -> CompletionSample:
-    return CompletionSample(partition, offset, b"k", received, received, done)
+    return completion(partition, offset, b"k", received, received, done)
 
 
 def _delivered_with_warmup() -> Delivered:

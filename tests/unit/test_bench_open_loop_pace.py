@@ -9,9 +9,9 @@ import io
 import math
 
 import pytest
+from bench_completions import completion
 from bench_support import sleep_context
 
-from bench.measure.stats import CompletionSample
 from bench.output.progress import ProgressLines
 from bench.output.table import WIDTH
 from bench.run import context, mode, summary
@@ -98,7 +98,7 @@ def test_progress_lines_say_how_many_records_are_warm_up() -> None:
 
 def _phase(done_at: list[float], received_at: list[float]) -> Phase:
     samples = [
-        CompletionSample(i % 4, i // 4, f"key-{i % 100}".encode(), r, d - 0.005, d)
+        completion(i % 4, i // 4, f"key-{i % 100}".encode(), r, d - 0.005, d)
         for i, (r, d) in enumerate(zip(received_at, done_at, strict=True))
     ]
     phase = Phase(0.0, [samples], [[0.0]])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from bench_completions import completion
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -54,7 +55,7 @@ def test_latency_summary_in_milliseconds() -> None:
 
 def test_sojourn_counts_the_backlog_wait_and_handling_does_not() -> None:
     # received at 1.0, handed to the engine at 3.0 (two seconds in the backlog), done at 3.005
-    sample = CompletionSample(0, 0, b"k", 1.0, 3.0, 3.005)
+    sample = completion(0, 0, b"k", 1.0, 3.0, 3.005)
     assert sojourn_times([sample]) == [pytest.approx(2.005)]
     assert handling_times([sample]) == [pytest.approx(0.005)]
     assert summarize_latencies(handling_times([sample])).p99_ms == pytest.approx(5.0)
@@ -63,7 +64,7 @@ def test_sojourn_counts_the_backlog_wait_and_handling_does_not() -> None:
 def _s(
     partition: int, offset: int, key: bytes | None, done: float, received: float = 0.0
 ) -> CompletionSample:
-    return CompletionSample(partition, offset, key, received, received, done)
+    return completion(partition, offset, key, received, received, done)
 
 
 def test_throughput_spans_first_receipt_to_last_completion() -> None:

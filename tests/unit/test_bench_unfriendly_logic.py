@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from bench_completions import completion
 
 from bench.cli import parse_args
 from bench.measure import bounds, pacing, scenarios
@@ -119,7 +120,7 @@ def test_pacing_schedule() -> None:
 
 
 def _sample(p: int, o: int, key: bytes, received: float, done: float) -> CompletionSample:
-    return CompletionSample(p, o, key, received, received, done)
+    return completion(p, o, key, received, received, done)
 
 
 def test_stuck_window_counts_other_keys_while_they_still_had_work() -> None:
