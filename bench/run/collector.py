@@ -53,8 +53,8 @@ def counting(
     samples: Sized, report: Callable[[int], None], interval_s: float = PROGRESS_INTERVAL_S
 ) -> Iterator[None]:
     """While the block runs, every `interval_s` seconds, and once more after it: `report(n)`
-    with the n samples appended since the last report (or the block's start), from a thread of its own (the last
-    completions of a phase come with no callback after them)."""
+    with the n samples appended since the last report (or the block's start), from a thread
+    of its own (the last completions of a phase come with no callback after them)."""
     finished = threading.Event()
     start = len(samples)
 

@@ -245,7 +245,5 @@ class BatchingEngine(Engine):
             # asked to stop, it did not fail on some record.
             # A batch's outputs (outputs=True) are the whole piece's: its records complete
             # together once the broker acknowledged them all.
-            out.append(
-                GroupReport(piece.ids, outcome, attempts, at, report.error, report.outputs)
-            )
+            out.append(GroupReport(piece.ids, outcome, attempts, at, report.error, report.outputs))
         self._next_piece(running, at)
