@@ -156,3 +156,31 @@ def test_the_native_intake_hands_out_one_lane_object_per_key_and_partition() -> 
     crowd = Collected()
     intake(many, states, "key", crowd, 0, 1.0, print)
     assert [i.lane for i in crowd] == [(TOPIC, 0, b"u%d" % o) for o in range(10_000)]
+
+
+def test_confluent_kafka_messages_are_read_as_their_methods_return(intake: Any) -> None:
+    # The native intake calls the C functions behind confluent-kafka's Message methods
+    # directly: the records must hold what the methods return, errors included.
+    import confluent_kafka
+
+    def message(offset: int, **fields: Any) -> Any:
+        return confluent_kafka.Message(topic=TOPIC, partition=0, offset=offset, **fields)
+
+    error = confluent_kafka.KafkaError(confluent_kafka.KafkaError._PARTITION_EOF)
+    messages = [
+        message(0, key=b"a", value=b"v0", headers=[("h", b"1")], timestamp=(1, 1_700_000_000_123)),
+        message(-1001, error=error),
+        message(1, key=None, value=None, timestamp=(0, 0)),
+        message(2, key=b"b", value=b"v2" * 50),
+    ]
+    state = PartitionState(TOPIC, 0, 1)
+    items = Collected()
+    errors: list[object] = []
+    last_id, skipped = intake(messages, {(TOPIC, 0): state}, "key", items, 0, 2.0, errors.append)
+    assert [e.code() for e in errors] == [confluent_kafka.KafkaError._PARTITION_EOF]  # type: ignore[attr-defined]
+    assert (last_id, skipped) == (3, 0)
+    read = [m for m in messages if m.error() is None]
+    assert [_fields(i.record) for i in items] == [
+        (TOPIC, 0, m.offset(), m.key(), m.value(), m.headers(), m.timestamp()[1]) for m in read
+    ]
+    assert [i.lane for i in items] == [(TOPIC, 0, m.key()) for m in read]
