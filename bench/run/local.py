@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from bench.measure import profiling
 from bench.output.progress import Progress
@@ -17,7 +17,6 @@ from bench.run.collector import Collector
 from bench.run.phase import Phase, PhaseSpec
 from bench.run.produce import Delivered, OpenLoopProducer
 from pyrallel_consumer import stats_json
-from pyrallel_consumer.options import EngineName, Ordering
 
 _WATCH_INTERVAL_S = 0.2
 
@@ -51,19 +50,9 @@ def _run_consumer(
     phase: Phase,
     consumer_options: dict[str, Any],
 ) -> dict[str, Any]:
-    from pyrallel_consumer import ParallelConsumer
-
-    consumer = ParallelConsumer(
-        dict(spec.kafka_config),
-        topics=[spec.plan.topic],
-        handler=spec.handler,
-        engine=cast(EngineName, spec.engine),  # names checked by the bench's parser
-        ordering=cast(Ordering, spec.ordering),
-        on_complete=collector.on_complete,
-        on_assign=collector.on_assign,
-        **dict(spec.engine_options),
-        **consumer_options,
-    )
+    # Worker hooks and metrics: never engine options.
+    options = {**spec.engine_options, **consumer_options}
+    consumer = spec.consumer(collector.on_complete, collector.on_assign, options)
     finished = threading.Event()
     if producer is not None:
         collector.on_first_assign.append(producer.begin)

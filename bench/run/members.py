@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from bench.measure import profiling
 from bench.measure.stats import CompletionSample
@@ -32,7 +32,6 @@ from bench.run.collector import counting
 from bench.run.phase import Phase, PhaseSpec
 from bench.run.produce import Delivered, OpenLoopProducer
 from pyrallel_consumer import stats_json
-from pyrallel_consumer.options import EngineName, Ordering
 
 _POLL_S = 0.2
 # After the run's timeout, members get this long to drain, commit and report before a kill.
@@ -50,8 +49,6 @@ def _member_main(
     spec: PhaseSpec, index: int, events: Any, stop: Any, profile: MemberProfile | None
 ) -> None:
     """Body of member `index`: consume until told to stop, then report the completions."""
-    from pyrallel_consumer import ParallelConsumer
-
     samples: list[CompletionSample] = []
 
     def on_assign(partitions: Sequence[tuple[str, int]]) -> None:
@@ -63,15 +60,10 @@ def _member_main(
     # The last completions of a phase come with no callback after them: counted on a thread.
     with counting(samples, lambda count: events.put(("progress", index, count))):
         try:
-            consumer = ParallelConsumer(
-                dict(spec.kafka_config),
-                topics=[spec.plan.topic],
-                handler=spec.handler,
-                engine=cast(EngineName, spec.engine),  # names checked by the bench's parser
-                ordering=cast(Ordering, spec.ordering),
-                on_complete=samples.append,  # as in collector.py: no Python call per record
-                on_assign=on_assign,
-                **member_options(spec.engine_options, index),
+            consumer = spec.consumer(
+                samples.append,  # as in collector.py: no Python call per record
+                on_assign,
+                member_options(spec.engine_options, index),
             )
 
             def stop_when_told() -> None:

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from bench.measure.stats import CompletionSample
 from bench.run.floor import Floor
 from bench.run.produce import Delivered, ProducePlan
 from bench.workloads import Handler
+from pyrallel_consumer.options import EngineName, Ordering
+
+if TYPE_CHECKING:
+    from pyrallel_consumer import ParallelConsumer
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,27 @@ class PhaseSpec:
     def to_consume(self) -> int:
         """Records the consumer waits for: the warm-up ones and the expected ones."""
         return self.plan.warmup_messages + self.expected
+
+    def consumer(
+        self,
+        on_complete: Callable[[CompletionSample], None],
+        on_assign: Callable[[Sequence[tuple[str, int]]], None],
+        options: Mapping[str, Any],
+    ) -> ParallelConsumer:
+        """The phase's ParallelConsumer with these callbacks and ParallelConsumer `options`
+        (the engine's, and the run's or the member's own)."""
+        from pyrallel_consumer import ParallelConsumer
+
+        return ParallelConsumer(
+            dict(self.kafka_config),
+            topics=[self.plan.topic],
+            handler=self.handler,
+            engine=cast(EngineName, self.engine),  # names checked by the bench's parser
+            ordering=cast(Ordering, self.ordering),
+            on_complete=on_complete,
+            on_assign=on_assign,
+            **options,
+        )
 
 
 @dataclass
