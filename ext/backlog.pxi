@@ -17,6 +17,21 @@ from types import GenericAlias
 cdef enum:
     COMPACT_AT = 64
 
+
+cdef inline Py_ssize_t _drop_head(list queue, Py_ssize_t head):
+    """`queue[head]` leaves a list-backed queue (`queue[head:]`, oldest first): its slot is
+    cleared and the new head returned, the list emptied or cut in place once it is all
+    consumed or its consumed slots reach COMPACT_AT and half of it."""
+    queue[head] = None
+    head += 1
+    if head == len(queue):
+        del queue[:]
+        return 0
+    if head >= COMPACT_AT and 2 * head >= len(queue):
+        del queue[:head]
+        return 0
+    return head
+
 # `size_of` modes: the two standard sizers are inlined, any other callable is called.
 cdef enum:
     SIZE_RECORD
@@ -79,14 +94,7 @@ cdef class _Lane:
 
     cdef inline object pop(self):
         item = self.items[self.head]
-        self.items[self.head] = None  # the backlog no longer holds it
-        self.head += 1
-        if self.head == len(self.items):
-            self.items = []
-            self.head = 0
-        elif self.head >= COMPACT_AT and 2 * self.head >= len(self.items):
-            del self.items[: self.head]
-            self.head = 0
+        self.head = _drop_head(self.items, self.head)  # the backlog no longer holds it
         return item
 
 
@@ -143,14 +151,7 @@ cdef class Backlog:
 
     cdef inline _Lane _pop_ready(self):
         cdef _Lane lane = <_Lane>self._ready[self._ready_head]
-        self._ready[self._ready_head] = None
-        self._ready_head += 1
-        if self._ready_head == len(self._ready):
-            self._ready = []
-            self._ready_head = 0
-        elif self._ready_head >= COMPACT_AT and 2 * self._ready_head >= len(self._ready):
-            del self._ready[: self._ready_head]
-            self._ready_head = 0
+        self._ready_head = _drop_head(self._ready, self._ready_head)
         return lane
 
     def add(self, item):

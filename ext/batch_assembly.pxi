@@ -5,7 +5,8 @@
 # Why it is faster: the pure `add` costs two dict lookups and a deque append per record in
 # interpreted code, and `_make` takes records off deques one by one. Here `add` is a C loop that
 # reads this module's WorkItem lanes as struct fields, and the queues are lists cut in slices.
-# The free lanes' order is a list with a head index, as in the twin a deque: the oldest lane is
+# The free lanes' order is a list with a head index (backlog.pxi's `_drop_head`), as in the
+# twin a deque: the oldest lane is
 # found without iterating a dict, whose deleted front entries every `next(iter(...))` steps
 # over again (that scan was most of the assembly's quarter of the control thread's time with
 # 100 keys, py-spy; the control thread's CPU per record fell by a fifth without it).
@@ -30,9 +31,8 @@ cdef class BatchAssembler:
     cdef double _max_wait_s
     cdef Py_ssize_t _capacity
     cdef dict _unbatched  # free lanes with records (a list each)
-    # The same lanes, oldest first, `_order[_head:]`, and since when (clock seconds, parallel).
+    # The same lanes oldest first, `_order[_head:]`, each as (lane, since when in clock seconds).
     cdef list _order
-    cdef list _since
     cdef Py_ssize_t _head
     cdef Py_ssize_t _unbatched_count
     cdef dict _waiting  # held lanes -> the records waiting for them (a list)
@@ -44,7 +44,6 @@ cdef class BatchAssembler:
         self._capacity = capacity
         self._unbatched = {}
         self._order = []
-        self._since = []
         self._head = 0
         self._unbatched_count = 0
         self._waiting = {}
@@ -83,21 +82,11 @@ cdef class BatchAssembler:
 
     cdef inline void _free(self, object lane, double now):
         """`lane` joins the free lanes with records, last."""
-        self._order.append(lane)
-        self._since.append(now)
+        self._order.append((lane, now))
 
     cdef inline void _pop_oldest(self):
         """The oldest free lane leaves the order (its records were batched or now wait)."""
-        self._order[self._head] = None
-        self._head += 1
-        if self._head == len(self._order):
-            self._order = []
-            self._since = []
-            self._head = 0
-        elif self._head >= COMPACT_AT and 2 * self._head >= len(self._order):
-            del self._order[: self._head]
-            del self._since[: self._head]
-            self._head = 0
+        self._head = _drop_head(self._order, self._head)
 
     def due_in(self, double now, bint running):
         """Seconds until unbatched records must be sent (0: now); None when there are none."""
@@ -107,7 +96,7 @@ cdef class BatchAssembler:
             return 0.0
         if self._outstanding >= self._capacity and not running:
             return 0.0
-        cdef double oldest = self._since[self._head]
+        cdef double oldest = (<tuple>self._order[self._head])[1]
         return max(0.0, oldest + self._max_wait_s - now)
 
     def take(self, double now, bint running):
@@ -124,7 +113,7 @@ cdef class BatchAssembler:
         cdef dict unbatched = self._unbatched
         cdef Py_ssize_t room = self._batch_size, size
         while room and unbatched:
-            lane = self._order[self._head]
+            lane = (<tuple>self._order[self._head])[0]
             queued = <list>unbatched[lane]
             size = len(queued)
             if size <= room:
