@@ -7,16 +7,14 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from bench.measure.stats import CompletionSample
 from bench.run.floor import Floor
 from bench.run.produce import Delivered, ProducePlan
 from bench.workloads import Handler
+from pyrallel_consumer import ParallelConsumer
 from pyrallel_consumer.options import EngineName, Ordering
-
-if TYPE_CHECKING:
-    from pyrallel_consumer import ParallelConsumer
 
 
 @dataclass(frozen=True)
@@ -50,8 +48,6 @@ class PhaseSpec:
     ) -> ParallelConsumer:
         """The phase's ParallelConsumer with these callbacks and ParallelConsumer `options`
         (the engine's, and the run's or the member's own)."""
-        from pyrallel_consumer import ParallelConsumer
-
         return ParallelConsumer(
             dict(self.kafka_config),
             topics=[self.plan.topic],
