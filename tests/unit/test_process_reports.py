@@ -4,9 +4,9 @@ Kafka: items submitted straight to the engine).
 - Records that succeeded at their first attempt come back as one GroupReport per result batch;
   a record retried or failed comes back as its own Report with its attempts.
 - A worker's records go out in the order they were submitted (the control plane's round-robin
-  order), at most `max_outstanding` at a time: a window twice the lane cap, so a lane's run of
-  records leaves room for the others. Unordered records are dealt round-robin over the
-  workers, continuing from one submit to the next.
+  order), at most `max_outstanding` at a time: a window of several pipe messages, and at least
+  twice the lane cap, so a lane's run of records leaves room for the others. Unordered
+  records are dealt round-robin over the workers, continuing from one submit to the next.
 - The worker's ResultSender sends every result exactly once, with many runner threads
   reporting at once, and sends a lone result without waiting for more.
 """
@@ -47,7 +47,8 @@ def test_first_try_successes_come_back_grouped_and_the_rest_one_by_one(
     engines: list[Engine],
 ) -> None:
     # A result batch goes out when RESULT_BATCH results are ready (the wait is far longer than
-    # the test), and the window is one batch: so every result batch holds RESULT_BATCH results.
+    # the test), and the window is cut to one batch: so every result batch holds RESULT_BATCH
+    # results (with the default window of several, the last one would wait out the hour).
     engine = process_engine(
         flaky,
         engines,
@@ -55,7 +56,7 @@ def test_first_try_successes_come_back_grouped_and_the_rest_one_by_one(
         ipc_batch_max_wait_s=3600.0,
         max_in_flight_per_lane=RESULT_BATCH // 2,
     )
-    assert engine.max_outstanding == RESULT_BATCH
+    engine.max_outstanding = RESULT_BATCH
     engine.start()
     engine.submit(make_items(RECORDS, keys=4, first_id=0))
     reports = collect(engine, RECORDS)
@@ -130,7 +131,7 @@ def test_a_workers_records_go_out_in_submission_order_within_its_window(
 def test_a_lane_at_its_cap_leaves_room_for_other_lanes(engines: list[Engine]) -> None:
     """A lane may have max_in_flight_per_lane records in flight, and they may reach the worker
     one after the other: the window stays twice that, so the next lane's records still go."""
-    cap = 100  # above the window of ipc_batch_size and worker_concurrency alone
+    cap = 200  # above the window of 4 pipe messages (4 x 64) and worker_concurrency alone
     engine = process_engine(flaky, engines, max_in_flight_per_lane=cap)
     (pipe,) = recording(engine)
     assert engine.max_outstanding == 2 * cap
@@ -142,16 +143,17 @@ def test_a_lane_at_its_cap_leaves_room_for_other_lanes(engines: list[Engine]) ->
 @pytest.mark.parametrize(
     ("options", "window"),
     [
-        ({}, 64),  # ipc_batch_size and 4 x worker_concurrency (16) above twice the cap (32)
-        ({"max_in_flight_per_lane": 40}, 80),
-        ({"max_in_flight_per_lane": 40, "ordering": "unordered"}, 64),  # no lanes
-        ({"max_in_flight_per_lane": 40, "batch_size": 10}, 64),  # items are batches
+        ({}, 256),  # 4 pipe messages of 64, above 4 x worker_concurrency and twice the cap (32)
+        ({"worker_concurrency": 100}, 400),  # 4 per runner thread
+        ({"max_in_flight_per_lane": 150}, 300),
+        ({"max_in_flight_per_lane": 150, "ordering": "unordered"}, 256),  # no lanes
+        ({"max_in_flight_per_lane": 150, "batch_size": 10}, 256),  # items are batches
     ],
 )
-def test_the_window_is_twice_the_lane_cap_where_lanes_are_capped(
+def test_the_window_is_several_messages_and_twice_the_lane_cap_where_lanes_are_capped(
     options: dict[str, Any], window: int
 ) -> None:
-    config = engine_config("process", worker_concurrency=16, **options)
+    config = engine_config("process", **{"worker_concurrency": 16, **options})
     assert outstanding_window(config) == window
 
 
