@@ -53,6 +53,8 @@ IDLE_POLL_S = 0.1  # poll() wait when nothing is in flight
 # How often the control thread publishes the stats() snapshot (also after every commit and at
 # the end of run): building it costs microseconds per partition, too much for every turn.
 STATS_INTERVAL_S = 0.1
+READY_POLL_S = 0.1  # the start-up wait for the engine (Engine.wait_ready), in slices of this
+SLOW_START_SLICES = 50  # ... logged once when it reaches this many (5 s)
 # What a commit refused during the loop leads to.
 RETRIED_NEXT_INTERVAL = "retried at the next commit interval"
 RETRIED_AT_CLOSE = "retried once more as the consumer closes (its last commit)"
@@ -126,6 +128,18 @@ class ControlLoop:
 
     # ---- lifecycle -------------------------------------------------------------------------
 
+    def _await_engine(self, deadline: float | None) -> None:
+        """Join the group only once the engine can run records (Engine.wait_ready), so a
+        member whose process workers are still importing does not hold partitions idle.
+        Stops waiting on request_stop or the run's deadline; says so when it takes long."""
+        slices = 0
+        while not self.engine.wait_ready(READY_POLL_S):
+            if self._stop_requested or (deadline is not None and self._clock() >= deadline):
+                return
+            slices += 1
+            if slices == SLOW_START_SLICES:
+                log.info("still waiting for engine=%r to start its workers", self.engine.name)
+
     def request_stop(self) -> None:
         """Ask the loop to stop at its next turn: from any thread, a signal handler included."""
         self._stop_requested = True
@@ -172,6 +186,7 @@ class ControlLoop:
             self._reports.start()
             self.engine.start()
             engine_started = True
+            self._await_engine(deadline)
             client.subscribe(
                 self.config.topics, rebalancer.assigned, rebalancer.revoked, rebalancer.lost
             )

@@ -128,6 +128,15 @@ class Engine(abc.ABC):
     def start(self) -> None:  # noqa: B027  # optional hook: most engines start lazily
         """Allocate threads/processes. Called once before the first submit."""
 
+    def wait_ready(self, timeout: float) -> bool:
+        """Block up to `timeout` seconds until the engine can run work at once; True when it
+        can, or when it failed to get there (reports() then raises the failure). The control
+        plane joins the consumer group only after this, so a member whose engine is still
+        starting does not hold partitions it cannot work on. Most engines are ready as soon
+        as `start` returns; the process engine waits for its worker processes (their imports
+        and worker_init)."""
+        return True
+
     @abc.abstractmethod
     def submit(self, items: Sequence[WorkItem[object]]) -> None:
         """Accept items for execution. The caller hands `items` over: it must not change the

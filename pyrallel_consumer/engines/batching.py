@@ -125,6 +125,9 @@ class BatchingEngine(Engine):
     def start(self) -> None:
         self.inner.start()
 
+    def wait_ready(self, timeout: float) -> bool:
+        return self.inner.wait_ready(timeout)
+
     def submit(self, items: Sequence[Item]) -> None:
         now = self._clock()
         self._assembly.add(items, now)

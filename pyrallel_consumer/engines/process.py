@@ -123,18 +123,47 @@ class ProcessEngine(Engine):
         self._failure: WorkerError | None = None  # raised once by reports()
         self._failure_lock = threading.Lock()  # reader threads may fail at once
         self._failure_raised = False
+        # Workers that have not been ready once yet (reader threads remove theirs, under
+        # _ready_lock); `_started` is set when none is left, or a worker was given up.
+        self._never_ready = {worker.index for worker in self._workers}
+        self._ready_lock = threading.Lock()
+        self._started = threading.Event()
 
     # ---- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
         for worker in self._workers:
             reader = WorkerReader(
-                worker, self._spec, self.codec, self._reports, self._closing, self._pump, self._fail
+                worker,
+                self._spec,
+                self.codec,
+                self._reports,
+                self._closing,
+                self._pump,
+                self._on_ready,
+                self._fail,
             )
             worker.reader = threading.Thread(
                 target=reader.run, name=f"pyrallel-reader-{worker.index}", daemon=True
             )
             worker.reader.start()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Block up to `timeout` seconds until every worker process has started (imported the
+        handler's module and run worker_init) and said it is ready, or one was given up (its
+        WorkerError is then raised by reports()). A worker restarted later does not count:
+        its records wait in the parent meanwhile."""
+        return self._started.wait(timeout)
+
+    def _on_ready(self, worker: WorkerHandle) -> None:
+        """A worker's process said it is ready (its reader thread): send it its records, and
+        note the worker's first start for wait_ready."""
+        if not self._started.is_set():
+            with self._ready_lock:
+                self._never_ready.discard(worker.index)
+                if not self._never_ready:
+                    self._started.set()
+        self._pump(worker)
 
     def close(self, timeout: float) -> None:
         """Tell every worker to finish, wait up to `timeout` seconds for their reader threads
@@ -256,6 +285,7 @@ class ProcessEngine(Engine):
         with self._failure_lock:
             if self._failure is None:
                 self._failure = failure
+        self._started.set()  # wait_ready: nothing more to wait for; reports() raises it
         self._reports.wake()
 
     def reports(self) -> list[Report]:

@@ -64,7 +64,9 @@ class WorkerReader:
     """Runs (`run`, the thread's target) the worker processes of one WorkerHandle in turn.
 
     `pump(worker)` sends the worker's waiting records (the engine's, takes the lock itself);
-    `fail(error)` hands the engine the WorkerError its reports() raises.
+    `ready(worker)` is called instead when a process of the worker said it is ready (the
+    engine pumps, and counts the first start of each worker); `fail(error)` hands the engine
+    the WorkerError its reports() raises.
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class WorkerReader:
         reports: ReportQueue,
         closing: threading.Event,
         pump: Callable[[WorkerHandle], None],
+        ready: Callable[[WorkerHandle], None],
         fail: Callable[[WorkerError], None],
     ) -> None:
         self.worker = worker
@@ -83,6 +86,7 @@ class WorkerReader:
         self._reports = reports
         self._closing = closing
         self._pump = pump
+        self._ready = ready
         self._fail = fail
 
     def run(self) -> None:
@@ -179,7 +183,7 @@ class WorkerReader:
             if data == READY:
                 with worker.lock:
                     worker.ready = True
-                self._pump(worker)
+                self._ready(worker)
                 continue
             try:
                 results = decode(data)

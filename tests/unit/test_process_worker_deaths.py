@@ -98,9 +98,16 @@ def test_a_record_that_kills_its_worker_is_blamed_and_the_others_complete(
     assert engine.describe()["worker_restarts"] <= 3
 
 
+def test_wait_ready_returns_once_every_worker_has_started(engines: list[Engine]) -> None:
+    engine = make_engine(engines, workers=2)
+    assert engine.wait_ready(WAIT_S)
+    assert all(worker.ready for worker in engine._workers)
+
+
 def test_workers_dying_at_start_end_in_worker_error(engines: list[Engine]) -> None:
     engine = make_engine(engines, worker_init=exit_at_start)
     engine.submit(make_items(3, keys=1))
+    assert engine.wait_ready(WAIT_S)  # given up: nothing more to wait for (reports() raises)
     deadline = time.monotonic() + WAIT_S
     with pytest.raises(WorkerError, match="exit code 5") as raised:
         while time.monotonic() < deadline:
