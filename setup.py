@@ -3,11 +3,12 @@
 Native modules, each with a pure-Python twin that is used when the module is not built:
   ext/codec.pyx       -> pyrallel_consumer._codec  (twin: pyrallel_consumer/codec.py, msgpack)
   ext/cpu_kernel.pyx  -> bench._cpu_kernel         (twin: bench/cpu_kernel.py, hashlib)
-  ext/record_path.pyx -> pyrallel_consumer._record_path: the control thread's record path,
-                         from ext/records.pxi, backlog.pxi, partition_state.pxi, intake.pxi,
-                         completing.pxi, in_flight.pxi and batch_assembly.pxi (twins: record.py,
-                         work.py, backlog.py, control/{partition_state,intake,completing,
-                         in_flight}.py and engines/batch_assembly.py in pyrallel_consumer/)
+  ext/record_path.pyx -> pyrallel_consumer._record_path: the record path, from
+                         ext/records.pxi, backlog.pxi, partition_state.pxi, intake.pxi,
+                         completing.pxi, in_flight.pxi, batch_assembly.pxi and lane_table.pxi
+                         (twins: record.py, work.py, backlog.py, control/{partition_state,
+                         intake,completing,in_flight}.py and engines/{batch_assembly,
+                         lane_table}.py in pyrallel_consumer/)
 The record path's twins are picked by pyrallel_consumer/native.py (PYRALLEL_NATIVE=0 forces
 the pure-Python ones).
 

@@ -1,6 +1,6 @@
 # cython: language_level=3
-"""The control thread's record path in C: pyrallel_consumer._record_path, the native twin of
-eight pure-Python modules (pyrallel_consumer/native.py binds its names in their place):
+"""The record path in C: pyrallel_consumer._record_path, the native twin of nine pure-Python
+modules (pyrallel_consumer/native.py binds its names in their place):
 
     records.pxi          Record (record.py); WorkItem, Report, GroupReport (work.py)
     backlog.pxi          Backlog, record_bytes, batch_bytes (backlog.py)
@@ -9,6 +9,7 @@ eight pure-Python modules (pyrallel_consumer/native.py binds its names in their 
     completing.pxi       unrevoked, complete_offsets, completions (control/completing.py)
     in_flight.pxi        dispatch, settle (control/in_flight.py)
     batch_assembly.pxi   Batch, BatchAssembler (engines/batch_assembly.py)
+    lane_table.pxi       Lanes (engines/lane_table.py), on the lane runners' threads
 
 One extension rather than one per file: the intake builds records and work items, records
 offsets in partition states and queues work items in the backlog, the settling gives lane slots
@@ -23,7 +24,7 @@ keeps one job, with the comment at its top saying which twin it mirrors and why 
 # build from older sources lacks (ImportError, so that `auto` falls back to its pure twin).
 STRUCTURES = frozenset({
     "record", "work", "backlog", "partition_state", "intake", "completing", "in_flight",
-    "batch_assembly",
+    "batch_assembly", "lanes",
 })
 
 include "records.pxi"
@@ -33,3 +34,4 @@ include "intake.pxi"
 include "completing.pxi"
 include "in_flight.pxi"
 include "batch_assembly.pxi"
+include "lane_table.pxi"

@@ -1,8 +1,8 @@
 """Native (Cython) or pure-Python record-tracking structures: which ones the package uses.
 
-The control thread's per-record structures have native twins, all in one extension module
-built from ext/record_path.pyx by `make build-ext` (one module so that they call each other in
-C), with the same behaviour:
+The per-record structures (the control thread's, and the lane runners' lane table) have native
+twins, all in one extension module built from ext/record_path.pyx by `make build-ext` (one
+module so that they call each other in C), with the same behaviour:
 
     structure          pure-Python module (PURE_MODULES)
     "backlog"          pyrallel_consumer.backlog
@@ -13,12 +13,13 @@ C), with the same behaviour:
     "completing"       pyrallel_consumer.control.completing
     "in_flight"        pyrallel_consumer.control.in_flight
     "batch_assembly"   pyrallel_consumer.engines.batch_assembly
+    "lanes"            pyrallel_consumer.engines.lane_table
 
 Each pure module calls `bind_twin` once, at its end, which binds the native names when
 `native_twin` gives the module (`Backlog`, `record_bytes`, `batch_bytes`; `PartitionState`;
 `Record`; `WorkItem`, `Report`, `GroupReport`; `intake`; `unrevoked`, `complete_offsets`,
-`completions`; `dispatch`, `settle`; `Batch`, `BatchAssembler`), so importers see one set of
-names. A leaf: it imports only the standard library, so the shared-vocabulary modules
+`completions`; `dispatch`, `settle`; `Batch`, `BatchAssembler`; `Lanes`), so importers see one
+set of names. A leaf: it imports only the standard library, so the shared-vocabulary modules
 (backlog.py, record.py, work.py) may import it.
 
 ``PYRALLEL_NATIVE`` decides, read when each module is first imported: ``auto`` (default: native
@@ -66,6 +67,7 @@ PURE_MODULES = {
     "completing": "pyrallel_consumer.control.completing",
     "in_flight": "pyrallel_consumer.control.in_flight",
     "batch_assembly": "pyrallel_consumer.engines.batch_assembly",
+    "lanes": "pyrallel_consumer.engines.lane_table",
 }
 # Every structure's native twin is in this one module (ext/record_path.pyx).
 NATIVE_MODULE = "pyrallel_consumer._record_path"

@@ -28,7 +28,8 @@ from pyrallel_consumer.engines.attempts import (
 )
 from pyrallel_consumer.engines.attempts import succeeded as success
 from pyrallel_consumer.engines.base import Handler, ThreadFailure, guarded
-from pyrallel_consumer.engines.lanes import Item, Lanes, ReportSink, cancelled_report
+from pyrallel_consumer.engines.lane_table import Item, Lanes
+from pyrallel_consumer.engines.lanes import ReportSink, cancelled_report
 from pyrallel_consumer.work import GroupReport, Outcome, Report
 
 # How long a CoroutineLaneRunner holds back the reports of items that succeeded, to send them

@@ -1,5 +1,6 @@
-"""Lane bookkeeping and the thread lane runner (plain handlers on a thread pool); the coroutine
-runner (`async def` handlers) is in coroutine_lanes.py and uses the same bookkeeping.
+"""The thread lane runner (plain handlers on a thread pool) and what both lane runners share;
+the coroutine runner (`async def` handlers) is in coroutine_lanes.py, and the lane table both
+keep in lane_table.py.
 
 A lane is the unit of ordering: at most one item of a lane runs at a time, in submission order.
 The runner that finishes an item of a lane takes the next item of that lane itself (a per-lane
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from queue import SimpleQueue
 
@@ -36,54 +36,11 @@ from pyrallel_consumer.engines.attempts import (
 )
 from pyrallel_consumer.engines.attempts import succeeded as success
 from pyrallel_consumer.engines.base import Handler, ThreadFailure, guarded
+from pyrallel_consumer.engines.lane_table import Item, Lanes
 from pyrallel_consumer.engines.retry_queue import Clock, RetryQueue
-from pyrallel_consumer.work import Lane, Outcome, Report, WorkItem
+from pyrallel_consumer.work import Outcome, Report
 
 ReportSink = Callable[[Report], None]
-Item = WorkItem[object]
-
-# A lane whose running item has nobody behind it: no deque is built for it, as most lanes never
-# have more than one item in flight (the control plane's max_in_flight_per_lane).
-_NO_QUEUE: deque[Item] = deque()
-
-
-class Lanes:
-    """Items waiting behind the running item of their lane. Not thread-safe: callers lock."""
-
-    __slots__ = ("_waiting",)
-
-    def __init__(self) -> None:
-        # The lanes with a running item; _NO_QUEUE until an item waits behind it. Never
-        # appended to: admit builds the lane's own deque first.
-        self._waiting: dict[Lane, deque[Item]] = {}
-
-    def admit(self, item: Item) -> bool:
-        """True when the item may run now; otherwise it waits for its lane."""
-        lane = item.lane
-        if lane is None:
-            return True
-        waiting = self._waiting.get(lane)
-        if waiting is None:
-            self._waiting[lane] = _NO_QUEUE
-            return True
-        if waiting is _NO_QUEUE:
-            self._waiting[lane] = deque((item,))
-        else:
-            waiting.append(item)
-        return False
-
-    def release(self, lane: Lane) -> Item | None:
-        """The item of `lane` that may run now that the previous one finished, if any."""
-        if lane is None:
-            return None
-        waiting = self._waiting[lane]
-        if waiting:
-            return waiting.popleft()
-        del self._waiting[lane]
-        return None
-
-    def __len__(self) -> int:
-        return len(self._waiting)
 
 
 def cancelled_report(item: Item, attempts: int = 0) -> Report:

@@ -1,8 +1,10 @@
-"""Lanes and the two lane runners: one item per lane at a time, in order; lanes in parallel."""
+"""Lanes and the two lane runners: one item per lane at a time, in order; lanes in parallel.
+The lane table's twins (pure and native) pass the same tests and agree on random sequences."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -10,10 +12,11 @@ from typing import Any
 
 import pytest
 from engine_support import WAIT_S, Reports, report_ids, wait_until
+from native_twins import IMPLEMENTATIONS, needs_native, twin
 
 from pyrallel_consumer.config import RetryPolicy
 from pyrallel_consumer.engines.coroutine_lanes import CoroutineLaneRunner
-from pyrallel_consumer.engines.lanes import Lanes, ThreadLaneRunner
+from pyrallel_consumer.engines.lanes import ThreadLaneRunner
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import GroupReport, Outcome, Report, WorkItem
 
@@ -40,8 +43,13 @@ def _work(lane: Hashable | None, id: int) -> WorkItem:
     return WorkItem(id, lane, Record("t", 0, id, None, None), None, 0.0)
 
 
-def test_lanes_admit_first_and_queue_the_rest() -> None:
-    lanes = Lanes()
+def lanes_class(implementation: str) -> Any:
+    return twin("lanes", implementation).Lanes
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_lanes_admit_first_and_queue_the_rest(implementation: str) -> None:
+    lanes = lanes_class(implementation)()
     a1, a2, a3, b1 = _work("a", 1), _work("a", 2), _work("a", 3), _work("b", 4)
     assert lanes.admit(a1)
     assert not lanes.admit(a2)
@@ -56,11 +64,55 @@ def test_lanes_admit_first_and_queue_the_rest() -> None:
     assert lanes.admit(_work("a", 5))  # a lane that drained starts over
 
 
-def test_unordered_items_always_run() -> None:
-    lanes = Lanes()
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_unordered_items_always_run(implementation: str) -> None:
+    lanes = lanes_class(implementation)()
     assert all(lanes.admit(_work(None, i)) for i in range(5))
     assert lanes.release(None) is None
     assert len(lanes) == 0
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_a_lane_queue_drained_and_refilled_keeps_its_order(implementation: str) -> None:
+    """Many items behind one running item, released while more arrive (the native queue
+    compacts its consumed slots as it goes)."""
+    lanes = lanes_class(implementation)()
+    assert lanes.admit(_work("a", 0))
+    released, next_id = [], 1
+    for round_ in range(200):
+        for _ in range(round_ % 7 + 1):
+            assert not lanes.admit(_work("a", next_id))
+            next_id += 1
+        for _ in range(round_ % 5 + 1):
+            following = lanes.release("a")
+            if following is None:  # drained: the lane is free, the next item runs at once
+                break
+            released.append(following.id)
+    assert len(released) > 2 * 64  # past the native queue's compaction (backlog.pxi)
+    assert released == list(range(1, len(released) + 1))
+    assert len(lanes) == 1
+
+
+@needs_native
+@pytest.mark.parametrize("seed", range(20))
+def test_the_lane_table_twins_agree_on_random_operations(seed: int) -> None:
+    rng = random.Random(seed)
+    pure, native = lanes_class("pure")(), lanes_class("native")()
+    running: list[Hashable] = []  # lanes with a running item, one entry per running item
+    for step in range(300):
+        if rng.random() < 0.55 or not running:
+            item = _work(rng.choice([None, "a", "b", ("t", 0, b"k")]), step)
+            admitted = pure.admit(item)
+            assert native.admit(item) == admitted
+            if admitted and item.lane is not None:
+                running.append(item.lane)
+        else:
+            lane = running.pop(rng.randrange(len(running)))
+            following = pure.release(lane)
+            assert native.release(lane) is following
+            if following is not None:
+                running.append(lane)
+        assert len(native) == len(pure)
 
 
 # ---- runners ---------------------------------------------------------------------------------
