@@ -1,6 +1,7 @@
 """Per-record cost of the coordinating loop: a zero-work handler next to a raw consume() loop.
 
     python -m bench.overhead [--bootstrap-servers HOST:PORT] [--num-messages N] [--paths P,...]
+                             [--rounds R]
 
 Produces N records over 100 keys into a fresh 8-partition topic, then reads them back with a
 plain confluent-kafka consume() loop (the floor: no tracking, no ordering, no commits) and with
@@ -11,6 +12,9 @@ and the CPU time of the thread that runs the loop (the control thread; `time.thr
 around the run, so the join included) per record, next to the raw loop's: on a shared or
 noisy machine the raw loop's own rate moved by a third between runs (1.37-1.87M records/s on 2
 cores), while CPU time per record does not count the time others took the cores.
+With --rounds R the raw loop and every path run R times in turn over the same topic, and a
+summary gives each one's medians: records/s, the share of the raw loop (each round's share of
+its own raw loop, so a round on a slower machine moment compares with itself) and CPU time.
 Without --bootstrap-servers it starts an embedded broker.
 """
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import statistics
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -162,6 +167,55 @@ def _path_rate(bootstrap: str, topic: str, count: int, path: Path) -> Measured:
     return Measured(count / (span[1] - span[0]), 1e6 * cpu / count)
 
 
+@dataclass(frozen=True)
+class Round:
+    """One round: the raw loop, then each path (by label), over the same topic."""
+
+    raw: Measured
+    paths: dict[str, Measured]
+
+
+@dataclass(frozen=True)
+class Median:
+    """A path's medians over the rounds: records/s, share of its round's raw loop, CPU us."""
+
+    rate: float
+    share: float
+    cpu_us: float
+
+
+def medians(rounds: Sequence[Round]) -> dict[str, Median]:
+    """Per path label, in the rounds' order, and "raw" first (its share is 1): the medians of
+    its rounds. Each share is taken within its round before the median is."""
+
+    def of(pairs: list[tuple[Measured, Measured]]) -> Median:
+        return Median(
+            statistics.median(got.rate for got, _ in pairs),
+            statistics.median(got.rate / raw.rate for got, raw in pairs),
+            statistics.median(got.cpu_us for got, _ in pairs),
+        )
+
+    summary = {"raw": of([(r.raw, r.raw) for r in rounds])}
+    for label in rounds[0].paths:
+        summary[label] = of([(r.paths[label], r.raw) for r in rounds])
+    return summary
+
+
+def _raw_line(width: int, raw: Measured) -> str:
+    return (
+        f"{'raw consume()':>{width}}: {raw.rate:>12,.0f} records/s  "
+        f"(loop thread CPU {raw.cpu_us:.2f} us/record)"
+    )
+
+
+def _path_line(width: int, label: str, got: Measured | Median, share: float, raw_cpu: float) -> str:
+    return (
+        f"{label:>{width}}: {got.rate:>12,.0f} records/s  ({share:.3f} of raw, "
+        f"{1e6 / got.rate:.1f} us/record; control thread CPU {got.cpu_us:.2f} us/record, "
+        f"{got.cpu_us / raw_cpu:.1f}x raw's)"
+    )
+
+
 @contextlib.contextmanager
 def bootstrap_or_embedded(bootstrap: str | None) -> Iterator[str]:
     """The given bootstrap servers, or an embedded broker's for the duration."""
@@ -189,24 +243,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=parse_paths(DEFAULT_PATHS),
         help=f"comma-separated engine[/ordering][/batchN] to measure (default: {DEFAULT_PATHS})",
     )
+    parser.add_argument(
+        "--rounds",
+        type=positive_int,
+        default=1,
+        help="run the raw loop and every path this many times in turn, then print the medians",
+    )
     args = parser.parse_args(argv)
+    width = max(len("raw consume()"), *(len(path.label) for path in args.paths))
+    rounds: list[Round] = []
     with bootstrap_or_embedded(args.bootstrap_servers) as bootstrap:
         topic = f"overhead-{uuid.uuid4().hex[:8]}"
         topics.reset_topic(bootstrap, topic, PARTITIONS, 60)
         produce_backlog(ProducePlan(bootstrap, topic, args.num_messages, KEYS), 120)
-        raw = _raw_rate(bootstrap, topic, args.num_messages)
-        width = max(len("raw consume()"), *(len(path.label) for path in args.paths))
-        print(
-            f"{'raw consume()':>{width}}: {raw.rate:>12,.0f} records/s  "
-            f"(loop thread CPU {raw.cpu_us:.2f} us/record)"
-        )
-        for path in args.paths:
-            got = _path_rate(bootstrap, topic, args.num_messages, path)
-            print(
-                f"{path.label:>{width}}: {got.rate:>12,.0f} records/s  ({got.rate / raw.rate:.3f} "
-                f"of raw, {1e6 / got.rate:.1f} us/record; control thread CPU "
-                f"{got.cpu_us:.2f} us/record, {got.cpu_us / raw.cpu_us:.1f}x raw's)"
-            )
+        for number in range(1, args.rounds + 1):
+            if args.rounds > 1:
+                print(f"round {number} of {args.rounds}:")
+            raw = _raw_rate(bootstrap, topic, args.num_messages)
+            print(_raw_line(width, raw))
+            measured: dict[str, Measured] = {}
+            for path in args.paths:
+                got = measured[path.label] = _path_rate(bootstrap, topic, args.num_messages, path)
+                print(_path_line(width, path.label, got, got.rate / raw.rate, raw.cpu_us))
+            rounds.append(Round(raw, measured))
+    if args.rounds > 1:
+        summary = medians(rounds)
+        raw_median = summary.pop("raw")
+        print(f"median of {args.rounds} rounds (each share taken within its round):")
+        print(_raw_line(width, Measured(raw_median.rate, raw_median.cpu_us)))
+        for label, median in summary.items():
+            print(_path_line(width, label, median, median.share, raw_median.cpu_us))
     return 0
 
 
