@@ -48,6 +48,29 @@ def test_idle_timeout_stops_when_nothing_arrives_and_nothing_is_in_flight() -> N
     assert h.client.last_commit(0) == (3, "")
 
 
+def test_idle_time_counts_from_when_the_engine_is_ready() -> None:
+    # The engine takes 30 s to start (process workers running a slow worker_init), and the
+    # group join 3 s more: the start is not idleness, so a 5 s idle timeout does not end the
+    # run before its records arrive (the loop's first turn starts the idle clock).
+    h = harness()
+    h.client.produce(0, 3)
+    waits: list[float] = []
+    h.script.when(lambda: len(waits) == 300, lambda: joined_after(h.clock() + 3.0))
+
+    def joined_after(at: float) -> None:
+        h.script.when(lambda: h.clock() >= at, lambda: h.client.rebalance("assign", 0))
+
+    def wait_ready(timeout: float) -> bool:
+        waits.append(timeout)
+        h.clock.advance(timeout)
+        return len(waits) == 300
+
+    h.engine.wait_ready = wait_ready  # type: ignore[method-assign]
+    end = RunEnd(False, 5.0, h.clock)
+    assert h.loop.run(None, 600.0, end) == 3
+    assert h.client.last_commit(0) == (3, "")
+
+
 def test_until_end_with_a_latest_reset_ends_at_once_when_nothing_was_committed() -> None:
     # A new group whose auto.offset.reset is latest starts at each partition's end: there is
     # nothing to process, so the run ends instead of waiting for records that never come.
