@@ -15,7 +15,8 @@ gives the worker up, ending the run with WorkerError, when it cannot go on. A pe
 guards its outstanding table, unsent queue and pipe writes; the process handle belongs to the
 reader thread alone (worker_handle.py). Reports go through a ReportQueue (base.py); the first
 reader to fail sets `_failure` under `_failure_lock`, which reports() raises on the control
-thread; `_closing` is an Event the control thread sets and the readers wait on.
+thread; `_closing` is an Event the control thread sets and the readers wait on, `_started` one
+the readers set (every worker ready once, or one given up) and wait_ready waits on.
 """
 
 from __future__ import annotations
