@@ -4,8 +4,8 @@ running, and the items waiting behind it, in submission order.
 `admit(item)` once per item submitted, `release(lane)` once per item finished: twice per
 record on the runner's thread (the event loop's, or a process worker's pool threads), so a
 native twin (ext/lane_table.pxi, in pyrallel_consumer._record_path) does the same in C when
-built (pyrallel_consumer/native.py): the pure pair costs about 425 ns per item, most of it
-the two method calls and dict lookups in interpreted code.
+built (pyrallel_consumer/native.py): 240-265 ns per item for the pure pair against 158-172
+for the native one (timeit, 1,000 items over 100 or 1,000 lanes, the calling loop included).
 """
 
 from __future__ import annotations
