@@ -102,6 +102,7 @@ class CoroutineLaneRunner:
         self._ready: deque[Item | None] = deque()  # None: a worker's signal to end
         self._idle: deque[asyncio.Future[None]] = deque()
         self._waking = False  # a worker was woken and has not run yet
+        self._closing = False  # set by close(), on the loop thread
         # Items that succeeded on their first attempt, reported together (GROUP_REPORT_S).
         self._succeeded: list[int] = []
         self._group_since = 0.0  # when the first of them succeeded
@@ -227,9 +228,10 @@ class CoroutineLaneRunner:
                 if item.lane is None:
                     break  # unordered: no lane to release
                 following = lanes.release(item.lane)
-                if following is not None and ready:
+                if following is not None and ready and not self._closing:
                     # Other lanes' items wait: they go first (fairness). The invariant holds:
-                    # the deque was not empty.
+                    # the deque was not empty. Not once closing: the deque then ends in the
+                    # workers' stop signals, and an item behind them would never run.
                     ready.append(following)
                     following = None
                 item = following
@@ -259,6 +261,7 @@ class CoroutineLaneRunner:
             task.cancel()
 
     async def _shutdown(self) -> None:
+        self._closing = True  # a lane's next items now run in the worker ending its last
         self._ready.extend([None] * len(self._workers))  # behind the ready items
         if not self._waking:
             self._wake()
@@ -266,8 +269,9 @@ class CoroutineLaneRunner:
         self._report_succeeded()
 
     def close(self, timeout: float) -> None:
-        """Let the items started finish within `timeout` seconds; then cancel the worker tasks,
-        abandoning their items (never reported, so never committed), and stop the loop."""
+        """Let the items submitted (running, ready, or waiting behind others in their lanes)
+        finish within `timeout` seconds; then cancel the worker tasks, abandoning their items
+        (never reported, so never committed), and stop the loop."""
         if not self._thread.is_alive():
             return
         future = asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop)

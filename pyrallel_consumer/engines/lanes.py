@@ -84,7 +84,8 @@ class ThreadLaneRunner:
         self._collect = collect
         self._lanes = Lanes()
         self._lock = threading.Lock()
-        self._ready: SimpleQueue[Ready | None] = SimpleQueue()
+        self._ready: SimpleQueue[Ready | None] = SimpleQueue()  # None: a thread's stop signal
+        self._closing = False  # set by close(), under `_lock`
         self.retries: RetryQueue[Ready] = RetryQueue(self._ready.put, clock, on_failure=on_failure)
         self._threads = [
             threading.Thread(
@@ -145,17 +146,24 @@ class ThreadLaneRunner:
                     break  # unordered: no lane to release, so no lock to take
                 with lock:
                     following = lanes.release(item.lane)
-                if following is not None and not ready.empty():
-                    ready.put((following, 1))  # let waiting lanes go first
-                    following = None
+                    # Let waiting lanes go first, unless closing: then the queue ends in the
+                    # threads' stop signals, and an item queued behind them would never run.
+                    # Decided under the lock close() sets `_closing` under: a following item
+                    # queued here is ahead of every stop signal.
+                    if following is not None and not self._closing and not ready.empty():
+                        ready.put((following, 1))
+                        following = None
                 item, attempt = following, 1
 
     def close(self, timeout: float) -> None:
-        """Let the running and the ready items finish within `timeout` seconds. Items waiting
-        for a retry are abandoned, as is an item whose attempt fails from now on with retries
-        left, and the items behind them in their lanes: never reported, so never committed
-        (the control plane's drain, before close, is what waits for them)."""
+        """Let the running and the ready items, and the items waiting behind them in their
+        lanes, finish within `timeout` seconds. Items waiting for a retry are abandoned, as is
+        an item whose attempt fails from now on with retries left, and the items behind them
+        in their lanes: never reported, so never committed (the control plane's drain, before
+        close, is what waits for them)."""
         self.retries.close()
+        with self._lock:
+            self._closing = True  # a lane's next items now run on the thread ending its last
         for _ in self._threads:
             self._ready.put(None)
         deadline = time.monotonic() + timeout

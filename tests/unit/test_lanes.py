@@ -208,6 +208,22 @@ def test_lane_items_never_overlap_and_run_in_order(runner_kind: str, closing: li
     assert trace.max_active > 1  # lanes did run concurrently
 
 
+def test_close_finishes_the_items_waiting_in_their_lanes(runner_kind: str) -> None:
+    """close() right after a submit: every lane's waiting items still run, in order. Before,
+    a lane's next item was queued behind the runner's stop signals (to let other lanes go
+    first) and never ran: of 3 lanes of 10, 3 items were reported."""
+    factory, traced = RUNNERS[runner_kind]
+    trace, reports = Trace(), Reports()
+    runner = factory(traced(trace, pause=0.0005), NO_RETRY, 4, reports)
+    items = make_items(lanes=3, per_lane=10)
+    runner.submit(items)
+    runner.close(WAIT_S)
+    assert sorted(d.id for d in reports.done) == sorted(i.id for i in items)
+    assert all(d.outcome == Outcome.SUCCEEDED for d in reports.done)
+    for lane, started in trace.starts_by_lane().items():
+        assert started == sorted(started), f"lane {lane!r} ran out of order: {started}"
+
+
 def test_different_lanes_run_concurrently_threads(closing: list[Any]) -> None:
     # Each of 4 lanes waits at a barrier for the other 3: only concurrent execution passes.
     barrier = threading.Barrier(4, timeout=WAIT_S)
