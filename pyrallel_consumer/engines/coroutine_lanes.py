@@ -103,6 +103,7 @@ class CoroutineLaneRunner:
         self._idle: deque[asyncio.Future[None]] = deque()
         self._waking = False  # a worker was woken and has not run yet
         self._closing = False  # set by close(), on the loop thread
+        self._start_nothing = False  # close(cancel_unstarted=True): what is not running is not run
         # Items that succeeded on their first attempt, reported together (GROUP_REPORT_S).
         self._succeeded: list[int] = []
         self._group_since = 0.0  # when the first of them succeeded
@@ -190,7 +191,7 @@ class CoroutineLaneRunner:
             if item is None:
                 return
             while item is not None:
-                if item.cancelled:
+                if item.cancelled or self._start_nothing:
                     report(cancelled_report(item))
                 else:
                     record = item.record
@@ -260,7 +261,8 @@ class CoroutineLaneRunner:
         for task in self._workers:
             task.cancel()
 
-    async def _shutdown(self) -> None:
+    async def _shutdown(self, cancel_unstarted: bool) -> None:
+        self._start_nothing = cancel_unstarted
         self._closing = True  # a lane's next items now run in the worker ending its last
         self._ready.extend([None] * len(self._workers))  # behind the ready items
         if not self._waking:
@@ -268,13 +270,14 @@ class CoroutineLaneRunner:
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._report_succeeded()
 
-    def close(self, timeout: float) -> None:
+    def close(self, timeout: float, cancel_unstarted: bool = False) -> None:
         """Let the items submitted (running, ready, or waiting behind others in their lanes)
-        finish within `timeout` seconds; then cancel the worker tasks, abandoning their items
-        (never reported, so never committed), and stop the loop."""
+        finish within `timeout` seconds, or with `cancel_unstarted` only the running ones (the
+        others are reported CANCELLED, their handler not called); then cancel the worker tasks,
+        abandoning their items (never reported, so never committed), and stop the loop."""
         if not self._thread.is_alive():
             return
-        future = asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop)
+        future = asyncio.run_coroutine_threadsafe(self._shutdown(cancel_unstarted), self.loop)
         try:
             future.result(timeout)
         except TimeoutError:

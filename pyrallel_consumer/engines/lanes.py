@@ -86,6 +86,7 @@ class ThreadLaneRunner:
         self._lock = threading.Lock()
         self._ready: SimpleQueue[Ready | None] = SimpleQueue()  # None: a thread's stop signal
         self._closing = False  # set by close(), under `_lock`
+        self._start_nothing = False  # close(cancel_unstarted=True): what is not running is not run
         self.retries: RetryQueue[Ready] = RetryQueue(self._ready.put, clock, on_failure=on_failure)
         self._threads = [
             threading.Thread(
@@ -115,7 +116,7 @@ class ThreadLaneRunner:
             item: Item | None
             item, attempt = entry
             while item is not None:
-                if item.cancelled:
+                if item.cancelled or self._start_nothing:
                     report(cancelled_report(item, attempt - 1))
                 else:
                     result: Attempted
@@ -155,13 +156,15 @@ class ThreadLaneRunner:
                         following = None
                 item, attempt = following, 1
 
-    def close(self, timeout: float) -> None:
+    def close(self, timeout: float, cancel_unstarted: bool = False) -> None:
         """Let the running and the ready items, and the items waiting behind them in their
-        lanes, finish within `timeout` seconds. Items waiting for a retry are abandoned, as is
-        an item whose attempt fails from now on with retries left, and the items behind them
-        in their lanes: never reported, so never committed (the control plane's drain, before
-        close, is what waits for them)."""
+        lanes, finish within `timeout` seconds; with `cancel_unstarted`, only the running ones
+        finish and the others are reported CANCELLED, their handler not called. Items waiting
+        for a retry are abandoned, as is an item whose attempt fails from now on with retries
+        left, and the items behind them in their lanes: never reported, so never committed
+        (the control plane's drain, before close, is what waits for them)."""
         self.retries.close()
+        self._start_nothing = cancel_unstarted
         with self._lock:
             self._closing = True  # a lane's next items now run on the thread ending its last
         for _ in self._threads:

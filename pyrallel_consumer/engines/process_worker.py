@@ -5,8 +5,10 @@ Receives record batches over its pipe, runs them with the same lane runners as t
 micro-batches: a batch goes out when `ipc_batch_size` results are ready or
 `ipc_batch_max_wait_s` after the first one, whichever comes first. An empty message from the
 worker, sent once after worker_init, means "ready for records"; an empty message from the
-parent means "finish and exit"; end-of-file on the pipe means the parent died, and the worker
-exits at once (no orphans).
+parent means "finish and exit": the records running finish, the rest are reported CANCELLED
+without a handler call (the parent sends it only after its last commit, so none of them could
+be committed: running them would only add duplicates, and delay the exit); end-of-file on the
+pipe means the parent died, and the worker exits at once (no orphans).
 
 A worker ignores SIGINT: Ctrl-C in a terminal reaches the whole process group, and shutdown is
 the parent's job (it drains, commits, then sends the "finish" message).
@@ -42,7 +44,7 @@ from pyrallel_consumer.output import outputs_of
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import GroupReport, Report, WorkItem
 
-SHUTDOWN = b""  # parent -> worker: finish the records you have, then exit
+SHUTDOWN = b""  # parent -> worker: finish the records running, cancel the rest, then exit
 READY = b""  # worker -> parent: initialised, send records
 CLOSE_TIMEOUT_S = 60.0
 THREAD_FAILED_EXIT = 70  # exit status of a worker one of whose threads failed (EX_SOFTWARE)
@@ -197,7 +199,7 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
                     for work_id, record in decoded
                 ]
             )
-    runner.close(CLOSE_TIMEOUT_S)
+    runner.close(CLOSE_TIMEOUT_S, cancel_unstarted=True)
     sender.close()
     if spec.worker_exit is not None:
         spec.worker_exit()

@@ -224,6 +224,41 @@ def test_close_finishes_the_items_waiting_in_their_lanes(runner_kind: str) -> No
         assert started == sorted(started), f"lane {lane!r} ran out of order: {started}"
 
 
+def test_close_cancelling_the_unstarted_lets_only_the_running_items_finish(
+    runner_kind: str,
+) -> None:
+    """close(cancel_unstarted=True), as a process worker does when told to finish: the items
+    running finish, every other item is reported CANCELLED with no handler call."""
+    gate, started = threading.Event(), []
+
+    def blocking(record: Record) -> None:
+        started.append(record.offset)
+        gate.wait(WAIT_S)
+
+    async def awaiting(record: Record) -> None:
+        started.append(record.offset)
+        while not gate.is_set():
+            await asyncio.sleep(0.005)
+
+    reports = Reports()
+    handler = blocking if runner_kind == "threads" else awaiting
+    runner = RUNNERS[runner_kind][0](handler, NO_RETRY, 4, reports)
+    items = make_items(lanes=2, per_lane=5)
+    runner.submit(items)
+    wait_until(lambda: len(started) == 2, "one item of each lane runs")
+    closing = threading.Thread(target=runner.close, args=(WAIT_S, True))
+    closing.start()
+    wait_until(lambda: runner._start_nothing, "close() took effect, both items still running")
+    gate.set()
+    closing.join(WAIT_S)
+    outcomes = {d.id: d.outcome for d in reports.done}
+    assert sorted(outcomes) == sorted(i.id for i in items)
+    assert sorted(started) == [0, 1]
+    running = {i.id for i in items if i.record.offset in (0, 1)}
+    assert {i for i, o in outcomes.items() if o == Outcome.SUCCEEDED} == running
+    assert all(o == Outcome.CANCELLED for i, o in outcomes.items() if i not in running)
+
+
 def test_different_lanes_run_concurrently_threads(closing: list[Any]) -> None:
     # Each of 4 lanes waits at a barrier for the other 3: only concurrent execution passes.
     barrier = threading.Barrier(4, timeout=WAIT_S)

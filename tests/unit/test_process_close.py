@@ -1,0 +1,38 @@
+"""Closing the process engine with records still in a worker (no Kafka: items submitted
+straight to the engine). The consumer closes its engine only after its last commit, so a
+record that had not started by then can never be committed: the worker must not start it."""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+
+from engine_support import WAIT_S, make_items, process_engine
+
+from pyrallel_consumer.engines.base import Engine
+from pyrallel_consumer.record import Record
+
+
+def note_and_sleep(directory: str, record: Record) -> None:
+    """Leaves a file per call, then takes 0.3 s: the calls made can be counted afterwards."""
+    (Path(directory) / f"called-{record.offset}").touch()
+    time.sleep(0.3)
+
+
+def test_close_lets_the_running_records_finish_and_starts_no_other(
+    engines: list[Engine], tmp_path: Path
+) -> None:
+    """Ten records of one key in one worker thread; close() while the first runs. Before, the
+    worker ran all ten (3 s, within close's 10) for results nobody would commit."""
+    handler = functools.partial(note_and_sleep, str(tmp_path))
+    engine = process_engine(handler, engines, worker_concurrency=1)
+    engine.start()
+    assert engine.wait_ready(WAIT_S)
+    engine.submit(make_items(10, keys=1))
+    deadline = time.monotonic() + WAIT_S
+    while not (tmp_path / "called-0").exists():
+        assert time.monotonic() < deadline, "the first record never started"
+        time.sleep(0.01)
+    engine.close(10.0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["called-0"]
