@@ -59,7 +59,9 @@ class AsyncEngine(Engine):
         self._reports.wait(timeout)
 
     def close(self, timeout: float) -> None:
-        self._runner.close(timeout)
+        """The running records finish within `timeout`; the others are reported CANCELLED
+        without a handler call (the consumer closes its engine after its last commit)."""
+        self._runner.close(timeout, cancel_unstarted=True)
 
     def describe(self) -> dict[str, Any]:
         if not hasattr(self, "_runner"):  # stats() (a metrics scrape) before run() started it

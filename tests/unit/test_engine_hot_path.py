@@ -207,6 +207,46 @@ def test_baseline_close_abandons_the_rest_of_a_submit(engines: list[Engine]) -> 
     assert [r.id for r in engine.reports()] == [0]
 
 
+@pytest.mark.parametrize("coroutines", [False, True], ids=["threads", "coroutines"])
+def test_async_close_lets_the_running_record_finish_and_starts_no_other(
+    coroutines: bool, engines: list[Engine]
+) -> None:
+    """As the baseline's (and the Engine interface says): a record behind the running one in
+    its lane, or ready for a free runner, is reported CANCELLED, its handler never called.
+    Before, the async engine started them once the running one ended."""
+    release, calls = threading.Event(), []
+
+    def handle(record: Record) -> None:
+        calls.append(record.offset)
+        release.wait(WAIT_S)
+
+    async def handle_async(record: Record) -> None:
+        calls.append(record.offset)
+        while not release.is_set():
+            await asyncio.sleep(0.005)
+
+    config = engine_config("async", concurrency=1)
+    engine = AsyncEngine(handle_async if coroutines else handle, config)
+    engines.append(engine)
+    engine.start()
+    lane = ("t", 0, b"k")
+    waiting = [
+        WorkItem(0, lane, Record("t", 0, 0, b"k", b""), None, 0.0),
+        WorkItem(1, lane, Record("t", 0, 1, b"k", b""), None, 0.0),  # behind 0 in its lane
+        WorkItem(2, None, Record("t", 0, 2, None, b""), None, 0.0),  # ready, no runner free
+    ]
+    engine.submit(waiting)
+    wait_until(lambda: calls == [0], "the first record started")
+    closing = threading.Thread(target=engine.close, args=(WAIT_S,))
+    closing.start()
+    wait_until(lambda: engine._runner._start_nothing, "close() took effect")
+    release.set()
+    closing.join(WAIT_S)
+    assert calls == [0]
+    outcomes = {item_id: done.outcome for done in engine.reports() for item_id in report_ids(done)}
+    assert outcomes == {0: Outcome.SUCCEEDED, 1: Outcome.CANCELLED, 2: Outcome.CANCELLED}
+
+
 def test_a_handler_cancelling_its_task_without_awaiting_loses_no_worker(
     closing: list[Any],
 ) -> None:
