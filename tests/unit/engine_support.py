@@ -6,12 +6,15 @@
 - `collect`: an engine's reports until every item was reported once.
 - `Reports`: the report callback of a lane runner, waited on by the test thread.
 - `wait_until`: polls a condition other threads make true.
+- `Gate`: handlers (plain and `async def`) that note each record's offset, then hold it until
+  the test opens the gate.
 
 The `engines` fixture (closes every engine a test built) is in conftest.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -140,3 +143,25 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting until {what}"
         time.sleep(0.005)
+
+
+class Gate:
+    """Handlers that append each record's offset to `calls`, then hold it until `open()`: the
+    plain one blocks its thread, the coroutine one awaits (polling every 5 ms), so it never
+    blocks the event loop."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+        self._open = threading.Event()
+
+    def open(self) -> None:
+        self._open.set()
+
+    def blocking(self, record: Record) -> None:
+        self.calls.append(record.offset)
+        self._open.wait(WAIT_S)
+
+    async def awaiting(self, record: Record) -> None:
+        self.calls.append(record.offset)
+        while not self._open.is_set():
+            await asyncio.sleep(0.005)

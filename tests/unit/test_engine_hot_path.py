@@ -17,7 +17,15 @@ from types import FrameType
 from typing import Any
 
 import pytest
-from engine_support import WAIT_S, Reports, collect, engine_config, report_ids, wait_until
+from engine_support import (
+    WAIT_S,
+    Gate,
+    Reports,
+    collect,
+    engine_config,
+    report_ids,
+    wait_until,
+)
 
 from pyrallel_consumer.config import RetryPolicy
 from pyrallel_consumer.engines.asyncio_engine import AsyncEngine
@@ -214,19 +222,9 @@ def test_async_close_lets_the_running_record_finish_and_starts_no_other(
     """As the baseline's (and the Engine interface says): a record behind the running one in
     its lane, or ready for a free runner, is reported CANCELLED, its handler never called.
     Before, the async engine started them once the running one ended."""
-    release, calls = threading.Event(), []
-
-    def handle(record: Record) -> None:
-        calls.append(record.offset)
-        release.wait(WAIT_S)
-
-    async def handle_async(record: Record) -> None:
-        calls.append(record.offset)
-        while not release.is_set():
-            await asyncio.sleep(0.005)
-
+    gate = Gate()
     config = engine_config("async", concurrency=1)
-    engine = AsyncEngine(handle_async if coroutines else handle, config)
+    engine = AsyncEngine(gate.awaiting if coroutines else gate.blocking, config)
     engines.append(engine)
     engine.start()
     lane = ("t", 0, b"k")
@@ -236,13 +234,13 @@ def test_async_close_lets_the_running_record_finish_and_starts_no_other(
         WorkItem(2, None, Record("t", 0, 2, None, b""), None, 0.0),  # ready, no runner free
     ]
     engine.submit(waiting)
-    wait_until(lambda: calls == [0], "the first record started")
+    wait_until(lambda: gate.calls == [0], "the first record started")
     closing = threading.Thread(target=engine.close, args=(WAIT_S,))
     closing.start()
     wait_until(lambda: engine._runner._start_nothing, "close() took effect")
-    release.set()
+    gate.open()
     closing.join(WAIT_S)
-    assert calls == [0]
+    assert gate.calls == [0]
     outcomes = {item_id: done.outcome for done in engine.reports() for item_id in report_ids(done)}
     assert outcomes == {0: Outcome.SUCCEEDED, 1: Outcome.CANCELLED, 2: Outcome.CANCELLED}
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 import pytest
-from engine_support import WAIT_S, Reports, report_ids, wait_until
+from engine_support import WAIT_S, Gate, Reports, report_ids, wait_until
 from native_twins import IMPLEMENTATIONS, needs_native, twin
 
 from pyrallel_consumer.config import RetryPolicy
@@ -229,31 +229,20 @@ def test_close_cancelling_the_unstarted_lets_only_the_running_items_finish(
 ) -> None:
     """close(cancel_unstarted=True), as a process worker does when told to finish: the items
     running finish, every other item is reported CANCELLED with no handler call."""
-    gate, started = threading.Event(), []
-
-    def blocking(record: Record) -> None:
-        started.append(record.offset)
-        gate.wait(WAIT_S)
-
-    async def awaiting(record: Record) -> None:
-        started.append(record.offset)
-        while not gate.is_set():
-            await asyncio.sleep(0.005)
-
-    reports = Reports()
-    handler = blocking if runner_kind == "threads" else awaiting
+    gate, reports = Gate(), Reports()
+    handler = gate.blocking if runner_kind == "threads" else gate.awaiting
     runner = RUNNERS[runner_kind][0](handler, NO_RETRY, 4, reports)
     items = make_items(lanes=2, per_lane=5)
     runner.submit(items)
-    wait_until(lambda: len(started) == 2, "one item of each lane runs")
+    wait_until(lambda: len(gate.calls) == 2, "one item of each lane runs")
     closing = threading.Thread(target=runner.close, args=(WAIT_S, True))
     closing.start()
     wait_until(lambda: runner._start_nothing, "close() took effect, both items still running")
-    gate.set()
+    gate.open()
     closing.join(WAIT_S)
     outcomes = {d.id: d.outcome for d in reports.done}
     assert sorted(outcomes) == sorted(i.id for i in items)
-    assert sorted(started) == [0, 1]
+    assert sorted(gate.calls) == [0, 1]
     running = {i.id for i in items if i.record.offset in (0, 1)}
     assert {i for i, o in outcomes.items() if o == Outcome.SUCCEEDED} == running
     assert all(o == Outcome.CANCELLED for i, o in outcomes.items() if i not in running)
