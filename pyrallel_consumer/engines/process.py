@@ -167,8 +167,9 @@ class ProcessEngine(Engine):
         self._pump(worker)
 
     def close(self, timeout: float) -> None:
-        """Tell every worker to finish, wait up to `timeout` seconds for their reader threads
-        (each reaps its own process), then kill the workers still running."""
+        """Tell every worker to finish (its running records end, the rest it holds are
+        reported CANCELLED unrun: process_worker.py), wait up to `timeout` seconds for their
+        reader threads (each reaps its own process), then kill the workers still running."""
         self._closing.set()
         deadline = time.monotonic() + timeout
         for worker in self._workers:
