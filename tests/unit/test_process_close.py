@@ -15,16 +15,18 @@ from pyrallel_consumer.record import Record
 
 
 def note_and_sleep(directory: str, record: Record) -> None:
-    """Leaves a file per call, then takes 0.3 s: the calls made can be counted afterwards."""
+    """Leaves a file per call, so the calls made can be counted afterwards. The first record
+    takes 1 s: ample time for the finish message to arrive while it runs."""
     (Path(directory) / f"called-{record.offset}").touch()
-    time.sleep(0.3)
+    if record.offset == 0:
+        time.sleep(1.0)
 
 
 def test_close_lets_the_running_records_finish_and_starts_no_other(
     engines: list[Engine], tmp_path: Path
 ) -> None:
     """Ten records of one key in one worker thread; close() while the first runs. Before, the
-    worker ran all ten (3 s, within close's 10) for results nobody would commit."""
+    worker ran all ten, for results nobody would commit."""
     handler = functools.partial(note_and_sleep, str(tmp_path))
     engine = process_engine(handler, engines, worker_concurrency=1)
     engine.start()
