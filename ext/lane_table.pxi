@@ -3,8 +3,9 @@
 #
 # Why it is faster: `admit` and `release` run twice per record on a runner's thread, and the
 # pure pair costs 240-265 ns per item in method calls and dict lookups made by the interpreter
-# (158-172 here, timeit, the calling loop included). Here they are C calls that read this module's WorkItem lanes as struct fields,
-# and a lane's waiting items are a list with a head index rather than a deque.
+# (158-172 here, timeit, the calling loop included). Here they are C calls that read this
+# module's WorkItem lanes as struct fields, and a lane's waiting items are a list with a head
+# index rather than a deque.
 # Not thread-safe, like the twin: ThreadLaneRunner calls it under its lock, the coroutine
 # runner on its event loop's thread only.
 

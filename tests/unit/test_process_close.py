@@ -8,7 +8,7 @@ import functools
 import time
 from pathlib import Path
 
-from engine_support import WAIT_S, make_items, process_engine
+from engine_support import WAIT_S, make_items, process_engine, wait_until
 
 from pyrallel_consumer.engines.base import Engine
 from pyrallel_consumer.record import Record
@@ -32,9 +32,6 @@ def test_close_lets_the_running_records_finish_and_starts_no_other(
     engine.start()
     assert engine.wait_ready(WAIT_S)
     engine.submit(make_items(10, keys=1))
-    deadline = time.monotonic() + WAIT_S
-    while not (tmp_path / "called-0").exists():
-        assert time.monotonic() < deadline, "the first record never started"
-        time.sleep(0.01)
+    wait_until((tmp_path / "called-0").exists, "the first record started")
     engine.close(10.0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["called-0"]
