@@ -61,7 +61,7 @@ class AsyncEngine(Engine):
     def close(self, timeout: float) -> None:
         """The running records finish within `timeout`; the others are reported CANCELLED
         without a handler call (the consumer closes its engine after its last commit)."""
-        self._runner.close(timeout, cancel_unstarted=True)
+        self._runner.close(timeout)
 
     def describe(self) -> dict[str, Any]:
         if not hasattr(self, "_runner"):  # stats() (a metrics scrape) before run() started it

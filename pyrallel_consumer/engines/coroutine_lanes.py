@@ -102,8 +102,7 @@ class CoroutineLaneRunner:
         self._ready: deque[Item | None] = deque()  # None: a worker's signal to end
         self._idle: deque[asyncio.Future[None]] = deque()
         self._waking = False  # a worker was woken and has not run yet
-        self._closing = False  # set by close(), on the loop thread
-        self._start_nothing = False  # close(cancel_unstarted=True): what is not running is not run
+        self._closing = False  # set by close(), on the loop thread: what is not running is not run
         # Items that succeeded on their first attempt, reported together (GROUP_REPORT_S).
         self._succeeded: list[int] = []
         self._group_since = 0.0  # when the first of them succeeded
@@ -191,7 +190,7 @@ class CoroutineLaneRunner:
             if item is None:
                 return
             while item is not None:
-                if item.cancelled or self._start_nothing:
+                if item.cancelled or self._closing:
                     report(cancelled_report(item))
                 else:
                     record = item.record
@@ -232,7 +231,7 @@ class CoroutineLaneRunner:
                 if following is not None and ready and not self._closing:
                     # Other lanes' items wait: they go first (fairness). The invariant holds:
                     # the deque was not empty. Not once closing: the deque then ends in the
-                    # workers' stop signals, and an item behind them would never run.
+                    # workers' stop signals, and an item behind them would never be reported.
                     ready.append(following)
                     following = None
                 item = following
@@ -261,23 +260,23 @@ class CoroutineLaneRunner:
         for task in self._workers:
             task.cancel()
 
-    async def _shutdown(self, cancel_unstarted: bool) -> None:
-        self._start_nothing = cancel_unstarted
-        self._closing = True  # a lane's next items now run in the worker ending its last
+    async def _shutdown(self) -> None:
+        self._closing = True  # a lane's next items are now cancelled by the worker ending its last
         self._ready.extend([None] * len(self._workers))  # behind the ready items
         if not self._waking:
             self._wake()
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._report_succeeded()
 
-    def close(self, timeout: float, cancel_unstarted: bool = False) -> None:
-        """Let the items submitted (running, ready, or waiting behind others in their lanes)
-        finish within `timeout` seconds, or with `cancel_unstarted` only the running ones (the
-        others are reported CANCELLED, their handler not called); then cancel the worker tasks,
-        abandoning their items (never reported, so never committed), and stop the loop."""
+    def close(self, timeout: float) -> None:
+        """Let the running items finish within `timeout` seconds; every other item submitted
+        (ready, or waiting behind another in its lane) is reported CANCELLED, its handler not
+        called (the Engine interface: only started work finishes). Then cancel the worker
+        tasks, abandoning their items (never reported, so never committed), and stop the
+        loop."""
         if not self._thread.is_alive():
             return
-        future = asyncio.run_coroutine_threadsafe(self._shutdown(cancel_unstarted), self.loop)
+        future = asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop)
         try:
             future.result(timeout)
         except TimeoutError:

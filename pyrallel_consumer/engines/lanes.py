@@ -85,8 +85,7 @@ class ThreadLaneRunner:
         self._lanes = Lanes()
         self._lock = threading.Lock()
         self._ready: SimpleQueue[Ready | None] = SimpleQueue()  # None: a thread's stop signal
-        self._closing = False  # set by close(), under `_lock`
-        self._start_nothing = False  # close(cancel_unstarted=True): what is not running is not run
+        self._closing = False  # set by close(), under `_lock`: what is not running is not run
         self.retries: RetryQueue[Ready] = RetryQueue(self._ready.put, clock, on_failure=on_failure)
         self._threads = [
             threading.Thread(
@@ -116,7 +115,7 @@ class ThreadLaneRunner:
             item: Item | None
             item, attempt = entry
             while item is not None:
-                if item.cancelled or self._start_nothing:
+                if item.cancelled or self._closing:
                     report(cancelled_report(item, attempt - 1))
                 else:
                     result: Attempted
@@ -148,25 +147,24 @@ class ThreadLaneRunner:
                 with lock:
                     following = lanes.release(item.lane)
                     # Let waiting lanes go first, unless closing: then the queue ends in the
-                    # threads' stop signals, and an item queued behind them would never run.
-                    # Decided under the lock close() sets `_closing` under: a following item
-                    # queued here is ahead of every stop signal.
+                    # threads' stop signals, and an item queued behind them would never be
+                    # reported. Decided under the lock close() sets `_closing` under: a
+                    # following item queued here is ahead of every stop signal.
                     if following is not None and not self._closing and not ready.empty():
                         ready.put((following, 1))
                         following = None
                 item, attempt = following, 1
 
-    def close(self, timeout: float, cancel_unstarted: bool = False) -> None:
-        """Let the running and the ready items, and the items waiting behind them in their
-        lanes, finish within `timeout` seconds; with `cancel_unstarted`, only the running ones
-        finish and the others are reported CANCELLED, their handler not called. Items waiting
-        for a retry are abandoned, as is an item whose attempt fails from now on with retries
-        left, and the items behind them in their lanes: never reported, so never committed
-        (the control plane's drain, before close, is what waits for them)."""
+    def close(self, timeout: float) -> None:
+        """Let the running items finish within `timeout` seconds; every other item submitted
+        (ready, or waiting behind another in its lane) is reported CANCELLED, its handler not
+        called (the Engine interface: only started work finishes). Items waiting for a retry
+        are abandoned, as is an item whose attempt fails from now on with retries left, and
+        the items behind them in their lanes: never reported, so never committed (the control
+        plane's drain, before close, is what waits for them)."""
         self.retries.close()
-        self._start_nothing = cancel_unstarted
         with self._lock:
-            self._closing = True  # a lane's next items now run on the thread ending its last
+            self._closing = True  # a lane's next items: cancelled by the thread ending its last
         for _ in self._threads:
             self._ready.put(None)
         deadline = time.monotonic() + timeout

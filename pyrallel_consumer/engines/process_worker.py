@@ -199,7 +199,7 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
                     for work_id, record in decoded
                 ]
             )
-    runner.close(CLOSE_TIMEOUT_S, cancel_unstarted=True)
+    runner.close(CLOSE_TIMEOUT_S)
     sender.close()
     if spec.worker_exit is not None:
         spec.worker_exit()

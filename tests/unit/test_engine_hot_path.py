@@ -237,7 +237,7 @@ def test_async_close_lets_the_running_record_finish_and_starts_no_other(
     wait_until(lambda: gate.calls == [0], "the first record started")
     closing = threading.Thread(target=engine.close, args=(WAIT_S,))
     closing.start()
-    wait_until(lambda: engine._runner._start_nothing, "close() took effect")
+    wait_until(lambda: engine._runner._closing, "close() took effect")
     gate.open()
     closing.join(WAIT_S)
     assert gate.calls == [0]
