@@ -23,25 +23,37 @@ from pyrallel_consumer.errors import KafkaFatalError, PyrallelError
 
 log = logging.getLogger("pyrallel_consumer")
 
+# Errors after the first that are logged one by one; the rest are only counted (`later`): a
+# handler failing on every record would otherwise log once per record in flight.
+LATER_LOGGED = 5
+
 
 class Faults:
-    """The first parked error wins; later ones are logged. `on_park` runs once per parked
-    error (the control loop passes its stop request). Safe from any thread."""
+    """The first parked error wins and is logged at once (the run may take up to
+    drain_timeout_s to stop); the first LATER_LOGGED later ones are logged, all are counted in
+    `later`. `on_park` runs once per parked error (the control loop passes its stop request).
+    Safe from any thread."""
 
     def __init__(self, on_park: Callable[[], None] = lambda: None) -> None:
         self._lock = threading.Lock()
         self._first: PyrallelError | None = None
         self._on_park = on_park
         self.fatal = False  # a KafkaFatalError was parked: commit nothing more, handle nothing
+        self.later = 0  # errors parked after the first
 
     def park(self, error: PyrallelError) -> None:
         with self._lock:
             first = self._first is None
             if first:
                 self._first = error
+            else:
+                self.later += 1
+                later = self.later
             if isinstance(error, KafkaFatalError):
                 self.fatal = True
-        if not first:
+        if first:
+            log.warning("stopping on %s: %s", type(error).__name__, error)
+        elif later <= LATER_LOGGED:
             log.warning("also failed while stopping: %s", error)
         self._on_park()
 
@@ -49,3 +61,8 @@ class Faults:
     def first(self) -> PyrallelError | None:
         """The error run() will raise, if any."""
         return self._first
+
+    def log_unlogged(self) -> None:
+        """Say how many later errors were counted and not logged, if any (as the run ends)."""
+        if self.later > LATER_LOGGED:
+            log.warning("%d more errors while stopping were not logged", self.later - LATER_LOGGED)

@@ -159,9 +159,10 @@ class KafkaClient(Protocol):
         """The group's committed offsets and metadata of `partitions`; `ClientError` when
         they could not be read within `timeout` seconds."""
 
-    def metadata_limit(self) -> int:
+    def metadata_limit(self, timeout: float) -> int:
         """The longest commit metadata the cluster accepts, in bytes (the brokers'
-        offset.metadata.max.bytes); read once, 4096 (Kafka's default) when it cannot be."""
+        offset.metadata.max.bytes), read within `timeout` seconds (at most
+        METADATA_LIMIT_TIMEOUT_S); 4096 (Kafka's default) when it cannot be."""
 
     def positions(self, partitions: Sequence[TopicPartition]) -> list[int | None]:
         """The consumer's position per partition: one past the last record it delivered or
@@ -284,8 +285,10 @@ class ConfluentClient:
             for tp in found
         ]
 
-    def metadata_limit(self) -> int:
-        return broker_config.metadata_limit(self._kafka_config, METADATA_LIMIT_TIMEOUT_S)
+    def metadata_limit(self, timeout: float) -> int:
+        return broker_config.metadata_limit(
+            self._kafka_config, min(timeout, METADATA_LIMIT_TIMEOUT_S)
+        )
 
     def positions(self, partitions: Sequence[TopicPartition]) -> list[int | None]:
         try:

@@ -177,7 +177,6 @@ class ControlLoop:
                 self._on_assign,
                 self._on_revoke,
                 self._wait_bound_s,
-                client.metadata_limit(),
             )
             if isinstance(committer, TransactionalCommitter):
                 committer.on_abort = rebalancer.rewind
@@ -214,12 +213,14 @@ class ControlLoop:
                 self._published = self._snapshot(last_assignment)
                 self._control_thread = None
         if self._faults.first is not None:
+            self._faults.log_unlogged()
             raise self._faults.first
         return self.counters.completed
 
     def _abandon(self) -> None:
-        """After a fatal error: handle nothing more. Records not started are cancelled (their
-        engines report them so), the backlog dropped; nothing of it is committed."""
+        """After an error: start nothing more. Records not started are cancelled (their
+        engines report them so), the backlog dropped; nothing of it is committed. A process
+        worker runs the records it already holds: the cancel does not reach it."""
         self._tracker.abandon()
 
     def _loop(
@@ -299,17 +300,23 @@ class ControlLoop:
     def _shutdown(self, client: KafkaClient) -> None:
         """Stop taking records; commit what completed; let in-flight work finish within
         drain_timeout_s, committing on the usual interval (the drain keeps polling, so the
-        group membership holds however long it lasts); commit again."""
+        group membership holds however long it lasts); commit again. Once an error is parked
+        (before or during the drain) the run is stopping on it: the records not started are
+        cancelled (`_abandon`), so only the running ones finish."""
         self._tracker.clear_backlog()
         commits.set_paused(client, [s for s in self._partitions.values() if not s.paused], True)
         failures, clock, interval = self._failures, self._clock, self.config.commit_interval_s
-        tracker = self._tracker
+        tracker, faults = self._tracker, self._faults
+        if faults.first is not None:
+            self._abandon()
         if tracker.in_flight or failures.dead_lettering:
             self._commit(client, "retried during the shutdown drain")
             next_commit = clock() + interval
 
             def serve() -> None:
                 nonlocal next_commit
+                if faults.first is not None:
+                    self._abandon()  # idempotent: once per turn costs a look at each in flight
                 # Serves rebalance callbacks. Everything assigned is paused, but a partition
                 # assigned during the drain is not: its records are dropped, never handled.
                 for message in client.consume(1, 0):

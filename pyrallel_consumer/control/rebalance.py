@@ -53,21 +53,21 @@ class Rebalancer:
         on_assign: Callback[list[TopicPartition]] | None,
         on_revoke: Callback[list[TopicPartition]] | None,
         wait_bound_s: float,
-        metadata_limit: int,
     ) -> None:
-        """`wait_bound_s`: how long a wait inside a callback may last (session.wait_bound_s);
-        `metadata_limit`: the cluster's offset.metadata.max.bytes."""
+        """`wait_bound_s`: how long a wait inside a callback may last (session.wait_bound_s)."""
         self._config = config
         self._client = client
         self._committer = committer
         self._faults = faults
-        self._metadata_limit = metadata_limit
+        # The cluster's offset.metadata.max.bytes, read at the first assignment (metadata_limit).
+        self._metadata_limit: int | None = None
         self._tracker = tracker
         self._reports = reports
         self._clock = clock
         self._on_assign = on_assign
         self._on_revoke = on_revoke
         self._epoch = 0
+        self._wait_bound_s = wait_bound_s
         self._grace_s = min(config.revoke_grace_s, wait_bound_s)
         if self._grace_s < config.revoke_grace_s:
             log.info(
@@ -81,6 +81,15 @@ class Rebalancer:
         # revoke that close() runs commits without a second wait.
         self.closing = False
 
+    def metadata_limit(self) -> int:
+        """The cluster's offset.metadata.max.bytes, read from the brokers at the first
+        assignment (within `wait_bound_s`, at most client.METADATA_LIMIT_TIMEOUT_S) rather than
+        before joining: with no broker answering, that read would block for its whole timeout
+        before the run's `timeout` or `idle_timeout` could end it."""
+        if self._metadata_limit is None:
+            self._metadata_limit = self._client.metadata_limit(self._wait_bound_s)
+        return self._metadata_limit
+
     def assigned(self, partitions: list[TopicPartition]) -> None:
         """Read the group's commits of the new partitions and start tracking them. When they
         cannot be read, the run ends with KafkaError: consuming without them would redo what
@@ -91,7 +100,7 @@ class Rebalancer:
                 partitions,
                 self._epoch + 1,
                 self._read_timeout_s,
-                self._metadata_limit,
+                self.metadata_limit(),
                 self._config.poll_batch_size,
             )
         except ClientError as exc:
@@ -158,9 +167,8 @@ class Rebalancer:
             found = CommittedOffset(
                 state.topic, state.partition, state.committed, state.committed_metadata
             )
-            fresh.append(
-                commits.state_from(found, epoch, self._metadata_limit, self._config.poll_batch_size)
-            )
+            limit, batch = self.metadata_limit(), self._config.poll_batch_size
+            fresh.append(commits.state_from(found, epoch, limit, batch))
             target = state.committed if state.committed is not None else starts[key]
             if target is not None:  # else nothing was received: the consumer did not move
                 seeks.append((key, target))

@@ -15,6 +15,7 @@ its consume/poll/close calls on that thread). No lock: no other thread touches i
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 
 from pyrallel_consumer.backlog import Backlog
 from pyrallel_consumer.config import ConsumerConfig
@@ -111,10 +112,18 @@ class Tracker:
     # ---- records in and out ----------------------------------------------------------------
 
     def receive(self, messages: Sequence[Message], received_at: float, on_error: OnError) -> None:
-        """Track one poll batch in one pass: errors go to `on_error`; records of partitions no
-        longer assigned are dropped (their new owner consumes them); records the commit
-        metadata lists as completed are counted and skipped; the rest join the backlog.
-        Then each partition checks its commit metadata bound (partition_state.py)."""
+        """Track one poll batch in one pass: errors go to `on_error` (they are events, not
+        records: not counted as received); records of partitions no longer assigned are
+        dropped (their new owner consumes them); records the commit metadata lists as
+        completed are counted and skipped; the rest join the backlog. Then each partition
+        checks its commit metadata bound (partition_state.py)."""
+        errors = 0
+
+        def counted(error: Any) -> None:  # a message's KafkaError (intake.OnError)
+            nonlocal errors
+            errors += 1
+            on_error(error)
+
         self._next_id, skipped = intake(
             messages,
             self.partitions,
@@ -122,9 +131,9 @@ class Tracker:
             self._backlog,
             self._next_id,
             received_at,
-            on_error,
+            counted,
         )
-        self._counters.received += len(messages)
+        self._counters.received += len(messages) - errors
         self._counters.already_completed += skipped
         if self._unstarted:
             self._note_first_offsets()

@@ -96,6 +96,7 @@ class FakeClient:
     # partition -> (Kafka error code, its name, retriable): the broker refuses that partition
     refuse_commits: dict[int, tuple[int, str, bool]] = field(default_factory=dict)
     metadata_limit_bytes: int = 4096
+    metadata_limit_reads: int = 0
     closed: bool = False
     seeks: list[tuple[int, int]] = field(default_factory=list)  # (partition, offset)
     on_error: ErrorCallback | None = None  # the loop's error callback, once built
@@ -184,7 +185,8 @@ class FakeClient:
             self.commits.append(accepted)
         return failures
 
-    def metadata_limit(self) -> int:
+    def metadata_limit(self, timeout: float) -> int:
+        self.metadata_limit_reads += 1
         return self.metadata_limit_bytes
 
     def committed(

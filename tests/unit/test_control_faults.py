@@ -27,8 +27,9 @@ from pyrallel_consumer.errors import (
     EngineError,
     HandlerExit,
     KafkaFatalError,
+    ProcessingError,
 )
-from pyrallel_consumer.faults import Faults
+from pyrallel_consumer.faults import LATER_LOGGED, Faults
 from pyrallel_consumer.work import Outcome, Report
 
 GROUP_AUTHORIZATION_FAILED = 30
@@ -213,6 +214,67 @@ def test_a_stopped_report_ends_the_run_cleanly_with_handler_exit() -> None:
     assert h.client.last_commit() is not None
     position, _ = h.client.last_commit()  # type: ignore[misc]
     assert position == 2
+
+
+def test_an_error_stop_cancels_the_records_not_started_rather_than_draining_them() -> None:
+    """The run stops on the first record that failed every attempt (on_failure='stop'): the
+    records not started by then are cancelled (an engine reports them so, without a handler
+    call), and the drain waits only for them to be reported. Before, the drain ran every
+    record in flight, each failing again: with 30 keys, about 18 s and 959 log lines."""
+    h = harness(hold=lambda item: True, commit_interval_s=1.0)
+    h.client.produce(0, 10)
+    h.client.rebalance("assign", 0)
+    h.script.when(
+        lambda: len(h.engine.held) == 10, lambda: h.engine.release(3, outcome=Outcome.FAILED)
+    )
+    # The engine reports what it holds once it is cancelled: CANCELLED, as not started.
+    h.script.when(
+        lambda: bool(h.engine.held) and all(i.cancelled for i in h.engine.held.values()),
+        lambda: h.engine.release(*h.engine.held),
+    )
+    with pytest.raises(ProcessingError, match=r"orders\[0\]@3"):
+        run(h)
+    assert h.engine.held == {}
+    assert h.engine.handled == [(0, 3)]
+    stats = h.loop.stats()
+    assert (stats["cancelled"], stats["failed"], stats["in_flight"]) == (9, 1, 0)
+
+
+def test_errors_after_the_first_are_logged_up_to_a_limit_then_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The first error is logged when it stops the run; of those after it, LATER_LOGGED are
+    logged and the rest counted in one line as the run ends."""
+    h = harness(hold=lambda item: True, commit_interval_s=1.0)
+    h.client.produce(0, 20)
+    h.client.rebalance("assign", 0)
+    # Every record fails, as with a handler bug; those the stop finds running fail too.
+    h.script.when(
+        lambda: len(h.engine.held) == 20,
+        lambda: h.engine.release(*h.engine.held, outcome=Outcome.FAILED),
+    )
+    with caplog.at_level(logging.WARNING, logger="pyrallel_consumer"):
+        with pytest.raises(ProcessingError, match=r"orders\[0\]@0"):
+            run(h)
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0].startswith("stopping on ProcessingError: ")
+    assert sum(m.startswith("also failed while stopping") for m in messages) == LATER_LOGGED
+    assert f"{19 - LATER_LOGGED} more errors while stopping were not logged" in messages
+
+
+def test_the_metadata_limit_is_read_at_the_first_assignment_not_before_joining() -> None:
+    """Read before joining, with no broker answering, it blocked for its whole timeout (10 s)
+    before run(timeout=...) or idle_timeout could end the run."""
+    unassigned = harness()
+    run(unassigned, timeout=5.0)
+    assert unassigned.client.metadata_limit_reads == 0
+
+    h = harness()
+    h.client.produce(0, 3)
+    h.client.rebalance("assign", 0)
+    h.script.when(lambda: h.loop.stats()["completed"] == 3, h.loop.request_stop)
+    run(h)
+    assert h.client.metadata_limit_reads == 1
 
 
 # ---- limits and lifecycle --------------------------------------------------------------------

@@ -59,6 +59,8 @@ def test_a_poll_batch_is_received_in_one_pass_and_taken_round_robin_across_lanes
 
 
 def test_errors_unknown_partitions_and_already_completed_offsets_are_not_tracked() -> None:
+    """An errored message is an event, not a record: not tracked and not counted as received
+    (before, `received` counted it, and a run subscribed to a missing topic reported one)."""
     track, counters = tracker()
     track.attach([PartitionState(TOPIC, 0, 1, committed=0, already_completed={1})])
     errors: list[object] = []
@@ -70,6 +72,7 @@ def test_errors_unknown_partitions_and_already_completed_offsets_are_not_tracked
     ]
     track.receive(batch, 1.0, on_error=errors.append)  # type: ignore[arg-type]
     assert errors == [error]
+    assert counters.received == 5  # the records, of partitions assigned or not
     assert counters.already_completed == 1
     assert sorted(i.record.offset for i in track.take(10, 2.0)) == [0, 2]
 
