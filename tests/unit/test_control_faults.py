@@ -253,9 +253,11 @@ def test_errors_after_the_first_are_logged_up_to_a_limit_then_counted(
         lambda: len(h.engine.held) == 20,
         lambda: h.engine.release(*h.engine.held, outcome=Outcome.FAILED),
     )
-    with caplog.at_level(logging.WARNING, logger="pyrallel_consumer"):
-        with pytest.raises(ProcessingError, match=r"orders\[0\]@0"):
-            run(h)
+    with (
+        caplog.at_level(logging.WARNING, logger="pyrallel_consumer"),
+        pytest.raises(ProcessingError, match=r"orders\[0\]@0"),
+    ):
+        run(h)
     messages = [r.getMessage() for r in caplog.records]
     assert messages[0].startswith("stopping on ProcessingError: ")
     assert sum(m.startswith("also failed while stopping") for m in messages) == LATER_LOGGED
