@@ -220,8 +220,9 @@ class ControlLoop:
     def _abandon(self) -> None:
         """After an error: start nothing more. Records not started are cancelled (their
         engines report them so), the backlog dropped; nothing of it is committed. A process
-        worker runs the records it already holds: the cancel does not reach it."""
+        worker is told to start none of those it holds (Engine.abandon)."""
         self._tracker.abandon()
+        self.engine.abandon()
 
     def _loop(
         self,

@@ -162,8 +162,9 @@ def snapshot(
 
 
 def stats_json(stats: Stats) -> dict[str, Any]:
-    """`stats` in the shape JSON carries (the bench's results files): partitions keyed, and
-    paused partitions named, "topic[partition]"."""
+    """`stats` as a dict JSON can carry (the bench's results files), not a string:
+    `json.dumps(stats_json(s))` writes it. Partitions are keyed, and paused partitions named,
+    "topic[partition]"."""
     return {
         **stats,
         "paused_partitions": [str(key) for key in stats["paused_partitions"]],

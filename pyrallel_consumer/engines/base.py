@@ -156,6 +156,12 @@ class Engine(abc.ABC):
     def wait(self, timeout: float) -> None:
         """Block until a report is available or `timeout` seconds passed."""
 
+    def abandon(self) -> None:  # noqa: B027  # optional hook: most engines read the flags
+        """The run is stopping on an error: start nothing more. The control plane has marked
+        every item in flight cancelled; an engine whose copies of the items that flag does not
+        reach (a process worker's) passes it on. Called on the control thread, maybe more
+        than once."""
+
     @abc.abstractmethod
     def close(self, timeout: float) -> None:
         """Stop accepting work, let started work finish within `timeout`, release resources.

@@ -150,6 +150,9 @@ class BatchingEngine(Engine):
         due = self._assembly.due_in(self._clock(), bool(self._pieces))
         self.inner.wait(timeout if due is None else min(timeout, due))
 
+    def abandon(self) -> None:
+        self.inner.abandon()
+
     def close(self, timeout: float) -> None:
         """Records never sent (the open batch, records waiting for their lane) are abandoned,
         like records queued in any engine: never reported, so never committed."""

@@ -260,8 +260,17 @@ class CoroutineLaneRunner:
         for task in self._workers:
             task.cancel()
 
-    async def _shutdown(self) -> None:
+    def _cancel_unstarted(self) -> None:
         self._closing = True  # a lane's next items are now cancelled by the worker ending its last
+
+    def cancel_unstarted(self) -> None:
+        """From now on every item not running, submitted or to come, is reported CANCELLED
+        without a handler call (the process worker, told the run stops on an error); an item
+        retrying is running here, and makes its attempts. `close` does this first."""
+        self.loop.call_soon_threadsafe(self._cancel_unstarted)
+
+    async def _shutdown(self) -> None:
+        self._cancel_unstarted()
         self._ready.extend([None] * len(self._workers))  # behind the ready items
         if not self._waking:
             self._wake()

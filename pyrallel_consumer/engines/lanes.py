@@ -155,6 +155,13 @@ class ThreadLaneRunner:
                         following = None
                 item, attempt = following, 1
 
+    def cancel_unstarted(self) -> None:
+        """From now on every item not running, submitted or to come, is reported CANCELLED
+        without a handler call, an item waiting for a retry when it is due (the process
+        worker, told the run stops on an error). `close` does this first."""
+        with self._lock:
+            self._closing = True  # a lane's next items: cancelled by the thread ending its last
+
     def close(self, timeout: float) -> None:
         """Let the running items finish within `timeout` seconds; every other item submitted
         (ready, or waiting behind another in its lane) is reported CANCELLED, its handler not
@@ -163,8 +170,7 @@ class ThreadLaneRunner:
         the items behind them in their lanes: never reported, so never committed (the control
         plane's drain, before close, is what waits for them)."""
         self.retries.close()
-        with self._lock:
-            self._closing = True  # a lane's next items: cancelled by the thread ending its last
+        self.cancel_unstarted()
         for _ in self._threads:
             self._ready.put(None)
         deadline = time.monotonic() + timeout

@@ -33,7 +33,7 @@ from typing import Any, cast
 from pyrallel_consumer.codec import load_codec
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.engines.base import Engine, Handler, ReportQueue
-from pyrallel_consumer.engines.process_worker import SHUTDOWN, WorkerSpec
+from pyrallel_consumer.engines.process_worker import CANCEL, SHUTDOWN, WorkerSpec
 from pyrallel_consumer.engines.worker_deaths import exit_if_importing_main
 from pyrallel_consumer.engines.worker_handle import WorkerHandle
 from pyrallel_consumer.engines.worker_reader import WorkerReader
@@ -121,6 +121,7 @@ class ProcessEngine(Engine):
         self._workers = [WorkerHandle(i) for i in range(config.workers)]
         self._next_unordered = 0  # the worker the next unordered item goes to (control thread)
         self._closing = threading.Event()  # set by close: no more restarts, backoffs cut short
+        self._abandoned = False  # abandon() told the workers (control thread only)
         self._failure: WorkerError | None = None  # raised once by reports()
         self._failure_lock = threading.Lock()  # reader threads may fail at once
         self._failure_raised = False
@@ -165,6 +166,19 @@ class ProcessEngine(Engine):
                 if not self._never_ready:
                     self._started.set()
         self._pump(worker)
+
+    def abandon(self) -> None:
+        """Tell every worker to start nothing more (CANCEL, process_worker.py): the records
+        it holds that are not running come back CANCELLED. Those still here are cancelled
+        already (the control plane's flags): `_pump_locked` reports them so."""
+        if self._abandoned:
+            return
+        self._abandoned = True
+        for worker in self._workers:
+            with worker.lock:
+                if worker.conn is not None:
+                    with contextlib.suppress(OSError):  # dead: its reader handles its records
+                        worker.conn.send_bytes(CANCEL)
 
     def close(self, timeout: float) -> None:
         """Tell every worker to finish (its running records end, the rest it holds are

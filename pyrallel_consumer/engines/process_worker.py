@@ -7,8 +7,9 @@ micro-batches: a batch goes out when `ipc_batch_size` results are ready or
 worker, sent once after worker_init, means "ready for records"; an empty message from the
 parent means "finish and exit": the records running finish, the rest are reported CANCELLED
 without a handler call (the parent sends it only after its last commit, so none of them could
-be committed: running them would only add duplicates, and delay the exit); end-of-file on the
-pipe means the parent died, and the worker exits at once (no orphans).
+be committed: running them would only add duplicates, and delay the exit); CANCEL from the
+parent (the run stops on an error) does the same without exiting; end-of-file on the pipe
+means the parent died, and the worker exits at once (no orphans).
 
 A worker ignores SIGINT: Ctrl-C in a terminal reaches the whole process group, and shutdown is
 the parent's job (it drains, commits, then sends the "finish" message).
@@ -45,6 +46,9 @@ from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import GroupReport, Report, WorkItem
 
 SHUTDOWN = b""  # parent -> worker: finish the records running, cancel the rest, then exit
+# parent -> worker: the run stops on an error; the records running finish, every other one
+# (held now or sent later) is reported CANCELLED unrun. 0xc1 starts no msgpack message.
+CANCEL = b"\xc1"
 READY = b""  # worker -> parent: initialised, send records
 CLOSE_TIMEOUT_S = 60.0
 THREAD_FAILED_EXIT = 70  # exit status of a worker one of whose threads failed (EX_SOFTWARE)
@@ -189,6 +193,9 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
             os._exit(1)  # the parent died: exit now rather than linger as an orphan
         if data == SHUTDOWN:
             break
+        if data == CANCEL:
+            runner.cancel_unstarted()
+            continue
         decoded = codec.decode_records(data)
         if spec.batched:
             runner.submit(_batch_items(decoded))

@@ -246,6 +246,31 @@ def test_close_lets_only_the_running_items_finish(runner_kind: str) -> None:
     assert all(o == Outcome.CANCELLED for i, o in outcomes.items() if i not in running)
 
 
+def test_cancel_unstarted_lets_the_running_items_finish_and_cancels_the_rest(
+    runner_kind: str, closing: list[Any]
+) -> None:
+    """cancel_unstarted(), as a process worker does when the run stops on an error: the items
+    running finish, the others and any submitted later are CANCELLED with no handler call,
+    and the runner stays open."""
+    gate, reports = Gate(), Reports()
+    handler = gate.blocking if runner_kind == "threads" else gate.awaiting
+    runner = RUNNERS[runner_kind][0](handler, NO_RETRY, 4, reports)
+    closing.append(runner)
+    items = make_items(lanes=2, per_lane=5)
+    runner.submit(items[:8])
+    wait_until(lambda: len(gate.calls) == 2, "one item of each lane runs")
+    runner.cancel_unstarted()
+    wait_until(lambda: runner._closing, "the cancel took effect")
+    runner.submit(items[8:])
+    gate.open()
+    reports.wait_for(len(items))
+    outcomes = {d.id: d.outcome for d in reports.done}
+    assert sorted(gate.calls) == [0, 1]
+    running = {i.id for i in items if i.record.offset in (0, 1)}
+    assert {i for i, o in outcomes.items() if o == Outcome.SUCCEEDED} == running
+    assert all(o == Outcome.CANCELLED for i, o in outcomes.items() if i not in running)
+
+
 def test_different_lanes_run_concurrently_threads(closing: list[Any]) -> None:
     # Each of 4 lanes waits at a barrier for the other 3: only concurrent execution passes.
     barrier = threading.Barrier(4, timeout=WAIT_S)

@@ -8,10 +8,11 @@ import functools
 import time
 from pathlib import Path
 
-from engine_support import WAIT_S, make_items, process_engine, wait_until
+from engine_support import WAIT_S, collect, make_items, process_engine, wait_until
 
 from pyrallel_consumer.engines.base import Engine
 from pyrallel_consumer.record import Record
+from pyrallel_consumer.work import Outcome
 
 
 def note_and_sleep(directory: str, record: Record) -> None:
@@ -35,3 +36,25 @@ def test_close_lets_the_running_records_finish_and_starts_no_other(
     wait_until((tmp_path / "called-0").exists, "the first record started")
     engine.close(10.0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["called-0"]
+
+
+def test_abandon_lets_the_running_record_finish_and_cancels_the_rest_in_the_worker(
+    engines: list[Engine], tmp_path: Path
+) -> None:
+    """The run stops on an error (the control plane cancels what is in flight, then calls
+    abandon): a worker starts none of the records it holds. Before, it ran them all, with
+    their retries, and the stop waited for them (about 26 s for 960 failing records)."""
+    handler = functools.partial(note_and_sleep, str(tmp_path))
+    engine = process_engine(handler, engines, worker_concurrency=1)
+    engine.start()
+    assert engine.wait_ready(WAIT_S)
+    items = make_items(10, keys=1)
+    engine.submit(items)
+    wait_until((tmp_path / "called-0").exists, "the first record started")
+    for item in items:
+        item.cancelled = True
+    engine.abandon()
+    outcomes = {item_id: report.outcome for item_id, report in collect(engine, 10).items()}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["called-0"]
+    assert outcomes[items[0].id] is Outcome.SUCCEEDED
+    assert [outcomes[item.id] for item in items[1:]] == [Outcome.CANCELLED] * 9
