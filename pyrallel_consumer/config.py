@@ -250,6 +250,12 @@ def config_from(
     )
     if on_failure == "dead_letter" and not dlq_topic:
         raise ValueError("on_failure='dead_letter' needs dlq_topic='<topic name>'")
+    if on_failure != "dead_letter" and dlq_topic:
+        raise ValueError(
+            f"dlq_topic is used only with on_failure='dead_letter', not {on_failure!r}, which "
+            "never writes a dead letter: drop dlq_topic, or drop on_failure (it then defaults "
+            "to 'dead_letter')"
+        )
     if dlq_topic in topics:
         raise ValueError(f"dlq_topic {dlq_topic!r} must differ from the consumed topics")
     # None: the async engine picks per handler kind (engines/asyncio_engine.py).

@@ -77,6 +77,9 @@ BAD_OPTIONS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"retry_backoff_max_s": -1}, ValueError, "retry_backoff_max_s"),
     ({"on_failure": "ignore"}, ValueError, "on_failure"),
     ({"on_failure": "dead_letter"}, ValueError, "dlq_topic"),
+    # A dead-letter topic no failure would ever be written to: a mistake, not a choice.
+    ({"on_failure": "skip", "dlq_topic": "dlq"}, ValueError, "dlq_topic is used only"),
+    ({"on_failure": "stop", "dlq_topic": "dlq"}, ValueError, "dlq_topic is used only"),
     ({"dlq_topic": ""}, ValueError, "dlq_topic"),
     ({"dlq_topic": 5}, ValueError, "dlq_topic"),
     ({"dlq_topic": "t"}, ValueError, "dlq_topic"),
