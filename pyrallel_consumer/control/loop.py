@@ -209,7 +209,9 @@ class ControlLoop:
                 self._reports.close(self.config.drain_timeout_s)
                 if engine_started:  # else a failure before it started is what run() raises
                     self.engine.close(self.config.drain_timeout_s)
-                # The final state stays readable: the last assignment's partitions, revoked.
+                # The final state stays readable: the last assignment's partitions, revoked;
+                # what was left in flight is given up (abandoned), nothing more comes of it.
+                self.counters.abandoned += self._tracker.give_up()
                 self._published = self._snapshot(last_assignment)
                 self._control_thread = None
         if self._faults.first is not None:
@@ -218,9 +220,8 @@ class ControlLoop:
         return self.counters.completed
 
     def _abandon(self) -> None:
-        """After an error: start nothing more. Records not started are cancelled (their
-        engines report them so), the backlog dropped; nothing of it is committed. A process
-        worker is told to start none of those it holds (Engine.abandon)."""
+        """After an error: start nothing more. Records not started are cancelled (Engine.abandon:
+        engines, process workers too, report them so), the backlog dropped; none is committed."""
         self._tracker.abandon()
         self.engine.abandon()
 

@@ -195,6 +195,15 @@ class Tracker:
         """Drop the backlog (shutdown, a fatal error): never handed over, never committed."""
         self._backlog.clear()
 
+    def give_up(self) -> int:
+        """The run ended: drop the backlog and the work still in flight (never committed;
+        whoever consumes its partitions next redoes it). Returns how many were in flight."""
+        count = len(self._in_flight)
+        self._backlog.clear()
+        self._in_flight.clear()
+        self._lanes_released.clear()
+        return count
+
     def abandon(self) -> None:
         """After a fatal error: drop the backlog and cancel the work not started."""
         self._backlog.clear()

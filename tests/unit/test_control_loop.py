@@ -231,6 +231,8 @@ def test_shutdown_waits_for_in_flight_work_within_the_drain_timeout_then_commits
     script.when(lambda: h.clock() >= stopped_at[0] + 1, lambda: engine.release(2))
 
     assert run(h) == 9  # 3 never finished
+    # Given up once the run ended: abandoned, no longer in flight.
+    assert (h.loop.stats()["in_flight"], h.loop.stats()["abandoned"]) == (0, 1)
     assert client.last_commit() is not None
     assert client.last_commit()[0] == 3
     assert completed_above(client.last_commit()) == {4, 5, 6, 7, 8, 9}
