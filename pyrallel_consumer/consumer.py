@@ -160,9 +160,10 @@ class ParallelConsumer:
         called or SIGINT/SIGTERM arrived, or, for a batch job: with `until_end`, every assigned
         partition completed up to the end offset it had when assigned (its last stable offset
         under read_committed); with `idle_timeout`, no record arrived and none was in flight
-        for that many seconds (the group join counts). Then drain, commit and close. At most
-        `max_records` records are handed to the handler. Returns the number of records
-        completed.
+        for that many seconds (the group join counts). Then the records not started are
+        cancelled, the running ones finish (within drain_timeout_s), and it commits and
+        closes. At most `max_records` records are handed to the handler. Returns the number
+        of records completed.
 
         Raises the first failure of the run, once the consumer closed, as a PyrallelError
         (errors.py): ProcessingError (a record failed with on_failure='stop'), HandlerExit,

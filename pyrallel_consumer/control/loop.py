@@ -146,10 +146,11 @@ class ControlLoop:
 
     def run(self, max_records: int | None, timeout: float | None, end: RunEnd | None = None) -> int:
         """Consume until `max_records` completed, `timeout` seconds passed, `end` says the
-        input is exhausted or a stop was requested; then finish in-flight work, commit and
-        close. At most `max_records` records are handed to the handler. Returns the records
-        completed. Raises the first failure parked (errors.py: ProcessingError, HandlerExit,
-        DeadLetterError, CallbackError, EngineError, CommitError, KafkaFatalError, ...).
+        input is exhausted or a stop was requested; then let the running records finish (the
+        others are cancelled), commit and close. At most `max_records` records are handed to
+        the handler. Returns the records completed. Raises the first failure parked
+        (errors.py: ProcessingError, HandlerExit, DeadLetterError, CallbackError, EngineError,
+        CommitError, KafkaFatalError, ...).
 
         Every resource (the client, the engine's threads and processes, the dead-letter
         producer) is built here and released before it returns, whatever failed."""
@@ -220,7 +221,7 @@ class ControlLoop:
         return self.counters.completed
 
     def _abandon(self) -> None:
-        """After an error: start nothing more. Records not started are cancelled (Engine.abandon:
+        """The run stops: start nothing more. Records not started are cancelled (Engine.abandon:
         engines, process workers too, report them so), the backlog dropped; none is committed."""
         self._tracker.abandon()
         self.engine.abandon()
@@ -300,25 +301,21 @@ class ControlLoop:
         return done
 
     def _shutdown(self, client: KafkaClient) -> None:
-        """Stop taking records; commit what completed; let in-flight work finish within
-        drain_timeout_s, committing on the usual interval (the drain keeps polling, so the
-        group membership holds however long it lasts); commit again. Once an error is parked
-        (before or during the drain) the run is stopping on it: the records not started are
-        cancelled (`_abandon`), so only the running ones finish."""
-        self._tracker.clear_backlog()
+        """Stop taking records; cancel those not started (`_abandon`: never run, so whoever
+        consumes their partitions next runs them once, and the stop waits for no queue);
+        commit what completed; let the running records finish within drain_timeout_s,
+        committing on the usual interval (the drain keeps polling, so the group membership
+        holds however long it lasts); commit again."""
         commits.set_paused(client, [s for s in self._partitions.values() if not s.paused], True)
         failures, clock, interval = self._failures, self._clock, self.config.commit_interval_s
-        tracker, faults = self._tracker, self._faults
-        if faults.first is not None:
-            self._abandon()
+        tracker = self._tracker
+        self._abandon()
         if tracker.in_flight or failures.dead_lettering:
             self._commit(client, "retried during the shutdown drain")
             next_commit = clock() + interval
 
             def serve() -> None:
                 nonlocal next_commit
-                if faults.first is not None:
-                    self._abandon()  # idempotent: once per turn costs a look at each in flight
                 # Serves rebalance callbacks. Everything assigned is paused, but a partition
                 # assigned during the drain is not: its records are dropped, never handled.
                 for message in client.consume(1, 0):

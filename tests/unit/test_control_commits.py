@@ -94,7 +94,7 @@ def test_shutdown_commits_before_the_drain_and_says_what_the_group_keeps(
 
     def refuse_commits_then_finish_5() -> None:
         client.fail_commits = True
-        engine.release(5)
+        engine.finish_late(5)  # running when the stop came
 
     script.when(lambda: h.loop.counters.completed == 8, stop)
     script.when(lambda: bool(client.commits), refuse_commits_then_finish_5)
@@ -127,11 +127,12 @@ def test_the_shutdown_drain_keeps_committing_on_the_interval() -> None:
         h.loop.request_stop()
 
     script.when(lambda: h.loop.counters.completed == 8, stop)
-    script.when(lambda: h.clock() >= stopped_at[0] + 0.5, lambda: engine.release(0))
+    # Both were running when the stop came: they finish during the drain.
+    script.when(lambda: h.clock() >= stopped_at[0] + 0.5, lambda: engine.finish_late(0))
     # Offset 5 is still running: the drain goes on, and commits 0's completion on its interval.
     script.when(
         lambda: client.last_commit() == (5, offset_metadata.encode(5, {6, 7, 8, 9})[0]),
-        lambda: engine.release(5),
+        lambda: engine.finish_late(5),
     )
 
     assert run(h) == 10

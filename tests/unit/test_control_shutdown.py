@@ -35,7 +35,7 @@ def test_the_drain_never_commits_past_records_it_dropped() -> None:
         lambda: client.positions([tp(1)]) == [6],
         lambda: drained_at.append(h.clock()),
     )
-    script.when(lambda: h.clock() > drained_at[0] + 5.0, lambda: engine.release(3))
+    script.when(lambda: h.clock() > drained_at[0] + 5.0, lambda: engine.finish_late(3))
 
     assert run(h) == 5  # partition 0's records only
     assert all(partition == 0 for partition, _ in engine.handled)  # 1's were dropped
