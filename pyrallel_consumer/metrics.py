@@ -17,7 +17,8 @@ Metric names (namespace `pyrallel` by default), all counters since the consumer 
 `_records_received_total`, `_records_completed_total`, `_records_failed_total`,
 `_records_skipped_total`, `_records_dead_lettered_total`, `_records_fenced_total`,
 `_records_cancelled_total`, `_records_abandoned_total`, `_records_already_completed_total`,
-`_retries_total`, `_worker_restarts_total`, `_outputs_{produced,acknowledged,refused}_total`;
+`_retries_total`, `_worker_restarts_total`, `_outputs_{produced,acknowledged,refused}_total`,
+`_transactions_{committed,aborted}_total`;
 gauges `_in_flight`, `_backlog`, `_dead_lettering`, `_outputs_pending`, `_paused_partitions`,
 `_partition_lag{topic,partition}`, `_partition_committed_offset{topic,partition}`; histograms
 `_handler_seconds`, `_commit_seconds`.
@@ -67,7 +68,10 @@ COUNTERS: dict[str, tuple[str, str]] = {
     "dead_lettered": ("records_dead_lettered", "Failed records the dead-letter topic acknowledged"),
     "fenced": ("records_fenced", "Reports that arrived after their partition was revoked"),
     "cancelled": ("records_cancelled", "Records not started when their partition was revoked"),
-    "abandoned": ("records_abandoned", "Records an engine gave up without a verdict"),
+    "abandoned": (
+        "records_abandoned",
+        "Records given up without a verdict (a worker given up, or in flight when the run ended)",
+    ),
     "already_completed": (
         "records_already_completed",
         "Records skipped because the commit metadata says they completed before",
@@ -76,6 +80,11 @@ COUNTERS: dict[str, tuple[str, str]] = {
     "outputs_produced": ("outputs_produced", "Handler outputs handed to the output producer"),
     "outputs_acknowledged": ("outputs_acknowledged", "Handler outputs the broker acknowledged"),
     "outputs_refused": ("outputs_refused", "Handler outputs refused (at once or by the broker)"),
+    "transactions_committed": ("transactions_committed", "Transactions committed (exactly once)"),
+    "transactions_aborted": (
+        "transactions_aborted",
+        "Transactions aborted, their records rewound and redone (exactly once)",
+    ),
 }
 # stats()["batches"] counter (batch mode) -> (metric name without namespace, help).
 BATCH_COUNTERS: dict[str, tuple[str, str]] = {

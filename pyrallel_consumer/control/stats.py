@@ -52,11 +52,15 @@ class PartitionStats(TypedDict):
     topic: str
     partition: int
     assigned: bool  # False once revoked, e.g. in the final snapshot after run()
-    position: int | None  # the next offset the consumer reads
+    # The commit position: every record below it completed (the lowest offset received and
+    # not completed, else the next offset to read).
+    position: int | None
     committed: int | None  # the last offset committed (the next record to redo after a restart)
     incomplete: int  # records received and not completed
     completed_above: int  # completed records above the committed offset (in the metadata)
-    lag: int | None  # records between the position and the partition's end
+    # Records from the position to the partition's end, not completed yet: ahead of the
+    # group's lag (end - committed) by what completed since the last commit.
+    lag: int | None
     paused: bool
     blocked: bool  # the commit metadata bound holds new records back (partition_state.py)
     epoch: int  # assignments of this partition so far in this run

@@ -10,7 +10,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from pyrallel_consumer import ParallelConsumer
-from pyrallel_consumer.metrics import ConsumerMetrics
+from pyrallel_consumer.control.stats import Counters
+from pyrallel_consumer.metrics import COUNTERS, ConsumerMetrics
 from pyrallel_consumer.topic_partition import TopicPartition
 
 STATS: dict[str, Any] = {
@@ -58,6 +59,17 @@ def test_counters_and_gauges_are_the_stats_snapshot() -> None:
         sample(registry, "pyrallel_partition_committed_offset", topic="orders", partition="0") == 7
     )
     assert sample(registry, "pyrallel_partition_lag", topic="orders", partition="1") is None
+
+
+def test_every_counter_of_stats_is_a_metric() -> None:
+    """Each of stats()'s counters is exported, under its own name (before, the transaction
+    counters were not)."""
+    counters = {name: i + 1 for i, name in enumerate(Counters().as_dict())}
+    registry = CollectorRegistry()
+    ConsumerMetrics(registry).attach(lambda: {**STATS, **counters})  # type: ignore[arg-type, return-value]
+    for name, value in counters.items():
+        metric, _ = COUNTERS[name]
+        assert sample(registry, f"pyrallel_{metric}_total") == value, name
 
 
 def test_second_metrics_in_one_registry_is_refused_with_the_fix() -> None:
