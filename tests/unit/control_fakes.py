@@ -387,6 +387,18 @@ def harness(
     return Harness(config, clock, script, client, engine, loop, dead_letters, assignments)
 
 
+def stopping(h: Harness) -> tuple[Callable[[], None], list[float]]:
+    """A script action that asks the loop to stop, and the list it appends the fake time of
+    that request to."""
+    stopped_at: list[float] = []
+
+    def stop() -> None:
+        stopped_at.append(h.clock())
+        h.loop.request_stop()
+
+    return stop, stopped_at
+
+
 def run(h: Harness, timeout: float = 600.0) -> int:
     """Run until the script stops the loop, or `timeout` fake seconds."""
     return h.loop.run(max_records=None, timeout=timeout)

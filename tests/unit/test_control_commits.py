@@ -10,7 +10,7 @@ import threading
 from typing import Any
 
 import pytest
-from control_fakes import harness, run, tp
+from control_fakes import harness, run, stopping, tp
 
 from pyrallel_consumer import ParallelConsumer
 from pyrallel_consumer.control import offset_metadata, session
@@ -86,11 +86,7 @@ def test_shutdown_commits_before_the_drain_and_says_what_the_group_keeps(
     client, script, engine = h.client, h.script, h.engine
     client.produce(0, 10)
     client.rebalance("assign", 0)
-    stopped_at: list[float] = []
-
-    def stop() -> None:
-        stopped_at.append(h.clock())
-        h.loop.request_stop()
+    stop, stopped_at = stopping(h)
 
     def refuse_commits_then_finish_5() -> None:
         client.fail_commits = True
@@ -120,11 +116,7 @@ def test_the_shutdown_drain_keeps_committing_on_the_interval() -> None:
     client, script, engine = h.client, h.script, h.engine
     client.produce(0, 10)
     client.rebalance("assign", 0)
-    stopped_at: list[float] = []
-
-    def stop() -> None:
-        stopped_at.append(h.clock())
-        h.loop.request_stop()
+    stop, stopped_at = stopping(h)
 
     script.when(lambda: h.loop.counters.completed == 8, stop)
     # Both were running when the stop came: they finish during the drain.

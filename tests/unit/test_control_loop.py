@@ -7,7 +7,7 @@ Each test drives the real ControlLoop through one scenario and checks what Kafka
 from __future__ import annotations
 
 import pytest
-from control_fakes import FakeClient, FakeClock, Harness, Script, harness, run, tp
+from control_fakes import FakeClient, FakeClock, Harness, Script, harness, run, stopping, tp
 
 from pyrallel_consumer.control import offset_metadata
 from pyrallel_consumer.errors import DeadLetterError, ProcessingError
@@ -225,11 +225,7 @@ def test_a_stop_cancels_the_records_not_started_and_lets_the_running_ones_finish
     client, script, engine = h.client, h.script, h.engine
     client.produce(0, 10)
     client.rebalance("assign", 0)
-    stopped_at: list[float] = []
-
-    def stop() -> None:
-        stopped_at.append(h.clock())
-        h.loop.request_stop()
+    stop, stopped_at = stopping(h)
 
     def report() -> None:  # the engine was running offset 0 and had started no other
         engine.finish_late(0)
@@ -251,11 +247,7 @@ def test_shutdown_waits_for_in_flight_work_within_the_drain_timeout_then_commits
     client, script, engine = h.client, h.script, h.engine
     client.produce(0, 10)
     client.rebalance("assign", 0)
-    stopped_at: list[float] = []
-
-    def stop() -> None:
-        stopped_at.append(h.clock())
-        h.loop.request_stop()
+    stop, stopped_at = stopping(h)
 
     script.when(lambda: h.loop.counters.completed == 8, stop)
     # 2 and 3 were running when the stop came: 2 finishes during the drain, 3 never does.
