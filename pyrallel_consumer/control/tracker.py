@@ -191,10 +191,6 @@ class Tracker:
         `abandon`, is left out)."""
         return settle(item_ids, self._in_flight, self._lanes_released, self._backlog)
 
-    def clear_backlog(self) -> None:
-        """Drop the backlog (shutdown, a fatal error): never handed over, never committed."""
-        self._backlog.clear()
-
     def give_up(self) -> int:
         """The run ended: drop the backlog and the work still in flight (never committed;
         whoever consumes its partitions next redoes it). Returns how many were in flight."""
@@ -205,7 +201,7 @@ class Tracker:
         return count
 
     def abandon(self) -> None:
-        """After a fatal error: drop the backlog and cancel the work not started."""
+        """The run stops: drop the backlog and cancel the work not started."""
         self._backlog.clear()
         for item in self._in_flight.values():
             item.cancelled = True

@@ -157,7 +157,7 @@ class Engine(abc.ABC):
         """Block until a report is available or `timeout` seconds passed."""
 
     def abandon(self) -> None:  # noqa: B027  # optional hook: most engines read the flags
-        """The run is stopping on an error: start nothing more. The control plane has marked
+        """The run is stopping (a stop, an error): start nothing more. The control plane has marked
         every item in flight cancelled; an engine whose copies of the items that flag does not
         reach (a process worker's) passes it on. Called on the control thread, maybe more
         than once."""

@@ -265,7 +265,7 @@ class CoroutineLaneRunner:
 
     def cancel_unstarted(self) -> None:
         """From now on every item not running, submitted or to come, is reported CANCELLED
-        without a handler call (the process worker, told the run stops on an error); an item
+        without a handler call (the process worker, told the run stops); an item
         retrying is running here, and makes its attempts. `close` does this first."""
         self.loop.call_soon_threadsafe(self._cancel_unstarted)
 

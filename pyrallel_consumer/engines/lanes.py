@@ -158,7 +158,7 @@ class ThreadLaneRunner:
     def cancel_unstarted(self) -> None:
         """From now on every item not running, submitted or to come, is reported CANCELLED
         without a handler call, an item waiting for a retry when it is due (the process
-        worker, told the run stops on an error). `close` does this first."""
+        worker, told the run stops). `close` does this first."""
         with self._lock:
             self._closing = True  # a lane's next items: cancelled by the thread ending its last
 

@@ -8,8 +8,8 @@ worker, sent once after worker_init, means "ready for records"; an empty message
 parent means "finish and exit": the records running finish, the rest are reported CANCELLED
 without a handler call (the parent sends it only after its last commit, so none of them could
 be committed: running them would only add duplicates, and delay the exit); CANCEL from the
-parent (the run stops on an error) does the same without exiting; end-of-file on the pipe
-means the parent died, and the worker exits at once (no orphans).
+parent (the run stops: nothing more is to start) does the same without exiting; end-of-file on
+the pipe means the parent died, and the worker exits at once (no orphans).
 
 A worker ignores SIGINT: Ctrl-C in a terminal reaches the whole process group, and shutdown is
 the parent's job (it drains, commits, then sends the "finish" message).
@@ -46,7 +46,7 @@ from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import GroupReport, Report, WorkItem
 
 SHUTDOWN = b""  # parent -> worker: finish the records running, cancel the rest, then exit
-# parent -> worker: the run stops on an error; the records running finish, every other one
+# parent -> worker: the run stops; the records running finish, every other one
 # (held now or sent later) is reported CANCELLED unrun. 0xc1 starts no msgpack message.
 CANCEL = b"\xc1"
 READY = b""  # worker -> parent: initialised, send records
