@@ -67,7 +67,10 @@ COUNTERS: dict[str, tuple[str, str]] = {
     "skipped": ("records_skipped", "Failed records skipped (on_failure='skip')"),
     "dead_lettered": ("records_dead_lettered", "Failed records the dead-letter topic acknowledged"),
     "fenced": ("records_fenced", "Reports that arrived after their partition was revoked"),
-    "cancelled": ("records_cancelled", "Records not started when their partition was revoked"),
+    "cancelled": (
+        "records_cancelled",
+        "Records not started when their partition was revoked or the run stopped",
+    ),
     "abandoned": (
         "records_abandoned",
         "Records given up without a verdict (a worker given up, or in flight when the run ended)",

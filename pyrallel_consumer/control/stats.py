@@ -29,7 +29,7 @@ class Counters:
     failed: int = 0  # failed every attempt; then skipped, dead-lettered or the consumer stopped
     skipped: int = 0  # failed and given up under on_failure='skip'
     dead_lettered: int = 0  # failed and acknowledged by the dead-letter topic
-    cancelled: int = 0  # not started when their partition was revoked
+    cancelled: int = 0  # not started when their partition was revoked or the run stopped
     abandoned: int = 0  # given up without a verdict (a worker given up; in flight at the end)
     already_completed: int = 0  # completed before a restart or rebalance, per commit metadata
     fenced: int = 0  # reported after their partition was revoked; the new owner redoes them

@@ -171,14 +171,18 @@ class ProcessEngine(Engine):
         """Tell every worker to start nothing more (CANCEL, process_worker.py): the records
         it holds that are not running come back CANCELLED. Those still here are cancelled
         already (the control plane's flags): `_pump_locked` reports them so."""
-        if self._abandoned:
-            return
-        self._abandoned = True
+        if not self._abandoned:
+            self._abandoned = True
+            self._tell_workers(CANCEL)
+
+    def _tell_workers(self, message: bytes) -> None:
+        """Send `message` to every worker whose pipe is open (a dead worker's reader handles
+        its records)."""
         for worker in self._workers:
             with worker.lock:
                 if worker.conn is not None:
-                    with contextlib.suppress(OSError):  # dead: its reader handles its records
-                        worker.conn.send_bytes(CANCEL)
+                    with contextlib.suppress(OSError):
+                        worker.conn.send_bytes(message)
 
     def close(self, timeout: float) -> None:
         """Tell every worker to finish (its running records end, the rest it holds are
@@ -186,11 +190,7 @@ class ProcessEngine(Engine):
         reader threads (each reaps its own process), then kill the workers still running."""
         self._closing.set()
         deadline = time.monotonic() + timeout
-        for worker in self._workers:
-            with worker.lock:
-                if worker.conn is not None:
-                    with contextlib.suppress(OSError):  # already dead: nothing to stop
-                        worker.conn.send_bytes(SHUTDOWN)
+        self._tell_workers(SHUTDOWN)
         for worker in self._workers:
             if worker.reader is not None:
                 worker.reader.join(max(0.0, deadline - time.monotonic()))
