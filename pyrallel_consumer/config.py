@@ -14,8 +14,15 @@ from dataclasses import dataclass
 from typing import Any, get_args
 
 from pyrallel_consumer import kafka_settings
-from pyrallel_consumer.engines.registry import ENGINE_NAMES, engine_spec
-from pyrallel_consumer.options import CodecName, OnFailure, Options, Ordering, option_names
+from pyrallel_consumer.engines.registry import ENGINE_NAMES, ENGINE_OPTIONS, engine_spec
+from pyrallel_consumer.options import (
+    DEFAULTS,
+    CodecName,
+    OnFailure,
+    Options,
+    Ordering,
+    option_names,
+)
 from pyrallel_consumer.redact import redact
 
 ORDERINGS: tuple[str, ...] = get_args(Ordering)
@@ -228,6 +235,8 @@ def config_from(
         if not isinstance(topic, str) or not topic:
             raise ValueError(f"topics must hold non-empty strings, got {topic!r}")
     o = options
+    engine = _require_choice("engine", o.engine, ENGINE_NAMES)
+    _check_engine_options(engine, o)
     max_in_flight = _require_int("max_in_flight", o.max_in_flight, 1)
     batch_size = o.batch_size
     if batch_size is not None:
@@ -266,7 +275,7 @@ def config_from(
     return ConsumerConfig(
         kafka_config=kafka,
         topics=tuple(topics),
-        engine=_require_choice("engine", o.engine, ENGINE_NAMES),
+        engine=engine,
         ordering=_require_choice("ordering", o.ordering, ORDERINGS),  # type: ignore[arg-type]
         max_in_flight=max_in_flight,
         max_in_flight_per_lane=_require_int("max_in_flight_per_lane", lane_cap, 1),
@@ -306,6 +315,21 @@ def config_from(
             o.revoke_grace_s,
         ),
     )
+
+
+def _check_engine_options(engine: str, options: Options) -> None:
+    """Raise ValueError for an option of another engine (engines/registry.py's
+    ENGINE_OPTIONS) set to other than its default: `engine` would ignore it."""
+    reads = engine_spec(engine).options
+    for name, sets in ENGINE_OPTIONS.items():
+        value = getattr(options, name)
+        if name in reads or value == getattr(DEFAULTS, name):
+            continue
+        takes = [other for other in ENGINE_NAMES if name in engine_spec(other).options]
+        raise ValueError(
+            f"{name}={value!r} sets {sets}; engine={engine!r} does not read it: drop "
+            f"{name}, or use engine={' or '.join(map(repr, takes))}"
+        )
 
 
 def _validate_tracing(tracing: object) -> bool:

@@ -39,7 +39,7 @@ from bench.run.summary import failed_result, summarize
 from bench.workloads import Handler
 from bench.workloads.keys import KeyDistribution
 from bench.workloads.stuck import STUCK_KEY_INDEX, with_stuck_record
-from pyrallel_consumer.engines.registry import engine_spec
+from pyrallel_consumer.engines.registry import ENGINE_OPTIONS, engine_spec
 
 log = logging.getLogger("bench")
 
@@ -53,8 +53,9 @@ SETUP_TIMEOUT_S = 120.0
 def engine_options(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
     """ParallelConsumer options of a run: the workload's preferences, then the user's options.
 
-    The capacity options (concurrency, workers, worker_concurrency) go to every engine: each
-    reads only those that apply to it (pyrallel_consumer.engines.registry.Capacity).
+    Of the capacity options (concurrency, workers, worker_concurrency), each engine gets the
+    ones it reads (pyrallel_consumer.engines.registry's ENGINE_OPTIONS); the library refuses
+    the others, which would change nothing.
     """
     opts = ctx.options
     # The run's timeout bounds the whole run: when it expires, in-flight records are abandoned
@@ -71,6 +72,12 @@ def engine_options(spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
         "worker_concurrency": opts.worker_concurrency,
     }
     options.update({name: value for name, value in given.items() if value is not None})
+    reads = engine_spec(spec.engine).options
+    options = {
+        name: value
+        for name, value in options.items()
+        if name not in ENGINE_OPTIONS or name in reads
+    }
     if opts.batch_size is not None:
         options["batch_size"] = opts.batch_size
     if opts.commit_interval_s is not None:

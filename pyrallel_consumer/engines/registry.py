@@ -56,6 +56,7 @@ class EngineSpec:
     worker_processes: bool  # whether it runs handlers in worker processes (and takes their hooks)
     slots: Callable[[Capacity], int]
     cpu_cores: Callable[[Capacity, int, bool], int]
+    options: tuple[str, ...] = ()  # the names of ENGINE_OPTIONS it reads
 
     def create(
         self,
@@ -83,6 +84,17 @@ class EngineSpec:
         return engine
 
 
+# Options that only some engines read, and what each sets. config.py refuses one set, to other
+# than its default, for an engine that does not read it: it would change nothing.
+ENGINE_OPTIONS: Mapping[str, str] = {
+    "concurrency": "how many handler calls the async engine runs at once",
+    "workers": "how many worker processes the process engine starts",
+    "worker_concurrency": "how many records each process worker runs at once",
+    "ipc_batch_size": "how many records go to a process worker per message",
+    "ipc_batch_max_wait_s": "how long the process engine waits to fill a message to its workers",
+    "codec": "how records travel to the process workers",
+}
+
 ENGINES: Mapping[str, EngineSpec] = {
     spec.name: spec
     for spec in (
@@ -108,6 +120,7 @@ ENGINES: Mapping[str, EngineSpec] = {
             cpu_cores=lambda capacity, cores, releases_gil: (
                 min(cores, capacity.concurrency) if releases_gil else 1
             ),
+            options=("concurrency",),
         ),
         EngineSpec(
             name="process",
@@ -118,6 +131,13 @@ ENGINES: Mapping[str, EngineSpec] = {
             accepts_coroutines=True,
             slots=lambda capacity: capacity.workers * capacity.worker_concurrency,
             cpu_cores=lambda capacity, cores, releases_gil: min(cores, capacity.workers),
+            options=(
+                "workers",
+                "worker_concurrency",
+                "ipc_batch_size",
+                "ipc_batch_max_wait_s",
+                "codec",
+            ),
         ),
     )
 }

@@ -53,7 +53,7 @@ def test_until_end_ends_on_its_own_and_commits_to_the_end(
         topics=[topic],
         handler=handle,
         engine=engine,
-        workers=2,
+        **({"workers": 2} if engine == "process" else {}),
     )
     completed = consumer.run(until_end=True, timeout=RUN_TIMEOUT_S)
     assert completed == RECORDS

@@ -17,6 +17,7 @@ from bench.run.phase import Phase
 from bench.run.produce import ProducePlan
 from bench.workloads import WORKLOADS, Workload, WorkloadSettings
 from bench.workloads.cpu import CpuWorkload
+from pyrallel_consumer.config import build_config
 
 
 class FakeCompletion:
@@ -84,19 +85,29 @@ def test_tansu_gets_a_short_session_and_user_settings_win() -> None:
 
 
 def test_engine_options_take_the_workloads_preferences_then_the_users() -> None:
+    """Each engine gets only the capacity options it reads: the library refuses the rest."""
     ctx = _context()
     cpu = context.run_names(ctx.options, "async", "cpu", "x")
     assert mode.engine_options(cpu, ctx) == {
         "max_in_flight": 1000,
         "drain_timeout_s": mode.DRAIN_TIMEOUT_S,
         "concurrency": 4,  # 2 x cores
-        "worker_concurrency": 2,
     }
-    ctx = _context("--worker-concurrency", "8", "--workers", "3")
+    process_cpu = context.run_names(ctx.options, "process", "cpu", "x")
+    assert mode.engine_options(process_cpu, ctx)["worker_concurrency"] == 2
+    ctx = _context("--worker-concurrency", "8", "--workers", "3", "--concurrency", "5")
     sleep = context.run_names(ctx.options, "process", "sleep", "x")
     options = mode.engine_options(sleep, ctx)
     assert (options["workers"], options["worker_concurrency"]) == (3, 8)
-    assert "concurrency" not in options  # unset: the library's default
+    assert "concurrency" not in options  # the async engine's
+    for engine in ("baseline", "async", "process"):
+        spec = context.run_names(ctx.options, engine, "sleep", "x")
+        build_config(
+            {"bootstrap.servers": "x:1", "group.id": "g"},
+            topics=["t"],
+            engine=engine,
+            **mode.engine_options(spec, ctx),
+        )  # accepted by every engine
 
 
 def _phase(

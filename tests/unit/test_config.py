@@ -8,6 +8,7 @@ import pytest
 
 from pyrallel_consumer import ParallelConsumer
 from pyrallel_consumer.config import build_config
+from pyrallel_consumer.options import DEFAULTS
 
 KAFKA = {"bootstrap.servers": "127.0.0.1:1", "group.id": "g"}
 
@@ -62,10 +63,10 @@ BAD_OPTIONS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"backlog_size": -1}, ValueError, "backlog_size"),
     ({"backlog_max_bytes": 0}, ValueError, "backlog_max_bytes"),
     ({"concurrency": 0}, ValueError, "concurrency"),
-    ({"workers": 0}, ValueError, "workers"),
-    ({"worker_concurrency": 0}, ValueError, "worker_concurrency"),
-    ({"ipc_batch_size": 0}, ValueError, "ipc_batch_size"),
-    ({"ipc_batch_max_wait_s": -1}, ValueError, "ipc_batch_max_wait_s"),
+    ({"engine": "process", "workers": 0}, ValueError, "workers"),
+    ({"engine": "process", "worker_concurrency": 0}, ValueError, "worker_concurrency"),
+    ({"engine": "process", "ipc_batch_size": 0}, ValueError, "ipc_batch_size"),
+    ({"engine": "process", "ipc_batch_max_wait_s": -1}, ValueError, "ipc_batch_max_wait_s"),
     ({"batch_size": 0}, ValueError, "batch_size"),
     ({"batch_size": "100"}, TypeError, "batch_size"),
     ({"batch_size": 2000}, ValueError, "batch_size"),  # more than max_in_flight
@@ -87,7 +88,7 @@ BAD_OPTIONS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"drain_timeout_s": -1}, ValueError, "drain_timeout_s"),
     ({"revoke_grace_s": -1}, ValueError, "revoke_grace_s"),
     ({"poll_batch_size": 0}, ValueError, "poll_batch_size"),
-    ({"codec": "json"}, ValueError, "codec"),
+    ({"engine": "process", "codec": "json"}, ValueError, "codec"),
     ({"topics": []}, ValueError, "topics"),
     ({"topics": "orders"}, ValueError, "topics"),
     ({"topics": ["ok", ""]}, ValueError, "topics"),
@@ -114,6 +115,31 @@ def test_bad_option_raises_naming_it(
 ) -> None:
     with pytest.raises(error, match=name.replace(".", r"\.")):
         build(**options)
+
+
+@pytest.mark.parametrize(
+    ("engine", "option", "value", "takes"),
+    [
+        ("baseline", "concurrency", 4, "'async'"),
+        ("process", "concurrency", 8, "'async'"),
+        ("async", "workers", 2, "'process'"),
+        ("baseline", "worker_concurrency", 4, "'process'"),
+        ("async", "ipc_batch_size", 32, "'process'"),
+        ("async", "ipc_batch_max_wait_s", 0.01, "'process'"),
+        ("baseline", "codec", "msgpack", "'process'"),
+    ],
+)
+def test_an_option_the_engine_does_not_read_is_refused(
+    engine: str, option: str, value: object, takes: str
+) -> None:
+    """Set for an engine that ignores it, an option would change nothing: refused, naming
+    the engine that reads it. Left at its default it is no mistake."""
+    with pytest.raises(ValueError) as info:
+        build(engine=engine, **{option: value})
+    assert f"engine={engine!r} does not read it: drop {option}, or use engine={takes}" in str(
+        info.value
+    )
+    assert build(engine=engine, **{option: getattr(DEFAULTS, option)}).engine == engine
 
 
 def test_allowed_values_are_listed() -> None:

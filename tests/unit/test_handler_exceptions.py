@@ -124,8 +124,9 @@ def test_batch_mode_stopped_batch_is_stopped_failed_batch_is_bisected(
     kind: str, name: bytes, engines: list[Engine]
 ) -> None:
     engine_name, handler = BATCH_ENGINES[kind]
+    workers = {"workers": 1} if engine_name == "process" else {}
     config = config_for(
-        engine_name, retries=1, batch_size=8, batch_max_wait_s=0.01, workers=1, max_in_flight=64
+        engine_name, retries=1, batch_size=8, batch_max_wait_s=0.01, max_in_flight=64, **workers
     )
     engine: Engine = BatchingEngine(engine_spec(engine_name).create(handler, config), config)
     engines.append(engine)

@@ -49,7 +49,9 @@ def test_the_engine_names_type_lists_the_registry() -> None:
 
 
 def test_build_config_takes_the_same_options() -> None:
-    config = build_config(KAFKA, topics=["t"], max_in_flight=10, batch_size=5, codec="msgpack")
+    config = build_config(
+        KAFKA, topics=["t"], engine="process", max_in_flight=10, batch_size=5, codec="msgpack"
+    )
     assert (config.max_in_flight, config.batch_size, config.codec) == (10, 5, "msgpack")
     with pytest.raises(TypeError, match="unexpected option 'max_inflight'; did you mean"):
         build_config(KAFKA, topics=["t"], max_inflight=10)
