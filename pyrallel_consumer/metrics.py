@@ -10,8 +10,9 @@ call). Neither timer exists when metrics are off.
 
     from pyrallel_consumer.metrics import ConsumerMetrics, start_metrics_server
     metrics = ConsumerMetrics()                  # registers in prometheus_client's REGISTRY
-    start_metrics_server(9108)                   # GET http://127.0.0.1:9108/metrics
+    server = start_metrics_server(9108)          # GET http://127.0.0.1:9108/metrics
     ParallelConsumer(..., metrics=metrics).run()
+    server.close()                               # or `with start_metrics_server(...):`
 
 Metric names (namespace `pyrallel` by default), all counters since the consumer started:
 `_records_received_total`, `_records_completed_total`, `_records_failed_total`,
@@ -32,6 +33,7 @@ thread; prometheus_client locks each observation and each read.
 from __future__ import annotations
 
 import inspect
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -261,10 +263,36 @@ class _TimedCommitClient(ConfluentClient):
             self._observe(time.perf_counter() - start)
 
 
+class MetricsServer:
+    """A running metrics server (`start_metrics_server`): `port` is the port it listens on (the
+    one chosen when it was asked for port 0), `close()` stops it. Also a context manager."""
+
+    def __init__(self, server: Any, thread: threading.Thread) -> None:
+        self._server = server
+        self._thread = thread
+        self.port: int = server.server_address[1]
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop serving and release the port; waits up to `timeout` seconds for the server's
+        thread to end. Closing twice is harmless."""
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(timeout)
+        self._server.server_close()
+
+    def __enter__(self) -> MetricsServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 def start_metrics_server(
     port: int, addr: str = "127.0.0.1", registry: CollectorRegistry = REGISTRY
-) -> None:
+) -> MetricsServer:
     """Serve `registry` at http://<addr>:<port>/metrics from a daemon thread (prometheus_client's
-    server). The default address is loopback only; addr="0.0.0.0" lets other machines scrape.
+    server) until the returned server is closed. The default address is loopback only;
+    addr="0.0.0.0" lets other machines scrape; port 0 picks a free port (`MetricsServer.port`).
     Raises OSError when the port is taken."""
-    start_http_server(port, addr=addr, registry=registry)
+    server, thread = start_http_server(port, addr=addr, registry=registry)
+    return MetricsServer(server, thread)

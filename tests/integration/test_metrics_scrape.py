@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import urllib.request
 import uuid
@@ -23,13 +22,6 @@ RECORDS = 300
 PARTITIONS = 3
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
@@ -47,8 +39,7 @@ def test_scraped_metrics_match_stats_during_a_run(
     produce(kafka_broker, topic, RECORDS)
     registry = CollectorRegistry()
     metrics = ConsumerMetrics(registry)
-    port = free_port()
-    start_metrics_server(port, registry=registry)
+    server = start_metrics_server(0, registry=registry)
 
     def handle(record: Record) -> None:
         if record.offset % 50 == 7:
@@ -80,12 +71,13 @@ def test_scraped_metrics_match_stats_during_a_run(
             ),
             "every offset committed and the watermarks refreshed",
         )
-        scraped = scrape(port)
+        scraped = scrape(server.port)
         stats = consumer.stats()
         assert runner.is_alive()  # scraped during the run
     finally:
         consumer.stop()
         runner.join(60)
+        server.close()
 
     def value(name: str, **labels: str) -> float | None:
         return scraped.get((name, tuple(sorted(labels.items()))))

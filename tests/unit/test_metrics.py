@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import urllib.error
+import urllib.request
 from typing import Any
 
 import pytest
@@ -11,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from pyrallel_consumer import ParallelConsumer
 from pyrallel_consumer.control.stats import Counters
-from pyrallel_consumer.metrics import COUNTERS, ConsumerMetrics
+from pyrallel_consumer.metrics import COUNTERS, ConsumerMetrics, start_metrics_server
 from pyrallel_consumer.topic_partition import TopicPartition
 
 STATS: dict[str, Any] = {
@@ -133,3 +135,21 @@ def test_batch_mode_counters_come_from_stats_batches() -> None:
     plain = CollectorRegistry()
     ConsumerMetrics(plain).attach(lambda: STATS)
     assert sample(plain, "pyrallel_batches_total") is None  # not in batch mode
+
+
+def test_the_metrics_server_serves_until_closed_and_then_frees_its_port() -> None:
+    """start_metrics_server returns a handle: port 0 gets a free port, a scrape reads the
+    registry, and close() stops the server so the port can be bound again."""
+    registry = CollectorRegistry()
+    ConsumerMetrics(registry).attach(lambda: STATS)
+    with start_metrics_server(0, registry=registry) as server:
+        assert server.port > 0
+        url = f"http://127.0.0.1:{server.port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = response.read().decode()
+        assert "pyrallel_records_completed_total 10.0" in body
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(url, timeout=5)
+    with start_metrics_server(server.port, registry=CollectorRegistry()) as again:
+        assert again.port == server.port  # the port was free again
+    server.close()  # a second close is harmless
