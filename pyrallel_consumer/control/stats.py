@@ -61,7 +61,7 @@ class PartitionStats(TypedDict):
     # Records from the position to the partition's end, not completed yet: ahead of the
     # group's lag (end - committed) by what completed since the last commit.
     lag: int | None
-    paused: bool
+    paused: bool  # assigned and paused (backpressure, the commit metadata bound, a stop)
     blocked: bool  # the commit metadata bound holds new records back (partition_state.py)
     epoch: int  # assignments of this partition so far in this run
 
@@ -120,7 +120,7 @@ def partition_stats(state: PartitionState, assigned: bool) -> PartitionStats:
         "incomplete": state.incomplete,
         "completed_above": state.completed_above,
         "lag": lag,
-        "paused": state.paused,
+        "paused": state.paused and assigned,  # a revoked partition is paused nowhere
         "blocked": state.blocked,
         "epoch": state.epoch,
     }
@@ -156,7 +156,7 @@ def snapshot(
         "backlog": backlog,
         "dead_lettering": dead_lettering,
         "paused_partitions": sorted(
-            key for key, p in per_partition.items() if p["paused"] and p["assigned"]
+            key for key, p in per_partition.items() if p["paused"]
         ),
         "partitions": per_partition,
         "engine_info": engine_info,

@@ -208,6 +208,9 @@ def test_stats_before_during_from_another_thread_and_after_the_run() -> None:
     partition = after["partitions"][TopicPartition("orders", 0)]
     assert (partition["topic"], partition["partition"]) == tp(0)
     assert (partition["committed"], partition["lag"], partition["assigned"]) == (10, 0, False)
+    # The shutdown paused it before it was revoked; no longer assigned, it is paused nowhere,
+    # as paused_partitions says.
+    assert partition["paused"] is False
 
 
 def test_the_wait_bound_comes_from_the_session_and_poll_timeouts() -> None:
