@@ -112,6 +112,7 @@ cdef class Backlog:
     cdef list _ready
     cdef Py_ssize_t _ready_head
     cdef Py_ssize_t _size
+    cdef Py_ssize_t _beyond  # records queued beyond their lane's room under its cap
     cdef public Py_ssize_t bytes  # key + value bytes in the backlog
     cdef bint _capped
     cdef Py_ssize_t _cap
@@ -125,6 +126,7 @@ cdef class Backlog:
         self._ready = []
         self._ready_head = 0
         self._size = 0
+        self._beyond = 0
         self.bytes = 0
         self._capped = lane_cap is not None
         self._cap = lane_cap or 0
@@ -138,6 +140,18 @@ cdef class Backlog:
 
     def __len__(self):
         return self._size
+
+    @property
+    def ready(self):
+        """Records `take` would hand out now, given the room: per lane, its queued records up
+        to its room under the cap (all of them without a cap, and for unordered records)."""
+        return self._size - self._beyond
+
+    cdef inline Py_ssize_t _beyond_room(self, _Lane lane):
+        """Of `lane`'s queued records, those beyond its room under the cap."""
+        if not self._capped or lane.key is None:
+            return 0
+        return max(0, lane.queued() - (self._cap - lane.taken))
 
     cdef inline Py_ssize_t _bytes_of(self, object item) except -1:
         if self._size_mode == SIZE_RECORD:
@@ -169,7 +183,9 @@ cdef class Backlog:
             lane = <_Lane>found
         if lane.queued() == 0 and (not self._capped or key is None or lane.taken < self._cap):
             self._push_ready(lane)
+        self._beyond -= self._beyond_room(lane)
         lane.items.append(item)
+        self._beyond += self._beyond_room(lane)
         self._size += 1
         self.bytes += self._bytes_of(item)
         return 0
@@ -223,7 +239,9 @@ cdef class Backlog:
             raise KeyError(lane)
         cdef _Lane state = <_Lane>found
         cdef bint parked = state.taken >= self._cap
+        self._beyond -= self._beyond_room(state)
         state.taken -= count
+        self._beyond += self._beyond_room(state)
         if state.queued():
             if parked and state.taken < self._cap:
                 self._push_ready(state)
@@ -249,6 +267,9 @@ cdef class Backlog:
             lane.head = 0
             if not kept and lane.taken == 0:
                 del self._lanes[key]
+        self._beyond = 0
+        for found in self._lanes.values():
+            self._beyond += self._beyond_room(<_Lane>found)
         self._size -= removed
         self.bytes -= size
         self._ready = [lane for lane in self._ready[self._ready_head:] if lane.queued()]
@@ -267,4 +288,5 @@ cdef class Backlog:
         self._ready = []
         self._ready_head = 0
         self._size = 0
+        self._beyond = 0
         self.bytes = 0

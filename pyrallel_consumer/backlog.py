@@ -55,7 +55,7 @@ class Backlog(Generic[Owner]):
     (`batch_bytes` for batch-mode items).
     """
 
-    __slots__ = ("_cap", "_lanes", "_ready", "_size", "_size_of", "_taken", "bytes")
+    __slots__ = ("_beyond", "_cap", "_lanes", "_ready", "_size", "_size_of", "_taken", "bytes")
 
     def __init__(self, lane_cap: int | None = None, size_of: SizeOf = record_bytes) -> None:
         self._size_of = size_of
@@ -68,9 +68,23 @@ class Backlog(Generic[Owner]):
         self._cap = lane_cap or 0
         # Per lane: records taken and not done yet (absent when 0). None: no cap.
         self._taken: dict[Lane, int] | None = None if lane_cap is None else {}
+        self._beyond = 0  # records queued beyond their lane's room under its cap
 
     def __len__(self) -> int:
         return self._size
+
+    @property
+    def ready(self) -> int:
+        """Records `take` would hand out now, given the room: per lane, its queued records up
+        to its room under the cap (all of them without a cap, and for unordered records)."""
+        return self._size - self._beyond
+
+    def _beyond_room(self, lane: Lane, queued: int) -> int:
+        """Of `queued` records of `lane`, those beyond its room under the cap."""
+        counts = self._taken
+        if counts is None or lane is None:
+            return 0
+        return max(0, queued - (self._cap - counts.get(lane, 0)))
 
     def add(self, item: WorkItem[Owner]) -> None:
         lane = item.lane
@@ -80,6 +94,9 @@ class Backlog(Generic[Owner]):
             counts = self._taken
             if counts is None or lane is None or counts.get(lane, 0) < self._cap:
                 self._ready.append(lane)
+        self._beyond += self._beyond_room(lane, len(queued) + 1) - self._beyond_room(
+            lane, len(queued)
+        )
         queued.append(item)
         self._size += 1
         self.bytes += self._size_of(item)
@@ -87,6 +104,7 @@ class Backlog(Generic[Owner]):
     def take(self, limit: int) -> list[WorkItem[Owner]]:
         """Up to `limit` records, one per lane per round (unordered records in bulk); fewer
         when the other lanes are at their cap."""
+        # Taking one record of a lane takes one from its room too: what is beyond stays.
         taken: list[WorkItem[Owner]] = []
         lanes, ready, counts, cap = self._lanes, self._ready, self._taken, self._cap
         while len(taken) < limit and ready:
@@ -117,9 +135,12 @@ class Backlog(Generic[Owner]):
         counts = self._taken
         if counts is None or lane is None:
             return
+        queued = len(self._lanes.get(lane, ()))
+        self._beyond -= self._beyond_room(lane, queued)
         count = counts.pop(lane) - 1
         if count:
             counts[lane] = count
+        self._beyond += self._beyond_room(lane, queued)
         if count == self._cap - 1 and lane in self._lanes:
             self._ready.append(lane)
 
@@ -135,11 +156,15 @@ class Backlog(Generic[Owner]):
             else:
                 del self._lanes[lane]
         self._ready = deque(lane for lane in self._ready if lane in self._lanes)
+        self._beyond = sum(
+            self._beyond_room(lane, len(queued)) for lane, queued in self._lanes.items()
+        )
 
     def clear(self) -> None:
         self._lanes.clear()
         self._ready.clear()
         self._size = 0
+        self._beyond = 0
         self.bytes = 0
 
 

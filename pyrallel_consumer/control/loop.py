@@ -84,7 +84,6 @@ class ControlLoop:
         self._clock = self.clock = clock
         self._client_factory = client_factory
         self._wait_bound_s = session.wait_bound_s(config.kafka_config)  # ValueError if invalid
-        self._backpressure = Backpressure(config)
         # A plain flag, not an Event: one store is atomic with or without the GIL, and safe in
         # a signal handler, where Event.set could deadlock on the Event's own lock if the signal
         # arrived while this thread was inside an Event.set. Only read, never waited on.
@@ -96,6 +95,7 @@ class ControlLoop:
         # Partitions, backlog and work in flight: the record state, in one owner.
         self._tracker = Tracker(config, self.counters)
         self._partitions = self._tracker.partitions
+        self._backpressure = Backpressure(config, self._tracker)
         self._on_kafka_error = KafkaErrors(config.kafka_config, self._faults, clock)
         self._slow_callbacks = RepeatLimiter(clock=clock)
         self._on_assign = self._callback("on_assign", on_assign)
@@ -263,9 +263,7 @@ class ControlLoop:
                 next_commit = now + self.config.commit_interval_s
             elif now >= self._next_publish:
                 self._publish(now)
-            room = self._backpressure.apply(
-                client, self._partitions.values(), self._held(), self._tracker.backlog_bytes, now
-            )
+            room = self._backpressure.apply(client, self._held(), now)
             if room <= 0 and not self._backpressure.paused:
                 engine.wait(BUSY_WAIT_S)  # held: see control/backpressure.py
                 continue

@@ -155,9 +155,7 @@ def snapshot(
         "in_flight": in_flight,
         "backlog": backlog,
         "dead_lettering": dead_lettering,
-        "paused_partitions": sorted(
-            key for key, p in per_partition.items() if p["paused"]
-        ),
+        "paused_partitions": sorted(key for key, p in per_partition.items() if p["paused"]),
         "partitions": per_partition,
         "engine_info": engine_info,
         **engine_counters,

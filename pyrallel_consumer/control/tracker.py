@@ -76,6 +76,11 @@ class Tracker:
         return len(self._backlog)
 
     @property
+    def backlog_ready(self) -> int:
+        """Records of the backlog a take could hand out now (backlog.py's `ready`)."""
+        return self._backlog.ready
+
+    @property
     def backlog_bytes(self) -> int:
         return self._backlog.bytes
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Hashable
 from typing import Any
 
@@ -157,3 +158,46 @@ def test_a_revoked_lane_at_its_cap_is_dropped_and_comes_back_under_its_cap(Backl
     backlog.done("a")  # the in-flight record's report arrives later (cancelled)
     backlog.add(item("a", 3, partition=0))  # the partition was assigned again
     assert offsets(backlog.take(10)) == [("a", 3)]
+
+
+def test_ready_counts_what_take_would_hand_out_through_any_sequence(Backlog: Any) -> None:
+    """`ready` (the poll loop's measure of records it need not consume more for) against a
+    model of the queues: per lane, its queued records up to its room under the cap, every
+    unordered one; after random adds, takes, dones, revokes and clears."""
+    rng = random.Random(7)
+    cap = 3
+    backlog = Backlog(lane_cap=cap)
+    queued: dict[Hashable | None, list[WorkItem]] = {}
+    taken: list[Hashable | None] = []  # lanes of records taken and not done
+
+    def model_ready() -> int:
+        return sum(
+            len(items) if lane is None else min(len(items), cap - taken.count(lane))
+            for lane, items in queued.items()
+        )
+
+    for step in range(4000):
+        op = rng.random()
+        if op < 0.45:
+            new = item(rng.choice(["a", "b", "c", "d", None]), step, partition=rng.randrange(3))
+            backlog.add(new)
+            queued.setdefault(new.lane, []).append(new)
+        elif op < 0.7:
+            for got in backlog.take(rng.randrange(1, 6)):
+                queued[got.lane].remove(got)
+                taken.append(got.lane)
+        elif op < 0.97:
+            if taken:
+                backlog.done(taken.pop(rng.randrange(len(taken))))
+        elif op < 0.99:
+            revoked = rng.randrange(3)
+            backlog.remove_if(lambda work, revoked=revoked: work.record.partition == revoked)
+            queued = {
+                lane: [i for i in items if i.record.partition != revoked]
+                for lane, items in queued.items()
+            }
+        else:
+            backlog.clear()
+            queued = {}
+        assert backlog.ready == model_ready(), step
+    assert len(backlog.take(10**6)) == model_ready()

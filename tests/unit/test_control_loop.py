@@ -187,6 +187,75 @@ def test_a_refused_commit_is_retried_at_the_next_interval() -> None:
 # ---- backpressure --------------------------------------------------------------------------------
 
 
+def test_the_loop_consumes_no_more_while_a_window_of_records_waits_ready_in_the_backlog() -> None:
+    """Records the engine could take at once are enough: the rest wait in the client (where
+    the next consume finds them) rather than in the backlog, for up to HOLD_S; then the
+    backlog fills as before. Not a capacity hold: nothing is paused."""
+    h = harness(hold=lambda item: True, max_in_flight=4, backlog_size=100, poll_batch_size=2)
+    h.client.produce(0, 60)
+    h.client.rebalance("assign", 0)
+    start = h.clock()
+    seen: list[dict[str, object]] = []
+    h.script.when(lambda: h.clock() >= start + 0.5, lambda: seen.append(h.loop.stats()))
+    h.script.when(lambda: h.clock() >= start + 1.5, lambda: seen.append(h.loop.stats()))
+    paused: list[object] = []
+
+    def stop() -> None:
+        paused.extend(h.client.pause_calls)
+        h.engine.finish_late(*sorted(h.engine.held))
+        h.loop.request_stop()
+
+    h.script.when(lambda: len(seen) == 2, stop)
+    run(h)
+    holding, after = seen
+    assert holding["in_flight"] == 4
+    assert holding["backlog"] == 4  # a window's worth: max_in_flight
+    assert holding["received"] == 8
+    assert after["received"] == 60  # held for HOLD_S at most: then it filled the backlog
+    assert paused == []
+
+
+def test_records_held_back_by_their_lane_cap_do_not_count_as_ready() -> None:
+    """A hot key's records beyond its lane cap cannot be taken: the loop keeps consuming, so
+    the window can fill with other keys' records (batch mode, where ready records count)."""
+    h = harness(
+        hold=lambda item: True, ordering="key", max_in_flight=4, batch_size=2, poll_batch_size=2
+    )
+    h.client.produce(0, 60)  # one key: a lane cap of 2 (config.default_lane_cap)
+    h.client.rebalance("assign", 0)
+    start = h.clock()
+    seen: list[dict[str, object]] = []
+    h.script.when(lambda: h.clock() >= start + 0.5, lambda: seen.append(h.loop.stats()))
+
+    def stop() -> None:
+        h.engine.finish_late(*sorted(h.engine.held))
+        h.loop.request_stop()
+
+    h.script.when(lambda: bool(seen), stop)
+    run(h)
+    assert (seen[0]["in_flight"], seen[0]["received"]) == (2, 60)
+
+
+def test_with_key_order_one_record_at_a_time_the_loop_keeps_finding_keys() -> None:
+    """What keeps the engine busy there is how many keys have records, and Kafka returns
+    records a partition at a time: the loop fills the backlog (measured, sleep 5 ms, 100 keys:
+    0.50 of the bound when it stopped at a window's worth of records, 0.89 without)."""
+    h = harness(hold=lambda item: True, ordering="key", max_in_flight=4, poll_batch_size=2)
+    h.client.produce(0, 60, keys=60)
+    h.client.rebalance("assign", 0)
+    start = h.clock()
+    seen: list[dict[str, object]] = []
+    h.script.when(lambda: h.clock() >= start + 0.5, lambda: seen.append(h.loop.stats()))
+
+    def stop() -> None:
+        h.engine.finish_late(*sorted(h.engine.held))
+        h.loop.request_stop()
+
+    h.script.when(lambda: bool(seen), stop)
+    run(h)
+    assert (seen[0]["in_flight"], seen[0]["received"]) == (4, 60)
+
+
 def test_partitions_pause_when_in_flight_and_backlog_are_full_and_resume_after() -> None:
     holding = [True]
     h = harness(hold=lambda item: holding[0], max_in_flight=2, backlog_size=3, poll_batch_size=2)
