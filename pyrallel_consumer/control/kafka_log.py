@@ -102,15 +102,30 @@ class LibrdkafkaLog:
 
     def __init__(self, limiter: RepeatLimiter | None = None) -> None:
         self._limiter = limiter or RepeatLimiter()
+        self._retrying: set[tuple[object, str]] = set()  # retrying lines seen once
 
     def log(self, level: int, msg: str, *args: Any, **kwargs: Any) -> None:
+        facility = args[0] if args else ""
+        body = str(args[-1] if args else msg)
+        key = (facility, _VOLATILE.sub("#", body))
+        if level == logging.WARNING and body.rstrip().endswith("retrying"):
+            level = self._retry_level(key)
         if not KAFKA_LOG.isEnabledFor(level):
             return
         text = msg % args if args else msg
-        facility = args[0] if args else ""
-        body = args[-1] if args else msg
-        key = (facility, _VOLATILE.sub("#", str(body)))
         log_limited(self._limiter, key, level, f"librdkafka: {text}", KAFKA_LOG)
+
+    def _retry_level(self, key: tuple[object, str]) -> int:
+        """librdkafka retrying by itself (a coordinator still loading, a producer id not granted
+        yet; seen on every fresh broker's first dead letter): INFO the first time, WARNING
+        from the next time the same line is logged (REPEAT_INTERVAL_S on), when the condition
+        lasts. A lasting failure also reaches the error callback."""
+        if key in self._retrying:
+            return logging.WARNING
+        if len(self._retrying) >= MAX_KEYS:
+            self._retrying.clear()
+        self._retrying.add(key)
+        return logging.INFO
 
 
 def with_logger(config: Mapping[str, Any]) -> dict[str, Any]:

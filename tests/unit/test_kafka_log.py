@@ -73,6 +73,32 @@ def test_librdkafka_lines_are_logged_once_per_interval_whatever_their_timings(
     assert said[1].endswith(f"(29 repeats suppressed in the last {REPEAT_INTERVAL_S:.0f} s)")
 
 
+GETPID = (
+    "[thrd:main]: Failed to acquire idempotence PID from broker 127.0.0.1:9092/1: Broker: "
+    "Coordinator load in progress: retrying"
+)
+
+
+def test_a_line_librdkafka_retries_by_itself_is_info_once_and_a_warning_when_it_lasts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The first dead letter on a fresh broker logs GETPID ... retrying once: the coordinator
+    was still loading. Not worth a warning unless it comes back after the repeat interval."""
+    caplog.set_level(logging.INFO, logger="pyrallel_consumer.kafka")
+    clock = FakeClock()
+    router = LibrdkafkaLog(RepeatLimiter(REPEAT_INTERVAL_S, clock))
+    for _ in range(3):
+        router.log(logging.WARNING, "%s [%s] %s", "GETPID", "rdkafka#producer-2", GETPID)
+    clock.advance(REPEAT_INTERVAL_S)
+    router.log(logging.WARNING, "%s [%s] %s", "GETPID", "rdkafka#producer-2", GETPID)
+    router.log(logging.WARNING, "%s [%s] %s", "FAIL", "rdkafka#producer-2", "[thrd:main]: down")
+
+    said = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert [level for level, _ in said] == [logging.INFO, logging.WARNING, logging.WARNING]
+    assert said[0][1].endswith("Coordinator load in progress: retrying")
+    assert said[1][1].endswith(f"(2 repeats suppressed in the last {REPEAT_INTERVAL_S:.0f} s)")
+
+
 def test_every_client_gets_the_router_unless_the_user_gave_a_logger() -> None:
     assert isinstance(with_logger({"bootstrap.servers": "x"})["logger"], LibrdkafkaLog)
     own = logging.getLogger("mine")
