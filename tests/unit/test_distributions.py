@@ -103,6 +103,8 @@ def _assert_library_wheel(wheel: Path) -> None:
         for module in LIBRARY_NATIVE:
             assert any(n.startswith(module + ".") and n.endswith(".so") for n in names), module
         assert not [n for n in names if "cpu_kernel" in n]
+        # PEP 561: without the marker, a user's mypy skips the package as untyped.
+        assert {"pyrallel_consumer/py.typed", "pyrallel_consumer/_codec.pyi"} <= set(names)
         # No console script either (the bench's entry point was one).
         assert dist_info + "entry_points.txt" not in names
         metadata = Parser().parsestr(archive.read(dist_info + "METADATA").decode())
