@@ -20,7 +20,7 @@ Threads: an Output is built on the thread that runs the handler and never change
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 OutputHeaders = list[tuple[str, bytes | None]]
@@ -150,6 +150,24 @@ def outputs_of(returned: object) -> list[Output] | None:
         if not isinstance(output, Output):
             raise TypeError(_not_outputs(output, inside=True))
     return outputs or None
+
+
+def no_outputs(returned: object) -> None:
+    """`outputs_of` with outputs=False: a handler's return value is ignored, unless it holds an
+    Output (one, or a list or tuple starting with one), which nothing would produce: TypeError
+    then, naming the fix, so that it fails the attempt rather than vanish."""
+    first = returned[0] if isinstance(returned, list | tuple) and returned else returned
+    if isinstance(first, Output):
+        raise TypeError(
+            f"the handler returned an Output ({first!r:.80}) but outputs=False, so nothing "
+            "would produce it: pass outputs=True to produce what the handler returns"
+        )
+
+
+def collector(outputs: bool) -> Callable[[object], list[Output] | None]:
+    """What the engines call on a handler's return value that is not None: `outputs_of`, or
+    `no_outputs` when outputs are off."""
+    return outputs_of if outputs else no_outputs
 
 
 def _not_outputs(value: object, inside: bool = False) -> str:

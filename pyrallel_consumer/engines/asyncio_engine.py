@@ -17,7 +17,7 @@ from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.engines.base import Engine, Handler, ReportQueue
 from pyrallel_consumer.engines.coroutine_lanes import CoroutineLaneRunner
 from pyrallel_consumer.engines.lanes import ThreadLaneRunner
-from pyrallel_consumer.output import outputs_of
+from pyrallel_consumer.output import collector
 from pyrallel_consumer.work import Report, WorkItem
 
 # Coroutines are cheap, threads are not: a thread per waiting record would thrash 2 cores.
@@ -39,7 +39,7 @@ class AsyncEngine(Engine):
     def start(self) -> None:
         self._reports = ReportQueue()
         runner_type = CoroutineLaneRunner if self.is_coroutine else ThreadLaneRunner
-        collect = outputs_of if self.config.outputs else None
+        collect = collector(self.config.outputs)
         self._runner = runner_type(
             self.handler,
             self.config.retry,

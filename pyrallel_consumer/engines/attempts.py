@@ -53,8 +53,8 @@ class Attempted(NamedTuple):
     outputs: list[Output] | None = None
 
 
-# With outputs=True, turns a handler's return value into its outputs (output.outputs_of); None
-# when outputs are off, and return values are ignored.
+# Turns a handler's return value into its outputs (output.collector: with outputs=False none,
+# and an Output returned is refused); None: return values are ignored.
 Collect = Callable[[Any], "list[Output] | None"] | None
 
 

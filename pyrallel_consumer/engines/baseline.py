@@ -33,7 +33,7 @@ from pyrallel_consumer.engines.attempts import (
     succeeded,
 )
 from pyrallel_consumer.engines.base import Engine, ReportQueue, guarded
-from pyrallel_consumer.output import outputs_of
+from pyrallel_consumer.output import collector
 from pyrallel_consumer.work import Outcome, Report, WorkItem
 
 # How long submit waits for the handler before returning to the poll loop: far below any
@@ -72,7 +72,7 @@ class BaselineEngine(Engine):
             self._reports.put,
             self._queue,
         )
-        collect = outputs_of if self.config.outputs else None
+        collect = collector(self.config.outputs)
         while True:
             items = queue.get()
             if items is None:

@@ -41,7 +41,7 @@ from pyrallel_consumer.engines.base import Handler, ThreadFailure, guarded
 from pyrallel_consumer.engines.coroutine_lanes import CoroutineLaneRunner
 from pyrallel_consumer.engines.lanes import ThreadLaneRunner
 from pyrallel_consumer.ordering import lane_function
-from pyrallel_consumer.output import outputs_of
+from pyrallel_consumer.output import collector
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import GroupReport, Report, WorkItem
 
@@ -177,7 +177,7 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     runner_type = (
         CoroutineLaneRunner if inspect.iscoroutinefunction(spec.handler) else ThreadLaneRunner
     )
-    collect = outputs_of if spec.outputs else None
+    collect = collector(spec.outputs)
     runner = runner_type(
         spec.handler,
         spec.retry,

@@ -1,7 +1,7 @@
 """Every engine hands the handler's outputs (outputs=True) back in its reports: record and batch
 handlers, sync and async, first attempts and retries, the process engine through its codec.
 A return value that is not outputs is a failed attempt; with outputs off, return values are
-ignored as before."""
+ignored as before, except an Output, which would be lost: a failed attempt too."""
 
 from __future__ import annotations
 
@@ -98,6 +98,23 @@ def test_outputs_off_ignores_return_values(kind: str, engines: list[Engine]) -> 
     engine.submit(make_items(2, keys=1))
     for report in collect(engine, 2).values():
         assert report.outcome is Outcome.SUCCEEDED and report.outputs is None
+
+
+@pytest.mark.parametrize("kind", ["baseline", "async", "process"])
+@pytest.mark.parametrize("batch", [False, True], ids=["record", "batch"])
+def test_outputs_returned_with_outputs_off_fail_the_attempt_naming_the_fix(
+    kind: str, batch: bool, engines: list[Engine]
+) -> None:
+    """An Output returned while outputs=False would be dropped with its record committed:
+    a failed attempt instead, whose error says to pass outputs=True."""
+    handler = h.batch if batch else h.one_async if kind == "async" else h.one
+    options: dict[str, Any] = {"batch_size": 5, "max_in_flight": 20} if batch else {}
+    engine = started(kind, handler, engines, retries=0, **options)
+    engine.submit(make_items(10, keys=10, ordering="unordered"))
+    for report in collect(engine, 10).values():
+        assert report.outcome is Outcome.FAILED
+        assert report.error is not None
+        assert "returned an Output" in report.error and "pass outputs=True" in report.error
 
 
 @pytest.mark.parametrize("kind", ["baseline", "async"])
