@@ -36,16 +36,41 @@ PRODUCER_FENCED_CODES = frozenset(
 )
 
 
+# What goes on while no broker of a client answers (librdkafka reconnects meanwhile).
+_WHILE_DOWN = {
+    "consumer": "run() waits for records until stop(), a signal, its timeout or max_records "
+    "ends it",
+    "output producer": "records stay in flight until their outputs are acknowledged",
+    "dead-letter producer": "failed records stay in flight until their dead letters are "
+    "acknowledged",
+    "transactional producer": "records stay in flight, and transactions abort and are redone "
+    "until it is back",
+}
+
+
 class KafkaErrors:
     """The `ErrorCallback` the control loop gives its client, also called for errored
-    messages."""
+    messages; `for_client` gives the run's producers theirs. What it logs names the client
+    (one of _WHILE_DOWN's) and, when no broker answers, its bootstrap.servers."""
 
     def __init__(
-        self, kafka_config: Mapping[str, Any], faults: Faults, clock: Callable[[], float]
+        self,
+        kafka_config: Mapping[str, Any],
+        faults: Faults,
+        clock: Callable[[], float],
+        client: str = "consumer",
+        repeats: RepeatLimiter | None = None,
     ) -> None:
         self._servers = kafka_config.get("bootstrap.servers")
+        self._client = client
         self._faults = faults
-        self._repeats = RepeatLimiter(clock=clock)
+        self._clock = clock
+        self._repeats = repeats or RepeatLimiter(clock=clock)
+
+    def for_client(self, client: str, kafka_config: Mapping[str, Any]) -> KafkaErrors:
+        """The callback of another client of the run (`client`, a producer, built with
+        `kafka_config`): the same faults and repeat limiter, its own name and servers."""
+        return KafkaErrors(kafka_config, self._faults, self._clock, client, self._repeats)
 
     def __call__(self, error: KafkaErrorInfo) -> None:
         if is_fatal(error):
@@ -54,18 +79,20 @@ class KafkaErrors:
         code = error.code()
         if code == PARTITION_EOF:
             return
+        client = self._client
         if code == TRANSPORT:  # librdkafka's own log line (pyrallel_consumer.kafka) says it
-            log.debug("kafka: %s", error.str())
+            log.debug("kafka %s: %s", client, error.str())
         elif code == ALL_BROKERS_DOWN:
             message = (
-                f"kafka: {error.str()} (bootstrap.servers={self._servers}); librdkafka keeps "
-                "reconnecting, and while no broker answers run() waits for records until "
-                "stop(), a signal, its timeout or max_records ends it"
+                f"kafka {client}: {error.str()} (bootstrap.servers={self._servers}); "
+                f"librdkafka keeps reconnecting, and while no broker answers "
+                f"{_WHILE_DOWN[client]}"
             )
-            log_limited(self._repeats, code, logging.WARNING, message, log)
+            log_limited(self._repeats, (client, code), logging.WARNING, message, log)
         else:
-            key = (code, error.str())
-            log_limited(self._repeats, key, logging.WARNING, f"kafka: {error.str()}", log)
+            key = (client, code, error.str())
+            message = f"kafka {client}: {error.str()}"
+            log_limited(self._repeats, key, logging.WARNING, message, log)
 
 
 def fatal_error(text: str, code: int | None, name: str) -> KafkaFatalError:

@@ -19,12 +19,7 @@ from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.control import commits, session
 from pyrallel_consumer.control.backpressure import Backpressure
 from pyrallel_consumer.control.callbacks import Callback
-from pyrallel_consumer.control.client import (
-    ClientFactory,
-    KafkaClient,
-    Message,
-    confluent_client,
-)
+from pyrallel_consumer.control.client import ClientFactory, KafkaClient, Message, confluent_client
 from pyrallel_consumer.control.dead_letter import DeadLetterSink
 from pyrallel_consumer.control.kafka_errors import KafkaErrors
 from pyrallel_consumer.control.kafka_log import RepeatLimiter
@@ -123,6 +118,8 @@ class ControlLoop:
         self._control_thread: int | None = None  # the thread in run(), while it runs
         # Partitions whose records the shutdown drain consumed without handling them.
         self._dropped: set[tuple[str, int]] = set()
+        # The shutdown's one deadline: its drain, then closing the writers and the engine.
+        self._close_by: float | None = None
         self._next_publish = 0.0
         self._published = self._snapshot(self._partitions)
 
@@ -207,9 +204,10 @@ class ControlLoop:
                 if client is not None:
                     client.close()  # runs the revoke callback: it commits, no second wait
             finally:
-                self._reports.close(self.config.drain_timeout_s)
+                close_by = self._close_by or self._clock() + self.config.drain_timeout_s
+                self._reports.close(max(0.0, close_by - self._clock()))
                 if engine_started:  # else a failure before it started is what run() raises
-                    self.engine.close(self.config.drain_timeout_s)
+                    self.engine.close(max(0.0, close_by - self._clock()))
                 # The final state stays readable: the last assignment's partitions, revoked;
                 # what was left in flight is given up (abandoned), nothing more comes of it.
                 self.counters.abandoned += self._tracker.give_up()
@@ -308,6 +306,7 @@ class ControlLoop:
         failures, clock, interval = self._failures, self._clock, self.config.commit_interval_s
         tracker = self._tracker
         self._abandon()
+        self._close_by = clock() + self.config.drain_timeout_s
         if tracker.in_flight or failures.dead_lettering:
             self._commit(client, "retried during the shutdown drain")
             next_commit = clock() + interval
@@ -325,7 +324,7 @@ class ControlLoop:
 
             self._reports.settle(
                 lambda: tracker.in_flight > 0 or failures.dead_lettering > 0,
-                clock() + self.config.drain_timeout_s,
+                self._close_by,
                 serve=serve,
             )
         if tracker.in_flight:

@@ -174,9 +174,11 @@ class Outputs:
         self._complete(items, reports)
 
     def _refused(self, items: list[Item], report: Report, refusal: Refusal) -> None:
-        if self._closing or refusal.code == TRANSACTION_ABORTING:
-            # Not completed, and not this record's fault: the run is ending (the next run
-            # redoes it), or its transaction failed on another write (the abort redoes it).
+        if self._closing:  # not completed: left in flight, the run's end counts it abandoned
+            return
+        if refusal.code == TRANSACTION_ABORTING:
+            # Not completed, and not this record's fault: its transaction failed on another
+            # write (the abort redoes it).
             self._tracker.settle_all([item.id for item in items])
             return
         items = self._live(items)
@@ -231,9 +233,7 @@ class Outputs:
         were not all acknowledged by then, or that waited to be redone, stay uncommitted (the
         next run redoes them). Called once per run, after the consumer closed."""
         self._closing = True
-        for _, _, items in self._redo:
-            self._tracker.settle_all([item.id for item in items])
-        self._redo.clear()
+        self._redo.clear()  # left in flight: the run's end counts them abandoned
         self._sink.close(timeout)
         self.settle_answered()
 

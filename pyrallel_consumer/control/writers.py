@@ -11,9 +11,10 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from pyrallel_consumer.config import ConsumerConfig
-from pyrallel_consumer.control.client import ErrorCallback, KafkaClient
+from pyrallel_consumer.control.client import KafkaClient
 from pyrallel_consumer.control.commits import Committer
 from pyrallel_consumer.control.dead_letter import DeadLetterPublisher, DeadLetterSink
+from pyrallel_consumer.control.kafka_errors import KafkaErrors
 from pyrallel_consumer.control.output_sink import OutputProducer, OutputSink, output_config
 from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.control.stats import Counters
@@ -34,23 +35,25 @@ class Committing(Protocol):
 
 
 def transactional_producer(
-    config: ConsumerConfig, on_error: ErrorCallback
+    config: ConsumerConfig, on_error: KafkaErrors
 ) -> TransactionalProducer | None:
     """The producer of an exactly-once run (None without transactional_id); its
-    client-level errors go where the consumer's go (a fenced producer ends the run)."""
+    client-level errors go where the consumer's go (a fenced producer ends the run), under
+    its own name."""
     if config.transactional_id is None:
         return None
+    producer_config = output_config(config.kafka_config, config.output_producer_config)
     return TransactionalProducer(
-        output_config(config.kafka_config, config.output_producer_config),
+        producer_config,
         config.transactional_id,
-        error_cb=on_error,
+        error_cb=on_error.for_client("transactional producer", producer_config),
     )
 
 
 def default_outputs(
     config: ConsumerConfig,
     counters: Counters,
-    on_error: ErrorCallback,
+    on_error: KafkaErrors,
     producer: TransactionalProducer | None,
 ) -> OutputSink | None:
     """The output sink when outputs=True: with `producer` (exactly once), writing into its
@@ -61,23 +64,27 @@ def default_outputs(
         config.kafka_config,
         counters,
         config.output_producer_config,
-        error_cb=on_error,
+        error_cb=on_error.for_client(
+            "output producer", config.output_producer_config or config.kafka_config
+        ),
         producer=producer,
     )
 
 
 def default_dead_letters(
-    config: ConsumerConfig, on_error: ErrorCallback, producer: TransactionalProducer | None
+    config: ConsumerConfig, on_error: KafkaErrors, producer: TransactionalProducer | None
 ) -> DeadLetterSink | None:
     """The dead-letter sink under on_failure='dead_letter', sharing `producer` if given; its
-    own producer's client-level errors go where the consumer's go."""
+    own producer's client-level errors go where the consumer's go, under its own name."""
     if config.on_failure == "dead_letter" and config.dlq_topic:
         return DeadLetterPublisher(
             config.dlq_topic,
             config.kafka_config,
             config.dlq_producer_config,
             producer=producer,
-            error_cb=on_error,
+            error_cb=on_error.for_client(
+                "dead-letter producer", config.dlq_producer_config or config.kafka_config
+            ),
         )
     return None
 

@@ -273,6 +273,7 @@ class FakeEngine(Engine):
         self.handled: list[tuple[int, int]] = []  # (partition, offset) in submission order
         self.max_in_flight_seen = 0
         self.closed = False
+        self.close_timeouts: list[float] = []
         self._reports: list[Report] = []
         self._unreported = 0
 
@@ -319,6 +320,7 @@ class FakeEngine(Engine):
 
     def close(self, timeout: float) -> None:
         self.closed = True
+        self.close_timeouts.append(timeout)
 
 
 class FakeDeadLetters:

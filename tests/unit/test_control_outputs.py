@@ -38,6 +38,7 @@ class FakeSink:
         self.writes: list[tuple[list[Output], OnWritten]] = []
         self.written: list[bytes | None] = []  # every output value written, in order
         self.closed = False
+        self.close_timeouts: list[float] = []
 
     def write(self, outputs: Sequence[Output], on_written: OnWritten) -> None:
         self.writes.append((list(outputs), on_written))
@@ -51,6 +52,7 @@ class FakeSink:
 
     def close(self, timeout: float) -> None:
         self.closed = True
+        self.close_timeouts.append(timeout)
         while self.writes:
             self.answer(refuse="_PURGE_QUEUE")
 
@@ -194,6 +196,20 @@ def test_records_waiting_for_outputs_hold_in_flight_room() -> None:
     run(r)
     assert seen == {"submitted": 4, "writes": 4}  # max_in_flight, none completed: no more
     assert r.sink.closed
+
+
+def test_records_whose_outputs_outlive_the_drain_count_abandoned_within_one_deadline() -> None:
+    """Outputs never acknowledged (an unreachable output broker): the drain waits
+    drain_timeout_s for them, and closing the sink and the engine gets only what is left of
+    that deadline, not drain_timeout_s more each; the records count as abandoned."""
+    r = Run(records=3, drain_timeout_s=5.0)
+    r.stop_when(lambda: len(r.sink.writes) == 3)
+    run(r)
+    assert r.sink.close_timeouts == [0.0]
+    assert r.engine.close_timeouts == [0.0]
+    stats = r.loop.stats()
+    assert (stats["completed"], stats["in_flight"], stats["abandoned"]) == (0, 0, 3)
+    assert r.committed() in (None, 0)
 
 
 def test_a_key_moves_on_while_its_outputs_are_written_in_order() -> None:

@@ -4,18 +4,25 @@ fault 9). The loop's error callback is driven through the fake client; no broker
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from control_fakes import FakeClock, harness, run
 
+from pyrallel_consumer.config import build_config
 from pyrallel_consumer.control.client import ALL_BROKERS_DOWN, TRANSPORT
+from pyrallel_consumer.control.kafka_errors import KafkaErrors
 from pyrallel_consumer.control.kafka_log import (
     REPEAT_INTERVAL_S,
     LibrdkafkaLog,
     RepeatLimiter,
     with_logger,
 )
+from pyrallel_consumer.control.stats import Counters
+from pyrallel_consumer.control.writers import default_dead_letters, default_outputs
+from pyrallel_consumer.faults import Faults
 
 CONNECT_FAILED = (
     "[thrd:127.0.0.1:9/bootstrap]: 127.0.0.1:9/bootstrap: Connect to ipv4#127.0.0.1:9 failed: "
@@ -162,3 +169,41 @@ def test_the_limiter_evicts_the_key_logged_longest_ago_beyond_its_cap() -> None:
     assert [limiter.admit(key) for key in ("a", "b", "c")] == [0, 0, 0]
     assert limiter.admit("a") == 0  # evicted: logged again, not suppressed
     assert limiter.admit("c") is None  # still remembered
+
+
+def test_each_producer_reports_its_errors_under_its_own_name_and_servers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An unreachable output broker was reported as the consumer's bootstrap.servers being
+    down, with the consumer's consequence: each client now names itself, its servers and
+    what waits for it."""
+    made: list[tuple[str, str]] = []
+
+    class Recording(KafkaErrors):
+        def for_client(self, client: str, kafka_config: Mapping[str, Any]) -> KafkaErrors:
+            made.append((client, kafka_config["bootstrap.servers"]))
+            return super().for_client(client, kafka_config)
+
+    config = build_config(
+        {"bootstrap.servers": "in:1", "group.id": "g"},
+        topics=["t"],
+        outputs=True,
+        output_producer_config={"bootstrap.servers": "out:1"},
+        dlq_topic="dlq",
+    )
+    errors = Recording(config.kafka_config, Faults(lambda: None), FakeClock())
+    default_outputs(config, Counters(), errors, None)
+    default_dead_letters(config, errors, None)
+    assert made == [("output producer", "out:1"), ("dead-letter producer", "in:1")]
+
+    caplog.set_level(logging.WARNING, logger="pyrallel_consumer")
+    errors.for_client("output producer", {"bootstrap.servers": "out:1"})(
+        FakeError(ALL_BROKERS_DOWN, "1/1 brokers are down")
+    )
+    errors(FakeError(ALL_BROKERS_DOWN, "1/1 brokers are down"))  # not a repeat of the other
+    said = messages(caplog, "pyrallel_consumer")
+    assert said[0].startswith(
+        "kafka output producer: 1/1 brokers are down (bootstrap.servers=out:1)"
+    )
+    assert said[0].endswith("records stay in flight until their outputs are acknowledged")
+    assert said[1].startswith("kafka consumer: 1/1 brokers are down (bootstrap.servers=in:1)")
