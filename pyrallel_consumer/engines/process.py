@@ -56,6 +56,10 @@ def _require_picklable(name: str, value: object) -> None:
 
 # Pipe messages of records one worker may have outstanding at once (outstanding_window).
 MESSAGES_IN_FLIGHT = 4
+# The least close() waits for its workers, whatever the shutdown left of its deadline: time for
+# a worker with nothing running to exit by itself and run its worker_exit hook (a bench profile
+# is written there) rather than be killed.
+EXIT_GRACE_S = 1.0
 
 
 def outstanding_window(config: ConsumerConfig) -> int:
@@ -186,10 +190,11 @@ class ProcessEngine(Engine):
 
     def close(self, timeout: float) -> None:
         """Tell every worker to finish (its running records end, the rest it holds are
-        reported CANCELLED unrun: process_worker.py), wait up to `timeout` seconds for their
-        reader threads (each reaps its own process), then kill the workers still running."""
+        reported CANCELLED unrun: process_worker.py), wait up to `timeout` seconds, at least
+        EXIT_GRACE_S, for their reader threads (each reaps its own process), then kill the
+        workers still running."""
         self._closing.set()
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + max(timeout, EXIT_GRACE_S)
         self._tell_workers(SHUTDOWN)
         for worker in self._workers:
             if worker.reader is not None:

@@ -48,13 +48,19 @@ def process_engine(
     handler: Callable[..., Any],
     engines: list[Engine],
     worker_init: Callable[[], None] | None = None,
+    worker_exit: Callable[[], None] | None = None,
     **options: Any,
 ) -> ProcessEngine:
     """A process engine running `handler`, not started, appended to `engines` (the fixture
     closes it): one worker of 4 threads, one retry, unless `options` (build_config's
     keywords) say otherwise."""
     settings: dict[str, Any] = {"workers": 1, "worker_concurrency": 4, "retries": 1, **options}
-    engine = ProcessEngine(handler, engine_config("process", **settings), worker_init=worker_init)
+    engine = ProcessEngine(
+        handler,
+        engine_config("process", **settings),
+        worker_init=worker_init,
+        worker_exit=worker_exit,
+    )
     engines.append(engine)
     return engine
 

@@ -5,9 +5,11 @@ record that had not started by then can never be committed: the worker must not 
 from __future__ import annotations
 
 import functools
+import os
 import time
 from pathlib import Path
 
+import pytest
 from engine_support import WAIT_S, collect, make_items, process_engine, wait_until
 
 from pyrallel_consumer.engines.base import Engine
@@ -58,3 +60,28 @@ def test_abandon_lets_the_running_record_finish_and_cancels_the_rest_in_the_work
     assert sorted(p.name for p in tmp_path.iterdir()) == ["called-0"]
     assert outcomes[items[0].id] is Outcome.SUCCEEDED
     assert [outcomes[item.id] for item in items[1:]] == [Outcome.CANCELLED] * 9
+
+
+def noop(record: Record) -> None:
+    """Nothing to do."""
+
+
+def note_exit(directory: str) -> None:
+    """A worker_exit hook: leaves a file per worker that ran it."""
+    (Path(directory) / f"exited-{os.getpid()}").touch()
+
+
+def test_idle_workers_exit_by_themselves_even_with_no_time_left(
+    engines: list[Engine], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The shutdown closes the engine with what its deadline left, 0 after a drain that ran
+    out: workers with nothing running still get EXIT_GRACE_S to exit and run their worker_exit
+    hooks, rather than be killed."""
+    engine = process_engine(
+        noop, engines, worker_exit=functools.partial(note_exit, str(tmp_path)), workers=2
+    )
+    engine.start()
+    assert engine.wait_ready(WAIT_S)
+    engine.close(0.0)
+    assert len(list(tmp_path.glob("exited-*"))) == 2
+    assert "did not exit in time" not in caplog.text
