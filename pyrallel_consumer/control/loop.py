@@ -30,7 +30,8 @@ from pyrallel_consumer.control.reports import BUSY_WAIT_S, Clock, OnComplete, Re
 from pyrallel_consumer.control.run_end import RunEnd
 from pyrallel_consumer.control.stats import Counters, Stats, snapshot
 from pyrallel_consumer.control.tracker import Tracker
-from pyrallel_consumer.control.transactions import TransactionalCommitter, TransactionalProducer
+from pyrallel_consumer.control.transaction_commits import TransactionalCommitter
+from pyrallel_consumer.control.transactions import TransactionalProducer
 from pyrallel_consumer.control.writers import (
     Committing,
     committer_for,

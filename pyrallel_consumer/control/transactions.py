@@ -10,7 +10,7 @@ record's outputs if and only if the group's commit passed the record. Here:
   transactional.id: `start` registers it (init_transactions, which fences an older instance
   with the same id and aborts what it left open); the first write after a commit begins the
   next transaction, so the outputs of the handler and the dead letters join whichever is open.
-- `TransactionalCommitter` replaces the plain commit (commits.Committer, same interface) at
+- `TransactionalCommitter` (transaction_commits.py) replaces the plain commit (same interface) at
   every commit point of the loop, the rebalance and the shutdown: it first waits for every
   delivery of the open transaction (so each record whose outputs are in it has completed and
   its offset is in the commit point: no output is committed without its record), then sends
@@ -32,17 +32,15 @@ Ownership: the control thread, like the plain committer; delivery callbacks run 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from pyrallel_consumer.control.bounded_call import Hung, bounded
-from pyrallel_consumer.control.client import KafkaClient
 from pyrallel_consumer.control.kafka_errors import fatal_error
 from pyrallel_consumer.control.output_sink import TRANSACTION_ABORTING
-from pyrallel_consumer.control.partition_state import CommitPoint, PartitionState
 from pyrallel_consumer.control.producer import (
     Headers,
     LazyProducer,
@@ -51,11 +49,8 @@ from pyrallel_consumer.control.producer import (
     described,
     kafka_error,
 )
-from pyrallel_consumer.control.stats import Counters
-from pyrallel_consumer.control.tracker import Tracker
 from pyrallel_consumer.errors import KafkaError as PyrallelKafkaError
 from pyrallel_consumer.errors import KafkaFatalError
-from pyrallel_consumer.faults import Faults
 from pyrallel_consumer.kafka_settings import COMMIT_TIMEOUT_S
 
 log = logging.getLogger("pyrallel_consumer")
@@ -123,6 +118,13 @@ class TransactionalProducer(LazyProducer):
             code = err.code() if err is not None else None
             text = described(err) if err is not None else str(exc)
             hint = _START_HINTS.get(code, "") if code is not None else ""
+            if code == KafkaError._TIMED_OUT:
+                hint = (
+                    f" (no transaction coordinator answered within {COMMIT_TIMEOUT_S:.0f} s: "
+                    f"check that the brokers at bootstrap.servers="
+                    f"{self.config.get('bootstrap.servers')} are reachable; they are "
+                    "output_producer_config's, else kafka_config's)"
+                )
             if err is not None and err.fatal():
                 raise fatal_error(text + hint, code, err.name()) from exc
             raise PyrallelKafkaError(
@@ -286,104 +288,6 @@ _START_HINTS = {
         " (grant this principal IdempotentWrite on the cluster)"
     ),
 }
-
-
-class TransactionalCommitter:
-    """Commits through transactions (module doc); the interface of commits.Committer.
-    `on_abort` runs after an aborted transaction (set by the loop to the rebalancer's
-    rewind)."""
-
-    def __init__(
-        self,
-        client: KafkaClient,
-        faults: Faults,
-        producer: TransactionalProducer,
-        tracker: Tracker,
-        counters: Counters,
-    ) -> None:
-        self._client = client
-        self._faults = faults
-        self._producer = producer
-        self._tracker = tracker
-        self._counters = counters
-        self.on_abort: Callable[[], None] = lambda: None
-        # Runs after the flush, before the commit points are taken: settles the outputs'
-        # answers the flush served (set by the loop to Outputs.settle_answered).
-        self.on_flushed: Callable[[], None] = lambda: None
-
-    def commit(self, states: Iterable[PartitionState], then: str) -> bool:
-        """Commit the open transaction with the commit points of every assigned partition
-        and of `states` (revoked ones still to commit); False when it was not committed (it
-        was aborted instead, and the partitions rewound; or a fatal error was parked). `then`
-        is not needed: a transaction is never left half done for a later commit."""
-        if self._faults.fatal:
-            return False
-        producer = self._producer
-        # Every delivery answered first: its record completes, so its offset is in the points.
-        left = producer.flush(COMMIT_TIMEOUT_S)
-        self.on_flushed()
-        if left:
-            self.abort(f"{left} writes still waited for the broker after {COMMIT_TIMEOUT_S:.0f} s")
-            return False
-        tracked = {id(state): state for state in self._tracker.partitions.values()}
-        for state in states:
-            tracked.setdefault(id(state), state)
-        points: list[tuple[PartitionState, CommitPoint]] = []
-        for state in tracked.values():
-            point = state.commit_point()
-            if point is not None:
-                points.append((state, point))
-        if not points and not producer.open:
-            return True
-        offsets = [
-            KafkaTopicPartition(s.topic, s.partition, p.position, metadata=p.metadata)
-            for s, p in points
-        ]
-        try:
-            producer.commit(offsets, self._client.group_metadata())
-        except Aborted as exc:
-            self._aborted(str(exc))
-            return False
-        except KafkaException as exc:
-            self._fatal(exc)
-            return False
-        except Hung as exc:
-            self._faults.park(hung_error(exc))
-            return False
-        for state, point in points:
-            state.mark_committed(point.position, point.metadata)
-        self._counters.transactions_committed += 1
-        return True
-
-    def abort(self, reason: str) -> None:
-        """Abort the open transaction, if any, and rewind (`on_abort`): its writes can no
-        longer be committed with their records' offsets (`reason` says why: partitions lost,
-        writes that did not finish)."""
-        if self._faults.fatal or not self._producer.open:
-            return
-        try:
-            self._producer.abort()
-        except KafkaException as exc:
-            self._fatal(exc)
-            return
-        except Hung as exc:
-            self._faults.park(hung_error(exc))
-            return
-        self._aborted(reason)
-
-    def _aborted(self, reason: str) -> None:
-        self._counters.transactions_aborted += 1
-        log.warning(
-            "transaction aborted (%s): every assigned partition goes back to the offsets of "
-            "the last committed transaction and its records are redone",
-            reason,
-        )
-        self.on_abort()
-
-    def _fatal(self, exc: KafkaException) -> None:
-        err = kafka_error(exc)
-        text = described(err) if err is not None else str(exc)
-        self._faults.park(fatal_error(text, err.code() if err is not None else None, _name(err)))
 
 
 def hung_error(exc: Hung) -> KafkaFatalError:

@@ -19,12 +19,13 @@ from pyrallel_consumer.control.output_sink import OutputProducer, OutputSink, ou
 from pyrallel_consumer.control.partition_state import PartitionState
 from pyrallel_consumer.control.stats import Counters
 from pyrallel_consumer.control.tracker import Tracker
-from pyrallel_consumer.control.transactions import TransactionalCommitter, TransactionalProducer
+from pyrallel_consumer.control.transaction_commits import TransactionalCommitter
+from pyrallel_consumer.control.transactions import TransactionalProducer
 from pyrallel_consumer.faults import Faults
 
 
 class Committing(Protocol):
-    """Commits what completed (commits.Committer; transactions.TransactionalCommitter)."""
+    """Commits what completed (commits.Committer; transaction_commits.TransactionalCommitter)."""
 
     def commit(self, states: Iterable[PartitionState], then: str) -> bool:
         """Commit the commit points of `states`; False when anything was refused. `then`

@@ -169,7 +169,10 @@ def test_library_metadata_names_no_bench_extra_script_or_package() -> None:
     assert "bench" not in project.get("optional-dependencies", {})
     assert "scripts" not in project
     assert PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"] == ["pyrallel_consumer*"]
-    assert "package-data" not in PYPROJECT["tool"]["setuptools"]
+    # Package data: the library's typing files only (PEP 561), nothing of the bench.
+    assert PYPROJECT["tool"]["setuptools"]["package-data"] == {
+        "pyrallel_consumer": ["py.typed", "*.pyi"]
+    }
 
 
 def test_checkout_venv_imports_bench_from_the_checkout_anywhere(tmp_path: Path) -> None:

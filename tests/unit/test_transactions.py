@@ -18,6 +18,7 @@ from control_fakes import TOPIC, FakeClient, FakeClock, Script, run
 from test_control_outputs import FakeSink, OutputEngine
 
 from pyrallel_consumer.config import build_config
+from pyrallel_consumer.control import transactions
 from pyrallel_consumer.control.loop import ControlLoop
 from pyrallel_consumer.control.output_sink import TRANSACTION_ABORTING, OnWritten, Refusal
 from pyrallel_consumer.control.transactions import Aborted
@@ -350,3 +351,19 @@ def test_a_run_that_cannot_start_its_transactions_raises_why_with_every_engine(
     with pytest.raises(KafkaError_) as raised:
         loop.run(max_records=None, timeout=5.0)
     assert raised.value is refused
+
+
+def test_transactions_that_no_coordinator_answers_name_the_servers_to_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A real producer, with nothing listening at its address: librdkafka's own words
+    ("Timed out ... retry call to resume") named neither the brokers nor the setting."""
+    monkeypatch.setattr(transactions, "COMMIT_TIMEOUT_S", 1.0)
+    producer = transactions.TransactionalProducer({"bootstrap.servers": "127.0.0.1:9"}, "tx-1")
+    with pytest.raises(KafkaError_) as raised:
+        producer.start()
+    message = str(raised.value)
+    assert "could not start transactions with transactional_id 'tx-1'" in message
+    assert "no transaction coordinator answered within 1 s" in message
+    assert "bootstrap.servers=127.0.0.1:9 are reachable" in message
+    producer.close(0)
