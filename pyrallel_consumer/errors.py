@@ -42,8 +42,11 @@ class ProcessingError(PyrallelError):
         self.offset = offset
         self.attempts = attempts
         self.error = error
+        # A record whose handler succeeded can fail on its outputs (control/outputs.py).
+        refused = last_line(error).startswith("OutputRefused")
+        failed = "output refused" if refused else "handler failed"
         super().__init__(
-            f"handler failed {attempts} time(s) on {topic}[{partition}]@{offset}: "
+            f"{failed} {attempts} time(s) on {topic}[{partition}]@{offset}: "
             f"{last_line(error)} (offset not committed; set dlq_topic=... or "
             "on_failure='skip' to continue past failing records)"
         )

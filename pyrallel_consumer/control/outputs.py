@@ -40,6 +40,8 @@ import random
 import time
 from collections.abc import Callable, Sequence
 
+from confluent_kafka import KafkaError
+
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.control.output_sink import TRANSACTION_ABORTING, OutputSink, Refusal
 from pyrallel_consumer.control.partition_state import PartitionState
@@ -267,6 +269,8 @@ def _error_text(item: Item, refusal: Refusal, outputs: int, refused: int) -> str
     and the broker's code. One line: it is the last line the failure policy shows."""
     record, output = item.record, refusal.output
     code = "" if refusal.code is None else f" (Kafka error code {refusal.code})"
+    if refusal.code == KafkaError.UNKNOWN_TOPIC_OR_PART:
+        code += f"; create topic {output.topic!r}, or fix the name the handler gives it"
     return (
         f"OutputRefused: output {refusal.index + 1} of {outputs} of "
         f"{record.topic}[{record.partition}]@{record.offset} (to topic {output.topic!r}, key "

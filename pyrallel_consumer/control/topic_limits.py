@@ -9,7 +9,9 @@ shared a batch with its retry again. Refused here, it never joins a batch. The c
 output's key, value and headers plus BATCH_OVERHEAD_BYTES (the v2 batch header and one record's
 framing); it is skipped under compression (the limit applies to the compressed batch), and when
 the limit cannot be read (no DescribeConfigs permission, a timeout), after one INFO line: then
-the broker's refusal is what the user sees.
+the broker's refusal is what the user sees. A topic that does not exist gets a WARNING instead:
+its outputs will be refused (after librdkafka's wait for the topic, about 30 s) unless the
+brokers create it.
 
 The admin client is built from the output producer's settings (an admin client is a
 producer-type librdkafka client), on the control thread, at the first output to each topic.
@@ -21,6 +23,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from confluent_kafka import KafkaError
 from confluent_kafka.admin import (  # type: ignore[attr-defined, unused-ignore]  # not in __all__
     AdminClient,
     ConfigResource,
@@ -28,6 +31,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined, unused-ignore]
 )
 
 from pyrallel_consumer.control.broker_config import READ_ERRORS, admin_client, read_setting
+from pyrallel_consumer.control.producer import kafka_error
 
 log = logging.getLogger("pyrallel_consumer")
 
@@ -63,6 +67,15 @@ class TopicLimits:
             resource = ConfigResource(ResourceType.TOPIC, topic)
             return read_setting(self._admin, resource, SETTING, self._timeout)
         except READ_ERRORS as exc:
+            err = kafka_error(exc)
+            if err is not None and err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                log.warning(
+                    "output topic %r does not exist: outputs to it are refused unless the "
+                    "brokers create topics on first use (auto.create.topics.enable); create it, "
+                    "or check the name the handler gives its Outputs",
+                    topic,
+                )
+                return None
             log.info(
                 "could not read %s of output topic %r (%s: %s); outputs to it are not checked "
                 "against it before they are produced",

@@ -17,6 +17,7 @@ from faults_support import group_name
 
 from pyrallel_consumer.control import broker_config
 from pyrallel_consumer.control.offset_metadata import MAX_METADATA_BYTES
+from pyrallel_consumer.control.topic_limits import TopicLimits
 
 pytestmark = pytest.mark.integration
 
@@ -56,3 +57,20 @@ def test_unreachable_cluster_falls_back_to_kafkas_default_with_one_info_line(
     assert len(lines) == 1
     assert lines[0].levelno == logging.INFO
     assert "4096" in lines[0].getMessage()
+
+
+def test_an_output_topic_is_read_for_its_limit_and_a_missing_one_is_warned_about(
+    kafka_broker: Any, new_topic: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """topic_limits.TopicLimits: an existing topic's max.message.bytes is read; a topic that
+    does not exist gets a WARNING naming it (before, one INFO line, and its outputs were
+    refused some 30 s later)."""
+    caplog.set_level(logging.INFO, logger="pyrallel_consumer")
+    topic = new_topic(kafka_broker, config={"max.message.bytes": "50000"})
+    limits = TopicLimits({"bootstrap.servers": kafka_broker.bootstrap_servers}, timeout=30.0)
+    assert limits.limit(topic) == 50_000
+    missing = f"{topic}-does-not-exist"
+    assert limits.limit(missing) is None
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1
+    assert f"output topic {missing!r} does not exist" in warned[0].getMessage()

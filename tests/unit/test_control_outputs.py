@@ -59,13 +59,16 @@ class FakeSink:
     def pending(self, offset: int) -> bool:
         return any(outputs[0].value == b"%d" % offset for outputs, _ in self.writes)
 
-    def answer(self, offset: int | None = None, refuse: str | None = None) -> None:
-        """Answer the first write (or the one of `offset`): acknowledged, or refused."""
+    def answer(
+        self, offset: int | None = None, refuse: str | None = None, code: int = TOO_LARGE
+    ) -> None:
+        """Answer the first write (or the one of `offset`): acknowledged, or refused with
+        Kafka error `code`."""
         index = 0
         if offset is not None:
             index = next(i for i, (o, _) in enumerate(self.writes) if o[0].value == b"%d" % offset)
         outputs, on_written = self.writes.pop(index)
-        refusal = None if refuse is None else Refusal(0, outputs[0], refuse, TOO_LARGE)
+        refusal = None if refuse is None else Refusal(0, outputs[0], refuse, code)
         on_written(refusal)
 
 
@@ -169,7 +172,20 @@ def test_a_refused_output_ends_the_run_under_stop_naming_the_record_and_output()
     assert (error.topic, error.partition, error.offset, error.attempts) == (TOPIC, 0, 1, 2)
     assert "output 1 of 1" in str(error) and "'out'" in str(error)
     assert "MSG_SIZE_TOO_LARGE" in str(error) and "Kafka error code 10" in str(error)
+    assert str(error).startswith("output refused 2 time(s)")  # the handler did not fail
     assert r.committed() == 1  # never past the record whose output was refused
+
+
+def test_an_output_to_a_topic_that_does_not_exist_names_the_fix() -> None:
+    r = Run(retries=0, on_failure="stop")
+    r.script.when(
+        lambda: r.sink.pending(1),
+        lambda: r.sink.answer(1, refuse="UNKNOWN_TOPIC_OR_PART: unknown", code=3),
+    )
+    r.script.when(lambda: True, lambda: (r.sink.answer(0), r.sink.answer(2)))
+    with pytest.raises(ProcessingError) as raised:
+        run(r)
+    assert "create topic 'out', or fix the name the handler gives it" in str(raised.value)
 
 
 def test_outputs_answered_after_a_revoke_are_fenced() -> None:
