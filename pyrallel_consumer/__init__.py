@@ -16,6 +16,7 @@ from pyrallel_consumer.errors import (
     PyrallelError,
     WorkerError,
 )
+from pyrallel_consumer.options import CodecName, EngineName, OnFailure, Ordering
 from pyrallel_consumer.output import Output
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.topic_partition import TopicPartition
@@ -23,13 +24,17 @@ from pyrallel_consumer.topic_partition import TopicPartition
 __all__ = [
     "BatchStats",
     "CallbackError",
+    "CodecName",
     "CommitError",
     "Completion",
     "DeadLetterError",
     "EngineError",
+    "EngineName",
     "HandlerExit",
     "KafkaError",
     "KafkaFatalError",
+    "OnFailure",
+    "Ordering",
     "Output",
     "ParallelConsumer",
     "PartitionStats",

@@ -102,3 +102,16 @@ def test_a_type_checker_sees_the_options(tmp_path: Path) -> None:
     assert status == 1
     flagged = sorted(int(line.split(":")[1]) for line in out.splitlines() if ": error:" in line)
     assert flagged == [4, 5, 6], out
+
+
+def test_the_choices_types_are_exported_and_match_what_the_library_accepts() -> None:
+    """Users type values read from their own settings with these; each Literal lists exactly
+    the values the checks accept (the engine names come from the registry)."""
+    import pyrallel_consumer
+    from pyrallel_consumer.config import CODECS, ON_FAILURE, ORDERINGS
+    from pyrallel_consumer.engines.registry import ENGINE_NAMES
+
+    assert get_args(pyrallel_consumer.EngineName) == ENGINE_NAMES
+    assert get_args(pyrallel_consumer.Ordering) == ORDERINGS
+    assert get_args(pyrallel_consumer.OnFailure) == ON_FAILURE
+    assert get_args(pyrallel_consumer.CodecName) == CODECS
