@@ -6,6 +6,8 @@ Each test drives the real ControlLoop through one scenario and checks what Kafka
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from control_fakes import FakeClient, FakeClock, Harness, Script, harness, run, stopping, tp
 
@@ -187,27 +189,37 @@ def test_a_refused_commit_is_retried_at_the_next_interval() -> None:
 # ---- backpressure --------------------------------------------------------------------------------
 
 
-def test_the_loop_consumes_no_more_while_a_window_of_records_waits_ready_in_the_backlog() -> None:
-    """Records the engine could take at once are enough: the rest wait in the client (where
-    the next consume finds them) rather than in the backlog, for up to HOLD_S; then the
-    backlog fills as before. Not a capacity hold: nothing is paused."""
-    h = harness(hold=lambda item: True, max_in_flight=4, backlog_size=100, poll_batch_size=2)
-    h.client.produce(0, 60)
+def snapshots_while_holding(h: Harness, *after_s: float) -> tuple[list[Any], list[Any]]:
+    """Run `h` with partition 0 assigned and every record held, taking stats() `after_s`
+    seconds from the start; then finish the held records and stop. Returns the snapshots and
+    the pause calls made before the stop."""
     h.client.rebalance("assign", 0)
     start = h.clock()
-    seen: list[dict[str, object]] = []
-    h.script.when(lambda: h.clock() >= start + 0.5, lambda: seen.append(h.loop.stats()))
-    h.script.when(lambda: h.clock() >= start + 1.5, lambda: seen.append(h.loop.stats()))
-    paused: list[object] = []
+    seen: list[Any] = []
+    for seconds in after_s:
+        h.script.when(
+            lambda seconds=seconds: h.clock() >= start + seconds,
+            lambda: seen.append(h.loop.stats()),
+        )
+    paused: list[Any] = []
 
     def stop() -> None:
         paused.extend(h.client.pause_calls)
         h.engine.finish_late(*sorted(h.engine.held))
         h.loop.request_stop()
 
-    h.script.when(lambda: len(seen) == 2, stop)
+    h.script.when(lambda: len(seen) == len(after_s), stop)
     run(h)
-    holding, after = seen
+    return seen, paused
+
+
+def test_the_loop_consumes_no_more_while_a_window_of_records_waits_ready_in_the_backlog() -> None:
+    """Records the engine could take at once are enough: the rest wait in the client (where
+    the next consume finds them) rather than in the backlog, for up to HOLD_S; then the
+    backlog fills as before. Not a capacity hold: nothing is paused."""
+    h = harness(hold=lambda item: True, max_in_flight=4, backlog_size=100, poll_batch_size=2)
+    h.client.produce(0, 60)
+    (holding, after), paused = snapshots_while_holding(h, 0.5, 1.5)
     assert holding["in_flight"] == 4
     assert holding["backlog"] == 4  # a window's worth: max_in_flight
     assert holding["received"] == 8
@@ -222,18 +234,8 @@ def test_records_held_back_by_their_lane_cap_do_not_count_as_ready() -> None:
         hold=lambda item: True, ordering="key", max_in_flight=4, batch_size=2, poll_batch_size=2
     )
     h.client.produce(0, 60)  # one key: a lane cap of 2 (config.default_lane_cap)
-    h.client.rebalance("assign", 0)
-    start = h.clock()
-    seen: list[dict[str, object]] = []
-    h.script.when(lambda: h.clock() >= start + 0.5, lambda: seen.append(h.loop.stats()))
-
-    def stop() -> None:
-        h.engine.finish_late(*sorted(h.engine.held))
-        h.loop.request_stop()
-
-    h.script.when(lambda: bool(seen), stop)
-    run(h)
-    assert (seen[0]["in_flight"], seen[0]["received"]) == (2, 60)
+    (seen,), _ = snapshots_while_holding(h, 0.5)
+    assert (seen["in_flight"], seen["received"]) == (2, 60)
 
 
 def test_with_key_order_one_record_at_a_time_the_loop_keeps_finding_keys() -> None:
@@ -242,18 +244,8 @@ def test_with_key_order_one_record_at_a_time_the_loop_keeps_finding_keys() -> No
     0.50 of the bound when it stopped at a window's worth of records, 0.89 without)."""
     h = harness(hold=lambda item: True, ordering="key", max_in_flight=4, poll_batch_size=2)
     h.client.produce(0, 60, keys=60)
-    h.client.rebalance("assign", 0)
-    start = h.clock()
-    seen: list[dict[str, object]] = []
-    h.script.when(lambda: h.clock() >= start + 0.5, lambda: seen.append(h.loop.stats()))
-
-    def stop() -> None:
-        h.engine.finish_late(*sorted(h.engine.held))
-        h.loop.request_stop()
-
-    h.script.when(lambda: bool(seen), stop)
-    run(h)
-    assert (seen[0]["in_flight"], seen[0]["received"]) == (4, 60)
+    (seen,), _ = snapshots_while_holding(h, 0.5)
+    assert (seen["in_flight"], seen["received"]) == (4, 60)
 
 
 def test_partitions_pause_when_in_flight_and_backlog_are_full_and_resume_after() -> None:
