@@ -7,7 +7,6 @@ without a lock, and process workers get a pickled copy.
 from __future__ import annotations
 
 import difflib
-import inspect
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -186,17 +185,6 @@ def _validate_kafka_config(kafka_config: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError("kafka_config 'on_commit' is not supported: use stats() for commits")
     kafka_settings.check(config)
     return config
-
-
-def validate_handler(handler: object, engine: str) -> None:
-    if not callable(handler):
-        raise TypeError(f"handler must be callable, got {type(handler).__name__}")
-    if inspect.iscoroutinefunction(handler) and not engine_spec(engine).accepts_coroutines:
-        takes = [name for name in ENGINE_NAMES if engine_spec(name).accepts_coroutines]
-        raise ValueError(
-            f"handler is an async function but engine={engine!r} runs plain functions; "
-            f"use engine={' or '.join(map(repr, takes))} for async handlers"
-        )
 
 
 def build_config(

@@ -15,12 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, cast
 
-from pyrallel_consumer.config import (
-    ConsumerConfig,
-    check_option_names,
-    config_from,
-    validate_handler,
-)
+from pyrallel_consumer.config import ConsumerConfig, check_option_names, config_from
 from pyrallel_consumer.control.loop import ControlLoop
 from pyrallel_consumer.control.rebalance import OnAssign, OnRevoke
 from pyrallel_consumer.control.reports import OnComplete
@@ -29,6 +24,7 @@ from pyrallel_consumer.control.stats import Stats
 from pyrallel_consumer.engines.base import BatchHandler, Engine, Handler
 from pyrallel_consumer.engines.batching import BatchingEngine
 from pyrallel_consumer.engines.registry import engine_spec
+from pyrallel_consumer.handler_check import validate_handler
 from pyrallel_consumer.options import DEFAULTS as D
 from pyrallel_consumer.options import (
     CodecName,
@@ -118,7 +114,7 @@ class ParallelConsumer:
         given = locals()  # the options by name, before anything else is bound here
         options = Options(**{name: given[name] for name in option_names()})
         self.config = config_from(kafka_config, topics, options)
-        validate_handler(handler, self.config.engine)
+        validate_handler(handler, self.config.engine, self.config.batch_size)
         for name, hook in (("worker_init", worker_init), ("worker_exit", worker_exit)):
             if hook is not None and not callable(hook):
                 raise TypeError(f"{name} must be a callable or None, got {type(hook).__name__}")
