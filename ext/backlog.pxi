@@ -183,9 +183,10 @@ cdef class Backlog:
             lane = <_Lane>found
         if lane.queued() == 0 and (not self._capped or key is None or lane.taken < self._cap):
             self._push_ready(lane)
-        self._beyond -= self._beyond_room(lane)
+        # One more beyond the room when the queue already fills it (a lane at its cap has none).
+        if self._capped and key is not None and lane.queued() >= self._cap - lane.taken:
+            self._beyond += 1
         lane.items.append(item)
-        self._beyond += self._beyond_room(lane)
         self._size += 1
         self.bytes += self._bytes_of(item)
         return 0

@@ -94,9 +94,9 @@ class Backlog(Generic[Owner]):
             counts = self._taken
             if counts is None or lane is None or counts.get(lane, 0) < self._cap:
                 self._ready.append(lane)
-        self._beyond += self._beyond_room(lane, len(queued) + 1) - self._beyond_room(
-            lane, len(queued)
-        )
+        # One more beyond the room when the queue already fills it (a lane over its cap has
+        # none).
+        self._beyond += self._beyond_room(lane, len(queued) + 1) > 0
         queued.append(item)
         self._size += 1
         self.bytes += self._size_of(item)

@@ -13,7 +13,12 @@ from dataclasses import dataclass
 from typing import Any, get_args
 
 from pyrallel_consumer import kafka_settings
-from pyrallel_consumer.engines.registry import ENGINE_NAMES, ENGINE_OPTIONS, engine_spec
+from pyrallel_consumer.engines.registry import (
+    ENGINE_NAMES,
+    ENGINE_OPTIONS,
+    engine_spec,
+    engines_where,
+)
 from pyrallel_consumer.options import (
     DEFAULTS,
     CodecName,
@@ -313,10 +318,10 @@ def _check_engine_options(engine: str, options: Options) -> None:
         value = getattr(options, name)
         if name in reads or value == getattr(DEFAULTS, name):
             continue
-        takes = [other for other in ENGINE_NAMES if name in engine_spec(other).options]
+        takes = engines_where(lambda spec: name in spec.options)  # noqa: B023  # called here
         raise ValueError(
             f"{name}={value!r} sets {sets}; engine={engine!r} does not read it: drop "
-            f"{name}, or use engine={' or '.join(map(repr, takes))}"
+            f"{name}, or use engine={takes}"
         )
 
 

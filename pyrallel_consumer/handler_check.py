@@ -15,7 +15,7 @@ import collections.abc
 import inspect
 from typing import get_args, get_origin
 
-from pyrallel_consumer.engines.registry import ENGINE_NAMES, engine_spec
+from pyrallel_consumer.engines.registry import engine_spec, engines_where
 from pyrallel_consumer.record import Record
 
 # Annotations of a batch handler's parameter: list[Record], Sequence[Record] and the like.
@@ -28,10 +28,10 @@ def validate_handler(handler: object, engine: str, batch_size: int | None) -> No
     if not callable(handler):
         raise TypeError(f"handler must be callable, got {type(handler).__name__}")
     if inspect.iscoroutinefunction(handler) and not engine_spec(engine).accepts_coroutines:
-        takes = [name for name in ENGINE_NAMES if engine_spec(name).accepts_coroutines]
+        takes = engines_where(lambda spec: spec.accepts_coroutines)
         raise ValueError(
             f"handler is an async function but engine={engine!r} runs plain functions; "
-            f"use engine={' or '.join(map(repr, takes))} for async handlers"
+            f"use engine={takes} for async handlers"
         )
     shape = _annotated_input(handler)
     if shape == "record" and batch_size is not None:

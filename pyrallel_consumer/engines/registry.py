@@ -75,10 +75,10 @@ class EngineSpec:
             return engine
         for option, hook in (("worker_init", worker_init), ("worker_exit", worker_exit)):
             if hook is not None:
-                takes = [name for name, spec in ENGINES.items() if spec.worker_processes]
+                takes = engines_where(lambda spec: spec.worker_processes)
                 raise ValueError(
                     f"{option} runs in worker processes, which engine={self.name!r} does not "
-                    f"have; use engine={' or '.join(map(repr, takes))} or drop {option}"
+                    f"have; use engine={takes} or drop {option}"
                 )
         engine = engine_class(handler, config)
         return engine
@@ -142,6 +142,12 @@ ENGINES: Mapping[str, EngineSpec] = {
     )
 }
 ENGINE_NAMES: tuple[str, ...] = tuple(ENGINES)
+
+
+def engines_where(holds: Callable[[EngineSpec], bool]) -> str:
+    """The names of the engines whose spec `holds`, as an error message offers them:
+    "'async' or 'process'"."""
+    return " or ".join(repr(name) for name, spec in ENGINES.items() if holds(spec))
 
 
 def engine_spec(name: str) -> EngineSpec:
