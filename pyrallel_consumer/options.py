@@ -37,7 +37,7 @@ class Options:
     concurrency: int | None = None  # derived: the async engine's, per handler kind
     workers: int | None = None  # derived: the cores this process may use
     worker_concurrency: int | None = None  # derived: 16
-    ipc_batch_size: int = 64
+    ipc_batch_size: int = 256
     ipc_batch_max_wait_s: float = 0.002
     batch_size: int | None = None  # None: the handler takes one record; N: lists of up to N
     batch_max_wait_s: float = 0.1

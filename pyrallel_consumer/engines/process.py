@@ -55,7 +55,7 @@ def _require_picklable(name: str, value: object) -> None:
 
 
 # Pipe messages of records one worker may have outstanding at once (outstanding_window).
-MESSAGES_IN_FLIGHT = 4
+MESSAGES_IN_FLIGHT = 2
 # The least close() waits for its workers, whatever the shutdown left of its deadline: time for
 # a worker with nothing running to exit by itself and run its worker_exit hook (a bench profile
 # is written there) rather than be killed.
@@ -70,9 +70,19 @@ def outstanding_window(config: ConsumerConfig) -> int:
     Why several messages: the worker sends a result batch once `ipc_batch_size` results are
     ready, and only the results free the window. With one message's worth, the worker idled
     from sending a result batch until the parent had read it and sent the next records, and the
-    parent woke once per round trip. With 4, a worker always has the next message queued.
+    parent woke once per round trip. With 2, a worker always has the next message queued.
     Measured with `python -m bench.overhead --paths process` (zero-work handler, one broker,
-    2 cores, 3 alternated runs): 0.077 of a raw consume() loop with one message, 0.092 with 4.
+    2 cores, 3 alternated runs): 0.077 of a raw consume() loop with one message, 0.092 with 4
+    (of 64 records each).
+
+    Why messages of 256 records (`ipc_batch_size`), two of them: every message costs each side
+    a few thread wake-ups (the pipe's reader, the worker's runner, its result sender, the
+    control thread), the same for 1 record or 256. Measured with `python -m bench.overhead
+    --num-messages 200000 --rounds 3 --paths process,process/unordered`, key order, two sets of
+    runs, records/s: 64 x 4 messages 164k and 158k; 64 x 16 (the same window as 256 x 4, small
+    messages) 170k and 177k; 256 x 2 183k and 191k; 256 x 4 196k and 183k; 512 x 2 164k and
+    138k (a worker idles while a message that size goes round). The sleep (5 ms, 1 ms) and
+    cpu workloads of `python -m bench` were as fast or faster with 256 x 2 (bench/README).
     The price: a worker that dies has up to this many records to redo (worker_deaths.py).
 
     Why twice the lane cap: a worker sends its records in submission order, so a lane's records

@@ -131,7 +131,7 @@ def test_a_workers_records_go_out_in_submission_order_within_its_window(
 def test_a_lane_at_its_cap_leaves_room_for_other_lanes(engines: list[Engine]) -> None:
     """A lane may have max_in_flight_per_lane records in flight, and they may reach the worker
     one after the other: the window stays twice that, so the next lane's records still go."""
-    cap = 200  # above the window of 4 pipe messages (4 x 64) and worker_concurrency alone
+    cap = 300  # above the window of 2 pipe messages (2 x 256) and worker_concurrency alone
     engine = process_engine(flaky, engines, max_in_flight_per_lane=cap)
     (pipe,) = recording(engine)
     assert engine.max_outstanding == 2 * cap
@@ -143,11 +143,12 @@ def test_a_lane_at_its_cap_leaves_room_for_other_lanes(engines: list[Engine]) ->
 @pytest.mark.parametrize(
     ("options", "window"),
     [
-        ({}, 256),  # 4 pipe messages of 64, above 4 x worker_concurrency and twice the cap (32)
-        ({"worker_concurrency": 100}, 400),  # 4 per runner thread
-        ({"max_in_flight_per_lane": 150}, 300),
-        ({"max_in_flight_per_lane": 150, "ordering": "unordered"}, 256),  # no lanes
-        ({"max_in_flight_per_lane": 150, "batch_size": 10}, 256),  # items are batches
+        ({}, 512),  # 2 pipe messages of 256, above 4 x worker_concurrency and twice the cap (32)
+        ({"ipc_batch_size": 64}, 128),  # 2 pipe messages
+        ({"worker_concurrency": 200}, 800),  # 4 per runner thread
+        ({"max_in_flight_per_lane": 300}, 600),
+        ({"max_in_flight_per_lane": 300, "ordering": "unordered"}, 512),  # no lanes
+        ({"max_in_flight_per_lane": 300, "batch_size": 10}, 512),  # items are batches
     ],
 )
 def test_the_window_is_several_messages_and_twice_the_lane_cap_where_lanes_are_capped(
