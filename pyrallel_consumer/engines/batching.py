@@ -37,6 +37,7 @@ from typing import Any, cast
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.engines.base import Engine
 from pyrallel_consumer.engines.batch_assembly import Batch, BatchAssembler, Item, piece_lists
+from pyrallel_consumer.errors import last_line
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import GroupReport, Outcome, Report, WorkItem
 
@@ -46,6 +47,11 @@ Clock = Callable[[], float]
 
 _SUCCEEDED = Outcome.SUCCEEDED
 _FAILED = Outcome.FAILED
+
+# How a handler written for one record fails when given a batch: it reads a Record attribute
+# (value, key, offset...) of the list. handler_check.py refuses such a handler up front when its
+# annotation says so; an unannotated one is only found out here, at its first failed batch.
+_RECORD_HANDLER_FAILURE = "AttributeError: 'list' object has no attribute"
 
 
 class Piece(WorkItem[object]):
@@ -121,6 +127,7 @@ class BatchingEngine(Engine):
         self.calls = 0  # handler calls for batches and their pieces
         self.splits = 0  # batches bisected after failing every attempt
         self.split_calls = 0  # handler calls made for the pieces of split batches
+        self._warned_record_handler = False  # the warning of _check_failure, given once
 
     def start(self) -> None:
         self.inner.start()
@@ -234,6 +241,8 @@ class BatchingEngine(Engine):
             self.split_calls += report.attempts
         attempts = piece.calls_before + report.attempts
         outcome, at, out = report.outcome, report.completed_at, self._reports
+        if outcome is _FAILED and not self._warned_record_handler:
+            self._check_failure(report.error)
         if outcome is _FAILED and len(items) > 1:
             if not running.split:
                 running.split = True
@@ -253,3 +262,18 @@ class BatchingEngine(Engine):
             # together once the broker acknowledged them all.
             out.append(GroupReport(piece.ids, outcome, attempts, at, report.error, report.outputs))
         self._next_piece(running, at)
+
+    def _check_failure(self, error: str | None) -> None:
+        """Warn, once, when a batch failed the way a handler written for one record fails:
+        the bisection then fails every record alone, after all of their retries."""
+        failure = last_line(error)
+        if failure.startswith(_RECORD_HANDLER_FAILURE):
+            self._warned_record_handler = True
+            log.warning(
+                "a batch failed with %s: with batch_size=%d the handler takes a list of "
+                "records, not one record. Iterate over it (def handler(records: "
+                "list[Record])), or leave batch_size unset to get one record per call. Every "
+                "record of such a batch fails alone once it is bisected out.",
+                failure,
+                self.config.batch_size,
+            )

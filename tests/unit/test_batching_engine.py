@@ -72,7 +72,7 @@ class Calls:
         self.done.extend(records)
 
 
-def batching(handler: Calls, batch_size: int, retries: int = 2) -> BatchingEngine:
+def batching(handler: Callable[[Any], Any], batch_size: int, retries: int = 2) -> BatchingEngine:
     config = build_config(
         {"bootstrap.servers": "x", "group.id": "g"},
         topics=["t"],
@@ -183,3 +183,31 @@ def test_a_piece_is_cancelled_when_all_of_its_records_are() -> None:
     assert not piece.cancelled
     work[2].cancelled = True
     assert piece.cancelled
+
+
+def test_a_handler_written_for_one_record_is_named_at_its_first_failed_batch(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An unannotated record handler given batch_size (handler_check.py cannot tell): the
+    batch fails on the list's missing attribute, and one warning says what to change."""
+
+    def one_record(record: Any) -> None:
+        record.value.decode()
+
+    engine = batching(one_record, batch_size=10, retries=1)
+    with caplog.at_level("WARNING", logger="pyrallel_consumer.batches"):
+        reports = run(engine, make_items(20, keys=20, ordering="unordered"))
+    assert {r.outcome for r in reports.values()} == {Outcome.FAILED}
+    warnings = [r.getMessage() for r in caplog.records if "takes a list" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "'list' object has no attribute 'value'" in warnings[0]
+    assert "batch_size=10" in warnings[0]
+
+
+def test_a_batch_handler_failing_otherwise_gets_no_such_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    engine = batching(Calls(bad={3}), batch_size=10, retries=0)
+    with caplog.at_level("WARNING", logger="pyrallel_consumer.batches"):
+        run(engine, make_items(10, keys=10, ordering="unordered"))
+    assert not [r for r in caplog.records if "takes a list" in r.getMessage()]
