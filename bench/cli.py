@@ -21,6 +21,7 @@ from bench.options import MODES, BenchOptions, skip_dest
 from bench.output.results import DEFAULT_RESULTS_DIR
 from pyrallel_consumer import kafka_settings
 from pyrallel_consumer.config import usable_cores
+from pyrallel_consumer.window import default_max_in_flight
 
 BROKER_KINDS = ("auto", "kafka", "tansu")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -193,6 +194,8 @@ def _validate(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> None:
     unavailable = missing_profiler() if ns.profile else None
     if unavailable is not None:
         parser.error(unavailable)
+    if ns.max_in_flight is None:  # the library's default, which depends on --batch-size
+        ns.max_in_flight = default_max_in_flight(ns.batch_size)
     if ns.batch_size is not None and ns.batch_size > ns.max_in_flight:
         parser.error(
             f"--batch-size: {ns.batch_size} is more than --max-in-flight {ns.max_in_flight}; "

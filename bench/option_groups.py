@@ -23,7 +23,6 @@ WORKLOAD_CHOICES = (*WORKLOAD_NAMES, "all")
 ORDERINGS = ("key", "partition", "unordered")
 PROFILE_CLOCKS = ("wall", "cpu")
 DEFAULT_PROFILE_DIR = DEFAULT_RESULTS_DIR / "profiles"
-DEFAULT_MAX_IN_FLIGHT = 1000
 
 
 def add_workload_options(parser: argparse.ArgumentParser) -> None:
@@ -164,8 +163,9 @@ def add_consumer_options(parser: argparse.ArgumentParser) -> None:
     engine.add_argument(
         "--max-in-flight",
         type=positive_int,
-        default=DEFAULT_MAX_IN_FLIGHT,
-        help="records in flight at once (async and process modes)",
+        default=None,
+        help="records in flight at once (default: the library's, 1000, in batch mode at "
+        "least 4 x --batch-size)",
     )
     engine.add_argument(
         "--concurrency",

@@ -28,6 +28,7 @@ from pyrallel_consumer.options import (
     option_names,
 )
 from pyrallel_consumer.redact import redact
+from pyrallel_consumer.window import default_lane_cap, default_max_in_flight
 
 ORDERINGS: tuple[str, ...] = get_args(Ordering)
 ON_FAILURE: tuple[str, ...] = get_args(OnFailure)
@@ -129,23 +130,6 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def default_lane_cap(max_in_flight: int, batch_size: int | None = None) -> int:
-    """The per-lane in-flight cap when none is given: a tenth of the window, at most 32; in
-    batch mode at least `batch_size`, so one key can fill a batch (with fewer, a hot key's
-    batches go half empty after `batch_max_wait_s`: a third of the throughput was measured
-    on zipf keys). A stuck record holds its whole batch's slots anyway.
-
-    A lane runs one record at a time, so the cap only decides how many of its next records
-    wait inside the engine, each saving a control-plane round trip, rather than in the backlog.
-    A tenth keeps a stuck key to a small share of `max_in_flight`. 32 covers the process
-    engine's round trip (about 3 ms measured, zero-work: a cap of 16 cost 30% on 8 busy lanes)
-    while a stuck key holds at most a sixteenth of a worker's outstanding window (512 by
-    default).
-    """
-    cap = max(1, min(32, max_in_flight // 10))
-    return cap if batch_size is None else max(cap, min(batch_size, max_in_flight))
-
-
 def _require_int(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
@@ -231,15 +215,19 @@ def config_from(
     o = options
     engine = _require_choice("engine", o.engine, ENGINE_NAMES)
     _check_engine_options(engine, o)
-    max_in_flight = _require_int("max_in_flight", o.max_in_flight, 1)
     batch_size = o.batch_size
     if batch_size is not None:
         batch_size = _require_int("batch_size", batch_size, 1)
-        if batch_size > max_in_flight:
-            raise ValueError(
-                f"batch_size ({batch_size}) must be <= max_in_flight ({max_in_flight}): a batch "
-                "is made of records in flight; raise max_in_flight or lower batch_size"
-            )
+    max_in_flight = _require_int(
+        "max_in_flight",
+        default_max_in_flight(batch_size) if o.max_in_flight is None else o.max_in_flight,
+        1,
+    )
+    if batch_size is not None and batch_size > max_in_flight:
+        raise ValueError(
+            f"batch_size ({batch_size}) must be <= max_in_flight ({max_in_flight}): a batch "
+            "is made of records in flight; raise max_in_flight or lower batch_size"
+        )
     lane_cap = o.max_in_flight_per_lane
     if lane_cap is None:
         lane_cap = default_lane_cap(max_in_flight, batch_size)

@@ -84,7 +84,7 @@ class ParallelConsumer:
         # what each does). Keep this list in Options' order: a unit test compares them.
         engine: EngineName = D.engine,
         ordering: Ordering = D.ordering,
-        max_in_flight: int = D.max_in_flight,
+        max_in_flight: int | None = D.max_in_flight,
         max_in_flight_per_lane: int | None = D.max_in_flight_per_lane,
         backlog_size: int = D.backlog_size,
         backlog_max_bytes: int = D.backlog_max_bytes,

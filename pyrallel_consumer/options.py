@@ -30,8 +30,8 @@ class Options:
 
     engine: EngineName = "async"
     ordering: Ordering = "key"
-    max_in_flight: int = 1000
-    max_in_flight_per_lane: int | None = None  # derived: config.default_lane_cap
+    max_in_flight: int | None = None  # derived: window.default_max_in_flight
+    max_in_flight_per_lane: int | None = None  # derived: window.default_lane_cap
     backlog_size: int = 50_000
     backlog_max_bytes: int = 64 * 1024 * 1024
     concurrency: int | None = None  # derived: the async engine's, per handler kind

@@ -39,8 +39,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pyrallel_consumer.config import default_lane_cap
 from pyrallel_consumer.engines.registry import Capacity, engine_spec
+from pyrallel_consumer.window import default_lane_cap
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from bench.options import BenchOptions
 from bench.run.context import RunContext, RunSpec
 from bench.workloads.keys import KeyDistribution
 from bench.workloads.stuck import STUCK_KEY_INDEX
-from pyrallel_consumer.config import default_lane_cap
+from pyrallel_consumer.window import default_lane_cap
 
 # The library's default, for an engine whose stats() do not report its capacity.
 _DEFAULT_WORKER_CONCURRENCY = 16

@@ -212,3 +212,11 @@ def test_default_timeout_comes_from_the_bound_and_the_option_overrides_it() -> N
     assert run_timeout(spec, ctx, bound, 4) == math.ceil(0.06 + JOIN_ALLOWANCE_S)
     given = _context("--timeout-sec", "7")
     assert run_timeout(spec, given, bound, 4) == 7
+
+
+def test_the_in_flight_window_is_the_librarys_unless_given() -> None:
+    """--max-in-flight left out takes the library's default, which grows with --batch-size."""
+    assert parse_args(["--num-messages", "4"]).max_in_flight == 1000
+    assert parse_args(["--num-messages", "4", "--batch-size", "500"]).max_in_flight == 2000
+    given = ["--num-messages", "4", "--batch-size", "500", "--max-in-flight", "700"]
+    assert parse_args(given).max_in_flight == 700

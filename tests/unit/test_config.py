@@ -69,7 +69,7 @@ BAD_OPTIONS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"engine": "process", "ipc_batch_max_wait_s": -1}, ValueError, "ipc_batch_max_wait_s"),
     ({"batch_size": 0}, ValueError, "batch_size"),
     ({"batch_size": "100"}, TypeError, "batch_size"),
-    ({"batch_size": 2000}, ValueError, "batch_size"),  # more than max_in_flight
+    ({"batch_size": 2000, "max_in_flight": 1000}, ValueError, "batch_size"),  # more than it
     ({"batch_max_wait_s": -1}, ValueError, "batch_max_wait_s"),
     ({"retries": -1}, ValueError, "retries"),
     ({"retries": "3"}, TypeError, "retries"),
@@ -214,6 +214,23 @@ def test_batch_mode_lets_one_lane_fill_a_batch() -> None:
     assert build_config(KAFKA, topics=["t"], batch_size=10).max_in_flight_per_lane == 32
     given = build_config(KAFKA, topics=["t"], batch_size=100, max_in_flight_per_lane=5)
     assert given.max_in_flight_per_lane == 5
+
+
+@pytest.mark.parametrize(
+    ("options", "window", "lane_cap"),
+    [
+        ({}, 1000, 32),
+        ({"batch_size": 100}, 1000, 100),  # ten batches fit already
+        ({"batch_size": 500}, 2000, 500),  # four batches: none waits for another's round trip
+        ({"batch_size": 500, "max_in_flight": 600}, 600, 500),  # the user's value stands
+        ({"max_in_flight": 50}, 50, 5),
+    ],
+)
+def test_batch_mode_keeps_several_batches_in_flight_by_default(
+    options: dict[str, Any], window: int, lane_cap: int
+) -> None:
+    config = build_config(KAFKA, topics=["t"], **options)
+    assert (config.max_in_flight, config.max_in_flight_per_lane) == (window, lane_cap)
 
 
 @pytest.mark.parametrize(

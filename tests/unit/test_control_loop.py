@@ -233,7 +233,7 @@ def test_records_held_back_by_their_lane_cap_do_not_count_as_ready() -> None:
     h = harness(
         hold=lambda item: True, ordering="key", max_in_flight=4, batch_size=2, poll_batch_size=2
     )
-    h.client.produce(0, 60)  # one key: a lane cap of 2 (config.default_lane_cap)
+    h.client.produce(0, 60)  # one key: a lane cap of 2 (window.default_lane_cap)
     (seen,), _ = snapshots_while_holding(h, 0.5)
     assert (seen["in_flight"], seen["received"]) == (2, 60)
 

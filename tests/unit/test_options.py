@@ -40,7 +40,7 @@ def test_every_option_is_a_keyword_only_parameter_with_the_dataclass_type_and_de
 
 def test_help_shows_the_options_with_their_values() -> None:
     shown = str(inspect.signature(ParallelConsumer))
-    assert "max_in_flight: 'int' = 1000" in shown
+    assert "backlog_size: 'int' = 50000" in shown
     assert "engine: 'EngineName' = 'async'" in shown
 
 
