@@ -8,7 +8,7 @@ Ownership: the control thread, like the plain committer.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from confluent_kafka import KafkaException
 from confluent_kafka import TopicPartition as KafkaTopicPartition
@@ -58,15 +58,19 @@ class TransactionalCommitter:
         if self._faults.fatal:
             return False
         producer = self._producer
+        tracked = {id(state): state for state in self._tracker.partitions.values()}
+        # Revoked partitions still to commit (the rebalance's); one whose work a transaction
+        # took down with it before (revoked already) commits nothing more.
+        revoking = [s for s in states if id(s) not in tracked and not s.revoked]
         # Every delivery answered first: its record completes, so its offset is in the points.
         left = producer.flush(COMMIT_TIMEOUT_S)
         self.on_flushed()
         if left:
-            self.abort(f"{left} writes still waited for the broker after {COMMIT_TIMEOUT_S:.0f} s")
+            reason = f"{left} writes still waited for the broker after {COMMIT_TIMEOUT_S:.0f} s"
+            self.abort(reason, revoking)
             return False
-        tracked = {id(state): state for state in self._tracker.partitions.values()}
-        for state in states:
-            tracked.setdefault(id(state), state)
+        for state in revoking:
+            tracked[id(state)] = state
         points: list[tuple[PartitionState, CommitPoint]] = []
         for state in tracked.values():
             point = state.commit_point()
@@ -81,7 +85,7 @@ class TransactionalCommitter:
         try:
             producer.commit(offsets, self._client.group_metadata())
         except Aborted as exc:
-            self._aborted(str(exc))
+            self._aborted(str(exc), revoking)
             return False
         except KafkaException as exc:
             self._fatal(exc)
@@ -94,10 +98,11 @@ class TransactionalCommitter:
         self._counters.transactions_committed += 1
         return True
 
-    def abort(self, reason: str) -> None:
+    def abort(self, reason: str, revoking: Sequence[PartitionState] = ()) -> None:
         """Abort the open transaction, if any, and rewind (`on_abort`): its writes can no
         longer be committed with their records' offsets (`reason` says why: partitions lost,
-        writes that did not finish)."""
+        writes that did not finish). `revoking`: revoked partitions whose commit this was
+        (see `_aborted`)."""
         if self._faults.fatal or not self._producer.open:
             return
         try:
@@ -108,9 +113,16 @@ class TransactionalCommitter:
         except Hung as exc:
             self._faults.park(hung_error(exc))
             return
-        self._aborted(reason)
+        self._aborted(reason, revoking)
 
-    def _aborted(self, reason: str) -> None:
+    def _aborted(self, reason: str, revoking: Sequence[PartitionState]) -> None:
+        """The transaction is gone, with the outputs of every record completed since the last
+        committed one. The assigned partitions are rewound (`on_abort`). The revoked ones
+        being committed (`revoking`) cannot be: they commit nothing more (marked revoked, so
+        their reports still to come are fenced too), or their next commit would pass records
+        whose outputs were just aborted. Whoever consumes them next redoes those records."""
+        for state in revoking:
+            state.revoked = True
         self._counters.transactions_aborted += 1
         log.warning(
             "transaction aborted (%s): every assigned partition goes back to the offsets of "

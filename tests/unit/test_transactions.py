@@ -367,3 +367,24 @@ def test_transactions_that_no_coordinator_answers_name_the_servers_to_check(
     assert "no transaction coordinator answered within 1 s" in message
     assert "bootstrap.servers=127.0.0.1:9 are reachable" in message
     producer.close(0)
+
+
+def test_a_revoke_whose_commit_aborts_commits_no_offset_past_the_aborted_outputs() -> None:
+    """The revoke commits, waits for the work still running (its grace), then commits again.
+    When the first commit's transaction aborts, the revoked partition's completed records
+    lost their outputs with it: the second commit must not commit their offsets (the next
+    owner redoes them), or their outputs are never written."""
+    r = Run(hold=lambda item: item.record.offset == 4, revoke_grace_s=1.0)
+
+    def revoke() -> None:
+        r.transactions.fail.append(Aborted("a commit that kept timing out"))
+        r.client.rebalance("revoke", 0)
+
+    # Offsets 0-3 wrote their outputs, 4 is still running: the revoke finds work in flight.
+    r.script.when(lambda: 4 in r.engine.held and len(r.sink.writes) >= 4, revoke)
+    r.script.when(lambda: r.transactions.aborts or r.transactions.commits, r.loop.request_stop)
+    run(r)
+    committed = r.last_offset()
+    assert committed is None or all(
+        b"%d" % offset in r.transactions.committed_outputs for offset in range(committed)
+    ), (committed, r.transactions.committed_outputs)
