@@ -21,7 +21,8 @@ record's outputs if and only if the group's commit passed the record. Here:
   transaction is aborted and `on_abort` runs (rebalance.Rebalancer.rewind): every assigned
   partition goes back to the offset the last committed transaction holds, with a new
   partition state, so work still in flight from the aborted one is fenced and its outputs are
-  dropped, and its records are consumed and handled again.
+  dropped, and its records are consumed and handled again. Revoked partitions whose commit
+  it was commit nothing more (transaction_commits.py): their next owner redoes those records.
 - A fatal one (a newer instance with the same transactional_id fenced this producer): the run
   ends with KafkaFatalError and nothing more is committed.
 
