@@ -1,7 +1,8 @@
 """Micro-benchmark of the process engine's IPC codec: `python -m bench.codec_bench`.
 
-Times encode + decode of one record batch (default 64 records: 8-byte keys, 100-byte values,
-two headers), and of one result batch (work_id, ok, attempts, error per record), for:
+Times encode + decode of one record batch (default 256 records, a pipe message's: 8-byte keys,
+100-byte values, two headers), and of one result batch (work_id, ok, attempts, error per
+record), for:
 
 - plain msgpack: the minimal msgpack-package path (build the list of lists, packb, unpackb,
   construct the Records), with no checks: the reference the native codec is measured against;
@@ -79,7 +80,7 @@ def _check(ok: bool, what: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="IPC codec micro-benchmark")
-    parser.add_argument("--records", type=int, default=64, help="records per batch")
+    parser.add_argument("--records", type=int, default=256, help="records per batch")
     parser.add_argument("--value-size", type=int, default=100, help="bytes per record value")
     parser.add_argument("--repeat", type=int, default=7, help="timing repeats (best is kept)")
     parser.add_argument("--number", type=int, default=2000, help="round trips per repeat")

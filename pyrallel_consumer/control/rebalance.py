@@ -9,7 +9,9 @@ nothing that had completed before it.
 
 Fencing: each assignment gets a new `PartitionState` and work items point at the state they
 were received under. Once a state is `revoked`, reports on its items are fenced (counted, not
-completed, not committed); the partition's next owner consumes those records again.
+completed, not committed); the partition's next owner consumes those records again. Exactly
+once, a revoke whose commit aborts its transaction ends there: the abort marks the revoked
+states (transaction_commits.py), as their completions went with the transaction's outputs.
 
 Ownership: the control thread. librdkafka runs these callbacks inside consume()/poll()/close().
 """
@@ -135,7 +137,11 @@ class Rebalancer:
         grace = 0.0 if self.closing else self._grace_s
         if grace > 0 and busy():
             self._committer.commit(states, "retried once the revoke grace ends")
-            reports.settle(busy, self._clock() + grace)
+            # Unless that commit's transaction aborted: it then gave these partitions up
+            # (transaction_commits.py), nothing more of them can be committed, and waiting for
+            # their work would only hold the rebalance.
+            if not all(state.revoked for state in states):
+                reports.settle(busy, self._clock() + grace)
         kept = commits.committed_text(states)
         self._committer.commit(
             states,

@@ -270,10 +270,10 @@ class BatchingEngine(Engine):
         if failure.startswith(_RECORD_HANDLER_FAILURE):
             self._warned_record_handler = True
             log.warning(
-                "a batch failed with %s: with batch_size=%d the handler takes a list of "
-                "records, not one record. Iterate over it (def handler(records: "
-                "list[Record])), or leave batch_size unset to get one record per call. Every "
-                "record of such a batch fails alone once it is bisected out.",
+                "a batch failed with %s: is the handler written for one record? With "
+                "batch_size=%d it takes a list of records: iterate over it (def "
+                "handler(records: list[Record])), or leave batch_size unset to get one record "
+                "per call. If so, every record fails alone once it is bisected out.",
                 failure,
                 self.config.batch_size,
             )

@@ -131,7 +131,7 @@ def test_a_workers_records_go_out_in_submission_order_within_its_window(
 def test_a_lane_at_its_cap_leaves_room_for_other_lanes(engines: list[Engine]) -> None:
     """A lane may have max_in_flight_per_lane records in flight, and they may reach the worker
     one after the other: the window stays twice that, so the next lane's records still go."""
-    cap = 300  # above the window of 2 pipe messages (2 x 256) and worker_concurrency alone
+    cap = 300  # twice it is above the window of 2 pipe messages (2 x 256) and 4 x the threads
     engine = process_engine(flaky, engines, max_in_flight_per_lane=cap)
     (pipe,) = recording(engine)
     assert engine.max_outstanding == 2 * cap

@@ -8,7 +8,7 @@ the run with KafkaFatalError; a record refused for good is not written again."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -95,7 +95,13 @@ class TransactionSink(FakeSink):
 
 
 class Run:
-    def __init__(self, records: int = 6, hold: Any = lambda item: False, **options: Any) -> None:
+    def __init__(
+        self,
+        records: int = 6,
+        hold: Any = lambda item: False,
+        on_revoke: Callable[[list[Any]], None] | None = None,
+        **options: Any,
+    ) -> None:
         self.clock = FakeClock()
         self.script = Script()
         self.client = FakeClient(self.clock, self.script)
@@ -120,6 +126,7 @@ class Run:
             client_factory=self.client.factory,
             output_sink=self.sink,
             transactions=self.transactions,  # type: ignore[arg-type]
+            on_revoke=on_revoke,
         )
 
     def committed_values(self) -> list[int]:
@@ -369,22 +376,41 @@ def test_transactions_that_no_coordinator_answers_name_the_servers_to_check(
     producer.close(0)
 
 
-def test_a_revoke_whose_commit_aborts_commits_no_offset_past_the_aborted_outputs() -> None:
+@pytest.mark.parametrize("route", ["the commit aborted", "writes left unanswered"])
+def test_a_revoke_whose_commit_aborts_commits_no_offset_past_the_aborted_outputs(
+    route: str,
+) -> None:
     """The revoke commits, waits for the work still running (its grace), then commits again.
     When the first commit's transaction aborts, the revoked partition's completed records
     lost their outputs with it: the second commit must not commit their offsets (the next
-    owner redoes them), or their outputs are never written."""
-    r = Run(hold=lambda item: item.record.offset == 4, revoke_grace_s=1.0)
+    owner redoes them), or their outputs are never written; nor wait out the grace."""
+    revoked_by: list[float] = []  # when the revoke ended, on the fake clock
+    r = Run(
+        hold=lambda item: item.record.offset == 4,
+        on_revoke=lambda partitions: revoked_by.append(r.clock()),
+        revoke_grace_s=5.0,
+    )
 
     def revoke() -> None:
-        r.transactions.fail.append(Aborted("a commit that kept timing out"))
+        if route == "the commit aborted":
+            r.transactions.fail.append(Aborted("a commit that kept timing out"))
+        else:
+            r.transactions.left = 1  # the flush leaves one write unanswered: aborted
+            abort = r.transactions.abort
+
+            def abort_answering_later() -> None:
+                abort()
+                r.transactions.left = 0  # the next flush answers it
+
+            r.transactions.abort = abort_answering_later  # type: ignore[method-assign]
         r.client.rebalance("revoke", 0)
 
-    # Offsets 0-3 wrote their outputs, 4 is still running: the revoke finds work in flight.
+    # Offsets 0-3 and 5 wrote their outputs, 4 is still running: the revoke finds it busy.
     r.script.when(lambda: 4 in r.engine.held and len(r.sink.writes) >= 4, revoke)
-    r.script.when(lambda: r.transactions.aborts or r.transactions.commits, r.loop.request_stop)
+    r.script.when(lambda: revoked_by, r.loop.request_stop)
+    started = r.clock()
     run(r)
-    committed = r.last_offset()
-    assert committed is None or all(
-        b"%d" % offset in r.transactions.committed_outputs for offset in range(committed)
-    ), (committed, r.transactions.committed_outputs)
+    assert r.loop.stats()["transactions_aborted"] == 1
+    assert r.transactions.commits == [], r.transactions.commits  # offset 4 was committed
+    assert r.transactions.committed_outputs == []
+    assert revoked_by[0] - started < 5.0  # the grace was not waited out
