@@ -28,6 +28,12 @@ def last_line(text: str | None) -> str:
     return stripped.splitlines()[-1] if stripped else "unknown error"
 
 
+# How a handler written for one record fails when batch mode gives it a list: it reads a Record
+# attribute (value, key, offset...) of the list. The batch engine warns of it (batching.py) and a
+# ProcessingError then names the fix instead of the failure policies.
+RECORD_HANDLER_FAILURE = "AttributeError: 'list' object has no attribute"
+
+
 class PyrallelError(Exception):
     """Base class of this library's errors."""
 
@@ -36,19 +42,35 @@ class ProcessingError(PyrallelError):
     """A record failed every attempt and `on_failure='stop'`: the consumer stopped without
     committing it, so it is consumed again on the next start."""
 
-    def __init__(self, topic: str, partition: int, offset: int, attempts: int, error: str) -> None:
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        attempts: int,
+        error: str,
+        batch_size: int | None = None,
+    ) -> None:
+        """`batch_size`: batch mode's, to name the fix when the handler looks written for one
+        record (RECORD_HANDLER_FAILURE): the failure policies would only skip every record."""
         self.topic = topic
         self.partition = partition
         self.offset = offset
         self.attempts = attempts
         self.error = error
         # A record whose handler succeeded can fail on its outputs (control/outputs.py).
-        refused = last_line(error).startswith("OutputRefused")
-        failed = "output refused" if refused else "handler failed"
+        failure = last_line(error)
+        failed = "output refused" if failure.startswith("OutputRefused") else "handler failed"
+        if batch_size is not None and failure.startswith(RECORD_HANDLER_FAILURE):
+            advice = (
+                f"is the handler written for one record? With batch_size={batch_size} it takes "
+                "a list of records: def handler(records: list[Record])"
+            )
+        else:
+            advice = "set dlq_topic=... or on_failure='skip' to continue past failing records"
         super().__init__(
             f"{failed} {attempts} time(s) on {topic}[{partition}]@{offset}: "
-            f"{last_line(error)} (offset not committed; set dlq_topic=... or "
-            "on_failure='skip' to continue past failing records)"
+            f"{failure} (offset not committed; {advice})"
         )
 
 

@@ -101,7 +101,12 @@ class FailurePolicy:
         else:
             self._fail(
                 ProcessingError(
-                    record.topic, record.partition, record.offset, report.attempts, error
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    report.attempts,
+                    error,
+                    self._config.batch_size,
                 )
             )
 

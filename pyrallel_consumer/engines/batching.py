@@ -37,7 +37,7 @@ from typing import Any, cast
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.engines.base import Engine
 from pyrallel_consumer.engines.batch_assembly import Batch, BatchAssembler, Item, piece_lists
-from pyrallel_consumer.errors import last_line
+from pyrallel_consumer.errors import RECORD_HANDLER_FAILURE, last_line
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import GroupReport, Outcome, Report, WorkItem
 
@@ -47,11 +47,6 @@ Clock = Callable[[], float]
 
 _SUCCEEDED = Outcome.SUCCEEDED
 _FAILED = Outcome.FAILED
-
-# How a handler written for one record fails when given a batch: it reads a Record attribute
-# (value, key, offset...) of the list. handler_check.py refuses such a handler up front when its
-# annotation says so; an unannotated one is only found out here, at its first failed batch.
-_RECORD_HANDLER_FAILURE = "AttributeError: 'list' object has no attribute"
 
 
 class Piece(WorkItem[object]):
@@ -264,10 +259,12 @@ class BatchingEngine(Engine):
         self._next_piece(running, at)
 
     def _check_failure(self, error: str | None) -> None:
-        """Warn, once, when a batch failed the way a handler written for one record fails:
-        the bisection then fails every record alone, after all of their retries."""
+        """Warn, once, when a batch failed the way a handler written for one record fails
+        (errors.RECORD_HANDLER_FAILURE; handler_check.py refuses such a handler up front only
+        when its annotation says so): the bisection then fails every record alone, after all
+        of their retries."""
         failure = last_line(error)
-        if failure.startswith(_RECORD_HANDLER_FAILURE):
+        if failure.startswith(RECORD_HANDLER_FAILURE):
             self._warned_record_handler = True
             log.warning(
                 "a batch failed with %s: is the handler written for one record? With "

@@ -294,13 +294,18 @@ class FakeEngine(Engine):
         attempts = 0 if outcome is Outcome.CANCELLED else 1
         self._reports.append(Report(item.id, outcome, attempts, self.clock(), error))
 
-    def release(self, *offsets: int, outcome: Outcome = Outcome.SUCCEEDED) -> None:
-        """Finish held items with `outcome`; one cancelled while held had not started, so it
-        is reported CANCELLED (use `finish_late` for items that had started)."""
+    def release(
+        self,
+        *offsets: int,
+        outcome: Outcome = Outcome.SUCCEEDED,
+        error: str = "Traceback ...\nValueError: boom",
+    ) -> None:
+        """Finish held items with `outcome` (FAILED ones with `error`); one cancelled while
+        held had not started, so it is reported CANCELLED (use `finish_late` for items that
+        had started)."""
         for offset in offsets:
             item = self.held.pop(offset)
-            error = "Traceback ...\nValueError: boom" if outcome is Outcome.FAILED else None
-            self._report(item, outcome, error)
+            self._report(item, outcome, error if outcome is Outcome.FAILED else None)
 
     def finish_late(self, *offsets: int) -> None:
         """Items that had started before the revoke: they succeed even though cancelled."""

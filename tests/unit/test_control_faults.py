@@ -387,3 +387,31 @@ def test_a_callback_over_a_batch_stops_at_its_first_exception_and_is_not_called_
     assert calls == [0, 1, 2, 3]
     assert isinstance(faults.first, CallbackError)
     assert isinstance(faults.first.__cause__, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "error", "advice"),
+    [
+        (10, "AttributeError: 'list' object has no attribute 'value'", "takes a list of records"),
+        (10, "ValueError: boom", "set dlq_topic=... or on_failure='skip'"),
+        (None, "AttributeError: 'list' object has no attribute 'value'", "set dlq_topic=..."),
+    ],
+)
+def test_a_batch_handler_written_for_one_record_stops_naming_the_fix_not_the_policies(
+    batch_size: int | None, error: str, advice: str
+) -> None:
+    """Skipping or dead-lettering would only lose every record of such a handler: in batch
+    mode, the error it stops on says what to change in the handler instead."""
+    h = harness(hold=lambda item: True, batch_size=batch_size)
+    h.client.produce(0, 10)
+    h.client.rebalance("assign", 0)
+    h.script.when(
+        lambda: len(h.engine.held) == 10,
+        lambda: h.engine.release(
+            *h.engine.held, outcome=Outcome.FAILED, error=f"Traceback ...\n{error}"
+        ),
+    )
+    with pytest.raises(ProcessingError) as raised:
+        run(h)
+    assert advice in str(raised.value)
+    assert error in str(raised.value)
