@@ -29,9 +29,22 @@ def last_line(text: str | None) -> str:
 
 
 # How a handler written for one record fails when batch mode gives it a list: it reads a Record
-# attribute (value, key, offset...) of the list. The batch engine warns of it (batching.py) and a
-# ProcessingError then names the fix instead of the failure policies.
-RECORD_HANDLER_FAILURE = "AttributeError: 'list' object has no attribute"
+# attribute (value, key, offset...) of the list.
+_RECORD_HANDLER_FAILURE = "AttributeError: 'list' object has no attribute"
+
+
+def record_handler_hint(error: str | None, batch_size: int | None) -> str | None:
+    """What to change when `error` (a traceback text) is how a handler written for one record
+    fails in batch mode (`batch_size` set); None otherwise. The batch engine warns with it
+    (engines/batching.py), and a ProcessingError gives it instead of the failure policies,
+    which would only skip or dead-letter every record."""
+    if batch_size is None or not last_line(error).startswith(_RECORD_HANDLER_FAILURE):
+        return None
+    return (
+        f"is the handler written for one record? With batch_size={batch_size} it takes a list "
+        "of records: iterate over it (def handler(records: list[Record])), or leave batch_size "
+        "unset to get one record per call"
+    )
 
 
 class PyrallelError(Exception):
@@ -52,7 +65,7 @@ class ProcessingError(PyrallelError):
         batch_size: int | None = None,
     ) -> None:
         """`batch_size`: batch mode's, to name the fix when the handler looks written for one
-        record (RECORD_HANDLER_FAILURE): the failure policies would only skip every record."""
+        record (record_handler_hint)."""
         self.topic = topic
         self.partition = partition
         self.offset = offset
@@ -61,13 +74,9 @@ class ProcessingError(PyrallelError):
         # A record whose handler succeeded can fail on its outputs (control/outputs.py).
         failure = last_line(error)
         failed = "output refused" if failure.startswith("OutputRefused") else "handler failed"
-        if batch_size is not None and failure.startswith(RECORD_HANDLER_FAILURE):
-            advice = (
-                f"is the handler written for one record? With batch_size={batch_size} it takes "
-                "a list of records: def handler(records: list[Record])"
-            )
-        else:
-            advice = "set dlq_topic=... or on_failure='skip' to continue past failing records"
+        advice = record_handler_hint(error, batch_size) or (
+            "set dlq_topic=... or on_failure='skip' to continue past failing records"
+        )
         super().__init__(
             f"{failed} {attempts} time(s) on {topic}[{partition}]@{offset}: "
             f"{failure} (offset not committed; {advice})"

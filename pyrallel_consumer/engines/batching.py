@@ -37,7 +37,7 @@ from typing import Any, cast
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.engines.base import Engine
 from pyrallel_consumer.engines.batch_assembly import Batch, BatchAssembler, Item, piece_lists
-from pyrallel_consumer.errors import RECORD_HANDLER_FAILURE, last_line
+from pyrallel_consumer.errors import last_line, record_handler_hint
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import GroupReport, Outcome, Report, WorkItem
 
@@ -260,17 +260,15 @@ class BatchingEngine(Engine):
 
     def _check_failure(self, error: str | None) -> None:
         """Warn, once, when a batch failed the way a handler written for one record fails
-        (errors.RECORD_HANDLER_FAILURE; handler_check.py refuses such a handler up front only
+        (errors.record_handler_hint; handler_check.py refuses such a handler up front only
         when its annotation says so): the bisection then fails every record alone, after all
         of their retries."""
-        failure = last_line(error)
-        if failure.startswith(RECORD_HANDLER_FAILURE):
+        hint = record_handler_hint(error, self.config.batch_size)
+        if hint is not None:
             self._warned_record_handler = True
             log.warning(
-                "a batch failed with %s: is the handler written for one record? With "
-                "batch_size=%d it takes a list of records: iterate over it (def "
-                "handler(records: list[Record])), or leave batch_size unset to get one record "
-                "per call. If so, every record fails alone once it is bisected out.",
-                failure,
-                self.config.batch_size,
+                "a batch failed with %s: %s. If so, every record fails alone once it is "
+                "bisected out.",
+                last_line(error),
+                hint,
             )
