@@ -90,6 +90,14 @@ class ResultSender:
     and fell asleep: the result then waited for the next report, forever after the last one.
     `_full` only cuts the wait for a fuller batch short (set when a report fills one): a
     missed one costs at most `max_wait`.
+
+    A batch is full at `batch_size` results, or sooner when fewer are to come: with every
+    record given to the worker (`give`) reported, nothing else could fill it, so it goes at
+    once. Without that, each record of a worker's death isolation (one at a time, worker_deaths.py)
+    waited out `max_wait` in the worker: 512 suspects took about 1.5 s, during which the
+    records held the in-flight room and every other worker starved too. A lone record in a
+    quiet topic also comes back sooner. The sender sets the target before its wait and
+    `report` compares against it, as it compared against `batch_size`: no cost per record.
     """
 
     def __init__(
@@ -106,6 +114,9 @@ class ResultSender:
         self._batch_size = batch_size
         self._max_wait = max_wait
         self._unsent: deque[ResultFields] = deque()
+        self._given = 0  # records (batch mode: batches) given to the runner; the main thread's
+        self._sent = 0  # results written to the pipe; the sender thread's
+        self._target = batch_size  # results that make a batch full now (see the docstring)
         self._wake = threading.Event()  # results to send, or close()
         self._full = threading.Event()  # a batch filled up, or close()
         self._closed = False
@@ -134,8 +145,13 @@ class ResultSender:
             )
         if not self._wake.is_set():  # after the append: see the class docstring
             self._wake.set()
-        if before < self._batch_size <= len(unsent):
+        if before < self._target <= len(unsent):
             self._full.set()
+
+    def give(self, count: int) -> None:
+        """`count` more records (batch mode: batches) go to the runner, each to be reported
+        once; called by the worker's main thread before it submits them."""
+        self._given += count
 
     def _run(self) -> None:
         unsent, wake, full = self._unsent, self._wake, self._full
@@ -147,14 +163,17 @@ class ResultSender:
                 wake.wait()
                 continue
             if len(unsent) < self._batch_size and not self._closed:
+                # Full at batch_size results, or at all those still to come (the docstring).
+                self._target = max(1, min(self._batch_size, self._given - self._sent))
                 full.clear()  # before the size is read again: a batch filling up sets it
-                if len(unsent) < self._batch_size:
+                if len(unsent) < self._target:
                     full.wait(self._max_wait)  # gather a fuller batch
             batch = [unsent.popleft() for _ in range(len(unsent))]
             try:
                 self._conn.send_bytes(self._codec.encode_results(batch))
             except OSError:
                 os._exit(1)  # the parent is gone
+            self._sent += len(batch)
 
     def close(self) -> None:
         self._closed = True
@@ -198,14 +217,13 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
             continue
         decoded = codec.decode_records(data)
         if spec.batched:
-            runner.submit(_batch_items(decoded))
+            items = _batch_items(decoded)
         else:
-            runner.submit(
-                [
-                    WorkItem(work_id, lane_of(record), record, None, 0.0)
-                    for work_id, record in decoded
-                ]
-            )
+            items = [
+                WorkItem(work_id, lane_of(record), record, None, 0.0) for work_id, record in decoded
+            ]
+        sender.give(len(items))  # before they can be reported
+        runner.submit(items)
     runner.close(CLOSE_TIMEOUT_S)
     sender.close()
     if spec.worker_exit is not None:

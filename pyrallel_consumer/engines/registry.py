@@ -91,7 +91,7 @@ ENGINE_OPTIONS: Mapping[str, str] = {
     "workers": "how many worker processes the process engine starts",
     "worker_concurrency": "how many records each process worker runs at once",
     "ipc_batch_size": "how many records go to a process worker per message",
-    "ipc_batch_max_wait_s": "how long the process engine waits to fill a message to its workers",
+    "ipc_batch_max_wait_s": "how long a process worker waits to fill a message of results",
     "codec": "how records travel to the process workers",
 }
 

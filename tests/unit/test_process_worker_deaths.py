@@ -98,6 +98,19 @@ def test_a_record_that_kills_its_worker_is_blamed_and_the_others_complete(
     assert engine.describe()["worker_restarts"] <= 3
 
 
+def test_a_worker_deaths_suspects_come_back_without_waiting_for_fuller_result_batches(
+    engines: list[Engine],
+) -> None:
+    """The suspects of a death are sent one at a time; each result must come back as soon as
+    the worker has nothing else to report, not after `ipc_batch_max_wait_s`. With an hour's
+    wait, a worker that waited would hold every result past collect's deadline."""
+    engine = make_engine(engines, ipc_batch_max_wait_s=3600.0)
+    engine.submit(make_items(40, keys=4))
+    reports = collect(engine, 40)
+    assert reports[POISON_OFFSET + 1].outcome == Outcome.FAILED
+    assert sum(done.outcome == Outcome.SUCCEEDED for done in reports.values()) == 39
+
+
 def test_wait_ready_returns_once_every_worker_has_started(engines: list[Engine]) -> None:
     engine = make_engine(engines, workers=2)
     assert engine.wait_ready(WAIT_S)
