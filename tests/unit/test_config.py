@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pyrallel_consumer import ParallelConsumer
+from pyrallel_consumer import ParallelConsumer, Record
 from pyrallel_consumer.config import build_config
 from pyrallel_consumer.options import DEFAULTS
 
@@ -231,6 +231,14 @@ def test_batch_mode_keeps_several_batches_in_flight_by_default(
 ) -> None:
     config = build_config(KAFKA, topics=["t"], **options)
     assert (config.max_in_flight, config.max_in_flight_per_lane) == (window, lane_cap)
+
+
+def test_the_consumer_shows_the_window_it_derived() -> None:
+    def handler(records: list[Record]) -> None:
+        pass
+
+    consumer = ParallelConsumer(KAFKA, topics=["t"], handler=handler, batch_size=500)
+    assert consumer.config.max_in_flight == 2000
 
 
 @pytest.mark.parametrize(
