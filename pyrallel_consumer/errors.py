@@ -53,7 +53,9 @@ class PyrallelError(Exception):
 
 class ProcessingError(PyrallelError):
     """A record failed every attempt and `on_failure='stop'`: the consumer stopped without
-    committing it, so it is consumed again on the next start."""
+    committing it, so it is consumed again on the next start. `attempts` counts the handler
+    calls that failed on it; in batch mode, every call whose list held it (its batch's
+    attempts, then those of each piece of the bisection down to it alone)."""
 
     def __init__(
         self,
@@ -77,8 +79,10 @@ class ProcessingError(PyrallelError):
         advice = record_handler_hint(error, batch_size) or (
             "set dlq_topic=... or on_failure='skip' to continue past failing records"
         )
+        # Batch mode counts every call whose list held the record (engines/batching.py).
+        calls = "" if batch_size is None else " (its batch's calls, then bisected to it alone)"
         super().__init__(
-            f"{failed} {attempts} time(s) on {topic}[{partition}]@{offset}: "
+            f"{failed} {attempts} time(s){calls} on {topic}[{partition}]@{offset}: "
             f"{failure} (offset not committed; {advice})"
         )
 

@@ -214,12 +214,15 @@ class BatchingEngine(Engine):
                 self._outgoing.append(piece)
                 return
         if running.split:
+            if running.failed:
+                outcome = f"{running.failed} record(s) failed alone, given to on_failure"
+            else:
+                outcome = "no record failed alone (the failure did not recur)"
             log.warning(
-                "a batch of %d records failed; bisecting it took %d handler calls in all "
-                "and isolated %d record(s) that fail alone",
+                "a batch of %d records failed; bisecting it took %d handler calls in all: %s",
                 len(running.batch.items),
                 running.calls,
-                running.failed,
+                outcome,
             )
         self._assembly.release(running.batch, now)
 

@@ -130,6 +130,36 @@ def test_a_bad_record_is_bisected_out_with_its_own_error() -> None:
     assert failed[38].attempts == 21
 
 
+class FailsOnce:
+    """A batch handler whose first call fails (a blip), every later one succeeds."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, records: list[Record]) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            raise ConnectionError("database restarting")
+
+
+@pytest.mark.parametrize(
+    ("handler", "says"),
+    [
+        (Calls(bad={37}), "1 record(s) failed alone, given to on_failure"),
+        (FailsOnce(), "no record failed alone (the failure did not recur)"),
+    ],
+)
+def test_a_bisection_ends_with_a_warning_saying_what_it_found(
+    handler: Callable[[list[Record]], None], says: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = batching(handler, batch_size=100, retries=0)
+    with caplog.at_level("WARNING", logger="pyrallel_consumer.batches"):
+        run(engine, make_items(100, keys=100, ordering="unordered"))
+    (warning,) = [r.getMessage() for r in caplog.records if "bisecting" in r.getMessage()]
+    assert warning.startswith("a batch of 100 records failed; bisecting it took ")
+    assert warning.endswith(says)
+
+
 def test_two_bad_records_both_isolated_and_the_rest_complete_once() -> None:
     handler = Calls(bad={3, 90})
     engine = batching(handler, batch_size=100, retries=0)

@@ -415,3 +415,5 @@ def test_a_batch_handler_written_for_one_record_stops_naming_the_fix_not_the_pol
         run(h)
     assert advice in str(raised.value)
     assert error in str(raised.value)
+    # In batch mode the attempts count every call whose list held the record: it says so.
+    assert ("calls, then bisected to it alone" in str(raised.value)) == (batch_size is not None)
