@@ -79,8 +79,13 @@ class ProcessingError(PyrallelError):
         advice = record_handler_hint(error, batch_size) or (
             "set dlq_topic=... or on_failure='skip' to continue past failing records"
         )
-        # Batch mode counts every call whose list held the record (engines/batching.py).
-        calls = "" if batch_size is None else " (its batch's calls, then bisected to it alone)"
+        # Batch mode counts every call whose list held the record (engines/batching.py); a
+        # refused output counts the writes of the record's outputs, never bisected.
+        calls = (
+            " (its batch's calls, then bisected to it alone)"
+            if batch_size is not None and failed == "handler failed"
+            else ""
+        )
         super().__init__(
             f"{failed} {attempts} time(s){calls} on {topic}[{partition}]@{offset}: "
             f"{failure} (offset not committed; {advice})"

@@ -417,3 +417,9 @@ def test_a_batch_handler_written_for_one_record_stops_naming_the_fix_not_the_pol
     assert error in str(raised.value)
     # In batch mode the attempts count every call whose list held the record: it says so.
     assert ("calls, then bisected to it alone" in str(raised.value)) == (batch_size is not None)
+
+
+@pytest.mark.parametrize("batch_size", [None, 10])
+def test_a_refused_output_error_counts_writes_not_batch_calls(batch_size: int | None) -> None:
+    error = ProcessingError("t", 0, 5, 4, "OutputRefused: too large", batch_size=batch_size)
+    assert str(error).startswith("output refused 4 time(s) on t[0]@5: OutputRefused")
