@@ -2,8 +2,9 @@
 offset it had when it was assigned (`until_end`), and/or once nothing arrived and nothing was
 in flight for `idle_timeout` seconds. The loop then shuts down as on stop(): drain, commit, close.
 
-The end of a partition is its high watermark when first seen assigned, asked of the broker once
-(a partition assigned again after a rebalance is asked again). Under
+The end of a partition is its high watermark when first seen assigned (at the first check
+after its assignment), asked of the broker once (a partition assigned again after a rebalance
+is asked again). Under
 `isolation.level=read_committed` (librdkafka's default) that is the last stable offset, so an
 open transaction's records are not waited for. Whether a partition reached its end is judged by
 its commit position (every record below it completed), so a record that failed counts once it
@@ -72,9 +73,16 @@ class RunEnd:
         self._forget_unassigned(partitions)
         if not partitions:
             return False  # not joined yet, or none assigned to this member
-        for state in list(partitions.values()):
-            bounds = self._bounds_of(client, state)
-            if bounds is None or not _at_end(state, *bounds, self._starts_at_end):
+        # Every end asked before any is judged: asked at the first check after the assignment,
+        # while records still flow, each answers at once. Asked only once the partitions
+        # before it were done, the last ones were asked after all records had arrived, when
+        # each query waits behind librdkafka's fetch long-poll (fetch.wait.max.ms, 500 ms), and
+        # the control thread with it: 100,000 records over 8 partitions took 3.8 s instead of
+        # 0.6 s, 3,200 over 32 partitions 15.8 s instead of 0.3 s (one broker, baseline engine).
+        states = list(partitions.values())
+        bounds = [self._bounds_of(client, state) for state in states]
+        for state, known in zip(states, bounds, strict=True):
+            if known is None or not _at_end(state, *known, self._starts_at_end):
                 return False
         log.info("run ends: every assigned partition completed up to its end offset")
         return True

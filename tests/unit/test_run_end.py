@@ -119,6 +119,28 @@ def test_ends_are_remembered_per_live_assignment_only() -> None:
     assert end._ends == {}
 
 
+def test_every_end_is_asked_at_the_first_check_not_once_the_partitions_before_it_are_done() -> None:
+    """Asked late, each end query waits behind librdkafka's fetch long-poll (about 0.5 s),
+    and records produced after the assignment would be waited for too."""
+    clock = FakeClock()
+    client = CountingClient(clock, Script())
+    client.produce(0, 5)
+    client.produce(1, 3)
+    end = RunEnd(True, None, clock)
+    first, second = PartitionState(TOPIC, 0, 0), PartitionState(TOPIC, 1, 0)
+    clock.advance(CHECK_INTERVAL_S)
+    assert not end.reached(client, {tp(0): first, tp(1): second}, 0, False)
+    assert client.asked == 2  # partition 1's end too, though partition 0 is not done
+    client.produce(1, 2)  # produced after the assignment: not waited for
+    for state, count in ((first, 5), (second, 3)):
+        for offset in range(count):
+            state.receive(offset)
+            state.complete(offset)
+    clock.advance(CHECK_INTERVAL_S)
+    assert end.reached(client, {tp(0): first, tp(1): second}, 8, False)
+    assert client.asked == 2
+
+
 def test_until_end_waits_for_the_last_record_to_complete_not_to_arrive() -> None:
     # The run must not end (and start a shutdown drain that gives up) while a record received
     # before the end offset is still in flight: the end is judged by the commit position.
