@@ -88,13 +88,14 @@ class _Running:
     """A sent batch until all of its records are settled: the pieces still to run (after a
     split, one at a time, first half first)."""
 
-    __slots__ = ("batch", "calls", "failed", "split", "to_run")
+    __slots__ = ("batch", "calls", "failed", "split", "to_run", "unrun")
 
     def __init__(self, batch: Batch) -> None:
         self.batch = batch
         self.to_run: deque[tuple[list[Item], int]] = deque()  # (items, calls_before)
         self.calls = 0  # handler calls made for this batch and its pieces
         self.failed = 0  # records that failed alone
+        self.unrun = 0  # records reported CANCELLED or STOPPED: the run stopped meanwhile
         self.split = False  # failed every attempt as a whole: being bisected
 
 
@@ -202,9 +203,9 @@ class BatchingEngine(Engine):
             items, calls_before = running.to_run.popleft()
             parts = piece_lists(items)
             if parts is None:  # rare: a revoke cancelled some before they were sent
-                self._reports += [
-                    Report(item.id, Outcome.CANCELLED, 0, now) for item in items if item.cancelled
-                ]
+                cancelled = [item for item in items if item.cancelled]
+                running.unrun += len(cancelled)
+                self._reports += [Report(item.id, Outcome.CANCELLED, 0, now) for item in cancelled]
                 items = [item for item in items if not item.cancelled]
                 parts = piece_lists(items)
             if items and parts is not None:
@@ -214,7 +215,12 @@ class BatchingEngine(Engine):
                 self._outgoing.append(piece)
                 return
         if running.split:
-            if running.failed:
+            if running.unrun:
+                outcome = (
+                    f"the run stopped before it ended ({running.failed} record(s) failed "
+                    f"alone, {running.unrun} not run)"
+                )
+            elif running.failed:
                 outcome = f"{running.failed} record(s) failed alone, given to on_failure"
             else:
                 outcome = "no record failed alone (the failure did not recur)"
@@ -252,6 +258,8 @@ class BatchingEngine(Engine):
             running.failed += 1
             out.append(Report(items[0].id, _FAILED, attempts, at, report.error))
         else:
+            if outcome is not _SUCCEEDED:
+                running.unrun += len(items)
             # SUCCEEDED and CANCELLED carry no error; STOPPED (the batch handler raised
             # SystemExit or KeyboardInterrupt) gives each record its traceback, and the control
             # plane stops the run without completing any of them. Not bisected: the handler

@@ -160,6 +160,32 @@ def test_a_bisection_ends_with_a_warning_saying_what_it_found(
     assert warning.endswith(says)
 
 
+def test_a_bisection_cut_short_by_the_run_stopping_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The run stops (on_failure='stop' elsewhere, stop()) during a bisection: its pieces not
+    run are cancelled, and the warning must not call them a failure that did not recur."""
+    work = make_items(100, keys=100, ordering="unordered")
+    calls: list[int] = []
+
+    def handler(records: list[Record]) -> None:
+        calls.append(len(records))
+        if len(calls) == 2:  # the first half's call: the run stops meanwhile
+            for item in work:
+                item.cancelled = True
+        raise ValueError("bad batch")
+
+    engine = batching(handler, batch_size=100, retries=0)
+    with caplog.at_level("WARNING", logger="pyrallel_consumer.batches"):
+        reports = run(engine, work)
+    assert calls == [100, 50]
+    assert {r.outcome for r in reports.values()} == {Outcome.CANCELLED}
+    (warning,) = [r.getMessage() for r in caplog.records if "bisecting" in r.getMessage()]
+    assert warning.endswith(
+        "the run stopped before it ended (0 record(s) failed alone, 100 not run)"
+    )
+
+
 def test_two_bad_records_both_isolated_and_the_rest_complete_once() -> None:
     handler = Calls(bad={3, 90})
     engine = batching(handler, batch_size=100, retries=0)
