@@ -255,7 +255,7 @@ class ProcessEngine(Engine):
 
     def _pump_locked(self, worker: WorkerHandle) -> None:
         """Send unsent records while the worker has room, in batches of ipc_batch_size; while it
-        isolates suspects, one record at a time (worker's lock held)."""
+        sends suspects, in groups or one at a time (worker_deaths; worker's lock held)."""
         unsent = worker.unsent
         if worker.given_up:
             now = time.monotonic()
@@ -266,15 +266,12 @@ class ProcessEngine(Engine):
         if worker.conn is None or not worker.ready:
             return  # starting or being replaced; the reader pumps once it is ready
         while worker.suspects:
-            if worker.outstanding or not worker.isolating:
-                return  # one suspect at a time, and nothing else until all are settled
-            item = worker.isolating.popleft()
-            if item.cancelled:
-                del worker.suspects[item.id]  # its crash count with it
-                self._reports.put(Report(item.id, Outcome.CANCELLED, 0, time.monotonic()))
-                continue
-            self._send(worker, [item])
-            return
+            if worker.outstanding or not (worker.isolating or worker.regrouping):
+                return  # one group (or one suspect) at a time, nothing else until all settled
+            group = self._suspects_to_send(worker)
+            if group:  # else every one taken was cancelled: look again
+                self._send(worker, group)
+                return
         room = self.max_outstanding - len(worker.outstanding)
         batch_size, take = self.config.ipc_batch_size, unsent.popleft
         while room > 0 and unsent:
@@ -290,6 +287,23 @@ class ProcessEngine(Engine):
             room -= len(batch)
             if not self._send(worker, batch):
                 return
+
+    def _suspects_to_send(self, worker: WorkerHandle) -> list[WorkItem[object]]:
+        """The next suspects to send (worker_deaths): one from `isolating`, else up to
+        worker_concurrency from `regrouping`; the cancelled ones on the way are reported
+        CANCELLED and forgotten. Empty when none is left (worker's lock held)."""
+        queue, size = worker.isolating, 1
+        if not queue:
+            queue, size = worker.regrouping, self.config.worker_concurrency
+        group: list[WorkItem[object]] = []
+        while queue and len(group) < size:
+            item = queue.popleft()
+            if item.cancelled:
+                del worker.suspects[item.id]  # its crash count with it
+                self._reports.put(Report(item.id, Outcome.CANCELLED, 0, time.monotonic()))
+                continue
+            group.append(item)
+        return group
 
     def _send(self, worker: WorkerHandle, batch: list[WorkItem[object]]) -> bool:
         """Record `batch` as outstanding and write it to the worker (lock held). False when the

@@ -93,18 +93,13 @@ class ResultSender:
 
     A batch is full at `batch_size` results, or sooner when fewer are to come: with every
     record given to the worker (`give`) reported, nothing else could fill it, so it goes at
-    once. Without that, each suspect of a worker's death, sent alone (worker_deaths.py),
-    waited out `max_wait` in the worker: the 400-512 suspects of a SIGKILL mid-run took
-    1.0-1.3 s to clear, 0.15-0.17 s with it (zero-work handler, 2 workers). Batch mode, whose
-    workers hold a few batches each, gained too (process/key/batch500 about 12% faster), and
-    a lone record in a quiet topic comes back sooner. The sender sets the target before its
-    wait and `report` compares against it, as it compared against `batch_size`: no cost per
-    record.
-
-    Rejected: resending a death's suspects in groups (of worker_concurrency) rather than one
-    at a time. It would clear 512 suspects in about 30 round trips instead of 512, but costs a
-    record that kills its worker one more death, a worker restart (about 0.3 s here), to
-    save about 0.15 s.
+    once. Without that, each suspect of a worker's death sent alone (worker_deaths.py)
+    waited out `max_wait` in the worker: the 400-512 suspects of a SIGKILL mid-run, then sent
+    one at a time, took 1.0-1.3 s to clear, 0.15-0.17 s with it (zero-work handler, 2
+    workers). Batch mode, whose workers hold a few batches each, gained too
+    (process/key/batch500 about 12% faster), and a lone record in a quiet topic comes back
+    sooner. The sender sets the target before its wait and `report` compares against it, as
+    it compared against `batch_size`: no cost per record.
     """
 
     def __init__(

@@ -38,14 +38,17 @@ class WorkerHandle:
         # over the lanes. Rejected: a second round-robin Backlog here, which cost 0.9 us per
         # record (add and take, measured) for the order the submissions already have.
         self.unsent: deque[WorkItem[object]] = deque()
-        # Suspects of a death that had several records outstanding: sent one at a time, before
-        # anything in `unsent`, until each completed or was blamed (see worker_deaths).
+        # Suspects of a death that had several records outstanding, sent again before anything
+        # in `unsent` until each completed or was blamed (see worker_deaths): in groups of
+        # worker_concurrency (`regrouping`), and one at a time those outstanding when the
+        # worker died again during a group (`isolating`, sent first).
+        self.regrouping: deque[WorkItem[object]] = deque()
         self.isolating: deque[WorkItem[object]] = deque()
         # Work id -> deaths blamed on it so far (0: isolated, not blamed yet), for each suspect
         # not settled yet. One map, so the count leaves with the suspect on every path (result,
         # failure, cancel, give up); a separate count map once outlived cancelled suspects.
         # At most max_outstanding entries: only a death makes suspects, and while there are
-        # suspects at most one record is outstanding.
+        # suspects at most one group of them is outstanding.
         self.suspects: dict[int, int] = {}
         self.process: BaseProcess | None = None  # the reader thread's (see above)
         self.conn: Connection | None = None  # None while starting, replaced or given up

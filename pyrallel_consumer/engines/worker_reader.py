@@ -276,7 +276,7 @@ class WorkerReader:
                         "worker's own output (stderr) says more."
                     )
         log.warning(
-            "worker %d (pid %s) died with %s; restarting it in %.1f s (%d records to redo)",
+            "worker %d (pid %s) died with %s; restarting it in %.1f s (%d record(s) to redo)",
             worker.index,
             pid,
             cause,
@@ -324,10 +324,12 @@ class WorkerReader:
             abandoned = [
                 *worker.outstanding.values(),
                 *worker.isolating,
+                *worker.regrouping,
                 *worker.unsent,
             ]
             worker.outstanding.clear()
             worker.isolating.clear()
+            worker.regrouping.clear()
             worker.unsent.clear()
             worker.suspects.clear()
         now = time.monotonic()

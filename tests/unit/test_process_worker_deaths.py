@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -94,8 +95,9 @@ def test_a_record_that_kills_its_worker_is_blamed_and_the_others_complete(
     assert poison.error is not None and "exit code 3" in poison.error
     others = [done for work_id, done in reports.items() if work_id != POISON_OFFSET + 1]
     assert all(done.outcome == Outcome.SUCCEEDED for done in others)
-    # At most one death with several records running, then one per attempt alone.
-    assert engine.describe()["worker_restarts"] <= 3
+    # At most one death with several records running, one during the group resent with the
+    # killer, then one per attempt alone.
+    assert engine.describe()["worker_restarts"] <= 4
 
 
 def test_a_worker_deaths_suspects_come_back_without_waiting_for_fuller_result_batches(
@@ -109,6 +111,36 @@ def test_a_worker_deaths_suspects_come_back_without_waiting_for_fuller_result_ba
     reports = collect(engine, 40)
     assert reports[POISON_OFFSET + 1].outcome == Outcome.FAILED
     assert sum(done.outcome == Outcome.SUCCEEDED for done in reports.values()) == 39
+
+
+def block_until_released(directory: str, record: Record) -> None:
+    wait_for_file(Path(directory, "released"))
+
+
+def test_the_suspects_of_a_death_go_back_in_groups_of_the_worker_concurrency(
+    engines: list[Engine], tmp_path: Path
+) -> None:
+    """A worker killed from outside (no record to blame) while it held 20 records: they go
+    back in groups of 4 (worker_concurrency), not one round trip each, and all complete with
+    no attempt counted against them."""
+    engine = make_engine(engines, handler=functools.partial(block_until_released, str(tmp_path)))
+    sent: list[int] = []
+    send = engine._send
+
+    def counting_send(worker: WorkerHandle, batch: list[Any]) -> bool:
+        sent.append(len(batch))
+        return send(worker, batch)
+
+    engine._send = counting_send  # type: ignore[method-assign]
+    assert engine.wait_ready(WAIT_S)
+    engine.submit(make_items(20, keys=20))
+    (pid,) = engine.worker_pids()
+    assert sent == [20]
+    os.kill(pid, signal.SIGKILL)
+    (tmp_path / "released").touch()
+    reports = collect(engine, 20)
+    assert all((r.outcome, r.attempts) == (Outcome.SUCCEEDED, 1) for r in reports.values())
+    assert sent == [20, 4, 4, 4, 4, 4]
 
 
 def test_wait_ready_returns_once_every_worker_has_started(engines: list[Engine]) -> None:
@@ -150,13 +182,20 @@ def test_the_record_running_beside_the_killer_is_not_blamed(
 
 def test_settle_blames_only_a_record_that_was_alone() -> None:
     worker = WorkerHandle(0)
-    earlier, *dead = make_items(4, keys=4)
-    worker.isolating.append(earlier)
-    worker.suspects[earlier.id] = 0
-    # Several outstanding: none blamed, all resent alone in send order, ahead of the queue.
-    assert settle(worker, dead, 1, 99, "signal SIGKILL", 0.0) is None
-    assert [item.id for item in worker.isolating] == [2, 3, 4, 1]
-    assert worker.suspects == {1: 0, 2: 0, 3: 0, 4: 0}
+    items = make_items(6, keys=6)
+    # Several outstanding at a first death: none blamed, all resent in groups, in send order.
+    assert settle(worker, items, 1, 99, "signal SIGKILL", 0.0) is None
+    assert [item.id for item in worker.regrouping] == [1, 2, 3, 4, 5, 6]
+    assert not worker.isolating
+    assert worker.suspects == dict.fromkeys(range(1, 7), 0)
+    # A death during the group of 1-3 with 2 and 3 outstanding: none blamed, those two resent
+    # alone, ahead of the groups still to go.
+    del worker.suspects[1]  # completed
+    group = [worker.regrouping.popleft() for _ in range(3)]
+    assert settle(worker, group[1:], 1, 99, "signal SIGKILL", 0.0) is None
+    assert [item.id for item in worker.isolating] == [2, 3]
+    assert [item.id for item in worker.regrouping] == [4, 5, 6]
+    assert worker.suspects == {2: 0, 3: 0, 4: 0, 5: 0, 6: 0}
     # Alone: blamed once per death; the retries+1-th blame fails it and forgets it.
     alone = worker.isolating.popleft()
     assert settle(worker, [alone], 1, 99, "signal SIGKILL", 0.0) is None
