@@ -75,7 +75,8 @@ class ProcessingError(PyrallelError):
         self.error = error
         # A record whose handler succeeded can fail on its outputs (control/outputs.py).
         failure = last_line(error)
-        failed = "output refused" if failure.startswith("OutputRefused") else "handler failed"
+        refused = failure.startswith("OutputRefused")
+        failed = "output refused" if refused else "handler failed"
         advice = record_handler_hint(error, batch_size) or (
             "set dlq_topic=... or on_failure='skip' to continue past failing records"
         )
@@ -83,7 +84,7 @@ class ProcessingError(PyrallelError):
         # refused output counts the writes of the record's outputs, never bisected.
         calls = (
             " (its batch's calls, then bisected to it alone)"
-            if batch_size is not None and failed == "handler failed"
+            if batch_size is not None and not refused
             else ""
         )
         super().__init__(
