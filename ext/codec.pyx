@@ -55,10 +55,29 @@ cdef extern from *:
     static PyObject *pyrallel_get_slot(PyObject *descr, PyObject *obj) {
         return Py_TYPE(descr)->tp_descr_get(descr, obj, (PyObject *)Py_TYPE(obj));
     }
+    /* Read an attribute through the getter of its getset descriptor (`getter` below): what
+       `obj.name` ends in for an extension type's attribute, without the type lookup and the
+       descriptor's dispatch. Only for objects of the descriptor's own type. */
+    typedef struct { getter get; void *closure; } pyrallel_getter;
+    static int pyrallel_find_getter(PyObject *descr, pyrallel_getter *found) {
+        if (Py_TYPE(descr) != &PyGetSetDescr_Type) return 0;
+        PyGetSetDef *def = ((PyGetSetDescrObject *)descr)->d_getset;
+        if (def->get == NULL) return 0;
+        found->get = def->get;
+        found->closure = def->closure;
+        return 1;
+    }
+    static PyObject *pyrallel_call_getter(pyrallel_getter *g, PyObject *obj) {
+        return g->get(obj, g->closure);
+    }
     """
     object pyrallel_alloc_instance(object type)
     int pyrallel_set_slot(object descr, object obj, object value) except -1
     object pyrallel_get_slot(object descr, object obj)
+    ctypedef struct pyrallel_getter:
+        pass
+    bint pyrallel_find_getter(object descr, pyrallel_getter *found)
+    object pyrallel_call_getter(pyrallel_getter *g, object obj)
 
 cdef enum:
     RECORD_BATCH = 0     # batch tags: the first item of the top-level array
@@ -71,17 +90,36 @@ cdef enum:
 
 # Records are built by setting their slots directly; that needs Record to be exactly the slotted
 # class in record.py. If it ever stops being one, decoding falls back to calling Record(...).
+# The native Record (ext/records.pxi, what record.py binds when built) is such a fallback for
+# decoding, whose constructor is a C call already; its attributes are read by calling their
+# getters (`_GETTERS`), for the encoding the process engine's parent does per record.
 cdef object _RECORD = Record
 cdef bint _FAST_RECORD = False
 cdef object _SLOT_TOPIC, _SLOT_PARTITION, _SLOT_OFFSET, _SLOT_KEY, _SLOT_VALUE, _SLOT_HEADERS
 cdef object _SLOT_TIMESTAMP  # the member descriptors of the Record slots
+cdef enum:
+    F_TOPIC
+    F_PARTITION
+    F_OFFSET
+    F_KEY
+    F_VALUE
+    F_HEADERS
+    F_TIMESTAMP
+    F_COUNT
+cdef bint _GETTER_RECORD = False
+cdef pyrallel_getter _GETTERS[F_COUNT]  # the Record attributes' getters, in F_ order
 
 
 cdef _init_record_slots():
     global _FAST_RECORD, _SLOT_TOPIC, _SLOT_PARTITION, _SLOT_OFFSET, _SLOT_KEY, _SLOT_VALUE
-    global _SLOT_HEADERS, _SLOT_TIMESTAMP
+    global _SLOT_HEADERS, _SLOT_TIMESTAMP, _GETTER_RECORD
     names = ("topic", "partition", "offset", "key", "value", "headers", "timestamp")
     slots = [Record.__dict__.get(name) for name in names]
+    cdef int i
+    _GETTER_RECORD = True
+    for i in range(F_COUNT):
+        if slots[i] is None or not pyrallel_find_getter(slots[i], &_GETTERS[i]):
+            _GETTER_RECORD = False
     if not all(isinstance(slot, types.MemberDescriptorType) for slot in slots):
         _FAST_RECORD = False
         return
@@ -374,6 +412,16 @@ def encode_records(items) -> bytes:
                 _write_optional_bin(&w, pyrallel_get_slot(_SLOT_VALUE, record), "value")
                 _write_headers(&w, pyrallel_get_slot(_SLOT_HEADERS, record))
                 _write_int(&w, pyrallel_get_slot(_SLOT_TIMESTAMP, record), "timestamp")
+            elif _GETTER_RECORD and type(record) is _RECORD:  # the native Record's getters
+                _write_str(&w, pyrallel_call_getter(&_GETTERS[F_TOPIC], record), "topic")
+                _write_int(&w, pyrallel_call_getter(&_GETTERS[F_PARTITION], record), "partition")
+                _write_int(&w, pyrallel_call_getter(&_GETTERS[F_OFFSET], record), "offset")
+                _write_optional_bin(&w, pyrallel_call_getter(&_GETTERS[F_KEY], record), "key")
+                _write_optional_bin(&w, pyrallel_call_getter(&_GETTERS[F_VALUE], record), "value")
+                _write_headers(&w, pyrallel_call_getter(&_GETTERS[F_HEADERS], record))
+                _write_int(
+                    &w, pyrallel_call_getter(&_GETTERS[F_TIMESTAMP], record), "timestamp"
+                )
             else:
                 _write_str(&w, record.topic, "topic")
                 _write_int(&w, record.partition, "partition")

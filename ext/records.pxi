@@ -103,6 +103,8 @@ cdef class WorkItem:
     cdef public object received_at
     cdef public object dispatched_at
     cdef public object cancelled
+    # Key + value bytes the native Backlog counted when it queued the item (backlog.pxi).
+    cdef Py_ssize_t nbytes
 
     def __init__(self, id, lane, record, owner, received_at):
         self.id = id

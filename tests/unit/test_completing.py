@@ -4,6 +4,7 @@ objects of other classes than the twins' own go the Python way with the same res
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +85,23 @@ def test_completions_carry_each_records_report(completing: Any, items_of: str) -
         Completion(TOPIC, 0, 8, b"k8", 9.0, 9.75, 3, False, "Traceback ...", 10.0),
     ]
     assert completing.completions([], one, True) == []
+
+
+@pytest.mark.parametrize("items_of", [*IMPLEMENTATIONS, "fake"])
+def test_completions_are_whole_named_tuples(completing: Any, items_of: str) -> None:
+    """The native twin builds Completions without the named tuple's constructor: they must
+    hash, compare, unpack, pickle and replace as those built by it (on 3.14+ a tuple caches its
+    hash: a cache left at zero would hash every Completion to 0)."""
+    twin = records_twin("native" if items_of == "native" else "pure")
+    report = twin.GroupReport([7, 8], Outcome.SUCCEEDED, 1, 9.5)
+    built = completing.completions(_items(items_of, None, [7, 8]), report, True)
+    by_constructor = Completion(TOPIC, 0, 7, b"k7", 8.0, 9.5, 1, True, None, 9.0)
+    assert hash(built[0]) == hash(by_constructor) == hash(tuple(by_constructor))
+    assert hash(built[0]) != hash(built[1]) and {built[0]: 1}[by_constructor] == 1
+    topic, partition, offset, *_ = built[0]
+    assert (topic, partition, offset, len(built[0])) == (TOPIC, 0, 7, 10)
+    assert pickle.loads(pickle.dumps(built[0])) == by_constructor
+    assert built[0]._replace(offset=9).offset == 9 and built[0].dispatched_at == 9.0
 
 
 @pytest.mark.parametrize("items_of", [*IMPLEMENTATIONS, "fake"])
