@@ -275,7 +275,12 @@ class ProcessEngine(Engine):
         room = self.max_outstanding - len(worker.outstanding)
         batch_size, take = self.config.ipc_batch_size, unsent.popleft
         while room > 0 and unsent:
-            batch = [take() for _ in range(min(room, batch_size, len(unsent)))]
+            count = min(room, batch_size, len(unsent))
+            if count == len(unsent):  # all of it: copied in C, not popped one by one
+                batch = list(unsent)
+                unsent.clear()
+            else:
+                batch = [take() for _ in range(count)]
             if any(map(_is_cancelled, batch)):
                 now = time.monotonic()
                 for item in batch:
@@ -309,15 +314,15 @@ class ProcessEngine(Engine):
         """Record `batch` as outstanding and write it to the worker (lock held). False when the
         worker died: its reader sees end-of-file and handles the outstanding records."""
         assert worker.conn is not None
-        outstanding = worker.outstanding
-        for item in batch:
-            outstanding[item.id] = item
+        # map/zip rather than loops: per record, C calls instead of a round of bytecode.
+        ids = list(map(_id_of, batch))
+        worker.outstanding.update(zip(ids, batch))
         if self._batched:
             # Batch mode: each item's record is the list of records of one batch (batching.py);
             # its records travel one after the other under the item's id (codec.py).
             records = [(item.id, record) for item in batch for record in _records_of(item)]
         else:
-            records = [(item.id, item.record) for item in batch]
+            records = list(zip(ids, map(_record_of, batch)))
         try:
             worker.conn.send_bytes(self.codec.encode_records(records))
         except OSError:
@@ -362,6 +367,8 @@ class ProcessEngine(Engine):
 
 
 _is_cancelled = attrgetter("cancelled")
+_id_of = attrgetter("id")
+_record_of = attrgetter("record")
 
 
 def _records_of(item: WorkItem[object]) -> list[Record]:
