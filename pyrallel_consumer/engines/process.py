@@ -316,13 +316,13 @@ class ProcessEngine(Engine):
         assert worker.conn is not None
         # map/zip rather than loops: per record, C calls instead of a round of bytecode.
         ids = list(map(_id_of, batch))
-        worker.outstanding.update(zip(ids, batch))
+        worker.outstanding.update(zip(ids, batch, strict=True))
         if self._batched:
             # Batch mode: each item's record is the list of records of one batch (batching.py);
             # its records travel one after the other under the item's id (codec.py).
             records = [(item.id, record) for item in batch for record in _records_of(item)]
         else:
-            records = list(zip(ids, map(_record_of, batch)))
+            records = list(zip(ids, map(_record_of, batch), strict=True))
         try:
             worker.conn.send_bytes(self.codec.encode_records(records))
         except OSError:
