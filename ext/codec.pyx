@@ -40,6 +40,8 @@ import types
 
 from pyrallel_consumer.record import Record
 
+include "named_tuple.pxi"
+
 cdef extern from *:
     """
     /* Allocate an instance without running __init__ (what object.__new__ does, minus the
@@ -861,9 +863,10 @@ def decode_results(data) -> list:
     global _result_type
     if _result_type is None:
         from pyrallel_consumer.codec import Result
+        if Result._fields != ("work_id", "outcome", "attempts", "error", "outputs"):
+            raise ImportError("codec.Result's fields changed: update ext/codec.pyx")
         _result_type = Result
     result_type = _result_type
-    new_tuple = tuple.__new__  # skips the NamedTuple's Python-level __new__ (3x faster)
     out = []
     _open_input(data, &view, &r)
     i = -1  # the item being worked on, for error messages
@@ -882,7 +885,15 @@ def decode_results(data) -> list:
             outputs = None
             if fields == RESULT_WITH_OUTPUTS:
                 outputs = _read_outputs(&r, name_caches, names)
-            out.append(new_tuple(result_type, (work_id, outcome, attempts, error, outputs)))
+            # Built in one allocation (named_tuple.pxi): the NamedTuple's __new__ is Python
+            # code, tuple.__new__ allocates two tuples more (decode 175 -> 75 ns per result).
+            result = pyrallel_named_tuple_alloc(result_type, 5)
+            _set_item(result, 0, work_id)
+            _set_item(result, 1, outcome)
+            _set_item(result, 2, attempts)
+            _set_item(result, 3, error)
+            _set_item(result, 4, outputs)
+            out.append(result)
         i = -1
         _check_end(&r)
         return out

@@ -7,6 +7,7 @@ The msgpack package itself is the reference: every batch must be byte-for-byte w
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 
@@ -280,3 +281,17 @@ def test_every_outcome_round_trips_as_a_named_result(codec) -> None:
     assert codec.encode_results([Result(1, Outcome.CANCELLED, 0, None)]) == codec.encode_results(
         [Result(1, 2, 0, None)]
     )
+
+
+def test_decoded_results_are_whole_named_tuples(codec) -> None:
+    """The native codec builds Results without the named tuple's constructor: they must hash,
+    compare, unpack, pickle and replace as those built by it (on 3.14+ a tuple caches its hash:
+    a cache left at zero would hash every Result to 0)."""
+    decoded = codec.decode_results(codec.encode_results([(7, 0, 1, None), (8, 1, 4, "boom")]))
+    by_constructor = Result(7, 0, 1, None)
+    assert hash(decoded[0]) == hash(by_constructor) == hash(tuple(by_constructor))
+    assert hash(decoded[0]) != hash(decoded[1]) and {decoded[0]: 1}[by_constructor] == 1
+    work_id, outcome, attempts, error, outputs = decoded[1]
+    assert (work_id, outcome, attempts, error, outputs) == (8, 1, 4, "boom", None)
+    assert pickle.loads(pickle.dumps(decoded[1])) == Result(8, 1, 4, "boom")
+    assert decoded[0]._replace(attempts=2).attempts == 2 and decoded[0].outputs is None
