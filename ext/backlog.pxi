@@ -184,6 +184,7 @@ cdef class Backlog:
         """`add`, as a C call for the intake."""
         key = (<WorkItem>item).lane if type(item) is WorkItem else item.lane
         cdef _Lane lane
+        cdef Py_ssize_t size
         found = self._lanes.get(key)
         if found is None:
             lane = _Lane(key)
@@ -197,8 +198,8 @@ cdef class Backlog:
             self._beyond += 1
         lane.items.append(item)
         self._size += 1
-        cdef Py_ssize_t size = self._bytes_of(item)
-        if type(item) is WorkItem:
+        size = self._bytes_of(item)
+        if type(item) is WorkItem:  # kept for `take` (`_added_bytes`)
             (<WorkItem>item).nbytes = size
         self.bytes += size
         return 0
