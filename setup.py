@@ -1,11 +1,13 @@
 """Build the optional Cython extensions; all package metadata lives in pyproject.toml.
 
 Native modules, each with a pure-Python twin that is used when the module is not built:
-  ext/codec.pyx       -> pyrallel_consumer._codec  (twin: pyrallel_consumer/codec.py, msgpack)
+  ext/codec.pyx       -> pyrallel_consumer._codec  (twin: pyrallel_consumer/codec.py, msgpack),
+                         with ext/codec_writer.pxi and codec_reader.pxi
   ext/cpu_kernel.pyx  -> bench._cpu_kernel         (twin: bench/cpu_kernel.py, hashlib)
   ext/record_path.pyx -> pyrallel_consumer._record_path: the record path, from
                          ext/records.pxi, backlog.pxi, partition_state.pxi, intake.pxi,
                          completing.pxi, in_flight.pxi, batch_assembly.pxi and lane_table.pxi
+                         (both modules include named_tuple.pxi)
                          (twins: record.py, work.py, backlog.py, control/{partition_state,
                          intake,completing,in_flight}.py and engines/{batch_assembly,
                          lane_table}.py in pyrallel_consumer/)
