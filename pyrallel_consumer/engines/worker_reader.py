@@ -201,15 +201,17 @@ class WorkerReader:
             self._pump(worker)
 
     def _report(self, results: list[Result]) -> None:
-        """Hand the results of records still outstanding to the control thread: the records
-        that succeeded at their first attempt as one GroupReport, any other as its own Report.
-        One report per result batch instead of one per record: building and queueing a Report
-        for each record was most of this thread's time (profiled), and the control thread then
-        takes one object per batch."""
+        """Hand the results of records still outstanding to the control thread: each run of
+        records that succeeded at their first attempt as one GroupReport, any other record as
+        its own Report between the runs before and after it. So each lane's reports keep the
+        order its records ran in (on_complete sees them so, and outputs are produced so), and
+        a batch of successes is one report, not one per record: building and queueing a
+        Report for each record was most of this thread's time (profiled), and the control
+        thread then takes one object per run."""
         worker = self.worker
         now = time.monotonic()
-        first_try: list[int] = []  # ids succeeded at the first attempt, in result order
-        others: list[Report] = []
+        reports: list[Report] = []
+        first_try: list[int] = []  # the current run of ids that succeeded at the first attempt
         with worker.lock:
             pop, suspects = worker.outstanding.pop, worker.suspects
             for work_id, code, attempts, error, outputs in results:
@@ -219,18 +221,17 @@ class WorkerReader:
                     attempts += suspects.pop(work_id, 0)  # deaths blamed on it count too
                 if code == _SUCCEEDED and attempts == 1 and error is None and outputs is None:
                     first_try.append(work_id)
-                else:
-                    # Results with outputs keep their order among themselves (the order the
-                    # worker's lanes finished them in), so each lane's outputs are produced in
-                    # its records' order; the grouped ones have none.
-                    others.append(
-                        Report(work_id, OUTCOME_BY_CODE[code], attempts, now, error, outputs)
-                    )
+                    continue
+                if first_try:
+                    reports.append(GroupReport(first_try, Outcome.SUCCEEDED, 1, now))
+                    first_try = []
+                outcome = OUTCOME_BY_CODE[code]
+                reports.append(Report(work_id, outcome, attempts, now, error, outputs))
             worker.deaths_in_a_row = worker.unexplained_in_a_row = 0
-        put = self._reports.put
         if first_try:
-            put(GroupReport(first_try, Outcome.SUCCEEDED, 1, now))
-        for report in others:
+            reports.append(GroupReport(first_try, Outcome.SUCCEEDED, 1, now))
+        put = self._reports.put
+        for report in reports:
             put(report)
 
     def _reap(self, process: BaseProcess) -> int | None:

@@ -1,8 +1,9 @@
 """The process engine's record path between the control thread and the worker processes (no
 Kafka: items submitted straight to the engine).
 
-- Records that succeeded at their first attempt come back as one GroupReport per result batch;
-  a record retried or failed comes back as its own Report with its attempts.
+- Records that succeeded at their first attempt come back as one GroupReport per run of them
+  in a result batch; a record retried or failed comes back as its own Report with its attempts,
+  between the runs before and after it, so each lane's reports keep its records' order.
 - A worker's records go out in the order they were submitted (the control plane's round-robin
   order), at most `max_outstanding` at a time: a window of several pipe messages, and at least
   twice the lane cap, so a lane's run of records leaves room for the others. Unordered
@@ -70,9 +71,33 @@ def test_first_try_successes_come_back_grouped_and_the_rest_one_by_one(
     assert (failed.outcome, failed.attempts) == (Outcome.FAILED, 2)
     assert failed.error is not None and "fails every attempt" in failed.error
     groups = {id(r): r for r in reports.values() if type(r) is GroupReport}
-    assert len(groups) <= RECORDS // RESULT_BATCH, "one group per result batch at most"
+    # One group per run of successes: a result batch's are cut only by the records alone.
+    assert len(groups) <= RECORDS // RESULT_BATCH + len(alone)
     for group in groups.values():
         assert (group.outcome, group.attempts, group.error) == (Outcome.SUCCEEDED, 1, None)
+
+
+def test_a_retried_record_is_reported_in_its_lanes_order_not_after_the_grouped_successes(
+    engines: list[Engine],
+) -> None:
+    """A result batch's first-try successes are grouped, but a retried or failed record among
+    them is reported between the successes before and after it: each lane's reports keep the
+    order its records ran in, as on the other engines (the grouping once put every success of
+    the batch first, so on_complete saw a retried record after later ones of its key)."""
+    engine = process_engine(
+        flaky,
+        engines,
+        ipc_batch_size=RESULT_BATCH,
+        ipc_batch_max_wait_s=3600.0,
+        max_in_flight_per_lane=RESULT_BATCH // 2,
+    )
+    engine.max_outstanding = RESULT_BATCH  # every result batch holds RESULT_BATCH results
+    engine.start()
+    engine.submit(make_items(RECORDS, keys=4, first_id=0))
+    arrival = list(collect(engine, RECORDS))  # work ids (= offsets) in the order reported
+    for key in range(4):
+        of_key = [i for i in arrival if i % 4 == key]
+        assert of_key == sorted(of_key), f"key-{key} reported out of order: {of_key}"
 
 
 class RecordingPipe:
