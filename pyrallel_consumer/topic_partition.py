@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import NamedTuple
 
 
@@ -16,3 +17,10 @@ class TopicPartition(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.topic}[{self.partition}]"
+
+
+def listed(partitions: Iterable[tuple[str, int]]) -> str:
+    """Partitions in the "topic[partition]" form, comma-separated ("orders[0], orders[3]"):
+    how the log lines name them, whether they hold TopicPartitions or (topic, partition)
+    pairs."""
+    return ", ".join(f"{topic}[{partition}]" for topic, partition in partitions)

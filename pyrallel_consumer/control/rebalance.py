@@ -31,7 +31,7 @@ from pyrallel_consumer.control.tracker import Tracker
 from pyrallel_consumer.control.writers import Committing
 from pyrallel_consumer.errors import KafkaError
 from pyrallel_consumer.faults import Faults
-from pyrallel_consumer.topic_partition import TopicPartition
+from pyrallel_consumer.topic_partition import TopicPartition, listed
 
 log = logging.getLogger("pyrallel_consumer")
 
@@ -118,7 +118,7 @@ class Rebalancer:
             return
         self._epoch += len(states)
         self._tracker.attach(states)
-        log.info("assigned %s", partitions)
+        log.info("assigned %s", listed(partitions))
         if self._on_assign is not None:
             self._on_assign.timed(list(partitions))
 
@@ -150,7 +150,7 @@ class Rebalancer:
         )
         for state in states:
             state.revoked = True  # reports still to come on these are fenced from now on
-        log.info("revoked %s", [(s.topic, s.partition) for s in states])
+        log.info("revoked %s", listed((s.topic, s.partition) for s in states))
         self._tell_revoked(states)
 
     def rewind(self) -> None:
@@ -184,7 +184,7 @@ class Rebalancer:
         except ClientError as exc:
             self._faults.park(
                 KafkaError(
-                    f"could not rewind {[key for key, _ in seeks]} after an aborted "
+                    f"could not rewind {listed(key for key, _ in seeks)} after an aborted "
                     f"transaction: {exc}; the run ends without committing them further, and "
                     "the next owner redoes them from their committed offsets",
                     exc.code,
@@ -195,7 +195,7 @@ class Rebalancer:
             return
         tracker.attach(fresh)  # one that found nothing committed notes its first offset again
         commits.set_paused(self._client, fresh, False)
-        log.info("rewound %s to their committed offsets", [k for k, _ in seeks])
+        log.info("rewound %s to their committed offsets", listed(k for k, _ in seeks))
 
     def lost(self, partitions: list[TopicPartition]) -> None:
         """Partitions another member owns already: fence their work, commit nothing. Exactly
@@ -204,8 +204,8 @@ class Rebalancer:
         states = self._tracker.detach(partitions)
         for state in states:
             state.revoked = True
-        self._committer.abort(f"partitions lost: {partitions}")
-        log.warning("partitions lost: %s", partitions)
+        self._committer.abort(f"partitions lost: {listed(partitions)}")
+        log.warning("partitions lost: %s", listed(partitions))
         self._tell_revoked(states)
 
     def _tell_revoked(self, states: list[PartitionState]) -> None:

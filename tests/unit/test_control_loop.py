@@ -6,6 +6,7 @@ Each test drives the real ControlLoop through one scenario and checks what Kafka
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -74,6 +75,27 @@ def test_assign_revoke_with_work_in_flight_then_reassign() -> None:
     assert [offset for _, offset in engine.handled].count(6) == 2  # redone by the new owner
     assert epochs == [2]  # a new partition state for the new assignment
     assert h.client.closed and engine.closed
+
+
+def test_rebalance_log_lines_name_partitions_in_one_form(caplog: pytest.LogCaptureFixture) -> None:
+    """Assigned, revoked and lost partitions are logged as topic[partition], as stats() and the
+    metrics name them (the assignment once showed TopicPartition reprs, the revocation tuples)."""
+    h = harness()
+    client, script = h.client, h.script
+    client.produce(0, 2)
+    client.rebalance("assign", 0, 1)
+    script.when(lambda: client.assigned == {tp(0), tp(1)}, lambda: client.rebalance("revoke", 1))
+    script.when(lambda: client.assigned == {tp(0)}, lambda: client.rebalance("lost", 0))
+    script.when(lambda: client.assigned == set(), h.loop.request_stop)
+    with caplog.at_level(logging.INFO, logger="pyrallel_consumer"):
+        run(h)
+    messages = [record.getMessage() for record in caplog.records]
+    named = [m for m in messages if any(word in m for word in ("assigned", "revoked", "lost"))]
+    assert named == [
+        "assigned orders[0], orders[1]",
+        "revoked orders[1]",
+        "partitions lost: orders[0]",
+    ]
 
 
 def test_grace_runs_out_on_the_injected_clock_and_commits_only_what_completed() -> None:
