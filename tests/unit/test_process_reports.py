@@ -44,12 +44,13 @@ def flaky(record: Record) -> None:
         raise RuntimeError("fails its first attempt")
 
 
-def test_first_try_successes_come_back_grouped_and_the_rest_one_by_one(
-    engines: list[Engine],
-) -> None:
-    # A result batch goes out when RESULT_BATCH results are ready (the wait is far longer than
-    # the test), and the window is cut to one batch: so every result batch holds RESULT_BATCH
-    # results (with the default window of several, the last one would wait out the hour).
+def flaky_reports(engines: list[Engine]) -> dict[int, Report]:
+    """RECORDS records over 4 keys (work id = offset) through a `flaky` process engine, whose
+    every result batch holds RESULT_BATCH results: each one's report, in arrival order.
+
+    A result batch goes out when RESULT_BATCH results are ready (the wait is far longer than
+    the test), and the window is cut to one batch (with the default window of several, the
+    last one would wait out the hour)."""
     engine = process_engine(
         flaky,
         engines,
@@ -60,7 +61,13 @@ def test_first_try_successes_come_back_grouped_and_the_rest_one_by_one(
     engine.max_outstanding = RESULT_BATCH
     engine.start()
     engine.submit(make_items(RECORDS, keys=4, first_id=0))
-    reports = collect(engine, RECORDS)
+    return collect(engine, RECORDS)
+
+
+def test_first_try_successes_come_back_grouped_and_the_rest_one_by_one(
+    engines: list[Engine],
+) -> None:
+    reports = flaky_reports(engines)
     alone = {i: report for i, report in reports.items() if type(report) is not GroupReport}
     retried = {i for i in range(RECORDS) if i % 10 == FAILS_ONCE}
     assert set(alone) == retried | {ALWAYS_FAILS}
@@ -84,17 +91,7 @@ def test_a_retried_record_is_reported_in_its_lanes_order_not_after_the_grouped_s
     them is reported between the successes before and after it: each lane's reports keep the
     order its records ran in, as on the other engines (the grouping once put every success of
     the batch first, so on_complete saw a retried record after later ones of its key)."""
-    engine = process_engine(
-        flaky,
-        engines,
-        ipc_batch_size=RESULT_BATCH,
-        ipc_batch_max_wait_s=3600.0,
-        max_in_flight_per_lane=RESULT_BATCH // 2,
-    )
-    engine.max_outstanding = RESULT_BATCH  # every result batch holds RESULT_BATCH results
-    engine.start()
-    engine.submit(make_items(RECORDS, keys=4, first_id=0))
-    arrival = list(collect(engine, RECORDS))  # work ids (= offsets) in the order reported
+    arrival = list(flaky_reports(engines))  # work ids (= offsets) in the order reported
     for key in range(4):
         of_key = [i for i in arrival if i % 4 == key]
         assert of_key == sorted(of_key), f"key-{key} reported out of order: {of_key}"
