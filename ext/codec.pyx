@@ -45,8 +45,8 @@ include "named_tuple.pxi"
 cdef extern from *:
     """
     /* Allocate an instance without running __init__ (what object.__new__ does, minus the
-       argument checks), and get/set a slot through its member descriptor, skipping the type
-       attribute lookup that getattr/setattr would do. */
+       argument checks), and get/set a slot through its descriptor (member or getset), skipping
+       the type attribute lookup that getattr/setattr would do. */
     static PyObject *pyrallel_alloc_instance(PyObject *type) {
         PyTypeObject *t = (PyTypeObject *)type;
         return t->tp_alloc(t, 0);
@@ -57,29 +57,10 @@ cdef extern from *:
     static PyObject *pyrallel_get_slot(PyObject *descr, PyObject *obj) {
         return Py_TYPE(descr)->tp_descr_get(descr, obj, (PyObject *)Py_TYPE(obj));
     }
-    /* Read an attribute through the getter of its getset descriptor (`getter` below): what
-       `obj.name` ends in for an extension type's attribute, without the type lookup and the
-       descriptor's dispatch. Only for objects of the descriptor's own type. */
-    typedef struct { getter get; void *closure; } pyrallel_getter;
-    static int pyrallel_find_getter(PyObject *descr, pyrallel_getter *found) {
-        if (Py_TYPE(descr) != &PyGetSetDescr_Type) return 0;
-        PyGetSetDef *def = ((PyGetSetDescrObject *)descr)->d_getset;
-        if (def->get == NULL) return 0;
-        found->get = def->get;
-        found->closure = def->closure;
-        return 1;
-    }
-    static PyObject *pyrallel_call_getter(pyrallel_getter *g, PyObject *obj) {
-        return g->get(obj, g->closure);
-    }
     """
     object pyrallel_alloc_instance(object type)
     int pyrallel_set_slot(object descr, object obj, object value) except -1
     object pyrallel_get_slot(object descr, object obj)
-    ctypedef struct pyrallel_getter:
-        pass
-    bint pyrallel_find_getter(object descr, pyrallel_getter *found)
-    object pyrallel_call_getter(pyrallel_getter *g, object obj)
 
 cdef enum:
     RECORD_BATCH = 0     # batch tags: the first item of the top-level array
@@ -90,44 +71,30 @@ cdef enum:
     OUTPUT_FIELDS = 5
     NAME_CACHE_SIZE = 8  # header positions whose names are remembered between records
 
-# Records are built by setting their slots directly; that needs Record to be exactly the slotted
-# class in record.py. If it ever stops being one, decoding falls back to calling Record(...).
-# The native Record (ext/records.pxi, what record.py binds when built) is such a fallback for
-# decoding, whose constructor is a C call already; its attributes are read by calling their
-# getters (`_GETTERS`), for the encoding the process engine's parent does per record.
+# Records are read through the member descriptors of their slots, and built by setting them
+# directly; that needs Record to be exactly the slotted class in record.py. The native Record
+# (ext/records.pxi, what record.py binds when built) has getset descriptors instead: read through
+# them too (`_READ_SLOTS`), for the encoding the process engine's parent does per record, and
+# built by calling Record(...), whose constructor is a C call already. Any other Record class is
+# read by attribute and built by calling it.
 cdef object _RECORD = Record
-cdef bint _FAST_RECORD = False
+cdef bint _READ_SLOTS = False  # encoding reads the _SLOT_* descriptors
+cdef bint _FAST_RECORD = False  # decoding sets them (member descriptors only)
 cdef object _SLOT_TOPIC, _SLOT_PARTITION, _SLOT_OFFSET, _SLOT_KEY, _SLOT_VALUE, _SLOT_HEADERS
-cdef object _SLOT_TIMESTAMP  # the member descriptors of the Record slots
-cdef enum:
-    F_TOPIC
-    F_PARTITION
-    F_OFFSET
-    F_KEY
-    F_VALUE
-    F_HEADERS
-    F_TIMESTAMP
-    F_COUNT
-cdef bint _GETTER_RECORD = False
-cdef pyrallel_getter _GETTERS[F_COUNT]  # the Record attributes' getters, in F_ order
+cdef object _SLOT_TIMESTAMP  # the descriptors of the Record attributes
 
 
 cdef _init_record_slots():
-    global _FAST_RECORD, _SLOT_TOPIC, _SLOT_PARTITION, _SLOT_OFFSET, _SLOT_KEY, _SLOT_VALUE
-    global _SLOT_HEADERS, _SLOT_TIMESTAMP, _GETTER_RECORD
+    global _READ_SLOTS, _FAST_RECORD, _SLOT_TOPIC, _SLOT_PARTITION, _SLOT_OFFSET, _SLOT_KEY
+    global _SLOT_VALUE, _SLOT_HEADERS, _SLOT_TIMESTAMP
     names = ("topic", "partition", "offset", "key", "value", "headers", "timestamp")
     slots = [Record.__dict__.get(name) for name in names]
-    cdef int i
-    _GETTER_RECORD = True
-    for i in range(F_COUNT):
-        if slots[i] is None or not pyrallel_find_getter(slots[i], &_GETTERS[i]):
-            _GETTER_RECORD = False
-    if not all(isinstance(slot, types.MemberDescriptorType) for slot in slots):
-        _FAST_RECORD = False
-        return
-    (_SLOT_TOPIC, _SLOT_PARTITION, _SLOT_OFFSET, _SLOT_KEY, _SLOT_VALUE, _SLOT_HEADERS,
-     _SLOT_TIMESTAMP) = slots
-    _FAST_RECORD = True
+    kinds = (types.MemberDescriptorType, types.GetSetDescriptorType)
+    _READ_SLOTS = all(isinstance(slot, kinds) for slot in slots)
+    _FAST_RECORD = all(isinstance(slot, types.MemberDescriptorType) for slot in slots)
+    if _READ_SLOTS:
+        (_SLOT_TOPIC, _SLOT_PARTITION, _SLOT_OFFSET, _SLOT_KEY, _SLOT_VALUE, _SLOT_HEADERS,
+         _SLOT_TIMESTAMP) = slots
 
 
 _init_record_slots()
@@ -175,7 +142,7 @@ def encode_records(items) -> bytes:
             w.data[w.size] = 0x90 | RECORD_FIELDS
             w.size += 1
             _write_int(&w, entry[0], "work_id")
-            if _FAST_RECORD and type(record) is _RECORD:  # read the slots without the lookup
+            if _READ_SLOTS and type(record) is _RECORD:  # read the slots without the lookup
                 _write_str(&w, pyrallel_get_slot(_SLOT_TOPIC, record), "topic")
                 _write_int(&w, pyrallel_get_slot(_SLOT_PARTITION, record), "partition")
                 _write_int(&w, pyrallel_get_slot(_SLOT_OFFSET, record), "offset")
@@ -183,16 +150,6 @@ def encode_records(items) -> bytes:
                 _write_optional_bin(&w, pyrallel_get_slot(_SLOT_VALUE, record), "value")
                 _write_headers(&w, pyrallel_get_slot(_SLOT_HEADERS, record))
                 _write_int(&w, pyrallel_get_slot(_SLOT_TIMESTAMP, record), "timestamp")
-            elif _GETTER_RECORD and type(record) is _RECORD:  # the native Record's getters
-                _write_str(&w, pyrallel_call_getter(&_GETTERS[F_TOPIC], record), "topic")
-                _write_int(&w, pyrallel_call_getter(&_GETTERS[F_PARTITION], record), "partition")
-                _write_int(&w, pyrallel_call_getter(&_GETTERS[F_OFFSET], record), "offset")
-                _write_optional_bin(&w, pyrallel_call_getter(&_GETTERS[F_KEY], record), "key")
-                _write_optional_bin(&w, pyrallel_call_getter(&_GETTERS[F_VALUE], record), "value")
-                _write_headers(&w, pyrallel_call_getter(&_GETTERS[F_HEADERS], record))
-                _write_int(
-                    &w, pyrallel_call_getter(&_GETTERS[F_TIMESTAMP], record), "timestamp"
-                )
             else:
                 _write_str(&w, record.topic, "topic")
                 _write_int(&w, record.partition, "partition")
