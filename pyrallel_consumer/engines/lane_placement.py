@@ -15,13 +15,16 @@ CPU-bound run ends when the busier worker does. The cpu workload of `python -m b
 The records a worker holds are counted from `place` until their report comes back through
 `reported` (every record handed to the engine is reported exactly once: Engine interface),
 all on the control thread, so no lock is needed and no path that ends a record can forget to
-release its lane.
+release its lane. A native twin (ext/lane_placement.pxi) does the same in C when built
+(native.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
+from pyrallel_consumer.native import bind_twin
 from pyrallel_consumer.work import GroupReport, Lane, Report, WorkItem
 
 Item = WorkItem[object]
@@ -33,6 +36,9 @@ class LanePlacement:
     __slots__ = ("_held", "_lanes", "_load", "_next_unordered", "_workers")
 
     def __init__(self, workers: int) -> None:
+        """Raises ValueError when `workers` < 1."""
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
         self._workers = workers
         # Per lane held by a worker: [that worker's index, how many of its records it holds].
         self._lanes: dict[Lane, list[int]] = {}
@@ -84,3 +90,10 @@ class LanePlacement:
             entry[1] -= 1
             if not entry[1]:
                 del lanes[lane]
+
+
+# The native twin (ext/lane_placement.pxi) replaces the name above when built, unless
+# PYRALLEL_NATIVE=0 (native.py). Hidden from mypy, which checks against the pure-Python
+# definition. PURE_TWIN keeps it reachable, for the tests that run against both.
+if not TYPE_CHECKING:
+    PURE_TWIN = bind_twin(globals(), "lane_placement", ("LanePlacement",))

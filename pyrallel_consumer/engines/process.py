@@ -2,12 +2,13 @@
 
 While a worker holds records of a lane, the lane's next records go to it too, and it keeps the
 lane's order itself (process_worker); a lane no worker holds goes to the least loaded worker
-(lane_placement.py). Per worker, at most `max_outstanding` records are in the pipe or running;
-the rest wait in the parent, so a slow worker cannot swallow unbounded work. Records go to a worker only after it said it is ready (so a worker that dies
-while starting owns none). A worker that dies is detected by end-of-file on its pipe and
-replaced after a backoff; its outstanding records are redone (at-least-once) under the rules of
-worker_deaths: a record that kills its worker is found, counted as a failed attempt and, after
-the retries, reported failed; deaths with no record to blame end the run past a budget.
+(lane_placement.py). Per worker, at most `max_outstanding` records are in the pipe or running; the
+rest wait in the parent, so a slow worker cannot swallow unbounded work. Records go to a worker
+only after it said it is ready (so a worker that dies while starting owns none). A worker that dies
+is detected by end-of-file on its pipe and replaced after a backoff; its outstanding records are
+redone (at-least-once) under the rules of worker_deaths: a record that kills its worker is found,
+counted as a failed attempt and, after the retries, reported failed; deaths with no record to blame
+end the run past a budget.
 
 Threads: the control thread calls submit/reports/wait/close; one reader thread per worker
 (worker_reader.py) starts its processes, receives results, replaces a process that dies and

@@ -6,6 +6,8 @@ using it with real worker processes; no Kafka).
   so lanes spread evenly whatever their hashes (the fixed `hash(lane) % workers` shard put
   every lane below on one worker of two).
 - Unordered records are dealt round-robin, continuing from one call to the next.
+
+`LanePlacement` is tested in both implementations (native_twins.py).
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
+from typing import Any
 
+import pytest
 from engine_support import collect, process_engine
+from native_twins import IMPLEMENTATIONS, twin
 
 from pyrallel_consumer.engines.base import Engine
-from pyrallel_consumer.engines.lane_placement import LanePlacement
 from pyrallel_consumer.record import Record
 from pyrallel_consumer.work import GroupReport, Outcome, Report, WorkItem
 
@@ -40,8 +44,15 @@ def done(*item_ids: int) -> list[Report]:
     return [Report(i, Outcome.SUCCEEDED, 1, 0.0) for i in item_ids]
 
 
-def test_a_held_lane_stays_with_its_worker_and_moves_once_all_of_it_was_reported() -> None:
-    placement = LanePlacement(2)
+def placement_of(implementation: str, workers: int) -> Any:
+    return twin("lane_placement", implementation).LanePlacement(workers)
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_a_held_lane_stays_with_its_worker_and_moves_once_all_of_it_was_reported(
+    implementation: str,
+) -> None:
+    placement = placement_of(implementation, 2)
     a, b, c = ("t", 0, b"a"), ("t", 0, b"b"), ("t", 0, b"c")
     # a -> worker 0, then b -> worker 1 (the least loaded).
     assert [ids(w) for w in placement.place(items_of(a, 1, 1) + items_of(b, 3, 2))] == [
@@ -60,8 +71,9 @@ def test_a_held_lane_stays_with_its_worker_and_moves_once_all_of_it_was_reported
     assert [ids(w) for w in placement.place(items_of(a, 1, 10))] == [[], [10]]
 
 
-def test_a_group_report_releases_each_of_its_records() -> None:
-    placement = LanePlacement(2)
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_a_group_report_releases_each_of_its_records(implementation: str) -> None:
+    placement = placement_of(implementation, 2)
     a, b = ("t", 0, b"a"), ("t", 0, b"b")
     placement.place(items_of(a, 3, 1) + items_of(b, 1, 4))  # a -> worker 0, b -> worker 1
     placement.reported([GroupReport([1, 2, 3], Outcome.SUCCEEDED, 1, 0.0)])
@@ -74,11 +86,18 @@ def test_a_group_report_releases_each_of_its_records() -> None:
     ]
 
 
-def test_unordered_records_are_dealt_round_robin_across_calls() -> None:
-    placement = LanePlacement(3)
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_unordered_records_are_dealt_round_robin_across_calls(implementation: str) -> None:
+    placement = placement_of(implementation, 3)
     assert [ids(w) for w in placement.place(items_of(None, 4, 1))] == [[1, 4], [2], [3]]
     assert [ids(w) for w in placement.place(items_of(None, 2, 5))] == [[], [5], [6]]
     placement.reported(done(1, 2, 3))  # nothing to release: they hold no lane
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_no_workers_is_refused(implementation: str) -> None:
+    with pytest.raises(ValueError, match="workers must be at least 1, got 0"):
+        placement_of(implementation, 0)
 
 
 def lanes_with_even_hashes(count: int) -> list[tuple[str, int, bytes]]:
