@@ -6,11 +6,11 @@ Native modules, each with a pure-Python twin that is used when the module is not
   ext/cpu_kernel.pyx  -> bench._cpu_kernel         (twin: bench/cpu_kernel.py, hashlib)
   ext/record_path.pyx -> pyrallel_consumer._record_path: the record path, from
                          ext/records.pxi, backlog.pxi, partition_state.pxi, intake.pxi,
-                         completing.pxi, in_flight.pxi, batch_assembly.pxi, lane_table.pxi
-                         and lane_placement.pxi (both modules include named_tuple.pxi)
+                         completing.pxi, in_flight.pxi, batch_assembly.pxi and lane_table.pxi
+                         (both modules include named_tuple.pxi)
                          (twins: record.py, work.py, backlog.py, control/{partition_state,
                          intake,completing,in_flight}.py and engines/{batch_assembly,
-                         lane_table,lane_placement}.py in pyrallel_consumer/)
+                         lane_table}.py in pyrallel_consumer/)
 The record path's twins are picked by pyrallel_consumer/native.py (PYRALLEL_NATIVE=0 forces
 the pure-Python ones).
 

@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""The record path in C: pyrallel_consumer._record_path, the native twin of ten pure-Python
+"""The record path in C: pyrallel_consumer._record_path, the native twin of nine pure-Python
 modules (pyrallel_consumer/native.py binds its names in their place):
 
     records.pxi          Record (record.py); WorkItem, Report, GroupReport (work.py)
@@ -10,7 +10,6 @@ modules (pyrallel_consumer/native.py binds its names in their place):
     in_flight.pxi        dispatch, settle (control/in_flight.py)
     batch_assembly.pxi   Batch, BatchAssembler (engines/batch_assembly.py)
     lane_table.pxi       Lanes (engines/lane_table.py), on the lane runners' threads
-    lane_placement.pxi   LanePlacement (engines/lane_placement.py), the process engine's
 
 One extension rather than one per file: the intake builds records and work items, records
 offsets in partition states and queues work items in the backlog, the settling gives lane slots
@@ -25,7 +24,7 @@ keeps one job, with the comment at its top saying which twin it mirrors and why 
 # build from older sources lacks (ImportError, so that `auto` falls back to its pure twin).
 STRUCTURES = frozenset({
     "record", "work", "backlog", "partition_state", "intake", "completing", "in_flight",
-    "batch_assembly", "lanes", "lane_placement",
+    "batch_assembly", "lanes",
 })
 
 include "records.pxi"
@@ -36,4 +35,3 @@ include "completing.pxi"
 include "in_flight.pxi"
 include "batch_assembly.pxi"
 include "lane_table.pxi"
-include "lane_placement.pxi"

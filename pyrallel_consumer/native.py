@@ -14,14 +14,13 @@ module so that they call each other in C), with the same behaviour:
     "in_flight"        pyrallel_consumer.control.in_flight
     "batch_assembly"   pyrallel_consumer.engines.batch_assembly
     "lanes"            pyrallel_consumer.engines.lane_table
-    "lane_placement"   pyrallel_consumer.engines.lane_placement
 
 Each pure module calls `bind_twin` once, at its end, which binds the native names when
 `native_twin` gives the module (`Backlog`, `record_bytes`, `batch_bytes`; `PartitionState`;
 `Record`; `WorkItem`, `Report`, `GroupReport`; `intake`; `unrevoked`, `complete_offsets`,
-`completions`; `dispatch`, `settle`; `Batch`, `BatchAssembler`; `Lanes`; `LanePlacement`), so
-importers see one set of names. A leaf: it imports only the standard library, so the shared-
-vocabulary modules (backlog.py, record.py, work.py) may import it.
+`completions`; `dispatch`, `settle`; `Batch`, `BatchAssembler`; `Lanes`), so importers see one
+set of names. A leaf: it imports only the standard library, so the shared-vocabulary modules
+(backlog.py, record.py, work.py) may import it.
 
 ``PYRALLEL_NATIVE`` decides, read when each module is first imported: ``auto`` (default: native
 when built), ``1``/``native`` (ImportError when not built) or ``0``/``pure`` (the pure-Python
@@ -69,7 +68,6 @@ PURE_MODULES = {
     "in_flight": "pyrallel_consumer.control.in_flight",
     "batch_assembly": "pyrallel_consumer.engines.batch_assembly",
     "lanes": "pyrallel_consumer.engines.lane_table",
-    "lane_placement": "pyrallel_consumer.engines.lane_placement",
 }
 # Every structure's native twin is in this one module (ext/record_path.pyx).
 NATIVE_MODULE = "pyrallel_consumer._record_path"

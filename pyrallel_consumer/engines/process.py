@@ -1,14 +1,18 @@
 """The process engine: handlers run in worker processes, records travel as msgpack batches.
 
-While a worker holds records of a lane, the lane's next records go to it too, and it keeps the
-lane's order itself (process_worker); a lane no worker holds goes to the least loaded worker
-(lane_placement.py). Per worker, at most `max_outstanding` records are in the pipe or running; the
-rest wait in the parent, so a slow worker cannot swallow unbounded work. Records go to a worker
-only after it said it is ready (so a worker that dies while starting owns none). A worker that dies
-is detected by end-of-file on its pipe and replaced after a backoff; its outstanding records are
-redone (at-least-once) under the rules of worker_deaths: a record that kills its worker is found,
-counted as a failed attempt and, after the retries, reported failed; deaths with no record to blame
-end the run past a budget.
+Lanes are sharded over workers by hash, so every record of a lane goes to the same worker, which
+keeps the lane's order itself (see process_worker). Rejected: placing a lane no worker holds on
+the least loaded worker (by records, or by lanes held), the lane staying with its worker while
+that holds some of its records. Busy lanes are always held, so each stays where it was first
+placed, on the loads of that moment: with a pure-Python CPU handler (2 workers, 100 keys,
+20,000 records, the fake client) the workers split the records 76/24 in runs where the hash
+split them 54/46, at 0.5-0.9 of the hash's throughput. Per worker, at most `max_outstanding` records
+are in the pipe or running; the rest wait in the parent, so a slow worker cannot swallow
+unbounded work. Records go to a worker only after it said it is ready (so a worker that dies
+while starting owns none). A worker that dies is detected by end-of-file on its pipe and
+replaced after a backoff; its outstanding records are redone (at-least-once) under the rules of
+worker_deaths: a record that kills its worker is found, counted as a failed attempt and, after
+the retries, reported failed; deaths with no record to blame end the run past a budget.
 
 Threads: the control thread calls submit/reports/wait/close; one reader thread per worker
 (worker_reader.py) starts its processes, receives results, replaces a process that dies and
@@ -34,7 +38,6 @@ from typing import Any, cast
 from pyrallel_consumer.codec import load_codec
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.engines.base import Engine, Handler, ReportQueue
-from pyrallel_consumer.engines.lane_placement import LanePlacement
 from pyrallel_consumer.engines.process_worker import CANCEL, SHUTDOWN, WorkerSpec
 from pyrallel_consumer.engines.worker_deaths import exit_if_importing_main
 from pyrallel_consumer.engines.worker_handle import WorkerHandle
@@ -135,8 +138,7 @@ class ProcessEngine(Engine):
         self._batched = config.batch_size is not None
         self._reports = ReportQueue()
         self._workers = [WorkerHandle(i) for i in range(config.workers)]
-        # Which worker runs each record (control thread); none needed with one worker.
-        self._placement = LanePlacement(config.workers) if config.workers > 1 else None
+        self._next_unordered = 0  # the worker the next unordered item goes to (control thread)
         self._closing = threading.Event()  # set by close: no more restarts, backoffs cut short
         self._abandoned = False  # abandon() told the workers (control thread only)
         self._failure: WorkerError | None = None  # raised once by reports()
@@ -221,10 +223,27 @@ class ProcessEngine(Engine):
     # ---- work ------------------------------------------------------------------------------
 
     def submit(self, items: Sequence[WorkItem[object]]) -> None:
-        if self._placement is None:
-            self._assign(self._workers[0], items)
+        workers = self._workers
+        n = len(workers)
+        if n == 1:
+            self._assign(workers[0], items)
             return
-        for worker, mine in zip(self._workers, self._placement.place(items), strict=True):
+        assigned: list[list[WorkItem[object]]] = [[] for _ in range(n)]
+        unordered: list[WorkItem[object]] = []
+        for item in items:
+            lane = item.lane
+            if lane is None:
+                unordered.append(item)
+            else:
+                assigned[hash(lane) % n].append(item)
+        if unordered:
+            # Dealt round-robin across the workers, continuing from the last call: the
+            # unordered item j goes to worker (start + j) % n.
+            start = self._next_unordered
+            for k in range(n):
+                assigned[(start + k) % n].extend(unordered[k::n])
+            self._next_unordered = (start + len(unordered)) % n
+        for worker, mine in zip(workers, assigned, strict=True):
             if mine:
                 self._assign(worker, mine)
 
@@ -330,10 +349,7 @@ class ProcessEngine(Engine):
         if self._failure is not None and not self._failure_raised:
             self._failure_raised = True
             raise self._failure
-        reports = self._reports.take_all()
-        if self._placement is not None:
-            self._placement.reported(reports)
-        return reports
+        return self._reports.take_all()
 
     def wait(self, timeout: float) -> None:
         self._reports.wait(timeout)
