@@ -33,11 +33,29 @@ def last_line(text: str | None) -> str:
 _RECORD_HANDLER_FAILURE = "AttributeError: 'list' object has no attribute"
 
 
+# How the library refuses what a handler returned (output.HandlerReturnError): the class name
+# starts the traceback's last line, qualified by its module.
+_RETURN_REFUSED = "pyrallel_consumer.output.HandlerReturnError:"
+
+
+def handler_fault_hint(error: str | None, batch_size: int | None) -> str | None:
+    """What to change when `error` (a traceback text) says the handler, not the record, is at
+    fault, so every record fails the same way: the handler returned what nothing acts on
+    (output.HandlerReturnError), or a handler written for one record got a list in batch mode
+    (record_handler_hint). None otherwise. A ProcessingError gives it instead of the failure
+    policies, which would only skip or dead-letter every record."""
+    if last_line(error).startswith(_RETURN_REFUSED):
+        return (
+            "the handler's return value, not the record, is at fault: every record fails "
+            "so; change the handler as the error says"
+        )
+    return record_handler_hint(error, batch_size)
+
+
 def record_handler_hint(error: str | None, batch_size: int | None) -> str | None:
     """What to change when `error` (a traceback text) is how a handler written for one record
     fails in batch mode (`batch_size` set); None otherwise. The batch engine warns with it
-    (engines/batching.py), and a ProcessingError gives it instead of the failure policies,
-    which would only skip or dead-letter every record."""
+    (engines/batching.py)."""
     if batch_size is None or not last_line(error).startswith(_RECORD_HANDLER_FAILURE):
         return None
     return (
@@ -67,7 +85,7 @@ class ProcessingError(PyrallelError):
         batch_size: int | None = None,
     ) -> None:
         """`batch_size`: batch mode's, to name the fix when the handler looks written for one
-        record (record_handler_hint)."""
+        record (handler_fault_hint)."""
         self.topic = topic
         self.partition = partition
         self.offset = offset
@@ -77,7 +95,7 @@ class ProcessingError(PyrallelError):
         failure = last_line(error)
         refused = failure.startswith("OutputRefused")
         failed = "output refused" if refused else "handler failed"
-        advice = record_handler_hint(error, batch_size) or (
+        advice = handler_fault_hint(error, batch_size) or (
             "set dlq_topic=... or on_failure='skip' to continue past failing records"
         )
         # Batch mode counts every call whose list held the record (engines/batching.py); a

@@ -1,5 +1,6 @@
 """What the handler given to a ParallelConsumer must be, checked when the consumer is built:
-callable; an `async def` function only for engines that run coroutines; and, when its first
+callable; not an async generator; an `async def` function (or an object whose `__call__` is
+one) only for engines that run coroutines; and, when its first
 parameter's annotation says what it takes, a record handler without `batch_size` and a
 handler of a list of records with it.
 
@@ -15,6 +16,7 @@ import collections.abc
 import inspect
 from typing import get_args, get_origin
 
+from pyrallel_consumer.engines.base import is_coroutine_handler
 from pyrallel_consumer.engines.registry import engine_spec, engines_where
 from pyrallel_consumer.record import Record
 
@@ -27,7 +29,13 @@ def validate_handler(handler: object, engine: str, batch_size: int | None) -> No
     `engine` or `batch_size` (module doc), naming the fix."""
     if not callable(handler):
         raise TypeError(f"handler must be callable, got {type(handler).__name__}")
-    if inspect.iscoroutinefunction(handler) and not engine_spec(engine).accepts_coroutines:
+    if _is_async_generator(handler):
+        raise ValueError(
+            "handler is an async generator (an `async def` with `yield`): calling it runs "
+            "nothing until something iterates it, and no engine does; `return` instead (with "
+            "outputs=True, return the list of Outputs)"
+        )
+    if is_coroutine_handler(handler) and not engine_spec(engine).accepts_coroutines:
         takes = engines_where(lambda spec: spec.accepts_coroutines)
         raise ValueError(
             f"handler is an async function but engine={engine!r} runs plain functions; "
@@ -45,6 +53,15 @@ def validate_handler(handler: object, engine: str, batch_size: int | None) -> No
             "the handler's first parameter is annotated as a list of records, but without "
             "batch_size it gets one Record per call: set batch_size=N, or take a Record"
         )
+
+
+def _is_async_generator(handler: object) -> bool:
+    """An async generator function, a functools.partial of one, or an object whose
+    `__call__` is one."""
+    if inspect.isasyncgenfunction(handler):
+        return True
+    call = inspect.getattr_static(type(handler), "__call__", None)
+    return not inspect.isroutine(handler) and inspect.isasyncgenfunction(call)
 
 
 def _annotated_input(handler: object) -> str | None:

@@ -32,7 +32,6 @@ thread; prometheus_client locks each observation and each read.
 
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -56,7 +55,7 @@ from pyrallel_consumer.control.client import (
     KafkaClient,
 )
 from pyrallel_consumer.control.stats import Stats
-from pyrallel_consumer.engines.base import Handler
+from pyrallel_consumer.engines.base import Handler, is_coroutine_handler
 from pyrallel_consumer.record import Record
 
 StatsSource = Callable[[], Stats]
@@ -221,7 +220,7 @@ class ConsumerMetrics(Collector):
         observe = self.handler_seconds.observe
         clock = time.perf_counter
 
-        if inspect.iscoroutinefunction(handler):
+        if is_coroutine_handler(handler):
 
             async def timed_async(record: Record) -> Any:
                 start = clock()

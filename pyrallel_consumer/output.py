@@ -20,6 +20,7 @@ Threads: an Output is built on the thread that runs the handler and never change
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -134,34 +135,63 @@ class Output:
         return size
 
 
+class HandlerReturnError(TypeError):
+    """A handler returned what nothing would act on: an Output with outputs=False, something
+    other than outputs with outputs=True, or a coroutine or async generator that nothing
+    awaits. Raised inside the attempt, so it fails it like any exception; the class name in
+    the traceback tells errors.ProcessingError that the handler, not the record, is at fault."""
+
+
 def outputs_of(returned: object) -> list[Output] | None:
     """A handler's return value as its outputs: None when there are none (None, or an empty
     iterable), else the list of Outputs in the order given. Iterating a generator runs the
     rest of the handler, so call this inside the attempt: what it raises is the attempt's
-    failure. Raises TypeError for anything else, naming what was returned."""
+    failure. Raises HandlerReturnError for anything else, naming what was returned."""
     if returned is None:
         return None
     if isinstance(returned, Output):
         return [returned]
+    _refuse_unawaited(returned)
     if isinstance(returned, str | bytes | Mapping) or not isinstance(returned, Iterable):
-        raise TypeError(_not_outputs(returned))
+        raise HandlerReturnError(_not_outputs(returned))
     outputs = list(returned)
     for output in outputs:
         if not isinstance(output, Output):
-            raise TypeError(_not_outputs(output, inside=True))
+            raise HandlerReturnError(_not_outputs(output, inside=True))
     return outputs or None
 
 
 def no_outputs(returned: object) -> None:
     """`outputs_of` with outputs=False: a handler's return value is ignored, unless it holds an
-    Output (one, or a list or tuple starting with one), which nothing would produce: TypeError
-    then, naming the fix, so that it fails the attempt rather than vanish."""
+    Output (one, or a list or tuple starting with one), which nothing would produce, or is a
+    coroutine or async generator, whose work nothing would run: HandlerReturnError then,
+    naming the fix, so that it fails the attempt rather than vanish."""
+    _refuse_unawaited(returned)
     first = returned[0] if isinstance(returned, list | tuple) and returned else returned
     if isinstance(first, Output):
-        raise TypeError(
+        raise HandlerReturnError(
             f"the handler returned an Output ({first!r:.80}) but outputs=False, so nothing "
             "would produce it: pass outputs=True to produce what the handler returns"
         )
+
+
+def _refuse_unawaited(returned: object) -> None:
+    """Raise HandlerReturnError when `returned` is awaitable (a coroutine, a future) or an
+    async generator: the handler is asynchronous in a way the engine could not see before
+    calling it (a lambda or a plain wrapper around an `async def`), so the record's work
+    never ran. A coroutine is closed first (no "never awaited" warning: this error says it)."""
+    kind = type(returned)
+    if not (hasattr(kind, "__await__") or hasattr(kind, "__anext__")):
+        return
+    if inspect.iscoroutine(returned):
+        returned.close()
+    raise HandlerReturnError(
+        f"the handler returned {kind.__name__} {returned!r:.80} instead of doing its work: "
+        "it wraps an async function (a lambda or a plain function calling one, or a plain "
+        "decorator), so nothing awaited it and the record was not handled. Give the `async "
+        "def` function itself (or an object whose __call__ is `async def`) as the handler, "
+        "on an engine that runs coroutines"
+    )
 
 
 def collector(outputs: bool) -> Callable[[object], list[Output] | None]:

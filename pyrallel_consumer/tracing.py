@@ -57,7 +57,6 @@ take `_lock`, on the failure path only.
 
 from __future__ import annotations
 
-import inspect
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -76,6 +75,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 
 from pyrallel_consumer.config import ConsumerConfig
 from pyrallel_consumer.engines.attempts import STOP_EXCEPTIONS
+from pyrallel_consumer.engines.base import is_coroutine_handler
 from pyrallel_consumer.output import Output, outputs_of
 from pyrallel_consumer.record import Headers, Record
 
@@ -348,4 +348,4 @@ def traced_handler(handler: Callable[..., Any], config: ConsumerConfig) -> Calla
         max_retrying=config.max_in_flight,
         outputs=config.outputs,
     )
-    return traced.call_async if inspect.iscoroutinefunction(handler) else traced.call
+    return traced.call_async if is_coroutine_handler(handler) else traced.call

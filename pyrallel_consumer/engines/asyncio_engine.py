@@ -9,12 +9,11 @@ reports on the engine's ReportQueue (base.py), which the control thread takes.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from typing import Any
 
 from pyrallel_consumer.config import ConsumerConfig
-from pyrallel_consumer.engines.base import Engine, Handler, ReportQueue
+from pyrallel_consumer.engines.base import Engine, Handler, ReportQueue, is_coroutine_handler
 from pyrallel_consumer.engines.coroutine_lanes import CoroutineLaneRunner
 from pyrallel_consumer.engines.lanes import ThreadLaneRunner
 from pyrallel_consumer.output import collector
@@ -31,7 +30,7 @@ class AsyncEngine(Engine):
     def __init__(self, handler: Handler, config: ConsumerConfig) -> None:
         super().__init__(handler, config)
         # Known from the handler and config alone, so describe() works before start().
-        self.is_coroutine = inspect.iscoroutinefunction(handler)
+        self.is_coroutine = is_coroutine_handler(handler)
         self.concurrency = config.concurrency or min(
             config.max_in_flight, DEFAULT_COROUTINES if self.is_coroutine else DEFAULT_THREADS
         )

@@ -17,6 +17,7 @@ model").
 from __future__ import annotations
 
 import abc
+import inspect
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -33,6 +34,18 @@ BatchHandler = Callable[[list[Record]], Any]
 # Told when one of an engine's threads ended on an exception (`guarded`): the thread's name and
 # the exception.
 ThreadFailure = Callable[[str, BaseException], None]
+
+
+def is_coroutine_handler(handler: object) -> bool:
+    """Whether calling `handler` gives a coroutine to await: an `async def` function or method,
+    a functools.partial of one, or an object whose `__call__` is `async def`. Every engine and
+    wrapper decides with this one test, so a handler is awaited everywhere or nowhere. (What
+    it cannot see, a plain function returning a coroutine, is refused when it returns one:
+    output.no_outputs.)"""
+    if inspect.iscoroutinefunction(handler):
+        return True
+    call = inspect.getattr_static(type(handler), "__call__", None)
+    return not inspect.isroutine(handler) and inspect.iscoroutinefunction(call)
 
 
 def guarded(target: Callable[[], object], name: str, on_failure: ThreadFailure | None) -> Any:

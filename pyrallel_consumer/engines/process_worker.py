@@ -21,7 +21,6 @@ thread alone writes results to the pipe (READY is written before that thread exi
 
 from __future__ import annotations
 
-import inspect
 import os
 import signal
 import sys
@@ -37,7 +36,7 @@ from typing import cast
 
 from pyrallel_consumer.codec import Codec, ResultFields, load_codec
 from pyrallel_consumer.config import RetryPolicy
-from pyrallel_consumer.engines.base import Handler, ThreadFailure, guarded
+from pyrallel_consumer.engines.base import Handler, ThreadFailure, guarded, is_coroutine_handler
 from pyrallel_consumer.engines.coroutine_lanes import CoroutineLaneRunner
 from pyrallel_consumer.engines.lanes import ThreadLaneRunner
 from pyrallel_consumer.ordering import lane_function
@@ -195,9 +194,7 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     sender = ResultSender(
         conn, codec, spec.ipc_batch_size, spec.ipc_batch_max_wait_s, _thread_failed
     )
-    runner_type = (
-        CoroutineLaneRunner if inspect.iscoroutinefunction(spec.handler) else ThreadLaneRunner
-    )
+    runner_type = CoroutineLaneRunner if is_coroutine_handler(spec.handler) else ThreadLaneRunner
     collect = collector(spec.outputs)
     runner = runner_type(
         spec.handler,

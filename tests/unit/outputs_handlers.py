@@ -4,7 +4,7 @@ returns outputs built from the record, in the shapes a handler may use."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from pyrallel_consumer.output import Output
 from pyrallel_consumer.record import Record
@@ -50,3 +50,31 @@ def flaky_then_one(record: Record) -> Output:
 
 def batch(records: list[Record]) -> list[Output]:
     return [one(record) for record in records]
+
+
+class AsyncCall:
+    """A handler object whose `__call__` is `async def`: one output per record, once awaited."""
+
+    async def __call__(self, record: Record) -> Output:
+        return await one_async(record)
+
+
+def hidden_async(record: Record) -> object:
+    """A plain function returning the coroutine of an `async def` (as a lambda or a plain
+    decorator around one does): the engine cannot tell before calling it."""
+    return one_async(record)
+
+
+async def batch_async(records: list[Record]) -> list[Output]:
+    await asyncio.sleep(0)
+    return batch(records)
+
+
+def hidden_async_batch(records: list[Record]) -> object:
+    """`hidden_async` of a batch handler."""
+    return batch_async(records)
+
+
+async def yielding(record: Record) -> AsyncIterator[Output]:
+    """An async generator: calling it runs nothing."""
+    yield one(record)
