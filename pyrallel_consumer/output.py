@@ -108,7 +108,8 @@ class Output:
     def __repr__(self) -> str:
         size = 0 if self.value is None else len(self.value)
         where = "" if self.partition is None else f", partition={self.partition}"
-        return f"Output(topic={self.topic!r}, key={self.key!r:.60}, value=<{size:,} bytes>{where})"
+        unit = "byte" if size == 1 else "bytes"
+        return f"Output(topic={self.topic!r}, key={self.key!r:.60}, value=<{size:,} {unit}>{where})"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Output):

@@ -118,7 +118,8 @@ class Rebalancer:
             return
         self._epoch += len(states)
         self._tracker.attach(states)
-        log.info("assigned %s", listed(partitions))
+        if partitions:  # a cooperative rebalance that adds nothing calls this with none
+            log.info("assigned %s", listed(partitions))
         if self._on_assign is not None:
             self._on_assign.timed(list(partitions))
 

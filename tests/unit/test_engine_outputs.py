@@ -140,3 +140,10 @@ def test_a_batch_reports_the_outputs_of_the_whole_batch(kind: str, engines: list
         assert sorted(o.value for o in report.outputs or []) == sorted(
             b"v%d" % (i - 1) for i in ids
         )
+
+
+def test_an_outputs_repr_counts_its_value_in_bytes() -> None:
+    assert repr(Output("out", b"v")) == "Output(topic='out', key=None, value=<1 byte>)"
+    assert repr(Output("out", b"v" * 1200, partition=2)).endswith(
+        "value=<1,200 bytes>, partition=2)"
+    )
