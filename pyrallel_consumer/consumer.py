@@ -210,8 +210,10 @@ class ParallelConsumer:
             raise
 
     def stop(self) -> None:
-        """Ask the loop to stop; safe from any thread or a signal handler."""
-        self._loop.request_stop()
+        """Ask the loop to stop; safe from any thread or a signal handler. Called again while
+        the run drains (a second Ctrl-C), it stops waiting for the records still running:
+        they are not committed, and whoever consumes their partitions next redoes them."""
+        self._loop.request_stop(repeat_hurries=True)
 
     def stats(self) -> Stats:
         """In-flight, completed, committed offsets, lag per partition (keyed by

@@ -84,6 +84,7 @@ class ControlLoop:
         # a signal handler, where Event.set could deadlock on the Event's own lock if the signal
         # arrived while this thread was inside an Event.set. Only read, never waited on.
         self._stop_requested = False
+        self._hurry = False  # a second stop asked not to wait for the records running
         # The one error path: whatever fails, from any thread or callback, is parked here and
         # raised by run() once the consumer closed (faults.py).
         self._faults = Faults(self.request_stop)
@@ -138,8 +139,12 @@ class ControlLoop:
             if slices == SLOW_START_SLICES:
                 log.info("still waiting for engine=%r to start its workers", self.engine.name)
 
-    def request_stop(self) -> None:
-        """Ask the loop to stop at its next turn: from any thread, a signal handler included."""
+    def request_stop(self, repeat_hurries: bool = False) -> None:
+        """Ask the loop to stop at its next turn: from any thread, a signal handler included.
+        With `repeat_hurries` (the user's stop(), a signal), a second request ends the
+        shutdown drain at once: the records still running are not waited for."""
+        if repeat_hurries and self._stop_requested:
+            self._hurry = True
         self._stop_requested = True
 
     def run(self, max_records: int | None, timeout: float | None, end: RunEnd | None = None) -> int:
@@ -302,13 +307,19 @@ class ControlLoop:
         consumes their partitions next runs them once, and the stop waits for no queue);
         commit what completed; let the running records finish within drain_timeout_s,
         committing on the usual interval (the drain keeps polling, so the group membership
-        holds however long it lasts); commit again."""
+        holds however long it lasts), or until a second stop request; commit again."""
         commits.set_paused(client, [s for s in self._partitions.values() if not s.paused], True)
         failures, clock, interval = self._failures, self._clock, self.config.commit_interval_s
         tracker = self._tracker
         self._abandon()
         self._close_by = clock() + self.config.drain_timeout_s
         if tracker.in_flight or failures.dead_lettering:
+            log.info(
+                "stopping: waiting up to drain_timeout_s=%.1f for %d records in flight; stop "
+                "again (a second Ctrl-C) to stop waiting (they are then not committed)",
+                self.config.drain_timeout_s,
+                tracker.in_flight,
+            )
             self._commit(client, "retried during the shutdown drain")
             next_commit = clock() + interval
 
@@ -324,16 +335,20 @@ class ControlLoop:
                     next_commit = clock() + interval
 
             self._reports.settle(
-                lambda: tracker.in_flight > 0 or failures.dead_lettering > 0,
+                lambda: not self._hurry and (tracker.in_flight > 0 or failures.dead_lettering > 0),
                 self._close_by,
                 serve=serve,
             )
+        waited = f"drain_timeout_s={self.config.drain_timeout_s:.1f}"
+        if self._hurry:
+            self._close_by = clock()  # the engine's close waits for nothing either
+            waited = "a second stop request"
         if tracker.in_flight:
             log.warning(
-                "shutdown: %d records still in flight after drain_timeout_s=%.1f are not "
-                "committed; whoever consumes their partitions next redoes them",
+                "shutdown: %d records still in flight after %s are not committed; whoever "
+                "consumes their partitions next redoes them",
                 tracker.in_flight,
-                self.config.drain_timeout_s,
+                waited,
             )
         self._commit(client, RETRIED_AT_CLOSE)
 

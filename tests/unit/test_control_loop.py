@@ -351,6 +351,42 @@ def test_shutdown_waits_for_in_flight_work_within_the_drain_timeout_then_commits
     assert client.closed and engine.closed
 
 
+def test_a_second_stop_ends_the_drain_at_once_and_both_are_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A user who pressed Ctrl-C saw nothing for drain_timeout_s (30 s by default), and a
+    second Ctrl-C changed nothing: now the drain says what it waits for, and a second stop
+    (the user's stop(), as a signal calls it) stops waiting; the record still running is not
+    committed."""
+    h = harness(hold=lambda item: item.record.offset == 3, drain_timeout_s=300.0)
+    client, script, engine = h.client, h.script, h.engine
+    client.produce(0, 10)
+    client.rebalance("assign", 0)
+    stopped_at: list[float] = []
+
+    def stop() -> None:
+        stopped_at.append(h.clock())
+        h.loop.request_stop(repeat_hurries=True)
+
+    script.when(lambda: h.loop.counters.completed == 9, stop)
+    script.when(lambda: h.clock() >= stopped_at[0] + 2, stop)  # 2 s into the drain
+    with caplog.at_level(logging.INFO, logger="pyrallel_consumer"):
+        assert run(h) == 9
+    assert h.clock() - stopped_at[0] < 10.0  # not the 300 s drain
+    assert client.last_commit() is not None and client.last_commit()[0] == 3
+    assert completed_above(client.last_commit()) == {4, 5, 6, 7, 8, 9}
+    assert engine.close_timeouts == [0.0]  # nor does closing the engine wait for offset 3
+    messages = [record.getMessage() for record in caplog.records]
+    assert (
+        "stopping: waiting up to drain_timeout_s=300.0 for 1 records in flight; stop again "
+        "(a second Ctrl-C) to stop waiting (they are then not committed)"
+    ) in messages
+    assert (
+        "shutdown: 1 records still in flight after a second stop request are not committed; "
+        "whoever consumes their partitions next redoes them"
+    ) in messages
+
+
 # ---- failures and dead letters ---------------------------------------------------------------
 
 
