@@ -94,16 +94,19 @@ class Tracker:
                 self._unstarted.append(state)
 
     def detach(self, keys: Sequence[TopicPartition]) -> list[PartitionState]:
-        """Stop tracking these partitions: their backlog is dropped and their work in flight
-        cancelled where it has not started (engines report it CANCELLED). Returns their
-        states, for the commit and the fencing that follow."""
+        """Stop tracking these partitions: their backlog is dropped (counted cancelled: never
+        started here) and their work in flight cancelled where it has not started (engines
+        report it CANCELLED). Returns their states, for the commit and the fencing that
+        follow."""
         states = [s for key in keys if (s := self.partitions.pop(key, None))]
         for key in keys:
             self.first_offsets.pop(key, None)
         if states:
             self._unstarted = [s for s in self._unstarted if s not in states]
             detached = set(map(id, states))
+            queued = len(self._backlog)
             self._backlog.remove_if(lambda item: id(item.owner) in detached)
+            self._counters.cancelled += queued - len(self._backlog)
             for item in self._in_flight.values():
                 if id(item.owner) in detached:
                     item.cancelled = True
@@ -200,13 +203,19 @@ class Tracker:
         """The run ended: drop the backlog and the work still in flight (never committed;
         whoever consumes its partitions next redoes it). Returns how many were in flight."""
         count = len(self._in_flight)
-        self._backlog.clear()
+        self._drop_backlog()
         self._in_flight.clear()
         self._lanes_released.clear()
         return count
 
     def abandon(self) -> None:
         """The run stops: drop the backlog and cancel the work not started."""
-        self._backlog.clear()
+        self._drop_backlog()
         for item in self._in_flight.values():
             item.cancelled = True
+
+    def _drop_backlog(self) -> None:
+        """Drop every queued record, counted cancelled (never started here; whoever consumes
+        its partition next handles it)."""
+        self._counters.cancelled += len(self._backlog)
+        self._backlog.clear()
