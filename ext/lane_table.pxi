@@ -64,5 +64,17 @@ cdef class Lanes:
         del self._waiting[lane]
         return None
 
+    def take_waiting(self):
+        """The items waiting behind a running item, lane by lane in submission order, taken
+        out: their lanes stay held until their running items are released."""
+        cdef list taken = []
+        cdef _Waiting queue
+        for lane, waiting in self._waiting.items():
+            if waiting is not _ALONE:
+                queue = <_Waiting>waiting
+                taken.extend(queue.items[queue.head:])
+                self._waiting[lane] = _ALONE
+        return taken
+
     def __len__(self):
         return len(self._waiting)

@@ -262,6 +262,8 @@ class CoroutineLaneRunner:
 
     def _cancel_unstarted(self) -> None:
         self._closing = True  # a lane's next items are now cancelled by the worker ending its last
+        for item in self._lanes.take_waiting():  # at once: its running item may never end
+            self._report(cancelled_report(item))
 
     def cancel_unstarted(self) -> None:
         """From now on every item not running, submitted or to come, is reported CANCELLED

@@ -59,6 +59,16 @@ class Lanes:
         del self._waiting[lane]
         return None
 
+    def take_waiting(self) -> list[Item]:
+        """The items waiting behind a running item, lane by lane in submission order, taken
+        out: their lanes stay held until their running items are released."""
+        taken: list[Item] = []
+        for lane, waiting in self._waiting.items():
+            if waiting:
+                taken.extend(waiting)
+                self._waiting[lane] = _NO_QUEUE
+        return taken
+
     def __len__(self) -> int:
         return len(self._waiting)
 

@@ -158,17 +158,22 @@ class ThreadLaneRunner:
     def cancel_unstarted(self) -> None:
         """From now on every item not running, submitted or to come, is reported CANCELLED
         without a handler call, an item waiting for a retry when it is due (the process
-        worker, told the run stops). `close` does this first."""
+        worker, told the run stops). Those waiting behind a running item of their lane are
+        reported at once, not when it ends (it may never end: a stuck handler). `close` does
+        this first."""
         with self._lock:
             self._closing = True  # a lane's next items: cancelled by the thread ending its last
+            waiting = self._lanes.take_waiting()
+        for item in waiting:
+            self._report(cancelled_report(item))
 
     def close(self, timeout: float) -> None:
         """Let the running items finish within `timeout` seconds; every other item submitted
         (ready, or waiting behind another in its lane) is reported CANCELLED, its handler not
         called (the Engine interface: only started work finishes). Items waiting for a retry
-        are abandoned, as is an item whose attempt fails from now on with retries left, and
-        the items behind them in their lanes: never reported, so never committed (the control
-        plane's drain, before close, is what waits for them)."""
+        are abandoned, as is an item whose attempt fails from now on with retries left: never
+        reported, so never committed (the control plane's drain, before close, is what waits
+        for them); the items behind them in their lanes are reported CANCELLED."""
         self.retries.close()
         self.cancel_unstarted()
         for _ in self._threads:

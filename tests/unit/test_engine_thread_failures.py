@@ -64,8 +64,10 @@ def _raises_engine_error(engine: Engine) -> EngineError:
     ],
 )
 def test_a_thread_that_fails_outside_the_net_ends_the_run(
-    kind: str, module: Any, name: str, monkeypatch: pytest.MonkeyPatch, engines: list[Engine]
+    kind: str, module: Any, name: str, engines: list[Engine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # `engines` before `monkeypatch`: its teardown (closing the engine, which reports the items
+    # waiting in their lanes CANCELLED) runs once reports can be built again.
     monkeypatch.setattr(module, name, broken_report)
     if kind == "baseline":
         engine: Engine = BaselineEngine(noop, engine_config("baseline"))

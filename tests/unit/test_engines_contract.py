@@ -194,7 +194,8 @@ def test_reports_never_blocks_and_wait_returns(engine_kind: str, engines: list[E
 
 def test_a_lane_waiting_for_a_retry_holds_no_thread(engines: list[Engine]) -> None:
     """The async engine's thread pool (one thread here) runs other lanes while a record waits
-    out an hour of backoff; close() abandons that record: never reported, so never committed.
+    out an hour of backoff; close() abandons that record (never reported, so never committed)
+    and reports the records behind it in its lane CANCELLED (never started).
     (The baseline engine sleeps inline by design, one record at a time; the coroutine runner
     awaits the backoff on one of its coroutines.)"""
     recorder = Recorder(fail=lambda record, attempt: record.offset == 0)
@@ -214,7 +215,9 @@ def test_a_lane_waiting_for_a_retry_holds_no_thread(engines: list[Engine]) -> No
     assert all(d.outcome == Outcome.SUCCEEDED for d in reports.values())
     assert [offset for offset, _ in recorder.calls if offset % 2 == 0] == [0]
     engine.close(WAIT_S)
-    assert engine.reports() == []
+    after = engine.reports()
+    assert {d.id for d in after} == {item.id for item in items[2::2]}
+    assert {d.outcome for d in after} == {Outcome.CANCELLED}
 
 
 class CustomBaseException(BaseException):

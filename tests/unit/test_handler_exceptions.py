@@ -215,7 +215,8 @@ def test_a_handler_cancelling_its_own_task_fails_its_record_only() -> None:
 
 def test_close_abandons_a_stuck_coroutine_without_reporting_it() -> None:
     """close()'s own cancel is not the handler's failure: the record stays unreported, so it
-    is never given to the failure policy (which could commit it)."""
+    is never given to the failure policy (which could commit it). The record behind it in its
+    lane never started: reported CANCELLED."""
     started = threading.Event()
 
     async def handle(record: Record) -> None:
@@ -224,10 +225,11 @@ def test_close_abandons_a_stuck_coroutine_without_reporting_it() -> None:
 
     reports = Reports()
     runner = CoroutineLaneRunner(handle, RetryPolicy(retries=3, backoff_initial_s=0.0), 2, reports)
-    runner.submit(one_lane(2))
+    items = one_lane(2)
+    runner.submit(items)
     assert started.wait(WAIT_S)
     runner.close(0.1)
-    assert reports.done == []
+    assert [(r.id, r.outcome) for r in reports.done] == [(items[1].id, Outcome.CANCELLED)]
 
 
 # ---- the safety net: nothing escaping a call ends a runner loop ------------------------------

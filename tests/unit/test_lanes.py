@@ -65,6 +65,19 @@ def test_lanes_admit_first_and_queue_the_rest(implementation: str) -> None:
 
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_take_waiting_empties_the_queues_but_keeps_the_lanes_held(implementation: str) -> None:
+    lanes = lanes_class(implementation)()
+    a1, a2, a3, b1, b2 = (_work(lane, i) for i, lane in enumerate("aaabb"))
+    assert [lanes.admit(item) for item in (a1, a2, a3, b1, b2)] == [True, False, False, True, False]
+    assert lanes.release("a") is a2  # a2 runs now; a3 waits behind it
+    assert lanes.take_waiting() == [a3, b2]
+    assert lanes.take_waiting() == []
+    assert not lanes.admit(_work("a", 9))  # still held by a2
+    assert lanes.release("b") is None  # b1 ended: nothing left behind it
+    assert len(lanes) == 1
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 def test_unordered_items_always_run(implementation: str) -> None:
     lanes = lanes_class(implementation)()
     assert all(lanes.admit(_work(None, i)) for i in range(5))
@@ -269,6 +282,30 @@ def test_cancel_unstarted_lets_the_running_items_finish_and_cancels_the_rest(
     running = {i.id for i in items if i.record.offset in (0, 1)}
     assert {i for i, o in outcomes.items() if o == Outcome.SUCCEEDED} == running
     assert all(o == Outcome.CANCELLED for i, o in outcomes.items() if i not in running)
+
+
+def test_cancel_unstarted_reports_the_items_waiting_in_a_lane_at_once(
+    runner_kind: str, closing: list[Any]
+) -> None:
+    """The items waiting behind a running item are reported CANCELLED when the run stops, not
+    when the running item ends: a stuck handler held them, counted in flight and then
+    abandoned (the trial: 256 "in flight" at shutdown, 8 of them running)."""
+    gate, reports = Gate(), Reports()
+    handler = gate.blocking if runner_kind == "threads" else gate.awaiting
+    runner = RUNNERS[runner_kind][0](handler, NO_RETRY, 4, reports)
+    closing.append(runner)
+    items = make_items(lanes=2, per_lane=4)
+    runner.submit(items)
+    wait_until(lambda: len(gate.calls) == 2, "one item of each lane runs")
+    runner.cancel_unstarted()
+    waiting = {i.id for i in items if i.record.offset not in (0, 1)}
+    cancelled = reports.wait_for(len(waiting))  # while both running items are held
+    assert {d.id for d in cancelled} == waiting
+    assert {d.outcome for d in cancelled} == {Outcome.CANCELLED}
+    gate.open()
+    done = reports.wait_for(len(items))
+    assert sorted(d.id for d in done) == sorted(i.id for i in items)  # each once
+    assert sorted(gate.calls) == [0, 1]
 
 
 def test_different_lanes_run_concurrently_threads(closing: list[Any]) -> None:

@@ -197,9 +197,9 @@ def test_an_item_cancelled_while_waiting_for_a_retry_is_not_called_again(
 
 
 def test_close_abandons_the_items_waiting_for_a_retry() -> None:
-    """Items waiting for a retry when close() is called, and the items behind them in their
-    lanes, are never reported (so never committed): close() neither waits out their backoff
-    nor gives them to the failure policy."""
+    """Items waiting for a retry when close() is called are never reported (so never
+    committed): close() neither waits out their backoff nor gives them to the failure policy.
+    The items behind them in their lanes never started: reported CANCELLED."""
     calls = Calls(fail=lambda offset, attempt: offset == 0)
     reports = Reports()
     # The real clock: an hour of backoff that close() must not wait out.
@@ -209,7 +209,8 @@ def test_close_abandons_the_items_waiting_for_a_retry() -> None:
     reports.wait_for(2)  # lane 1's records
     wait_until(lambda: len(runner.retries) == 1, "offset 0 waits for its retry")
     runner.close(WAIT_S)
-    assert {r.id for r in reports.done} == {items[1].id, items[3].id}
+    assert {r.id for r in reports.done} == {items[1].id, items[2].id, items[3].id}
+    assert [r.outcome for r in reports.done if r.id == items[2].id] == [Outcome.CANCELLED]
     assert sorted(calls.order) == [(0, 1), (1, 1), (3, 1)]
     assert len(runner.retries) == 0
     assert not runner.retries.add((items[0], 2), 0.0)  # the timer is gone: dropped
