@@ -40,8 +40,8 @@ def is_coroutine_handler(handler: object) -> bool:
     """Whether calling `handler` gives a coroutine to await: an `async def` function or method,
     a functools.partial of one, or an object whose `__call__` is `async def`. Every engine and
     wrapper decides with this one test, so a handler is awaited everywhere or nowhere. (What
-    it cannot see, a plain function returning a coroutine, is refused when it returns one:
-    output.no_outputs.)"""
+    it cannot see, a plain function returning a coroutine, fails each call that returns one:
+    output.HandlerReturnError.)"""
     if inspect.iscoroutinefunction(handler):
         return True
     call = inspect.getattr_static(type(handler), "__call__", None)

@@ -1,18 +1,19 @@
 """The process engine: handlers run in worker processes, records travel as msgpack batches.
 
 Lanes are sharded over workers by hash, so every record of a lane goes to the same worker, which
-keeps the lane's order itself (see process_worker). Rejected: placing a lane no worker holds on
-the least loaded worker (by records, or by lanes held), the lane staying with its worker while
-that holds some of its records. Busy lanes are always held, so each stays where it was first
-placed, on the loads of that moment: with a pure-Python CPU handler (2 workers, 100 keys,
-20,000 records, the fake client) the workers split the records 76/24 in runs where the hash
-split them 54/46, at 0.5-0.9 of the hash's throughput. Per worker, at most `max_outstanding` records
-are in the pipe or running; the rest wait in the parent, so a slow worker cannot swallow
-unbounded work. Records go to a worker only after it said it is ready (so a worker that dies
-while starting owns none). A worker that dies is detected by end-of-file on its pipe and
-replaced after a backoff; its outstanding records are redone (at-least-once) under the rules of
-worker_deaths: a record that kills its worker is found, counted as a failed attempt and, after
-the retries, reported failed; deaths with no record to blame end the run past a budget.
+keeps the lane's order itself (see process_worker). Per worker, at most `max_outstanding` records
+are in the pipe or running; the rest wait in the parent, so a slow worker cannot swallow unbounded
+work. Records go to a worker only after it said it is ready (so a worker that dies while starting
+owns none). A worker that dies is detected by end-of-file on its pipe and replaced after a backoff;
+its outstanding records are redone (at-least-once) under the rules of worker_deaths: a record that
+kills its worker is found, counted as a failed attempt and, after the retries, reported failed;
+deaths with no record to blame end the run past a budget.
+
+Rejected: placing a lane no worker holds on the least loaded worker (by records, or by lanes held),
+the lane staying with its worker while that holds some of its records. Busy lanes are always held,
+so each stays where it was first placed, on the loads of that moment: with a pure-Python CPU
+handler (2 workers, 100 keys, 20,000 records, the fake client) the workers split the records 76/24
+in runs where the hash split them 54/46, at 0.5-0.9 of the hash's throughput.
 
 Threads: the control thread calls submit/reports/wait/close; one reader thread per worker
 (worker_reader.py) starts its processes, receives results, replaces a process that dies and
