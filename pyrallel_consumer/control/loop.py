@@ -228,7 +228,7 @@ class ControlLoop:
         """The run stops: start nothing more. Records not started are cancelled (Engine.abandon:
         engines, process workers too, report them so), the backlog dropped; none is committed."""
         self._tracker.abandon()
-        self._reports.abandon_engine()
+        self.engine.abandon()
 
     def _loop(
         self,

@@ -84,27 +84,13 @@ class ReportHandler:
         ends like any other failure."""
         try:
             return self._engine.reports()
-        except Exception as exc:
-            self._park_engine_error(exc)
-        return []
-
-    def abandon_engine(self) -> None:
-        """Tell the engine the run stops (Engine.abandon: it reports the records not started
-        CANCELLED, some engines at once, on this thread). What it raises is parked like
-        `collect`'s errors, so the run still ends with its first error and closes."""
-        try:
-            self._engine.abandon()
-        except Exception as exc:
-            self._park_engine_error(exc)
-
-    def _park_engine_error(self, exc: Exception) -> None:
-        """Park what the engine raised: a PyrallelError as it is, anything else as EngineError."""
-        if isinstance(exc, PyrallelError):
+        except PyrallelError as exc:
             self._faults.park(exc)
-            return
-        error = EngineError(f"engine {self._engine.name!r} failed: {exc!r}")
-        error.__cause__ = exc
-        self._faults.park(error)
+        except Exception as exc:
+            error = EngineError(f"engine {self._engine.name!r} failed: {exc!r}")
+            error.__cause__ = exc
+            self._faults.park(error)
+        return []
 
     def apply(self, reports: list[Report]) -> None:
         """Apply one turn's reports. With on_complete, the turn is timed as a whole: its

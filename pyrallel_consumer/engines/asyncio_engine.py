@@ -57,13 +57,6 @@ class AsyncEngine(Engine):
     def wait(self, timeout: float) -> None:
         self._reports.wait(timeout)
 
-    def abandon(self) -> None:
-        """The run is stopping: every record not running is reported CANCELLED now, those
-        waiting in their lanes too, without waiting for the record running ahead of them (it
-        may never end: a stuck handler), so the shutdown drain waits for the running ones
-        only."""
-        self._runner.cancel_unstarted()
-
     def close(self, timeout: float) -> None:
         """The running records finish within `timeout`; the others are reported CANCELLED
         without a handler call (the consumer closes its engine after its last commit)."""

@@ -14,19 +14,16 @@ noise.
 Threads: the control thread calls submit/reports/wait/close; the helper thread runs handlers
 and sets `_idle` when it has run everything submitted. Hand-offs: items go over a SimpleQueue,
 reports come back through a ReportQueue, `_idle` is an Event (seen early at worst: then submit
-returns before its items ran, and the loop turns once more), `_closing` is a flag close()
-only ever sets (seen late, one more item runs, within close's timeout like the running one), and
-`_unstarted` (the running batch's items not started) is a deque the helper pops and abandon()
-empties, each item going to one of them.
+returns before its items ran, and the loop turns once more), and `_closing` is a flag close()
+only ever sets (seen late, one more item runs, within close's timeout like the running one).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
-from queue import Empty, SimpleQueue
+from queue import SimpleQueue
 
 from pyrallel_consumer.engines.attempts import (
     FIRST_TRY,
@@ -54,9 +51,6 @@ class BaselineEngine(Engine):
         # A submit's items, or None from close().
         self._queue: SimpleQueue[Sequence[WorkItem[object]] | None] = SimpleQueue()
         self._idle = threading.Event()  # set when the helper has run everything submitted
-        # The items of the batch being run that have not started: the helper pops them one at
-        # a time, abandon() takes the rest (popleft is atomic: each goes to one of the two).
-        self._unstarted: deque[WorkItem[object]] = deque()
         self._closing = False
         self._thread = threading.Thread(
             target=guarded(self._work, "pyrallel-baseline", self._reports.fail),
@@ -83,12 +77,7 @@ class BaselineEngine(Engine):
             items = queue.get()
             if items is None:
                 return
-            unstarted = self._unstarted = deque(items)
-            while unstarted:
-                try:
-                    item = unstarted.popleft()
-                except IndexError:  # abandon() took the last ones
-                    break
+            for item in items:
                 if self._closing:
                     return  # close(): the items not started are abandoned
                 if item.cancelled:
@@ -117,31 +106,6 @@ class BaselineEngine(Engine):
                 # A submit racing with this check may see idle early; it then returns before its
                 # record ran, which only means the loop turns once more: reports come via reports().
                 self._idle.set()
-
-    def abandon(self) -> None:
-        """The run is stopping: the records not started (the rest of the batch running, the
-        batches queued) are reported CANCELLED now, not once the record running ends (it may
-        never end: a stuck handler), so the shutdown drain waits for that record only. A batch
-        the helper took meanwhile has its items' `cancelled` flags set: it reports them so."""
-        taken: list[WorkItem[object]] = []
-        unstarted = self._unstarted
-        while unstarted:
-            try:
-                taken.append(unstarted.popleft())
-            except IndexError:
-                break
-        while True:
-            try:
-                items = self._queue.get_nowait()
-            except Empty:
-                break
-            if items is None:  # close() came first: leave its stop signal
-                self._queue.put(None)
-                break
-            taken.extend(items)
-        now = time.monotonic()
-        for item in taken:
-            self._reports.put(Report(item.id, Outcome.CANCELLED, 0, now))
 
     def reports(self) -> list[Report]:
         return self._reports.take_all()

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from engine_support import WAIT_S, Gate, collect, engine_config, make_items, wait_until
+from engine_support import WAIT_S, collect, engine_config, make_items
 
 from pyrallel_consumer.engines.asyncio_engine import AsyncEngine
 from pyrallel_consumer.engines.base import Engine
@@ -257,34 +257,3 @@ def test_any_base_exception_is_reported_once_and_the_lane_goes_on(
     assert key1 == [1, 3, *[5] * calls, *range(7, 20, 2)]
     engine.close(WAIT_S)
     assert engine.reports() == []  # one report per item, none later
-
-
-@pytest.mark.parametrize("kind", sorted(ENGINES))
-def test_abandon_reports_the_records_not_started_while_one_is_stuck(
-    kind: str, engines: list[Engine]
-) -> None:
-    """A stop (Engine.abandon) while a handler is stuck on a record: every record not started
-    is reported CANCELLED at once, not once the stuck one ends (before, they stayed in flight
-    through the whole drain and were counted abandoned: the trial's 256 "still in flight" with
-    8 running). The stuck record itself is reported when it ends."""
-    gate = Gate()
-    engine_class, _ = ENGINES[kind]
-    handler = gate.awaiting if kind == "async-coroutines" else gate.blocking
-    options = {} if kind == "baseline" else {"concurrency": 2}
-    engine = engine_class(handler, engine_config(engine_class.name, **options))
-    engine.start()
-    engines.append(engine)
-    items = make_items(8, keys=1)  # one lane: the first runs, the rest wait behind it
-    engine.submit(items[:5])
-    engine.submit(items[5:])
-    wait_until(lambda: gate.calls == [0], "the first record is running")
-    for item in items:
-        item.cancelled = True  # as the control plane marks what is in flight at a stop
-    engine.abandon()
-    cancelled = collect(engine, 7)  # while the first record is still held
-    assert set(cancelled) == {item.id for item in items[1:]}
-    assert {d.outcome for d in cancelled.values()} == {Outcome.CANCELLED}
-    gate.open()
-    (last,) = collect(engine, 1).values()
-    assert (last.id, last.outcome) == (items[0].id, Outcome.SUCCEEDED)
-    assert gate.calls == [0]
