@@ -16,7 +16,7 @@ import collections.abc
 import inspect
 from typing import get_args, get_origin
 
-from pyrallel_consumer.engines.base import is_coroutine_handler
+from pyrallel_consumer.engines.base import is_async_generator_handler, is_coroutine_handler
 from pyrallel_consumer.engines.registry import engine_spec, engines_where
 from pyrallel_consumer.record import Record
 
@@ -29,7 +29,7 @@ def validate_handler(handler: object, engine: str, batch_size: int | None) -> No
     `engine` or `batch_size` (module doc), naming the fix."""
     if not callable(handler):
         raise TypeError(f"handler must be callable, got {type(handler).__name__}")
-    if _is_async_generator(handler):
+    if is_async_generator_handler(handler):
         raise ValueError(
             "handler is an async generator (an `async def` with `yield`): calling it runs "
             "nothing until something iterates it, and no engine does; `return` instead (with "
@@ -53,15 +53,6 @@ def validate_handler(handler: object, engine: str, batch_size: int | None) -> No
             "the handler's first parameter is annotated as a list of records, but without "
             "batch_size it gets one Record per call: set batch_size=N, or take a Record"
         )
-
-
-def _is_async_generator(handler: object) -> bool:
-    """An async generator function, a functools.partial of one, or an object whose
-    `__call__` is one."""
-    if inspect.isasyncgenfunction(handler):
-        return True
-    call = inspect.getattr_static(type(handler), "__call__", None)
-    return not inspect.isroutine(handler) and inspect.isasyncgenfunction(call)
 
 
 def _annotated_input(handler: object) -> str | None:

@@ -42,10 +42,21 @@ def is_coroutine_handler(handler: object) -> bool:
     wrapper decides with this one test, so a handler is awaited everywhere or nowhere. (What
     it cannot see, a plain function returning a coroutine, fails each call that returns one:
     output.HandlerReturnError.)"""
-    if inspect.iscoroutinefunction(handler):
-        return True
-    call = inspect.getattr_static(type(handler), "__call__", None)
-    return not inspect.isroutine(handler) and inspect.iscoroutinefunction(call)
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(_call_of(handler))
+
+
+def is_async_generator_handler(handler: object) -> bool:
+    """Whether `handler` is an async generator function, a functools.partial of one, or an
+    object whose `__call__` is one: calling it runs nothing until something iterates it."""
+    return inspect.isasyncgenfunction(handler) or inspect.isasyncgenfunction(_call_of(handler))
+
+
+def _call_of(handler: object) -> object:
+    """The `__call__` a call of `handler` runs when it is an object rather than a function or
+    method (None for those)."""
+    if inspect.isroutine(handler):
+        return None
+    return inspect.getattr_static(type(handler), "__call__", None)
 
 
 def guarded(target: Callable[[], object], name: str, on_failure: ThreadFailure | None) -> Any:
